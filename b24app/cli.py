@@ -1,0 +1,80 @@
+"""The ``b24app`` command line: serve, worker, demo, db, backfill."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from b24app.config import Settings
+
+
+@click.group()
+def main() -> None:
+    """b24app: Bitrix24 app for salons, clinics and trainers."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
+def serve(host: str, port: int, workers: int, dev: bool) -> None:
+    """Run the web app (gunicorn in production)."""
+    if dev:
+        from b24app import create_app
+
+        create_app().run(host=host, port=port)
+        return
+    from gunicorn.app.wsgiapp import run as gunicorn_run
+
+    sys.argv = [
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "b24app.wsgi:app",
+    ]
+    gunicorn_run()
+
+
+@main.command()
+@click.option("--queue", "queues", multiple=True, help="events, timers, default, bulk")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty")
+@click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking")
+def worker(queues: tuple[str, ...], burst: bool, simple: bool) -> None:
+    """Run an RQ worker with RQ's scheduler (timers need it)."""
+    from b24app.worker import run
+
+    run(Settings.from_env(), list(queues) or None, burst=burst, simple=simple)
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to B24APP_DATABASE_URL."""
+    from b24app.storage.migrate import upgrade
+
+    upgrade(Settings.from_env().database_url, revision)
+    click.echo("database is at " + revision)
+
+
+@db.command("revision")
+@click.argument("message")
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    from b24app.storage.migrate import revision
+
+    revision(Settings.from_env().database_url, message)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

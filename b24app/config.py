@@ -1,0 +1,86 @@
+"""Configuration: one typed settings object read from ``B24APP_*`` environment variables.
+
+Flask and the RQ worker both build their services from the same :class:`Settings`, so the
+domain code never reads ``os.environ`` or ``flask.current_app`` itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+ENV_PREFIX = "B24APP_"
+
+
+def _default_database_url() -> str:
+    # An SQLite file in the working directory is the embedded default; PostgreSQL in production.
+    return "sqlite:///" + os.path.abspath("b24app.sqlite")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to run; every field can be set as ``B24APP_<NAME>``."""
+
+    client_id: str = "local.b24app"
+    client_secret: str = "change-me"
+    # Public https base URL that Bitrix24 calls: handler, robot and placement URLs are built from it.
+    public_url: str = "http://127.0.0.1:5000"
+    database_url: str = field(default_factory=_default_database_url)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = "dev-secret-change-me"
+    # Fernet keys (urlsafe base64, 32 bytes), comma-separated, newest first; derived from
+    # ``secret_key`` when empty. Several keys allow rotation: old rows stay readable.
+    encryption_keys: str = ""
+    # Largest request body accepted from outside (events, robots, placements), in bytes.
+    max_body_bytes: int = 256 * 1024
+    # Outbound REST: per-request timeout (seconds) and leaky bucket (requests/s, burst).
+    rest_timeout: float = 30.0
+    rest_rate: float = 2.0
+    rest_burst: int = 50
+    rest_max_retries: int = 6
+    # Days a REST request/response log row is kept (the marketplace asks for at least 3).
+    rest_log_days: int = 7
+    # Allow plain-http loopback endpoints (the portal emulator); never in production.
+    allow_insecure_endpoints: bool = False
+    queue_prefix: str = ""
+    log_level: str = "INFO"
+    # Optional OpenAI-compatible qualifier (off unless a key is set).
+    llm_api_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``B24APP_*`` variables (typed by the field defaults), then apply ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _coerce(raw, type(getattr(cls(), f.name)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def queue_names(self) -> tuple[str, ...]:
+        """RQ queues in priority order: events first, then timers, then bulk work."""
+        return tuple(self.queue_prefix + q for q in ("events", "timers", "default", "bulk"))
+
+
+def _coerce(raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return raw

@@ -1,0 +1,7 @@
+"""handlers blueprint."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("handlers", __name__)

@@ -1,0 +1,55 @@
+"""Prometheus metrics: events in, jobs failed, timers pending, escalations, REST calls."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask import Response
+from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS_IN = Counter("b24app_events_total", "Bitrix24 events accepted", ["event"], registry=REGISTRY)
+REQUESTS_REJECTED = Counter(
+    "b24app_requests_rejected_total", "Inbound requests rejected", ["status"], registry=REGISTRY
+)
+JOBS_FAILED = Counter("b24app_jobs_failed_total", "Jobs that raised", ["job"], registry=REGISTRY)
+TIMERS_PENDING = Gauge("b24app_timers_pending", "Pending SLA/reminder timers", registry=REGISTRY)
+ESCALATIONS_SENT = Counter(
+    "b24app_notifications_sent_total",
+    "SLA reminders/escalations sent",
+    ["level"],
+    registry=REGISTRY,
+)
+REST_CALLS = Counter(
+    "b24app_rest_calls_total", "Outbound REST calls", ["member_id", "outcome"], registry=REGISTRY
+)
+REST_LIMIT_HITS = Counter(
+    "b24app_rest_limit_hits_total",
+    "QUERY_LIMIT_EXCEEDED / OPERATION_TIME_LIMIT answers",
+    ["member_id"],
+    registry=REGISTRY,
+)
+
+
+def init_app(app: Flask) -> None:
+    @app.get("/metrics")
+    def metrics() -> Response:
+        from sqlalchemy import func
+        from sqlalchemy import select
+
+        from b24app.storage.models import Timer
+        from b24app.storage.models import TimerState
+        from b24app.web import services
+
+        with services().db() as session:
+            TIMERS_PENDING.set(
+                session.scalar(
+                    select(func.count()).select_from(Timer).where(Timer.state == TimerState.PENDING)
+                )
+                or 0
+            )
+        return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

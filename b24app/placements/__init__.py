@@ -1,0 +1,1 @@
+"""placements surface."""

@@ -1,0 +1,289 @@
+"""The app's own store: portals (tenants), the lead lifecycle, timers, robot calls, KPI inputs.
+
+All datetimes are stored as naive UTC (``utc_now()``), so SQLite and PostgreSQL agree; the
+portal's time zone is applied only when a person sees a time or working hours are computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import JSON
+from sqlalchemy import MetaData
+from sqlalchemy import Numeric
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from b24app.storage.crypto import EncryptedString
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> dt.datetime:
+    """Naive UTC now: the one time representation stored in the database."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PortalStatus:
+    ACTIVE = "active"
+    UNINSTALLED = "uninstalled"
+    # The refresh token was rejected (invalid_grant): jobs stop until an admin opens the app.
+    REAUTH_REQUIRED = "reauth_required"
+
+
+class Portal(Base):
+    """One Bitrix24 portal that installed the app; ``member_id`` is the tenant key."""
+
+    __tablename__ = "portals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(255))
+    client_endpoint: Mapped[str] = mapped_column(String(512))
+    server_endpoint: Mapped[str] = mapped_column(String(512))
+    scopes: Mapped[str] = mapped_column(String(1024), default="")
+    status: Mapped[str] = mapped_column(String(32), default=PortalStatus.ACTIVE)
+    plan: Mapped[str] = mapped_column(String(8), default="")  # F/D/T/P/L/S as Bitrix24 sends it
+    lang: Mapped[str] = mapped_column(String(8), default="ru")
+    app_version: Mapped[str] = mapped_column(String(32), default="")
+    application_token: Mapped[str | None] = mapped_column(EncryptedString(512), nullable=True)
+    access_token: Mapped[str | None] = mapped_column(EncryptedString(1024), nullable=True)
+    refresh_token: Mapped[str | None] = mapped_column(EncryptedString(1024), nullable=True)
+    token_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Bumped on every stored token pair: a refresh only writes if nobody else did meanwhile.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    installer_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    installed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    install_finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    registered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    uninstalled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # What install registered: {"lead_field": "UF_CRM_B24APP_AI", "statuses": {"new": "NEW", ...}}
+    registration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class PortalSettings(Base):
+    """Admin-editable settings of a portal, one validated JSON document (see ``b24app.settings``)."""
+
+    __tablename__ = "portal_settings"
+
+    portal_id: Mapped[int] = mapped_column(
+        ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+    updated_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class RestLog(Base):
+    """Every REST request and response (tokens masked), kept ``rest_log_days`` days."""
+
+    __tablename__ = "rest_log"
+    __table_args__ = (Index("ix_rest_log_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    method: Mapped[str] = mapped_column(String(128))
+    request: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class Stage:
+    """Our lifecycle stages; each portal maps its own STATUS_IDs onto them at install."""
+
+    NEW = "new"
+    QUALIFIED = "qualified"
+    CONFIRMED = "confirmed"
+    CAME = "came"
+    NO_SHOW = "no_show"
+    JUNK = "junk"
+    OTHER = "other"
+    ORDER = (NEW, QUALIFIED, CONFIRMED, CAME, NO_SHOW)
+
+
+class Lead(Base):
+    """The lifecycle record of one lead: what the SLA engine and the KPIs read."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
+        Index("ix_leads_portal_created", "portal_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(Integer)
+    status_id: Mapped[str] = mapped_column(String(64), default="")
+    stage: Mapped[str] = mapped_column(String(16), default=Stage.NEW)
+    assigned_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_id: Mapped[str] = mapped_column(String(64), default="")
+    utm_source: Mapped[str] = mapped_column(String(255), default="")
+    utm_medium: Mapped[str] = mapped_column(String(255), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(255), default="")
+    utm_content: Mapped[str] = mapped_column(String(255), default="")
+    utm_term: Mapped[str] = mapped_column(String(255), default="")
+    # chat / call / webform / email / other: decides which SLA policy applies.
+    channel: Mapped[str] = mapped_column(String(16), default="other")
+    is_ai: Mapped[bool] = mapped_column(Boolean, default=False)
+    ai_channel: Mapped[str] = mapped_column(String(64), default="")
+    ai_tagged_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    opportunity: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    currency_id: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    first_reply_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    first_reply_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    qualified_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    came_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    no_show_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booking_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Bitrix24's DATE_MODIFY of the last state we recorded: an older fetch never overwrites.
+    modified_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class LeadStageChange(Base):
+    """One status move of a lead (from events, backfill or robots); unique per time and status."""
+
+    __tablename__ = "lead_stage_changes"
+    __table_args__ = (
+        UniqueConstraint(
+            "portal_id", "lead_id", "status_id", "changed_at", name="uq_lead_stage_changes_move"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(Integer)
+    status_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    origin: Mapped[str] = mapped_column(String(16), default="event")
+
+
+class TimerState:
+    PENDING = "pending"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # due, but the lead had been handled
+
+
+class Timer(Base):
+    """A durable timer: an SLA level or an appointment reminder. The DB is the source of truth;
+    the RQ scheduled job with ``job_id`` is only its wake-up call and can be re-created."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "lead_id", "policy", "level", name="uq_timers_key"),
+        Index("ix_timers_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(Integer)
+    # first_reply / confirmation / callback / custom / reminder
+    policy: Mapped[str] = mapped_column(String(32))
+    # remind / escalate for SLA; 24h / 2h / <n>m for reminders
+    level: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    state: Mapped[str] = mapped_column(String(16), default=TimerState.PENDING)
+    job_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fired_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    recipient_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set before the notification is sent: "claimed" makes sending at-most-once per timer.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RobotCall(Base):
+    """A robot invocation, keyed by its event token so a repeated call is answered once."""
+
+    __tablename__ = "robot_calls"
+    __table_args__ = (UniqueConstraint("portal_id", "token_hash", name="uq_robot_calls_token"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued/sent/failed/expired
+    return_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    log_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CampaignCost(Base):
+    """Marketing spend entered by the owner, per UTM campaign and month (``YYYY-MM``)."""
+
+    __tablename__ = "campaign_costs"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "utm_campaign", "month", name="uq_campaign_costs_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    utm_campaign: Mapped[str] = mapped_column(String(255))
+    month: Mapped[str] = mapped_column(String(7))
+    cost: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+
+
+class BackfillState(Base):
+    """Progress of the import of existing leads, so an interrupted backfill resumes."""
+
+    __tablename__ = "backfill_state"
+
+    portal_id: Mapped[int] = mapped_column(
+        ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_lead_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_history_id: Mapped[int] = mapped_column(Integer, default=0)
+    phase: Mapped[str] = mapped_column(String(16), default="leads")  # leads/history/done
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ReportRun(Base):
+    """A scheduled report sent for a period; the unique key keeps it from going out twice."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "kind", "period", "recipient_user_id", name="uq_report_runs"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # daily / weekly / marketing
+    period: Mapped[str] = mapped_column(String(32))
+    recipient_user_id: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)

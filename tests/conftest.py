@@ -1,0 +1,164 @@
+"""Shared fixtures: a private redis-server, a private database (SQLite or PostgreSQL), the
+services, the Flask app and its test client.
+
+Set ``B24APP_TEST_DATABASE=postgresql`` to run the whole suite on PostgreSQL
+(127.0.0.1:5432, trust auth): each test session creates its own database and drops it at the
+end, so nobody else's data is touched. Redis is a ``redis-server`` started on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+from b24app import context
+from b24app import create_app
+from b24app.config import Settings
+from b24app.storage.migrate import upgrade
+from b24app.storage.models import Base
+
+# A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server this test session owns (and may kill and restart)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="b24app-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis(port=self.port).ping():
+                    return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart_empty(self) -> None:
+        """Kill and start again with no data (no persistence): a Redis crash."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database for this test session (worker, with xdist)."""
+    if os.environ.get("B24APP_TEST_DATABASE", "sqlite") == "postgresql":
+        base = os.environ.get(
+            "B24APP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
+        name = f"b24app_test_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = base.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "b24app.sqlite")
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: RedisServer) -> Settings:
+    return Settings(
+        client_id="local.test.app",
+        client_secret="test-client-secret",
+        public_url="http://127.0.0.1:5000",
+        database_url=database_url,
+        redis_url=redis_server.url,
+        secret_key="test-secret-key",
+        allow_insecure_endpoints=True,
+        rest_timeout=10.0,
+    )
+
+
+def _clean_database(services: context.Services) -> None:
+    with services.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[context.Services]:
+    """Services on the private Redis and database; both are emptied after each test."""
+    svc = context.build_services(settings)
+    context.set_current(svc)
+    yield svc
+    svc.redis.flushdb()
+    _clean_database(svc)
+    context.set_current(None)
+    svc.dispose()
+
+
+@pytest.fixture
+def app(services: context.Services, settings: Settings):  # type: ignore[no-untyped-def]
+    return create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=settings)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
