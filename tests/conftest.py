@@ -29,6 +29,8 @@ from b24app.config import Settings
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
 
+pytest_plugins = ["tests.plugins.live", "tests.plugins.worker"]
+
 # A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -123,11 +125,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_server: RedisServer) -> Settings:
+def app_port() -> int:
+    """The port the app is (or would be) served on; ``public_url`` points at it."""
+    return free_port()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: RedisServer, app_port: int) -> Settings:
     return Settings(
         client_id="local.test.app",
         client_secret="test-client-secret",
-        public_url="http://127.0.0.1:5000",
+        public_url=f"http://127.0.0.1:{app_port}",
         database_url=database_url,
         redis_url=redis_server.url,
         secret_key="test-secret-key",

@@ -1,0 +1,13 @@
+"""The events the app binds at install (``event.bind``), all to ``/handlers/events``."""
+
+from __future__ import annotations
+
+# Lead lifecycle, plus activities: an outgoing call/e-mail/chat activity on a lead is a reply.
+EVENTS: tuple[str, ...] = (
+    "ONCRMLEADADD",
+    "ONCRMLEADUPDATE",
+    "ONCRMLEADDELETE",
+    "ONCRMACTIVITYADD",
+)
+# App lifecycle events go to the install blueprint's handler.
+APP_EVENTS: tuple[str, ...] = ("ONAPPUNINSTALL", "ONAPPUPDATE")

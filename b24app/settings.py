@@ -1,0 +1,244 @@
+"""Per-portal settings that the portal admin edits: SLA policies, working hours, holidays, owner,
+AI-lead rules, reminder templates, KPI targets, report schedule.
+
+Stored as one JSON document per portal (``PortalSettings.data``), validated by
+:class:`PortalSettingsSchema`; what is not stored falls back to :data:`DEFAULTS`, so a new
+portal works out of the box and a new setting needs no migration.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
+
+from marshmallow import fields
+from marshmallow import RAISE
+from marshmallow import Schema
+from marshmallow import validate
+from marshmallow import validates
+from marshmallow import validates_schema
+from marshmallow import ValidationError
+from sqlalchemy.orm import Session
+
+from b24app.storage.models import PortalSettings
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+DEFAULTS: dict[str, Any] = {
+    "time_zone": "Europe/Moscow",
+    # [open, close] in local time per weekday; null = closed that day.
+    "working_hours": {
+        "mon": ["09:00", "21:00"],
+        "tue": ["09:00", "21:00"],
+        "wed": ["09:00", "21:00"],
+        "thu": ["09:00", "21:00"],
+        "fri": ["09:00", "21:00"],
+        "sat": ["10:00", "18:00"],
+        "sun": None,
+    },
+    # Public holidays of ``country`` (python-holidays), plus extra days off, minus extra workdays.
+    "holidays": {"country": "RU", "extra_days_off": [], "extra_workdays": []},
+    # Who gets escalations: this user, else the head of the manager's department, else the admin.
+    "owner_user_id": None,
+    "sla": {
+        "first_reply": {
+            "enabled": True,
+            "minutes": 3,
+            "escalate_minutes": 30,
+            "working_time": False,
+        },
+        "confirmation": {
+            "enabled": True,
+            "minutes": 15,
+            "escalate_minutes": 30,
+            "working_time": True,
+        },
+        "callback": {
+            "enabled": True,
+            "minutes": 15,
+            "escalate_minutes": 30,
+            "working_time": False,
+        },
+        "create_task": False,
+        "timeline_comment": True,
+    },
+    # A lead is an AI-lead if any rule matches. Source patterns allow ``*`` (``*|TELEGRAM``).
+    "ai_rules": {
+        "source_ids": [
+            "*|OPENLINE",
+            "*|TELEGRAM",
+            "*|TELEGRAMBOT",
+            "*|WHATSAPP",
+            "*|WHATSAPPBYTWILIO",
+            "*|WHATSAPPBYEDNA",
+            "*|INSTAGRAM",
+            "*|FBINSTAGRAMDIRECT",
+            "*|VK",
+            "*|AVITO",
+        ],
+        "utm_sources": ["ai_bot", "ai-bot", "chatbot", "ai_assistant", "gpt"],
+        "markers": ["#ai", "[AI]", "AI-lead", "AI-ассистент", "ИИ-ассистент", "чат-бот"],
+    },
+    "reminders": {
+        "business_name": "",
+        "offsets": ["24h", "2h"],
+        "templates": {
+            "default": {
+                "ru": "{client_name}, напоминаем: {service} {date} в {time}. {business_name} ждёт вас!",
+                "en": "{client_name}, a reminder: {service} on {date} at {time}. {business_name} is looking forward to seeing you!",
+            }
+        },
+    },
+    "targets": {"no_show_max_pct": 12.0, "conversion_min_pct": 18.0, "first_reply_max_min": 3.0},
+    "reports": {
+        "enabled": True,
+        "daily_at": "09:00",
+        "weekly_day": "mon",
+        "weekly_at": "09:00",
+    },
+    "qualifier": {"threshold": 0.6, "handoff_user_id": None},
+}
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PolicySchema(_Strict):
+    enabled = fields.Boolean()
+    minutes = fields.Integer(validate=validate.Range(min=1, max=7 * 24 * 60))
+    escalate_minutes = fields.Integer(validate=validate.Range(min=1, max=7 * 24 * 60))
+    working_time = fields.Boolean()
+
+    @validates_schema
+    def _ladder(self, data: dict[str, Any], **_: Any) -> None:
+        if "minutes" in data and "escalate_minutes" in data:
+            if data["escalate_minutes"] <= data["minutes"]:
+                raise ValidationError("must be later than the reminder", "escalate_minutes")
+
+
+class SlaSchema(_Strict):
+    first_reply = fields.Nested(PolicySchema)
+    confirmation = fields.Nested(PolicySchema)
+    callback = fields.Nested(PolicySchema)
+    create_task = fields.Boolean()
+    timeline_comment = fields.Boolean()
+
+
+class HolidaysSchema(_Strict):
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), allow_none=True)
+    extra_days_off = fields.List(fields.String(validate=validate.Regexp(_DATE)))
+    extra_workdays = fields.List(fields.String(validate=validate.Regexp(_DATE)))
+
+
+class AiRulesSchema(_Strict):
+    source_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)))
+    utm_sources = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
+    markers = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
+
+
+class TemplateSchema(_Strict):
+    ru = fields.String(validate=validate.Length(max=1000))
+    en = fields.String(validate=validate.Length(max=1000))
+
+
+class RemindersSchema(_Strict):
+    business_name = fields.String(validate=validate.Length(max=200))
+    offsets = fields.List(fields.String(validate=validate.Regexp(r"^\d{1,4}[hm]$")))
+    templates = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,32}$")),
+        values=fields.Nested(TemplateSchema),
+    )
+
+
+class TargetsSchema(_Strict):
+    no_show_max_pct = fields.Float(validate=validate.Range(min=0, max=100))
+    conversion_min_pct = fields.Float(validate=validate.Range(min=0, max=100))
+    first_reply_max_min = fields.Float(validate=validate.Range(min=0, max=1440))
+
+
+class ReportsSchema(_Strict):
+    enabled = fields.Boolean()
+    daily_at = fields.String(validate=validate.Regexp(_HHMM))
+    weekly_day = fields.String(validate=validate.OneOf(WEEKDAYS))
+    weekly_at = fields.String(validate=validate.Regexp(_HHMM))
+
+
+class QualifierSchema(_Strict):
+    threshold = fields.Float(validate=validate.Range(min=0, max=1))
+    handoff_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+
+class PortalSettingsSchema(_Strict):
+    """Validates a (partial) settings document; unknown keys are an error, not ignored."""
+
+    time_zone = fields.String()
+    working_hours = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+        values=fields.List(fields.String(validate=validate.Regexp(_HHMM)), allow_none=True),
+    )
+    holidays = fields.Nested(HolidaysSchema)
+    owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    sla = fields.Nested(SlaSchema)
+    ai_rules = fields.Nested(AiRulesSchema)
+    reminders = fields.Nested(RemindersSchema)
+    targets = fields.Nested(TargetsSchema)
+    reports = fields.Nested(ReportsSchema)
+    qualifier = fields.Nested(QualifierSchema)
+
+    @validates("time_zone")
+    def _zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError("unknown time zone") from exc
+
+    @validates("working_hours")
+    def _hours(self, value: dict[str, list[str] | None], **_: Any) -> None:
+        for day, span in value.items():
+            if span is None:
+                continue
+            if len(span) != 2 or span[0] >= span[1]:
+                raise ValidationError(f"{day}: expected [open, close] with open < close")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; nested dicts merge, everything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_settings(session: Session, portal_id: int) -> dict[str, Any]:
+    """The effective settings of a portal: defaults with the admin's changes on top."""
+    row = session.get(PortalSettings, portal_id)
+    return deep_merge(DEFAULTS, row.data if row is not None else {})
+
+
+def save_settings(
+    session: Session, portal_id: int, changes: dict[str, Any], user_id: int | None = None
+) -> dict[str, Any]:
+    """Validate ``changes`` (a partial document) and merge them into the stored settings.
+
+    :raise ValidationError: the changes are invalid; nothing is stored.
+    """
+    clean = PortalSettingsSchema().load(changes)
+    row = session.get(PortalSettings, portal_id)
+    if row is None:
+        row = PortalSettings(portal_id=portal_id, data={})
+        session.add(row)
+    row.data = deep_merge(row.data or {}, clean)
+    row.updated_by = user_id
+    session.flush()
+    return deep_merge(DEFAULTS, row.data)

@@ -1,0 +1,1 @@
+"""Emulator and live-app fixtures (being written)."""

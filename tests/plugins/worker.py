@@ -1,0 +1,1 @@
+"""Real RQ worker fixtures (being written)."""
