@@ -29,7 +29,12 @@ from b24app.config import Settings
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
 
-pytest_plugins = ["tests.plugins.live", "tests.plugins.worker"]
+pytest_plugins = [
+    "tests.plugins.live",
+    "tests.plugins.worker",
+    "tests.plugins.install",
+    "tests.plugins.browser",
+]
 
 # A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
 FIXTURES = Path(__file__).parent / "fixtures"

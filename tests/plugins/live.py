@@ -1,1 +1,77 @@
-"""Emulator and live-app fixtures (being written)."""
+"""Live fixtures: the Bitrix24 emulator and the Flask app served over real HTTP.
+
+* ``emulator`` — a started :class:`b24app.devportal.DevPortal` whose client id/secret match
+  the ``settings`` fixture and whose app base URL is ``settings.public_url``;
+* ``live_app`` — the Flask app on ``app_port`` (what ``settings.public_url`` points at),
+  served by a threaded werkzeug server in a background thread;
+* ``portal`` — one emulated portal (``salon``, Russian, Europe/Moscow), app not installed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler
+
+from b24app.config import Settings
+from b24app.devportal import DevPortal
+from b24app.devportal import Portal
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class LiveServer:
+    """A WSGI app served on 127.0.0.1:<port> in a daemon thread."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.app = app
+        self.server: BaseWSGIServer = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def emulator(settings: Settings) -> Iterator[DevPortal]:
+    emu = DevPortal(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        app_base_url=settings.public_url,
+    )
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def live_app(services: Any, settings: Settings, app_port: int) -> Iterator[LiveServer]:
+    from b24app import create_app
+
+    app = create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=settings)
+    server = LiveServer(app, app_port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def portal(emulator: DevPortal) -> Portal:
+    return emulator.create_portal("salon", lang="ru", time_zone="Europe/Moscow")

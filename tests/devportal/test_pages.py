@@ -1,0 +1,89 @@
+"""The portal's browser pages: a real Chromium runs the official b24jssdk UMD build inside
+the emulator's install page and the emulator records ``installFinish``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask import send_from_directory
+
+from b24app.devportal import DevPortal
+from b24app.devportal import Portal
+from tests.plugins.live import LiveServer
+
+VENDOR = Path(__file__).parents[2] / "b24app" / "static" / "vendor" / "b24jssdk"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
+
+INSTALLER = """<!doctype html><html><head><meta charset="utf-8">
+<script src="/vendor/b24jssdk.umd.min.js"></script></head>
+<body><div id="out" style="height:420px">installing…</div><script>
+(async function () {
+  const out = document.getElementById('out');
+  try {
+    const $b24 = await B24Js.initializeB24Frame();
+    const lang = $b24.getLang();
+    const placement = $b24.placement.placement;
+    const user = await $b24.actions.v2.call.make({method: 'user.current', params: {}});
+    await $b24.parent.resizeWindow(800, 432);
+    await $b24.parent.setTitle('Installer ' + lang);
+    if ($b24.isInstallMode) { await $b24.installFinish(); }
+    out.textContent = 'done ' + lang + ' ' + placement + ' ' + user.getData().result.ID;
+  } catch (e) {
+    out.textContent = 'error ' + (e && (e.code || e.message) || e);
+  }
+})();
+</script></body></html>"""
+
+
+@pytest.fixture
+def frame_app(app_port: int) -> Iterator[LiveServer]:
+    app = Flask("installer-under-test")
+
+    @app.route("/install/", methods=["POST"])
+    def installer() -> str:
+        return INSTALLER
+
+    @app.route("/install/events", methods=["POST"])
+    def events() -> str:
+        return "ok"
+
+    @app.route("/vendor/<path:name>")
+    def vendor(name: str):  # type: ignore[no-untyped-def]
+        return send_from_directory(VENDOR, name)
+
+    server = LiveServer(app, app_port).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.browser
+def test_install_finish_through_the_frame_protocol(
+    emulator: DevPortal, portal: Portal, frame_app: LiveServer
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(portal.page_url("install"))
+            frame = page.frame_locator("#app-frame")
+            sync_api.expect(frame.locator("#out")).to_contain_text("done", timeout=15_000)
+            assert frame.locator("#out").inner_text() == "done ru DEFAULT 1"
+            deadline = time.monotonic() + 5
+            while not portal.install_finished and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert portal.install_finished
+            commands = [m["command"] for m in portal.frame_messages]
+            assert "setInstallFinish" in commands
+            resize = next(m for m in portal.frame_messages if m["command"] == "resizeWindow")
+            assert resize["params"]["height"] == 432
+            assert page.locator("#b24-title").inner_text() == "Installer ru"
+            assert page.locator("#app-frame").evaluate("f => f.style.height") == "432px"
+        finally:
+            browser.close()
+    assert emulator.deliveries(kind="event", name="ONAPPINSTALL", portal=portal)

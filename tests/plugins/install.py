@@ -1,0 +1,44 @@
+"""Install fixtures: an emulator portal installed into the live app, and a job runner.
+
+``run_jobs()`` drains the RQ queues with an in-process ``SimpleWorker`` (no scheduler): the
+real RQ machinery on the real private Redis, for tests that need jobs done but are not about
+timing. Timer tests use the ``rq_worker`` subprocess fixture instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rq import SimpleWorker
+
+from b24app.context import Services
+
+
+def drain_queues(services: Services, queues: tuple[str, ...] | None = None) -> None:
+    """Run every queued job (and jobs they enqueue) until the queues are empty."""
+    names = queues or ("events", "timers", "default", "bulk")
+    worker = SimpleWorker([services.queue(n) for n in names], connection=services.redis)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+@pytest.fixture
+def run_jobs(services: Services) -> Callable[..., None]:
+    """``run_jobs()`` drains the queues in-process with a real RQ SimpleWorker."""
+
+    def run(*queues: str) -> None:
+        drain_queues(services, queues or None)
+
+    return run
+
+
+@pytest.fixture
+def installed_portal(emulator, live_app, portal, services, run_jobs):  # type: ignore[no-untyped-def]
+    """An emulator portal with the app installed, registered and install-finished."""
+    result = portal.install()
+    assert result.installer is not None and result.installer.status_code == 200, (
+        result.installer.text if result.installer is not None else "no installer answer"
+    )
+    run_jobs()
+    assert portal.install_finished
+    return portal
