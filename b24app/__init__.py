@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from b24app.config import Settings
+
+if TYPE_CHECKING:  # importing b24app must not load Flask (the REST client and jobs don't need it)
+    from flask import Flask
 
 
 def create_app(
@@ -18,6 +20,8 @@ def create_app(
     ``test_config`` overrides Flask config keys; ``services`` may be passed in it under the key
     ``B24APP_SERVICES`` to share one set of connections with a test.
     """
+    from flask import Flask
+
     from b24app import context
     from b24app import errors
     from b24app import logs

@@ -15,12 +15,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from typing import TextIO
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("b24app_log_ctx")
 
 SECRET_KEYS = (
     "access_token|refresh_token|application_token|client_secret|auth_id|refresh_id|"
-    "auth|event_token|password|secret|token|code"
+    "auth|event_token|password|secret|token"
 )
 # key=value (query strings, form bodies), "key": "value" (JSON), key[...]=value (PHP forms).
 _PATTERNS = [
@@ -82,15 +83,20 @@ def bind(**values: Any) -> Iterator[None]:
 _configured = False
 
 
+def make_handler(stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing masked JSON lines to ``stream`` (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(SecretMaskingFilter())
+    return handler
+
+
 def configure(level: str = "INFO") -> None:
     """Install the JSON handler and the masking filter on the root logger (once)."""
     global _configured
     root = logging.getLogger()
     if not _configured:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler.addFilter(SecretMaskingFilter())
-        root.addHandler(handler)
+        root.addHandler(make_handler())
         _configured = True
     root.setLevel(level)
     # Filters on the root logger do not see records of child loggers; handlers do. Make sure

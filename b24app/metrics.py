@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask
-from flask import Response
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import Counter
 from prometheus_client import Gauge
 from prometheus_client import generate_latest
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -36,6 +39,9 @@ REST_LIMIT_HITS = Counter(
 
 
 def init_app(app: Flask) -> None:
+    """Expose ``/metrics`` (Prometheus text format) on the app."""
+    from flask import Response
+
     @app.get("/metrics")
     def metrics() -> Response:
         from sqlalchemy import func

@@ -165,6 +165,14 @@ class DbTokenStore:
             session.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def update_client_endpoint(self, member_id: str, endpoint: str) -> None:
+        """The portal moved (its old address redirects): remember the new REST endpoint."""
+        with self.sessions() as session:
+            session.execute(
+                update(Portal).where(Portal.member_id == member_id).values(client_endpoint=endpoint)
+            )
+            session.commit()
+
     def mark_reauth_required(self, member_id: str) -> None:
         """The grant was revoked (``invalid_grant``): stop background work for this portal."""
         with self.sessions() as session:

@@ -1,0 +1,97 @@
+"""The shared Redis leaky bucket, on the private redis-server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import responses
+
+from b24app import context
+from b24app.bitrix.client import BitrixClient
+from b24app.bitrix.ratelimit import LeakyBucket
+from b24app.config import Settings
+from b24app.storage.portals import DbTokenStore
+from tests.bitrix.conftest import ENDPOINT
+from tests.bitrix.conftest import MEMBER
+
+
+def test_bucket_takes_burst_then_asks_to_wait(services: context.Services) -> None:
+    """``burst`` slots at once, then the wait is about 1/rate per unit."""
+    bucket = LeakyBucket(services.redis, "m1", rate=2.0, burst=5)
+    assert bucket.key == "b24app:bucket:m1"
+    assert [bucket.acquire() for _ in range(5)] == [0.0] * 5
+    wait = bucket.acquire()
+    assert 0.4 < wait <= 0.5
+
+
+def test_bucket_is_shared_between_instances(services: context.Services) -> None:
+    """Two processes (two bucket objects) for one portal fill the same bucket."""
+    a = LeakyBucket(services.redis, "m2", rate=1.0, burst=3)
+    b = LeakyBucket(services.redis, "m2", rate=1.0, burst=3)
+    other = LeakyBucket(services.redis, "m3", rate=1.0, burst=3)
+    assert a.acquire() == 0 and b.acquire() == 0 and a.acquire() == 0
+    assert b.acquire() > 0
+    assert other.acquire() == 0  # another portal has its own bucket
+
+
+def test_bucket_drains(services: context.Services) -> None:
+    """After waiting what acquire() said, a slot is free."""
+    bucket = LeakyBucket(services.redis, "m4", rate=20.0, burst=2)
+    bucket.acquire(), bucket.acquire()
+    wait = bucket.acquire()
+    assert wait > 0
+    time.sleep(wait + 0.01)
+    assert bucket.acquire() == 0
+    assert bucket.wait() > 0  # blocks until the next slot, returns the time waited
+
+
+def _server_overflows(arrivals: list[float], rate: float, burst: int) -> int:
+    """Replay arrival times through the portal's leaky bucket; count refused requests."""
+    level, last, refused = 0.0, arrivals[0], 0
+    for t in sorted(arrivals):
+        level = max(0.0, level - (t - last) * rate)
+        last = t
+        if level + 1 > burst:
+            refused += 1
+        else:
+            level += 1
+    return refused
+
+
+def test_burst_of_200_calls_stays_under_the_portal_limit(
+    services: context.Services, settings: Settings
+) -> None:
+    """200 calls from 8 threads (8 workers) with rate 50/burst 20: the server-side bucket with
+    the same figures never overflows. (The 2 req/s / 50 figure is the emulator test's.)"""
+    fast = settings.replace(rest_rate=50.0, rest_burst=20, allow_insecure_endpoints=False)
+    from tests.bitrix.conftest import install_portal
+
+    install_portal(services)
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        with lock:
+            arrivals.append(time.monotonic())
+        return 200, {}, json.dumps({"result": True})
+
+    def worker(n: int) -> None:
+        b24 = BitrixClient(MEMBER, DbTokenStore(services.sessions), services.redis, fast)
+        for _ in range(n):
+            b24.call("user.current")
+
+    started = time.monotonic()
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, ENDPOINT + "user.current", callback=answer)
+        threads = [threading.Thread(target=worker, args=(25,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    elapsed = time.monotonic() - started
+    assert len(arrivals) == 200
+    assert _server_overflows(arrivals, rate=50.0, burst=20) == 0
+    assert elapsed >= (200 - 20) / 50 * 0.9  # the bucket really throttled
