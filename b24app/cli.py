@@ -52,6 +52,20 @@ def worker(queues: tuple[str, ...], burst: bool, simple: bool) -> None:
     run(Settings.from_env(), list(queues) or None, burst=burst, simple=simple)
 
 
+@main.command()
+def cron() -> None:
+    """Run the recurring jobs (timer reconciliation, reports, REST-log purge)."""
+    from b24app import context
+    from b24app import logs
+    from b24app.schedule import make_cron
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    services = context.build_services(settings)
+    context.set_current(services)
+    make_cron(services).start()
+
+
 @main.group()
 def db() -> None:
     """Database migrations."""
@@ -74,6 +88,15 @@ def db_revision(message: str) -> None:
     from b24app.storage.migrate import revision
 
     revision(Settings.from_env().database_url, message)
+
+
+def _register_demo() -> None:
+    from b24app.demo import demo
+
+    main.add_command(demo)
+
+
+_register_demo()
 
 
 if __name__ == "__main__":  # pragma: no cover

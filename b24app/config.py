@@ -46,6 +46,10 @@ class Settings:
     rest_log_days: int = 7
     # Allow plain-http loopback endpoints (the portal emulator); never in production.
     allow_insecure_endpoints: bool = False
+    # OAuth servers whose word we trust about an install (comma-separated ``server_endpoint``s):
+    # the installer POST and ONAPPINSTALL are verified against ``app.info`` there, never
+    # against the DOMAIN or endpoint the request names.
+    oauth_servers: str = "https://oauth.bitrix.info/rest/,https://oauth.bitrix24.tech/rest/"
     queue_prefix: str = ""
     log_level: str = "INFO"
     # Optional OpenAI-compatible qualifier (off unless a key is set).
@@ -69,6 +73,10 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def trusted_oauth_servers(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.oauth_servers.split(",") if u.strip())
 
     @property
     def queue_names(self) -> tuple[str, ...]:

@@ -1,0 +1,152 @@
+"""``b24app demo``: the whole app on one machine with embedded defaults.
+
+Starts a private ``redis-server`` (unless ``B24APP_REDIS_URL`` is set), an SQLite database under
+``instance/demo/``, the portal emulator, the web app, an RQ worker with its scheduler and the
+cron process; installs the app into an emulated salon portal exactly as Bitrix24 would, adds a
+few leads (two through the AI assistant), and prints where to look.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+from redis import Redis
+from werkzeug.serving import make_server
+
+from b24app.config import Settings
+
+DEMO_CLIENT_ID = "local.b24app.demo"
+DEMO_CLIENT_SECRET = "demo-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise click.ClickException("redis-server is not installed (./dev demo installs it)")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            if Redis(port=port).ping():
+                return proc, f"redis://127.0.0.1:{port}/0"
+        except Exception:
+            time.sleep(0.05)
+    proc.kill()
+    raise click.ClickException("redis-server did not start")
+
+
+def _seed(portal: object) -> None:
+    """A few leads like a salon's morning: two via the AI assistant, one call, one web form."""
+    add = portal.add_lead  # type: ignore[attr-defined]
+    update = portal.update_lead  # type: ignore[attr-defined]
+    ai_chat = add({"TITLE": "Маникюр, Telegram-бот", "NAME": "Анна", "SOURCE_ID": "2|TELEGRAM",
+                   "ASSIGNED_BY_ID": 2, "OPPORTUNITY": "2500"})  # fmt: skip
+    add({"TITLE": "Стрижка", "NAME": "Мария", "SOURCE_ID": "WEB", "UTM_SOURCE": "ai_bot",
+         "UTM_CAMPAIGN": "autumn_ai", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    call = add({"TITLE": "Пропущенный звонок", "NAME": "Олег", "SOURCE_ID": "CALL",
+                "ASSIGNED_BY_ID": 2})  # fmt: skip
+    add({"TITLE": "Запись на массаж", "NAME": "Ирина", "SOURCE_ID": "WEBFORM",
+         "UTM_SOURCE": "yandex", "UTM_CAMPAIGN": "massage_nov", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    update(ai_chat, {"STATUS_ID": "IN_PROCESS"})
+    update(call, {"STATUS_ID": "IN_PROCESS"})
+
+
+@click.command()
+@click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
+@click.option("--emulator-port", default=5080, show_default=True, type=int)
+@click.option("--workdir", default="instance/demo", show_default=True)
+def demo(port: int, emulator_port: int, workdir: str) -> None:
+    """Run the local demo: app + worker + cron + an emulated Bitrix24 portal."""
+    from b24app import create_app
+    from b24app.devportal import DevPortal
+    from b24app.storage.migrate import upgrade
+
+    work = Path(workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        redis_url = os.environ.get("B24APP_REDIS_URL")
+        if not redis_url:
+            redis_proc, redis_url = _start_redis(work)
+            stack.callback(redis_proc.kill)
+        settings = Settings.from_env(
+            client_id=os.environ.get("B24APP_CLIENT_ID", DEMO_CLIENT_ID),
+            client_secret=os.environ.get("B24APP_CLIENT_SECRET", DEMO_CLIENT_SECRET),
+            public_url=f"http://127.0.0.1:{port}",
+            database_url=os.environ.get(
+                "B24APP_DATABASE_URL", f"sqlite:///{work / 'b24app.sqlite'}"
+            ),
+            redis_url=redis_url,
+            allow_insecure_endpoints=True,
+            rest_rate=5.0,
+            rest_burst=250,
+        )
+        upgrade(settings.database_url)
+        env = dict(os.environ)
+        env.update({
+            "B24APP_CLIENT_ID": settings.client_id, "B24APP_CLIENT_SECRET": settings.client_secret,
+            "B24APP_PUBLIC_URL": settings.public_url, "B24APP_DATABASE_URL": settings.database_url,
+            "B24APP_REDIS_URL": settings.redis_url, "B24APP_SECRET_KEY": settings.secret_key,
+            "B24APP_ALLOW_INSECURE_ENDPOINTS": "1", "B24APP_REST_RATE": "5",
+            "B24APP_REST_BURST": "250",
+        })  # fmt: skip
+        for role in ("worker", "cron"):
+            proc = subprocess.Popen([sys.executable, "-m", "b24app.cli", role], env=env)
+            stack.callback(proc.terminate)
+
+        emulator = DevPortal(
+            settings.client_id, settings.client_secret, settings.public_url,
+            rate=5, burst=250, port=emulator_port,
+        ).start()  # fmt: skip
+        stack.callback(emulator.stop)
+        app = create_app(settings=settings)
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        stack.callback(server.shutdown)
+        import threading
+
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        portal = emulator.create_portal(slug="salon", lang="ru")
+        result = portal.install()
+        if result.installer is None or result.installer.status_code != 200:
+            raise click.ClickException("the demo install failed: see the log above")
+        time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
+        _seed(portal)
+        click.echo(
+            "\nb24app demo is running (Ctrl-C to stop)\n"
+            f"  app health:        {settings.public_url}/health\n"
+            f"  portal (emulated): {emulator.url}/salon/page/app\n"
+            f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
+            f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
+            f"  database:          {settings.database_url}\n"
+        )
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stop:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass

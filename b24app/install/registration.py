@@ -1,0 +1,263 @@
+"""What the app registers on a portal, done idempotently in as few HTTP requests as possible.
+
+One batch reads the current state (bound events, robots, placements, our user field, lead
+statuses); one batch writes only what is missing. A second install therefore issues one read
+batch and no write at all, and "already exists" answers count as success (a concurrent install
+may have won the race). Robots are updated (``bizproc.robot.update``) only when their
+definition changed, which is how an app update reaches existing portals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from b24app.bitrix.client import BitrixClient
+from b24app.bitrix.errors import already_exists
+from b24app.handlers.definitions import APP_EVENTS
+from b24app.handlers.definitions import EVENTS
+from b24app.placements.definitions import PLACEMENTS
+from b24app.robots import definitions as robot_definitions
+
+log = logging.getLogger(__name__)
+
+LEAD_FIELD = "B24APP_AI"  # Bitrix24 prefixes UF_CRM_
+LEAD_FIELD_NAME = "UF_CRM_" + LEAD_FIELD
+
+# Our lifecycle stages, the status we create when the portal has none, and the names that
+# make an existing status count as ours (admins often created "Пришёл" themselves).
+STAGES: dict[str, dict[str, Any]] = {
+    "qualified": {
+        "status_id": "B24APP_QUALIFIED",
+        "name": {"ru": "Квалифицирован", "en": "Qualified"},
+        "aliases": {"квалифицирован", "квалифицирована", "qualified", "квалификация"},
+    },
+    "confirmed": {
+        "status_id": "B24APP_CONFIRMED",
+        "name": {"ru": "Запись подтверждена", "en": "Booking confirmed"},
+        "aliases": {
+            "запись подтверждена",
+            "подтверждена",
+            "подтвержден",
+            "confirmed",
+            "booking confirmed",
+        },
+    },
+    "came": {
+        "status_id": "B24APP_CAME",
+        "name": {"ru": "Пришёл", "en": "Came"},
+        "aliases": {"пришёл", "пришел", "пришла", "came", "visited", "визит состоялся"},
+    },
+    "no_show": {
+        "status_id": "B24APP_NO_SHOW",
+        "name": {"ru": "Не пришёл", "en": "No-show"},
+        "aliases": {"не пришёл", "не пришел", "не пришла", "no-show", "no show", "noshow"},
+    },
+}
+
+
+@dataclass
+class RegistrationReport:
+    """What one registration run did; ``writes`` is 0 on an already registered portal."""
+
+    events_bound: list[str] = field(default_factory=list)
+    robots_added: list[str] = field(default_factory=list)
+    robots_updated: list[str] = field(default_factory=list)
+    placements_bound: list[str] = field(default_factory=list)
+    field_created: bool = False
+    statuses_created: list[str] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
+    robots_hash: str = ""
+
+    @property
+    def writes(self) -> int:
+        return (
+            len(self.events_bound)
+            + len(self.robots_added)
+            + len(self.robots_updated)
+            + len(self.placements_bound)
+            + int(self.field_created)
+            + len(self.statuses_created)
+        )
+
+
+def robots_hash(public_url: str) -> str:
+    """A fingerprint of the robot definitions: changes when an app update changes a robot."""
+    fields_ = robot_definitions.robot_fields(public_url)
+    return hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def register(
+    client: BitrixClient, public_url: str, lang: str, previous: dict[str, Any]
+) -> RegistrationReport:
+    """Bring the portal to the registered state; returns what changed.
+
+    ``previous`` is the ``Portal.registration`` stored by the last run (robot fingerprint).
+    """
+    base = public_url.rstrip("/")
+    report = RegistrationReport(robots_hash=robots_hash(base))
+    state = client.batch(
+        {
+            "events": ("event.get", {}),
+            "robots": ("bizproc.robot.list", {}),
+            "placements": ("placement.get", {}),
+            "field": ("crm.lead.userfield.list", {"filter": {"FIELD_NAME": LEAD_FIELD_NAME}}),
+            "statuses": (
+                "crm.status.list",
+                {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
+            ),
+        },
+        halt=True,
+    )
+    if state.errors:
+        raise RegistrationError(f"reading the portal state failed: {sorted(state.errors)}")
+    writes: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    bound = {
+        (e.get("event", "").upper(), e.get("handler")) for e in state.results.get("events") or []
+    }
+    wanted = [(name, f"{base}/handlers/events") for name in EVENTS]
+    wanted += [(name, f"{base}/install/events") for name in APP_EVENTS]
+    for name, handler in wanted:
+        if (name, handler) not in bound:
+            writes[f"event:{name}"] = ("event.bind", {"event": name, "handler": handler})
+
+    existing_robots = set(state.results.get("robots") or [])
+    robots_changed = previous.get("robots_hash") != report.robots_hash
+    for robot in robot_definitions.robot_fields(base):
+        code = robot["CODE"]
+        if code not in existing_robots:
+            writes[f"robot_add:{code}"] = ("bizproc.robot.add", robot)
+        elif robots_changed:
+            robot_fields = {k: v for k, v in robot.items() if k != "CODE"}
+            writes[f"robot_update:{code}"] = (
+                "bizproc.robot.update",
+                {"CODE": code, "FIELDS": robot_fields},
+            )
+
+    bound_placements = {
+        (p.get("placement"), p.get("handler")) for p in state.results.get("placements") or []
+    }
+    for placement in PLACEMENTS:
+        handler = f"{base}/app/{placement['path']}"
+        if (placement["PLACEMENT"], handler) not in bound_placements:
+            params = {k: v for k, v in placement.items() if k != "path"}
+            params["HANDLER"] = handler
+            writes[f"placement:{placement['PLACEMENT']}"] = ("placement.bind", params)
+
+    if not state.results.get("field"):
+        writes["field"] = ("crm.lead.userfield.add", {"fields": _lead_field()})
+
+    statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
+    for stage, status_fields in to_create.items():
+        writes[f"status:{stage}"] = ("crm.status.add", {"fields": status_fields})
+    report.statuses = statuses
+
+    if writes:
+        result = client.batch(writes, halt=False)
+        failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
+        if failed:
+            raise RegistrationError(
+                "registration failed: "
+                + ", ".join(
+                    f"{k} ({v.get('error') or v.get('error_description')})"
+                    for k, v in sorted(failed.items())
+                )
+            )
+    for key in writes:
+        kind, _, name = key.partition(":")
+        if kind == "event":
+            report.events_bound.append(name)
+        elif kind == "robot_add":
+            report.robots_added.append(name)
+        elif kind == "robot_update":
+            report.robots_updated.append(name)
+        elif kind == "placement":
+            report.placements_bound.append(name)
+        elif kind == "field":
+            report.field_created = True
+        elif kind == "status":
+            report.statuses_created.append(name)
+    return report
+
+
+class RegistrationError(RuntimeError):
+    """The portal refused part of the registration (shown to the admin on the install page)."""
+
+
+def _lead_field() -> dict[str, Any]:
+    return {
+        "FIELD_NAME": LEAD_FIELD,
+        "USER_TYPE_ID": "string",
+        "XML_ID": "B24APP_AI",
+        "SORT": 500,
+        "MULTIPLE": "N",
+        "MANDATORY": "N",
+        "SHOW_FILTER": "Y",
+        "SHOW_IN_LIST": "Y",
+        "EDIT_FORM_LABEL": {"ru": "ИИ-лид", "en": "AI lead"},
+        "LIST_COLUMN_LABEL": {"ru": "ИИ-лид", "en": "AI lead"},
+        "LIST_FILTER_LABEL": {"ru": "ИИ-лид", "en": "AI lead"},
+    }
+
+
+def _semantics(item: dict[str, Any]) -> str:
+    extra = item.get("EXTRA") or {}
+    sem = item.get("SEMANTICS") or (extra.get("SEMANTICS") if isinstance(extra, dict) else None)
+    return {"success": "S", "failure": "F", "process": "P"}.get(str(sem), str(sem or "P"))
+
+
+def map_statuses(
+    items: list[dict[str, Any]], lang: str
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Map our stages onto the portal's own lead statuses; return the map and what to create.
+
+    * new — the portal's first in-progress status (lowest SORT), whatever its ID.
+    * qualified / confirmed / came / no_show — an existing status with our ID or a known
+      name; else *came* is the portal's success status; the others are created: qualified
+      and confirmed between the last in-progress status and success, no-show after all.
+    """
+    ordered = sorted(items, key=lambda i: int(i.get("SORT") or 0))
+    process = [i for i in ordered if _semantics(i) == "P"]
+    success = next((i for i in ordered if _semantics(i) == "S"), None)
+    mapping: dict[str, str] = {}
+    to_create: dict[str, dict[str, Any]] = {}
+    if process:
+        mapping["new"] = str(process[0]["STATUS_ID"])
+    for stage, spec in STAGES.items():
+        match = next(
+            (
+                i
+                for i in ordered
+                if i.get("STATUS_ID") == spec["status_id"]
+                or str(i.get("NAME", "")).strip().casefold() in spec["aliases"]
+            ),
+            None,
+        )
+        if match is not None:
+            mapping[stage] = str(match["STATUS_ID"])
+        elif stage == "came" and success is not None:
+            mapping[stage] = str(success["STATUS_ID"])
+        else:
+            mapping[stage] = spec["status_id"]
+            to_create[stage] = {
+                "ENTITY_ID": "STATUS",
+                "STATUS_ID": spec["status_id"],
+                "NAME": spec["name"].get(lang, spec["name"]["ru"]),
+            }
+    last_process = int(process[-1]["SORT"]) if process else 10
+    success_sort = int(success["SORT"]) if success else last_process + 30
+    gap = max(success_sort - last_process, 3)
+    sorts = {
+        "qualified": last_process + gap // 3,
+        "confirmed": last_process + 2 * gap // 3,
+        "came": success_sort - 1,
+        "no_show": int(ordered[-1]["SORT"]) + 10 if ordered else 100,
+    }
+    for stage, status_fields in to_create.items():
+        status_fields["SORT"] = sorts[stage]
+    return mapping, to_create
