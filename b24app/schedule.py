@@ -20,6 +20,7 @@ def make_cron(services: Services) -> CronScheduler:
     """A CronScheduler with the app's recurring jobs registered."""
     from b24app.bitrix.restlog import purge_rest_log
     from b24app.kpi.reports import send_due_reports
+    from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
 
     prefix = services.settings.queue_prefix

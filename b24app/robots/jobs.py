@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +35,7 @@ from marshmallow import ValidationError
 from rq import get_current_job
 from rq import Retry
 from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -52,6 +55,8 @@ from b24app.robots.schemas import LEAD_DOCUMENT
 from b24app.robots.schemas import load_properties
 from b24app.settings import load_settings
 from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
 from b24app.storage.models import RobotCall
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
@@ -120,22 +125,72 @@ def accept_call(
                     state=CallState.QUEUED,
                     return_values={},
                     log_message="",
+                    request=json.dumps(
+                        {
+                            "event_token": event_token,
+                            "document_id": document_id,
+                            "properties": properties,
+                        },
+                        ensure_ascii=False,
+                    ),
                 )
             )
             session.flush()
-            services.queue(QUEUE).enqueue_call(
-                run_robot,
-                args=(member_id, code, event_token, document_id, properties),
-                job_id=job_id(portal_id, event_token),
-                # The default description would print the arguments: the event token and
-                # the client's answers must not reach the worker's log.
-                description=f"robot {code} on {document_id}",
-                retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-                unique=True,
-            )
+            _enqueue(services, portal_id, member_id, code, event_token, document_id, properties)
     except (IntegrityError, DuplicateJobError):
         return False
     return True
+
+
+def _enqueue(
+    services: Services,
+    portal_id: int,
+    member_id: str,
+    code: str,
+    event_token: str,
+    document_id: str,
+    properties: dict[str, Any],
+) -> None:
+    services.queue(QUEUE).enqueue_call(
+        run_robot,
+        args=(member_id, code, event_token, document_id, properties),
+        job_id=job_id(portal_id, event_token),
+        # The default description would print the arguments: the event token and
+        # the client's answers must not reach the worker's log.
+        description=f"robot {code} on {document_id}",
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        unique=True,
+    )
+
+
+def requeue_lost_calls(older_than_s: int = 60) -> int:
+    """Cron job: queue again every accepted call whose job vanished (Redis lost its data).
+
+    The database row is the source of truth; a call still ``queued`` after ``older_than_s``
+    with no job in Redis would otherwise leave its workflow waiting forever.
+    """
+    services = context.current()
+    cutoff = utc_now() - timedelta(seconds=older_than_s)
+    requeued = 0
+    with services.db() as session:
+        rows = session.execute(
+            select(RobotCall, Portal.member_id)
+            .join(Portal, Portal.id == RobotCall.portal_id)
+            .where(RobotCall.state == CallState.QUEUED, RobotCall.created_at < cutoff,
+                   RobotCall.request.is_not(None), Portal.status == PortalStatus.ACTIVE)
+        ).all()  # fmt: skip
+        for call, member_id in rows:
+            request = json.loads(call.request or "{}")
+            token = request["event_token"]
+            if Job.exists(job_id(call.portal_id, token), connection=services.redis):
+                continue
+            try:
+                _enqueue(services, call.portal_id, member_id, call.code, token,
+                         request["document_id"], request["properties"])  # fmt: skip
+                requeued += 1
+            except DuplicateJobError:
+                continue
+    return requeued
 
 
 @dataclass

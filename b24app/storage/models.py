@@ -135,6 +135,25 @@ class Lead(Base):
     __table_args__ = (
         UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
         Index("ix_leads_portal_created", "portal_id", "created_at"),
+        # KPI dashboard (b24app.kpi.metrics): a covering index, so the period's aggregation
+        # is an index-only range scan (no table look-up per lead).
+        Index(
+            "ix_leads_kpi",
+            "portal_id",
+            "created_at",
+            "deleted_at",
+            "assigned_by_id",
+            "source_id",
+            "channel",
+            "is_ai",
+            "utm_campaign",
+            "first_reply_at",
+            "booking_at",
+            "confirmed_at",
+            "came_at",
+            "no_show_at",
+            "opportunity",
+        ),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -204,6 +223,8 @@ class Timer(Base):
     __table_args__ = (
         UniqueConstraint("portal_id", "lead_id", "policy", "level", name="uq_timers_key"),
         Index("ix_timers_state_due", "state", "due_at"),
+        # KPI breaches/escalations per period (b24app.kpi.metrics.timer_counts), index-only.
+        Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "lead_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -238,6 +259,9 @@ class RobotCall(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued/sent/failed/expired
     return_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     log_message: Mapped[str] = mapped_column(Text, default="")
+    # The call itself (event token, document, properties) as encrypted JSON, so a call whose
+    # queued job was lost (a Redis crash) can be queued again instead of hanging the workflow.
+    request: Mapped[str | None] = mapped_column(EncryptedString(16384), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
