@@ -11,8 +11,8 @@ import json
 import string
 
 import pytest
-from hypothesis import HealthCheck
 from hypothesis import given
+from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func

@@ -1,7 +1,559 @@
-"""placements blueprint."""
+"""The app's pages inside Bitrix24: the KPI dashboard (main page and CRM analytics menu), the
+lead tab, the ROI calculator, the settings page, CSV exports and the dashboard's JSON.
+
+Every framed POST is verified (:func:`trust.verify_frame`); the page then carries a signed
+session token ``t`` for its own follow-up requests. Views only read the app's own store —
+figures come from SQL aggregation, never from paging the CRM.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint
+from flask import current_app
+from flask import make_response
+from flask import render_template
+from flask import request
+from flask import Response
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+from sqlalchemy import delete
+from sqlalchemy import select
+
+from b24app import i18n
+from b24app.errors import ApiError
+from b24app.kpi import csv as kpi_csv
+from b24app.kpi import metrics
+from b24app.kpi import roi
+from b24app.placements import settings_form
+from b24app.placements import trust
+from b24app.placements.schemas import FrameFormSchema
+from b24app.placements.schemas import FrameQuerySchema
+from b24app.placements.schemas import LeadTabOptionsSchema
+from b24app.placements.schemas import PeriodSchema
+from b24app.placements.schemas import RoiFormSchema
+from b24app.placements.trust import Viewer
+from b24app.settings import load_settings
+from b24app.settings import save_settings
+from b24app.settings import WEEKDAYS
+from b24app.storage.models import CampaignCost
+from b24app.storage.models import Lead
+from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Portal
+from b24app.storage.models import Timer
+from b24app.web import frameable
+from b24app.web import read_form
+from b24app.web import read_query
+from b24app.web import services
 
 bp = Blueprint("placements", __name__)
+
+TOKEN_HEADER = "X-B24App-Session"
+
+
+# -- who is asking ------------------------------------------------------------------------
+
+
+def _frame_viewer() -> tuple[Viewer, dict[str, Any]]:
+    """Verify a framed POST from Bitrix24; return the viewer and the parsed form."""
+    query = FrameQuerySchema().load(read_query())
+    form = FrameFormSchema().load(read_form())
+    viewer = trust.verify_frame(services(), form, i18n.lang_from(query["LANG"]))
+    return viewer, form
+
+
+def _token_viewer() -> Viewer:
+    """The viewer of a follow-up request (``t`` in the query, the form or a header)."""
+    token = request.args.get("t") or request.headers.get(TOKEN_HEADER)
+    if not token and request.mimetype in ("application/x-www-form-urlencoded",):
+        token = request.form.get("t")
+    lang = request.args.get("lang")
+    return trust.viewer_from_token(
+        services(),
+        current_app.config["SECRET_KEY"],
+        token,
+        i18n.lang_from(lang) if lang else None,
+    )
+
+
+def _page(template: str, viewer: Viewer, status: int = 200, **context: Any) -> Response:
+    """Render a page for ``viewer``: fresh session token, language helpers, frameable."""
+    token = trust.issue_token(current_app.config["SECRET_KEY"], viewer)
+    lang = viewer.lang
+
+    def t(key: str, **params: Any) -> str:
+        return i18n.translate(lang, key, **params)
+
+    def link(endpoint: str, _path: dict[str, Any] | None = None, **params: Any) -> str:
+        clean = {k: v for k, v in params.items() if v not in (None, "")}
+        return url_for(endpoint, **(_path or {})) + "?" + urlencode({"t": token, **clean})
+
+    html = render_template(
+        template,
+        viewer=viewer,
+        token=token,
+        lang=lang,
+        t=t,
+        link=link,
+        num=lambda v, d=0: i18n.fmt_number(v, lang, d),
+        pct=lambda v: i18n.fmt_pct(v, lang),
+        money=lambda v: i18n.fmt_money(v, lang),
+        dur=lambda v: i18n.fmt_duration(v, lang),
+        **context,
+    )
+    response = make_response(html, status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return frameable(response, viewer.domain)
+
+
+def _reauth(viewer: Viewer) -> Response:
+    return _page("reauth.html", viewer)
+
+
+# -- dashboard ----------------------------------------------------------------------------
+
+
+def _period_args() -> dict[str, Any]:
+    return PeriodSchema().load(request.args.to_dict())
+
+
+def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard, dict[str, Any]]:
+    with services().db() as session:
+        settings = load_settings(session, viewer.portal_id)
+        # The date inputs are always in the form; they count only for a custom period.
+        custom = args.get("period") in (None, "custom")
+        period = metrics.period_for(
+            args.get("period"),
+            settings["time_zone"],
+            date_from=args.get("date_from") if custom else None,
+            date_to=args.get("date_to") if custom else None,
+        )
+        by_week = None if args.get("view") is None else args["view"] == "week"
+        dashboard = metrics.compute_dashboard(
+            session, viewer.portal_id, period, settings, by_week=by_week
+        )
+    return dashboard, settings
+
+
+def _period_params(dashboard: metrics.Dashboard, args: dict[str, Any]) -> dict[str, Any]:
+    period = dashboard.period
+    if period.preset == "custom":
+        params: dict[str, Any] = {
+            "period": "custom",
+            "from": period.first_day.isoformat(),
+            "to": period.last_day.isoformat(),
+        }
+    else:
+        params = {"period": period.preset}
+    if args.get("view"):
+        params["view"] = args["view"]
+    return params
+
+
+def _chart_data(dashboard: metrics.Dashboard, lang: str) -> dict[str, Any]:
+    return {
+        "labels": [row["label"] for row in dashboard.trend],
+        "series": [
+            {"key": "leads", "label": i18n.translate(lang, "kpi.leads"),
+             "data": [row["leads"] for row in dashboard.trend]},
+            {"key": "bookings", "label": i18n.translate(lang, "kpi.bookings"),
+             "data": [row["bookings"] for row in dashboard.trend]},
+            {"key": "confirmed", "label": i18n.translate(lang, "kpi.confirmed"),
+             "data": [row["confirmed"] for row in dashboard.trend]},
+            {"key": "no_shows", "label": i18n.translate(lang, "kpi.no_show"),
+             "data": [row["no_shows"] for row in dashboard.trend]},
+        ],
+    }  # fmt: skip
+
+
+def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    dashboard, _settings = _dashboard(viewer, args)
+    return _page(
+        "dashboard.html",
+        viewer,
+        d=dashboard,
+        period_params=_period_params(dashboard, args),
+        presets=metrics.PRESETS,
+        chart_json=json.dumps(_chart_data(dashboard, viewer.lang), ensure_ascii=False).replace(
+            "</", "<\\/"
+        ),
+        target_state=lambda name, value: metrics.target_state(name, value, dashboard.targets),
+        top_sources=dashboard.top_sources(3),
+        iter_dimension=lambda dim: metrics.iter_dimension(dashboard, dim),
+        employees=dashboard.employees(),
+        marketing=dashboard.marketing(),
+        tables=kpi_csv.TABLES,
+    )
+
+
+@bp.post("/")
+def main_page() -> ResponseReturnValue:
+    """The app's main page (``PLACEMENT=DEFAULT``): the KPI dashboard."""
+    viewer, _form = _frame_viewer()
+    return _render_dashboard(viewer, {})
+
+
+@bp.post("/dashboard")
+def dashboard_placement() -> ResponseReturnValue:
+    """``CRM_ANALYTICS_MENU``: the KPI dashboard."""
+    viewer, _form = _frame_viewer()
+    return _render_dashboard(viewer, {})
+
+
+@bp.get("/")
+@bp.get("/dashboard")
+def dashboard_page() -> ResponseReturnValue:
+    """The dashboard again for another period (session token; a bare GET is 401)."""
+    viewer = _token_viewer()
+    return _render_dashboard(viewer, _period_args())
+
+
+@bp.get("/api/dashboard.json")
+def dashboard_json() -> ResponseReturnValue:
+    """The dashboard figures as JSON (for charts and scripts on the page)."""
+    viewer = _token_viewer()
+    dashboard, _settings = _dashboard(viewer, _period_args())
+    body = {
+        "period": {
+            "from": dashboard.period.first_day.isoformat(),
+            "to": dashboard.period.last_day.isoformat(),
+        },
+        "total": _plain(dashboard.total.as_dict()),
+        "replies": {
+            "median_s": dashboard.replies.median_s,
+            "p90_s": dashboard.replies.p90_s,
+            "count": dashboard.replies.count,
+        },
+        "chart": _chart_data(dashboard, viewer.lang),
+        "employees": [_plain(r) for r in dashboard.employees()],
+        "marketing": [_plain(r) for r in dashboard.marketing()],
+    }
+    response = current_app.response_class(
+        json.dumps(body, ensure_ascii=False), mimetype="application/json"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in data.items()}
+
+
+@bp.get("/export/<table>.csv")
+def export_csv(table: str) -> ResponseReturnValue:
+    """One dashboard table as CSV, for the same period as the page."""
+    viewer = _token_viewer()
+    if table not in kpi_csv.TABLES:
+        raise ApiError(404, "No such table.")
+    dashboard, _settings = _dashboard(viewer, _period_args())
+    headers, rows = kpi_csv.table(dashboard, table, viewer.lang)
+    body = kpi_csv.to_csv(headers, rows, viewer.lang)
+    name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
+    response = current_app.response_class(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- lead tab -----------------------------------------------------------------------------
+
+
+def _local(value: dt.datetime | None, tz: str, lang: str) -> str:
+    if value is None:
+        return i18n.DASH
+    local = value.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(tz))
+    return local.strftime("%d.%m.%Y %H:%M" if lang == "ru" else "%Y-%m-%d %H:%M")
+
+
+@bp.post("/lead-tab")
+def lead_tab() -> ResponseReturnValue:
+    """``CRM_LEAD_DETAIL_TAB``: this lead's timeline, SLA timers, AI tag and channel."""
+    viewer, form = _frame_viewer()
+    options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    lead_id = options["ID"]
+    with services().db() as session:
+        settings = load_settings(session, viewer.portal_id)
+        tz = settings["time_zone"]
+        lead = session.scalar(
+            select(Lead).where(Lead.portal_id == viewer.portal_id, Lead.lead_id == lead_id)
+        )
+        changes = session.scalars(
+            select(LeadStageChange)
+            .where(
+                LeadStageChange.portal_id == viewer.portal_id, LeadStageChange.lead_id == lead_id
+            )
+            .order_by(LeadStageChange.changed_at)
+        ).all()
+        timers = session.scalars(
+            select(Timer)
+            .where(Timer.portal_id == viewer.portal_id, Timer.lead_id == lead_id)
+            .order_by(Timer.due_at)
+        ).all()
+        info = _lead_view(lead, changes, timers, tz, viewer.lang, settings) if lead else None
+    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info)
+
+
+def _lead_view(
+    lead: Lead,
+    changes: Any,
+    timers: Any,
+    tz: str,
+    lang: str,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    reply_s = None
+    if lead.first_reply_at is not None:
+        reply_s = max((lead.first_reply_at - lead.created_at).total_seconds(), 0.0)
+    events: list[tuple[dt.datetime, str, str]] = [
+        (lead.created_at, i18n.translate(lang, "lead.created"), "created")
+    ]
+    if lead.first_reply_at is not None:
+        events.append((lead.first_reply_at, i18n.translate(lang, "lead.first_reply"), "reply"))
+    for change in changes:
+        events.append(
+            (
+                change.changed_at,
+                i18n.translate(lang, f"stage.{change.stage}") + f" ({change.status_id})",
+                "stage",
+            )
+        )
+    for timer in timers:
+        if timer.fired_at is not None:
+            what = i18n.translate(lang, f"policy.{timer.policy}") + " — "
+            what += i18n.translate(lang, f"timer.{timer.level}")
+            kind = "escalation" if timer.level == "escalate" else "breach"
+            events.append((timer.fired_at, what, kind))
+    events.sort(key=lambda e: e[0])
+    target_s = float(settings["sla"]["first_reply"]["minutes"]) * 60
+    return {
+        "lead_id": lead.lead_id,
+        "created": _local(lead.created_at, tz, lang),
+        "first_reply": _local(lead.first_reply_at, tz, lang),
+        "reply_s": reply_s,
+        "reply_ok": None if reply_s is None else reply_s <= target_s,
+        "is_ai": lead.is_ai,
+        "ai_channel": lead.ai_channel,
+        "channel": lead.channel,
+        "source": lead.source_id,
+        "utm_campaign": lead.utm_campaign,
+        "stage": lead.stage,
+        "booking": _local(lead.booking_at, tz, lang) if lead.booking_at else None,
+        "events": [
+            {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
+        ],
+        "timers": [
+            {
+                "policy": i18n.translate(lang, f"policy.{timer.policy}"),
+                "level": i18n.translate(lang, f"timer.{timer.level}")
+                if timer.level in ("remind", "escalate")
+                else timer.level,
+                "state": timer.state,
+                "state_label": i18n.translate(lang, f"timer.{timer.state}"),
+                "due": _local(timer.due_at, tz, lang),
+                "fired": _local(timer.fired_at, tz, lang) if timer.fired_at else None,
+            }
+            for timer in timers
+        ],
+    }
+
+
+# -- ROI ----------------------------------------------------------------------------------
+
+
+def _roi_defaults(viewer: Viewer) -> tuple[dict[str, Any], bool]:
+    """The form's starting values: the portal's real 30 days before install and the last 30
+    days, where there is data; the worked example otherwise."""
+    example = roi.EXAMPLE
+    values: dict[str, Any] = {
+        "leads_before": example.leads_before,
+        "conversion_before": example.conversion_before_pct,
+        "check_before": example.check_before,
+        "leads_after": example.leads_after,
+        "conversion_after": example.conversion_after_pct,
+        "check_after": example.check_after,
+        "one_off_cost": example.one_off_cost,
+        "monthly_cost": example.monthly_cost,
+        "monthly_savings": Decimal(0),
+        "margin": Decimal(100),
+        "months": 12,
+    }
+    real = False
+    with services().db() as session:
+        settings = load_settings(session, viewer.portal_id)
+        tz = settings["time_zone"]
+        sla = float(settings["sla"]["first_reply"]["minutes"])
+        portal = session.get(Portal, viewer.portal_id)
+        after = metrics.period_for("30d", tz)
+        sides = [("after", after)]
+        if portal is not None and portal.installed_at is not None:
+            install_day = metrics.local_today(tz, portal.installed_at)
+            before = metrics.Period(
+                install_day - dt.timedelta(days=30), install_day - dt.timedelta(days=1), tz
+            )
+            sides.append(("before", before))
+        for side, period in sides:
+            counts = metrics.summary_counts(session, viewer.portal_id, period, sla)
+            if counts.leads and counts.paid_visits:
+                real = True
+                values[f"leads_{side}"] = Decimal(counts.leads)
+                values[f"conversion_{side}"] = Decimal(
+                    str(metrics.ratio_pct(counts.paid_visits, counts.leads))
+                )
+                values[f"check_{side}"] = counts.aov
+    return values, real
+
+
+@bp.get("/roi")
+def roi_page() -> ResponseReturnValue:
+    """The ROI calculator: prefilled with real figures, recalculated with entered ones."""
+    viewer = _token_viewer()
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    submitted = {k: v for k, v in request.args.items() if k not in ("t", "lang")}
+    errors: list[str] = []
+    real = False
+    if submitted:
+        try:
+            values = RoiFormSchema().load(submitted)
+        except ValidationError as err:
+            errors = settings_form.flatten_errors(err.messages)
+            values = dict(submitted)
+    else:
+        values, real = _roi_defaults(viewer)
+    result = None
+    if not errors:
+        result = roi.calculate(
+            roi.RoiInputs(
+                leads_before=Decimal(values["leads_before"]),
+                conversion_before_pct=Decimal(values["conversion_before"]),
+                check_before=Decimal(values["check_before"]),
+                leads_after=Decimal(values["leads_after"]),
+                conversion_after_pct=Decimal(values["conversion_after"]),
+                check_after=Decimal(
+                    values["check_after"]
+                    if values.get("check_after") is not None
+                    else values["check_before"]
+                ),
+                one_off_cost=Decimal(values["one_off_cost"]),
+                monthly_cost=Decimal(values["monthly_cost"]),
+                monthly_savings=Decimal(values.get("monthly_savings") or 0),
+                margin_pct=Decimal(values.get("margin") or 100),
+                months=int(values.get("months") or 12),
+            )
+        )
+    return _page(
+        "roi.html",
+        viewer,
+        status=400 if errors else 200,
+        values=values,
+        result=result,
+        errors=errors,
+        real=real,
+    )
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def _costs(session: Any, portal_id: int) -> list[settings_form.CostLine]:
+    rows = session.scalars(
+        select(CampaignCost)
+        .where(CampaignCost.portal_id == portal_id)
+        .order_by(CampaignCost.month.desc(), CampaignCost.utm_campaign)
+    ).all()
+    return [settings_form.CostLine(r.utm_campaign, r.month, r.cost) for r in rows]
+
+
+def _settings_page(
+    viewer: Viewer,
+    *,
+    values: dict[str, Any] | None = None,
+    costs_text: str | None = None,
+    errors: list[str] | None = None,
+    saved: bool = False,
+    status: int = 200,
+) -> Response:
+    if values is None or costs_text is None:
+        with services().db() as session:
+            values = settings_form.settings_to_form(load_settings(session, viewer.portal_id))
+            costs_text = settings_form.costs_to_text(_costs(session, viewer.portal_id))
+    return _page(
+        "settings.html",
+        viewer,
+        status=status,
+        values=values,
+        costs_text=costs_text,
+        errors=errors or [],
+        saved=saved,
+        weekdays=WEEKDAYS,
+        policies=settings_form.POLICIES,
+    )
+
+
+@bp.get("/settings")
+def settings_page() -> ResponseReturnValue:
+    """The settings page (read-only for non-admins)."""
+    viewer = _token_viewer()
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    return _settings_page(viewer)
+
+
+@bp.post("/settings")
+def settings_post() -> ResponseReturnValue:
+    """Framed open (Bitrix24 POST with credentials) or a save from the page (token ``t``).
+
+    Saving needs an admin (checked server-side at verification, carried in the signed token);
+    invalid input is shown with its errors and nothing is stored.
+    """
+    form = read_form()
+    if "t" not in form:
+        viewer, _form = _frame_viewer()
+        if viewer.needs_reauth:
+            return _reauth(viewer)
+        return _settings_page(viewer)
+    viewer = _token_viewer()
+    if not viewer.is_admin:
+        raise ApiError(403, "Only portal administrators can change the settings.")
+    changes = settings_form.form_to_changes(form)
+    costs, cost_errors = settings_form.parse_costs(form.get("costs"))
+    errors = [f"costs: {e}" for e in cost_errors]
+    try:
+        with services().db() as session:
+            save_settings(session, viewer.portal_id, changes, user_id=viewer.user_id)
+            if errors:
+                raise ValidationError({"costs": cost_errors})
+            session.execute(delete(CampaignCost).where(CampaignCost.portal_id == viewer.portal_id))
+            for line in costs:
+                session.add(
+                    CampaignCost(
+                        portal_id=viewer.portal_id,
+                        utm_campaign=line.utm_campaign,
+                        month=line.month,
+                        cost=line.cost,
+                    )
+                )
+    except ValidationError as err:
+        if not errors or "costs" not in err.messages:
+            errors = settings_form.flatten_errors(err.messages) + errors
+        submitted = {k: v for k, v in form.items() if k not in ("t", "costs")}
+        return _settings_page(
+            viewer,
+            values=submitted,
+            costs_text=str(form.get("costs") or ""),
+            errors=errors,
+            status=400,
+        )
+    return _settings_page(viewer, saved=True)

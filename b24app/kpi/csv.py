@@ -1,0 +1,214 @@
+"""Every dashboard table as CSV: the same rows the page shows, raw numbers, localized headers.
+
+Semicolon-separated with a UTF-8 BOM, decimal comma for Russian (what Excel expects in a
+Russian locale), decimal point for English. Text cells that a spreadsheet would run as a
+formula (``=``, ``+``, ``-``, ``@`` — campaign names come from UTM tags anyone can set) are
+prefixed with an apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from b24app.i18n import translate
+from b24app.kpi.metrics import Counts
+from b24app.kpi.metrics import Dashboard
+from b24app.kpi.metrics import iter_dimension
+
+TABLES = ("summary", "trend", "sources", "campaigns", "channels", "employees", "ai")
+
+COUNT_COLUMNS = (
+    ("leads", "kpi.leads"),
+    ("bookings", "kpi.bookings"),
+    ("conversion_pct", "kpi.conversion"),
+    ("confirmed", "kpi.confirmed"),
+    ("confirmed_pct", "kpi.confirmed_rate"),
+    ("no_shows", "kpi.no_show"),
+    ("no_show_pct", "kpi.no_show"),
+    ("sla_pct", "kpi.sla"),
+    ("paid_visits", "kpi.paid_visits"),
+    ("revenue", "kpi.revenue"),
+    ("aov", "kpi.aov"),
+)
+
+
+def _cell(value: Any, lang: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float | Decimal):
+        text = str(value)
+        return text.replace(".", ",") if lang == "ru" else text
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _header(lang: str, key: str, suffix: str = "") -> str:
+    return translate(lang, key) + suffix
+
+
+def _count_headers(lang: str) -> list[str]:
+    out = []
+    for name, key in COUNT_COLUMNS:
+        out.append(_header(lang, key, ", %" if name.endswith("_pct") else ""))
+    return out
+
+
+def _count_cells(counts: Counts) -> list[Any]:
+    data = counts.as_dict()
+    return [data[name] for name, _ in COUNT_COLUMNS]
+
+
+def table(dashboard: Dashboard, name: str, lang: str) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of one table (``name`` in :data:`TABLES`)."""
+    builders: dict[str, Callable[[Dashboard, str], tuple[list[str], list[list[Any]]]]] = {
+        "summary": _summary,
+        "trend": _trend,
+        "sources": lambda d, lg: _dimension(d, lg, "source", "col.source"),
+        "campaigns": _campaigns,
+        "channels": lambda d, lg: _dimension(d, lg, "channel", "col.channel"),
+        "employees": _employees,
+        "ai": _ai,
+    }
+    return builders[name](dashboard, lang)
+
+
+def _summary(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        _header(lang, "period.from"),
+        _header(lang, "period.to"),
+        *_count_headers(lang),
+        _header(lang, "kpi.reply_median", ", s"),
+        _header(lang, "kpi.reply_p90", ", s"),
+    ]
+    row = [
+        d.period.first_day.isoformat(),
+        d.period.last_day.isoformat(),
+        *_count_cells(d.total),
+        d.replies.median_s,
+        d.replies.p90_s,
+    ]
+    return headers, [row]
+
+
+def _trend(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        _header(lang, "col.date"),
+        _header(lang, "kpi.leads"),
+        _header(lang, "kpi.bookings"),
+        _header(lang, "kpi.confirmed"),
+        _header(lang, "kpi.no_show"),
+        _header(lang, "kpi.conversion", ", %"),
+        _header(lang, "kpi.no_show", ", %"),
+    ]
+    rows = [
+        [
+            r["label"],
+            r["leads"],
+            r["bookings"],
+            r["confirmed"],
+            r["no_shows"],
+            r["conversion_pct"],
+            r["no_show_pct"],
+        ]
+        for r in d.trend
+    ]
+    return headers, rows
+
+
+def _dimension(
+    d: Dashboard, lang: str, dimension: str, label_key: str
+) -> tuple[list[str], list[list[Any]]]:
+    headers = [_header(lang, label_key), *_count_headers(lang)]
+    rows = [[key, *_count_cells(counts)] for key, counts in iter_dimension(d, dimension)]
+    return headers, rows
+
+
+def _ai(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+    headers = [_header(lang, "col.group"), *_count_headers(lang)]
+    rows = []
+    for flag, key in ((True, "group.ai"), (False, "group.other")):
+        rows.append([translate(lang, key), *_count_cells(d.by["ai"].get(flag, Counts()))])
+    return headers, rows
+
+
+def _campaigns(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        _header(lang, "col.campaign"),
+        _header(lang, "kpi.leads"),
+        _header(lang, "kpi.bookings"),
+        _header(lang, "kpi.conversion", ", %"),
+        _header(lang, "kpi.revenue"),
+        _header(lang, "col.cost"),
+        _header(lang, "col.cpl"),
+        _header(lang, "col.roi", ", %"),
+    ]
+    rows = [
+        [
+            r["campaign"],
+            r["leads"],
+            r["bookings"],
+            r["conversion_pct"],
+            r["revenue"],
+            r["cost"],
+            r["cpl"],
+            r["roi_pct"],
+        ]
+        for r in d.marketing()
+    ]
+    return headers, rows
+
+
+def _employees(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+    headers = [
+        _header(lang, "col.manager"),
+        _header(lang, "kpi.leads"),
+        _header(lang, "kpi.reply_median", ", s"),
+        _header(lang, "kpi.reply_p90", ", s"),
+        _header(lang, "kpi.sla", ", %"),
+        _header(lang, "kpi.breaches"),
+        _header(lang, "kpi.escalations"),
+        _header(lang, "kpi.bookings"),
+        _header(lang, "kpi.conversion", ", %"),
+        _header(lang, "kpi.no_show", ", %"),
+        _header(lang, "kpi.paid_visits"),
+        _header(lang, "kpi.revenue"),
+        _header(lang, "kpi.aov"),
+    ]
+    rows = [
+        [
+            r["manager"],
+            r["leads"],
+            r["reply_median_s"],
+            r["reply_p90_s"],
+            r["sla_pct"],
+            r["breaches"],
+            r["escalations"],
+            r["bookings"],
+            r["conversion_pct"],
+            r["no_show_pct"],
+            r["paid_visits"],
+            r["revenue"],
+            r["aov"],
+        ]
+        for r in d.employees()
+    ]
+    return headers, rows
+
+
+def to_csv(headers: list[str], rows: list[list[Any]], lang: str) -> str:
+    """The CSV text (with a BOM) of one table."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow([_cell(h, lang) for h in headers])
+    for row in rows:
+        writer.writerow([_cell(v, lang) for v in row])
+    return out.getvalue()

@@ -1,0 +1,233 @@
+"""Who is looking at a page: verify a framed POST from Bitrix24, then carry that proof in a
+short-lived signed token for the page's own follow-up requests.
+
+A framed POST is trusted when (1) the portal named by ``member_id`` exists and the posted
+``APPLICATION_TOKEN`` is its own (constant-time, :func:`b24app.web.authenticate`), and (2) the
+**OAuth server** the portal registered with (its stored ``server_endpoint`` — never the posted
+DOMAIN or SERVER_ENDPOINT) says the posted ``AUTH_ID`` belongs to that same ``member_id``
+(PLATFORM f.4). The user id comes from that answer, the admin flag from ``user.admin`` called
+with the user's own token on the portal's stored ``client_endpoint``. A positive answer is
+cached in Redis for a few minutes under a hash of the token, so re-opening a widget is fast.
+
+Follow-up requests (period change, CSV, settings save, JSON) carry ``t``: an itsdangerous
+token signed with the app's ``SECRET_KEY`` and bound to portal id, member id, user id and the
+admin flag. The iframe is third-party, so no cookies are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from itsdangerous import BadSignature
+from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeTimedSerializer
+from redis.exceptions import RedisError
+
+from b24app.bitrix.errors import BitrixError
+from b24app.bitrix.oauth import check_endpoint
+from b24app.bitrix.oauth import InsecureEndpoint
+from b24app.bitrix.oauth import oauth_app_info
+from b24app.bitrix.oauth import USER_AGENT
+from b24app.context import Services
+from b24app.errors import ApiError
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
+from b24app.web import authenticate
+
+log = logging.getLogger(__name__)
+
+TOKEN_SALT = "b24app.placements.session"
+TOKEN_MAX_AGE_S = 30 * 60
+VERIFY_CACHE_S = 5 * 60
+VERIFY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A verified person on a verified portal (what every page is rendered for)."""
+
+    portal_id: int
+    member_id: str
+    domain: str
+    user_id: int
+    is_admin: bool
+    lang: str
+    status: str = PortalStatus.ACTIVE
+
+    @property
+    def needs_reauth(self) -> bool:
+        return self.status == PortalStatus.REAUTH_REQUIRED
+
+
+def _cache_key(member_id: str, auth_id: str) -> str:
+    digest = hashlib.sha256(f"{member_id}:{auth_id}".encode()).hexdigest()
+    return f"b24app:frame-auth:{digest}"
+
+
+def _is_admin(services: Services, portal: Portal, auth_id: str) -> bool:
+    """``user.admin`` with the user's own token on the portal's stored REST endpoint.
+
+    Any failure means "not an admin": the settings stay read-only rather than open.
+    """
+    try:
+        base = check_endpoint(
+            portal.client_endpoint, allow_insecure=services.settings.allow_insecure_endpoints
+        )
+    except InsecureEndpoint:
+        return False
+    url = (base if base.endswith("/") else base + "/") + "user.admin.json"
+    try:
+        response = requests.post(
+            url,
+            data={"auth": auth_id},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=VERIFY_TIMEOUT_S,
+            allow_redirects=False,
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        log.warning("user.admin check failed")
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and body.get("result") is True
+
+
+def verify_frame(services: Services, form: dict[str, Any], lang: str) -> Viewer:
+    """Verify a framed POST (member_id + APPLICATION_TOKEN + AUTH_ID) and return the viewer.
+
+    :raise ApiError 401: unknown portal or missing credentials.
+    :raise ApiError 403: wrong application token, or the OAuth server does not vouch for
+        ``AUTH_ID`` on this portal.
+    :raise ApiError 503: the OAuth server could not be asked.
+    """
+    portal = authenticate(form.get("member_id"), form.get("APPLICATION_TOKEN"))
+    auth_id = form.get("AUTH_ID")
+    if not isinstance(auth_id, str) or not auth_id or len(auth_id) > 512:
+        raise ApiError(401, "Missing AUTH_ID.")
+    key = _cache_key(portal.member_id, auth_id)
+    cached = _cache_get(services, key)
+    if cached is None:
+        cached = _ask_oauth_server(services, portal, auth_id)
+        _cache_set(services, key, cached, form.get("AUTH_EXPIRES"))
+    return Viewer(
+        portal_id=portal.id,
+        member_id=portal.member_id,
+        domain=portal.domain,
+        user_id=int(cached["user_id"]),
+        is_admin=bool(cached["admin"]),
+        lang=lang,
+        status=portal.status,
+    )
+
+
+def _ask_oauth_server(services: Services, portal: Portal, auth_id: str) -> dict[str, Any]:
+    settings = services.settings
+    try:
+        info = oauth_app_info(
+            portal.server_endpoint,
+            auth_id,
+            timeout=VERIFY_TIMEOUT_S,
+            allow_insecure=settings.allow_insecure_endpoints,
+        )
+    except InsecureEndpoint as exc:
+        raise ApiError(403, "The portal's OAuth server is not trusted.") from exc
+    except BitrixError as exc:
+        if exc.status is None or exc.status >= 500:
+            raise ApiError(503, "Bitrix24 could not verify the session; try again.") from exc
+        raise ApiError(403, "Bitrix24 did not accept this session.") from exc
+    install = info.get("install") or {}
+    if str(install.get("member_id") or "") != portal.member_id:
+        raise ApiError(403, "This session belongs to another portal.")
+    client_id = info.get("client_id")
+    if client_id and client_id != settings.client_id:
+        raise ApiError(403, "This session belongs to another application.")
+    try:
+        user_id = int(info.get("user_id") or 0)
+    except (TypeError, ValueError):
+        user_id = 0
+    if user_id <= 0:
+        raise ApiError(403, "Bitrix24 did not name the user of this session.")
+    return {"user_id": user_id, "admin": _is_admin(services, portal, auth_id)}
+
+
+def _cache_get(services: Services, key: str) -> dict[str, Any] | None:
+    try:
+        raw = services.redis.get(key)
+    except RedisError:
+        return None
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "user_id" in value else None
+
+
+def _cache_set(services: Services, key: str, value: dict[str, Any], expires: Any) -> None:
+    try:
+        ttl = min(VERIFY_CACHE_S, max(int(expires or VERIFY_CACHE_S), 1))
+    except (TypeError, ValueError):
+        ttl = VERIFY_CACHE_S
+    try:
+        services.redis.set(key, json.dumps(value), ex=ttl)
+    except RedisError:  # the cache only saves time; verification already happened
+        log.warning("could not cache a frame verification")
+
+
+# -- session tokens -----------------------------------------------------------------------
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+
+
+def issue_token(secret_key: str, viewer: Viewer) -> str:
+    """A signed token for the page's follow-up requests (valid ``TOKEN_MAX_AGE_S``)."""
+    data = asdict(viewer)
+    payload = {
+        "p": data["portal_id"],
+        "m": data["member_id"],
+        "u": data["user_id"],
+        "a": data["is_admin"],
+        "l": data["lang"],
+    }
+    return _serializer(secret_key).dumps(payload)
+
+
+def viewer_from_token(
+    services: Services, secret_key: str, token: Any, lang: str | None = None
+) -> Viewer:
+    """The viewer a session token was issued for, with the portal re-read (still installed?).
+
+    :raise ApiError 401: no token, a forged or an expired one.
+    :raise ApiError 403: the portal was uninstalled since.
+    """
+    if not isinstance(token, str) or not token or len(token) > 2048:
+        raise ApiError(401, "Open the app from Bitrix24 (no session).")
+    try:
+        payload = _serializer(secret_key).loads(token, max_age=TOKEN_MAX_AGE_S)
+    except SignatureExpired as exc:
+        raise ApiError(401, "The session has expired; reopen the app in Bitrix24.") from exc
+    except BadSignature as exc:
+        raise ApiError(401, "Invalid session.") from exc
+    with services.db() as session:
+        portal = session.get(Portal, int(payload["p"]))
+        if portal is None or portal.member_id != payload["m"]:
+            raise ApiError(401, "Invalid session.")
+        if portal.status == PortalStatus.UNINSTALLED:
+            raise ApiError(403, "The app is not installed on this portal.")
+        return Viewer(
+            portal_id=portal.id,
+            member_id=portal.member_id,
+            domain=portal.domain,
+            user_id=int(payload["u"]),
+            is_admin=bool(payload["a"]),
+            lang=lang or str(payload.get("l") or "ru"),
+            status=portal.status,
+        )
