@@ -1,0 +1,215 @@
+"""Appointment reminders for the client (24 h / 2 h before, or custom), on the timer machinery.
+
+Each offset is a :class:`~b24app.storage.models.Timer` with policy ``reminder`` and level =
+the offset (``"24h"``, ``"2h"``, ``"30m"``), due ``appointment - offset``. Scheduling again
+with another appointment time moves them (the old job is removed, the row re-armed); offsets
+already in the past are skipped; :func:`cancel_reminders` cancels them all.
+
+Delivery choice: the text is rendered at send time from the portal's template
+(``settings["reminders"]["templates"][template][lang]``) with ``{client_name}`` (read from the
+lead through ``crm.item.get`` when sending — client personal data is never stored by us),
+``{service}``, ``{date}``, ``{time}`` (portal time zone) and ``{business_name}``. It is
+delivered as a CRM to-do for the responsible manager (``crm.activity.todo.add`` on the lead,
+deadline = the appointment) plus a timeline comment with the text. Why not an SMS/message to
+the client directly: the REST API has no portal-independent "send SMS" method (``messageservice``
+is for SMS *providers*), open-line sending needs an active chat session, and the dev emulator
+models neither. A to-do is visible and actionable on every plan; in production the portal's
+own SMS provider or open line sends the text from an automation rule on the to-do (or the
+manager sends it in one click from the lead card).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.sla.engine import cancel_where
+from b24app.sla.engine import job_id_for
+from b24app.sla.engine import naive_utc
+from b24app.sla.engine import REMINDER_POLICY
+from b24app.sla.engine import remove_job
+from b24app.sla.engine import schedule_job
+from b24app.storage.models import Lead
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
+
+_OFFSET = re.compile(r"^(\d{1,4})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_offset(offset: str) -> dt.timedelta:
+    """``"24h"`` → 24 hours, ``"30m"`` → 30 minutes, ``"1d"`` → 1 day."""
+    match = _OFFSET.match(offset.strip())
+    if not match:
+        raise ValueError(f"bad reminder offset: {offset!r}")
+    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def schedule_reminders(
+    services: Services,
+    portal_id: int,
+    lead_id: int,
+    appointment_at: dt.datetime,
+    *,
+    service: str,
+    offsets: list[str],
+    template: str = "default",
+    now: dt.datetime | None = None,
+) -> int:
+    """(Re)schedule the client reminders of one appointment; returns how many are pending.
+
+    ``appointment_at`` is naive UTC. Idempotent: the same call again changes nothing.
+    """
+    moment = naive_utc(now)
+    appointment = naive_utc(appointment_at)
+    wanted = {offset.strip(): appointment - parse_offset(offset) for offset in offsets}
+    payload = {"service": service, "template": template, "appointment_at": appointment.isoformat()}
+    to_schedule: list[Timer] = []
+    to_remove: list[str] = []
+    with services.db() as session:
+        lead = session.scalar(
+            select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id)
+        )
+        if lead is not None:
+            lead.booking_at = appointment
+        existing = {
+            t.level: t
+            for t in session.scalars(
+                select(Timer).where(
+                    Timer.portal_id == portal_id,
+                    Timer.lead_id == lead_id,
+                    Timer.policy == REMINDER_POLICY,
+                )
+            )
+        }
+        for level, timer in existing.items():
+            if timer.state == TimerState.PENDING and (
+                level not in wanted or wanted[level] <= moment
+            ):
+                timer.state = TimerState.CANCELLED
+                to_remove.append(timer.job_id)
+        for level, due in wanted.items():
+            if due <= moment:
+                continue
+            timer = existing.get(level)
+            same = timer is not None and timer.due_at == due and timer.payload == payload
+            if timer is not None and same and timer.state in (TimerState.PENDING, TimerState.FIRED):
+                if timer.state == TimerState.PENDING:
+                    to_schedule.append(timer)
+                continue
+            if timer is None:
+                timer = Timer(
+                    portal_id=portal_id,
+                    lead_id=lead_id,
+                    policy=REMINDER_POLICY,
+                    level=level,
+                    job_id=job_id_for(portal_id, lead_id, REMINDER_POLICY, level),
+                )
+                session.add(timer)
+            elif timer.state == TimerState.PENDING:
+                to_remove.append(timer.job_id)  # moved: the old wake-up call goes
+            timer.state = TimerState.PENDING
+            timer.due_at = due
+            timer.started_at = moment
+            timer.payload = payload
+            timer.claimed_at = None
+            timer.fired_at = None
+            timer.recipient_user_id = None
+            to_schedule.append(timer)
+        session.flush()
+        jobs = [Timer(id=t.id, job_id=t.job_id, due_at=t.due_at) for t in to_schedule]
+    for job_id in to_remove:
+        remove_job(services, job_id)
+    for timer in jobs:
+        schedule_job(services, timer, moment)
+    return len(jobs)
+
+
+def cancel_reminders(services: Services, portal_id: int, lead_id: int) -> int:
+    """Cancel the lead's pending appointment reminders (booking cancelled)."""
+    return cancel_where(
+        services,
+        Timer.portal_id == portal_id,
+        Timer.lead_id == lead_id,
+        Timer.policy == REMINDER_POLICY,
+    )
+
+
+def render_reminder(
+    settings: dict[str, Any],
+    *,
+    template: str,
+    lang: str,
+    client_name: str,
+    service: str,
+    appointment_at: dt.datetime,
+) -> str:
+    """The reminder text in ``lang`` from the portal's template (default template as fallback)."""
+    templates = (settings.get("reminders") or {}).get("templates") or {}
+    chosen = templates.get(template) or templates.get("default") or {}
+    text = chosen.get(lang) or chosen.get("ru") or chosen.get("en") or ""
+    local = appointment_at.replace(tzinfo=dt.UTC).astimezone(
+        ZoneInfo(settings.get("time_zone") or "Europe/Moscow")
+    )
+    values = {
+        "client_name": client_name,
+        "service": service,
+        "date": local.strftime("%d.%m.%Y"),
+        "time": local.strftime("%H:%M"),
+        "business_name": (settings.get("reminders") or {}).get("business_name", ""),
+    }
+    return text.format_map(_Missing(values)).strip()
+
+
+class _Missing(dict[str, str]):
+    """``str.format_map`` mapping that leaves unknown placeholders as they are."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def send_reminder(services: Services, snap: dict[str, Any], settings: dict[str, Any]) -> int:
+    """Deliver one reminder: a to-do for the responsible manager + a timeline comment."""
+    client = services.bitrix(snap["member_id"])
+    lead_id = snap["lead_id"]
+    payload = snap["payload"]
+    item = (client.call("crm.item.get", {"entityTypeId": 1, "id": lead_id}) or {}).get("item") or {}
+    client_name = " ".join(
+        p for p in (str(item.get("name") or ""), str(item.get("lastName") or "")) if p
+    ) or str(item.get("title") or "")
+    appointment = dt.datetime.fromisoformat(payload["appointment_at"])
+    text = render_reminder(
+        settings,
+        template=payload.get("template") or "default",
+        lang=snap["lang"],
+        client_name=client_name,
+        service=str(payload.get("service") or ""),
+        appointment_at=appointment,
+    )
+    responsible = snap["responsible"] or item.get("assignedById") or snap["installer_user_id"] or 1
+    title = (
+        f"Напомнить клиенту о записи ({snap['level']})"
+        if snap["lang"] == "ru"
+        else f"Remind the client of the appointment ({snap['level']})"
+    )
+    client.call(
+        "crm.activity.todo.add",
+        {
+            "ownerTypeId": 1,
+            "ownerId": lead_id,
+            "deadline": appointment.replace(tzinfo=dt.UTC).isoformat(),
+            "title": title,
+            "description": text,
+            "responsibleId": int(responsible),
+        },
+    )
+    client.call(
+        "crm.timeline.comment.add",
+        {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
+    )
+    return int(responsible)

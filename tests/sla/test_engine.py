@@ -1,0 +1,144 @@
+"""SLA engine on the real private Redis: timers as DB rows + RQ scheduled jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.sla import engine
+from b24app.sla.reminders import cancel_reminders
+from b24app.sla.reminders import schedule_reminders
+from b24app.storage.models import Lead
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
+from tests.sla.conftest import make_lead
+from tests.sla.conftest import make_portal
+from tests.sla.conftest import update_lead
+
+NOW = dt.datetime(2030, 5, 22, 9, 0)  # a Wednesday, 12:00 in Moscow
+
+
+def scheduled_ids(services: Services) -> list[str]:
+    return list(ScheduledJobRegistry(queue=services.queue("timers")).get_job_ids())
+
+
+def timers(services: Services, **where: object) -> list[Timer]:
+    with services.db() as session:
+        rows = list(session.scalars(select(Timer).filter_by(**where).order_by(Timer.id)))
+        session.expunge_all()
+        return rows
+
+
+def test_duplicate_start_schedules_once(services: Services) -> None:
+    """Starting the same policy twice leaves one row and one scheduled job per level."""
+    portal_id = make_portal(services)
+    first = engine.start_timer(services, portal_id, 7, "first_reply", now=NOW)
+    second = engine.start_timer(services, portal_id, 7, "first_reply", now=NOW)
+    assert first == second == NOW + dt.timedelta(minutes=3)
+    rows = timers(services, portal_id=portal_id)
+    assert [(t.level, t.due_at) for t in rows] == [
+        ("remind", NOW + dt.timedelta(minutes=3)),
+        ("escalate", NOW + dt.timedelta(minutes=30)),
+    ]
+    ids = scheduled_ids(services)
+    assert sorted(ids) == sorted(
+        [f"sla-{portal_id}-7-first_reply-remind", f"sla-{portal_id}-7-first_reply-escalate"]
+    )
+    job = Job.fetch(ids[0], connection=services.redis)
+    assert job.func_name == "b24app.sla.jobs.fire_timer"
+
+
+def test_stop_cancels_rows_and_removes_jobs(services: Services) -> None:
+    """stop_timers marks rows cancelled and deletes the jobs; a restart revives them."""
+    portal_id = make_portal(services)
+    engine.start_timer(services, portal_id, 7, "callback", now=NOW)
+    assert engine.stop_timers(services, portal_id, 7) == 2
+    assert scheduled_ids(services) == []
+    assert not Job.exists(f"sla-{portal_id}-7-callback-remind", connection=services.redis)
+    assert {t.state for t in timers(services)} == {TimerState.CANCELLED}
+    assert engine.stop_timers(services, portal_id, 7) == 0
+    engine.start_timer(services, portal_id, 7, "callback", minutes=5, now=NOW)
+    assert {t.state for t in timers(services)} == {TimerState.PENDING}
+    assert len(scheduled_ids(services)) == 2
+
+
+def test_uninstall_cancels_every_timer_of_the_portal_only(services: Services) -> None:
+    """cancel_portal_timers cancels all of one portal's timers and leaves another's."""
+    portal_id = make_portal(services)
+    other = make_portal(services, "other-member")
+    for lead_id in (1, 2, 3):
+        engine.start_timer(services, portal_id, lead_id, "first_reply", now=NOW)
+    engine.start_timer(services, other, 1, "first_reply", now=NOW)
+    assert engine.cancel_portal_timers(services, portal_id) == 6
+    assert sorted(scheduled_ids(services)) == [
+        f"sla-{other}-1-first_reply-escalate",
+        f"sla-{other}-1-first_reply-remind",
+    ]
+    assert {t.state for t in timers(services, portal_id=portal_id)} == {TimerState.CANCELLED}
+
+
+def test_sync_follows_the_lead_lifecycle(services: Services) -> None:
+    """Chat lead → first_reply; replied → cancelled; qualified → confirmation in working time."""
+    portal_id = make_portal(services)
+    make_lead(services, portal_id, 11, created_at=NOW)
+    engine.sync_lead_timers(services, portal_id, 11, now=NOW)
+    engine.sync_lead_timers(services, portal_id, 11, now=NOW)
+    assert [(t.policy, t.level) for t in timers(services)] == [
+        ("first_reply", "remind"),
+        ("first_reply", "escalate"),
+    ]
+    replied = NOW + dt.timedelta(minutes=2)
+    update_lead(services, portal_id, 11, first_reply_at=replied)
+    engine.sync_lead_timers(services, portal_id, 11, now=replied)
+    assert {t.state for t in timers(services)} == {TimerState.CANCELLED}
+    assert scheduled_ids(services) == []
+    # Qualified on Friday 20:55 Moscow: confirmation is due in working time (Sat 10:10).
+    qualified = dt.datetime(2030, 5, 24, 17, 55)
+    update_lead(services, portal_id, 11, stage="qualified", qualified_at=qualified)
+    engine.sync_lead_timers(services, portal_id, 11, now=qualified)
+    rows = timers(services, policy="confirmation")
+    assert [(t.level, t.due_at) for t in rows] == [
+        ("remind", dt.datetime(2030, 5, 25, 7, 10)),
+        ("escalate", dt.datetime(2030, 5, 25, 7, 25)),
+    ]
+    update_lead(services, portal_id, 11, confirmed_at=qualified, stage="confirmed")
+    engine.sync_lead_timers(services, portal_id, 11, now=qualified)
+    assert {t.state for t in timers(services, policy="confirmation")} == {TimerState.CANCELLED}
+
+
+def test_call_lead_gets_callback_and_deleted_lead_none(services: Services) -> None:
+    """A call lead is under the callback policy; a deleted one under none."""
+    portal_id = make_portal(services)
+    make_lead(services, portal_id, 21, channel="call", created_at=NOW)
+    make_lead(services, portal_id, 22, channel="call", created_at=NOW, deleted_at=NOW)
+    engine.sync_lead_timers(services, portal_id, 21, now=NOW)
+    engine.sync_lead_timers(services, portal_id, 22, now=NOW)
+    assert {(t.lead_id, t.policy) for t in timers(services)} == {(21, "callback")}
+
+
+def test_reminders_move_and_cancel(services: Services) -> None:
+    """Reminders: past offsets skipped, a new time moves them, cancel removes them."""
+    portal_id = make_portal(services)
+    make_lead(services, portal_id, 31, created_at=NOW)
+    appointment = NOW + dt.timedelta(hours=10)
+    kwargs = {"service": "Стрижка", "offsets": ["24h", "2h", "30m"], "now": NOW}
+    assert schedule_reminders(services, portal_id, 31, appointment, **kwargs) == 2
+    assert schedule_reminders(services, portal_id, 31, appointment, **kwargs) == 2
+    assert sorted(scheduled_ids(services)) == [
+        f"sla-{portal_id}-31-reminder-2h",
+        f"sla-{portal_id}-31-reminder-30m",
+    ]
+    moved = appointment + dt.timedelta(days=2)
+    assert schedule_reminders(services, portal_id, 31, moved, **kwargs) == 3
+    rows = {t.level: t for t in timers(services, policy="reminder")}
+    assert rows["2h"].due_at == moved - dt.timedelta(hours=2)
+    assert rows["24h"].state == TimerState.PENDING
+    assert len(scheduled_ids(services)) == 3
+    with services.db() as session:
+        assert session.scalar(select(Lead.booking_at).where(Lead.lead_id == 31)) == moved
+    assert cancel_reminders(services, portal_id, 31) == 3
+    assert scheduled_ids(services) == []

@@ -1,0 +1,158 @@
+"""End to end: a real ``b24app worker`` subprocess fires SLA timers against the emulator.
+
+Policy minutes are integers, so these tests set ``B24APP_SLA_SECONDS_PER_MINUTE=1`` (in this
+process, which computes due times, and in the worker) — a "minute" lasts one second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.settings import save_settings
+from b24app.sla import engine
+from b24app.sla.reconcile import reconcile_timers
+from b24app.storage.models import Portal
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
+from tests.plugins.worker import WorkerProcess
+from tests.sla.conftest import make_lead
+from tests.sla.conftest import update_lead
+
+SCALE = {"B24APP_SLA_SECONDS_PER_MINUTE": "1"}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until ``predicate()``; a deadline, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def sla_portal(installed_portal: Any, services: Services, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The installed emulator portal's id, with a 2-minute reminder and 5-minute escalation."""
+    monkeypatch.setenv("B24APP_SLA_SECONDS_PER_MINUTE", "1")
+    with services.db() as session:
+        portal_id = session.scalar(
+            select(Portal.id).where(Portal.member_id == installed_portal.member_id)
+        )
+        assert portal_id is not None
+        save_settings(
+            session, portal_id, {"sla": {"first_reply": {"minutes": 2, "escalate_minutes": 5}}}
+        )
+    return int(portal_id)
+
+
+def notifications(emulator: Any, portal: Any) -> list[dict[str, Any]]:
+    return [c.params for c in emulator.calls(method="im.notify.system.add", portal=portal)]
+
+
+def timer_states(services: Services, lead_id: int) -> dict[str, str]:
+    with services.db() as session:
+        rows = session.execute(select(Timer.level, Timer.state).where(Timer.lead_id == lead_id))
+        return {level: state for level, state in rows}
+
+
+def new_chat_lead(installed_portal: Any, services: Services, portal_id: int) -> int:
+    lead_id = int(
+        installed_portal.add_lead(
+            {"TITLE": "Чат", "SOURCE_ID": "OPENLINE", "ASSIGNED_BY_ID": 2}, events=False
+        )
+    )
+    make_lead(services, portal_id, lead_id, channel="chat", assigned_by_id=2)
+    return lead_id
+
+
+def test_lead_left_alone_gets_reminder_then_escalation_once(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    sla_portal: int,
+    rq_worker: WorkerProcess,
+) -> None:
+    """Manager reminder, then the department head's escalation, each exactly once."""
+    rq_worker.env.update(SCALE)
+    rq_worker.start()
+    lead_id = new_chat_lead(installed_portal, services, sla_portal)
+    engine.sync_lead_timers(services, sla_portal, lead_id)
+    engine.sync_lead_timers(services, sla_portal, lead_id)  # idempotent
+    wait_for(lambda: timer_states(services, lead_id).get("escalate") == TimerState.FIRED)
+    assert reconcile_timers()["rescheduled"] == 0
+    time.sleep(2)  # give any duplicate a chance to show up
+    sent = notifications(emulator, installed_portal)
+    assert [(str(n["USER_ID"]), n["TAG"]) for n in sent] == [
+        ("2", f"b24app|sla|{lead_id}|first_reply|remind"),
+        ("4", f"b24app|sla|{lead_id}|first_reply|escalate"),  # head of department 2
+    ]
+    assert f"/crm/lead/details/{lead_id}/]" in sent[0]["MESSAGE"]
+    comments = [c for c in installed_portal.timeline_comments if c["ENTITY_ID"] == lead_id]
+    assert len(comments) == 1
+
+
+def test_lead_replied_before_the_reminder_gets_nothing(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    sla_portal: int,
+    rq_worker: WorkerProcess,
+) -> None:
+    """A reply at "minute 1" cancels both levels: no notification at all."""
+    rq_worker.env.update(SCALE)
+    rq_worker.start()
+    lead_id = new_chat_lead(installed_portal, services, sla_portal)
+    replied_lead = new_chat_lead(installed_portal, services, sla_portal)
+    engine.sync_lead_timers(services, sla_portal, lead_id)
+    engine.sync_lead_timers(services, sla_portal, replied_lead)
+    update_lead(
+        services,
+        sla_portal,
+        replied_lead,
+        first_reply_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    engine.sync_lead_timers(services, sla_portal, replied_lead)
+    # The control lead's escalation proves the worker ran past both due times.
+    wait_for(lambda: timer_states(services, lead_id).get("escalate") == TimerState.FIRED)
+    tags = [n["TAG"] for n in notifications(emulator, installed_portal)]
+    assert not [t for t in tags if f"|{replied_lead}|" in t]
+    assert len(tags) == 2
+    assert set(timer_states(services, replied_lead).values()) == {TimerState.CANCELLED}
+
+
+def test_redis_lost_mid_test_reconcile_restores_and_sends_once(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    sla_portal: int,
+    rq_worker: WorkerProcess,
+    redis_server: Any,
+) -> None:
+    """Redis restarted empty after the reminder: reconciliation restores the escalation."""
+    rq_worker.env.update(SCALE)
+    rq_worker.start()
+    lead_id = new_chat_lead(installed_portal, services, sla_portal)
+    engine.sync_lead_timers(services, sla_portal, lead_id)
+    wait_for(lambda: timer_states(services, lead_id).get("remind") == TimerState.FIRED)
+    rq_worker.kill()
+    redis_server.restart_empty()
+    assert services.redis.dbsize() == 0
+    rq_worker.start()
+    counts = reconcile_timers()
+    assert counts["rescheduled"] == 1  # the escalation only; the fired reminder stays fired
+    assert reconcile_timers()["rescheduled"] == 0
+    wait_for(lambda: timer_states(services, lead_id).get("escalate") == TimerState.FIRED)
+    time.sleep(2)
+    tags = [n["TAG"] for n in notifications(emulator, installed_portal)]
+    assert tags == [
+        f"b24app|sla|{lead_id}|first_reply|remind",
+        f"b24app|sla|{lead_id}|first_reply|escalate",
+    ]
