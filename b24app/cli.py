@@ -44,12 +44,12 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
 @main.command()
 @click.option("--queue", "queues", multiple=True, help="events, timers, default, bulk")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty")
-@click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking")
-def worker(queues: tuple[str, ...], burst: bool, simple: bool) -> None:
+@click.option("--fork", is_flag=True, help="Run each job in a forked work-horse (isolation)")
+def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run an RQ worker with RQ's scheduler (timers need it)."""
     from b24app.worker import run
 
-    run(Settings.from_env(), list(queues) or None, burst=burst, simple=simple)
+    run(Settings.from_env(), list(queues) or None, burst=burst, fork=fork)
 
 
 @main.command()
@@ -88,6 +88,44 @@ def db_revision(message: str) -> None:
     from b24app.storage.migrate import revision
 
     revision(Settings.from_env().database_url, message)
+
+
+@main.command()
+@click.option("--member-id", required=True, help="The portal's member_id")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming")
+def backfill(member_id: str, restart: bool) -> None:
+    """Import a portal's existing leads and status moves (resumes where it stopped)."""
+    from tqdm import tqdm
+
+    from b24app import context
+    from b24app import logs
+    from b24app.leads.backfill import backfill_portal
+    from b24app.leads.backfill import count_leads
+    from b24app.leads.backfill import PortalNotFound
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    services = context.build_services(settings)
+    context.set_current(services)
+    try:
+        total = count_leads(services, member_id)
+    except Exception:  # the bar works without a total
+        total = 0
+    with tqdm(total=total or None, unit="lead", desc="backfill") as bar:
+
+        def progress(imported: int, in_round: int) -> None:
+            bar.n = imported
+            bar.refresh()
+
+        try:
+            imported = backfill_portal(
+                member_id, services=services, progress=progress, restart=restart
+            )
+        except PortalNotFound:
+            raise click.ClickException(f"no installed portal {member_id}") from None
+        bar.n = imported
+        bar.refresh()
+    click.echo(f"{imported} leads imported")
 
 
 def _register_demo() -> None:

@@ -71,6 +71,7 @@ def main() -> None:
     workers: list[WorkerProcess] = []
     try:
         portal = emu.create_portal("bench", rate=10_000, burst=10_000)
+        portal.prepare_install(api_only=True)  # the app is installed: its tokens are valid
         tokens = portal.tokens_for(1)
         with services.db() as session:
             row = Portal(
