@@ -1,7 +1,48 @@
-"""handlers blueprint."""
+"""Event handlers: ``POST /handlers/events``, where Bitrix24 delivers the events bound at
+install (lead added/updated/deleted, activity added).
+
+Parse the form → validate the envelope → authenticate the portal → enqueue one job on the
+``events`` queue under a deterministic id → answer 200 at once. Bitrix24 never re-sends an
+event and slows down handlers that answer slowly (PLATFORM d.2), so nothing here calls
+Bitrix24 or touches more than the portal row.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from b24app import logs
+from b24app import metrics
+from b24app.handlers import jobs
+from b24app.handlers.schemas import EventSchema
+from b24app.web import authenticate
+from b24app.web import read_form
+from b24app.web import services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("handlers", __name__)
+
+
+@bp.post("/events")
+def event() -> ResponseReturnValue:
+    """Accept one event delivery; 200 ``{"status": "queued" | "duplicate"}``.
+
+    :raise 400: a malformed form, an unknown event, a missing or non-numeric entity id.
+    :raise 401: unknown portal. :raise 403: wrong ``application_token``.
+    :raise 413: the body is too large.
+    """
+    payload = EventSchema().load(read_form())
+    auth = payload["auth"]
+    portal = authenticate(auth["member_id"], auth["application_token"])
+    name = payload["event"]
+    entity_id = payload["data"]["FIELDS"]["ID"]
+    with logs.bind(member_id=portal.member_id, event=name, entity_id=entity_id):
+        queued = jobs.enqueue_event(services(), portal.member_id, name, entity_id, payload["ts"])
+        if not queued:
+            log.info("repeated event delivery ignored")
+    metrics.EVENTS_IN.labels(event=name).inc()
+    return {"status": "queued" if queued else "duplicate"}

@@ -158,7 +158,12 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
             }
             portal.registered_at = utc_now()
         log.info("registration done: %d writes", report.writes)
-        return report
+    # Import the portal's existing leads (needs the status map just stored); a backfill that
+    # already finished asks the portal nothing, so a re-install costs nothing here.
+    from b24app.handlers.jobs import enqueue_backfill
+
+    enqueue_backfill(services, member_id)
+    return report
 
 
 def register_job(member_id: str) -> int:

@@ -51,7 +51,7 @@ def portal_row(services, portal) -> Portal:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def lead_id(installed_portal, emulator, run_jobs) -> int:  # type: ignore[no-untyped-def]
     """A new lead (responsible: manager 2) in the installed portal."""
-    new_id = installed_portal.add_lead({"TITLE": "Чат-бот", "ASSIGNED_BY_ID": 2})
+    new_id = installed_portal.add_lead({"TITLE": "Заявка с сайта", "ASSIGNED_BY_ID": 2})
     emulator.wait_idle()
     run_jobs()
     return int(new_id)

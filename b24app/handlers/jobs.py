@@ -1,0 +1,128 @@
+"""RQ jobs behind the event endpoint, and how they are enqueued.
+
+One job per delivery, id ``evt-<member_id>-<event>-<entity id>-<ts>``, enqueued with RQ's
+``unique=True`` (an atomic check-and-save): a delivery that comes twice while its job is
+waiting or failed is enqueued once. Finished jobs are not kept (``result_ttl=0``), so a later
+delivery with the same id is processed again — harmless, the processing is idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+
+from b24app import context
+from b24app.context import Services
+
+QUEUE = "events"
+RETRY = Retry(max=3, interval=[5, 30, 120])
+FAILURE_TTL = 7 * 86400
+LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
+ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def event_job_id(member_id: str, event: str, entity_id: int, ts: int) -> str:
+    """The deterministic RQ job id of one delivery (RQ ids allow ``[A-Za-z0-9_-]`` only)."""
+    return _UNSAFE.sub("_", f"evt-{member_id}-{event}-{entity_id}-{ts}")
+
+
+def enqueue_event(services: Services, member_id: str, event: str, entity_id: int, ts: int) -> bool:
+    """Queue the processing of one delivery; False if the same delivery is already queued."""
+    try:
+        services.queue(QUEUE).enqueue(
+            process_event,
+            member_id,
+            event,
+            entity_id,
+            ts,
+            job_id=event_job_id(member_id, event, entity_id, ts),
+            unique=True,
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            retry=RETRY,
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def process_event(member_id: str, event: str, entity_id: int, ts: int) -> str:
+    """RQ job: record what an event says happened (``ts`` only makes the job id unique)."""
+    from b24app.leads.intake import process_activity
+    from b24app.leads.intake import process_lead
+
+    services = context.current()
+    if event in LEAD_EVENTS:
+        return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
+    if event in ACTIVITY_EVENTS:
+        return process_activity(services, member_id, entity_id)
+    raise ValueError(f"unexpected event {event}")
+
+
+def process_lead_event(member_id: str, event: str, lead_id: int) -> str:
+    """RQ job: record a lead event (add/update/delete); see
+    :func:`b24app.leads.intake.process_lead` for the outcomes returned."""
+    if event not in LEAD_EVENTS:
+        raise ValueError(f"not a lead event: {event}")
+    from b24app.leads.intake import process_lead
+
+    return process_lead(context.current(), member_id, lead_id, deleted=event == "ONCRMLEADDELETE")
+
+
+def process_activity_event(member_id: str, activity_id: int) -> str:
+    """RQ job: record an outgoing call/e-mail/chat activity on a lead as a reply; see
+    :func:`b24app.leads.intake.process_activity`."""
+    from b24app.leads.intake import process_activity
+
+    return process_activity(context.current(), member_id, activity_id)
+
+
+def backfill_job(member_id: str) -> int:
+    """RQ job (``bulk`` queue): import the portal's existing leads; see
+    :func:`b24app.leads.backfill.backfill_portal`."""
+    from b24app.leads.backfill import backfill_portal
+
+    return backfill_portal(member_id)
+
+
+def enqueue_backfill(services: Services, member_id: str) -> bool:
+    """Queue the install-time backfill once per portal (False if one is waiting or running)."""
+    try:
+        services.queue("bulk").enqueue(
+            backfill_job,
+            member_id,
+            job_id=_UNSAFE.sub("_", f"backfill-{member_id}"),
+            unique=True,
+            job_timeout=6 * 3600,
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            retry=RETRY,
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def resume_unfinished_backfills() -> int:
+    """Periodic job: queue again every backfill that stopped before the end (a worker killed
+    mid-import, retries exhausted); returns how many were queued."""
+    from sqlalchemy import select
+
+    from b24app.leads.backfill import PHASE_DONE
+    from b24app.storage.models import BackfillState
+    from b24app.storage.models import Portal
+    from b24app.storage.models import PortalStatus
+
+    services = context.current()
+    with services.db() as session:
+        members = list(
+            session.scalars(
+                select(Portal.member_id)
+                .join(BackfillState, BackfillState.portal_id == Portal.id)
+                .where(BackfillState.phase != PHASE_DONE, Portal.status == PortalStatus.ACTIVE)
+            )
+        )
+    return sum(1 for member_id in members if enqueue_backfill(services, member_id))

@@ -1,0 +1,228 @@
+"""Turn "something happened to lead N" into the lifecycle record (events only carry the id).
+
+:func:`process_lead` reads the lead and its stage history in ONE ``batch`` request
+(``crm.item.get`` with ``useOriginalUfNames=Y`` + ``crm.stagehistory.list`` for the lead),
+records what changed, tags a new AI-lead, and brings the lead's SLA timers in line. A lead
+the CRM no longer has is marked deleted and its timers cancelled. Work on one lead is
+serialised by a Redis lock, and the fetch happens inside it, so of two jobs for the same
+lead the later one always records the later state.
+
+:func:`process_activity` reads an activity and records an outgoing call/e-mail/chat on a
+lead as a reply (see :mod:`b24app.leads.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from b24app import logs
+from b24app.bitrix.client import BitrixClient
+from b24app.bitrix.errors import NotFound
+from b24app.context import Services
+from b24app.leads.classify import classify
+from b24app.leads.classify import lead_channel
+from b24app.leads.lifecycle import get_lead
+from b24app.leads.lifecycle import HistoryEntry
+from b24app.leads.lifecycle import mark_deleted
+from b24app.leads.lifecycle import parse_history
+from b24app.leads.lifecycle import record_first_reply
+from b24app.leads.lifecycle import record_snapshot
+from b24app.leads.snapshot import LeadSnapshot
+from b24app.leads.snapshot import normalise_lead
+from b24app.leads.snapshot import parse_time
+from b24app.leads.tagging import DEFAULT_LEAD_FIELD
+from b24app.settings import load_settings
+from b24app.storage.models import PortalStatus
+from b24app.storage.portals import get_portal
+
+log = logging.getLogger(__name__)
+
+HISTORY_SELECT = ["ID", "TYPE_ID", "OWNER_ID", "CREATED_TIME", "STATUS_ID", "STATUS_SEMANTIC_ID"]
+LOCK_TIMEOUT = 120
+# Activity TYPE_ID: 2 call, 4 e-mail; DIRECTION 2 = outgoing.
+OUTGOING = "2"
+CHAT_PROVIDERS = frozenset({"IMOPENLINES_SESSION", "CRM_SMS", "CRM_WHATSAPP", "CRM_TELEGRAM"})
+
+
+@contextmanager
+def lead_lock(services: Services, portal_id: int, lead_id: int) -> Iterator[None]:
+    """One worker at a time per lead (two events of one lead may be processed at once)."""
+    with services.redis.lock(
+        f"b24app:lock:lead:{portal_id}:{lead_id}",
+        timeout=LOCK_TIMEOUT,
+        blocking_timeout=LOCK_TIMEOUT,
+    ):
+        yield
+
+
+def fetch_lead(
+    client: BitrixClient, lead_id: int, lead_field: str
+) -> tuple[LeadSnapshot, list[HistoryEntry] | None] | None:
+    """The lead and its stage history in one ``batch`` request; None if the lead is gone.
+
+    The history is None when it could not be read (the caller then falls back on
+    ``MOVED_TIME``).
+    """
+    answer = client.batch(
+        {
+            "lead": (
+                "crm.item.get",
+                {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
+            ),
+            "history": (
+                "crm.stagehistory.list",
+                {
+                    "entityTypeId": 1,
+                    "filter": {"OWNER_ID": lead_id},
+                    "order": {"ID": "ASC"},
+                    "select": HISTORY_SELECT,
+                },
+            ),
+        }
+    )
+    error = answer.error("lead")
+    if isinstance(error, NotFound):
+        return None
+    if error is not None:
+        raise error
+    body = answer.results.get("lead")
+    item = body.get("item") if isinstance(body, dict) and "item" in body else body
+    if not isinstance(item, dict):
+        raise ValueError("crm.item.get answered without an item")
+    history: list[HistoryEntry] | None = None
+    if "history" not in answer.errors:
+        raw = answer.results.get("history")
+        rows = raw.get("items") if isinstance(raw, dict) else raw
+        history = [e for e in parse_history(rows or []) if e.lead_id == lead_id]
+    return normalise_lead(item, lead_field), history
+
+
+def _cancel_timers(services: Services, portal_id: int, lead_id: int) -> None:
+    from b24app.sla.engine import cancel_lead_timers
+
+    cancel_lead_timers(services, portal_id, lead_id)
+
+
+def _sync_timers(services: Services, portal_id: int, lead_id: int) -> None:
+    from b24app.sla.engine import sync_lead_timers
+
+    sync_lead_timers(services, portal_id, lead_id)
+
+
+def process_lead(
+    services: Services,
+    member_id: str,
+    lead_id: int,
+    *,
+    deleted: bool = False,
+    auto_tag: bool = True,
+) -> str:
+    """Record the current state of one lead; returns what happened (for logs and tests):
+    ``created``, ``changed``, ``unchanged``, ``stale``, ``deleted``, ``gone`` or
+    ``no_portal``.
+
+    ``deleted`` is set for ``ONCRMLEADDELETE`` (no fetch: the CRM would say "not found").
+    """
+    with services.db() as session:
+        portal = get_portal(session, member_id)
+        if portal is None or portal.status == PortalStatus.UNINSTALLED:
+            return "no_portal"
+        portal_id = portal.id
+        registration = dict(portal.registration or {})
+        rules = load_settings(session, portal_id).get("ai_rules") or {}
+    statuses: dict[str, str] = dict(registration.get("statuses") or {})
+    lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
+    with logs.bind(member_id=member_id, lead_id=lead_id), lead_lock(services, portal_id, lead_id):
+        fetched = None if deleted else fetch_lead(services.bitrix(member_id), lead_id, lead_field)
+        if fetched is None:
+            with services.db() as session:
+                marked = mark_deleted(session, portal_id, lead_id)
+            if marked:
+                _cancel_timers(services, portal_id, lead_id)
+                log.info("lead deleted")
+            return "deleted" if marked else "gone"
+        snap, history = fetched
+        classification = classify(snap, rules)
+        with services.db() as session:
+            lead, outcome = record_snapshot(
+                session, portal_id, snap, history, statuses, classification, lead_channel(snap)
+            )
+            wants_tag = (
+                auto_tag and lead.is_ai and lead.ai_tagged_at is None and not snap.ai_field_value
+            )
+            ai_channel = lead.ai_channel or "other"
+    if outcome.lifecycle_changed:
+        _sync_timers(services, portal_id, lead_id)
+    if wants_tag:
+        from b24app.leads.tagging import tag_ai_lead
+
+        tag_ai_lead(services, portal_id, lead_id, ai_channel, None)
+    if outcome.created:
+        return "created"
+    if outcome.changed:
+        log.info("lead changed: %s", ",".join(sorted(outcome.changed)))
+        return "changed"
+    return "stale" if outcome.stale else "unchanged"
+
+
+def reply_kind(activity: dict[str, Any]) -> str | None:
+    """``call``/``email``/``chat`` when the activity is an outgoing reply, else None."""
+    if str(activity.get("DIRECTION") or "") != OUTGOING:
+        return None
+    type_id = str(activity.get("TYPE_ID") or "")
+    provider = str(activity.get("PROVIDER_ID") or "").upper()
+    if type_id == "2":
+        return "call" if str(activity.get("COMPLETED") or "N").upper() == "Y" else None
+    if type_id == "4":
+        return "email"
+    if provider in CHAT_PROVIDERS:
+        return "chat"
+    return None
+
+
+def process_activity(services: Services, member_id: str, activity_id: int) -> str:
+    """Record an outgoing call/e-mail/chat activity on a lead as a reply; returns
+    ``replied``, ``not_first``, ``not_a_reply``, ``not_a_lead``, ``gone`` or ``no_portal``."""
+    with services.db() as session:
+        portal = get_portal(session, member_id)
+        if portal is None or portal.status == PortalStatus.UNINSTALLED:
+            return "no_portal"
+        portal_id = portal.id
+    client = services.bitrix(member_id)
+    try:
+        activity = client.call("crm.activity.get", {"id": activity_id})
+    except NotFound:
+        return "gone"
+    if not isinstance(activity, dict):
+        return "gone"
+    if str(activity.get("OWNER_TYPE_ID") or "") != "1":
+        return "not_a_lead"
+    kind = reply_kind(activity)
+    if kind is None:
+        return "not_a_reply"
+    try:
+        lead_id = int(str(activity.get("OWNER_ID")))
+    except ValueError:
+        return "not_a_lead"
+    at = parse_time(activity.get("CREATED")) or parse_time(activity.get("START_TIME"))
+    if at is None:
+        return "not_a_reply"
+    with logs.bind(member_id=member_id, lead_id=lead_id):
+        with services.db() as session:
+            known = get_lead(session, portal_id, lead_id) is not None
+        if not known:
+            process_lead(services, member_id, lead_id)
+        with lead_lock(services, portal_id, lead_id), services.db() as session:
+            before = get_lead(session, portal_id, lead_id)
+            previous = before.first_reply_at if before is not None else None
+            first = record_first_reply(session, portal_id, lead_id, at, kind)
+            after = get_lead(session, portal_id, lead_id)
+            moved = after is not None and after.first_reply_at != previous
+        if first or moved:
+            _sync_timers(services, portal_id, lead_id)
+            log.info("first reply recorded (%s)", kind)
+            return "replied"
+        return "not_first"

@@ -1,0 +1,189 @@
+"""One lead as the CRM returned it, in one shape whichever API generation answered.
+
+``crm.item.get``/``crm.item.list`` answer in camelCase with numbers as numbers (``stageId``,
+``assignedById``, ``updatedTime``, ``fm[]``); ``crm.lead.get``/``crm.lead.list`` answer in
+UPPER_CASE with strings (``STATUS_ID``, ``"ASSIGNED_BY_ID": "1"``, ``DATE_MODIFY``, ``IM[]``).
+:func:`normalise_lead` turns either into a :class:`LeadSnapshot` (PLATFORM h.1, h.2), with
+every time as naive UTC like everything stored in the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+
+# crm.lead name -> crm.item name, for the fields the lifecycle record reads.
+FIELD_NAMES: dict[str, str] = {
+    "ID": "id",
+    "TITLE": "title",
+    "STATUS_ID": "stageId",
+    "STATUS_SEMANTIC_ID": "stageSemanticId",
+    "ASSIGNED_BY_ID": "assignedById",
+    "SOURCE_ID": "sourceId",
+    "SOURCE_DESCRIPTION": "sourceDescription",
+    "COMMENTS": "comments",
+    "UTM_SOURCE": "utmSource",
+    "UTM_MEDIUM": "utmMedium",
+    "UTM_CAMPAIGN": "utmCampaign",
+    "UTM_CONTENT": "utmContent",
+    "UTM_TERM": "utmTerm",
+    "OPPORTUNITY": "opportunity",
+    "CURRENCY_ID": "currencyId",
+    "DATE_CREATE": "createdTime",
+    "DATE_MODIFY": "updatedTime",
+    "MOVED_TIME": "movedTime",
+}
+
+
+@dataclass(frozen=True)
+class LeadSnapshot:
+    """The fields of a lead the app records; times are naive UTC."""
+
+    lead_id: int
+    title: str
+    status_id: str
+    status_semantic: str  # P / S / F ("" when the answer did not say)
+    assigned_by_id: int | None
+    source_id: str
+    source_description: str
+    comments: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+    opportunity: Decimal | None
+    currency_id: str
+    created_at: dt.datetime | None
+    modified_at: dt.datetime | None
+    moved_at: dt.datetime | None
+    # IM multifield values (``imol|telegrambot|2|67|21`` marks an open-line chat client).
+    im_values: tuple[str, ...] = ()
+    # The app's own lead user field (``registration["lead_field"]``), "" when empty.
+    ai_field_value: str = ""
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A Bitrix24 datetime (``2024-05-23T18:18:25+02:00``) as naive UTC; ``""``/None → None.
+
+    A value without an offset is taken as UTC (Bitrix24 always sends one).
+    """
+    if value in (None, "") or not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value).strip()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _amount(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def uf_camel_name(name: str) -> str:
+    """``UF_CRM_B24APP_AI`` → ``ufCrmB24appAi`` (``crm.item`` without useOriginalUfNames);
+    a part starting with a digit keeps its underscore (``UF_CRM_1720`` → ``ufCrm_1720``)."""
+    out = "ufCrm"
+    for part in name.split("_")[2:]:
+        if part:
+            out += ("_" + part.lower()) if part[0].isdigit() else part.capitalize()
+    return out
+
+
+def is_item_style(raw: Mapping[str, Any]) -> bool:
+    """True for a ``crm.item`` answer (camelCase), False for ``crm.lead`` (UPPER_CASE)."""
+    return "ID" not in raw and ("id" in raw or "stageId" in raw)
+
+
+def _im_values(raw: Mapping[str, Any], item_style: bool) -> tuple[str, ...]:
+    if item_style:
+        entries = raw.get("fm") or []
+        if isinstance(entries, dict):
+            entries = list(entries.values())
+        return tuple(
+            str(e.get("value") or "")
+            for e in entries
+            if isinstance(e, dict) and str(e.get("typeId") or "").upper() == "IM"
+        )
+    entries = raw.get("IM") or []
+    if isinstance(entries, dict):
+        entries = list(entries.values())
+    return tuple(str(e.get("VALUE") or "") for e in entries if isinstance(e, dict))
+
+
+def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> LeadSnapshot:
+    """A ``crm.item`` (camelCase) or ``crm.lead`` (UPPER_CASE) lead as a :class:`LeadSnapshot`.
+
+    ``lead_field`` is the app's user field (``UF_CRM_B24APP_AI``); it is looked up under its
+    original name and under the ``ufCrm…`` name ``crm.item`` uses without useOriginalUfNames.
+
+    :raise ValueError: the answer has no positive lead id.
+    """
+    item_style = is_item_style(raw)
+
+    def get(upper: str) -> Any:
+        return raw.get(FIELD_NAMES[upper] if item_style else upper)
+
+    lead_id = _int(get("ID"))
+    if lead_id is None:
+        raise ValueError("the lead answer has no id")
+    ai_value: Any = None
+    if lead_field:
+        ai_value = raw.get(lead_field)
+        if ai_value is None:
+            ai_value = raw.get(uf_camel_name(lead_field))
+    if isinstance(ai_value, list):
+        ai_value = next((v for v in ai_value if v), "")
+    return LeadSnapshot(
+        lead_id=lead_id,
+        title=_text(get("TITLE")),
+        status_id=_text(get("STATUS_ID")),
+        status_semantic=_text(get("STATUS_SEMANTIC_ID")).upper(),
+        assigned_by_id=_int(get("ASSIGNED_BY_ID")),
+        source_id=_text(get("SOURCE_ID")),
+        source_description=_text(get("SOURCE_DESCRIPTION")),
+        comments=_text(get("COMMENTS")),
+        utm_source=_text(get("UTM_SOURCE")),
+        utm_medium=_text(get("UTM_MEDIUM")),
+        utm_campaign=_text(get("UTM_CAMPAIGN")),
+        utm_content=_text(get("UTM_CONTENT")),
+        utm_term=_text(get("UTM_TERM")),
+        opportunity=_amount(get("OPPORTUNITY")),
+        currency_id=_text(get("CURRENCY_ID"))[:8],
+        created_at=parse_time(get("DATE_CREATE")),
+        modified_at=parse_time(get("DATE_MODIFY")),
+        moved_at=parse_time(get("MOVED_TIME")),
+        im_values=_im_values(raw, item_style),
+        ai_field_value=_text(ai_value),
+    )
+
+
+def from_item(raw: Mapping[str, Any], lead_field: str | None = None) -> LeadSnapshot:
+    """The issue's name for :func:`normalise_lead` (either API generation's answer)."""
+    return normalise_lead(raw, lead_field)

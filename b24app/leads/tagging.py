@@ -1,0 +1,131 @@
+"""Tag a lead as an AI-lead in the CRM, once.
+
+Tagging writes the app's lead user field (``Portal.registration["lead_field"]``, created at
+install) with ``AI-lead · <channel>`` and adds one timeline comment, in one ``batch``
+request. "Once" is guarded by the lifecycle record: ``Lead.ai_tagged_at`` is set with a
+compare-and-set (``UPDATE … WHERE ai_tagged_at IS NULL``) before anything is written, so
+two workers (the event job and the "Mark as AI-lead" robot) cannot both tag; if the write
+fails the mark is taken back and the error raised, so a retry can tag.
+
+The write fires ``ONCRMLEADUPDATE`` again; the event job sees the field already filled and
+the record already tagged, and writes nothing (the loop guard).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+
+from b24app import logs
+from b24app.context import Services
+from b24app.leads.classify import channel_label
+from b24app.leads.lifecycle import get_lead
+from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import utc_now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEAD_FIELD = "UF_CRM_B24APP_AI"
+NOTE_LIMIT = 500
+
+
+def field_value(channel: str, lang: str) -> str:
+    """The lead field's value: ``AI-lead · Telegram``."""
+    return f"AI-lead · {channel_label(channel, lang)}"
+
+
+def comment_text(channel: str, lang: str, note: str | None) -> str:
+    """The timeline comment, in the portal's language."""
+    label = channel_label(channel, lang)
+    if lang.startswith("ru"):
+        text = f"b24app: лид отмечен как AI-лид (канал: {label})."
+    else:
+        text = f"b24app: lead tagged as an AI-lead (channel: {label})."
+    if note:
+        text += " " + note.strip()[:NOTE_LIMIT]
+    return text
+
+
+def tag_ai_lead(
+    services: Services, portal_id: int, lead_id: int, channel: str, note: str | None = None
+) -> bool:
+    """Write the AI-lead field and one timeline comment on a lead; False if already tagged.
+
+    ``channel`` is an AI channel code (``telegram``, ``whatsapp``… see
+    :data:`b24app.leads.classify.CHANNEL_LABELS`). When the app has no record of the lead
+    yet (a robot ran before the lead's event was processed) the lead is fetched first.
+
+    :raise BitrixError: the portal refused the write (the lead stays untagged for a retry).
+    """
+    channel = (channel or "other")[:64]
+    with services.db() as session:
+        portal = session.get(Portal, portal_id)
+        if portal is None:
+            return False
+        member_id = portal.member_id
+        lang = portal.lang or "ru"
+        lead_field = str((portal.registration or {}).get("lead_field") or DEFAULT_LEAD_FIELD)
+        known = get_lead(session, portal_id, lead_id) is not None
+    with logs.bind(member_id=member_id, lead_id=lead_id):
+        if not known:
+            from b24app.leads.intake import process_lead
+
+            process_lead(services, member_id, lead_id, auto_tag=False)
+        stamp = utc_now()
+        with services.db() as session:
+            claimed = session.execute(
+                update(Lead)
+                .where(
+                    Lead.portal_id == portal_id,
+                    Lead.lead_id == lead_id,
+                    Lead.ai_tagged_at.is_(None),
+                    Lead.deleted_at.is_(None),
+                )
+                .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
+            )
+            if claimed.rowcount != 1:
+                return False
+        try:
+            answer = services.bitrix(member_id).batch(
+                {
+                    "field": (
+                        "crm.item.update",
+                        {
+                            "entityTypeId": 1,
+                            "id": lead_id,
+                            "fields": {lead_field: field_value(channel, lang)},
+                            "useOriginalUfNames": "Y",
+                        },
+                    ),
+                    "comment": (
+                        "crm.timeline.comment.add",
+                        {
+                            "fields": {
+                                "ENTITY_ID": lead_id,
+                                "ENTITY_TYPE": "lead",
+                                "COMMENT": comment_text(channel, lang, note),
+                            }
+                        },
+                    ),
+                },
+                halt=True,
+            )
+            answer.raise_first_error()
+            if "comment" not in answer.results:
+                raise RuntimeError("the timeline comment was not added")
+        except Exception:
+            with services.db() as session:
+                session.execute(
+                    update(Lead)
+                    .where(
+                        Lead.portal_id == portal_id,
+                        Lead.lead_id == lead_id,
+                        Lead.ai_tagged_at == stamp,
+                    )
+                    .values(ai_tagged_at=None)
+                )
+            raise
+        log.info("lead tagged as AI-lead (%s)", channel)
+        return True
