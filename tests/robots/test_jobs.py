@@ -20,42 +20,12 @@ from b24app.robots import definitions as d
 from b24app.robots import jobs
 from b24app.settings import save_settings
 from b24app.storage.models import Lead
-from b24app.storage.models import Portal
 from b24app.storage.models import RobotCall
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
-from b24app.storage.portals import get_portal
-
-
-def run(
-    portal, emulator, run_jobs, code: str, lead_id: int, props: dict[str, Any] | None = None
-) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Run robot ``code`` as an automation rule would and return what the app sent back."""
-    token = portal.run_robot(code, lead_id, props or {})
-    emulator.wait_idle()
-    run_jobs("events")
-    result = portal.robot_result(token)
-    assert result is not None, "the app never called bizproc.event.send"
-    return result
-
-
-def portal_row(services, portal) -> Portal:  # type: ignore[no-untyped-def]
-    with services.db() as session:
-        row = get_portal(session, portal.member_id)
-        assert row is not None
-        session.expunge(row)
-        return row
-
-
-@pytest.fixture
-def lead_id(installed_portal, emulator, run_jobs) -> int:  # type: ignore[no-untyped-def]
-    """A new lead (responsible: manager 2) in the installed portal."""
-    new_id = installed_portal.add_lead({"TITLE": "Заявка с сайта", "ASSIGNED_BY_ID": 2})
-    emulator.wait_idle()
-    run_jobs()
-    return int(new_id)
-
+from tests.robots.conftest import portal_row  # noqa: E402
+from tests.robots.conftest import run  # noqa: E402
 
 # -- qualify --------------------------------------------------------------------------------
 

@@ -34,9 +34,7 @@ def test_lost_job_is_requeued_once(services, redis_server) -> None:
     services.redis.flushdb()  # the queued job is gone, the row is not
     assert not Job.exists(job_id(portal_id, TOKEN), connection=services.redis)
     with services.db() as session:
-        session.execute(
-            update(RobotCall).values(created_at=utc_now() - dt.timedelta(minutes=5))
-        )
+        session.execute(update(RobotCall).values(created_at=utc_now() - dt.timedelta(minutes=5)))
         raw = session.execute(text("SELECT request FROM robot_calls")).scalar_one()
     assert "Анна" not in raw and TOKEN not in raw  # stored encrypted
     assert requeue_lost_calls(older_than_s=60) == 1
