@@ -14,6 +14,7 @@ from flask import Flask
 from flask import jsonify
 from flask import Response
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -51,6 +52,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ValidationError)
     def _validation_error(err: ValidationError) -> Response:
         return error_response(400, "Invalid payload.", err.messages)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(err: OperationalError) -> Response:
+        # The database is down or unreachable: a clean, retryable 503 (Bitrix24 and the
+        # frames see the one error shape), not a 500. The statement and its parameters are
+        # not logged: they may carry tokens.
+        log.warning("database unavailable: %s", type(err.orig).__name__)
+        return error_response(503, "Service temporarily unavailable.")
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Response:

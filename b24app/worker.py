@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 
+from redis import Redis
+from rq import Queue
 from rq import SimpleWorker
 from rq import Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT
 from rq.defaults import DEFAULT_LOGGING_FORMAT
+from rq.executions import Execution
+from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
+from rq.utils import parse_composite_key
 
 from b24app import context
 from b24app import logs
@@ -120,6 +126,58 @@ class InProcessAppWorker(_FastSchedulerMixin, SimpleWorker):
     """Jobs run in the worker process itself: no fork per job (the lowest latency)."""
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def recover_abandoned_jobs(redis: Redis, queues: list[Queue]) -> list[str]:
+    """Hand jobs that a crashed worker of THIS host left "started" back to RQ at once.
+
+    RQ 3.0 retries an abandoned job (or fails it when no retries are left) only after its
+    heartbeat expired (job monitoring interval + 60 s) and at the next registry maintenance
+    (every 10 minutes). A worker restarted after a crash (systemd, a deploy) need not wait:
+    an execution whose worker was on this host and whose process is gone is expired now and
+    RQ's own ``StartedJobRegistry.cleanup`` retries it (event and timer jobs carry a
+    ``Retry``). Workers on other hosts are left to RQ's heartbeat expiry. Returns the ids.
+    """
+    host = socket.gethostname()
+    recovered: list[str] = []
+    for queue in queues:
+        registry = StartedJobRegistry(queue.name, connection=redis)
+        expired: list[str] = []
+        for raw in redis.zrange(registry.key, 0, -1):
+            entry = raw.decode() if isinstance(raw, bytes) else str(raw)
+            job_id, execution_id = parse_composite_key(entry)
+            try:
+                worker_name = Execution.fetch(execution_id, job_id, redis).worker_name
+            except ValueError:  # execution hash gone: only RQ's expiry can judge it
+                continue
+            info = redis.hmget(
+                Worker.redis_worker_namespace_prefix + worker_name, "hostname", "pid", "death"
+            )
+            hostname, pid, death = (v.decode() if isinstance(v, bytes) else v for v in info)
+            dead = death is not None or (
+                hostname == host and pid is not None and not _pid_alive(int(pid))
+            )
+            if hostname is None and death is None:
+                # The worker's key expired: RQ's own heartbeat expiry will handle the job.
+                continue
+            if dead:
+                expired.append(entry)
+                recovered.append(job_id)
+        if expired:
+            redis.zadd(registry.key, dict.fromkeys(expired, 0), xx=True)
+            registry.cleanup(timestamp=0)
+            log.warning("requeued %d job(s) abandoned by a dead worker", len(expired))
+    return recovered
+
+
 def make_worker(
     settings: Settings,
     queues: list[str] | None = None,
@@ -148,5 +206,6 @@ def run(
 ) -> bool:
     """Work until stopped (or until the queues are empty with ``burst``)."""
     worker = make_worker(settings, queues, fork=fork)
+    recover_abandoned_jobs(worker.connection, list(worker.queues))
     log.info("worker %s on %s", worker.name, [q.name for q in worker.queues])
     return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="WARNING")

@@ -1,0 +1,64 @@
+"""Helpers for the reliability runs: polling with a deadline, DB counts, a second portal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.storage.models import Lead
+from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Portal
+from b24app.storage.portals import get_portal
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll until ``predicate()``; a deadline, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
+
+
+def db_portal(services: Services, member_id: str) -> Portal:
+    with services.db() as session:
+        portal = get_portal(session, member_id)
+        assert portal is not None, f"portal {member_id} not stored"
+        session.expunge(portal)
+        return portal
+
+
+def lead_rows(services: Services, portal_id: int) -> dict[int, int]:
+    """``{bitrix lead id: number of Lead rows}`` of one portal."""
+    with services.db() as session:
+        rows = session.execute(
+            select(Lead.lead_id, func.count())
+            .where(Lead.portal_id == portal_id)
+            .group_by(Lead.lead_id)
+        )
+        return {int(lead_id): int(n) for lead_id, n in rows}
+
+
+def duplicate_moves(services: Services) -> list[Any]:
+    """Stage moves recorded more than once (same portal, lead, status and time)."""
+    with services.db() as session:
+        return list(
+            session.execute(
+                select(
+                    LeadStageChange.portal_id,
+                    LeadStageChange.lead_id,
+                    LeadStageChange.status_id,
+                    func.count(),
+                )
+                .group_by(
+                    LeadStageChange.portal_id, LeadStageChange.lead_id, LeadStageChange.status_id
+                )
+                .having(func.count() > 1)
+            )
+        )
