@@ -1,7 +1,16 @@
-"""Prometheus metrics: events in, jobs failed, timers pending, escalations, REST calls."""
+"""Prometheus metrics: events in, jobs failed, timers pending, escalations, REST calls.
+
+REST calls, limit hits, escalations and job failures happen in the RQ workers, events in the
+gunicorn workers: with ``PROMETHEUS_MULTIPROC_DIR`` set (the same directory for the web app
+and the workers on a host, emptied at deploy), every process writes its counters there and
+``/metrics`` sums them (prometheus_client's multiprocess mode). Without it, ``/metrics`` shows
+this process's counters only (tests, the demo).
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Any
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -9,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import Counter
 from prometheus_client import Gauge
 from prometheus_client import generate_latest
+from prometheus_client import multiprocess
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -20,7 +30,12 @@ REQUESTS_REJECTED = Counter(
     "b24app_requests_rejected_total", "Inbound requests rejected", ["status"], registry=REGISTRY
 )
 JOBS_FAILED = Counter("b24app_jobs_failed_total", "Jobs that raised", ["job"], registry=REGISTRY)
-TIMERS_PENDING = Gauge("b24app_timers_pending", "Pending SLA/reminder timers", registry=REGISTRY)
+TIMERS_PENDING = Gauge(
+    "b24app_timers_pending",
+    "Pending SLA/reminder timers",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 ESCALATIONS_SENT = Counter(
     "b24app_notifications_sent_total",
     "SLA reminders/escalations sent",
@@ -58,4 +73,20 @@ def init_app(app: Flask) -> None:
                 )
                 or 0
             )
-        return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def exposed_registry() -> CollectorRegistry:
+    """All processes' metrics in multiprocess mode, else this process's registry."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def count_failed_job(job: Any, exc_type: type[BaseException], *_: Any) -> bool:
+    """RQ exception handler: count every job that raised, by function name; RQ goes on to
+    its default handling (retry or failed registry)."""
+    JOBS_FAILED.labels(getattr(job, "func_name", "unknown").rsplit(".", 1)[-1]).inc()
+    return True

@@ -25,6 +25,7 @@ from rq.utils import parse_composite_key
 
 from b24app import context
 from b24app import logs
+from b24app import metrics
 from b24app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,12 @@ def make_worker(
     preload_job_modules()
     names = [settings.queue_prefix + q for q in queues] if queues else list(settings.queue_names)
     worker_class = ForkingAppWorker if fork else InProcessAppWorker
-    return worker_class([services.queues[n] for n in names], connection=services.redis, name=name)
+    return worker_class(
+        [services.queues[n] for n in names],
+        connection=services.redis,
+        name=name,
+        exception_handlers=[metrics.count_failed_job],
+    )
 
 
 def run(

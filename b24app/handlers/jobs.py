@@ -14,6 +14,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
+from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
 
 QUEUE = "events"
@@ -49,16 +50,23 @@ def enqueue_event(services: Services, member_id: str, event: str, entity_id: int
     return True
 
 
-def process_event(member_id: str, event: str, entity_id: int, ts: int) -> str:
-    """RQ job: record what an event says happened (``ts`` only makes the job id unique)."""
+def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> str:
+    """RQ job: record what an event says happened (``ts`` only makes the job id unique).
+
+    A portal that needs re-authorisation (revoked grant) or was uninstalled ends the job
+    cleanly: retrying cannot help until the admin opens the app again.
+    """
     from b24app.leads.intake import process_activity
     from b24app.leads.intake import process_lead
 
     services = context.current()
-    if event in LEAD_EVENTS:
-        return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
-    if event in ACTIVITY_EVENTS:
-        return process_activity(services, member_id, entity_id)
+    try:
+        if event in LEAD_EVENTS:
+            return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
+        if event in ACTIVITY_EVENTS:
+            return process_activity(services, member_id, entity_id)
+    except PortalUnavailable:
+        return "portal_unavailable"
     raise ValueError(f"unexpected event {event}")
 
 
@@ -67,17 +75,13 @@ def process_lead_event(member_id: str, event: str, lead_id: int) -> str:
     :func:`b24app.leads.intake.process_lead` for the outcomes returned."""
     if event not in LEAD_EVENTS:
         raise ValueError(f"not a lead event: {event}")
-    from b24app.leads.intake import process_lead
-
-    return process_lead(context.current(), member_id, lead_id, deleted=event == "ONCRMLEADDELETE")
+    return process_event(member_id, event, lead_id)
 
 
 def process_activity_event(member_id: str, activity_id: int) -> str:
     """RQ job: record an outgoing call/e-mail/chat activity on a lead as a reply; see
     :func:`b24app.leads.intake.process_activity`."""
-    from b24app.leads.intake import process_activity
-
-    return process_activity(context.current(), member_id, activity_id)
+    return process_event(member_id, "ONCRMACTIVITYADD", activity_id)
 
 
 def backfill_job(member_id: str) -> int:

@@ -12,13 +12,18 @@ from collections.abc import Callable
 import pytest
 from rq import SimpleWorker
 
+from b24app import metrics
 from b24app.context import Services
 
 
 def drain_queues(services: Services, queues: tuple[str, ...] | None = None) -> None:
     """Run every queued job (and jobs they enqueue) until the queues are empty."""
     names = queues or ("events", "timers", "default", "bulk")
-    worker = SimpleWorker([services.queue(n) for n in names], connection=services.redis)
+    worker = SimpleWorker(
+        [services.queue(n) for n in names],
+        connection=services.redis,
+        exception_handlers=[metrics.count_failed_job],
+    )
     worker.work(burst=True, logging_level="WARNING")
 
 
