@@ -9,12 +9,14 @@ delivery with the same id is processed again — harmless, the processing is ide
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
 from b24app.bitrix.errors import PortalUnavailable
+from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
 
 QUEUE = "events"
@@ -67,6 +69,15 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             return process_activity(services, member_id, entity_id)
     except PortalUnavailable:
         return "portal_unavailable"
+    except RateLimited as exc:
+        # A method blocked for minutes (429 OPERATION_TIME_LIMIT) would exhaust the RQ
+        # retries (~2.5 min); come back when Bitrix24 says the budget is free again.
+        delay = max(float(exc.retry_after or 60), 1.0)
+        services.queue("events").enqueue_in(
+            timedelta(seconds=delay), process_event, member_id, event, entity_id, ts,
+            result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY,
+        )  # fmt: skip
+        return "deferred"
     raise ValueError(f"unexpected event {event}")
 
 

@@ -104,3 +104,22 @@ def test_unfinished_backfills_are_queued_again(services: Services) -> None:
     assert resume_unfinished_backfills() == 0
     assert [j.args for j in services.queue("bulk").get_jobs()] == [("stopped",)]
     assert enqueue_backfill(services, "stopped") is False
+
+
+def test_a_method_blocked_for_minutes_defers_the_event(services, monkeypatch) -> None:
+    """OPERATION_TIME_LIMIT beyond the client's wait: the event comes back later, not failed."""
+    from rq.registry import ScheduledJobRegistry
+
+    from b24app.bitrix.errors import RateLimited
+    from b24app.handlers import jobs as handler_jobs
+    from b24app.leads import intake
+
+    def blocked(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RateLimited("OPERATION_TIME_LIMIT", "Method is blocked", 429, retry_after=420)
+
+    monkeypatch.setattr(intake, "process_lead", blocked)
+    assert handler_jobs.process_event("m" * 32, "ONCRMLEADADD", 5, 1) == "deferred"
+    scheduled = ScheduledJobRegistry(queue=services.queue("events"))
+    assert len(scheduled.get_job_ids()) == 1
+    job = services.queue("events").fetch_job(scheduled.get_job_ids()[0])
+    assert job.args == ("m" * 32, "ONCRMLEADADD", 5, 1)
