@@ -91,11 +91,7 @@ def store_from_installer(services: Services, query: dict[str, Any], form: dict[s
         plan=form["status"],
         lang=query["LANG"][:8],
     )
-    with services.db() as session, logs.bind(member_id=auth.member_id):
-        portal = upsert_install(session, auth)
-        log.info("installer page stored portal")
-        session.expunge(portal)
-        return portal
+    return _store(services, auth, "installer page")
 
 
 def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
@@ -121,9 +117,14 @@ def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
         user_id=auth["user_id"],
         app_version=str(data.get("VERSION") or "")[:32],
     )
-    with services.db() as session, logs.bind(member_id=stored.member_id):
-        portal = upsert_install(session, stored)
-        log.info("%s stored portal", payload["event"])
+    return _store(services, stored, payload["event"])
+
+
+def _store(services: Services, auth: InstallAuth, source: str) -> Portal:
+    """Create or refresh the portal from verified install credentials."""
+    with services.db() as session, logs.bind(member_id=auth.member_id):
+        portal = upsert_install(session, auth)
+        log.info("%s stored portal", source)
         session.expunge(portal)
         return portal
 
