@@ -3,7 +3,12 @@
 A timer is a :class:`~b24app.storage.models.Timer` row (unique per portal, lead, policy and
 level — the database is the source of truth) plus an RQ scheduled job with the deterministic
 id ``sla-{portal}-{lead}-{policy}-{level}`` that wakes :func:`b24app.sla.jobs.fire_timer` at
-the due time. Starting a timer twice finds the row and the job and schedules nothing new;
+the due time (dashes, not colons: RQ 3.0 accepts only ``[A-Za-z0-9_-]`` in job ids). Due
+times are whole seconds, rounded up: RQ's scheduled registry scores by whole seconds, so a
+fractional due time would otherwise fire up to a second early. The job carries only the
+timer's id (result_ttl 0, a short description): about 0.7 KB of Redis per pending timer.
+
+Starting a timer twice finds the row and the job and schedules nothing new;
 cancelling marks the row ``cancelled`` and deletes the job. If Redis loses the jobs,
 :func:`b24app.sla.reconcile.reconcile_timers` re-creates them from the rows.
 
@@ -15,8 +20,8 @@ confirmation), in working time when the policy's ``working_time`` is set.
 
 Test hook: the environment variable ``B24APP_SLA_SECONDS_PER_MINUTE`` (default 60) sets how
 long a policy "minute" is. Policy minutes are integers, so the real-worker integration tests
-and the benchmark set it to 1 (a 3-minute SLA fires after 3 seconds) in both the test process
-and the worker subprocess. Never set it in production.
+set it to 1 (a 3-minute SLA fires after 3 seconds) in the test process, which computes the
+due times; the worker only reads them from the rows. Never set it in production.
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ SLA_POLICIES = ("first_reply", "callback", "confirmation")
 LEVELS = ("remind", "escalate")
 REMINDER_POLICY = "reminder"
 RETRY = (3, [5, 30, 120])
-FAILURE_TTL = 86400
+# A job that failed all its retries expires after this; reconciliation then schedules the
+# still-pending timer again (a new round of retries every ~15 minutes while Bitrix24 fails).
+FAILURE_TTL = 900
 # Job states meaning "the wake-up call is still coming": nothing to re-schedule.
 _LIVE_JOB_STATES = {
     JobStatus.SCHEDULED,
@@ -86,14 +93,22 @@ def naive_utc(now: dt.datetime | None) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
+def ceil_second(moment: dt.datetime) -> dt.datetime:
+    """``moment`` rounded up to a whole second (the resolution of RQ's scheduled registry)."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return moment
+
+
 def due_after(
     start: dt.datetime, minutes: float, *, working_time: bool, calendar: WorkCalendar
 ) -> dt.datetime:
-    """``start`` plus ``minutes`` policy minutes (working minutes if ``working_time``)."""
+    """``start`` plus ``minutes`` policy minutes (working minutes if ``working_time``;
+    around the clock otherwise), rounded up to a whole second."""
     scaled = minutes * seconds_per_minute() / 60.0
     if working_time:
-        return add_working_minutes(start, scaled, calendar)
-    return start + dt.timedelta(minutes=scaled)
+        return ceil_second(add_working_minutes(start, scaled, calendar))
+    return ceil_second(start + dt.timedelta(minutes=scaled))
 
 
 # --- scheduling -----------------------------------------------------------------------------
@@ -108,22 +123,24 @@ def schedule_job(services: Services, timer: Timer, now: dt.datetime | None = Non
 
     try:
         job = Job.fetch(timer.job_id, connection=services.redis)
-        if job.get_status(refresh=False) in _LIVE_JOB_STATES:
-            return False
     except NoSuchJobError:
         pass
+    else:
+        if job.get_status(refresh=False) in _LIVE_JOB_STATES:
+            return False
+        job.delete()  # a finished/failed run of this id: out of its registries first
     queue = services.queue("timers")
     options: dict[str, Any] = {
         "job_id": timer.job_id,
         "result_ttl": 0,
         "failure_ttl": FAILURE_TTL,
         "retry": Retry(max=RETRY[0], interval=list(RETRY[1])),
-        "description": f"sla timer {timer.job_id}",
+        "description": "sla",  # the job id says which timer; keep the hash small
     }
     if timer.due_at <= naive_utc(now):
         queue.enqueue(fire_timer, timer.id, **options)
     else:
-        queue.enqueue_at(as_aware(timer.due_at), fire_timer, timer.id, **options)
+        queue.enqueue_at(as_aware(ceil_second(timer.due_at)), fire_timer, timer.id, **options)
     return True
 
 
@@ -349,8 +366,10 @@ def lead_handled(lead: Lead | None, policy: str) -> bool:
     return lead.first_reply_at is not None or lead.confirmed_at is not None
 
 
-def wanted_policies(lead: Lead) -> dict[str, dt.datetime]:
-    """The SLA policies a lead is under now, each with the moment its clock started."""
+def wanted_policies(lead: Lead, now: dt.datetime) -> dict[str, dt.datetime]:
+    """The SLA policies a lead is under now, each with the moment its clock started: the
+    lead's creation for a first reply / call-back, its qualification for the confirmation (or
+    ``now``, when only a booking time was set — the row, once created, keeps that start)."""
     wanted: dict[str, dt.datetime] = {}
     if lead_handled(lead, "first_reply"):
         pass
@@ -360,7 +379,7 @@ def wanted_policies(lead: Lead) -> dict[str, dt.datetime]:
         wanted["callback"] = lead.created_at
     needs_confirmation = lead.stage == Stage.QUALIFIED or lead.booking_at is not None
     if needs_confirmation and not lead_handled(lead, "confirmation"):
-        wanted["confirmation"] = lead.qualified_at or lead.created_at
+        wanted["confirmation"] = lead.qualified_at or now
     return wanted
 
 
@@ -380,7 +399,7 @@ def sync_lead_timers(
         if lead is None:
             return
         settings = load_settings(session, portal_id)
-        wanted = wanted_policies(lead)
+        wanted = wanted_policies(lead, moment)
         wanted = {
             p: start
             for p, start in wanted.items()

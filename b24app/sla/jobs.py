@@ -1,11 +1,34 @@
 """The RQ job a timer wakes: :func:`fire_timer` sends the SLA reminder/escalation or the
-appointment reminder, at most once per timer.
+appointment reminder, once per timer.
 
-At-most-once: the job claims the row (``claimed_at``) in its own transaction before sending,
-so a duplicate job (re-created by reconciliation, retried by RQ) finds it claimed or fired and
-does nothing. A claim older than :data:`STALE_CLAIM` without ``fired_at`` is a worker that
-died between claim and send; it may be claimed again. A send error clears the claim and
-re-raises, so RQ's Retry runs the job again.
+Delivery guarantee — claim, send, mark:
+
+1. **Re-read** the timer, the portal and the lead's lifecycle record. Not pending any more,
+   lead handled (replied, confirmed, closed, deleted), portal uninstalled or waiting for
+   re-authorisation → the row becomes ``skipped`` and nothing is sent.
+2. **Claim**: a conditional ``UPDATE … SET claimed_at = now WHERE state = 'pending' AND
+   fired_at IS NULL AND (claimed_at IS NULL OR claimed_at < now - STALE_CLAIM)``, committed
+   on its own. Of two jobs for the same timer (two workers, an RQ retry, a job re-created by
+   reconciliation) exactly one gets the row; the other returns ``busy`` and sends nothing.
+3. **Send** the REST calls. Each completed step (``notify``, ``task``, ``comment``, ``todo``)
+   is written to the row's ``payload["done"]`` at once, so a retry resumes after the last
+   step that went through instead of repeating it.
+4. **Mark** ``fired`` with ``fired_at`` and ``recipient_user_id``.
+
+Failures: a transient error (rate limit, 5xx, network, expired token) clears the claim and
+re-raises, so RQ's ``Retry`` (set at enqueue) runs the job again — a failed send never counts
+as sent. After the last retry the failed job expires with its ``failure_ttl`` and
+reconciliation schedules the still-pending timer again. A permanent error (access denied,
+portal gone, token revoked, lead not found) marks the timer ``skipped`` with the reason:
+retrying cannot help. If the worker dies between claim and mark (SIGKILL, OOM, host loss), the
+claim goes stale after :data:`STALE_CLAIM`; reconciliation (every minute) enqueues the timer
+again and the new job re-claims it.
+
+So sending is exactly once in every case but one: a crash after a REST call succeeded and
+before its step was recorded re-sends that one call (at-least-once there). That window is a
+few milliseconds; for the notification it is harmless besides, because every notification
+carries a ``TAG`` unique to lead + policy + level and Bitrix24 replaces an older notification
+with the same TAG instead of showing two.
 """
 
 from __future__ import annotations
@@ -13,15 +36,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
+from typing import cast
 
-from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.bitrix.errors import AccessDenied
+from b24app.bitrix.errors import AuthRevoked
+from b24app.bitrix.errors import NotFound
+from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
 from b24app.settings import load_settings
 from b24app.sla.engine import lead_handled
@@ -35,7 +63,11 @@ from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
 
+# A claim this old without fired_at is a worker that died mid-send: reconciliation retries it.
+# Far above one send's worst case (a few REST calls with the client's own retries).
 STALE_CLAIM = dt.timedelta(minutes=5)
+# Retrying these cannot help: the timer is marked skipped with the error's name.
+PERMANENT_ERRORS = (AccessDenied, AuthRevoked, NotFound, PortalUnavailable)
 
 POLICY_NAMES = {
     "first_reply": ("первый ответ", "first reply"),
@@ -63,13 +95,13 @@ def claim(services: Services, timer_id: int, now: dt.datetime) -> bool:
                 Timer.fired_at.is_(None),
                 or_(
                     Timer.claimed_at.is_(None),
-                    and_(Timer.claimed_at < now - STALE_CLAIM),
+                    Timer.claimed_at < now - STALE_CLAIM,
                 ),
             )
             .values(claimed_at=now)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def _release(services: Services, timer_id: int) -> None:
@@ -85,8 +117,7 @@ def _release(services: Services, timer_id: int) -> None:
 def fire_timer(timer_id: int) -> str:
     """RQ job: send what timer ``timer_id`` is for; returns ``fired``, ``skipped`` or ``busy``.
 
-    Re-reads the timer, the lead's lifecycle record and the portal first: a timer that is no
-    longer pending, a handled or deleted lead, or an inactive portal sends nothing.
+    See the module docstring for the claim → send → mark sequence and its guarantees.
     """
     services = context.current()
     now = utc_now()
@@ -98,15 +129,14 @@ def fire_timer(timer_id: int) -> str:
         lead = session.scalar(
             select(Lead).where(Lead.portal_id == timer.portal_id, Lead.lead_id == timer.lead_id)
         )
-        if (
-            portal is None
-            or portal.status != PortalStatus.ACTIVE
-            or lead_handled(lead, timer.policy)
-        ):
+        reason = skip_reason(timer, portal, lead, now)
+        if reason is not None:
             timer.state = TimerState.SKIPPED
+            timer.payload = {**(timer.payload or {}), "skip_reason": reason}
             return "skipped"
+        assert portal is not None
         settings = load_settings(session, portal.id)
-        snapshot = {
+        snapshot: dict[str, Any] = {
             "timer_id": timer.id,
             "policy": timer.policy,
             "level": timer.level,
@@ -120,26 +150,85 @@ def fire_timer(timer_id: int) -> str:
         }
     if not claim(services, timer_id, now):
         return "busy"
+    steps = Steps(services, timer_id, snapshot["payload"])
     with logs.bind(member_id=snapshot["member_id"], lead_id=snapshot["lead_id"]):
         try:
             if snapshot["policy"] == REMINDER_POLICY:
                 from b24app.sla.reminders import send_reminder
 
-                recipient = send_reminder(services, snapshot, settings)
+                recipient = send_reminder(services, snapshot, settings, steps)
             else:
-                recipient = send_sla(services, snapshot, settings)
+                recipient = send_sla(services, snapshot, settings, steps)
+        except PERMANENT_ERRORS as exc:
+            log.warning("timer %s not sent: %s", timer_id, type(exc).__name__)
+            _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)
+            return "skipped"
         except Exception:
             _release(services, timer_id)
             raise
-    with services.db() as session:
-        session.execute(
-            update(Timer)
-            .where(Timer.id == timer_id)
-            .values(state=TimerState.FIRED, fired_at=utc_now(), recipient_user_id=recipient)
-            .execution_options(synchronize_session=False)
-        )
+    _finish(services, timer_id, TimerState.FIRED, recipient=recipient)
     metrics.ESCALATIONS_SENT.labels(snapshot["level"]).inc()
     return "fired"
+
+
+def skip_reason(
+    timer: Timer, portal: Portal | None, lead: Lead | None, now: dt.datetime
+) -> str | None:
+    """Why a due timer must not send (``None``: send it)."""
+    if portal is None or portal.status != PortalStatus.ACTIVE:
+        return "portal_inactive"
+    if lead_handled(lead, timer.policy):
+        return "handled"
+    if timer.policy == REMINDER_POLICY:
+        appointment = (timer.payload or {}).get("appointment_at")
+        if appointment and dt.datetime.fromisoformat(appointment) <= now:
+            return "appointment_passed"  # a reminder after the visit is noise
+    return None
+
+
+class Steps:
+    """The REST steps of one send already done, persisted as they complete (resumable)."""
+
+    def __init__(self, services: Services, timer_id: int, payload: dict[str, Any]) -> None:
+        self.services = services
+        self.timer_id = timer_id
+        self.payload = dict(payload)
+        self.done: list[str] = list(self.payload.get("done") or [])
+
+    def __contains__(self, step: str) -> bool:
+        return step in self.done
+
+    def mark(self, step: str) -> None:
+        """Record ``step`` as done (its own transaction: it survives a later failure)."""
+        self.done.append(step)
+        self.payload["done"] = list(self.done)
+        with self.services.db() as session:
+            session.execute(
+                update(Timer)
+                .where(Timer.id == self.timer_id)
+                .values(payload=dict(self.payload))
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _finish(
+    services: Services,
+    timer_id: int,
+    state: str,
+    *,
+    recipient: int | None = None,
+    skip: str | None = None,
+) -> None:
+    with services.db() as session:
+        timer = session.get(Timer, timer_id)
+        if timer is None:
+            return
+        timer.state = state
+        if state == TimerState.FIRED:
+            timer.fired_at = utc_now()
+            timer.recipient_user_id = recipient
+        if skip is not None:
+            timer.payload = {**(timer.payload or {}), "skip_reason": skip}
 
 
 def _responsible(services: Services, snap: dict[str, Any]) -> int | None:
@@ -174,13 +263,16 @@ def escalation_recipient(
     return int(snap["installer_user_id"] or 1)
 
 
-def send_sla(services: Services, snap: dict[str, Any], settings: dict[str, Any]) -> int:
-    """Send one SLA level; returns the recipient's user id."""
+def send_sla(
+    services: Services, snap: dict[str, Any], settings: dict[str, Any], steps: Steps
+) -> int:
+    """Send one SLA level (each REST step once, see :class:`Steps`); returns the recipient."""
     client = services.bitrix(snap["member_id"])
     lang, lead_id, policy, level = snap["lang"], snap["lead_id"], snap["policy"], snap["level"]
     name_ru, name_en = POLICY_NAMES.get(policy, (policy, policy))
     link = lead_link(snap["domain"], lead_id, _t(lang, f"Лид #{lead_id}", f"Lead #{lead_id}"))
     manager = _responsible(services, snap)
+    # Unique per lead + policy + level: Bitrix24 replaces a notification with the same TAG.
     tag = f"b24app|sla|{lead_id}|{policy}|{level}"
     if level == "remind":
         recipient = manager or int(snap["installer_user_id"] or 1)
@@ -189,7 +281,11 @@ def send_sla(services: Services, snap: dict[str, Any], settings: dict[str, Any])
             f"b24app: {link} ждёт обработки — срок SLA «{name_ru}» истёк.",
             f"b24app: {link} is waiting — the “{name_en}” SLA is due.",
         )
-        client.call("im.notify.system.add", {"USER_ID": recipient, "MESSAGE": message, "TAG": tag})
+        if "notify" not in steps:
+            client.call(
+                "im.notify.system.add", {"USER_ID": recipient, "MESSAGE": message, "TAG": tag}
+            )
+            steps.mark("notify")
         return recipient
     recipient = escalation_recipient(services, snap, settings, manager)
     who = f"#{manager}" if manager else "—"
@@ -199,9 +295,11 @@ def send_sla(services: Services, snap: dict[str, Any], settings: dict[str, Any])
         f"b24app: escalation — {link} is still not handled, the “{name_en}” SLA is breached "
         f"(responsible {who}).",
     )
-    client.call("im.notify.system.add", {"USER_ID": recipient, "MESSAGE": message, "TAG": tag})
+    if "notify" not in steps:
+        client.call("im.notify.system.add", {"USER_ID": recipient, "MESSAGE": message, "TAG": tag})
+        steps.mark("notify")
     sla = settings.get("sla") or {}
-    if sla.get("create_task"):
+    if sla.get("create_task") and "task" not in steps:
         client.call(
             "tasks.task.add",
             {
@@ -214,7 +312,8 @@ def send_sla(services: Services, snap: dict[str, Any], settings: dict[str, Any])
                 }
             },
         )
-    if sla.get("timeline_comment"):
+        steps.mark("task")
+    if sla.get("timeline_comment") and "comment" not in steps:
         client.call(
             "crm.timeline.comment.add",
             {
@@ -229,4 +328,5 @@ def send_sla(services: Services, snap: dict[str, Any], settings: dict[str, Any])
                 }
             },
         )
+        steps.mark("comment")
     return recipient

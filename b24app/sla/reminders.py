@@ -23,12 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.sla.engine import cancel_where
+from b24app.sla.engine import ceil_second
 from b24app.sla.engine import job_id_for
 from b24app.sla.engine import naive_utc
 from b24app.sla.engine import REMINDER_POLICY
@@ -37,6 +39,9 @@ from b24app.sla.engine import schedule_job
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
+
+if TYPE_CHECKING:
+    from b24app.sla.jobs import Steps
 
 _OFFSET = re.compile(r"^(\d{1,4})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -67,7 +72,7 @@ def schedule_reminders(
     """
     moment = naive_utc(now)
     appointment = naive_utc(appointment_at)
-    wanted = {offset.strip(): appointment - parse_offset(offset) for offset in offsets}
+    wanted = {o.strip(): ceil_second(appointment - parse_offset(o)) for o in offsets}
     payload = {"service": service, "template": template, "appointment_at": appointment.isoformat()}
     to_schedule: list[Timer] = []
     to_remove: list[str] = []
@@ -96,37 +101,40 @@ def schedule_reminders(
         for level, due in wanted.items():
             if due <= moment:
                 continue
-            timer = existing.get(level)
-            same = timer is not None and timer.due_at == due and timer.payload == payload
-            if timer is not None and same and timer.state in (TimerState.PENDING, TimerState.FIRED):
-                if timer.state == TimerState.PENDING:
-                    to_schedule.append(timer)
-                continue
-            if timer is None:
-                timer = Timer(
+            found = existing.get(level)
+            if found is not None and found.state in (TimerState.PENDING, TimerState.FIRED):
+                stored = {k: (found.payload or {}).get(k) for k in payload}
+                if found.due_at == due and stored == payload:
+                    # Unchanged: a pending one keeps (or regains) its job, a sent one stays sent.
+                    if found.state == TimerState.PENDING:
+                        to_schedule.append(found)
+                    continue
+            row = found
+            if row is None:
+                row = Timer(
                     portal_id=portal_id,
                     lead_id=lead_id,
                     policy=REMINDER_POLICY,
                     level=level,
                     job_id=job_id_for(portal_id, lead_id, REMINDER_POLICY, level),
                 )
-                session.add(timer)
-            elif timer.state == TimerState.PENDING:
-                to_remove.append(timer.job_id)  # moved: the old wake-up call goes
-            timer.state = TimerState.PENDING
-            timer.due_at = due
-            timer.started_at = moment
-            timer.payload = payload
-            timer.claimed_at = None
-            timer.fired_at = None
-            timer.recipient_user_id = None
-            to_schedule.append(timer)
+                session.add(row)
+            elif row.state == TimerState.PENDING:
+                to_remove.append(row.job_id)  # moved: the old wake-up call goes
+            row.state = TimerState.PENDING
+            row.due_at = due
+            row.started_at = moment
+            row.payload = payload
+            row.claimed_at = None
+            row.fired_at = None
+            row.recipient_user_id = None
+            to_schedule.append(row)
         session.flush()
         jobs = [Timer(id=t.id, job_id=t.job_id, due_at=t.due_at) for t in to_schedule]
     for job_id in to_remove:
         remove_job(services, job_id)
-    for timer in jobs:
-        schedule_job(services, timer, moment)
+    for job in jobs:
+        schedule_job(services, job, moment)
     return len(jobs)
 
 
@@ -173,8 +181,11 @@ class _Missing(dict[str, str]):
         return "{" + key + "}"
 
 
-def send_reminder(services: Services, snap: dict[str, Any], settings: dict[str, Any]) -> int:
-    """Deliver one reminder: a to-do for the responsible manager + a timeline comment."""
+def send_reminder(
+    services: Services, snap: dict[str, Any], settings: dict[str, Any], steps: Steps
+) -> int:
+    """Deliver one reminder: a to-do for the responsible manager + a timeline comment (each
+    step once, see :class:`b24app.sla.jobs.Steps`); returns the manager's user id."""
     client = services.bitrix(snap["member_id"])
     lead_id = snap["lead_id"]
     payload = snap["payload"]
@@ -197,19 +208,23 @@ def send_reminder(services: Services, snap: dict[str, Any], settings: dict[str, 
         if snap["lang"] == "ru"
         else f"Remind the client of the appointment ({snap['level']})"
     )
-    client.call(
-        "crm.activity.todo.add",
-        {
-            "ownerTypeId": 1,
-            "ownerId": lead_id,
-            "deadline": appointment.replace(tzinfo=dt.UTC).isoformat(),
-            "title": title,
-            "description": text,
-            "responsibleId": int(responsible),
-        },
-    )
-    client.call(
-        "crm.timeline.comment.add",
-        {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
-    )
+    if "todo" not in steps:
+        client.call(
+            "crm.activity.todo.add",
+            {
+                "ownerTypeId": 1,
+                "ownerId": lead_id,
+                "deadline": appointment.replace(tzinfo=dt.UTC).isoformat(),
+                "title": title,
+                "description": text,
+                "responsibleId": int(responsible),
+            },
+        )
+        steps.mark("todo")
+    if "comment" not in steps:
+        client.call(
+            "crm.timeline.comment.add",
+            {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
+        )
+        steps.mark("comment")
     return int(responsible)

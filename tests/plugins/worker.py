@@ -1,11 +1,22 @@
-"""Real RQ worker fixtures: ``rq_worker`` is a ``b24app worker`` subprocess (with RQ's
-scheduler) on the test session's database and private Redis.
+"""Real RQ worker fixtures: ``b24app worker`` subprocesses (RQ's forking worker with its
+scheduler) on the test's database and private Redis.
 
-Handle: ``.start()``, ``.stop()`` (SIGTERM, graceful), ``.kill()`` (SIGKILL, a crash) and
-``.running``. Extra environment (``B24APP_SLA_SECONDS_PER_MINUTE=1`` for timer tests) goes in
-``rq_worker.env`` before ``start()``, or through :func:`start_workers`. A killed worker
-leaves RQ's scheduler lock for ~61 s; ``kill()`` removes it as its expiry would, so the next
-worker's scheduler starts at once.
+* ``rq_worker`` — one worker on every queue, started by the test (``.start()``) when its
+  setup is done, so a test decides what the worker sees first; killed after the test.
+* ``rq_worker_factory(*args, env=None, start=True)`` — more workers (e.g. ``"--queue",
+  "timers"``), started at once by default, all stopped after the test.
+
+Handle: ``.start()``, ``.stop()`` (SIGTERM: RQ's warm shutdown), ``.kill()`` (SIGKILL: a
+crash), ``.restart()`` and ``.running``. ``start()`` returns once the scheduler holds its lock,
+so a job scheduled after it is picked up. A killed worker leaves RQ's scheduler lock for ~61 s;
+``kill()`` deletes it as its expiry would, so the next worker's scheduler starts at once.
+
+RQ 3.0's scheduler polls its registry every second (``Worker.start_scheduler`` builds
+``RQScheduler(interval=1)``; there is no option): a timer fires 0–1 s after its due time. The
+tests wait with deadlines, never on timings.
+
+Order fixtures so ``installed_portal`` comes before ``rq_worker``: the install drains its
+jobs in-process and a running worker would race it for them.
 """
 
 from __future__ import annotations
@@ -16,10 +27,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 
 import pytest
 from redis import Redis
+from rq import Worker
 from rq.scheduler import RQScheduler
 
 from b24app.config import Settings
@@ -47,9 +60,12 @@ def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
 class WorkerProcess:
     """One ``b24app worker`` subprocess."""
 
-    def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.settings = settings
         self.env: dict[str, str] = dict(env or {})
+        self.args = tuple(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,24 +77,30 @@ class WorkerProcess:
             return self
         exe = shutil.which("b24app") or os.path.join(os.path.dirname(sys.executable), "b24app")
         self.proc = subprocess.Popen(
-            [exe, "worker"],
+            [exe, "worker", *self.args],
             env=worker_env(self.settings, self.env),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own process group: the scheduler and work-horse children are forks of it,
+            # and a SIGKILL of the worker alone would leave them running as orphans.
+            start_new_session=True,
         )
         self._wait_registered()
         return self
 
     def _wait_registered(self, timeout: float = 20.0) -> None:
-        # Ready when RQ has registered a worker and the scheduler holds its locks.
+        # Ready when RQ has registered this process as a worker and a scheduler (this one's,
+        # or an earlier worker's) holds the timers queue's lock.
         redis = Redis.from_url(self.settings.redis_url)
         key = RQScheduler.get_locking_key(self.settings.queue_prefix + "timers")
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
                     raise RuntimeError(f"worker exited with {self.proc.returncode}")
-                if redis.exists(key):
+                registered = any(w.pid == self.proc.pid for w in Worker.all(connection=redis))
+                if registered and redis.exists(key):
                     return
                 time.sleep(0.1)
         finally:
@@ -86,7 +108,8 @@ class WorkerProcess:
         raise RuntimeError("worker did not start its scheduler")
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM: RQ's warm shutdown (finish the current job, release the locks)."""
+        """SIGTERM: RQ's warm shutdown (finish the current job, release the locks); whatever
+        of its process group is left after it exited is killed."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -94,16 +117,28 @@ class WorkerProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        self._kill_group()
         self.proc = None
+
+    def _kill_group(self) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the whole group is gone already
+            pass
+        self.proc.wait()
+
+    def restart(self) -> WorkerProcess:
+        """Graceful stop, then a fresh process."""
+        self.stop()
+        return self.start()
 
     def kill(self) -> None:
         """SIGKILL (a crash); the dead scheduler's locks are removed as their expiry would."""
         if self.proc is None:
             return
-        self.proc.kill()
-        self.proc.wait()
+        self._kill_group()  # the worker, its scheduler and its work-horse, as in a crash
         self.proc = None
         try:
             redis = Redis.from_url(self.settings.redis_url)
@@ -116,7 +151,25 @@ class WorkerProcess:
 
 @pytest.fixture
 def rq_worker(settings: Settings, services: object) -> Iterator[WorkerProcess]:
-    """A ``b24app worker`` subprocess (not started: call ``.start()`` after setting ``env``)."""
+    """A ``b24app worker`` handle, not yet running: call ``.start()`` once the test's setup is
+    done (and ``env`` set); killed after the test."""
     worker = WorkerProcess(settings)
     yield worker
     worker.kill()
+
+
+@pytest.fixture
+def rq_worker_factory(
+    settings: Settings, services: object
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """``make(*args, env=None, start=True)`` → another worker; all stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def make(*args: str, env: dict[str, str] | None = None, start: bool = True) -> WorkerProcess:
+        worker = WorkerProcess(settings, env, args)
+        workers.append(worker)
+        return worker.start() if start else worker
+
+    yield make
+    for worker in workers:
+        worker.stop()

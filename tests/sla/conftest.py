@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
+
 from b24app.context import Services
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
+from b24app.storage.models import Timer
 
 
 def make_portal(services: Services, member_id: str = "sla-member") -> int:
@@ -40,3 +43,22 @@ def update_lead(services: Services, portal_id: int, lead_id: int, **fields: Any)
         lead = session.query(Lead).filter_by(portal_id=portal_id, lead_id=lead_id).one()
         for key, value in fields.items():
             setattr(lead, key, value)
+
+
+def portal_id_of(services: Services, member_id: str) -> int:
+    """The Portal row id of an installed emulator portal."""
+    with services.db() as session:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
+    assert portal_id is not None
+    return int(portal_id)
+
+
+def timer_row(services: Services, lead_id: int, level: str, policy: str | None = None) -> Timer:
+    """One timer row, detached (safe to read after the session)."""
+    with services.db() as session:
+        query = select(Timer).where(Timer.lead_id == lead_id, Timer.level == level)
+        if policy is not None:
+            query = query.where(Timer.policy == policy)
+        timer = session.scalars(query).one()
+        session.expunge(timer)
+        return timer

@@ -9,10 +9,8 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
+from b24app.settings import save_settings
 from b24app.sla import engine
-from b24app.sla.reminders import cancel_reminders
-from b24app.sla.reminders import schedule_reminders
-from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from tests.sla.conftest import make_lead
@@ -120,25 +118,56 @@ def test_call_lead_gets_callback_and_deleted_lead_none(services: Services) -> No
     assert {(t.lead_id, t.policy) for t in timers(services)} == {(21, "callback")}
 
 
-def test_reminders_move_and_cancel(services: Services) -> None:
-    """Reminders: past offsets skipped, a new time moves them, cancel removes them."""
+def test_working_hours_timer_rolls_over_holidays_and_weekend_in_db_and_redis(
+    services: Services,
+) -> None:
+    """Confirmation started Wed 7 May 2025 20:55 Moscow (close 21:00; 8-9 May are holidays,
+    the weekend closed) with 15 working minutes is due Mon 12 May 09:10 — row and RQ score."""
     portal_id = make_portal(services)
-    make_lead(services, portal_id, 31, created_at=NOW)
-    appointment = NOW + dt.timedelta(hours=10)
-    kwargs = {"service": "Стрижка", "offsets": ["24h", "2h", "30m"], "now": NOW}
-    assert schedule_reminders(services, portal_id, 31, appointment, **kwargs) == 2
-    assert schedule_reminders(services, portal_id, 31, appointment, **kwargs) == 2
-    assert sorted(scheduled_ids(services)) == [
-        f"sla-{portal_id}-31-reminder-2h",
-        f"sla-{portal_id}-31-reminder-30m",
-    ]
-    moved = appointment + dt.timedelta(days=2)
-    assert schedule_reminders(services, portal_id, 31, moved, **kwargs) == 3
-    rows = {t.level: t for t in timers(services, policy="reminder")}
-    assert rows["2h"].due_at == moved - dt.timedelta(hours=2)
-    assert rows["24h"].state == TimerState.PENDING
-    assert len(scheduled_ids(services)) == 3
     with services.db() as session:
-        assert session.scalar(select(Lead.booking_at).where(Lead.lead_id == 31)) == moved
-    assert cancel_reminders(services, portal_id, 31) == 3
-    assert scheduled_ids(services) == []
+        save_settings(
+            session,
+            portal_id,
+            {
+                "working_hours": {"sat": None, "sun": None},
+                "sla": {"confirmation": {"minutes": 15, "escalate_minutes": 30}},
+            },
+        )
+    started = dt.datetime(2025, 5, 7, 17, 55)  # 20:55 in Moscow (UTC+3, no DST)
+    due = engine.start_timer(
+        # A sub-second start: the due time is rounded up to the whole second RQ scores by.
+        services,
+        portal_id,
+        41,
+        "confirmation",
+        now=started - dt.timedelta(microseconds=1),
+    )
+    expected = dt.datetime(2025, 5, 12, 6, 10)  # 09:10 Moscow
+    assert due == expected
+    rows = {t.level: t for t in timers(services, lead_id=41)}
+    assert rows["remind"].due_at == expected
+    assert rows["escalate"].due_at == expected + dt.timedelta(minutes=15)
+    registry = ScheduledJobRegistry(queue=services.queue("timers"))
+    score = services.redis.zscore(registry.key, rows["remind"].job_id)
+    assert score == expected.replace(tzinfo=dt.UTC).timestamp()
+
+
+def test_booking_without_qualification_starts_confirmation_from_now(services: Services) -> None:
+    """An old lead that just got a booking time: the confirmation clock starts now, not at
+    the lead's creation (which would make it overdue at once); a later sync keeps the start."""
+    portal_id = make_portal(services)
+    make_lead(
+        services,
+        portal_id,
+        51,
+        created_at=NOW - dt.timedelta(days=2),
+        first_reply_at=NOW - dt.timedelta(days=2),
+        booking_at=NOW + dt.timedelta(days=1),
+    )
+    engine.sync_lead_timers(services, portal_id, 51, now=NOW)
+    engine.sync_lead_timers(services, portal_id, 51, now=NOW + dt.timedelta(minutes=5))
+    rows = timers(services, lead_id=51)
+    assert [(t.policy, t.level, t.due_at) for t in rows] == [
+        ("confirmation", "remind", NOW + dt.timedelta(minutes=15)),
+        ("confirmation", "escalate", NOW + dt.timedelta(minutes=30)),
+    ]

@@ -1,7 +1,8 @@
 """End to end: a real ``b24app worker`` subprocess fires SLA timers against the emulator.
 
-Policy minutes are integers, so these tests set ``B24APP_SLA_SECONDS_PER_MINUTE=1`` (in this
-process, which computes due times, and in the worker) — a "minute" lasts one second.
+Policy minutes are integers, so these tests set ``B24APP_SLA_SECONDS_PER_MINUTE=1`` in this
+process, which computes the due times — a "minute" lasts one second. The worker only reads
+the rows. ``installed_portal`` comes before ``rq_worker`` in every signature (see the fixture).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import func
 from sqlalchemy import select
 
 from b24app.context import Services
@@ -24,8 +27,6 @@ from b24app.storage.models import TimerState
 from tests.plugins.worker import WorkerProcess
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import update_lead
-
-SCALE = {"B24APP_SLA_SECONDS_PER_MINUTE": "1"}
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -54,7 +55,9 @@ def sla_portal(installed_portal: Any, services: Services, monkeypatch: pytest.Mo
 
 
 def notifications(emulator: Any, portal: Any) -> list[dict[str, Any]]:
-    return [c.params for c in emulator.calls(method="im.notify.system.add", portal=portal)]
+    """The notifications Bitrix24 accepted (failed attempts are recorded too: left out)."""
+    calls = emulator.calls(method="im.notify.system.add", portal=portal)
+    return [c.params for c in calls if c.ok]
 
 
 def timer_states(services: Services, lead_id: int) -> dict[str, str]:
@@ -81,7 +84,6 @@ def test_lead_left_alone_gets_reminder_then_escalation_once(
     rq_worker: WorkerProcess,
 ) -> None:
     """Manager reminder, then the department head's escalation, each exactly once."""
-    rq_worker.env.update(SCALE)
     rq_worker.start()
     lead_id = new_chat_lead(installed_portal, services, sla_portal)
     engine.sync_lead_timers(services, sla_portal, lead_id)
@@ -107,7 +109,6 @@ def test_lead_replied_before_the_reminder_gets_nothing(
     rq_worker: WorkerProcess,
 ) -> None:
     """A reply at "minute 1" cancels both levels: no notification at all."""
-    rq_worker.env.update(SCALE)
     rq_worker.start()
     lead_id = new_chat_lead(installed_portal, services, sla_portal)
     replied_lead = new_chat_lead(installed_portal, services, sla_portal)
@@ -136,23 +137,94 @@ def test_redis_lost_mid_test_reconcile_restores_and_sends_once(
     rq_worker: WorkerProcess,
     redis_server: Any,
 ) -> None:
-    """Redis restarted empty after the reminder: reconciliation restores the escalation."""
-    rq_worker.env.update(SCALE)
+    """Redis restarted empty mid-test: reconciliation restores every pending timer, each
+    notification is still sent exactly once."""
     rq_worker.start()
     lead_id = new_chat_lead(installed_portal, services, sla_portal)
+    later_lead = new_chat_lead(installed_portal, services, sla_portal)
     engine.sync_lead_timers(services, sla_portal, lead_id)
     wait_for(lambda: timer_states(services, lead_id).get("remind") == TimerState.FIRED)
+    # Both levels of this one are still pending when Redis goes.
+    engine.start_timer(services, sla_portal, later_lead, "custom", minutes=4)
     rq_worker.kill()
     redis_server.restart_empty()
     assert services.redis.dbsize() == 0
     rq_worker.start()
     counts = reconcile_timers()
-    assert counts["rescheduled"] == 1  # the escalation only; the fired reminder stays fired
+    # lead: the escalation only (its reminder stays fired); later_lead: both levels.
+    assert counts["rescheduled"] == 3
     assert reconcile_timers()["rescheduled"] == 0
     wait_for(lambda: timer_states(services, lead_id).get("escalate") == TimerState.FIRED)
-    time.sleep(2)
+    wait_for(lambda: timer_states(services, later_lead).get("escalate") == TimerState.FIRED)
+    assert reconcile_timers()["rescheduled"] == 0  # fired rows are never re-created
     tags = [n["TAG"] for n in notifications(emulator, installed_portal)]
-    assert tags == [
-        f"b24app|sla|{lead_id}|first_reply|remind",
-        f"b24app|sla|{lead_id}|first_reply|escalate",
-    ]
+    assert sorted(tags) == sorted(
+        f"b24app|sla|{lead}|{policy}|{level}"
+        for lead, policy in ((lead_id, "first_reply"), (later_lead, "custom"))
+        for level in ("remind", "escalate")
+    )
+
+
+def test_uninstall_cancels_every_timer_of_the_portal(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    sla_portal: int,
+    rq_worker: WorkerProcess,
+) -> None:
+    """The portal's uninstall event cancels its timers: rows cancelled, jobs gone, nothing sent."""
+    rq_worker.start()
+    leads = [new_chat_lead(installed_portal, services, sla_portal) for _ in range(3)]
+    for lead_id in leads:
+        engine.sync_lead_timers(services, sla_portal, lead_id)
+    registry = ScheduledJobRegistry(queue=services.queue("timers"))
+    assert registry.count == 6
+    installed_portal.uninstall(clean=False)
+    emulator.wait_idle()
+
+    def all_cancelled() -> bool:
+        with services.db() as session:
+            states = set(session.scalars(select(Timer.state)))
+        return states == {TimerState.CANCELLED}
+
+    wait_for(all_cancelled)
+    assert registry.count == 0
+    with services.db() as session:
+        last_due = session.scalar(select(func.max(Timer.due_at)))
+    assert last_due is not None
+    # Past every due time (plus the scheduler's poll): still no notification.
+    wait_for(lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None) > last_due)
+    time.sleep(2)
+    assert notifications(emulator, installed_portal) == []
+
+
+def test_transient_send_failure_is_retried_and_sent_once(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    sla_portal: int,
+    rq_worker: WorkerProcess,
+) -> None:
+    """A 500 from Bitrix24 on the notification: the claim is released, RQ retries, one send."""
+    rq_worker.start()
+    rq_worker.env["B24APP_REST_MAX_RETRIES"] = "0"  # the client gives up at once: RQ retries
+    rq_worker.restart()  # a new process, with that environment
+    emulator.inject_fault(
+        "internal_error", count=1, portal=installed_portal, method="im.notify.system.add"
+    )
+    lead_id = new_chat_lead(installed_portal, services, sla_portal)
+    engine.start_timer(services, sla_portal, lead_id, "custom", minutes=1)
+    wait_for(lambda: timer_states(services, lead_id).get("remind") == TimerState.FIRED)
+    failed = emulator.calls(
+        method="im.notify.system.add", portal=installed_portal, error="INTERNAL_SERVER_ERROR"
+    )
+    assert len(failed) == 1
+    tags = [n["TAG"] for n in notifications(emulator, installed_portal)]
+    remind_tag = f"b24app|sla|{lead_id}|custom|remind"
+    assert tags.count(remind_tag) == 1
+    with services.db() as session:
+        timer = session.scalar(
+            select(Timer).where(Timer.lead_id == lead_id, Timer.level == "remind")
+        )
+        assert timer is not None and timer.fired_at is not None
+        assert timer.payload["done"] == ["notify"]
