@@ -24,8 +24,8 @@ from b24app.storage.models import RobotCall
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
-from tests.robots.conftest import portal_row  # noqa: E402
-from tests.robots.conftest import run  # noqa: E402
+from tests.robots.conftest import portal_row
+from tests.robots.conftest import run
 
 # -- qualify --------------------------------------------------------------------------------
 
