@@ -399,7 +399,7 @@ def translate(lang: str, key: str, **params: Any) -> str:
 def _group_digits(integer: str, sep: str) -> str:
     sign = "-" if integer.startswith("-") else ""
     digits = integer.lstrip("-")
-    groups = []
+    groups: list[str] = []
     while len(digits) > 3:
         groups.insert(0, digits[-3:])
         digits = digits[:-3]

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from redis import Redis
 from rq import Queue
@@ -22,6 +23,7 @@ from rq.executions import Execution
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.utils import parse_composite_key
+from rq.worker import BaseWorker
 
 from b24app import context
 from b24app import logs
@@ -97,7 +99,7 @@ class _FastSchedulerMixin:
         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
         log_format: str = DEFAULT_LOGGING_FORMAT,
     ) -> None:
-        worker = self  # type: Any
+        worker: Any = self
         worker.scheduler = FastScheduler(
             worker.queues,
             connection=worker.connection,
@@ -185,7 +187,7 @@ def make_worker(
     *,
     fork: bool = False,
     name: str | None = None,
-) -> Worker:
+) -> BaseWorker:
     """A worker over ``queues`` (default: all, in priority order) with services preloaded."""
     services = context.build_services(settings)
     context.set_current(services)

@@ -233,7 +233,7 @@ def select_page(
         return Page(rows, total, nxt)
     matched = [r for r in (get(i) for i in ids) if r is not None and matches(r, conds, tz)]
     for name, is_desc in reversed(order):
-        matched.sort(key=lambda r, n=name: sort_key(r.get(n)), reverse=is_desc)
+        matched.sort(key=lambda r, n=name: sort_key(r.get(n)), reverse=is_desc)  # type: ignore[misc]
     if start == -1:
         return Page(matched[:PAGE], None, None)
     total = len(matched)

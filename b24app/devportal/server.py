@@ -163,7 +163,7 @@ class DevPortal:
         self._server = make_server(
             self._bind[0], self._bind[1], self._wsgi, threaded=True, request_handler=_QuietHandler
         )
-        self._server.daemon_threads = True
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="devportal-http", daemon=True
         )

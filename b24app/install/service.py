@@ -121,8 +121,15 @@ def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
 
 
 def _store(services: Services, auth: InstallAuth, source: str) -> Portal:
-    """Create or refresh the portal from verified install credentials."""
-    with services.db() as session, logs.bind(member_id=auth.member_id):
+    """Create or refresh the portal from verified install credentials.
+
+    The installer page and ONAPPINSTALL often arrive at the same moment: a per-portal lock
+    makes the second one update the row the first created instead of inserting it twice.
+    """
+    lock = services.redis.lock(
+        f"b24app:lock:install:{auth.member_id}", timeout=30, blocking_timeout=30
+    )
+    with lock, services.db() as session, logs.bind(member_id=auth.member_id):
         portal = upsert_install(session, auth)
         log.info("%s stored portal", source)
         session.expunge(portal)

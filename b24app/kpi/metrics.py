@@ -528,8 +528,8 @@ def trend(
     )
     per_day: dict[dt.date, dict[str, int]] = {}
     for row in session.execute(stmt):
-        key = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(str(row.day))
-        per_day[key] = {
+        day_key = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(str(row.day))
+        per_day[day_key] = {
             "leads": int(row.leads),
             "bookings": int(row.bookings or 0),
             "confirmed": int(row.confirmed or 0),
@@ -540,20 +540,21 @@ def trend(
     while day_i <= period.last_day:
         if by_week:
             year, week, _ = day_i.isocalendar()
-            label = f"{year}-W{week:02d}"
+            bucket_label = f"{year}-W{week:02d}"
         else:
-            label = day_i.isoformat()
+            bucket_label = day_i.isoformat()
         bucket = buckets.setdefault(
-            label, {"label": label, "leads": 0, "bookings": 0, "confirmed": 0, "no_shows": 0}
+            bucket_label,
+            {"label": bucket_label, "leads": 0, "bookings": 0, "confirmed": 0, "no_shows": 0},
         )
         for key, value in per_day.get(day_i, {}).items():
             bucket[key] += value
         day_i += dt.timedelta(days=1)
-    rows = list(buckets.values())
-    for row in rows:
-        row["conversion_pct"] = ratio_pct(row["bookings"], row["leads"])
-        row["no_show_pct"] = ratio_pct(row["no_shows"], row["confirmed"])
-    return rows
+    trend = list(buckets.values())
+    for point in trend:
+        point["conversion_pct"] = ratio_pct(point["bookings"], point["leads"])
+        point["no_show_pct"] = ratio_pct(point["no_shows"], point["confirmed"])
+    return trend
 
 
 def month_keys(period: Period) -> list[str]:

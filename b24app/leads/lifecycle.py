@@ -59,6 +59,7 @@ from sqlalchemy.orm import Session
 from b24app.leads.classify import Classification
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import parse_time
+from b24app.storage.db import rows_affected
 from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
@@ -175,7 +176,7 @@ def record_first_reply(
         .where(Lead.id == lead.id, Lead.first_reply_at.is_(None))
         .values(first_reply_at=moment, first_reply_kind=kind[:32])
     )
-    if first.rowcount == 1:
+    if rows_affected(first) == 1:
         return True
     session.execute(
         update(Lead)
@@ -194,7 +195,7 @@ def mark_deleted(
         .where(Lead.portal_id == portal_id, Lead.lead_id == lead_id, Lead.deleted_at.is_(None))
         .values(deleted_at=at or utc_now())
     )
-    return result.rowcount == 1
+    return rows_affected(result) == 1
 
 
 def _tracked(lead: Lead) -> tuple[Any, ...]:

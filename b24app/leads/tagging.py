@@ -21,6 +21,7 @@ from b24app import logs
 from b24app.context import Services
 from b24app.leads.classify import channel_label
 from b24app.leads.lifecycle import get_lead
+from b24app.storage.db import rows_affected
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import utc_now
@@ -85,7 +86,7 @@ def tag_ai_lead(
                 )
                 .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
             )
-            if claimed.rowcount != 1:
+            if rows_affected(claimed) != 1:
                 return False
         try:
             answer = services.bitrix(member_id).batch(

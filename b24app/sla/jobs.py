@@ -36,12 +36,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
-from typing import cast
 
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
 
 from b24app import context
 from b24app import logs
@@ -54,6 +52,7 @@ from b24app.context import Services
 from b24app.settings import load_settings
 from b24app.sla.engine import lead_handled
 from b24app.sla.engine import REMINDER_POLICY
+from b24app.storage.db import rows_affected
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
@@ -101,7 +100,7 @@ def claim(services: Services, timer_id: int, now: dt.datetime) -> bool:
             .values(claimed_at=now)
             .execution_options(synchronize_session=False)
         )
-        return bool(cast(CursorResult[Any], result).rowcount)
+        return bool(rows_affected(result))
 
 
 def _release(services: Services, timer_id: int) -> None:

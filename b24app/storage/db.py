@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from typing import cast
 
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Result
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -31,6 +34,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:  # NullPool (migrations) takes no pool sizing
         kwargs = {"pool_size": 10, "max_overflow": 20, **kwargs}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE/DELETE matched (compare-and-set checks read this)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

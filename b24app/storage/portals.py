@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from b24app.storage.db import rows_affected
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
@@ -163,7 +164,7 @@ class DbTokenStore:
             )
             result = session.execute(stmt)
             session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(rows_affected(result))
 
     def update_client_endpoint(self, member_id: str, endpoint: str) -> None:
         """The portal moved (its old address redirects): remember the new REST endpoint."""

@@ -231,3 +231,34 @@ def test_malformed_installer_post_is_400(live_app, services, mutate) -> None:  #
     assert set(response.json()) >= {"code", "status", "message"}
     with services.db() as session:
         assert session.scalars(select(Portal)).all() == []
+
+
+def test_page_and_event_at_the_same_moment_store_one_portal(
+    emulator, live_app, portal, services, run_jobs
+) -> None:
+    """The installer POST and ONAPPINSTALL racing each other: both 200, one portal row."""
+    import threading
+
+    portal.prepare_install()
+    query, form = portal.frame_payload(portal.admin_user_id, "DEFAULT", None, None)
+    answers: dict[str, int] = {}
+    start = threading.Barrier(2)
+
+    def page() -> None:
+        start.wait()
+        url = services.settings.public_url + "/install/"
+        answers["page"] = requests.post(url, data=form, params=query, timeout=30).status_code
+
+    def event() -> None:
+        start.wait()
+        answers["event"] = portal.send_install_event(queued=False).status_code
+
+    threads = [threading.Thread(target=page), threading.Thread(target=event)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run_jobs()
+    assert answers == {"page": 200, "event": 200}
+    with services.db() as session:
+        assert len(session.scalars(select(Portal)).all()) == 1

@@ -51,7 +51,7 @@ def status_list(ctx: Ctx) -> ListResult:
     rows = [r for r in rows if matches(r, conds)]
     order = parse_order(as_dict(ctx.param("order", "ORDER"))) or [("SORT", False)]
     for name, desc in reversed(order):
-        rows.sort(key=lambda r, n=name: sort_key(r.get(n)), reverse=desc)
+        rows.sort(key=lambda r, n=name: sort_key(r.get(n)), reverse=desc)  # type: ignore[misc]
     return ListResult(rows, len(rows), None)
 
 
