@@ -5,12 +5,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
+
+NOW = dt.datetime(2030, 5, 22, 9, 0)  # a Wednesday, 12:00 in Moscow
+
+
+def scheduled_ids(services: Services) -> list[str]:
+    return list(ScheduledJobRegistry(queue=services.queue("timers")).get_job_ids())
+
+
+def timers(services: Services, **where: object) -> list[Timer]:
+    with services.db() as session:
+        rows = list(session.scalars(select(Timer).filter_by(**where).order_by(Timer.id)))
+        session.expunge_all()
+        return rows
 
 
 def make_portal(services: Services, member_id: str = "sla-member") -> int:

@@ -6,29 +6,17 @@ import datetime as dt
 
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla import engine
-from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import make_portal
+from tests.sla.conftest import NOW
+from tests.sla.conftest import scheduled_ids
+from tests.sla.conftest import timers
 from tests.sla.conftest import update_lead
-
-NOW = dt.datetime(2030, 5, 22, 9, 0)  # a Wednesday, 12:00 in Moscow
-
-
-def scheduled_ids(services: Services) -> list[str]:
-    return list(ScheduledJobRegistry(queue=services.queue("timers")).get_job_ids())
-
-
-def timers(services: Services, **where: object) -> list[Timer]:
-    with services.db() as session:
-        rows = list(session.scalars(select(Timer).filter_by(**where).order_by(Timer.id)))
-        session.expunge_all()
-        return rows
 
 
 def test_duplicate_start_schedules_once(services: Services) -> None:

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
@@ -25,21 +24,11 @@ from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import make_portal
+from tests.sla.conftest import NOW
 from tests.sla.conftest import portal_id_of
+from tests.sla.conftest import scheduled_ids
 from tests.sla.conftest import timer_row
-
-NOW = dt.datetime(2030, 5, 22, 9, 0)  # a Wednesday, 12:00 in Moscow
-
-
-def scheduled_ids(services: Services) -> list[str]:
-    return list(ScheduledJobRegistry(queue=services.queue("timers")).get_job_ids())
-
-
-def timers(services: Services, **where: object) -> list[Timer]:
-    with services.db() as session:
-        rows = list(session.scalars(select(Timer).filter_by(**where).order_by(Timer.id)))
-        session.expunge_all()
-        return rows
+from tests.sla.conftest import timers
 
 
 def test_reminders_move_and_cancel(services: Services) -> None:
