@@ -373,14 +373,7 @@ class Portal:
             "data": {"VERSION": self.version, "ACTIVE": "Y", "INSTALLED": "Y",
                      "LANGUAGE_ID": lang or self.lang},
             "ts": str(int(time.time())),
-            "auth": {
-                "domain": self.domain, "scope": self.scope,
-                "access_token": pair.access_token, "refresh_token": pair.refresh_token,
-                "expires_in": str(self.emu.tokens.access_ttl),
-                "server_endpoint": self.server_endpoint, "status": self.app_status,
-                "client_endpoint": self.client_endpoint, "member_id": self.member_id,
-                "application_token": self.application_token,
-            },
+            "auth": self._lifecycle_auth(pair),
         }  # fmt: skip
         if queued:
             self._queue("event", "ONAPPINSTALL", self.install_event_url, data)
@@ -392,6 +385,17 @@ class Portal:
         with self.lock:
             if self.installed:
                 self.install_finished = True
+
+    def _lifecycle_auth(self, pair: TokenPair) -> dict[str, str]:
+        """``auth`` of ONAPPINSTALL / ONAPPUPDATE: tokens incl. the refresh token."""
+        return {
+            "domain": self.domain, "scope": self.scope,
+            "access_token": pair.access_token, "refresh_token": pair.refresh_token,
+            "expires_in": str(self.emu.tokens.access_ttl),
+            "server_endpoint": self.server_endpoint, "status": self.app_status,
+            "client_endpoint": self.client_endpoint, "member_id": self.member_id,
+            "application_token": self.application_token,
+        }  # fmt: skip
 
     def _lifecycle_urls(self, event: str) -> list[str]:
         urls = [b["handler"] for b in self.events if b["event"] == event]
@@ -415,14 +419,7 @@ class Portal:
                 "data": {"VERSION": version, "PREVIOUS_VERSION": previous,
                          "LANGUAGE_ID": self.lang},
                 "ts": str(int(time.time())),
-                "auth": {
-                    "domain": self.domain, "scope": self.scope,
-                    "access_token": pair.access_token, "refresh_token": pair.refresh_token,
-                    "expires_in": str(self.emu.tokens.access_ttl),
-                    "server_endpoint": self.server_endpoint, "status": self.app_status,
-                    "client_endpoint": self.client_endpoint, "member_id": self.member_id,
-                    "application_token": self.application_token,
-                },
+                "auth": self._lifecycle_auth(pair),
             }  # fmt: skip
             out.append(self._post_now("event", "ONAPPUPDATE", url, data, None))
         return out

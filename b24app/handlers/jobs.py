@@ -81,20 +81,6 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
     raise ValueError(f"unexpected event {event}")
 
 
-def process_lead_event(member_id: str, event: str, lead_id: int) -> str:
-    """RQ job: record a lead event (add/update/delete); see
-    :func:`b24app.leads.intake.process_lead` for the outcomes returned."""
-    if event not in LEAD_EVENTS:
-        raise ValueError(f"not a lead event: {event}")
-    return process_event(member_id, event, lead_id)
-
-
-def process_activity_event(member_id: str, activity_id: int) -> str:
-    """RQ job: record an outgoing call/e-mail/chat activity on a lead as a reply; see
-    :func:`b24app.leads.intake.process_activity`."""
-    return process_event(member_id, "ONCRMACTIVITYADD", activity_id)
-
-
 def backfill_job(member_id: str) -> int:
     """RQ job (``bulk`` queue): import the portal's existing leads; see
     :func:`b24app.leads.backfill.backfill_portal`."""

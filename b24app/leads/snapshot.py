@@ -182,8 +182,3 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
         im_values=_im_values(raw, item_style),
         ai_field_value=_text(ai_value),
     )
-
-
-def from_item(raw: Mapping[str, Any], lead_field: str | None = None) -> LeadSnapshot:
-    """The issue's name for :func:`normalise_lead` (either API generation's answer)."""
-    return normalise_lead(raw, lead_field)

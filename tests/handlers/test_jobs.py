@@ -12,8 +12,7 @@ from b24app.context import Services
 from b24app.handlers.jobs import enqueue_backfill
 from b24app.handlers.jobs import enqueue_event
 from b24app.handlers.jobs import event_job_id
-from b24app.handlers.jobs import process_activity_event
-from b24app.handlers.jobs import process_lead_event
+from b24app.handlers.jobs import process_event
 from b24app.handlers.jobs import resume_unfinished_backfills
 from b24app.leads.lifecycle import get_lead
 from b24app.storage.models import BackfillState
@@ -52,7 +51,7 @@ def test_lead_delete_job_marks_the_lead_and_cancels_its_timers(
 ) -> None:
     """ONCRMLEADDELETE through RQ: deleted_at set, the pending timer cancelled; again: gone."""
     queue = services.queue("events")
-    first = queue.enqueue(process_lead_event, MEMBER_ID, "ONCRMLEADDELETE", 77)
+    first = queue.enqueue(process_event, MEMBER_ID, "ONCRMLEADDELETE", 77, 0)
     run_jobs("events")
     first.refresh()
     assert first.get_status() == "finished" and first.return_value() == "deleted"
@@ -61,7 +60,7 @@ def test_lead_delete_job_marks_the_lead_and_cancels_its_timers(
         assert lead is not None and lead.deleted_at is not None
         timer = session.query(Timer).filter_by(portal_id=recorded_lead, lead_id=77).one()
         assert timer.state == TimerState.CANCELLED
-    again = queue.enqueue(process_lead_event, MEMBER_ID, "ONCRMLEADDELETE", 77)
+    again = queue.enqueue(process_event, MEMBER_ID, "ONCRMLEADDELETE", 77, 0)
     run_jobs("events")
     again.refresh()
     assert again.return_value() == "gone"
@@ -69,14 +68,14 @@ def test_lead_delete_job_marks_the_lead_and_cancels_its_timers(
 
 def test_events_of_an_unknown_portal_are_dropped(services: Services) -> None:
     """A job for a portal the app does not know (uninstalled meanwhile) writes nothing."""
-    assert process_lead_event("no-such-portal", "ONCRMLEADUPDATE", 5) == "no_portal"
-    assert process_activity_event("no-such-portal", 5) == "no_portal"
+    assert process_event("no-such-portal", "ONCRMLEADUPDATE", 5, 0) == "no_portal"
+    assert process_event("no-such-portal", "ONCRMACTIVITYADD", 5, 0) == "no_portal"
 
 
 def test_a_job_for_a_foreign_event_raises(services: Services) -> None:
-    """process_lead_event refuses an event that is not about a lead (RQ records the failure)."""
+    """process_event refuses an event that is not about a lead (RQ records the failure)."""
     with pytest.raises(ValueError):
-        process_lead_event(MEMBER_ID, "ONCRMDEALADD", 5)
+        process_event(MEMBER_ID, "ONCRMDEALADD", 5, 0)
 
 
 def test_job_id_is_deterministic_and_rq_safe() -> None:

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from b24app.leads.snapshot import from_item
 from b24app.leads.snapshot import normalise_lead
 from b24app.leads.snapshot import parse_time
 from b24app.leads.snapshot import uf_camel_name
@@ -90,13 +89,13 @@ def test_uf_camel_name() -> None:
     assert uf_camel_name("UF_CRM_1720019876534") == "ufCrm_1720019876534"
 
 
-def test_from_item_reads_both_generations_and_the_lead_field() -> None:
-    """from_item: the crm.item and crm.lead answers of one lead give the same snapshot."""
+def test_normalise_lead_reads_both_generations_and_the_lead_field() -> None:
+    """normalise_lead: the crm.item and crm.lead answers of one lead give the same snapshot."""
     item = {"id": 9, "stageId": "NEW", "sourceId": "CALL", "UF_CRM_B24APP_AI": "AI-lead · VK",
             "updatedTime": "2025-02-01T10:00:00+03:00"}  # fmt: skip
     lead = {"ID": "9", "STATUS_ID": "NEW", "SOURCE_ID": "CALL", "UF_CRM_B24APP_AI": "AI-lead · VK",
             "DATE_MODIFY": "2025-02-01T10:00:00+03:00"}  # fmt: skip
-    one, two = from_item(item, "UF_CRM_B24APP_AI"), from_item(lead, "UF_CRM_B24APP_AI")
+    one, two = normalise_lead(item, "UF_CRM_B24APP_AI"), normalise_lead(lead, "UF_CRM_B24APP_AI")
     assert one == two
     assert (one.lead_id, one.ai_field_value) == (9, "AI-lead · VK")
     assert one.modified_at == dt.datetime(2025, 2, 1, 7, 0)
