@@ -184,3 +184,31 @@ def oauth_app_info(
             method="app.info",
         )  # fmt: skip
     return dict(body["result"])
+
+
+def user_is_admin(
+    client_endpoint: str, access_token: str, *, timeout: float = 5.0, allow_insecure: bool = False
+) -> bool:
+    """``user.admin`` called with the user's own token on the portal's REST endpoint.
+
+    ``client_endpoint`` must come from a trusted source (the stored portal or the OAuth
+    server's ``app.info``), never from the request being checked. Any failure means "not an
+    admin".
+    """
+    try:
+        base = check_endpoint(client_endpoint, allow_insecure=allow_insecure)
+    except InsecureEndpoint:
+        return False
+    url = (base if base.endswith("/") else base + "/") + "user.admin.json"
+    try:
+        response = requests.post(
+            url,
+            data={"auth": access_token},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and body.get("result") is True
