@@ -156,7 +156,9 @@ def run_backend(name: str, url: str, n_leads: int, runs: int) -> None:
     portal_id = seed(url, n_leads)
     print(f"[{name}] seeded {n_leads:,} leads in {time.perf_counter() - started:.1f} s")
     settings = Settings(
-        database_url=url, secret_key="bench-secret", redis_url="redis://127.0.0.1:1/0"
+        database_url=url,
+        secret_key="bench-secret-key-0123456789abcdef01234567",
+        redis_url="redis://127.0.0.1:1/0",
     )
     services = context.build_services(settings)
     app = create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=settings)
