@@ -16,6 +16,33 @@ from marshmallow import ValidationError
 
 from b24app.kpi.metrics import PRESETS
 
+# PLACEMENT_OPTIONS is a small JSON object ({"ID": "8061"}); json.loads recurses once per
+# level, so 50 000 "[" would raise RecursionError: depth and size are checked first.
+MAX_OPTIONS_LENGTH = 16 * 1024
+MAX_OPTIONS_DEPTH = 8
+
+
+def json_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text, in one pass (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
 
 class _Base(Schema):
     class Meta:
@@ -50,6 +77,12 @@ class FrameFormSchema(_Base):
         elif isinstance(raw, dict):  # already nested by the bracket-key parser
             data["PLACEMENT_OPTIONS"] = raw
         elif isinstance(raw, str):
+            if len(raw) > MAX_OPTIONS_LENGTH or json_depth(raw) > MAX_OPTIONS_DEPTH:
+                raise ValidationError(
+                    f"too large (at most {MAX_OPTIONS_LENGTH} characters, "
+                    f"{MAX_OPTIONS_DEPTH} levels)",
+                    "PLACEMENT_OPTIONS",
+                )
             try:
                 parsed = json.loads(raw)
             except ValueError as exc:
