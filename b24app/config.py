@@ -51,6 +51,8 @@ class Settings:
     # against the DOMAIN or endpoint the request names.
     oauth_servers: str = "https://oauth.bitrix.info/rest/,https://oauth.bitrix24.tech/rest/"
     queue_prefix: str = ""
+    # Bearer token for ``GET /metrics`` (``Authorization: Bearer …``); empty = /metrics is 404.
+    metrics_token: str = ""
     log_level: str = "INFO"
     # Optional OpenAI-compatible qualifier (off unless a key is set).
     llm_api_url: str = ""

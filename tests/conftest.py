@@ -146,6 +146,7 @@ def settings(database_url: str, redis_server: RedisServer, app_port: int) -> Set
         secret_key="test-secret-key-0123456789abcdef01234567",
         allow_insecure_endpoints=True,
         rest_timeout=10.0,
+        metrics_token="test-metrics-token",
     )
 
 

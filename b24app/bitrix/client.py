@@ -145,10 +145,11 @@ def _count(metric: str, member_id: str, outcome: str | None = None) -> None:
         from b24app import metrics
     except Exception:  # metrics are optional for the client
         return
+    # member_id is not a label (tenant enumeration, unbounded cardinality): see b24app.metrics
     if metric == "calls":
-        metrics.REST_CALLS.labels(member_id=member_id, outcome=outcome or "ok").inc()
+        metrics.REST_CALLS.labels(outcome=outcome or "ok").inc()
     else:
-        metrics.REST_LIMIT_HITS.labels(member_id=member_id).inc()
+        metrics.REST_LIMIT_HITS.inc()
 
 
 class BitrixClient:

@@ -55,7 +55,7 @@ def body_of(call: Any) -> dict[str, Any]:
 
 
 def limit_hits() -> float:
-    return metrics.REST_LIMIT_HITS.labels(member_id=MEMBER)._value.get()
+    return metrics.REST_LIMIT_HITS._value.get()
 
 
 # -- plain calls and error envelopes ---------------------------------------------------------
