@@ -3,6 +3,7 @@ lead tab's ``PLACEMENT_OPTIONS``, the ROI form and the settings form."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -101,12 +102,18 @@ class LeadTabOptionsSchema(_Base):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=2**31 - 1))
 
 
+_YEARS = validate.Range(
+    min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31), error="a date from 2000-01-01 to 2100-12-31"
+)
+
+
 class PeriodSchema(_Base):
     """The period picker: a preset, or explicit local dates; trend by day or week."""
 
     period = fields.String(load_default=None, validate=validate.OneOf([*PRESETS, "custom"]))
-    date_from = fields.Date(load_default=None, data_key="from")
-    date_to = fields.Date(load_default=None, data_key="to")
+    # Year 1 / 9999 overflow date arithmetic (a 500): only plausible business dates.
+    date_from = fields.Date(load_default=None, data_key="from", validate=_YEARS)
+    date_to = fields.Date(load_default=None, data_key="to", validate=_YEARS)
     view = fields.String(load_default=None, validate=validate.OneOf(["day", "week"]))
 
     @pre_load
