@@ -53,6 +53,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def is_trusted_oauth_server(
+    server_endpoint: str, trusted: tuple[str, ...], *, allow_insecure: bool = False
+) -> bool:
+    """Only the known Bitrix24 OAuth servers (and loopback in development) are asked."""
+    if server_endpoint in trusted:
+        return True
+    return allow_insecure and _is_loopback(urlsplit(server_endpoint).hostname or "")
+
+
 def check_endpoint(url: str, *, allow_insecure: bool = False) -> str:
     """Return ``url`` if it is https, or plain http on loopback when ``allow_insecure``.
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from rq.job import Job
 from rq.job import JobStatus
 from sqlalchemy import delete
 
 from b24app import logs
+from b24app.bitrix import oauth
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
@@ -41,15 +40,11 @@ class InstallFailed(RuntimeError):
 
 def is_trusted_oauth_server(settings: Settings, server_endpoint: str) -> bool:
     """Only the known Bitrix24 OAuth servers (and loopback in development) are asked."""
-    if server_endpoint in settings.trusted_oauth_servers:
-        return True
-    if not settings.allow_insecure_endpoints:
-        return False
-    host = urlsplit(server_endpoint).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return oauth.is_trusted_oauth_server(
+        server_endpoint,
+        settings.trusted_oauth_servers,
+        allow_insecure=settings.allow_insecure_endpoints,
+    )
 
 
 def verify_install(
