@@ -229,3 +229,22 @@ def test_existing_portal_never_takes_the_posted_domain(
     assert response.status_code == 200, response.text
     after = _stored(services, installed_portal.member_id)
     assert (after.domain, after.client_endpoint) == (before.domain, before.client_endpoint)
+
+
+def test_uninstall_that_cannot_be_confirmed_changes_nothing(
+    installed_portal: Any, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OAuth server does not answer: 503 (Bitrix24 may send again), nothing changes."""
+    from b24app.bitrix.errors import TransportError
+    from b24app.install import service
+
+    def down(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise TransportError("NETWORK_ERROR", "ConnectionError", None, method="app.info")
+
+    monkeypatch.setattr(service, "oauth_app_info", down)
+    form: dict[str, str] = json.loads((FIXTURES / "onappuninstall_event.form.json").read_text())
+    form["auth[member_id]"] = installed_portal.member_id
+    form["auth[application_token]"] = installed_portal.application_token
+    response = _post(services.settings.public_url + "/install/events", form)
+    assert response.status_code == 503
+    assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
