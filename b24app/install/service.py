@@ -341,6 +341,39 @@ def uninstall(services: Services, portal_id: int, *, clean: bool) -> bool:
     return True
 
 
+# Bitrix24 does not re-send events: an uninstall that could not be confirmed at once is
+# checked again by a job over the next hours (RQ retries while Bitrix24 cannot be asked).
+CONFIRM_RETRY_INTERVALS = [60, 300, 900, 3600, 6 * 3600]
+
+
+def enqueue_uninstall_check(services: Services, portal_id: int, clean: bool) -> None:
+    """Queue :func:`confirm_uninstall_job` once per portal (a waiting one covers this one)."""
+    from rq import Retry
+
+    services.queue("default").enqueue(
+        confirm_uninstall_job,
+        portal_id,
+        clean,
+        job_id=f"confirm-uninstall-{portal_id}",
+        retry=Retry(max=len(CONFIRM_RETRY_INTERVALS), interval=CONFIRM_RETRY_INTERVALS),
+        failure_ttl=86400,
+    )
+
+
+def confirm_uninstall_job(portal_id: int, clean: bool) -> bool:
+    """RQ job: confirm an ONAPPUNINSTALL with Bitrix24 and deactivate (see
+    :func:`confirm_uninstall`); raises :class:`UninstallUnverified` so RQ tries again later."""
+    from b24app import context
+
+    services = context.current()
+    with services.db() as session:
+        portal = session.get(Portal, portal_id)
+        if portal is None or portal.status == PortalStatus.UNINSTALLED:
+            return False
+        session.expunge(portal)
+    return confirm_uninstall(services, portal, clean=clean)
+
+
 def cleanup_portal(portal_id: int, clean: bool) -> None:
     """RQ job: cancel every timer of an uninstalled portal; with CLEAN delete its data."""
     from b24app import context

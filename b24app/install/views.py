@@ -73,8 +73,10 @@ def app_event() -> ResponseReturnValue:
         raise ApiError(409, "The app is already uninstalled on this portal.")
     try:
         done = service.confirm_uninstall(svc, portal, clean=clean)
-    except service.UninstallUnverified as exc:
-        raise ApiError(503, "Bitrix24 could not confirm the uninstall; try again.") from exc
+    except service.UninstallUnverified:
+        # Bitrix24 does not send the event again: a job keeps asking for a few hours.
+        service.enqueue_uninstall_check(svc, portal.id, clean)
+        return {"status": "checking", "clean": clean}, 202
     if not done:
         raise ApiError(403, "Bitrix24 says the app is still installed; nothing was changed.")
     return {"status": "uninstalled", "clean": clean}

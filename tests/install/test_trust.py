@@ -231,12 +231,39 @@ def test_existing_portal_never_takes_the_posted_domain(
     assert (after.domain, after.client_endpoint) == (before.domain, before.client_endpoint)
 
 
-def test_uninstall_that_cannot_be_confirmed_changes_nothing(
-    installed_portal: Any, services: Any, monkeypatch: pytest.MonkeyPatch
+def test_uninstall_that_cannot_be_confirmed_at_once_is_checked_by_a_job(
+    installed_portal: Any, services: Any, run_jobs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The OAuth server does not answer: 503 (Bitrix24 may send again), nothing changes."""
+    """The OAuth server does not answer during a real uninstall: 202, nothing changes yet, and
+    a queued job confirms it once Bitrix24 answers again (Bitrix24 never re-sends the event)."""
     from b24app.bitrix.errors import TransportError
     from b24app.install import service
+
+    original = service.oauth_app_info
+
+    def down(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise TransportError("NETWORK_ERROR", "ConnectionError", None, method="app.info")
+
+    monkeypatch.setattr(service, "oauth_app_info", down)
+    responses = installed_portal.uninstall(clean=False)
+    assert [r.status_code for r in responses] == [202]
+    assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
+    run_jobs()  # still down: the job fails and RQ schedules its retry
+    assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
+    monkeypatch.setattr(service, "oauth_app_info", original)
+    service.confirm_uninstall_job(_stored(services, installed_portal.member_id).id, False)
+    assert _stored(services, installed_portal.member_id).status == PortalStatus.UNINSTALLED
+
+
+def test_forged_uninstall_checked_by_the_job_changes_nothing(
+    installed_portal: Any, services: Any, run_jobs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged uninstall while Bitrix24 is unreachable: the later check finds the app still
+    installed and changes nothing."""
+    from b24app.bitrix.errors import TransportError
+    from b24app.install import service
+
+    original = service.oauth_app_info
 
     def down(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise TransportError("NETWORK_ERROR", "ConnectionError", None, method="app.info")
@@ -245,6 +272,10 @@ def test_uninstall_that_cannot_be_confirmed_changes_nothing(
     form: dict[str, str] = json.loads((FIXTURES / "onappuninstall_event.form.json").read_text())
     form["auth[member_id]"] = installed_portal.member_id
     form["auth[application_token]"] = installed_portal.application_token
+    form["data[CLEAN]"] = "1"
     response = _post(services.settings.public_url + "/install/events", form)
-    assert response.status_code == 503
-    assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
+    assert response.status_code == 202
+    monkeypatch.setattr(service, "oauth_app_info", original)
+    run_jobs()
+    stored = _stored(services, installed_portal.member_id)
+    assert stored.status == PortalStatus.ACTIVE and stored.access_token
