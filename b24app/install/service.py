@@ -163,7 +163,11 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "lead_field": registration.LEAD_FIELD_NAME,
                 "statuses": report.statuses,
                 "robots_hash": report.robots_hash,
+                "deal_field": registration.LEAD_FIELD_NAME,
+                "deal_stages": report.deal_stages,
+                "pipelines": report.pipelines,
             }
+            portal.crm_mode = report.crm_mode
             portal.registered_at = utc_now()
         log.info("registration done: %d writes", report.writes)
     # Import the portal's existing leads (needs the status map just stored); a backfill that
