@@ -32,6 +32,11 @@ def deal_reads(field_name: str) -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
+def stage_entity(category_id: int) -> str:
+    """The ``crm.status`` ENTITY_ID of a pipeline's stages."""
+    return "DEAL_STAGE" if category_id == 0 else f"DEAL_STAGE_{category_id}"
+
+
 def crm_mode(value: Any) -> str:
     """``crm.settings.mode.get``'s answer as ``classic``/``simple`` (unknown → classic)."""
     try:

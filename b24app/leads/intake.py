@@ -36,6 +36,7 @@ from b24app.leads.snapshot import parse_time
 from b24app.leads.tagging import DEFAULT_LEAD_FIELD
 from b24app.settings import load_settings
 from b24app.storage.models import PortalStatus
+from b24app.storage.models import Stage
 from b24app.storage.portals import get_portal
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,16 @@ def process_lead(
             return "deleted" if marked else "gone"
         snap, history = fetched
         classification = classify(snap, rules)
+        converted_into = None
+        if snap.status_semantic == "S":
+            from b24app.leads.deal_intake import converted_deal
+
+            # Converted into a deal: that status is the hand-over, not a reply nor a visit.
+            converted_into = converted_deal(services.bitrix(member_id), lead_id)
+            if converted_into is not None:
+                statuses = {**statuses, Stage.CONVERTED: snap.status_id}
         with services.db() as session:
+            first_sight = get_lead(session, portal_id, lead_id) is None
             lead, outcome = record_snapshot(
                 session, portal_id, snap, history, statuses, classification, lead_channel(snap)
             )
@@ -156,6 +166,10 @@ def process_lead(
             ai_channel = lead.ai_channel or "other"
     if outcome.lifecycle_changed:
         _sync_timers(services, portal_id, lead_id)
+    if converted_into is not None:
+        from b24app.leads.deal_intake import after_conversion
+
+        after_conversion(services, member_id, converted_into, first_sight=first_sight)
     if wants_tag:
         from b24app.leads.tagging import tag_ai_lead
 

@@ -14,6 +14,9 @@ stored timer changes meaning; :func:`find_journey` with ``key=`` resolves it bac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -76,3 +79,30 @@ def find_journey(
             .limit(1)
         )
     return None
+
+
+def journey_where(key: int) -> ColumnElement[bool]:
+    """The SQL condition on ``Lead`` that selects the journey with this key."""
+    return Lead.lead_id == key if key > 0 else Lead.deal_id == -key
+
+
+@dataclass(frozen=True)
+class CrmTarget:
+    """The CRM entity a journey lives on now: where the app writes fields, comments, to-dos."""
+
+    entity_type_id: int  # 1 lead, 2 deal (crm.item / ownerTypeId)
+    entity_id: int
+    entity_type: str  # "lead" / "deal" (crm.timeline.comment.add ENTITY_TYPE)
+
+    @property
+    def document_prefix(self) -> str:
+        return "LEAD" if self.entity_type_id == 1 else "DEAL"
+
+
+def crm_target(journey: Lead | None, key: int) -> CrmTarget:
+    """The deal when the journey has one, else its lead (a bare key when there is no row)."""
+    if journey is not None and journey.deal_id is not None:
+        return CrmTarget(2, int(journey.deal_id), "deal")
+    if journey is not None and journey.lead_id is not None:
+        return CrmTarget(1, int(journey.lead_id), "lead")
+    return CrmTarget(1, key, "lead") if key > 0 else CrmTarget(2, -key, "deal")

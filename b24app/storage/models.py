@@ -128,6 +128,9 @@ class Stage:
     NO_SHOW = "no_show"
     JUNK = "junk"
     OTHER = "other"
+    # A lead's move to its success status when it was converted into a deal: the journey
+    # goes on on the deal; neither a reply nor a visit.
+    CONVERTED = "converted"
     ORDER = (NEW, QUALIFIED, CONFIRMED, CAME, NO_SHOW)
 
 
