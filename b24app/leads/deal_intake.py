@@ -380,3 +380,21 @@ def learn_pipeline(services: Services, member_id: str, category_id: int) -> dict
         registration["deal_stages"] = stages
         portal.registration = registration
         return registration
+
+
+def deal_journey_key(services: Services, member_id: str, deal_id: int) -> int:
+    """The journey key of a deal (a robot ran on it): read the deal first when the app has not
+    seen it yet, so a converted lead's deal joins the lead's journey; ``-deal_id`` when the
+    deal cannot be read."""
+    with services.db() as session:
+        portal = get_portal(session, member_id)
+        if portal is None:
+            return -deal_id
+        portal_id = portal.id
+        known = find_journey(session, portal_id, deal_id=deal_id)
+        if known is not None:
+            return journey_key(known)
+    process_deal(services, member_id, deal_id)
+    with services.db() as session:
+        known = find_journey(session, portal_id, deal_id=deal_id)
+        return journey_key(known) if known is not None else -deal_id

@@ -212,7 +212,8 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
         return "gone"
     if not isinstance(activity, dict):
         return "gone"
-    if str(activity.get("OWNER_TYPE_ID") or "") != "1":
+    owner_type = str(activity.get("OWNER_TYPE_ID") or "")
+    if owner_type not in ("1", "2"):  # a lead, or a deal (its journey's reply)
         return "not_a_lead"
     kind = reply_kind(activity)
     if kind is None:
@@ -224,10 +225,14 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
     at = parse_time(activity.get("CREATED")) or parse_time(activity.get("START_TIME"))
     if at is None:
         return "not_a_reply"
+    if owner_type == "2":
+        from b24app.leads.deal_intake import deal_journey_key
+
+        lead_id = deal_journey_key(services, member_id, lead_id)
     with logs.bind(member_id=member_id, lead_id=lead_id):
         with services.db() as session:
             known = get_lead(session, portal_id, lead_id) is not None
-        if not known:
+        if not known and lead_id > 0:
             process_lead(services, member_id, lead_id)
         with lead_lock(services, portal_id, lead_id), services.db() as session:
             before = get_lead(session, portal_id, lead_id)
