@@ -193,7 +193,15 @@ def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
         employees=dashboard.employees(),
         marketing=dashboard.marketing(),
         tables=kpi_csv.TABLES,
+        crm_mode=_crm_mode(viewer.portal_id),
     )
+
+
+def _crm_mode(portal_id: int) -> str:
+    """``classic`` / ``simple``: the dashboard says which mode the portal is in."""
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        return (portal.crm_mode if portal is not None else None) or "classic"
 
 
 @bp.post("/")
@@ -275,6 +283,23 @@ def _local(value: dt.datetime | None, tz: str, lang: str) -> str:
     return local.strftime("%d.%m.%Y %H:%M" if lang == "ru" else "%Y-%m-%d %H:%M")
 
 
+@bp.post("/deal-tab")
+def deal_tab() -> ResponseReturnValue:
+    """``CRM_DEAL_DETAIL_TAB``: the journey this deal belongs to (from its lead, if converted)."""
+    viewer, form = _frame_viewer()
+    options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    from b24app.leads.journeys import find_journey
+    from b24app.leads.journeys import journey_key
+
+    deal_id = options["ID"]
+    with services().db() as session:
+        journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
+        key = journey_key(journey) if journey is not None else -deal_id
+    return _journey_tab(viewer, key, deal_id, "deal")
+
+
 @bp.post("/lead-tab")
 def lead_tab() -> ResponseReturnValue:
     """``CRM_LEAD_DETAIL_TAB``: this lead's timeline, SLA timers, AI tag and channel."""
@@ -282,12 +307,18 @@ def lead_tab() -> ResponseReturnValue:
     options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
     if viewer.needs_reauth:
         return _reauth(viewer)
-    lead_id = options["ID"]
+    return _journey_tab(viewer, options["ID"], options["ID"], "lead")
+
+
+def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> Response:
+    """The tab of a journey (``lead_id`` is its key, see b24app.leads.journeys)."""
+    from b24app.leads.journeys import journey_where
+
     with services().db() as session:
         settings = load_settings(session, viewer.portal_id)
         tz = settings["time_zone"]
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == viewer.portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == viewer.portal_id, journey_where(lead_id))
         )
         changes = session.scalars(
             select(LeadStageChange)
@@ -302,7 +333,7 @@ def lead_tab() -> ResponseReturnValue:
             .order_by(Timer.due_at)
         ).all()
         info = _lead_view(lead, changes, timers, tz, viewer.lang, settings) if lead else None
-    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info)
+    return _page("lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity)
 
 
 def _lead_view(
@@ -350,6 +381,10 @@ def _lead_view(
         "utm_campaign": lead.utm_campaign,
         "stage": lead.stage,
         "booking": _local(lead.booking_at, tz, lang) if lead.booking_at else None,
+        "deal_id": lead.deal_id,
+        "from_lead": lead.lead_id if lead.deal_id is not None else None,
+        "pipeline": lead.category_id,
+        "deal_stage": lead.deal_stage_id,
         "events": [
             {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
         ],
