@@ -117,6 +117,21 @@ def map_deal_stages(
     }
 
 
+def stage_list(stages: list[dict[str, Any]]) -> list[list[str]]:
+    """``[[STATUS_ID, NAME], …]`` of one pipeline (for the settings page's selects)."""
+    return [[str(s.get("STATUS_ID") or ""), str(s.get("NAME") or "")] for s in stages]
+
+
+def stage_lists(
+    categories: list[int], statuses: list[dict[str, Any]]
+) -> dict[str, list[list[str]]]:
+    per_category = stages_by_category(statuses)
+    return {
+        str(c): stage_list(per_category.get(c, []))
+        for c in sorted(set(categories) | set(per_category))
+    }
+
+
 def pipeline_names(answer: Any) -> dict[str, str]:
     rows = answer.get("categories") if isinstance(answer, dict) else answer
     out: dict[str, str] = {}

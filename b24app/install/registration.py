@@ -77,6 +77,7 @@ class RegistrationReport:
     crm_mode: str = "classic"
     deal_stages: dict[str, dict[str, str]] = field(default_factory=dict)
     pipelines: dict[str, str] = field(default_factory=dict)
+    deal_stage_list: dict[str, list[list[str]]] = field(default_factory=dict)
     deal_field_created: bool = False
 
     @property
@@ -167,6 +168,10 @@ def register(
         list(state.results.get("all_statuses") or []),
     )
     report.pipelines = deal_registration.pipeline_names(state.results.get("deal_categories"))
+    report.deal_stage_list = deal_registration.stage_lists(
+        deal_registration.category_ids(state.results.get("deal_categories")),
+        list(state.results.get("all_statuses") or []),
+    )
 
     statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
     for stage, status_fields in to_create.items():

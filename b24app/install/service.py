@@ -166,6 +166,7 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "deal_field": registration.LEAD_FIELD_NAME,
                 "deal_stages": report.deal_stages,
                 "pipelines": report.pipelines,
+                "deal_stage_list": report.deal_stage_list,
             }
             portal.crm_mode = report.crm_mode
             portal.registered_at = utc_now()

@@ -112,10 +112,10 @@ def stage_map(
     mapping = dict(((registration.get("deal_stages") or {}).get(key)) or {})
     override = (settings.get("deal_stage_map") or {}).get(key) or {}
     for stage, stage_id in override.items():
-        if stage_id:
+        if stage_id == "none":
+            mapping.pop(stage, None)  # the admin says: no stage of this pipeline means it
+        elif stage_id and stage_id != "default":
             mapping[stage] = str(stage_id)
-        else:
-            mapping.pop(stage, None)
     return mapping
 
 
@@ -364,20 +364,25 @@ def learn_pipeline(services: Services, member_id: str, category_id: int) -> dict
     returns the portal's updated registration."""
     from b24app.install.deal_registration import map_pipeline
     from b24app.install.deal_registration import stage_entity
+    from b24app.install.deal_registration import stage_list
 
     rows = services.bitrix(member_id).call(
         "crm.status.list",
         {"filter": {"ENTITY_ID": stage_entity(category_id)}, "order": {"SORT": "ASC"}},
     )
-    mapping = map_pipeline([r for r in rows or [] if isinstance(r, dict)])
+    stages = [r for r in rows or [] if isinstance(r, dict)]
+    mapping = map_pipeline(stages)
     with services.db() as session:
         portal = get_portal(session, member_id)
         if portal is None:
             return {}
         registration = dict(portal.registration or {})
-        stages = dict(registration.get("deal_stages") or {})
-        stages[str(category_id)] = mapping
-        registration["deal_stages"] = stages
+        maps = dict(registration.get("deal_stages") or {})
+        maps[str(category_id)] = mapping
+        registration["deal_stages"] = maps
+        lists = dict(registration.get("deal_stage_list") or {})
+        lists[str(category_id)] = stage_list(stages)
+        registration["deal_stage_list"] = lists
         portal.registration = registration
         return registration
 

@@ -534,7 +534,18 @@ def _settings_page(
         saved=saved,
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
+        pipelines=_pipelines(viewer.portal_id),
     )
+
+
+def _pipelines(portal_id: int) -> list[dict[str, Any]]:
+    """The deal pipelines with their stages and stage maps (the settings page's deal block)."""
+    from b24app.placements.deal_stages_form import pipelines_view
+
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        registration = dict(portal.registration or {}) if portal is not None else {}
+        return pipelines_view(registration, load_settings(session, portal_id))
 
 
 @bp.get("/settings")
