@@ -384,3 +384,21 @@ def after_lead_created(
         return []
     _, events = convert_lead(portal, lead_id, user_id, ts)
     return events
+
+
+def bulk_create_deals(
+    portal: Portal,
+    n: int,
+    *,
+    start: float,
+    step_seconds: float = 60.0,
+    fields: Any = None,
+) -> list[int]:
+    """``n`` deals without events (a back-fill fixture); ``fields(i)`` gives each deal's
+    fields (``LEAD_ID``, ``STAGE_ID``, …). Stage history (creation) is recorded."""
+    ids = []
+    with portal.lock:
+        for i in range(n):
+            row = dict(fields(i) if fields is not None else {})
+            ids.append(create_deal(portal, row, 1, start + i * step_seconds))
+    return ids

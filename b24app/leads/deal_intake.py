@@ -127,17 +127,28 @@ def record_deal(
     mapping: Mapping[str, str],
     rules: Mapping[str, Any],
     origin: str = "event",
+    cache: dict[tuple[str, int], Lead] | None = None,
 ) -> tuple[Lead, Outcome]:
-    """Record one fetch of a deal on its journey (see the module docstring)."""
+    """Record one fetch of a deal on its journey (see the module docstring).
+
+    ``cache`` (the backfill): every journey of the round's deals and leads, preloaded by
+    ``("deal", id)`` / ``("lead", id)``; a missing key means "no journey" (no query).
+    """
+
+    def find(kind: str, value: int) -> Lead | None:
+        if cache is not None:
+            return cache.get((kind, value))
+        if kind == "deal":
+            return find_journey(session, portal_id, deal_id=value)
+        return find_journey(session, portal_id, lead_id=value)
+
     outcome = Outcome()
-    journey = find_journey(session, portal_id, deal_id=deal.deal_id)
+    journey = find("deal", deal.deal_id)
     if journey is None and deal.lead_id is not None:
-        journey = find_journey(session, portal_id, lead_id=deal.lead_id)
+        journey = find("lead", deal.lead_id)
         if journey is not None and journey.deal_id not in (None, deal.deal_id):
             journey = None  # the lead lives on another deal already: this one starts anew
-    lead_free = (
-        deal.lead_id is not None and find_journey(session, portal_id, lead_id=deal.lead_id) is None
-    )
+    lead_free = deal.lead_id is not None and find("lead", deal.lead_id) is None
     before: tuple[Any, ...] = ()
     if journey is None:
         journey = Lead(
@@ -152,6 +163,10 @@ def record_deal(
         )  # fmt: skip
         session.add(journey)
         outcome.created = True
+        if cache is not None:
+            cache[("deal", deal.deal_id)] = journey
+            if journey.lead_id is not None:
+                cache[("lead", journey.lead_id)] = journey
     else:
         before = tuple(getattr(journey, n) for n in DEAL_TRACKED)
     journey.deal_id = deal.deal_id
