@@ -132,6 +132,61 @@ def stage_lists(
     }
 
 
+# The stages the install may add to a pipeline (only where the admin allows it: the
+# settings' ``deal_stages_add_missing``): "Пришёл" just before the won stage, "Не пришёл" after
+# every stage (so Bitrix24 counts it as a failure).
+ADDED = {
+    "came": ("B24APP_CAME", {"ru": "Пришёл", "en": "Came"}),
+    "no_show": ("B24APP_NO_SHOW", {"ru": "Не пришёл", "en": "No-show"}),
+}
+
+
+def missing_stages(
+    categories: list[int], statuses: list[dict[str, Any]], lang: str
+) -> dict[str, dict[str, Any]]:
+    """``crm.status.add`` fields of the "Пришёл" / "Не пришёл" stages each pipeline lacks
+    (no stage with our id or a known name), keyed ``"<category>:<stage>"``."""
+    from b24app.install.registration import _semantics
+    from b24app.install.registration import STAGES
+
+    per_category = stages_by_category(statuses)
+    out: dict[str, dict[str, Any]] = {}
+    for category in sorted(set(categories) | set(per_category)):
+        stages = per_category.get(category, [])
+        prefix = "" if category == 0 else f"C{category}:"
+        success = next((s for s in stages if _semantics(s) == "S"), None)
+        last = max((int(s.get("SORT") or 0) for s in stages), default=0)
+        for stage, (suffix, names) in ADDED.items():
+            aliases = STAGES[stage]["aliases"]
+            if any(
+                str(s.get("STATUS_ID", "")).endswith(suffix)
+                or str(s.get("NAME", "")).strip().casefold() in aliases
+                for s in stages
+            ):
+                continue
+            if stage == "came" and success is None:
+                continue
+            sort = int(success["SORT"]) - 1 if stage == "came" and success else last + 10
+            out[f"{category}:{stage}"] = {
+                "ENTITY_ID": stage_entity(category),
+                "STATUS_ID": prefix + suffix,
+                "NAME": names.get(lang, names["ru"]),
+                "SORT": sort,
+            }
+    return out
+
+
+def with_added(
+    statuses: list[dict[str, Any]], added: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The status list as it is once ``added`` exist (to map them at once)."""
+    extra = [
+        {**fields, "SEMANTICS": "F" if key.endswith(":no_show") else None}
+        for key, fields in added.items()
+    ]
+    return [*statuses, *extra]
+
+
 def pipeline_names(answer: Any) -> dict[str, str]:
     rows = answer.get("categories") if isinstance(answer, dict) else answer
     out: dict[str, str] = {}

@@ -100,11 +100,17 @@ def robots_hash(public_url: str) -> str:
 
 
 def register(
-    client: BitrixClient, public_url: str, lang: str, previous: dict[str, Any]
+    client: BitrixClient,
+    public_url: str,
+    lang: str,
+    previous: dict[str, Any],
+    *,
+    add_deal_stages: bool = False,
 ) -> RegistrationReport:
     """Bring the portal to the registered state; returns what changed.
 
     ``previous`` is the ``Portal.registration`` stored by the last run (robot fingerprint).
+    ``add_deal_stages``: the admin allows adding "Пришёл" / "Не пришёл" to deal pipelines.
     """
     base = public_url.rstrip("/")
     report = RegistrationReport(robots_hash=robots_hash(base))
@@ -163,14 +169,18 @@ def register(
     if not state.results.get("deal_field"):
         writes["deal_field"] = ("crm.deal.userfield.add", {"fields": _lead_field()})
     report.crm_mode = deal_registration.crm_mode(state.results.get("crm_mode"))
-    report.deal_stages = deal_registration.map_deal_stages(
-        deal_registration.category_ids(state.results.get("deal_categories")),
-        list(state.results.get("all_statuses") or []),
-    )
+    categories = deal_registration.category_ids(state.results.get("deal_categories"))
+    all_statuses = list(state.results.get("all_statuses") or [])
+    if add_deal_stages:
+        added = deal_registration.missing_stages(categories, all_statuses, lang)
+        for key, stage_fields in added.items():
+            writes[f"deal_stage:{key}"] = ("crm.status.add", {"fields": stage_fields})
+        all_statuses = deal_registration.with_added(all_statuses, added)
+    report.deal_stages = deal_registration.map_deal_stages(categories, all_statuses)
     report.pipelines = deal_registration.pipeline_names(state.results.get("deal_categories"))
     report.deal_stage_list = deal_registration.stage_lists(
         deal_registration.category_ids(state.results.get("deal_categories")),
-        list(state.results.get("all_statuses") or []),
+        all_statuses,
     )
 
     statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
@@ -203,6 +213,8 @@ def register(
             report.field_created = True
         elif kind == "deal_field":
             report.deal_field_created = True
+        elif kind == "deal_stage":
+            report.statuses_created.append(f"deal:{name}")
         elif kind == "status":
             report.statuses_created.append(name)
     return report

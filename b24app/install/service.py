@@ -148,10 +148,14 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 raise InstallFailed("The portal is not installed.")
             previous = dict(portal.registration or {})
             lang = portal.lang or "ru"
+            from b24app.settings import load_settings
+
+            add_deal_stages = bool(load_settings(session, portal.id).get("deal_stages_add_missing"))
         try:
             report = registration.register(
-                services.bitrix(member_id), services.settings.public_url, lang, previous
-            )
+                services.bitrix(member_id), services.settings.public_url, lang, previous,
+                add_deal_stages=add_deal_stages,
+            )  # fmt: skip
         except (BitrixError, registration.RegistrationError) as exc:
             log.warning("registration failed: %s", exc)
             raise InstallFailed(str(exc)) from exc

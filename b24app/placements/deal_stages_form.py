@@ -20,6 +20,7 @@ _FIELD = re.compile(r"^deal_stage_(\d{1,6})_(qualified|confirmed|came|no_show)$"
 def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
     """``{"deal_stage_map": {"<pipeline>": {stage: STAGE_ID | "none" | "default"}}}``."""
     out: dict[str, dict[str, str]] = {}
+    shown = "deal_stages_shown" in form
     for name, value in form.items():
         match = _FIELD.match(str(name))
         if match is None:
@@ -27,7 +28,11 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
         pipeline = out.setdefault(match.group(1), {})
         chosen = str(value or "").strip()
         pipeline[match.group(2)] = chosen[:64] or DEFAULT
-    return {"deal_stage_map": out} if out else {}
+    changes: dict[str, Any] = {"deal_stage_map": out} if out else {}
+    if shown:
+        checked = str(form.get("deal_stages_add_missing", "")).lower() in ("on", "1", "true", "y")
+        changes["deal_stages_add_missing"] = checked
+    return changes
 
 
 def pipelines_view(registration: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:

@@ -535,7 +535,13 @@ def _settings_page(
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
         pipelines=_pipelines(viewer.portal_id),
+        add_missing=_add_missing(viewer.portal_id),
     )
+
+
+def _add_missing(portal_id: int) -> bool:
+    with services().db() as session:
+        return bool(load_settings(session, portal_id).get("deal_stages_add_missing"))
 
 
 def _pipelines(portal_id: int) -> list[dict[str, Any]]:
@@ -576,6 +582,7 @@ def settings_post() -> ResponseReturnValue:
     changes = settings_form.form_to_changes(form)
     costs, cost_errors = settings_form.parse_costs(form.get("costs"))
     errors = [f"costs: {e}" for e in cost_errors]
+    add_before = _add_missing(viewer.portal_id)
     try:
         with services().db() as session:
             save_settings(session, viewer.portal_id, changes, user_id=viewer.user_id)
@@ -602,4 +609,13 @@ def settings_post() -> ResponseReturnValue:
             errors=errors,
             status=400,
         )
+    if changes.get("deal_stages_add_missing") and not add_before:
+        # The admin now allows adding the missing deal stages: the registration job does it.
+        from b24app.install.service import enqueue_registration
+
+        with services().db() as session:
+            portal = session.get(Portal, viewer.portal_id)
+            member_id = portal.member_id if portal is not None else None
+        if member_id:
+            enqueue_registration(services(), member_id)
     return _settings_page(viewer, saved=True)

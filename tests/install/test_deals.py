@@ -60,3 +60,31 @@ def test_update_adds_deal_registrations_and_rereads_the_mode(
     assert "CRM_DEAL_DETAIL_TAB" in {p["placement"] for p in portal.placements}
     assert portal.deal_userfields
     assert _stored(services, portal.member_id).crm_mode == "simple"
+
+
+def test_missing_deal_stages_are_added_only_when_the_admin_allows(
+    emulator, installed_portal, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    from b24app.settings import save_settings
+
+    portal = installed_portal
+    entities = {c.params["fields"]["ENTITY_ID"] for c in emulator.calls("crm.status.add", portal)}
+    assert not {e for e in entities if e.startswith("DEAL_STAGE")}  # not allowed: nothing added
+    stored = _stored(services, portal.member_id)
+    with services.db() as session:
+        save_settings(session, stored.id, {"deal_stages_add_missing": True})
+    portal.update_app("2")
+    run_jobs()
+    stages = {
+        r["STATUS_ID"]: portal.status_semantics("DEAL_STAGE", r["STATUS_ID"])
+        for r in portal.statuses.values()
+        if r["ENTITY_ID"] == "DEAL_STAGE"
+    }
+    assert stages["B24APP_NO_SHOW"] == "F" and stages["B24APP_CAME"] is None
+    mapping = _stored(services, portal.member_id).registration["deal_stages"]["0"]
+    assert mapping["came"] == "B24APP_CAME" and mapping["no_show"] == "B24APP_NO_SHOW"
+    # a second run adds nothing more
+    before = len(emulator.calls("crm.status.add", portal))
+    portal.update_app("3")
+    run_jobs()
+    assert len(emulator.calls("crm.status.add", portal)) == before
