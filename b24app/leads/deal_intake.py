@@ -322,8 +322,8 @@ def after_conversion(
     services: Services, member_id: str, deal_id: int, *, first_sight: bool
 ) -> None:
     """A lead seen converted: link its deal now (the deal's own event may come later), and
-    when the lead arrived already converted, re-read the CRM mode (simple mode converts every
-    new lead at once; the admin may have switched)."""
+    with ``first_sight`` (it arrived already converted on a portal we think is classic)
+    re-read the CRM mode: simple mode converts every new lead at once."""
     if first_sight:
         refresh_crm_mode(services, member_id)
     process_deal(services, member_id, deal_id)

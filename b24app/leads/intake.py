@@ -133,6 +133,7 @@ def process_lead(
             return "no_portal"
         portal_id = portal.id
         registration = dict(portal.registration or {})
+        crm_mode = portal.crm_mode or "classic"
         rules = load_settings(session, portal_id).get("ai_rules") or {}
     statuses: dict[str, str] = dict(registration.get("statuses") or {})
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
@@ -169,7 +170,14 @@ def process_lead(
     if converted_into is not None:
         from b24app.leads.deal_intake import after_conversion
 
-        after_conversion(services, member_id, converted_into, first_sight=first_sight)
+        # Converted on arrival while we think "classic": the admin may have switched to simple.
+        recheck = first_sight and crm_mode != "simple"
+        after_conversion(services, member_id, converted_into, first_sight=recheck)
+    elif first_sight and crm_mode == "simple" and snap.status_semantic != "S":
+        # A lead left unconverted on a "simple" portal: the admin may have switched back.
+        from b24app.leads.deal_intake import refresh_crm_mode
+
+        refresh_crm_mode(services, member_id)
     if wants_tag:
         from b24app.leads.tagging import tag_ai_lead
 

@@ -129,3 +129,21 @@ def test_mode_switch_is_noticed_when_a_lead_arrives_converted(
     portal.add_lead({"TITLE": "Звонок"})
     settle()
     assert db_portal(services, portal).crm_mode == "simple"
+
+
+def test_switch_back_to_classic_is_noticed(
+    emulator, live_app, portal, services, run_jobs, settle
+) -> None:  # type: ignore[no-untyped-def]
+    portal.set_crm_mode("simple")
+    portal.install()
+    run_jobs()
+    assert db_portal(services, portal).crm_mode == "simple"
+    mode_calls = len(emulator.calls("crm.settings.mode.get", portal))
+    portal.add_lead({"TITLE": "Ещё один чат"})
+    settle()
+    # a converted lead on a simple portal is expected: no extra read
+    assert len(emulator.calls("crm.settings.mode.get", portal)) == mode_calls
+    portal.set_crm_mode("classic")
+    portal.add_lead({"TITLE": "Звонок"})
+    settle()
+    assert db_portal(services, portal).crm_mode == "classic"
