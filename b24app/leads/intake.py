@@ -157,7 +157,9 @@ def process_lead(
             if converted_into is not None:
                 statuses = {**statuses, Stage.CONVERTED: snap.status_id}
         with services.db() as session:
-            first_sight = get_lead(session, portal_id, lead_id) is None
+            seen = get_lead(session, portal_id, lead_id)
+            # First sight of the lead itself (its deal's event may have started the journey).
+            first_sight = seen is None or not seen.status_id
             lead, outcome = record_snapshot(
                 session, portal_id, snap, history, statuses, classification, lead_channel(snap)
             )
