@@ -90,15 +90,31 @@ def _seed(portal: object) -> None:
                 "ASSIGNED_BY_ID": 2})  # fmt: skip
     add({"TITLE": "Запись на массаж", "NAME": "Ирина", "SOURCE_ID": "WEBFORM",
          "UTM_SOURCE": "yandex", "UTM_CAMPAIGN": "massage_nov", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    if getattr(portal, "crm_mode", 1) == 2:
+        # Simple mode: every lead became a deal at once; the AI chat client books and comes.
+        deal = portal.deal_of_lead(ai_chat)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "PREPARATION"}, by_user=2)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+        return
     update(ai_chat, {"STATUS_ID": "IN_PROCESS"})
     update(call, {"STATUS_ID": "IN_PROCESS"})
+    # Classic mode: the AI chat client books, the manager converts the lead into a deal.
+    deal = portal.convert_lead(ai_chat, by_user=2)  # type: ignore[attr-defined]
+    portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
 
 
 @click.command()
 @click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
 @click.option("--emulator-port", default=5080, show_default=True, type=int)
 @click.option("--workdir", default="instance/demo", show_default=True)
-def demo(port: int, emulator_port: int, workdir: str) -> None:
+@click.option(
+    "--crm-mode",
+    type=click.Choice(["classic", "simple"]),
+    default="classic",
+    show_default=True,
+    help="the emulated portal's CRM mode: classic (leads + deals) or simple (deals only)",
+)
+def demo(port: int, emulator_port: int, workdir: str, crm_mode: str) -> None:
     """Run the local demo: app + worker + cron + an emulated Bitrix24 portal."""
     from b24app import create_app
     from b24app.devportal import DevPortal
@@ -150,7 +166,7 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
 
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
-        portal = emulator.create_portal(slug="salon", lang="ru")
+        portal = emulator.create_portal(slug="salon", lang="ru", crm_mode=crm_mode)
         result = portal.install()
         if result.installer is None or result.installer.status_code != 200:
             raise click.ClickException("the demo install failed: see the log above")
@@ -162,6 +178,8 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
             f"  portal (emulated): {emulator.url}/salon/page/app\n"
             f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
             f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
+            f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
+            f"  CRM mode:          {crm_mode}\n"
             f"  database:          {settings.database_url}\n"
         )
         stop = False

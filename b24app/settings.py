@@ -101,6 +101,11 @@ DEFAULTS: dict[str, Any] = {
         "weekly_at": "09:00",
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
+    # Deal stages per pipeline chosen by the admin ({"<pipeline>": {stage: STAGE_ID | "none"}});
+    # what is not chosen keeps the install's default (b24app.install.deal_registration).
+    "deal_stage_map": {},
+    # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
+    "deal_stages_add_missing": False,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -213,6 +218,16 @@ class PortalSettingsSchema(_Strict):
     targets = fields.Nested(TargetsSchema)
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
+    deal_stages_add_missing = fields.Boolean()
+    deal_stage_map = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^\d{1,6}$")),
+        values=fields.Dict(
+            keys=fields.String(
+                validate=validate.OneOf(["qualified", "confirmed", "came", "no_show"])
+            ),
+            values=fields.String(validate=validate.Length(min=1, max=64)),
+        ),
+    )
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

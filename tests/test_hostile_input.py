@@ -213,7 +213,7 @@ def test_another_portals_member_id_with_a_valid_token_is_refused(
     assert row_counts(services) == before and queued_jobs(services) == 0
 
 
-@pytest.mark.parametrize("event", ["ONCRMDEALADD", "ONSOMETHINGELSE", "", "ONAPPINSTALL" * 20])
+@pytest.mark.parametrize("event", ["ONCRMCONTACTADD", "ONSOMETHINGELSE", "", "ONAPPINSTALL" * 20])
 def test_unknown_events_are_400(app, services, two_portals, event: str) -> None:
     """An event the app did not bind is refused, even with valid credentials."""
     member, token = two_portals["a"]

@@ -271,10 +271,14 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 raise InstallFailed("The portal is not installed.")
             previous = dict(portal.registration or {})
             lang = portal.lang or "ru"
+            from b24app.settings import load_settings
+
+            add_deal_stages = bool(load_settings(session, portal.id).get("deal_stages_add_missing"))
         try:
             report = registration.register(
-                services.bitrix(member_id), services.settings.public_url, lang, previous
-            )
+                services.bitrix(member_id), services.settings.public_url, lang, previous,
+                add_deal_stages=add_deal_stages,
+            )  # fmt: skip
         except (BitrixError, registration.RegistrationError) as exc:
             log.warning("registration failed: %s", exc)
             raise InstallFailed(str(exc)) from exc
@@ -286,7 +290,12 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "lead_field": registration.LEAD_FIELD_NAME,
                 "statuses": report.statuses,
                 "robots_hash": report.robots_hash,
+                "deal_field": registration.LEAD_FIELD_NAME,
+                "deal_stages": report.deal_stages,
+                "pipelines": report.pipelines,
+                "deal_stage_list": report.deal_stage_list,
             }
+            portal.crm_mode = report.crm_mode
             portal.registered_at = utc_now()
         log.info("registration done: %d writes", report.writes)
     # Import the portal's existing leads (needs the status map just stored); a backfill that

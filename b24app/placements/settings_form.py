@@ -63,7 +63,10 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
         }
     owner = str(form.get("owner_user_id", "")).strip()
     country = str(form.get("country", "")).strip().upper()
+    from b24app.placements import deal_stages_form
+
     return {
+        **deal_stages_form.form_to_changes(form),
         "time_zone": str(form.get("time_zone", "")).strip(),
         "owner_user_id": owner or None,
         "working_hours": hours,

@@ -206,6 +206,7 @@ def _render_dashboard(viewer: Viewer, args: dict[str, Any] | None) -> Response:
         employees=dashboard.employees(),
         marketing=dashboard.marketing(),
         tables=kpi_csv.TABLES,
+        crm_mode=_crm_mode(viewer.portal_id),
     )
 
 
@@ -225,6 +226,13 @@ def _checked_period(source: dict[str, Any] | None = None) -> dict[str, Any] | No
         return _period_args(source)
     except ApiError:
         return None
+
+
+def _crm_mode(portal_id: int) -> str:
+    """``classic`` / ``simple``: the dashboard says which mode the portal is in."""
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        return (portal.crm_mode if portal is not None else None) or "classic"
 
 
 @bp.post("/")
@@ -315,6 +323,23 @@ def _local(value: dt.datetime | None, tz: str, lang: str) -> str:
     return local.strftime("%d.%m.%Y %H:%M" if lang == "ru" else "%Y-%m-%d %H:%M")
 
 
+@bp.post("/deal-tab")
+def deal_tab() -> ResponseReturnValue:
+    """``CRM_DEAL_DETAIL_TAB``: the journey this deal belongs to (from its lead, if converted)."""
+    viewer, form = _frame_viewer()
+    options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    from b24app.leads.journeys import find_journey
+    from b24app.leads.journeys import journey_key
+
+    deal_id = options["ID"]
+    with services().db() as session:
+        journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
+        key = journey_key(journey) if journey is not None else -deal_id
+    return _journey_tab(viewer, key, deal_id, "deal")
+
+
 @bp.post("/lead-tab")
 def lead_tab() -> ResponseReturnValue:
     """``CRM_LEAD_DETAIL_TAB``: this lead's timeline, SLA timers, AI tag and channel."""
@@ -322,12 +347,18 @@ def lead_tab() -> ResponseReturnValue:
     options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
     if viewer.needs_reauth:
         return _reauth(viewer)
-    lead_id = options["ID"]
+    return _journey_tab(viewer, options["ID"], options["ID"], "lead")
+
+
+def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> Response:
+    """The tab of a journey (``lead_id`` is its key, see b24app.leads.journeys)."""
+    from b24app.leads.journeys import journey_where
+
     with services().db() as session:
         settings = load_settings(session, viewer.portal_id)
         tz = settings["time_zone"]
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == viewer.portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == viewer.portal_id, journey_where(lead_id))
         )
         changes = session.scalars(
             select(LeadStageChange)
@@ -342,7 +373,7 @@ def lead_tab() -> ResponseReturnValue:
             .order_by(Timer.due_at)
         ).all()
         info = _lead_view(lead, changes, timers, tz, viewer.lang, settings) if lead else None
-    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info)
+    return _page("lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity)
 
 
 def _lead_view(
@@ -390,6 +421,10 @@ def _lead_view(
         "utm_campaign": lead.utm_campaign,
         "stage": lead.stage,
         "booking": _local(lead.booking_at, tz, lang) if lead.booking_at else None,
+        "deal_id": lead.deal_id,
+        "from_lead": lead.lead_id if lead.deal_id is not None else None,
+        "pipeline": lead.category_id,
+        "deal_stage": lead.deal_stage_id,
         "events": [
             {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
         ],
@@ -551,6 +586,8 @@ def _settings_page(
         saved=saved,
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
+        pipelines=_pipelines(viewer.portal_id),
+        add_missing=_add_missing(viewer.portal_id),
     )
 
 
@@ -558,6 +595,21 @@ def _admins_only(viewer: Viewer) -> Response:
     """What a non-admin gets instead of the settings page: nothing of it (issue 10, item 9)."""
     return _page("notice.html", viewer, status=403, notice_title="settings.admins_only_title",
                  notice_text="settings.admins_only")  # fmt: skip
+
+
+def _add_missing(portal_id: int) -> bool:
+    with services().db() as session:
+        return bool(load_settings(session, portal_id).get("deal_stages_add_missing"))
+
+
+def _pipelines(portal_id: int) -> list[dict[str, Any]]:
+    """The deal pipelines with their stages and stage maps (the settings page's deal block)."""
+    from b24app.placements.deal_stages_form import pipelines_view
+
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        registration = dict(portal.registration or {}) if portal is not None else {}
+        return pipelines_view(registration, load_settings(session, portal_id))
 
 
 @bp.get("/settings")
@@ -594,6 +646,7 @@ def settings_post() -> ResponseReturnValue:
     changes = settings_form.form_to_changes(form)
     costs, cost_errors = settings_form.parse_costs(form.get("costs"))
     errors = [f"costs: {e}" for e in cost_errors]
+    add_before = _add_missing(viewer.portal_id)
     try:
         with services().db() as session:
             save_settings(session, viewer.portal_id, changes, user_id=viewer.user_id)
@@ -621,4 +674,13 @@ def settings_post() -> ResponseReturnValue:
             errors=errors,
             status=400,
         )
+    if changes.get("deal_stages_add_missing") and not add_before:
+        # The admin now allows adding the missing deal stages: the registration job does it.
+        from b24app.install.service import enqueue_registration
+
+        with services().db() as session:
+            portal = session.get(Portal, viewer.portal_id)
+            member_id = portal.member_id if portal is not None else None
+        if member_id:
+            enqueue_registration(services(), member_id)
     return _settings_page(viewer, saved=True)

@@ -36,6 +36,7 @@ from b24app.settings import DEFAULTS
 from b24app.sla.engine import cancel_where
 from b24app.sla.engine import ceil_second
 from b24app.sla.engine import job_id_for
+from b24app.sla.engine import journey_where
 from b24app.sla.engine import naive_utc
 from b24app.sla.engine import REMINDER_POLICY
 from b24app.sla.engine import remove_job
@@ -84,7 +85,7 @@ def schedule_reminders(
     to_remove: list[str] = []
     with services.db() as session:
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == portal_id, journey_where(lead_id))
         )
         if lead is not None:
             lead.booking_at = appointment
@@ -204,9 +205,15 @@ def send_reminder(
     """Deliver one reminder: a to-do for the responsible manager + a timeline comment (each
     step once, see :class:`b24app.sla.jobs.Steps`); returns the manager's user id."""
     client = services.bitrix(snap["member_id"])
-    lead_id = snap["lead_id"]
+    from b24app.sla.jobs import target_of
+
+    target = target_of(snap)
+    entity_id = target["entity_id"]
     payload = snap["payload"]
-    item = (client.call("crm.item.get", {"entityTypeId": 1, "id": lead_id}) or {}).get("item") or {}
+    item = (
+        client.call("crm.item.get", {"entityTypeId": target["entity_type_id"], "id": entity_id})
+        or {}
+    ).get("item") or {}
     client_name = " ".join(
         p for p in (str(item.get("name") or ""), str(item.get("lastName") or "")) if p
     ) or str(item.get("title") or "")
@@ -229,8 +236,8 @@ def send_reminder(
         client.call(
             "crm.activity.todo.add",
             {
-                "ownerTypeId": 1,
-                "ownerId": lead_id,
+                "ownerTypeId": target["entity_type_id"],
+                "ownerId": entity_id,
                 "deadline": appointment.replace(tzinfo=dt.UTC).isoformat(),
                 "title": title,
                 "description": text,
@@ -241,7 +248,13 @@ def send_reminder(
     if "comment" not in steps:
         client.call(
             "crm.timeline.comment.add",
-            {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
+            {
+                "fields": {
+                    "ENTITY_ID": entity_id,
+                    "ENTITY_TYPE": target["entity_type"],
+                    "COMMENT": text,
+                }
+            },
         )
         steps.mark("comment")
     return int(responsible)

@@ -116,7 +116,7 @@ def test_forged_events_are_refused(client, services, stored_portal, overrides, s
         {"data[FIELDS][ID]": "-5"},
         {"data[FIELDS][ID]": "1.5"},
         {"data[FIELDS][ID]": "99999999999999999999"},
-        {"event": "ONCRMDEALADD"},
+        {"event": "ONCRMCONTACTADD"},
         {"event": "ONAPPINSTALL"},
         {"event": None},
         {"ts": None},
