@@ -24,6 +24,8 @@ from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
 from b24app import templating
+from b24app.appointments.config import AppointmentsSchema
+from b24app.appointments.config import DEFAULTS as APPOINTMENT_DEFAULTS
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -101,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
         "weekly_at": "09:00",
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
+    "appointments": APPOINTMENT_DEFAULTS,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -213,6 +216,7 @@ class PortalSettingsSchema(_Strict):
     targets = fields.Nested(TargetsSchema)
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
+    appointments = fields.Nested(AppointmentsSchema)
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:
