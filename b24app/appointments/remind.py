@@ -111,7 +111,7 @@ def schedule_appointment(
             )  # fmt: skip
             appt.journey_id = found.id if found is not None else None
         settings = load_settings(session, appt.portal_id)
-        offsets = [o.strip() for o in settings["appointments"]["offsets"]]
+        offsets = [o.strip() for o in (appt.offsets or settings["appointments"]["offsets"])]
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
