@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
 from b24app.context import Services
@@ -30,8 +31,6 @@ from b24app.settings import load_settings
 from b24app.sla.reminders import cancel_reminders
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
-from b24app.storage.models import Portal
-from b24app.storage.models import PortalStatus
 
 ENTITY_TYPE_IDS = {"lead": 1, "deal": 2}
 
@@ -90,11 +89,7 @@ def follow_date_field(
 ) -> str:
     """After a lead/deal event: bring the date-field appointment in line with the field."""
     with services.db() as session:
-        portal = session.scalar(
-            select(Portal).where(
-                Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE
-            )
-        )
+        portal = active_portal(session, member_id)
         if portal is None:
             return "off"
         portal_id = portal.id
