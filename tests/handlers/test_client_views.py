@@ -51,7 +51,7 @@ def test_booking_event_is_queued_once(client, services, stored, event) -> None: 
         ({"data[ID]": None}, 400),
         ({"event": "ONCRMLEADADD"}, 400),
         ({"auth[application_token]": "wrong"}, 403),
-        ({"auth[member_id]": "unknown-member"}, 401),
+        ({"auth[member_id]": "unknown-member"}, 403),
     ],
 )
 def test_bad_booking_event_changes_nothing(
