@@ -175,11 +175,10 @@ def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
         return "cancelled"
     if appt.starts_at <= now:
         return "appointment_passed"
-    if journey is not None and (
-        journey.deleted_at is not None or journey.came_at is not None
-        or journey.no_show_at is not None
-    ):  # fmt: skip
-        return "handled"
+    if journey is not None and journey.deleted_at is not None:
+        # Came / no-show of the journey are about an earlier visit: a repeat client's next
+        # appointment is still reminded.
+        return "journey_deleted"
     return None
 
 
