@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -119,7 +120,7 @@ def main() -> None:
     settings = Settings(
         client_id="local.bench.app", client_secret="bench-secret",
         public_url=f"http://127.0.0.1:{free_port()}", database_url=database_url,
-        redis_url=redis_server.url, secret_key="bench-secret-key",
+        redis_url=redis_server.url, secret_key=secrets.token_urlsafe(48),
         allow_insecure_endpoints=True,
     )  # fmt: skip
     services = context.build_services(settings)
