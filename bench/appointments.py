@@ -118,7 +118,7 @@ def main() -> None:
     redis_server.start()
     database_url, drop_database = database(args.database)
     settings = Settings(
-        client_id="local.bench.app", client_secret="bench-secret",
+        client_id="local.bench.app", client_secret=secrets.token_urlsafe(48),
         public_url=f"http://127.0.0.1:{free_port()}", database_url=database_url,
         redis_url=redis_server.url, secret_key=secrets.token_urlsafe(48),
         allow_insecure_endpoints=True,
