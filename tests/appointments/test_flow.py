@@ -40,7 +40,7 @@ def fire_next(services: Services) -> str:
 def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
-    journey_id = make_journey(services, portal_id, deal_id=77, contact_id=5)
+    journey_id = make_journey(services, portal_id, deal_id=77, contact_id=5, lead_id=1077)
     chat = installed_portal.open_chat([("deal", 77), ("contact", 5)])
     book(emulator, installed_portal, run_jobs, 30, contact_id=5, deal_id=77)
     (appt,) = appointments(services)
@@ -62,6 +62,9 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
+    tab = installed_portal.open_placement("CRM_LEAD_DETAIL_TAB", {"ID": "1077"}).text
+    assert 'id="lead-appointments"' in tab and tab.count("attempt-ok") == 2
+    assert "подтверждена клиентом" in tab
 
 
 def test_no_chat_goes_to_the_workflow_and_neither_to_the_todo(
