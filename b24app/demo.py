@@ -180,6 +180,8 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str) -> None:
             f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
             f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
             f"  CRM mode:          {crm_mode}\n"
+            f"  play the client:   {emulator.url}/salon/page/client  (book in 121 minutes: the\n"
+            f"                     2 h reminder reaches the chat a minute later; answer 1 or 2)\n"
             f"  database:          {settings.database_url}\n"
         )
         stop = False

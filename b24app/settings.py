@@ -24,6 +24,8 @@ from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
 from b24app import templating
+from b24app.appointments.config import AppointmentsSchema
+from b24app.appointments.config import DEFAULTS as APPOINTMENT_DEFAULTS
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -106,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
     "deal_stage_map": {},
     # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
     "deal_stages_add_missing": False,
+    "appointments": APPOINTMENT_DEFAULTS,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -228,6 +231,7 @@ class PortalSettingsSchema(_Strict):
             values=fields.String(validate=validate.Length(min=1, max=64)),
         ),
     )
+    appointments = fields.Nested(AppointmentsSchema)
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

@@ -34,6 +34,7 @@ from werkzeug.wrappers import Response
 
 from b24app.bitrix.payload import MalformedPayload
 from b24app.bitrix.payload import parse_php_form
+from b24app.devportal import client_pages
 from b24app.devportal import pages
 from b24app.devportal.batch import run_batch
 from b24app.devportal.delivery import DeliveryQueue
@@ -151,6 +152,12 @@ class DevPortal:
                 Rule("/<slug>/page/app", endpoint="page_app"),
                 Rule("/<slug>/page/placement/<code>", endpoint="page_placement"),
                 Rule("/<slug>/_frame/<command>", endpoint="frame", methods=["POST"]),
+                Rule("/<slug>/page/client", endpoint="page_client", methods=["GET", "POST"]),
+                Rule(
+                    "/<slug>/page/client/<int:chat_id>",
+                    endpoint="page_client_chat",
+                    methods=["GET", "POST"],
+                ),  # fmt: skip
                 Rule("/", endpoint="index"),
             ]
         )
@@ -578,6 +585,12 @@ class DevPortal:
 
     def _ep_frame(self, request: Request, slug: str, command: str) -> Response:
         return pages.frame_message(self, self.portals[slug], request, command)
+
+    def _ep_page_client(self, request: Request, slug: str) -> Response:
+        return client_pages.client_index(self.portals[slug], request)
+
+    def _ep_page_client_chat(self, request: Request, slug: str, chat_id: int) -> Response:
+        return client_pages.client_chat(self.portals[slug], request, chat_id)
 
 
 def host_of(url: str) -> str:

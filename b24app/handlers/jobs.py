@@ -25,6 +25,7 @@ FAILURE_TTL = 7 * 86400
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
 DEAL_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE")
+BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -65,13 +66,27 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
     services = context.current()
     try:
         if event in LEAD_EVENTS:
-            return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
+            outcome = process_lead(
+                services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE"
+            )
+            from b24app.appointments.routes import follow_date_field
+
+            follow_date_field(
+                services, member_id, "lead", entity_id, deleted=event == "ONCRMLEADDELETE"
+            )
+            return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
         if event in DEAL_EVENTS:
             from b24app.leads.deal_intake import process_deal
 
             return process_deal(services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE")
+        if event in BOOKING_EVENTS:
+            from b24app.appointments.booking import process_booking
+
+            return process_booking(
+                services, member_id, entity_id, deleted=event == "ONBOOKINGDELETE"
+            )
     except PortalUnavailable:
         return "portal_unavailable"
     except RateLimited as exc:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from b24app.handlers.definitions import APP_EVENTS
+from b24app.handlers.definitions import CLIENT_EVENTS
 from b24app.handlers.definitions import EVENTS
 from b24app.install.registration import LEAD_FIELD_NAME
 from b24app.placements.definitions import PLACEMENTS
@@ -47,6 +48,7 @@ def test_full_install_registers_everything_once(emulator, installed_portal, serv
     expected = sorted(
         [(e, f"{base}/handlers/events") for e in EVENTS]
         + [(e, f"{base}/install/events") for e in APP_EVENTS]
+        + [(e, f"{base}{path}") for e, path in CLIENT_EVENTS.items()]
     )
     assert bound == expected
     robot_codes = [r["CODE"] for r in robot_definitions.robot_fields(base)]
@@ -66,7 +68,7 @@ def test_full_install_registers_everything_once(emulator, installed_portal, serv
     # every write went out exactly once
     writes = _writes(emulator, portal)
     assert len(writes) == len(set(map(str, enumerate(writes))))
-    assert writes.count("event.bind") == len(EVENTS) + len(APP_EVENTS)
+    assert writes.count("event.bind") == len(EVENTS) + len(APP_EVENTS) + len(CLIENT_EVENTS)
     assert writes.count("bizproc.robot.add") == len(robot_codes)
     assert writes.count("crm.status.add") == 3  # qualified, confirmed, no-show
 
@@ -92,7 +94,7 @@ def test_second_install_changes_nothing(emulator, installed_portal, run_jobs) ->
     run_jobs()
     assert result.installer.status_code == 200
     assert len(_writes(emulator, installed_portal)) == before
-    assert len(installed_portal.events) == len(EVENTS) + len(APP_EVENTS)
+    assert len(installed_portal.events) == len(EVENTS) + len(APP_EVENTS) + len(CLIENT_EVENTS)
 
 
 def test_event_before_installer_page(emulator, live_app, portal, services, run_jobs) -> None:
@@ -100,7 +102,9 @@ def test_event_before_installer_page(emulator, live_app, portal, services, run_j
     result = portal.install(event_first=True)
     run_jobs()
     assert result.event.status_code == 200 and result.installer.status_code == 200
-    assert _writes(emulator, portal).count("event.bind") == len(EVENTS) + len(APP_EVENTS)
+    assert _writes(emulator, portal).count("event.bind") == len(EVENTS) + len(APP_EVENTS) + len(
+        CLIENT_EVENTS
+    )
     assert _stored(services, portal.member_id).registration["statuses"]["came"] == "CONVERTED"
 
 
@@ -263,3 +267,19 @@ def test_page_and_event_at_the_same_moment_store_one_portal(
     assert answers == {"page": 200, "event": 200}
     with services.db() as session:
         assert len(session.scalars(select(Portal)).all()) == 1
+
+
+def test_portal_without_the_client_loop_scopes_still_installs(
+    emulator, live_app, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """No ``booking`` / ``imopenlines`` scope: their events are refused and left unbound, the
+    rest of the registration goes through."""
+    portal = emulator.create_portal(
+        "noscope", scope="crm,user_brief,department,placement,bizproc,im,task,app"
+    )
+    result = portal.install()
+    run_jobs()
+    assert result.installer.status_code == 200 and portal.install_finished
+    bound = {e["event"] for e in portal.events}
+    assert set(EVENTS) <= bound and not bound & set(CLIENT_EVENTS)
+    assert _stored(services, portal.member_id).registered_at is not None

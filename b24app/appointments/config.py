@@ -1,0 +1,133 @@
+"""The ``appointments`` section of the portal settings: defaults and validation.
+
+* ``offsets`` — reminders before the appointment (``24h``, ``2h``, ``30m``).
+* ``channels`` — the order in which a reminder tries to reach the client: ``chat`` (the
+  client's open-line chat), ``workflow`` (the admin-picked business process, e.g. with an SMS
+  action), ``todo`` (the manager's to-do, always last in effect: it cannot fail for lack of a
+  client channel).
+* ``sender_user_id`` — who writes into the chat (must be able to see the CRM item; added to the
+  chat when not a member); default the installing admin.
+* ``workflow`` — ``template_id`` from ``bizproc.workflow.template.list``, its
+  ``document_type`` (``DEAL`` or ``LEAD``) and the names of its text / time parameters.
+* ``date_field`` — a datetime field of the lead or deal read as the appointment time.
+* ``confirm_prompt`` — appended to the reminder while the appointment is unconfirmed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields
+from marshmallow import RAISE
+from marshmallow import Schema
+from marshmallow import validate
+
+CHANNELS = ("chat", "workflow", "todo")
+
+DEFAULTS: dict[str, Any] = {
+    "offsets": ["24h", "2h"],
+    "channels": ["chat", "workflow", "todo"],
+    "sender_user_id": None,
+    "workflow": {
+        "template_id": None,
+        "document_type": "DEAL",
+        "text_param": "reminder_text",
+        "time_param": "appointment_time",
+    },
+    "date_field": {"entity": None, "field": ""},
+    "import_days": 30,
+    "confirm_prompt": {
+        "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
+        "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
+    },
+}
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class WorkflowSchema(_Strict):
+    template_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    document_type = fields.String(validate=validate.OneOf(("DEAL", "LEAD")))
+    text_param = fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,63}$"))
+    time_param = fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,63}$"))
+
+
+class DateFieldSchema(_Strict):
+    entity = fields.String(allow_none=True, validate=validate.OneOf(("lead", "deal")))
+    field = fields.String(validate=validate.Regexp(r"^(|[A-Za-z][A-Za-z0-9_]{0,63})$"))
+
+
+class PromptSchema(_Strict):
+    ru = fields.String(validate=validate.Length(max=300))
+    en = fields.String(validate=validate.Length(max=300))
+
+
+class AppointmentsSchema(_Strict):
+    offsets = fields.List(
+        fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")),
+        validate=validate.Length(max=5),
+    )
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)), validate=validate.Length(min=1, max=3)
+    )
+    sender_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    workflow = fields.Nested(WorkflowSchema)
+    date_field = fields.Nested(DateFieldSchema)
+    import_days = fields.Integer(validate=validate.Range(min=0, max=90))
+    confirm_prompt = fields.Nested(PromptSchema)
+
+
+def _csv(value: Any) -> list[str]:
+    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+
+def _blank_none(value: Any) -> Any:
+    text = str(value or "").strip()
+    return text or None
+
+
+def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
+    """The settings page's ``appt_*`` fields → the ``appointments`` section (validated later);
+    ``{}`` (no change) when the form has none of them."""
+    if not any(str(key).startswith("appt_") for key in form):
+        return {}
+    return {
+        "offsets": _csv(form.get("appt_offsets")),
+        "channels": _csv(form.get("appt_channels")),
+        "sender_user_id": _blank_none(form.get("appt_sender")),
+        "workflow": {
+            "template_id": _blank_none(form.get("appt_template")),
+            "document_type": str(form.get("appt_doc_type") or "DEAL").strip().upper(),
+            "text_param": str(form.get("appt_text_param") or "").strip(),
+            "time_param": str(form.get("appt_time_param") or "").strip(),
+        },
+        "date_field": {
+            "entity": _blank_none(form.get("appt_field_entity")),
+            "field": str(form.get("appt_field") or "").strip(),
+        },
+        "confirm_prompt": {
+            "ru": str(form.get("appt_prompt_ru") or "").strip(),
+            "en": str(form.get("appt_prompt_en") or "").strip(),
+        },
+    }
+
+
+def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
+    section = settings["appointments"]
+    workflow = section["workflow"]
+    return {
+        "appt_offsets": ", ".join(section["offsets"]),
+        "appt_channels": ", ".join(section["channels"]),
+        "appt_sender": section.get("sender_user_id") or "",
+        "appt_template": workflow.get("template_id") or "",
+        "appt_doc_type": workflow.get("document_type") or "DEAL",
+        "appt_text_param": workflow.get("text_param") or "",
+        "appt_time_param": workflow.get("time_param") or "",
+        "appt_field_entity": section["date_field"].get("entity") or "",
+        "appt_field": section["date_field"].get("field") or "",
+        "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
+        "appt_prompt_en": section["confirm_prompt"].get("en") or "",
+    }
