@@ -71,7 +71,8 @@ def test_reminders_reach_the_chat_on_time_and_the_reply_shows_confirmed(
     today = dt.date.today()
     body = requests.get(
         f"{live_app.url}/app/api/dashboard.json",
-        params={"t": token, "period": "custom", "from": str(today - dt.timedelta(days=1)),
+        headers={"X-B24App-Session": token},
+        params={"period": "custom", "from": str(today - dt.timedelta(days=1)),
                 "to": str(today + dt.timedelta(days=1))},
         timeout=10,
     ).json()  # fmt: skip
