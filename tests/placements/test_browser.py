@@ -18,6 +18,7 @@ from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
 from tests.plugins.browser import screenshot
+from tests.waiting import deadline_seconds
 
 CANVAS_INK = """canvas => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -55,12 +56,12 @@ def _seed(services: Any, member_id: str) -> None:
 def _open(page: Any, url: str, selector: str) -> Any:
     page.goto(url)
     frame = page.frame_locator("#app-frame")
-    frame.locator(selector).wait_for(timeout=15_000)
+    frame.locator(selector).wait_for(timeout=deadline_seconds() * 1000)
     return frame
 
 
-def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
+def _wait_for(predicate: Any) -> bool:
+    deadline = time.monotonic() + deadline_seconds()
     while time.monotonic() < deadline:
         if predicate():
             return True
@@ -80,7 +81,7 @@ def test_dashboard_in_the_portal_frame_russian(installed_portal, services, page)
     assert "bad" in (frame.locator("#kpi-no-show").get_attribute("class") or "")  # 25 % ≥ 12 %
     assert frame.locator("#kpi-conversion .value").inner_text().replace("\u00a0", " ") == "41,7 %"
     canvas = frame.locator("#trend-chart")
-    canvas.wait_for(timeout=5_000)
+    canvas.wait_for(timeout=deadline_seconds() * 1000)
     assert canvas.get_attribute("data-drawn") == "1"
     assert canvas.evaluate(CANVAS_INK) > 500, "the trend chart drew nothing"
     assert frame.locator("#employees tbody tr").count() == 3
@@ -104,7 +105,7 @@ def test_dashboard_in_english_and_period_change(installed_portal, services, page
     frame.locator("#period-form select[name=view]").select_option("week")
     frame.locator("#period-form button[type=submit]").click()
     frame.locator("#period-select option[value='365d'][selected]").wait_for(
-        state="attached", timeout=10_000
+        state="attached", timeout=deadline_seconds() * 1000
     )
     assert frame.locator("#kpi-leads .value").inner_text() == "12"
     assert frame.locator("#trend small").inner_text() == "by week"
