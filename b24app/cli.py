@@ -9,6 +9,17 @@ import click
 from b24app.config import Settings
 
 
+def _ensure_schema(settings: Settings) -> None:
+    """Migrate the embedded SQLite store; refuse to start on a database behind the code."""
+    from b24app.storage.migrate import ensure_schema
+    from b24app.storage.migrate import SchemaBehind
+
+    try:
+        ensure_schema(settings.database_url)
+    except SchemaBehind as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 def main() -> None:
     """b24app: Bitrix24 app for salons, clinics and trainers."""
@@ -21,6 +32,7 @@ def main() -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Run the web app (gunicorn in production)."""
+    _ensure_schema(Settings.from_env())
     if dev:
         from b24app import create_app
 
@@ -49,7 +61,9 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run an RQ worker with RQ's scheduler (timers need it)."""
     from b24app.worker import run
 
-    run(Settings.from_env(), list(queues) or None, burst=burst, fork=fork)
+    settings = Settings.from_env()
+    _ensure_schema(settings)
+    run(settings, list(queues) or None, burst=burst, fork=fork)
 
 
 @main.command()
@@ -60,6 +74,7 @@ def cron() -> None:
     from b24app.schedule import make_cron
 
     settings = Settings.from_env()
+    _ensure_schema(settings)
     logs.configure(settings.log_level)
     services = context.build_services(settings)
     context.set_current(services)

@@ -11,6 +11,7 @@ import time
 import requests
 
 from tests.conftest import free_port
+from tests.waiting import deadline_seconds
 
 
 def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
@@ -24,7 +25,7 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
         start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + deadline_seconds(180)
         health = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -33,9 +34,8 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
                     break
             except requests.ConnectionError:
                 time.sleep(0.3)
-        assert health is not None and health.json() == {
-            "status": "ok", "database": "ok", "redis": "ok"
-        }  # fmt: skip
+        assert health is not None and health.status_code == 200
+        assert health.json()["schema"]["current"] is True
         page = requests.get(f"http://127.0.0.1:{emu_port}/", timeout=5)
         assert "salon" in page.text
     finally:
