@@ -154,3 +154,38 @@ _register_demo()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command("export")
+@click.option(
+    "--webhook",
+    required=True,
+    envvar="B24APP_EXPORT_WEBHOOK",
+    help="Incoming webhook URL https://<portal>/rest/<user_id>/<code>/",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="b24-export",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the CSV files",
+)
+@click.option("--entity", "entities", multiple=True,
+              type=click.Choice(["leads", "stage_history", "statuses", "users"]),
+              help="What to export (default: all)")  # fmt: skip
+def export_command(webhook: str, out_dir: str, entities: tuple[str, ...]) -> None:
+    """Export a portal's leads, stage history, statuses and users to CSV through an incoming
+    webhook (no app install needed; fast-bitrix24 batches the pages)."""
+    from pathlib import Path
+
+    from b24app.export import ENTITIES
+    from b24app.export import export
+    from b24app.export import ExportError
+
+    try:
+        counts = export(webhook, Path(out_dir), entities or tuple(ENTITIES))
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} rows → {Path(out_dir) / (name + '.csv')}")
