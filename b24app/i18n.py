@@ -196,6 +196,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "report.weekly.line2": "Записей: {bookings} (конверсия {conversion}), неявки {no_show}, выручка {revenue}",
         "report.team.title": "Команда за неделю {week}",
         "report.team.line": "{manager}: заявок {leads}, конверсия {conversion}, SLA {sla}, выручка {revenue}",
+        "dir.user_unknown": "Сотрудник #{id}",
+        "dir.user_inactive": "{name} (не работает)",
+        "dir.openline": "Открытая линия {line} · {type}",
     },
     "en": {
         "app.title": "Salon KPIs",
@@ -378,6 +381,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "report.weekly.line2": "Bookings: {bookings} (conversion {conversion}), no-shows {no_show}, revenue {revenue}",
         "report.team.title": "Team for week {week}",
         "report.team.line": "{manager}: leads {leads}, conversion {conversion}, SLA {sla}, revenue {revenue}",
+        "dir.user_unknown": "Employee #{id}",
+        "dir.user_inactive": "{name} (left)",
+        "dir.openline": "Open channel {line} · {type}",
     },
 }
 

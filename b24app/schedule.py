@@ -18,6 +18,7 @@ from b24app.context import Services
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
     from b24app.bitrix.restlog import purge_rest_log
+    from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
     from b24app.robots.jobs import requeue_lost_calls
@@ -29,6 +30,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (send_due_reports, "default", 300, {}),
         (resume_unfinished_backfills, "bulk", 15 * 60, {}),
         (purge_rest_log, "bulk", 6 * 3600, {"days": services.settings.rest_log_days}),
+        (refresh_stale_directories, "default", 3600, {}),
     ]
 
 

@@ -311,3 +311,23 @@ class ReportRun(Base):
     period: Mapped[str] = mapped_column(String(32))
     recipient_user_id: Mapped[int] = mapped_column(Integer)
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class DirectoryEntry(Base):
+    """A name the portal gives a code: a lead source or status (``crm.status.list``), an
+    employee (``user.get``). Refreshed by a job (``b24app.directory``); pages only read it."""
+
+    __tablename__ = "portal_directory"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "kind", "code", name="uq_portal_directory_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # source / status / user
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    # A user the portal no longer returns (dismissed or deleted): the name stays.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
