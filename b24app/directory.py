@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -123,6 +124,9 @@ def request_refresh(services: Services, member_id: str, portal_id: int) -> bool:
             failure_ttl=3600,
         )
     except DuplicateJobError:
+        return False
+    except RedisError as exc:  # names are a nicety: the page goes on with codes
+        log.warning("directory refresh not queued: %s", type(exc).__name__)
         return False
     return True
 

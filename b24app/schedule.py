@@ -21,6 +21,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
+    from b24app.kpi.rollup import refresh_rollups
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
 
@@ -31,6 +32,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (resume_unfinished_backfills, "bulk", 15 * 60, {}),
         (purge_rest_log, "bulk", 6 * 3600, {"days": services.settings.rest_log_days}),
         (refresh_stale_directories, "default", 3600, {}),
+        (refresh_rollups, "bulk", 300, {}),
     ]
 
 

@@ -12,6 +12,7 @@ def test_every_recurring_job_is_registered_on_a_known_queue(services) -> None:
     assert set(names) == {
         "reconcile_timers", "requeue_lost_calls", "send_due_reports",
         "resume_unfinished_backfills", "purge_rest_log", "refresh_stale_directories",
+        "refresh_rollups",
     }  # fmt: skip
     assert {job.queue_name for job in cron.get_jobs()} <= set(services.settings.queue_names)
     assert names["reconcile_timers"].interval == 60

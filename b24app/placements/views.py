@@ -33,6 +33,7 @@ from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
 from b24app.kpi import metrics
 from b24app.kpi import roi
+from b24app.kpi import rollup
 from b24app.placements import settings_form
 from b24app.placements import trust
 from b24app.placements.schemas import FrameFormSchema
@@ -138,7 +139,7 @@ def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard,
             date_to=args.get("date_to") if custom else None,
         )
         by_week = None if args.get("view") is None else args["view"] == "week"
-        dashboard = metrics.compute_dashboard(
+        dashboard = rollup.compute_dashboard(
             session, viewer.portal_id, period, settings, by_week=by_week
         )
     return dashboard, settings
