@@ -13,15 +13,17 @@ The webhook URL is a credential: it is never logged or written to the files.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
+import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fast_bitrix24 import Bitrix
+from fast_bitrix24 import BitrixAsync
 
 from b24app.kpi.csv import _cell
 
@@ -56,6 +58,25 @@ class ExportError(RuntimeError):
     """The portal refused or the webhook is not valid; the message is safe to show."""
 
 
+def _in_own_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run fast-bitrix24's coroutine in a thread with its own event loop: its synchronous
+    ``Bitrix`` wrapper returns a bare Task when the caller's thread already runs a loop."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(fn(*args))
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="fast-bitrix24")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def _rows(items: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterable[list[Any]]:
     for item in items:
         row = []
@@ -78,7 +99,7 @@ def export(
     ``out_dir``; returns the row count of each."""
     logging.getLogger("fast_bitrix24").setLevel(logging.WARNING)  # its DEBUG has the URL
     try:
-        client = (client_factory or (lambda url: Bitrix(url, verbose=False)))(webhook)
+        client = (client_factory or (lambda url: BitrixAsync(url, verbose=False)))(webhook)
     except (ValueError, TypeError) as exc:
         raise ExportError(f"not a webhook URL: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +107,7 @@ def export(
     for name in entities:
         entity = ENTITIES[name]
         try:
-            items = client.get_all(entity.method, entity.params)
+            items = _in_own_loop(client.get_all, entity.method, entity.params)
         except Exception as exc:  # aiohttp / server errors: name the kind, never the URL
             raise ExportError(f"{entity.method} failed: {type(exc).__name__}") from None
         if isinstance(items, dict):  # a method answering one object
