@@ -537,6 +537,13 @@ def trend(
             "confirmed": int(row.confirmed or 0),
             "no_shows": int(row.no_shows or 0),
         }
+    return fill_trend(period, per_day, by_week=by_week)
+
+
+def fill_trend(
+    period: Period, per_day: dict[dt.date, dict[str, int]], *, by_week: bool = False
+) -> list[dict[str, Any]]:
+    """Per-day counts → the trend points of every day (or ISO week) of ``period``."""
     buckets: dict[str, dict[str, Any]] = {}
     day_i = period.first_day
     while day_i <= period.last_day:

@@ -524,24 +524,6 @@ def _assemble(
 
 
 def _trend(period: Period, per_day: dict[dt.date, Counts], by_week: bool) -> list[dict[str, Any]]:
-    buckets: dict[str, dict[str, Any]] = {}
-    day = period.first_day
-    while day <= period.last_day:
-        if by_week:
-            year, week, _ = day.isocalendar()
-            label = f"{year}-W{week:02d}"
-        else:
-            label = day.isoformat()
-        bucket = buckets.setdefault(
-            label, {"label": label, "leads": 0, "bookings": 0, "confirmed": 0, "no_shows": 0}
-        )
-        counts = per_day.get(day)
-        if counts is not None:
-            for key in ("leads", "bookings", "confirmed", "no_shows"):
-                bucket[key] += getattr(counts, key)
-        day += dt.timedelta(days=1)
-    trend = list(buckets.values())
-    for point in trend:
-        point["conversion_pct"] = metrics.ratio_pct(point["bookings"], point["leads"])
-        point["no_show_pct"] = metrics.ratio_pct(point["no_shows"], point["confirmed"])
-    return trend
+    keys = ("leads", "bookings", "confirmed", "no_shows")
+    days = {day: {k: int(getattr(c, k)) for k in keys} for day, c in per_day.items()}
+    return metrics.fill_trend(period, days, by_week=by_week)
