@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from b24app.config import InsecureSecret
+from b24app.config import require_strong_secrets
 from b24app.config import Settings
 
 
@@ -20,6 +22,17 @@ def _ensure_schema(settings: Settings) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+def _checked_settings() -> Settings:
+    """``Settings.from_env()``, refusing default or short secrets (one line on stderr)."""
+    settings = Settings.from_env()
+    try:
+        require_strong_secrets(settings)
+    except InsecureSecret as exc:
+        click.echo(exc.message, err=True)
+        raise
+    return settings
+
+
 @click.group()
 def main() -> None:
     """b24app: Bitrix24 app for salons, clinics and trainers."""
@@ -32,11 +45,12 @@ def main() -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Run the web app (gunicorn in production)."""
-    _ensure_schema(Settings.from_env())
+    settings = _checked_settings()
+    _ensure_schema(settings)
     if dev:
         from b24app import create_app
 
-        create_app().run(host=host, port=port)
+        create_app(settings=settings).run(host=host, port=port)
         return
     from gunicorn.app.wsgiapp import run as gunicorn_run
 
@@ -61,7 +75,7 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run an RQ worker with RQ's scheduler (timers need it)."""
     from b24app.worker import run
 
-    settings = Settings.from_env()
+    settings = _checked_settings()
     _ensure_schema(settings)
     run(settings, list(queues) or None, burst=burst, fork=fork)
 
@@ -73,7 +87,7 @@ def cron() -> None:
     from b24app import logs
     from b24app.schedule import make_cron
 
-    settings = Settings.from_env()
+    settings = _checked_settings()
     _ensure_schema(settings)
     logs.configure(settings.log_level)
     services = context.build_services(settings)

@@ -26,7 +26,31 @@ from werkzeug.serving import make_server
 from b24app.config import Settings
 
 DEMO_CLIENT_ID = "local.b24app.demo"
-DEMO_CLIENT_SECRET = "demo-secret"
+
+
+def _demo_secrets(workdir: Path) -> dict[str, str]:
+    """Random ``client_secret``/``secret_key`` for the demo, made once and kept in the work
+    directory (the demo's stored tokens stay readable across runs). The worker and cron the
+    demo starts refuse default secrets like any production process; ``B24APP_*`` values
+    given in the environment win."""
+    import json
+    import secrets
+
+    path = workdir / "secrets.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(k), str) for k in ("client_secret", "secret_key")
+    ):
+        stored = {k: secrets.token_urlsafe(48) for k in ("client_secret", "secret_key")}
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    return {
+        "client_secret": os.environ.get("B24APP_CLIENT_SECRET") or stored["client_secret"],
+        "secret_key": os.environ.get("B24APP_SECRET_KEY") or stored["secret_key"],
+    }
 
 
 def _free_port() -> int:
@@ -118,13 +142,45 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
     )
 
 
+def _seed(portal: object) -> None:
+    """A few leads like a salon's morning: two via the AI assistant, one call, one web form."""
+    add = portal.add_lead  # type: ignore[attr-defined]
+    update = portal.update_lead  # type: ignore[attr-defined]
+    ai_chat = add({"TITLE": "Маникюр, Telegram-бот", "NAME": "Анна", "SOURCE_ID": "2|TELEGRAM",
+                   "ASSIGNED_BY_ID": 2, "OPPORTUNITY": "2500"})  # fmt: skip
+    add({"TITLE": "Стрижка", "NAME": "Мария", "SOURCE_ID": "WEB", "UTM_SOURCE": "ai_bot",
+         "UTM_CAMPAIGN": "autumn_ai", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    call = add({"TITLE": "Пропущенный звонок", "NAME": "Олег", "SOURCE_ID": "CALL",
+                "ASSIGNED_BY_ID": 2})  # fmt: skip
+    add({"TITLE": "Запись на массаж", "NAME": "Ирина", "SOURCE_ID": "WEBFORM",
+         "UTM_SOURCE": "yandex", "UTM_CAMPAIGN": "massage_nov", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    if getattr(portal, "crm_mode", 1) == 2:
+        # Simple mode: every lead became a deal at once; the AI chat client books and comes.
+        deal = portal.deal_of_lead(ai_chat)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "PREPARATION"}, by_user=2)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+        return
+    update(ai_chat, {"STATUS_ID": "IN_PROCESS"})
+    update(call, {"STATUS_ID": "IN_PROCESS"})
+    # Classic mode: the AI chat client books, the manager converts the lead into a deal.
+    deal = portal.convert_lead(ai_chat, by_user=2)  # type: ignore[attr-defined]
+    portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+
+
 @click.command()
 @click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
 @click.option("--emulator-port", default=5080, show_default=True, type=int)
 @click.option("--workdir", default="instance/demo", show_default=True)
 @click.option("--seed/--no-seed", default=True, show_default=True,
-              help="Seed 90 days of the salon's history")  # fmt: skip
-def demo(port: int, emulator_port: int, workdir: str, seed: bool) -> None:
+              help="Seed 90 days of the salon's history (classic CRM mode)")  # fmt: skip
+@click.option(
+    "--crm-mode",
+    type=click.Choice(["classic", "simple"]),
+    default="classic",
+    show_default=True,
+    help="the emulated portal's CRM mode: classic (leads + deals) or simple (deals only)",
+)
+def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool) -> None:
     """Run the local demo: app + worker + cron + an emulated Bitrix24 portal."""
     from b24app import create_app
     from b24app.devportal import DevPortal
@@ -137,9 +193,11 @@ def demo(port: int, emulator_port: int, workdir: str, seed: bool) -> None:
         if not redis_url:
             redis_proc, redis_url = _start_redis(work)
             stack.callback(redis_proc.kill)
+        secrets = _demo_secrets(work)
         settings = Settings.from_env(
             client_id=os.environ.get("B24APP_CLIENT_ID", DEMO_CLIENT_ID),
-            client_secret=os.environ.get("B24APP_CLIENT_SECRET", DEMO_CLIENT_SECRET),
+            client_secret=secrets["client_secret"],
+            secret_key=secrets["secret_key"],
             public_url=f"http://127.0.0.1:{port}",
             database_url=os.environ.get(
                 "B24APP_DATABASE_URL", f"sqlite:///{work / 'b24app.sqlite'}"
@@ -175,12 +233,17 @@ def demo(port: int, emulator_port: int, workdir: str, seed: bool) -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
         started = time.perf_counter()
-        portal = emulator.create_portal(slug="salon", lang="ru")
-        seeded = _seed_crm(portal) if seed else None
+        portal = emulator.create_portal(slug="salon", lang="ru", crm_mode=crm_mode)
+        # The 90-day history is a classic (leads first) portal's; simple mode gets the few
+        # journeys of _seed below only.
+        seeded = _seed_crm(portal) if seed and crm_mode == "classic" else None
         result = portal.install()
         if result.installer is None or result.installer.status_code != 200:
             raise click.ClickException("the demo install failed: see the log above")
         summary = _finish_seed(settings, portal, seeded, started) if seeded else ""
+        if seeded is None:
+            time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
+        _seed(portal)  # today's few journeys through real events (one across lead and deal)
         tab = f"{emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID="
         click.echo(
             f"\nb24app demo is running (Ctrl-C to stop), started in "
@@ -189,6 +252,8 @@ def demo(port: int, emulator_port: int, workdir: str, seed: bool) -> None:
             f"  portal (emulated): {emulator.url}/salon/page/app\n"
             f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
             f"  lead tab:          {tab}1\n"
+            f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
+            f"  CRM mode:          {crm_mode}\n"
             f"  database:          {settings.database_url}\n"
             "\nWhat to look at:\n"
             "  * the KPI widget, 30 days then 90 days: conversion, no-shows (10–20 %), revenue\n"

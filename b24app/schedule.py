@@ -22,6 +22,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
     from b24app.kpi.rollup import refresh_rollups
+    from b24app.leads.deal_intake import refresh_all_crm_modes
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
 
@@ -33,6 +34,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (purge_rest_log, "bulk", 6 * 3600, {"days": services.settings.rest_log_days}),
         (refresh_stale_directories, "default", 3600, {}),
         (refresh_rollups, "bulk", 300, {}),
+        (refresh_all_crm_modes, "default", 24 * 3600, {}),
     ]
 
 

@@ -23,6 +23,7 @@ from marshmallow import validates_schema
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
+from b24app import templating
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -100,6 +101,11 @@ DEFAULTS: dict[str, Any] = {
         "weekly_at": "09:00",
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
+    # Deal stages per pipeline chosen by the admin ({"<pipeline>": {stage: STAGE_ID | "none"}});
+    # what is not chosen keeps the install's default (b24app.install.deal_registration).
+    "deal_stage_map": {},
+    # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
+    "deal_stages_add_missing": False,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -138,15 +144,35 @@ class HolidaysSchema(_Strict):
     extra_workdays = fields.List(fields.String(validate=validate.Regexp(_DATE)))
 
 
+MAX_AI_RULES = 100  # per list: every event job of the portal checks each of them
+MAX_PATTERN_LENGTH = 64
+
+
 class AiRulesSchema(_Strict):
-    source_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)))
-    utm_sources = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
-    markers = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
+    source_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_PATTERN_LENGTH)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+    utm_sources = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+    markers = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+
+
+def _template(value: str) -> None:
+    """Only the documented ``{placeholders}``, no format specs (see :mod:`b24app.templating`)."""
+    problems = templating.validate(value, max_length=1000)
+    if problems:
+        raise ValidationError(problems)
 
 
 class TemplateSchema(_Strict):
-    ru = fields.String(validate=validate.Length(max=1000))
-    en = fields.String(validate=validate.Length(max=1000))
+    ru = fields.String(validate=_template)
+    en = fields.String(validate=_template)
 
 
 class RemindersSchema(_Strict):
@@ -192,6 +218,16 @@ class PortalSettingsSchema(_Strict):
     targets = fields.Nested(TargetsSchema)
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
+    deal_stages_add_missing = fields.Boolean()
+    deal_stage_map = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^\d{1,6}$")),
+        values=fields.Dict(
+            keys=fields.String(
+                validate=validate.OneOf(["qualified", "confirmed", "came", "no_show"])
+            ),
+            values=fields.String(validate=validate.Length(min=1, max=64)),
+        ),
+    )
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

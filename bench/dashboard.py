@@ -7,8 +7,8 @@ roll-up (``b24app.kpi.rollup.refresh_portal``, timed), then times ``--runs`` run
 
 * ``metrics``: :func:`b24app.kpi.rollup.compute_dashboard` (what the page calls: the roll-up
   for periods of 32 days or more, the per-lead SQL below that);
-* ``view``: ``GET /app/dashboard?t=…`` through the Flask test client (session token: the
-  follow-up path, whole request including rendering),
+* ``view``: ``POST /app/dashboard`` with the session token ``t`` in the body through the Flask
+  test client (the follow-up path, whole request including rendering),
 
 for the last 30 days, 90 days, the year and three years, and prints p50/p95 per backend.
 Target: p95 ≤ 150 ms.
@@ -163,7 +163,9 @@ def run_backend(name: str, url: str, n_leads: int, runs: int, days: int = 1095) 
         f"[{name}] seeded {n_leads:,} leads over {days} days in {time.perf_counter() - started:.1f} s"
     )
     settings = Settings(
-        database_url=url, secret_key="bench-secret", redis_url="redis://127.0.0.1:1/0"
+        database_url=url,
+        secret_key="bench-secret-key-0123456789abcdef01234567",
+        redis_url="redis://127.0.0.1:1/0",
     )
     services = context.build_services(settings)
     app = create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=settings)
@@ -201,7 +203,7 @@ def run_backend(name: str, url: str, n_leads: int, runs: int, days: int = 1095) 
                 rollup.compute_dashboard(session, portal_id, period, DEFAULTS)
 
         def view(query: dict[str, str] = query) -> None:
-            response = client.get("/app/dashboard", query_string={"t": token, **query})
+            response = client.post("/app/dashboard", data={"t": token, **query})
             assert response.status_code == 200, response.status_code
 
         with services.db() as session:

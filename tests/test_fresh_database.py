@@ -27,7 +27,11 @@ from tests.waiting import wait_for
 
 def _env(database_url: str, redis_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
-    env.update({"B24APP_DATABASE_URL": database_url, "B24APP_REDIS_URL": redis_url})
+    env.update({
+        "B24APP_DATABASE_URL": database_url, "B24APP_REDIS_URL": redis_url,
+        "B24APP_SECRET_KEY": "fresh-database-test-" + "k3y" * 16,
+        "B24APP_CLIENT_SECRET": "fresh-database-test-" + "s3cr3t" * 8,
+    })  # fmt: skip
     return env
 
 

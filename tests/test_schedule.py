@@ -6,14 +6,16 @@ from b24app.schedule import make_cron
 
 
 def test_every_recurring_job_is_registered_on_a_known_queue(services) -> None:
-    """reconciliation, lost robot calls, reports, backfill resume and the REST-log purge."""
+    """reconciliation, lost robot calls, reports, backfill resume, the REST-log purge and the
+    daily re-read of each portal's CRM mode."""
     cron = make_cron(services)
     names = {job.func.__name__: job for job in cron.get_jobs()}
     assert set(names) == {
         "reconcile_timers", "requeue_lost_calls", "send_due_reports",
         "resume_unfinished_backfills", "purge_rest_log", "refresh_stale_directories",
-        "refresh_rollups",
+        "refresh_rollups", "refresh_all_crm_modes",
     }  # fmt: skip
     assert {job.queue_name for job in cron.get_jobs()} <= set(services.settings.queue_names)
     assert names["reconcile_timers"].interval == 60
+    assert names["refresh_all_crm_modes"].interval == 24 * 3600
     assert names["purge_rest_log"].kwargs == {"days": services.settings.rest_log_days}

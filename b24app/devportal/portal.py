@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from b24app.bitrix.payload import flatten_php_form
+from b24app.devportal import deals as deals_mod
 from b24app.devportal import defaults
 from b24app.devportal.leads import as_str
 from b24app.devportal.leads import fmt_dt
@@ -91,6 +92,7 @@ class Portal:
         scope: str = defaults.DEFAULT_SCOPE,
         rate: float = 2.0,
         burst: int = 50,
+        crm_mode: str = "classic",
     ) -> None:
         self.emu = emu
         self.slug = slug
@@ -140,6 +142,17 @@ class Portal:
         self.activities: dict[int, dict[str, Any]] = {}
         self.activity_ids: list[int] = []
         self.next_activity_id = 1
+        # Deals, pipelines, contacts and the CRM mode (b24app.devportal.deals)
+        self.crm_mode = deals_mod.SIMPLE if crm_mode == "simple" else deals_mod.CLASSIC
+        self.deals = LeadStore()
+        self.deal_categories: dict[int, dict[str, Any]] = {}
+        self.deal_userfields: dict[int, dict[str, Any]] = {}
+        self.deal_history: list[dict[str, Any]] = []
+        self.deal_history_ids: list[int] = []
+        self.deal_history_by_id: dict[int, dict[str, Any]] = {}
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self.next_contact_id = 1
+        deals_mod.seed_pipeline(self, 0, "Общее" if lang.startswith("ru") else "General", 0)
         # What the app produced, for assertions
         self.timeline_comments: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
@@ -353,10 +366,13 @@ class Portal:
     ) -> None:  # fmt: skip
         """The app is added to the portal (not yet install-finished unless API-only)."""
         with self.lock:
+            if not self.installed or not self.application_token:
+                # Bitrix24 keeps the application_token for the life of one install: a
+                # re-install over an installed app keeps it, a new install gets a new one.
+                self.application_token = _hex()
             self.installed = True
             self.install_finished = api_only
             self.version = version
-            self.application_token = _hex()
             self.install_event_url = (
                 self.emu.app_url(event_handler_path) if event_handler_path else None
             )
@@ -425,7 +441,7 @@ class Portal:
         return out
 
     def uninstall(self, clean: bool = True) -> list[requests.Response | None]:
-        """Delete the app: ``ONAPPUNINSTALL`` (no tokens), then drop its handlers and tokens.
+        """Delete the app: handlers dropped, tokens revoked, then ``ONAPPUNINSTALL`` (no tokens).
 
         ``app.option`` values survive unless ``clean`` (marketplace behaviour).
         """
@@ -443,7 +459,8 @@ class Portal:
                     "application_token": self.application_token,
                 },
             }
-        out = [self._post_now("event", "ONAPPUNINSTALL", url, data, None) for url in urls]
+        # As on Bitrix24 the app is gone (its tokens revoked) before the event is delivered:
+        # the app can check the uninstall is real by its stored tokens failing.
         with self.lock:
             self.installed = False
             self.install_finished = False
@@ -455,7 +472,7 @@ class Portal:
                 self.options.clear()
                 self.user_options.clear()
         self.emu.tokens.invalidate(self.slug)
-        return out
+        return [self._post_now("event", "ONAPPUNINSTALL", url, data, None) for url in urls]
 
     # -- events -----------------------------------------------------------------------------
 
@@ -514,6 +531,10 @@ class Portal:
                 if events
                 else []
             )
+            for name, data in deals_mod.after_lead_created(
+                self, lead_id, by_user or self.admin_user_id, ts
+            ):
+                out += self.event_deliveries(name, data, by_user) if events else []
         self.send_events(out)
         return lead_id
 
@@ -546,6 +567,86 @@ class Portal:
                 "ONCRMLEADDELETE", {"FIELDS": {"ID": str(lead_id)}}, by_user
             )
         self.send_events(out)
+
+    def add_deal(
+        self,
+        fields: dict[str, Any] | None = None,
+        *,
+        by_user: int | None = 1,
+        created_at: datetime | float | None = None,
+        events: bool = True,
+    ) -> int:
+        """Create a deal directly (no lead); fires ``ONCRMDEALADD``."""
+        ts = created_at.timestamp() if isinstance(created_at, datetime) else created_at
+        with self.lock:
+            deal_id = deals_mod.create_deal(
+                self, dict(fields or {}), by_user or self.admin_user_id, ts
+            )
+            data = {"FIELDS": {"ID": str(deal_id)}}
+            out = self.event_deliveries("ONCRMDEALADD", data, by_user) if events else []
+        self.send_events(out)
+        return deal_id
+
+    def update_deal(
+        self,
+        deal_id: int,
+        fields: dict[str, Any],
+        *,
+        by_user: int | None = 1,
+        at: datetime | float | None = None,
+        events: bool = True,
+    ) -> None:
+        ts = at.timestamp() if isinstance(at, datetime) else at
+        with self.lock:
+            deals_mod.modify_deal(self, deal_id, dict(fields), by_user or self.admin_user_id, ts)
+            data = {"FIELDS": {"ID": str(deal_id)}}
+            out = self.event_deliveries("ONCRMDEALUPDATE", data, by_user) if events else []
+        self.send_events(out)
+
+    def delete_deal(self, deal_id: int, *, by_user: int | None = 1) -> None:
+        with self.lock:
+            if not self.deals.delete(deal_id):
+                raise KeyError(deal_id)
+            out = self.event_deliveries(
+                "ONCRMDEALDELETE", {"FIELDS": {"ID": str(deal_id)}}, by_user
+            )
+        self.send_events(out)
+
+    def convert_lead(
+        self,
+        lead_id: int,
+        deal_fields: dict[str, Any] | None = None,
+        *,
+        by_user: int | None = 1,
+        at: datetime | float | None = None,
+    ) -> int:
+        """A person converts a lead into contact + deal; returns the deal id."""
+        ts = at.timestamp() if isinstance(at, datetime) else at
+        with self.lock:
+            deal_id, events = deals_mod.convert_lead(
+                self, lead_id, by_user or self.admin_user_id, ts, deal_fields
+            )
+            out = [d for name, data in events for d in self.event_deliveries(name, data, by_user)]
+        self.send_events(out)
+        return deal_id
+
+    def set_crm_mode(self, mode: str) -> None:
+        """The admin switches the CRM mode (``simple`` / ``classic``)."""
+        with self.lock:
+            self.crm_mode = deals_mod.SIMPLE if mode == "simple" else deals_mod.CLASSIC
+
+    def deal(self, deal_id: int) -> dict[str, Any] | None:
+        """The stored deal (``crm.deal.get`` shape), or None."""
+        with self.lock:
+            row = self.deals.get(deal_id)
+            return dict(row) if row else None
+
+    def deal_of_lead(self, lead_id: int) -> int | None:
+        """The id of the deal a lead was converted into, or None."""
+        with self.lock:
+            return next(
+                (i for i, r in self.deals.rows.items() if r.get("LEAD_ID") == str(lead_id)), None
+            )
 
     def lead(self, lead_id: int) -> dict[str, Any] | None:
         """The stored lead (``crm.lead.get`` shape), or None."""
@@ -632,6 +733,7 @@ class Portal:
         *,
         user_id: int | None = None,
         timeout_duration: int = 660,
+        entity: str = "lead",
     ) -> str:
         """An automation rule reaches the robot: POST its HANDLER; returns ``event_token``.
 
@@ -662,8 +764,12 @@ class Portal:
             data = {
                 "workflow_id": workflow_id,
                 "code": code,
-                "document_id": ["crm", "CCrmDocumentLead", f"LEAD_{lead_id}"],
-                "document_type": ["crm", "CCrmDocumentLead", "LEAD"],
+                "document_id": ["crm", "CCrmDocumentLead", f"LEAD_{lead_id}"]
+                if entity == "lead"
+                else ["crm", "CCrmDocumentDeal", f"DEAL_{lead_id}"],
+                "document_type": ["crm", "CCrmDocumentLead", "LEAD"]
+                if entity == "lead"
+                else ["crm", "CCrmDocumentDeal", "DEAL"],
                 "event_token": event_token,
                 "properties": dict(properties or {}),
                 "use_subscription": use_subscription,
@@ -786,9 +892,9 @@ class Portal:
 
     def status_semantics(self, entity: str, status_id: str | None) -> str | None:
         """``S`` for the success stage, ``F`` for stages sorted after it, else None."""
-        if entity != "STATUS" or not status_id:
+        if not (entity == "STATUS" or entity.startswith("DEAL_STAGE")) or not status_id:
             return None
-        rows = [r for r in self.statuses.values() if r["ENTITY_ID"] == "STATUS"]
+        rows = [r for r in self.statuses.values() if r["ENTITY_ID"] == entity]
         success = next((r for r in rows if r["_success"]), None)
         row = next((r for r in rows if r["STATUS_ID"] == status_id), None)
         if row is None or success is None:

@@ -8,6 +8,10 @@ EVENTS: tuple[str, ...] = (
     "ONCRMLEADUPDATE",
     "ONCRMLEADDELETE",
     "ONCRMACTIVITYADD",
+    # Deals: a converted lead's journey continues on its deal; simple-mode portals have only deals.
+    "ONCRMDEALADD",
+    "ONCRMDEALUPDATE",
+    "ONCRMDEALDELETE",
 )
 # App lifecycle events go to the install blueprint's handler.
 APP_EVENTS: tuple[str, ...] = ("ONAPPUNINSTALL", "ONAPPUPDATE")

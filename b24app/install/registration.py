@@ -20,6 +20,7 @@ from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
 from b24app.handlers.definitions import APP_EVENTS
 from b24app.handlers.definitions import EVENTS
+from b24app.install import deal_registration
 from b24app.placements.definitions import PLACEMENTS
 from b24app.robots import definitions as robot_definitions
 
@@ -72,6 +73,12 @@ class RegistrationReport:
     statuses_created: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     robots_hash: str = ""
+    # Deals (b24app.install.deal_registration)
+    crm_mode: str = "classic"
+    deal_stages: dict[str, dict[str, str]] = field(default_factory=dict)
+    pipelines: dict[str, str] = field(default_factory=dict)
+    deal_stage_list: dict[str, list[list[str]]] = field(default_factory=dict)
+    deal_field_created: bool = False
 
     @property
     def writes(self) -> int:
@@ -81,6 +88,7 @@ class RegistrationReport:
             + len(self.robots_updated)
             + len(self.placements_bound)
             + int(self.field_created)
+            + int(self.deal_field_created)
             + len(self.statuses_created)
         )
 
@@ -92,11 +100,17 @@ def robots_hash(public_url: str) -> str:
 
 
 def register(
-    client: BitrixClient, public_url: str, lang: str, previous: dict[str, Any]
+    client: BitrixClient,
+    public_url: str,
+    lang: str,
+    previous: dict[str, Any],
+    *,
+    add_deal_stages: bool = False,
 ) -> RegistrationReport:
     """Bring the portal to the registered state; returns what changed.
 
     ``previous`` is the ``Portal.registration`` stored by the last run (robot fingerprint).
+    ``add_deal_stages``: the admin allows adding "Пришёл" / "Не пришёл" to deal pipelines.
     """
     base = public_url.rstrip("/")
     report = RegistrationReport(robots_hash=robots_hash(base))
@@ -110,6 +124,7 @@ def register(
                 "crm.status.list",
                 {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
             ),
+            **deal_registration.deal_reads(LEAD_FIELD_NAME),
         },
         halt=True,
     )
@@ -151,6 +166,22 @@ def register(
 
     if not state.results.get("field"):
         writes["field"] = ("crm.lead.userfield.add", {"fields": _lead_field()})
+    if not state.results.get("deal_field"):
+        writes["deal_field"] = ("crm.deal.userfield.add", {"fields": _lead_field()})
+    report.crm_mode = deal_registration.crm_mode(state.results.get("crm_mode"))
+    categories = deal_registration.category_ids(state.results.get("deal_categories"))
+    all_statuses = list(state.results.get("all_statuses") or [])
+    if add_deal_stages:
+        added = deal_registration.missing_stages(categories, all_statuses, lang)
+        for key, stage_fields in added.items():
+            writes[f"deal_stage:{key}"] = ("crm.status.add", {"fields": stage_fields})
+        all_statuses = deal_registration.with_added(all_statuses, added)
+    report.deal_stages = deal_registration.map_deal_stages(categories, all_statuses)
+    report.pipelines = deal_registration.pipeline_names(state.results.get("deal_categories"))
+    report.deal_stage_list = deal_registration.stage_lists(
+        deal_registration.category_ids(state.results.get("deal_categories")),
+        all_statuses,
+    )
 
     statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
     for stage, status_fields in to_create.items():
@@ -180,6 +211,10 @@ def register(
             report.placements_bound.append(name)
         elif kind == "field":
             report.field_created = True
+        elif kind == "deal_field":
+            report.deal_field_created = True
+        elif kind == "deal_stage":
+            report.statuses_created.append(f"deal:{name}")
         elif kind == "status":
             report.statuses_created.append(name)
     return report

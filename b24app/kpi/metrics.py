@@ -496,7 +496,14 @@ def timer_counts(
             func.sum(fired.c.escalations),
         )
         .select_from(fired)
-        .join(Lead, and_(Lead.portal_id == portal_id, Lead.lead_id == fired.c.lead_id))
+        .join(
+            Lead,
+            and_(
+                Lead.portal_id == portal_id,
+                # the timer key: a lead id, or minus the deal id of a journey started on a deal
+                or_(Lead.lead_id == fired.c.lead_id, Lead.deal_id == -fired.c.lead_id),
+            ),
+        )
         .where(_in_period(portal_id, period))
         .group_by(Lead.assigned_by_id)
     )

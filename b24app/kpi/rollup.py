@@ -110,7 +110,7 @@ def build_rows(
     zone = ZoneInfo(tz)
     leads = session.execute(
         select(
-            Lead.lead_id, Lead.created_at, Lead.is_ai, Lead.channel, Lead.source_id,
+            Lead.lead_id, Lead.deal_id, Lead.created_at, Lead.is_ai, Lead.channel, Lead.source_id,
             Lead.utm_campaign, Lead.assigned_by_id, Lead.first_reply_at, Lead.booking_at,
             Lead.confirmed_at, Lead.came_at, Lead.no_show_at, Lead.opportunity,
         ).where(
@@ -144,7 +144,9 @@ def build_rows(
         secs = None
         if lead.first_reply_at is not None:
             secs = (lead.first_reply_at - lead.created_at).total_seconds()
-        timers = fired.get(int(lead.lead_id), {"remind": 0, "escalate": 0})
+        # The timer key of a journey: its lead id, or minus the deal id of one begun on a deal.
+        key_id = int(lead.lead_id) if lead.lead_id is not None else -int(lead.deal_id or 0)
+        timers = fired.get(key_id, {"remind": 0, "escalate": 0})
         add = {
             "leads": 1,
             "bookings": int(booked),
@@ -195,7 +197,13 @@ def changed_days(session: Session, portal_id: int, since: dt.datetime, tz: str) 
     )
     created += session.scalars(
         select(Lead.created_at)
-        .join(Timer, and_(Timer.portal_id == Lead.portal_id, Timer.lead_id == Lead.lead_id))
+        .join(
+            Timer,
+            and_(
+                Timer.portal_id == Lead.portal_id,
+                or_(Timer.lead_id == Lead.lead_id, Timer.lead_id == -Lead.deal_id),
+            ),
+        )
         .where(Timer.portal_id == portal_id, Timer.fired_at > since)
     ).all()
     return {_local_day(c, tz) for c in created}

@@ -65,6 +65,8 @@ HISTORY_SELECT = ["ID", "TYPE_ID", "OWNER_ID", "CREATED_TIME", "STATUS_ID", "STA
 PHASE_LEADS = "leads"
 PHASE_HISTORY = "history"
 PHASE_DONE = "done"
+PHASE_DEALS = "deals"
+PHASE_DEAL_HISTORY = "deal_history"
 
 # Called after each committed round with (leads imported so far, leads in this round).
 ProgressHook = Callable[[int, int], None]
@@ -243,16 +245,21 @@ def backfill_portal(
         elif restart:
             state.last_lead_id = state.last_history_id = state.imported = 0
             state.phase, state.started_at, state.finished_at = PHASE_LEADS, utc_now(), None
-        elif state.phase == PHASE_DONE:
+        elif state.phase == PHASE_DONE and registration.get("deals_backfilled"):
             return state.imported
+        elif state.phase == PHASE_DONE:
+            state.phase = PHASE_DEALS  # an install from before deals: import them now
         last_lead, last_history = state.last_lead_id, state.last_history_id
         phase, imported = state.phase, state.imported
+        deal_state = {"last_deal_id": state.last_deal_id or 0,
+                      "last_deal_history_id": state.last_deal_history_id or 0}  # fmt: skip
+        settings = load_settings(session, portal_id)
     statuses = dict(registration.get("statuses") or {})
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     client = services.bitrix(member_id)
     with logs.bind(member_id=member_id):
         log.info("backfill from lead %d / history %d (%s)", last_lead, last_history, phase)
-        while phase != PHASE_DONE:
+        while phase in (PHASE_LEADS, PHASE_HISTORY):
             got = fetch_round(
                 client, lead_field, last_lead, last_history, leads_done=phase == PHASE_HISTORY
             )
@@ -263,19 +270,25 @@ def backfill_portal(
                 last_history = max(last_history, max(m.history_id for m in got.moves))
             imported += len(snapshots)
             if got.leads_done:
-                phase = PHASE_DONE if got.history_done else PHASE_HISTORY
+                # then the deals (b24app.leads.deal_backfill)
+                phase = PHASE_DEALS if got.history_done else PHASE_HISTORY
             update: dict[str, Any] = {
                 "last_lead_id": last_lead,
                 "last_history_id": last_history,
                 "phase": phase,
                 "imported": imported,
             }
-            if phase == PHASE_DONE:
-                update["finished_at"] = utc_now()
             _store_round(services, portal_id, snapshots, got.moves, rules, statuses, update)
             for hook in (progress, chunk_hook):
                 if hook is not None:
                     hook(imported, len(snapshots))
+        if phase in (PHASE_DEALS, PHASE_DEAL_HISTORY):
+            from b24app.leads.deal_backfill import run_deal_phases
+
+            run_deal_phases(
+                services, member_id, portal_id, {"phase": phase, **deal_state}, registration,
+                settings, chunk_hook,
+            )  # fmt: skip
         log.info("backfill done: %d leads", imported)
     return imported
 

@@ -36,6 +36,7 @@ from b24app.leads.snapshot import parse_time
 from b24app.leads.tagging import DEFAULT_LEAD_FIELD
 from b24app.settings import load_settings
 from b24app.storage.models import PortalStatus
+from b24app.storage.models import Stage
 from b24app.storage.portals import get_portal
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def process_lead(
             return "no_portal"
         portal_id = portal.id
         registration = dict(portal.registration or {})
+        crm_mode = portal.crm_mode or "classic"
         rules = load_settings(session, portal_id).get("ai_rules") or {}
     statuses: dict[str, str] = dict(registration.get("statuses") or {})
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
@@ -146,7 +148,18 @@ def process_lead(
             return "deleted" if marked else "gone"
         snap, history = fetched
         classification = classify(snap, rules)
+        converted_into = None
+        if snap.status_semantic == "S":
+            from b24app.leads.deal_intake import converted_deal
+
+            # Converted into a deal: that status is the hand-over, not a reply nor a visit.
+            converted_into = converted_deal(services.bitrix(member_id), lead_id)
+            if converted_into is not None:
+                statuses = {**statuses, Stage.CONVERTED: snap.status_id}
         with services.db() as session:
+            seen = get_lead(session, portal_id, lead_id)
+            # First sight of the lead itself (its deal's event may have started the journey).
+            first_sight = seen is None or not seen.status_id
             lead, outcome = record_snapshot(
                 session, portal_id, snap, history, statuses, classification, lead_channel(snap)
             )
@@ -156,6 +169,17 @@ def process_lead(
             ai_channel = lead.ai_channel or "other"
     if outcome.lifecycle_changed:
         _sync_timers(services, portal_id, lead_id)
+    if converted_into is not None:
+        from b24app.leads.deal_intake import after_conversion
+
+        # Converted on arrival while we think "classic": the admin may have switched to simple.
+        recheck = first_sight and crm_mode != "simple"
+        after_conversion(services, member_id, converted_into, first_sight=recheck)
+    elif first_sight and crm_mode == "simple" and snap.status_semantic != "S":
+        # A lead left unconverted on a "simple" portal: the admin may have switched back.
+        from b24app.leads.deal_intake import refresh_crm_mode
+
+        refresh_crm_mode(services, member_id)
     if wants_tag:
         from b24app.leads.tagging import tag_ai_lead
 
@@ -198,7 +222,8 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
         return "gone"
     if not isinstance(activity, dict):
         return "gone"
-    if str(activity.get("OWNER_TYPE_ID") or "") != "1":
+    owner_type = str(activity.get("OWNER_TYPE_ID") or "")
+    if owner_type not in ("1", "2"):  # a lead, or a deal (its journey's reply)
         return "not_a_lead"
     kind = reply_kind(activity)
     if kind is None:
@@ -210,10 +235,14 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
     at = parse_time(activity.get("CREATED")) or parse_time(activity.get("START_TIME"))
     if at is None:
         return "not_a_reply"
+    if owner_type == "2":
+        from b24app.leads.deal_intake import deal_journey_key
+
+        lead_id = deal_journey_key(services, member_id, lead_id)
     with logs.bind(member_id=member_id, lead_id=lead_id):
         with services.db() as session:
             known = get_lead(session, portal_id, lead_id) is not None
-        if not known:
+        if not known and lead_id > 0:
             process_lead(services, member_id, lead_id)
         with lead_lock(services, portal_id, lead_id), services.db() as session:
             before = get_lead(session, portal_id, lead_id)

@@ -140,7 +140,13 @@ def parse_history(rows: Iterable[Any]) -> list[HistoryEntry]:
 
 
 def stage_for(status_id: str, semantic: str, statuses: Mapping[str, str]) -> str:
-    """Our stage for a portal status id (see "Stages" in the module docstring)."""
+    """Our stage for a portal status id (see "Stages" in the module docstring).
+
+    ``statuses["converted"]`` (set by the intake for a lead converted into a deal) names the
+    lead status that means "converted": :attr:`Stage.CONVERTED`, whatever else maps to it.
+    """
+    if statuses.get(Stage.CONVERTED) == status_id:
+        return Stage.CONVERTED
     for stage, mapped in statuses.items():
         if mapped == status_id and stage in Stage.ORDER:
             return stage
@@ -152,8 +158,14 @@ def stage_for(status_id: str, semantic: str, statuses: Mapping[str, str]) -> str
 
 
 def get_lead(session: Session, portal_id: int, lead_id: int) -> Lead | None:
-    """The lifecycle record of a lead, or None if the app has not seen it."""
-    return session.scalar(select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id))
+    """The lifecycle record of a lead, or None if the app has not seen it.
+
+    ``lead_id`` is a journey key (:mod:`b24app.leads.journeys`): a lead id, or minus the id
+    of a deal that started a journey of its own.
+    """
+    from b24app.leads.journeys import find_journey
+
+    return find_journey(session, portal_id, key=lead_id)
 
 
 def record_first_reply(
@@ -261,6 +273,22 @@ def apply_fields(
     return True
 
 
+def apply_lead_to_deal_journey(
+    lead: Lead, snap: LeadSnapshot, classification: Classification
+) -> bool:
+    """A lead snapshot on a journey that already has its deal (see :func:`record_snapshot`)."""
+    if snap.created_at is not None and (
+        lead.created_at is None or snap.created_at < lead.created_at
+    ):
+        lead.created_at = snap.created_at
+    if snap.status_id:
+        lead.status_id = snap.status_id
+    if classification.is_ai and not lead.is_ai:
+        lead.is_ai = True
+        lead.ai_channel = classification.channel[:64]
+    return True
+
+
 def add_moves(
     session: Session,
     portal_id: int,
@@ -304,7 +332,9 @@ def refresh_stage_times(
 ) -> None:
     """Set the stage times and the status-change first reply of ``leads`` from their stored
     moves (earliest wins; nothing is ever cleared)."""
-    by_id = {lead.lead_id: lead for lead in leads}
+    from b24app.leads.journeys import journey_key
+
+    by_id = {journey_key(lead): lead for lead in leads}
     if not by_id:
         return
     rows = session.execute(
@@ -325,7 +355,8 @@ def refresh_stage_times(
             current = getattr(lead, attr)
             if current is None or changed_at < current:
                 setattr(lead, attr, changed_at)
-        if origin != ORIGIN_CREATED and stage != Stage.NEW and lead_id not in replied:
+        replying = stage not in (Stage.NEW, Stage.CONVERTED)
+        if origin != ORIGIN_CREATED and replying and lead_id not in replied:
             replied[lead_id] = changed_at
     for lead_id, at in replied.items():
         lead = by_id[lead_id]
@@ -360,7 +391,12 @@ def record_snapshot(
     else:
         before = _tracked(lead)
     previous_status = lead.status_id
-    outcome.stale = not apply_fields(lead, snap, statuses, classification, channel)
+    if lead.deal_id is not None:
+        # The journey lives on its deal: the lead adds its status, its moves and its
+        # (earlier) creation time, never the deal's stage, amount or responsible.
+        outcome.stale = not apply_lead_to_deal_journey(lead, snap, classification)
+    else:
+        outcome.stale = not apply_fields(lead, snap, statuses, classification, channel)
     if history is None and snap.status_id and snap.status_id != previous_status:
         at = snap.moved_at or snap.modified_at or utc_now()
         history = [

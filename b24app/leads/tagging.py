@@ -20,6 +20,8 @@ from sqlalchemy import update
 from b24app import logs
 from b24app.context import Services
 from b24app.leads.classify import channel_label
+from b24app.leads.journeys import crm_target
+from b24app.leads.journeys import journey_where
 from b24app.leads.lifecycle import get_lead
 from b24app.storage.db import rows_affected
 from b24app.storage.models import Lead
@@ -68,19 +70,24 @@ def tag_ai_lead(
         member_id = portal.member_id
         lang = portal.lang or "ru"
         lead_field = str((portal.registration or {}).get("lead_field") or DEFAULT_LEAD_FIELD)
+        deal_field = str((portal.registration or {}).get("deal_field") or lead_field)
         known = get_lead(session, portal_id, lead_id) is not None
     with logs.bind(member_id=member_id, lead_id=lead_id):
-        if not known:
+        if not known and lead_id > 0:
             from b24app.leads.intake import process_lead
 
             process_lead(services, member_id, lead_id, auto_tag=False)
+        elif not known:
+            from b24app.leads.deal_intake import process_deal
+
+            process_deal(services, member_id, -lead_id, auto_tag=False)
         stamp = utc_now()
         with services.db() as session:
             claimed = session.execute(
                 update(Lead)
                 .where(
                     Lead.portal_id == portal_id,
-                    Lead.lead_id == lead_id,
+                    journey_where(lead_id),
                     Lead.ai_tagged_at.is_(None),
                     Lead.deleted_at.is_(None),
                 )
@@ -88,15 +95,21 @@ def tag_ai_lead(
             )
             if rows_affected(claimed) != 1:
                 return False
+            # The journey may live on its deal now: the field and the comment go there.
+            target = crm_target(get_lead(session, portal_id, lead_id), lead_id)
         try:
             answer = services.bitrix(member_id).batch(
                 {
                     "field": (
                         "crm.item.update",
                         {
-                            "entityTypeId": 1,
-                            "id": lead_id,
-                            "fields": {lead_field: field_value(channel, lang)},
+                            "entityTypeId": target.entity_type_id,
+                            "id": target.entity_id,
+                            "fields": {
+                                (lead_field if target.entity_type_id == 1 else deal_field): (
+                                    field_value(channel, lang)
+                                )
+                            },
                             "useOriginalUfNames": "Y",
                         },
                     ),
@@ -104,8 +117,8 @@ def tag_ai_lead(
                         "crm.timeline.comment.add",
                         {
                             "fields": {
-                                "ENTITY_ID": lead_id,
-                                "ENTITY_TYPE": "lead",
+                                "ENTITY_ID": target.entity_id,
+                                "ENTITY_TYPE": target.entity_type,
                                 "COMMENT": comment_text(channel, lang, note),
                             }
                         },
@@ -122,7 +135,7 @@ def tag_ai_lead(
                     update(Lead)
                     .where(
                         Lead.portal_id == portal_id,
-                        Lead.lead_id == lead_id,
+                        journey_where(lead_id),
                         Lead.ai_tagged_at == stamp,
                     )
                     .values(ai_tagged_at=None)

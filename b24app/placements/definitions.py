@@ -20,4 +20,10 @@ PLACEMENTS: list[dict[str, Any]] = [
         "TITLE": "SLA и KPI",
         "LANG_ALL": {"ru": {"TITLE": "SLA и KPI"}, "en": {"TITLE": "SLA & KPI"}},
     },
+    {
+        "PLACEMENT": "CRM_DEAL_DETAIL_TAB",
+        "path": "deal-tab",
+        "TITLE": "SLA и KPI",
+        "LANG_ALL": {"ru": {"TITLE": "SLA и KPI"}, "en": {"TITLE": "SLA & KPI"}},
+    },
 ]

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
@@ -21,7 +20,6 @@ from flask import make_response
 from flask import render_template
 from flask import request
 from flask import Response
-from flask import url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 from sqlalchemy import delete
@@ -71,11 +69,15 @@ def _frame_viewer() -> tuple[Viewer, dict[str, Any]]:
     return viewer, form
 
 
-def _token_viewer() -> Viewer:
-    """The viewer of a follow-up request (``t`` in the query, the form or a header)."""
-    token = request.args.get("t") or request.headers.get(TOKEN_HEADER)
-    if not token and request.mimetype in ("application/x-www-form-urlencoded",):
-        token = request.form.get("t")
+def _token_viewer(form: dict[str, Any] | None = None) -> Viewer:
+    """The viewer of a follow-up request: the session token from the ``X-B24App-Session``
+    header or the POSTed form (``t``), never from the URL — query strings end up in access
+    logs, browser history and Referer headers (issue 10, item 6)."""
+    if "t" in request.args:
+        raise ApiError(400, "The session token goes in the form body or a header, not the URL.")
+    token = request.headers.get(TOKEN_HEADER)
+    if not token and form is not None:
+        token = form.get("t")
     lang = request.args.get("lang")
     return trust.viewer_from_token(
         services(),
@@ -93,17 +95,12 @@ def _page(template: str, viewer: Viewer, status: int = 200, **context: Any) -> R
     def t(key: str, **params: Any) -> str:
         return i18n.translate(lang, key, **params)
 
-    def link(endpoint: str, _path: dict[str, Any] | None = None, **params: Any) -> str:
-        clean = {k: v for k, v in params.items() if v not in (None, "")}
-        return url_for(endpoint, **(_path or {})) + "?" + urlencode({"t": token, **clean})
-
     html = render_template(
         template,
         viewer=viewer,
         token=token,
         lang=lang,
         t=t,
-        link=link,
         num=lambda v, d=0: i18n.fmt_number(v, lang, d),
         pct=lambda v: i18n.fmt_pct(v, lang),
         money=lambda v: i18n.fmt_money(v, lang),
@@ -123,8 +120,16 @@ def _reauth(viewer: Viewer) -> Response:
 # -- dashboard ----------------------------------------------------------------------------
 
 
-def _period_args() -> dict[str, Any]:
-    return PeriodSchema().load(request.args.to_dict())
+def _period_args(source: dict[str, Any] | None = None, lang: str = "ru") -> dict[str, Any]:
+    """The period picker's values (query of a GET, or the POSTed form).
+
+    :raise ApiError 400: a date outside the supported years, with a message in ``lang``.
+    """
+    data = request.args.to_dict() if source is None else source
+    try:
+        return PeriodSchema().load({k: v for k, v in data.items() if isinstance(v, str)})
+    except ValidationError as err:
+        raise ApiError(400, i18n.translate(lang, "period.invalid"), err.messages) from err
 
 
 def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard, dict[str, Any]]:
@@ -186,14 +191,22 @@ def _chart_data(dashboard: metrics.Dashboard, lang: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
+def _render_dashboard(viewer: Viewer, args: dict[str, Any] | None) -> Response:
+    """The dashboard; ``args`` None = the period picker's values were refused (the default
+    period is shown with a message, status 400)."""
     if viewer.needs_reauth:
         return _reauth(viewer)
+    period_error = None
+    if args is None:
+        period_error = i18n.translate(viewer.lang, "period.invalid")
+        args = {}
     dashboard, _settings = _dashboard(viewer, args)
     names = _names(viewer)
     return _page(
         "dashboard.html",
         viewer,
+        status=400 if period_error else 200,
+        period_error=period_error,
         d=dashboard,
         names=names,
         period_params=_period_params(dashboard, args),
@@ -207,36 +220,60 @@ def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
         employees=dashboard.employees(),
         marketing=dashboard.marketing(),
         tables=kpi_csv.TABLES,
+        crm_mode=_crm_mode(viewer.portal_id),
     )
+
+
+def _dashboard_post() -> Response:
+    """A framed open from Bitrix24, or the page's own POST (session token ``t`` in the
+    body: the period picker, the navigation)."""
+    form = read_form()
+    if "t" not in form:
+        viewer, _form = _frame_viewer()
+        return _render_dashboard(viewer, {})
+    viewer = _token_viewer(form)
+    return _render_dashboard(viewer, _checked_period(form))
+
+
+def _checked_period(source: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    try:
+        return _period_args(source)
+    except ApiError:
+        return None
+
+
+def _crm_mode(portal_id: int) -> str:
+    """``classic`` / ``simple``: the dashboard says which mode the portal is in."""
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        return (portal.crm_mode if portal is not None else None) or "classic"
 
 
 @bp.post("/")
 def main_page() -> ResponseReturnValue:
     """The app's main page (``PLACEMENT=DEFAULT``): the KPI dashboard."""
-    viewer, _form = _frame_viewer()
-    return _render_dashboard(viewer, {})
+    return _dashboard_post()
 
 
 @bp.post("/dashboard")
 def dashboard_placement() -> ResponseReturnValue:
-    """``CRM_ANALYTICS_MENU``: the KPI dashboard."""
-    viewer, _form = _frame_viewer()
-    return _render_dashboard(viewer, {})
+    """``CRM_ANALYTICS_MENU``: the KPI dashboard; also the period picker's target."""
+    return _dashboard_post()
 
 
 @bp.get("/")
 @bp.get("/dashboard")
 def dashboard_page() -> ResponseReturnValue:
-    """The dashboard again for another period (session token; a bare GET is 401)."""
+    """The dashboard for a period (session token in the header; a bare GET is 401)."""
     viewer = _token_viewer()
-    return _render_dashboard(viewer, _period_args())
+    return _render_dashboard(viewer, _checked_period())
 
 
 @bp.get("/api/dashboard.json")
 def dashboard_json() -> ResponseReturnValue:
     """The dashboard figures as JSON (for charts and scripts on the page)."""
     viewer = _token_viewer()
-    dashboard, _settings = _dashboard(viewer, _period_args())
+    dashboard, _settings = _dashboard(viewer, _period_args(None, viewer.lang))
     body = {
         "period": {
             "from": dashboard.period.first_day.isoformat(),
@@ -263,13 +300,24 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in data.items()}
 
 
+@bp.post("/export/<table>.csv")
+def export_csv_post(table: str) -> ResponseReturnValue:
+    """The page's CSV buttons: a POST form with the token and the period in the body."""
+    form = read_form()
+    return _export(table, _token_viewer(form), form)
+
+
 @bp.get("/export/<table>.csv")
 def export_csv(table: str) -> ResponseReturnValue:
+    """One dashboard table as CSV (session token in the header)."""
+    return _export(table, _token_viewer(), None)
+
+
+def _export(table: str, viewer: Viewer, form: dict[str, Any] | None) -> ResponseReturnValue:
     """One dashboard table as CSV, for the same period as the page."""
-    viewer = _token_viewer()
     if table not in kpi_csv.TABLES:
         raise ApiError(404, "No such table.")
-    dashboard, _settings = _dashboard(viewer, _period_args())
+    dashboard, _settings = _dashboard(viewer, _period_args(form, viewer.lang))
     headers, rows = kpi_csv.table(dashboard, table, viewer.lang)
     body = kpi_csv.to_csv(headers, rows, viewer.lang)
     name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
@@ -289,6 +337,23 @@ def _local(value: dt.datetime | None, tz: str, lang: str) -> str:
     return local.strftime("%d.%m.%Y %H:%M" if lang == "ru" else "%Y-%m-%d %H:%M")
 
 
+@bp.post("/deal-tab")
+def deal_tab() -> ResponseReturnValue:
+    """``CRM_DEAL_DETAIL_TAB``: the journey this deal belongs to (from its lead, if converted)."""
+    viewer, form = _frame_viewer()
+    options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    from b24app.leads.journeys import find_journey
+    from b24app.leads.journeys import journey_key
+
+    deal_id = options["ID"]
+    with services().db() as session:
+        journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
+        key = journey_key(journey) if journey is not None else -deal_id
+    return _journey_tab(viewer, key, deal_id, "deal")
+
+
 @bp.post("/lead-tab")
 def lead_tab() -> ResponseReturnValue:
     """``CRM_LEAD_DETAIL_TAB``: this lead's timeline, SLA timers, AI tag and channel."""
@@ -296,12 +361,18 @@ def lead_tab() -> ResponseReturnValue:
     options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
     if viewer.needs_reauth:
         return _reauth(viewer)
-    lead_id = options["ID"]
+    return _journey_tab(viewer, options["ID"], options["ID"], "lead")
+
+
+def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> Response:
+    """The tab of a journey (``lead_id`` is its key, see b24app.leads.journeys)."""
+    from b24app.leads.journeys import journey_where
+
     with services().db() as session:
         settings = load_settings(session, viewer.portal_id)
         tz = settings["time_zone"]
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == viewer.portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == viewer.portal_id, journey_where(lead_id))
         )
         changes = session.scalars(
             select(LeadStageChange)
@@ -319,7 +390,7 @@ def lead_tab() -> ResponseReturnValue:
         info = _lead_view(lead, changes, timers, tz, viewer.lang, settings, names) if lead else None
     if directory.is_stale(names):
         directory.request_refresh(services(), viewer.member_id, viewer.portal_id)
-    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info)
+    return _page("lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity)
 
 
 def _lead_view(
@@ -372,6 +443,10 @@ def _lead_view(
         "utm_campaign": lead.utm_campaign,
         "stage": lead.stage,
         "booking": _local(lead.booking_at, tz, lang) if lead.booking_at else None,
+        "deal_id": lead.deal_id,
+        "from_lead": lead.lead_id if lead.deal_id is not None else None,
+        "pipeline": lead.category_id,
+        "deal_stage": lead.deal_stage_id,
         "events": [
             {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
         ],
@@ -449,13 +524,25 @@ def _roi_defaults(viewer: Viewer) -> tuple[dict[str, Any], bool]:
     return values, real
 
 
+@bp.post("/roi")
+def roi_post() -> ResponseReturnValue:
+    """The ROI calculator opened from the navigation, or its form submitted (POST body)."""
+    form = read_form()
+    submitted = {k: v for k, v in form.items() if k not in ("t", "lang", "nav")}
+    return _roi(_token_viewer(form), submitted)
+
+
 @bp.get("/roi")
 def roi_page() -> ResponseReturnValue:
+    """The ROI calculator (session token in the header; inputs in the query)."""
+    submitted = {k: v for k, v in request.args.items() if k != "lang"}
+    return _roi(_token_viewer(), submitted)
+
+
+def _roi(viewer: Viewer, submitted: dict[str, Any]) -> ResponseReturnValue:
     """The ROI calculator: prefilled with real figures, recalculated with entered ones."""
-    viewer = _token_viewer()
     if viewer.needs_reauth:
         return _reauth(viewer)
-    submitted = {k: v for k, v in request.args.items() if k not in ("t", "lang")}
     errors: list[str] = []
     real = False
     if submitted:
@@ -533,15 +620,40 @@ def _settings_page(
         saved=saved,
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
+        pipelines=_pipelines(viewer.portal_id),
+        add_missing=_add_missing(viewer.portal_id),
     )
+
+
+def _admins_only(viewer: Viewer) -> Response:
+    """What a non-admin gets instead of the settings page: nothing of it (issue 10, item 9)."""
+    return _page("notice.html", viewer, status=403, notice_title="settings.admins_only_title",
+                 notice_text="settings.admins_only")  # fmt: skip
+
+
+def _add_missing(portal_id: int) -> bool:
+    with services().db() as session:
+        return bool(load_settings(session, portal_id).get("deal_stages_add_missing"))
+
+
+def _pipelines(portal_id: int) -> list[dict[str, Any]]:
+    """The deal pipelines with their stages and stage maps (the settings page's deal block)."""
+    from b24app.placements.deal_stages_form import pipelines_view
+
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        registration = dict(portal.registration or {}) if portal is not None else {}
+        return pipelines_view(registration, load_settings(session, portal_id))
 
 
 @bp.get("/settings")
 def settings_page() -> ResponseReturnValue:
-    """The settings page (read-only for non-admins)."""
+    """The settings page (portal administrators only; session token in the header)."""
     viewer = _token_viewer()
     if viewer.needs_reauth:
         return _reauth(viewer)
+    if not viewer.is_admin:
+        return _admins_only(viewer)
     return _settings_page(viewer)
 
 
@@ -557,13 +669,18 @@ def settings_post() -> ResponseReturnValue:
         viewer, _form = _frame_viewer()
         if viewer.needs_reauth:
             return _reauth(viewer)
-        return _settings_page(viewer)
-    viewer = _token_viewer()
+        return _settings_page(viewer) if viewer.is_admin else _admins_only(viewer)
+    viewer = _token_viewer(form)
+    if viewer.needs_reauth:
+        return _reauth(viewer)
     if not viewer.is_admin:
-        raise ApiError(403, "Only portal administrators can change the settings.")
+        return _admins_only(viewer)
+    if "nav" in form:  # the navigation tab: show the page
+        return _settings_page(viewer)
     changes = settings_form.form_to_changes(form)
     costs, cost_errors = settings_form.parse_costs(form.get("costs"))
     errors = [f"costs: {e}" for e in cost_errors]
+    add_before = _add_missing(viewer.portal_id)
     try:
         with services().db() as session:
             save_settings(session, viewer.portal_id, changes, user_id=viewer.user_id)
@@ -582,6 +699,7 @@ def settings_post() -> ResponseReturnValue:
     except ValidationError as err:
         if not errors or "costs" not in err.messages:
             errors = settings_form.flatten_errors(err.messages) + errors
+        errors = settings_form.explain(errors, viewer.lang) + errors
         submitted = {k: v for k, v in form.items() if k not in ("t", "costs")}
         return _settings_page(
             viewer,
@@ -590,4 +708,13 @@ def settings_post() -> ResponseReturnValue:
             errors=errors,
             status=400,
         )
+    if changes.get("deal_stages_add_missing") and not add_before:
+        # The admin now allows adding the missing deal stages: the registration job does it.
+        from b24app.install.service import enqueue_registration
+
+        with services().db() as session:
+            portal = session.get(Portal, viewer.portal_id)
+            member_id = portal.member_id if portal is not None else None
+        if member_id:
+            enqueue_registration(services(), member_id)
     return _settings_page(viewer, saved=True)

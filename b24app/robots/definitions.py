@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 LEAD_DOCUMENT_TYPE = ["crm", "CCrmDocumentLead", "LEAD"]
-LEAD_FILTER: dict[str, Any] = {"INCLUDE": [["crm", "CCrmDocumentLead"]]}
+DEAL_DOCUMENT_TYPE = ["crm", "CCrmDocumentDeal", "DEAL"]
+# Offered in the automation rules of leads and deals (simple-mode portals have only deals).
+LEAD_FILTER: dict[str, Any] = {
+    "INCLUDE": [["crm", "CCrmDocumentLead"], ["crm", "CCrmDocumentDeal"]]
+}
 
 MARK_AI = "b24app_mark_ai"
 SLA_START = "b24app_sla_start"

@@ -48,10 +48,13 @@ from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import NotFound
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
+from b24app.leads.journeys import crm_target
+from b24app.leads.journeys import CrmTarget
+from b24app.leads.journeys import find_journey
 from b24app.robots import definitions as d
 from b24app.robots import qualifier as q
 from b24app.robots.schemas import describe_problems
-from b24app.robots.schemas import LEAD_DOCUMENT
+from b24app.robots.schemas import document_key
 from b24app.robots.schemas import load_properties
 from b24app.settings import load_settings
 from b24app.storage.models import Lead
@@ -113,7 +116,7 @@ def accept_call(
     The row and the job go together: the enqueue happens inside the transaction, so a failed
     enqueue leaves no row behind (and a redelivery can still be accepted).
     """
-    match = LEAD_DOCUMENT.match(document_id)
+    key = document_key(document_id)
     try:
         with services.db() as session:
             session.add(
@@ -121,7 +124,7 @@ def accept_call(
                     portal_id=portal_id,
                     token_hash=token_hash(event_token),
                     code=code,
-                    lead_id=int(match.group(1)) if match else None,
+                    lead_id=key,
                     state=CallState.QUEUED,
                     return_values={},
                     log_message="",
@@ -207,11 +210,19 @@ class RobotContext:
     services: Services
     member_id: str
     portal_id: int
-    lead_id: int
+    lead_id: int  # the journey key (b24app.leads.journeys)
+    target: CrmTarget | None  # the CRM entity the journey lives on
     lang: str
     settings: dict[str, Any]
     registration: dict[str, Any]
     called_at: dt.datetime  # naive UTC, when the robot call reached us
+
+    @property
+    def entity(self) -> tuple[int, int]:
+        """(entityTypeId, id) of the CRM entity for crm.item calls."""
+        if self.target is None:
+            return 1, self.lead_id
+        return self.target.entity_type_id, self.target.entity_id
 
     def t(self, ru: str, en: str) -> str:
         return ru if self.lang == "ru" else en
@@ -245,8 +256,12 @@ def run_robot(
     """
     services = context.current()
     key = token_hash(event_token)
-    match = LEAD_DOCUMENT.match(document_id)
-    lead_id = int(match.group(1)) if match else 0
+    lead_id = document_key(document_id) or 0
+    if lead_id < 0:
+        # A deal: the journey it belongs to (a converted lead's key, or its own).
+        from b24app.leads.deal_intake import deal_journey_key
+
+        lead_id = deal_journey_key(services, member_id, -lead_id)
     with logs.bind(member_id=member_id, lead_id=lead_id, robot=code):
         with services.db() as session:
             portal = get_portal(session, member_id)
@@ -273,6 +288,9 @@ def run_robot(
                 member_id=member_id,
                 portal_id=portal.id,
                 lead_id=lead_id,
+                target=crm_target(find_journey(session, portal.id, key=lead_id), lead_id)
+                if lead_id
+                else None,
                 lang="ru" if (portal.lang or "ru") == "ru" else "en",
                 settings=load_settings(session, portal.id),
                 registration=dict(portal.registration or {}),
@@ -420,8 +438,9 @@ def sla_start(ctx: RobotContext, params: dict[str, Any]) -> Outcome:
 
 
 def _created_at_from_crm(ctx: RobotContext) -> dt.datetime:
+    type_id, entity_id = ctx.entity
     item = ctx.services.bitrix(ctx.member_id).call(
-        "crm.item.get", {"entityTypeId": 1, "id": ctx.lead_id}
+        "crm.item.get", {"entityTypeId": type_id, "id": entity_id}
     )
     created = dt.datetime.fromisoformat(str((item or {}).get("item", {})["createdTime"]))
     return ctx.to_utc(created)
@@ -523,7 +542,7 @@ def sla_status(timers: list[Timer], first_reply_at: dt.datetime | None) -> str:
 
 
 def _lead(session: Any, portal_id: int, lead_id: int) -> Lead | None:
-    return session.scalar(select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id))
+    return find_journey(session, portal_id, key=lead_id)
 
 
 VERDICT_TEXT = {
@@ -560,8 +579,14 @@ def hand_off(
 ) -> int:
     """Set the lead's status and responsible (only what differs) and notify the manager."""
     client = ctx.services.bitrix(ctx.member_id)
-    item = (client.call("crm.item.get", {"entityTypeId": 1, "id": ctx.lead_id}) or {})["item"]
+    type_id, entity_id = ctx.entity
+    item = (client.call("crm.item.get", {"entityTypeId": type_id, "id": entity_id}) or {})["item"]
     statuses = ctx.registration.get("statuses") or {}
+    if type_id == 2:  # a deal: its pipeline's stage map
+        from b24app.leads.deal_intake import stage_map
+
+        category = int(item.get("categoryId") or 0)
+        statuses = stage_map(ctx.registration, ctx.settings, category)
     current_stage = str(item.get("stageId") or "")
     later = {statuses.get(k) for k in ("confirmed", "came", "no_show")} - {None}
     wanted_stage = statuses.get("qualified" if verdict.verdict == q.QUALIFIED else "new")
@@ -573,10 +598,13 @@ def hand_off(
     if manager and int(item.get("assignedById") or 0) != manager:
         changes["assignedById"] = manager
     if changes:
-        client.call("crm.item.update", {"entityTypeId": 1, "id": ctx.lead_id, "fields": changes})
+        client.call(
+            "crm.item.update", {"entityTypeId": type_id, "id": entity_id, "fields": changes}
+        )
     if manager:
         ru, en = VERDICT_TEXT[verdict.verdict]
-        link = f"[URL=/crm/lead/details/{ctx.lead_id}/]#{ctx.lead_id}[/URL]"
+        path = "lead" if type_id == 1 else "deal"
+        link = f"[URL=/crm/{path}/details/{entity_id}/]#{entity_id}[/URL]"
         goal = answers.goal.strip()[:200] or "—"
         when = answers.desired_time.strip()[:100] or "—"
         client.call(

@@ -23,6 +23,7 @@ from marshmallow import ValidationError
 from b24app.robots import definitions as d
 
 LEAD_DOCUMENT = re.compile(r"^LEAD_([1-9][0-9]{0,17})$")
+DEAL_DOCUMENT = re.compile(r"^DEAL_([1-9][0-9]{0,17})$")
 
 # Message codes -> readable text. Used for every property error the workflow log shows.
 MESSAGES: dict[str, dict[str, str]] = {
@@ -88,6 +89,16 @@ class RobotCallSchema(_Base):
         if isinstance(data, dict) and data.get("properties") in ("", None):
             data = {k: v for k, v in data.items() if k != "properties"}
         return data
+
+
+def document_key(document: str) -> int | None:
+    """The key of a robot's document: ``LEAD_123`` → 123, ``DEAL_45`` → -45 (the key of a
+    deal until its journey is known, see :mod:`b24app.leads.journeys`); None for others."""
+    lead = LEAD_DOCUMENT.match(document)
+    if lead:
+        return int(lead.group(1))
+    deal = DEAL_DOCUMENT.match(document)
+    return -int(deal.group(1)) if deal else None
 
 
 def lead_id_of(document_id: list[str]) -> int | None:

@@ -19,6 +19,7 @@ from b24app import metrics
 from b24app.errors import ApiError
 from b24app.robots import jobs
 from b24app.robots.definitions import ROBOTS_BY_CODE
+from b24app.robots.schemas import document_key
 from b24app.robots.schemas import lead_id_of
 from b24app.robots.schemas import load_properties
 from b24app.robots.schemas import RobotCallSchema
@@ -49,6 +50,8 @@ def robot_call(code: str) -> ResponseReturnValue:
     portal = authenticate(auth["member_id"], auth["application_token"])
     document = payload["document_id"][2]
     lead_id = lead_id_of(payload["document_id"])
+    if lead_id is None and len(payload["document_id"]) == 3:
+        lead_id = document_key(payload["document_id"][2])  # a deal: -deal_id
     problems: dict[str, object] = {}
     if lead_id is None:
         problems["document_id"] = ["not_a_lead"]

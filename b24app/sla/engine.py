@@ -383,6 +383,13 @@ def wanted_policies(lead: Lead, now: dt.datetime) -> dict[str, dt.datetime]:
     return wanted
 
 
+def journey_where(key: int) -> Any:
+    """The journey of a timer key (a lead id, or minus a deal id: b24app.leads.journeys)."""
+    from b24app.leads.journeys import journey_where as where
+
+    return where(key)
+
+
 def sync_lead_timers(
     services: Services, portal_id: int, lead_id: int, now: dt.datetime | None = None
 ) -> None:
@@ -394,7 +401,7 @@ def sync_lead_timers(
     moment = naive_utc(now)
     with services.db() as session:
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == portal_id, journey_where(lead_id))
         )
         if lead is None:
             return

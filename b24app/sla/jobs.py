@@ -33,6 +33,7 @@ with the same TAG instead of showing two.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -49,6 +50,8 @@ from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import NotFound
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
+from b24app.leads.journeys import crm_target
+from b24app.leads.journeys import journey_where
 from b24app.settings import load_settings
 from b24app.sla.engine import lead_handled
 from b24app.sla.engine import REMINDER_POLICY
@@ -79,8 +82,22 @@ def _t(lang: str, ru: str, en: str) -> str:
     return ru if lang == "ru" else en
 
 
-def lead_link(domain: str, lead_id: int, text: str) -> str:
-    return f"[URL=https://{domain}/crm/lead/details/{lead_id}/]{text}[/URL]"
+def lead_link(domain: str, lead_id: int, text: str, entity: str = "lead") -> str:
+    return f"[URL=https://{domain}/crm/{entity}/details/{lead_id}/]{text}[/URL]"
+
+
+def target_of(snap: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot's CRM target (``entity_type_id``, ``entity_id``, ``entity_type``)."""
+    key = int(snap["lead_id"])
+    default = dataclasses.asdict(crm_target(None, key))
+    return dict(snap.get("target") or default)
+
+
+def entity_title(lang: str, target: dict[str, Any]) -> str:
+    number = target["entity_id"]
+    if target["entity_type"] == "deal":
+        return _t(lang, f"Сделка #{number}", f"Deal #{number}")
+    return _t(lang, f"Лид #{number}", f"Lead #{number}")
 
 
 def claim(services: Services, timer_id: int, now: dt.datetime) -> bool:
@@ -126,7 +143,7 @@ def fire_timer(timer_id: int) -> str:
             return "skipped"
         portal = session.get(Portal, timer.portal_id)
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == timer.portal_id, Lead.lead_id == timer.lead_id)
+            select(Lead).where(Lead.portal_id == timer.portal_id, journey_where(timer.lead_id))
         )
         reason = skip_reason(timer, portal, lead, now)
         if reason is not None:
@@ -146,6 +163,8 @@ def fire_timer(timer_id: int) -> str:
             "lang": portal.lang or "ru",
             "installer_user_id": portal.installer_user_id,
             "responsible": lead.assigned_by_id if lead is not None else None,
+            # Where the journey lives now (its deal, once converted): links, comments, to-dos.
+            "target": dataclasses.asdict(crm_target(lead, timer.lead_id)),
         }
     if not claim(services, timer_id, now):
         return "busy"
@@ -233,8 +252,9 @@ def _finish(
 def _responsible(services: Services, snap: dict[str, Any]) -> int | None:
     if snap["responsible"]:
         return int(snap["responsible"])
+    target = target_of(snap)
     item = services.bitrix(snap["member_id"]).call(
-        "crm.item.get", {"entityTypeId": 1, "id": snap["lead_id"]}
+        "crm.item.get", {"entityTypeId": target["entity_type_id"], "id": target["entity_id"]}
     )
     assigned = ((item or {}).get("item") or {}).get("assignedById")
     return int(assigned) if assigned else None
@@ -269,7 +289,10 @@ def send_sla(
     client = services.bitrix(snap["member_id"])
     lang, lead_id, policy, level = snap["lang"], snap["lead_id"], snap["policy"], snap["level"]
     name_ru, name_en = POLICY_NAMES.get(policy, (policy, policy))
-    link = lead_link(snap["domain"], lead_id, _t(lang, f"Лид #{lead_id}", f"Lead #{lead_id}"))
+    target = target_of(snap)
+    link = lead_link(
+        snap["domain"], target["entity_id"], entity_title(lang, target), target["entity_type"]
+    )
     manager = _responsible(services, snap)
     # Unique per lead + policy + level: Bitrix24 replaces a notification with the same TAG.
     tag = f"b24app|sla|{lead_id}|{policy}|{level}"
@@ -304,10 +327,14 @@ def send_sla(
             {
                 "fields": {
                     "TITLE": _t(
-                        lang, f"Обработать лид #{lead_id} (SLA)", f"Handle lead #{lead_id} (SLA)"
+                        lang,
+                        f"Обработать: {entity_title(lang, target)} (SLA)",
+                        f"Handle {entity_title(lang, target)} (SLA)",
                     ),
                     "RESPONSIBLE_ID": manager or recipient,
-                    "UF_CRM_TASK": [f"L_{lead_id}"],
+                    "UF_CRM_TASK": [
+                        ("L_" if target["entity_type_id"] == 1 else "D_") + str(target["entity_id"])
+                    ],
                 }
             },
         )
@@ -317,8 +344,8 @@ def send_sla(
             "crm.timeline.comment.add",
             {
                 "fields": {
-                    "ENTITY_ID": lead_id,
-                    "ENTITY_TYPE": "lead",
+                    "ENTITY_ID": target["entity_id"],
+                    "ENTITY_TYPE": target["entity_type"],
                     "COMMENT": _t(
                         lang,
                         f"b24app: SLA «{name_ru}» нарушен, руководитель #{recipient} уведомлён.",

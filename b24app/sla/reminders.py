@@ -21,6 +21,8 @@ manager sends it in one click from the lead card).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import re
 from typing import Any
 from typing import TYPE_CHECKING
@@ -28,10 +30,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from b24app import templating
 from b24app.context import Services
+from b24app.settings import DEFAULTS
 from b24app.sla.engine import cancel_where
 from b24app.sla.engine import ceil_second
 from b24app.sla.engine import job_id_for
+from b24app.sla.engine import journey_where
 from b24app.sla.engine import naive_utc
 from b24app.sla.engine import REMINDER_POLICY
 from b24app.sla.engine import remove_job
@@ -42,6 +47,8 @@ from b24app.storage.models import TimerState
 
 if TYPE_CHECKING:
     from b24app.sla.jobs import Steps
+
+log = logging.getLogger(__name__)
 
 _OFFSET = re.compile(r"^(\d{1,4})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -78,7 +85,7 @@ def schedule_reminders(
     to_remove: list[str] = []
     with services.db() as session:
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id)
+            select(Lead).where(Lead.portal_id == portal_id, journey_where(lead_id))
         )
         if lead is not None:
             lead.booking_at = appointment
@@ -171,14 +178,25 @@ def render_reminder(
         "time": local.strftime("%H:%M"),
         "business_name": (settings.get("reminders") or {}).get("business_name", ""),
     }
-    return text.format_map(_Missing(values)).strip()
+    try:
+        return templating.render(text, values).strip()
+    except templating.TemplateError as exc:
+        # Saved before templates were validated: the default text, and one warning per text.
+        fallback = DEFAULTS["reminders"]["templates"]["default"]
+        key = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        if key not in _WARNED:
+            _WARNED.add(key)
+            log.warning(
+                "reminder template %r (%s) is invalid, the default text is used: %s",
+                template,
+                lang,
+                "; ".join(exc.problems),
+            )
+        default = fallback.get(lang) or fallback["ru"]
+        return templating.render(default, values).strip()
 
 
-class _Missing(dict[str, str]):
-    """``str.format_map`` mapping that leaves unknown placeholders as they are."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_WARNED: set[str] = set()
 
 
 def send_reminder(
@@ -187,9 +205,15 @@ def send_reminder(
     """Deliver one reminder: a to-do for the responsible manager + a timeline comment (each
     step once, see :class:`b24app.sla.jobs.Steps`); returns the manager's user id."""
     client = services.bitrix(snap["member_id"])
-    lead_id = snap["lead_id"]
+    from b24app.sla.jobs import target_of
+
+    target = target_of(snap)
+    entity_id = target["entity_id"]
     payload = snap["payload"]
-    item = (client.call("crm.item.get", {"entityTypeId": 1, "id": lead_id}) or {}).get("item") or {}
+    item = (
+        client.call("crm.item.get", {"entityTypeId": target["entity_type_id"], "id": entity_id})
+        or {}
+    ).get("item") or {}
     client_name = " ".join(
         p for p in (str(item.get("name") or ""), str(item.get("lastName") or "")) if p
     ) or str(item.get("title") or "")
@@ -212,8 +236,8 @@ def send_reminder(
         client.call(
             "crm.activity.todo.add",
             {
-                "ownerTypeId": 1,
-                "ownerId": lead_id,
+                "ownerTypeId": target["entity_type_id"],
+                "ownerId": entity_id,
                 "deadline": appointment.replace(tzinfo=dt.UTC).isoformat(),
                 "title": title,
                 "description": text,
@@ -224,7 +248,13 @@ def send_reminder(
     if "comment" not in steps:
         client.call(
             "crm.timeline.comment.add",
-            {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
+            {
+                "fields": {
+                    "ENTITY_ID": entity_id,
+                    "ENTITY_TYPE": target["entity_type"],
+                    "COMMENT": text,
+                }
+            },
         )
         steps.mark("comment")
     return int(responsible)

@@ -75,7 +75,7 @@ def test_events_of_an_unknown_portal_are_dropped(services: Services) -> None:
 def test_a_job_for_a_foreign_event_raises(services: Services) -> None:
     """process_event refuses an event that is not about a lead (RQ records the failure)."""
     with pytest.raises(ValueError):
-        process_event(MEMBER_ID, "ONCRMDEALADD", 5, 0)
+        process_event(MEMBER_ID, "ONCRMCONTACTADD", 5, 0)
 
 
 def test_job_id_is_deterministic_and_rq_safe() -> None:

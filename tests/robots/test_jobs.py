@@ -270,7 +270,8 @@ def test_reminders_are_scheduled_in_utc(
 def test_non_lead_document_gets_a_readable_refusal(
     installed_portal, services, run_jobs, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """A robot run on a deal: the workflow is told the robot works with leads only."""
+    """A robot run on a contact: the workflow is told the robot works with leads (and deals)
+    only."""
     sent: list[jobs.Outcome] = []
 
     def capture(services_: Any, member_id: str, event_token: str, outcome: jobs.Outcome) -> str:
@@ -280,8 +281,8 @@ def test_non_lead_document_gets_a_readable_refusal(
     monkeypatch.setattr(jobs, "send_result", capture)
     row = portal_row(services, installed_portal)
     assert jobs.accept_call(services, row.id, row.member_id, d.KPI_SNAPSHOT, "wf|A1|sig-deal",
-                            "DEAL_5", {})  # fmt: skip
+                            "CONTACT_5", {})  # fmt: skip
     run_jobs("events")
     assert sent[0].return_values == {"first_reply_seconds": "", "sla_status": "none"}
     assert "робот работает только с лидами" in sent[0].log_message
-    assert "DEAL_5" in sent[0].log_message
+    assert "CONTACT_5" in sent[0].log_message

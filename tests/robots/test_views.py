@@ -112,12 +112,12 @@ def test_list_properties_arrive_as_bracket_lists(client, services, stored_portal
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [
-        ({"auth[member_id]": "0" * 32}, 401),
+        ({"auth[member_id]": "0" * 32}, 403),
         ({"auth[application_token]": "f" * 32}, 403),
     ],
 )
 def test_forged_calls_are_refused(client, services, stored_portal, overrides, status) -> None:  # type: ignore[no-untyped-def]
-    """Unknown portal 401, another application_token 403; nothing written or enqueued."""
+    """Unknown portal or another application_token: one 403; nothing written or enqueued."""
     response = client.post(
         f"/robots/{d.QUALIFY}", data=robot_form(d.QUALIFY, QUALIFY_PROPS, **overrides)
     )
@@ -185,12 +185,25 @@ def test_invalid_properties_are_accepted_for_reporting(client, services, stored_
 
 
 def test_non_lead_document_is_accepted_for_reporting(client, services, stored_portal) -> None:  # type: ignore[no-untyped-def]
-    """A deal document: 200 naming the problem, recorded without a lead id, job enqueued."""
+    """A contact document: 200 naming the problem, recorded without a lead id, job enqueued."""
     form = robot_form(
-        d.KPI_SNAPSHOT, **{"document_id[2]": "DEAL_5", "document_id[1]": "CCrmDocumentDeal"}
+        d.KPI_SNAPSHOT,
+        **{"document_id[2]": "CONTACT_5", "document_id[1]": "CCrmDocumentContact"},
     )
     response = client.post(f"/robots/{d.KPI_SNAPSHOT}", data=form)
     assert response.get_json() == {"accepted": True, "problems": {"document_id": ["not_a_lead"]}}
     with services.db() as session:
         assert session.scalars(select(RobotCall)).one().lead_id is None
+    assert queued(services) == 1
+
+
+def test_deal_document_is_accepted(client, services, stored_portal) -> None:  # type: ignore[no-untyped-def]
+    """A deal document (robots are offered on deals too): accepted, keyed by -deal id."""
+    form = robot_form(
+        d.KPI_SNAPSHOT, **{"document_id[2]": "DEAL_5", "document_id[1]": "CCrmDocumentDeal"}
+    )
+    response = client.post(f"/robots/{d.KPI_SNAPSHOT}", data=form)
+    assert response.get_json() == {"accepted": True, "problems": {}}
+    with services.db() as session:
+        assert session.scalars(select(RobotCall)).one().lead_id == -5
     assert queued(services) == 1

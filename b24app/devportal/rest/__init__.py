@@ -104,6 +104,7 @@ def load_all() -> None:
     """Import every area module so its methods register."""
     from b24app.devportal.rest import app_methods  # noqa: F401
     from b24app.devportal.rest import bizproc  # noqa: F401
+    from b24app.devportal.rest import crm_deal  # noqa: F401
     from b24app.devportal.rest import crm_item  # noqa: F401
     from b24app.devportal.rest import crm_lead  # noqa: F401
     from b24app.devportal.rest import crm_misc  # noqa: F401

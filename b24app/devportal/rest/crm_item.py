@@ -1,4 +1,5 @@
-"""``crm.item.*`` for ``entityTypeId=1`` (leads): camelCase names, numbers as numbers,
+"""``crm.item.*`` for ``entityTypeId=1`` (leads; deals, 2, in :mod:`.crm_deal`): camelCase
+names, numbers as numbers,
 ``stageId``, ``ufCrm…`` names (or ``UF_CRM_…`` with ``useOriginalUfNames=Y``)."""
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from b24app.devportal.query import parse_start
 from b24app.devportal.query import select_page
 from b24app.devportal.rest import as_dict
 from b24app.devportal.rest import as_list
+from b24app.devportal.rest import crm_deal
 from b24app.devportal.rest import crm_lead
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
+
+
+def _is_deal(ctx: Ctx) -> bool:
+    return str(ctx.param("entityTypeId")) == "2"
 
 
 def _entity(ctx: Ctx) -> None:
@@ -50,21 +56,28 @@ def _item(ctx: Ctx, lead_id: int) -> dict[str, Any]:
 
 @method("crm.item.get")
 def item_get(ctx: Ctx) -> dict[str, Any]:
+    if _is_deal(ctx):
+        return crm_deal.item_get(ctx)
     _entity(ctx)
     return {"item": _item(ctx, _id(ctx))}
 
 
 @method("crm.item.add")
 def item_add(ctx: Ctx) -> dict[str, Any]:
+    if _is_deal(ctx):
+        return crm_deal.item_add(ctx)
     _entity(ctx)
     fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
     lead_id = crm_lead.create(ctx.portal, fields, ctx.user_id)
     ctx.emit("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}})
+    crm_lead.emit_simple_mode_conversion(ctx, lead_id)
     return {"item": _item(ctx, lead_id)}
 
 
 @method("crm.item.update")
 def item_update(ctx: Ctx) -> dict[str, Any]:
+    if _is_deal(ctx):
+        return crm_deal.item_update(ctx)
     _entity(ctx)
     lead_id = _id(ctx)
     if ctx.portal.leads.get(lead_id) is None:
@@ -77,6 +90,8 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
 
 @method("crm.item.delete")
 def item_delete(ctx: Ctx) -> list[Any]:
+    if _is_deal(ctx):
+        return crm_deal.item_delete(ctx)
     _entity(ctx)
     lead_id = _id(ctx)
     if not ctx.portal.leads.delete(lead_id):
@@ -87,6 +102,8 @@ def item_delete(ctx: Ctx) -> list[Any]:
 
 @method("crm.item.list")
 def item_list(ctx: Ctx) -> ListResult:
+    if _is_deal(ctx):
+        return crm_deal.item_list(ctx)
     _entity(ctx)
     portal = ctx.portal
     ufs = portal.uf_names()

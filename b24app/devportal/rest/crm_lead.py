@@ -133,7 +133,16 @@ def lead_add(ctx: Ctx) -> int:
     fields = as_dict(ctx.param("fields", "FIELDS"))
     lead_id = create(ctx.portal, fields, ctx.user_id)
     ctx.emit("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}})
+    emit_simple_mode_conversion(ctx, lead_id)
     return lead_id
+
+
+def emit_simple_mode_conversion(ctx: Ctx, lead_id: int) -> None:
+    """Simple CRM mode converts a new lead into a deal at once (b24app.devportal.deals)."""
+    from b24app.devportal.deals import after_lead_created
+
+    for name, data in after_lead_created(ctx.portal, lead_id, ctx.user_id):
+        ctx.emit(name, data)
 
 
 @method("crm.lead.update")

@@ -26,7 +26,12 @@ ENTITY_TYPES = {"lead": 1, "deal": 2, "contact": 3, "company": 4}
 
 @method("crm.stagehistory.list")
 def stagehistory_list(ctx: Ctx) -> ListResult:
-    """Lead stage history (entityTypeId 1). IDs are numbers; the docs show no sample."""
+    """Lead stage history (entityTypeId 1; deals, 2, in :mod:`.crm_deal`). IDs are numbers;
+    the docs show no sample."""
+    if str(ctx.param("entityTypeId")) == "2":
+        from b24app.devportal.rest import crm_deal
+
+        return crm_deal.stagehistory_list(ctx)
     if str(ctx.param("entityTypeId")) != "1":
         raise RestError(400, "ERROR_ARGUMENT", "entityTypeId: only leads (1) are emulated")
     portal = ctx.portal

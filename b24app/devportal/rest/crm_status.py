@@ -24,10 +24,12 @@ EXTRA = {None: "process", "S": "success", "F": "failure"}
 
 def status_out(ctx: Ctx, row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if not k.startswith("_")}
-    if row["ENTITY_ID"] == "STATUS":
-        sem = ctx.portal.status_semantics("STATUS", row["STATUS_ID"])
+    if row["ENTITY_ID"] == "STATUS" or row["ENTITY_ID"].startswith("DEAL_STAGE"):
+        sem = ctx.portal.status_semantics(row["ENTITY_ID"], row["STATUS_ID"])
         out["SEMANTICS"] = sem
-        out["EXTRA"] = {"SEMANTICS": EXTRA[sem], "COLOR": row["COLOR"]}
+        # The deal "failure reason analysis" stage says "apology" (crm_status_list_DEAL_STAGE).
+        extra = "apology" if str(row["STATUS_ID"]).endswith("APOLOGY") else EXTRA[sem]
+        out["EXTRA"] = {"SEMANTICS": extra, "COLOR": row["COLOR"]}
     else:
         out["SEMANTICS"] = None
     return out

@@ -1,14 +1,14 @@
 """portal directory (names of sources, statuses, users) and the daily KPI roll-up
 
 Revision ID: i15_rollup
-Revises: 17494ff33532
+Revises: i11_deals
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i15_rollup"
-down_revision = "17494ff33532"
+down_revision = "i11_deals"  # re-chained when main (issue11) was merged in
 branch_labels = None
 depends_on = None
 

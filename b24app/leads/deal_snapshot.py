@@ -1,0 +1,162 @@
+"""One deal as the CRM returned it (``crm.item.get`` entityTypeId 2 in camelCase, or
+``crm.deal.get`` in UPPER_CASE), in one shape; and its ``crm.stagehistory.list`` rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from b24app.leads.lifecycle import HistoryEntry
+from b24app.leads.snapshot import _amount
+from b24app.leads.snapshot import _int
+from b24app.leads.snapshot import _text
+from b24app.leads.snapshot import LeadSnapshot
+from b24app.leads.snapshot import parse_time
+from b24app.leads.snapshot import uf_camel_name
+
+FIELD_NAMES: dict[str, str] = {
+    "ID": "id",
+    "TITLE": "title",
+    "LEAD_ID": "leadId",
+    "CONTACT_ID": "contactId",
+    "CATEGORY_ID": "categoryId",
+    "STAGE_ID": "stageId",
+    "STAGE_SEMANTIC_ID": "stageSemanticId",
+    "ASSIGNED_BY_ID": "assignedById",
+    "SOURCE_ID": "sourceId",
+    "SOURCE_DESCRIPTION": "sourceDescription",
+    "COMMENTS": "comments",
+    "UTM_SOURCE": "utmSource",
+    "UTM_MEDIUM": "utmMedium",
+    "UTM_CAMPAIGN": "utmCampaign",
+    "UTM_CONTENT": "utmContent",
+    "UTM_TERM": "utmTerm",
+    "OPPORTUNITY": "opportunity",
+    "CURRENCY_ID": "currencyId",
+    "DATE_CREATE": "createdTime",
+    "DATE_MODIFY": "updatedTime",
+    "MOVED_TIME": "movedTime",
+}
+HISTORY_SELECT = [
+    "ID", "TYPE_ID", "OWNER_ID", "CREATED_TIME", "CATEGORY_ID", "STAGE_ID", "STAGE_SEMANTIC_ID",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DealSnapshot:
+    """The fields of a deal the journey records; times are naive UTC."""
+
+    deal_id: int
+    lead_id: int | None
+    contact_id: int | None
+    category_id: int
+    stage_id: str
+    stage_semantic: str
+    title: str
+    assigned_by_id: int | None
+    source_id: str
+    source_description: str
+    comments: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+    opportunity: Decimal | None
+    currency_id: str
+    created_at: dt.datetime | None
+    modified_at: dt.datetime | None
+    moved_at: dt.datetime | None
+    ai_field_value: str = ""
+
+    def as_lead_snapshot(self) -> LeadSnapshot:
+        """The same fields in the lead shape (classification, channel and field copying are
+        shared with leads); the stage goes in ``status_id``."""
+        return LeadSnapshot(
+            lead_id=self.deal_id, title=self.title, status_id=self.stage_id,
+            status_semantic=self.stage_semantic, assigned_by_id=self.assigned_by_id,
+            source_id=self.source_id, source_description=self.source_description,
+            comments=self.comments, utm_source=self.utm_source, utm_medium=self.utm_medium,
+            utm_campaign=self.utm_campaign, utm_content=self.utm_content,
+            utm_term=self.utm_term, opportunity=self.opportunity, currency_id=self.currency_id,
+            created_at=self.created_at, modified_at=self.modified_at, moved_at=self.moved_at,
+            ai_field_value=self.ai_field_value,
+        )  # fmt: skip
+
+
+def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> DealSnapshot:
+    """A ``crm.item`` (camelCase) or ``crm.deal`` (UPPER_CASE) deal as a snapshot.
+
+    :raise ValueError: the answer has no positive deal id.
+    """
+    item_style = "ID" not in raw and ("id" in raw or "stageId" in raw)
+
+    def get(upper: str) -> Any:
+        return raw.get(FIELD_NAMES[upper] if item_style else upper)
+
+    deal_id = _int(get("ID"))
+    if deal_id is None:
+        raise ValueError("the deal answer has no id")
+    ai_value: Any = None
+    if deal_field:
+        ai_value = raw.get(deal_field)
+        if ai_value is None:
+            ai_value = raw.get(uf_camel_name(deal_field))
+    if isinstance(ai_value, list):
+        ai_value = next((v for v in ai_value if v), "")
+    return DealSnapshot(
+        deal_id=deal_id,
+        lead_id=_int(get("LEAD_ID")),
+        contact_id=_int(get("CONTACT_ID")),
+        category_id=_int(get("CATEGORY_ID")) or 0,
+        stage_id=_text(get("STAGE_ID"))[:64],
+        stage_semantic=_text(get("STAGE_SEMANTIC_ID")).upper(),
+        title=_text(get("TITLE")),
+        assigned_by_id=_int(get("ASSIGNED_BY_ID")),
+        source_id=_text(get("SOURCE_ID")),
+        source_description=_text(get("SOURCE_DESCRIPTION")),
+        comments=_text(get("COMMENTS")),
+        utm_source=_text(get("UTM_SOURCE")),
+        utm_medium=_text(get("UTM_MEDIUM")),
+        utm_campaign=_text(get("UTM_CAMPAIGN")),
+        utm_content=_text(get("UTM_CONTENT")),
+        utm_term=_text(get("UTM_TERM")),
+        opportunity=_amount(get("OPPORTUNITY")),
+        currency_id=_text(get("CURRENCY_ID"))[:8],
+        created_at=parse_time(get("DATE_CREATE")),
+        modified_at=parse_time(get("DATE_MODIFY")),
+        moved_at=parse_time(get("MOVED_TIME")),
+        ai_field_value=_text(ai_value),
+    )
+
+
+def parse_deal_history(rows: Iterable[Any], key: int) -> list[HistoryEntry]:
+    """Deal ``crm.stagehistory.list`` rows as lifecycle history entries of journey ``key``."""
+    entries: list[HistoryEntry] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        at = parse_time(row.get("CREATED_TIME"))
+        try:
+            history_id = int(str(row.get("ID")))
+            type_id = int(str(row.get("TYPE_ID") or 0))
+        except ValueError:
+            continue
+        stage_id = str(row.get("STAGE_ID") or "")
+        if at is None or not stage_id:
+            continue
+        entries.append(
+            HistoryEntry(
+                history_id=history_id,
+                lead_id=key,
+                status_id=stage_id[:64],
+                semantic=str(row.get("STAGE_SEMANTIC_ID") or "").upper(),
+                changed_at=at,
+                created=type_id == 1,
+            )
+        )
+    return entries

@@ -1,0 +1,73 @@
+"""The deal tab and the CRM mode on the dashboard, over real HTTP from the emulator."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy import update
+
+from b24app.storage.models import Portal
+
+
+def test_dashboard_says_which_crm_mode(installed_portal, services) -> None:  # type: ignore[no-untyped-def]
+    page = installed_portal.open_placement("CRM_ANALYTICS_MENU")
+    assert page.status_code == 200 and 'data-mode="classic"' in page.text
+    assert "Режим CRM: классический" in page.text
+    with services.db() as session:
+        session.execute(
+            update(Portal)
+            .where(Portal.member_id == installed_portal.member_id)
+            .values(crm_mode="simple")
+        )
+    page = installed_portal.open_placement("CRM_ANALYTICS_MENU")
+    assert 'data-mode="simple"' in page.text
+
+
+def test_deal_tab_of_an_unknown_deal_and_bad_options(installed_portal) -> None:  # type: ignore[no-untyped-def]
+    page = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": "99"})
+    assert (
+        page.status_code == 200 and "Сделка №99" in page.text and 'id="lead-missing"' in page.text
+    )
+    bad = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": "x"})
+    assert bad.status_code == 400 and bad.json()["code"] == 400
+
+
+def test_admin_maps_deal_stages_per_pipeline(
+    installed_portal, services, emulator, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """The settings page lists each pipeline's stages; the admin's choice overrides the
+    default map and the next deal move is recorded with it."""
+    import re
+
+    import requests
+
+    from b24app.leads.journeys import find_journey
+    from b24app.settings import load_settings
+    from b24app.storage.models import Stage
+    from tests.placements.test_views import _settings_form
+
+    page = installed_portal.open_app("/app/settings")
+    html = page.text
+    assert 'id="deal-stages"' in html and 'name="deal_stage_0_came"' in html
+    assert "по умолчанию: WON" in html
+    token = re.search(r'name="t" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    form = _settings_form(
+        token, deal_stage_0_qualified="", deal_stage_0_confirmed="PREPAYMENT_INVOICE",
+        deal_stage_0_came="EXECUTING", deal_stage_0_no_show="none",
+    )  # fmt: skip
+    saved = requests.post(emulator.app_url("/app/settings"), data=form, timeout=10)
+    assert saved.status_code == 200 and 'id="settings-saved"' in saved.text
+    with services.db() as session:
+        portal_id = session.scalar(
+            select(Portal.id).where(Portal.member_id == installed_portal.member_id)
+        )
+        stored = load_settings(session, portal_id)["deal_stage_map"]["0"]
+    assert stored == {"qualified": "default", "confirmed": "PREPAYMENT_INVOICE",
+                      "came": "EXECUTING", "no_show": "none"}  # fmt: skip
+    deal_id = installed_portal.add_deal({"TITLE": "Маникюр"})
+    installed_portal.update_deal(deal_id, {"STAGE_ID": "EXECUTING"})
+    for _ in range(3):
+        assert emulator.wait_idle(10)
+        run_jobs("events")
+    with services.db() as session:
+        journey = find_journey(session, portal_id, deal_id=deal_id)
+        assert journey is not None and journey.stage == Stage.CAME and journey.came_at
