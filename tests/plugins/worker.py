@@ -39,6 +39,18 @@ from b24app.config import Settings
 from tests.waiting import deadline_seconds
 
 
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a worker process on ``settings``' database and Redis."""
     env = dict(os.environ)
@@ -124,6 +136,22 @@ class WorkerProcess:
                 pass
         self._kill_group()
         self.proc = None
+        self._clear_stale_locks()
+
+    def _clear_stale_locks(self) -> None:
+        """With no live worker left, the scheduler locks are stale: the group kill can catch
+        the scheduler child before it released them (a loaded machine), and the next worker
+        would then see a lock, take itself for ready, and only retry to schedule after RQ's
+        120 s fallback period. Removed as their expiry would."""
+        redis = Redis.from_url(self.settings.redis_url)
+        try:
+            if not any(_alive(w.pid) for w in Worker.all(connection=redis)):
+                for name in self.settings.queue_names:
+                    redis.delete(RQScheduler.get_locking_key(name))
+        except Exception:  # Redis itself may be down in a crash test
+            pass
+        finally:
+            redis.close()
 
     def _kill_group(self) -> None:
         assert self.proc is not None
