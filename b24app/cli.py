@@ -11,6 +11,17 @@ from b24app.config import require_strong_secrets
 from b24app.config import Settings
 
 
+def _ensure_schema(settings: Settings) -> None:
+    """Migrate the embedded SQLite store; refuse to start on a database behind the code."""
+    from b24app.storage.migrate import ensure_schema
+    from b24app.storage.migrate import SchemaBehind
+
+    try:
+        ensure_schema(settings.database_url)
+    except SchemaBehind as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _checked_settings() -> Settings:
     """``Settings.from_env()``, refusing default or short secrets (one line on stderr)."""
     settings = Settings.from_env()
@@ -35,6 +46,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Run the web app (gunicorn in production)."""
     settings = _checked_settings()
+    _ensure_schema(settings)
     if dev:
         from b24app import create_app
 
@@ -63,7 +75,9 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run an RQ worker with RQ's scheduler (timers need it)."""
     from b24app.worker import run
 
-    run(_checked_settings(), list(queues) or None, burst=burst, fork=fork)
+    settings = _checked_settings()
+    _ensure_schema(settings)
+    run(settings, list(queues) or None, burst=burst, fork=fork)
 
 
 @main.command()
@@ -74,6 +88,7 @@ def cron() -> None:
     from b24app.schedule import make_cron
 
     settings = _checked_settings()
+    _ensure_schema(settings)
     logs.configure(settings.log_level)
     services = context.build_services(settings)
     context.set_current(services)
@@ -153,3 +168,38 @@ _register_demo()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command("export")
+@click.option(
+    "--webhook",
+    required=True,
+    envvar="B24APP_EXPORT_WEBHOOK",
+    help="Incoming webhook URL https://<portal>/rest/<user_id>/<code>/",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="b24-export",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the CSV files",
+)
+@click.option("--entity", "entities", multiple=True,
+              type=click.Choice(["leads", "stage_history", "statuses", "users"]),
+              help="What to export (default: all)")  # fmt: skip
+def export_command(webhook: str, out_dir: str, entities: tuple[str, ...]) -> None:
+    """Export a portal's leads, stage history, statuses and users to CSV through an incoming
+    webhook (no app install needed; fast-bitrix24 batches the pages)."""
+    from pathlib import Path
+
+    from b24app.export import ENTITIES
+    from b24app.export import export
+    from b24app.export import ExportError
+
+    try:
+        counts = export(webhook, Path(out_dir), entities or tuple(ENTITIES))
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} rows → {Path(out_dir) / (name + '.csv')}")

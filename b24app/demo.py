@@ -2,8 +2,8 @@
 
 Starts a private ``redis-server`` (unless ``B24APP_REDIS_URL`` is set), an SQLite database under
 ``instance/demo/``, the portal emulator, the web app, an RQ worker with its scheduler and the
-cron process; installs the app into an emulated salon portal exactly as Bitrix24 would, adds a
-few leads (two through the AI assistant), and prints where to look.
+cron process; installs the app into an emulated salon portal exactly as Bitrix24 would, seeds 90 days of
+the salon's history (``b24app.demo_data``) and prints what to look at.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import click
 from redis import Redis
@@ -78,6 +79,69 @@ def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise click.ClickException("redis-server did not start")
 
 
+def _wait_backfilled(services: Any, member_id: str, timeout: float = 300.0) -> int:
+    """The install's backfill (in the worker) has imported the portal's leads."""
+    from sqlalchemy import select
+
+    from b24app.storage.models import BackfillState
+    from b24app.storage.models import Portal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.db() as session:
+            state = session.scalar(
+                select(BackfillState).join(Portal, Portal.id == BackfillState.portal_id)
+                .where(Portal.member_id == member_id)
+            )  # fmt: skip
+            if state is not None and state.phase == "done":
+                return int(state.imported)
+        time.sleep(0.2)
+    raise click.ClickException("the demo's backfill did not finish in time")
+
+
+def _seed_crm(portal: Any) -> Any:
+    """Before the install: the salon's 90 days in the emulated CRM (b24app.demo_data)."""
+    from b24app import demo_data
+
+    demo_data.prepare_portal(portal)
+    return demo_data.seed_portal(portal)
+
+
+def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -> str:
+    """After the install's backfill: the app-side history, names, roll-up, live leads;
+    returns the summary to print."""
+    from sqlalchemy import select
+
+    from b24app import context
+    from b24app import demo_data
+    from b24app import directory
+    from b24app.kpi import rollup
+    from b24app.settings import load_settings
+    from b24app.storage.models import Portal
+
+    services = context.build_services(settings)
+    context.set_current(services)
+    imported = _wait_backfilled(services, portal.member_id)
+    t_backfill = time.perf_counter()
+    counts = demo_data.fill_store(services, portal.member_id, seeded)
+    directory.refresh(services, portal.member_id)
+    with services.db() as session:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
+        assert portal_id is not None
+        rollup.refresh_portal(session, portal_id, load_settings(session, portal_id))
+    live = demo_data.live_leads(portal)
+    done = time.perf_counter()
+    return (
+        f"  seeded:            {seeded.leads:,} journeys over {demo_data.DAYS} days in the CRM "
+        f"({seeded.seconds:.1f} s); the install's backfill imported {imported:,} leads "
+        f"({t_backfill - started - seeded.seconds:.1f} s after the install began); "
+        f"{counts['breaches']} SLA breaches, {counts['escalations']} escalations; "
+        f"history ready in {done - started:.1f} s\n"
+        f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
+        "first-reply reminders fire in 3 minutes, escalations in 30\n"
+    )
+
+
 def _seed(portal: object) -> None:
     """A few leads like a salon's morning: two via the AI assistant, one call, one web form."""
     add = portal.add_lead  # type: ignore[attr-defined]
@@ -107,6 +171,8 @@ def _seed(portal: object) -> None:
 @click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
 @click.option("--emulator-port", default=5080, show_default=True, type=int)
 @click.option("--workdir", default="instance/demo", show_default=True)
+@click.option("--seed/--no-seed", default=True, show_default=True,
+              help="Seed 90 days of the salon's history (classic CRM mode)")  # fmt: skip
 @click.option(
     "--crm-mode",
     type=click.Choice(["classic", "simple"]),
@@ -114,7 +180,7 @@ def _seed(portal: object) -> None:
     show_default=True,
     help="the emulated portal's CRM mode: classic (leads + deals) or simple (deals only)",
 )
-def demo(port: int, emulator_port: int, workdir: str, crm_mode: str) -> None:
+def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool) -> None:
     """Run the local demo: app + worker + cron + an emulated Bitrix24 portal."""
     from b24app import create_app
     from b24app.devportal import DevPortal
@@ -166,23 +232,41 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str) -> None:
 
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
+        started = time.perf_counter()
         portal = emulator.create_portal(slug="salon", lang="ru", crm_mode=crm_mode)
+        # The 90-day history is a classic (leads first) portal's; simple mode gets the few
+        # journeys of _seed below only.
+        seeded = _seed_crm(portal) if seed and crm_mode == "classic" else None
         result = portal.install()
         if result.installer is None or result.installer.status_code != 200:
             raise click.ClickException("the demo install failed: see the log above")
-        time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
-        _seed(portal)
+        summary = _finish_seed(settings, portal, seeded, started) if seeded else ""
+        if seeded is None:
+            time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
+        _seed(portal)  # today's few journeys through real events (one across lead and deal)
+        tab = f"{emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID="
         click.echo(
-            "\nb24app demo is running (Ctrl-C to stop)\n"
+            f"\nb24app demo is running (Ctrl-C to stop), started in "
+            f"{time.perf_counter() - started:.1f} s\n{summary}"
             f"  app health:        {settings.public_url}/health\n"
             f"  portal (emulated): {emulator.url}/salon/page/app\n"
             f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
-            f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
+            f"  lead tab:          {tab}1\n"
             f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
             f"  CRM mode:          {crm_mode}\n"
             f"  play the client:   {emulator.url}/salon/page/client  (book in 121 minutes: the\n"
             f"                     2 h reminder reaches the chat a minute later; answer 1 or 2)\n"
             f"  database:          {settings.database_url}\n"
+            "\nWhat to look at:\n"
+            "  * the KPI widget, 30 days then 90 days: conversion, no-shows (10–20 %), revenue\n"
+            "    and the average check, the trend; sources by their portal names (Telegram,\n"
+            "    WhatsApp, Instagram bots, the web form, calls, walk-ins);\n"
+            "  * Employees: Олег Продажин answers in ~20 minutes (breaches, escalations, fewer\n"
+            "    bookings), Светлана Быстрова in under a minute;\n"
+            "  * Marketing: vk_autumn and yandex_direct with their costs, CPL and ROI;\n"
+            "  * the ROI page; the lead tab of any lead (its stage history and timers);\n"
+            "  * in 3 minutes: the reminders of the three live leads in the emulator's\n"
+            "    notifications (Олег), and the breaches count going up.\n"
         )
         stop = False
 

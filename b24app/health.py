@@ -7,6 +7,7 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from b24app.storage.migrate import schema_state
 from b24app.web import services
 
 bp = Blueprint("health", __name__)
@@ -23,10 +24,20 @@ def health() -> ResponseReturnValue:
         checks["database"] = "ok"
     except Exception as exc:  # the probe reports, never raises
         checks["database"] = f"error: {type(exc).__name__}"
+    schema: dict[str, object] = {}
+    if checks["database"] == "ok":
+        try:
+            state = schema_state(svc.engine)
+            schema = {"revision": state.revision, "head": state.head, "current": state.current}
+            if not state.current:
+                checks["database"] = "schema behind: run `b24app db upgrade`"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
     try:
         svc.redis.ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    return jsonify(status="ok" if healthy else "degraded", **checks), 200 if healthy else 503
+    body = {"status": "ok" if healthy else "degraded", **checks, "schema": schema}
+    return jsonify(body), 200 if healthy else 503

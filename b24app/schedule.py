@@ -18,8 +18,10 @@ from b24app.context import Services
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
     from b24app.bitrix.restlog import purge_rest_log
+    from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
+    from b24app.kpi.rollup import refresh_rollups
     from b24app.leads.deal_intake import refresh_all_crm_modes
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
@@ -30,6 +32,8 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (send_due_reports, "default", 300, {}),
         (resume_unfinished_backfills, "bulk", 15 * 60, {}),
         (purge_rest_log, "bulk", 6 * 3600, {"days": services.settings.rest_log_days}),
+        (refresh_stale_directories, "default", 3600, {}),
+        (refresh_rollups, "bulk", 300, {}),
         (refresh_all_crm_modes, "default", 24 * 3600, {}),
     ]
 

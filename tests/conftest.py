@@ -76,7 +76,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # redis-server start on a loaded machine
         while time.monotonic() < deadline:
             try:
                 if Redis(port=self.port).ping():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from b24app import create_app
 from b24app.config import Settings
+from b24app.storage.migrate import head_revision
 
 
 def test_settings_from_prefixed_env() -> None:
@@ -28,7 +29,14 @@ def test_health_reports_database_and_redis(client) -> None:
     """/health answers 200 when both the database and Redis answer."""
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = response.get_json()
+    assert {k: body[k] for k in ("status", "database", "redis")} == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "ok",
+    }
+    assert body["schema"]["current"] is True
+    assert body["schema"]["revision"] == body["schema"]["head"] == head_revision()
 
 
 def test_health_reports_a_dead_redis(settings) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 
 import pytest
 
 from b24app import i18n
+from b24app import i18n_catalog
 
 
 @pytest.mark.parametrize(
@@ -28,8 +30,41 @@ def test_language_from_bitrix_lang(lang, expected) -> None:
 
 
 def test_every_string_exists_in_both_languages() -> None:
-    """No key is Russian-only or English-only."""
+    """No key is Russian-only or English-only, none is empty, the placeholders agree, and the
+    compiled catalogs the app loads are the ``.po`` files translators edit."""
     assert set(i18n.STRINGS["ru"]) == set(i18n.STRINGS["en"])
+    assert len(i18n.STRINGS["ru"]) > 150
+    assert i18n_catalog.problems(i18n_catalog.load()) == []
+    assert i18n_catalog.load() == i18n.STRINGS
+
+
+def test_catalog_check_finds_gaps() -> None:
+    """The check can fail: a missing English text and a placeholder mismatch are reported."""
+    strings = {"ru": {"a": "Лид {id}", "b": "Да"}, "en": {"a": "Lead {name}"}}
+    assert i18n_catalog.problems(strings) == [
+        "a: placeholders differ between languages",
+        "b: no en text",
+    ]
+
+
+def test_from_dict_merges_a_branchs_strings(tmp_path, monkeypatch) -> None:
+    """The conversion of another branch's STRINGS dict is reproducible: its keys land in
+    both catalogs (compiled too), the existing ones stay."""
+    real = {lang: i18n_catalog.path(lang) for lang in i18n_catalog.LANGS}
+    monkeypatch.setattr(i18n_catalog, "CATALOGS", tmp_path / "translations")
+    for lang in i18n_catalog.LANGS:
+        i18n_catalog.path(lang).parent.mkdir(parents=True)
+        shutil.copy(real[lang], i18n_catalog.path(lang))
+    source = tmp_path / "i18n_branch.py"
+    source.write_text(
+        'STRINGS = {"ru": {"new.key": "Новая {x}"}, "en": {"new.key": "New {x}"}}\n',
+        encoding="utf-8",
+    )
+    n = i18n_catalog.from_dict([str(source)])
+    merged = i18n_catalog.load_compiled()
+    assert n == len(i18n.STRINGS["ru"]) + 1
+    assert merged["ru"]["new.key"] == "Новая {x}" and merged["en"]["new.key"] == "New {x}"
+    assert merged["ru"]["lead.title"] == i18n.STRINGS["ru"]["lead.title"]
 
 
 def test_translate_with_parameters_and_fallback() -> None:

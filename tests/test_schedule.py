@@ -12,7 +12,8 @@ def test_every_recurring_job_is_registered_on_a_known_queue(services) -> None:
     names = {job.func.__name__: job for job in cron.get_jobs()}
     assert set(names) == {
         "reconcile_timers", "requeue_lost_calls", "send_due_reports",
-        "resume_unfinished_backfills", "purge_rest_log", "refresh_all_crm_modes",
+        "resume_unfinished_backfills", "purge_rest_log", "refresh_stale_directories",
+        "refresh_rollups", "refresh_all_crm_modes",
     }  # fmt: skip
     assert {job.queue_name for job in cron.get_jobs()} <= set(services.settings.queue_names)
     assert names["reconcile_timers"].interval == 60

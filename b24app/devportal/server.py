@@ -15,6 +15,7 @@ URL layout on ``http://127.0.0.1:<port>``:
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from datetime import datetime
@@ -138,6 +139,8 @@ class DevPortal:
             self.recorder, workers=delivery_workers, timeout=delivery_timeout
         )
         self.portals: dict[str, Portal] = {}
+        # Incoming webhooks: code → (portal slug, user id).
+        self.webhooks: dict[str, tuple[str, int]] = {}
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -146,6 +149,7 @@ class DevPortal:
             [
                 Rule("/oauth/token/", endpoint="token", strict_slashes=False),
                 Rule("/oauth/rest/<path:method>", endpoint="oauth_rest"),
+                Rule("/rest/<int:user_id>/<code>/<path:method>", endpoint="rest_hook"),
                 Rule("/rest/<path:method>", endpoint="rest_any"),
                 Rule("/<slug>/rest/<path:method>", endpoint="rest"),
                 Rule("/<slug>/page/install", endpoint="page_install"),
@@ -241,6 +245,14 @@ class DevPortal:
 
     def portal(self, slug: str) -> Portal:
         return self.portals[slug]
+
+    def add_webhook(self, portal: Portal | str, user_id: int = 1) -> str:
+        """An incoming webhook of ``portal`` acting as ``user_id``: its URL,
+        ``http://DOMAIN/rest/<user_id>/<code>/`` (Bitrix24's form, no OAuth token needed)."""
+        slug = self._slug(portal) or ""
+        code = secrets.token_hex(8)
+        self.webhooks[code] = (slug, int(user_id))
+        return f"{self.url}/rest/{int(user_id)}/{code}/"
 
     def portal_by_member(self, member_id: str) -> Portal | None:
         return next((p for p in self.portals.values() if p.member_id == member_id), None)
@@ -421,12 +433,26 @@ class DevPortal:
     def _ep_rest(self, request: Request, slug: str, method: str) -> Response:
         return self._rest(request, slug, method)
 
-    def _rest(self, request: Request, slug: str | None, method: str) -> Response:
+    def _ep_rest_hook(self, request: Request, user_id: int, code: str, method: str) -> Response:
+        hook = self.webhooks.get(code)
+        if hook is None or hook[1] != user_id:
+            body = {
+                "error": "INVALID_CREDENTIALS",
+                "error_description": "Invalid request credentials",
+            }
+            return _json(body, 401)
+        return self._rest(request, hook[0], method, hook_user=user_id)
+
+    def _rest(
+        self, request: Request, slug: str | None, method: str, hook_user: int | None = None
+    ) -> Response:
         if request.method == "OPTIONS":
             return _json({})
         start = time.time()
         method = method.strip("/").lower().removesuffix(".json")
-        state: dict[str, Any] = {"slug": slug, "params": {}, "user_id": None, "error": None}
+        state: dict[str, Any] = {
+            "slug": slug, "params": {}, "user_id": None, "error": None, "hook_user": hook_user
+        }  # fmt: skip
         try:
             response = self._rest_inner(request, method, start, state)
         except RestError as exc:
@@ -475,7 +501,10 @@ class DevPortal:
             return self._fault_response(fault)
         if not portal.bucket.take():
             raise RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-        user_id = state["user_id"] = self._authenticate(portal, token)
+        if state["hook_user"] is not None:  # an incoming webhook: the URL is the credential
+            user_id = state["user_id"] = int(state["hook_user"])
+        else:
+            user_id = state["user_id"] = self._authenticate(portal, token)
         if method == "batch":
             return self._batch(portal, user_id, params, start)
         if method not in METHODS:

@@ -61,6 +61,7 @@ from b24app.storage.models import utc_now
 
 PRESETS = ("today", "yesterday", "7d", "30d", "90d", "365d")
 DEFAULT_PRESET = "30d"
+MAX_DAYS = 3 * 366
 DIMENSIONS = ("source", "campaign", "channel", "manager", "ai")
 
 
@@ -114,12 +115,13 @@ def period_for(
 ) -> Period:
     """The period a person picked: a preset ending today (local) or explicit dates.
 
-    Explicit dates win when both are given (swapped if reversed, at most 366 days).
+    Explicit dates win when both are given (swapped if reversed, at most ``MAX_DAYS``: three
+    years, answered from the daily roll-up).
     """
     today = local_today(tz, now)
     if date_from is not None and date_to is not None:
         first, last = sorted((date_from, date_to))
-        first = max(first, last - dt.timedelta(days=365))
+        first = max(first, last - dt.timedelta(days=MAX_DAYS - 1))
         return Period(first, last, tz, "custom")
     name = preset if preset in PRESETS else DEFAULT_PRESET
     if name == "today":
@@ -543,6 +545,13 @@ def trend(
             "confirmed": int(row.confirmed or 0),
             "no_shows": int(row.no_shows or 0),
         }
+    return fill_trend(period, per_day, by_week=by_week)
+
+
+def fill_trend(
+    period: Period, per_day: dict[dt.date, dict[str, int]], *, by_week: bool = False
+) -> list[dict[str, Any]]:
+    """Per-day counts → the trend points of every day (or ISO week) of ``period``."""
     buckets: dict[str, dict[str, Any]] = {}
     day_i = period.first_day
     while day_i <= period.last_day:

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app import logs
 from b24app.context import Services
+from b24app.directory import load_names
+from b24app.directory import Names
 from b24app.i18n import fmt_duration
 from b24app.i18n import fmt_money
 from b24app.i18n import fmt_pct
@@ -94,11 +96,14 @@ def due_reports(settings: dict[str, Any], now: dt.datetime) -> list[DueReport]:
 # -- message texts ------------------------------------------------------------------------
 
 
-def daily_message(dashboard: metrics.Dashboard, lang: str) -> str:
+def daily_message(dashboard: metrics.Dashboard, lang: str, names: Names | None = None) -> str:
     """The owner's daily summary: a title and five lines."""
     total = dashboard.total
     ai = dashboard.by["ai"].get(True, metrics.Counts()).leads
-    sources = ", ".join(f"{key or '—'} ({c.leads})" for key, c in dashboard.top_sources(3)) or "—"
+    label = names.source if names is not None else (lambda key: key)
+    sources = (
+        ", ".join(f"{label(key) or '—'} ({c.leads})" for key, c in dashboard.top_sources(3)) or "—"
+    )
     day = dashboard.period.first_day.strftime("%d.%m.%Y" if lang == "ru" else "%Y-%m-%d")
     lines = [
         "[B]" + translate(lang, "report.daily.title", day=day) + "[/B]",
@@ -151,16 +156,15 @@ def weekly_message(row: dict[str, Any], week: str, lang: str) -> str:
     )
 
 
-def team_message(rows: list[dict[str, Any]], week: str, lang: str) -> str:
+def team_message(
+    rows: list[dict[str, Any]], week: str, lang: str, names: Names | None = None
+) -> str:
     """The per-employee table of the week for the owner."""
     lines = ["[B]" + translate(lang, "report.team.title", week=week) + "[/B]"]
     for row in rows:
         manager = row["manager"]
-        who = (
-            f"[USER={manager}]ID {manager}[/USER]"
-            if manager
-            else translate(lang, "group.unassigned")
-        )
+        shown = names.user(manager) if names is not None else f"ID {manager}"
+        who = f"[USER={manager}]{shown}[/USER]" if manager else translate(lang, "group.unassigned")
         lines.append(
             translate(
                 lang,
@@ -233,6 +237,7 @@ def send_portal_reports(services: Services, portal_id: int, now: dt.datetime) ->
         settings = load_settings(session, portal_id)
         member_id, lang, owner = portal.member_id, lang_from(portal.lang), _owner(settings, portal)
         due = due_reports(settings, now)
+        names = load_names(session, portal_id, lang)
         work: list[tuple[str, str, int, str]] = []
         for report in due:
             dashboard = metrics.compute_dashboard(
@@ -240,7 +245,7 @@ def send_portal_reports(services: Services, portal_id: int, now: dt.datetime) ->
             )
             if report.kind == "daily":
                 if owner and not _already_sent(session, portal_id, "daily", report.key, owner):
-                    work.append(("daily", report.key, owner, daily_message(dashboard, lang)))
+                    work.append(("daily", report.key, owner, daily_message(dashboard, lang, names)))
                 continue
             rows = [r for r in dashboard.employees() if r["leads"]]
             for row in rows:
@@ -261,7 +266,7 @@ def send_portal_reports(services: Services, portal_id: int, now: dt.datetime) ->
                 and not _already_sent(session, portal_id, "weekly_team", report.key, owner)
             ):
                 work.append(
-                    ("weekly_team", report.key, owner, team_message(rows, report.key, lang))
+                    ("weekly_team", report.key, owner, team_message(rows, report.key, lang, names))
                 )
     sent = 0
     with logs.bind(member_id=member_id):

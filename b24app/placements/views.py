@@ -25,12 +25,14 @@ from marshmallow import ValidationError
 from sqlalchemy import delete
 from sqlalchemy import select
 
+from b24app import directory
 from b24app import i18n
 from b24app.appointments.views import journey_appointments
 from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
 from b24app.kpi import metrics
 from b24app.kpi import roi
+from b24app.kpi import rollup
 from b24app.placements import settings_form
 from b24app.placements import trust
 from b24app.placements.schemas import FrameFormSchema
@@ -143,10 +145,20 @@ def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard,
             date_to=args.get("date_to") if custom else None,
         )
         by_week = None if args.get("view") is None else args["view"] == "week"
-        dashboard = metrics.compute_dashboard(
+        dashboard = rollup.compute_dashboard(
             session, viewer.portal_id, period, settings, by_week=by_week
         )
     return dashboard, settings
+
+
+def _names(viewer: Viewer) -> directory.Names:
+    """The portal's names of sources, stages and employees from the app's directory table
+    (no REST call); an empty or stale directory queues its refresh and the page goes on."""
+    with services().db() as session:
+        names = directory.load_names(session, viewer.portal_id, viewer.lang)
+    if directory.is_stale(names):
+        directory.request_refresh(services(), viewer.member_id, viewer.portal_id)
+    return names
 
 
 def _period_params(dashboard: metrics.Dashboard, args: dict[str, Any]) -> dict[str, Any]:
@@ -190,12 +202,14 @@ def _render_dashboard(viewer: Viewer, args: dict[str, Any] | None) -> Response:
         period_error = i18n.translate(viewer.lang, "period.invalid")
         args = {}
     dashboard, _settings = _dashboard(viewer, args)
+    names = _names(viewer)
     return _page(
         "dashboard.html",
         viewer,
         status=400 if period_error else 200,
         period_error=period_error,
         d=dashboard,
+        names=names,
         period_params=_period_params(dashboard, args),
         presets=metrics.PRESETS,
         chart_json=json.dumps(_chart_data(dashboard, viewer.lang), ensure_ascii=False).replace(
@@ -374,12 +388,15 @@ def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> R
             .where(Timer.portal_id == viewer.portal_id, Timer.lead_id == lead_id)
             .order_by(Timer.due_at)
         ).all()
-        info = _lead_view(lead, changes, timers, tz, viewer.lang, settings) if lead else None
+        names = directory.load_names(session, viewer.portal_id, viewer.lang)
+        info = _lead_view(lead, changes, timers, tz, viewer.lang, settings, names) if lead else None
         visits = (
             journey_appointments(session, viewer.portal_id, lead.id, tz, viewer.lang)
             if lead
             else []
         )
+    if directory.is_stale(names):
+        directory.request_refresh(services(), viewer.member_id, viewer.portal_id)
     return _page(
         "lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity, appointments=visits
     )
@@ -392,7 +409,9 @@ def _lead_view(
     tz: str,
     lang: str,
     settings: dict[str, Any],
+    names: directory.Names | None = None,
 ) -> dict[str, Any]:
+    names = names or directory.Names(lang)
     reply_s = None
     if lead.first_reply_at is not None:
         reply_s = max((lead.first_reply_at - lead.created_at).total_seconds(), 0.0)
@@ -401,13 +420,15 @@ def _lead_view(
     ]
     if lead.first_reply_at is not None:
         events.append((lead.first_reply_at, i18n.translate(lang, "lead.first_reply"), "reply"))
-    for change in changes:
+    # The stage history in order: by time, and within the same second by the portal's own
+    # order of its statuses (New before In progress), then by arrival.
+    ordered = sorted(
+        changes,
+        key=lambda c: (c.changed_at, _stage_rank(c.stage, names.status_sort(c.status_id)), c.id),
+    )
+    for change in ordered:
         events.append(
-            (
-                change.changed_at,
-                i18n.translate(lang, f"stage.{change.stage}") + f" ({change.status_id})",
-                "stage",
-            )
+            (change.changed_at, _stage_label(change.stage, change.status_id, names, lang), "stage")
         )
     for timer in timers:
         if timer.fired_at is not None:
@@ -426,7 +447,8 @@ def _lead_view(
         "is_ai": lead.is_ai,
         "ai_channel": lead.ai_channel,
         "channel": lead.channel,
-        "source": lead.source_id,
+        "source": names.source(lead.source_id),
+        "stage_name": names.status(lead.status_id),
         "utm_campaign": lead.utm_campaign,
         "stage": lead.stage,
         "booking": _local(lead.booking_at, tz, lang) if lead.booking_at else None,
@@ -451,6 +473,18 @@ def _lead_view(
             for timer in timers
         ],
     }
+
+
+def _stage_rank(stage: str, portal_sort: int | None) -> tuple[int, int]:
+    order = {"new": 0, "other": 1, "qualified": 2, "confirmed": 3, "came": 4, "no_show": 4}
+    return (portal_sort if portal_sort is not None else 10_000, order.get(stage, 5))
+
+
+def _stage_label(stage: str, status_id: str, names: directory.Names, lang: str) -> str:
+    """The portal's name of the status ("В работе"), else our stage with the code."""
+    return names.status(status_id) or (
+        i18n.translate(lang, f"stage.{stage}") + (f" ({status_id})" if status_id else "")
+    )
 
 
 # -- ROI ----------------------------------------------------------------------------------

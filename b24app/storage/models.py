@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
+from sqlalchemy import Date
 from sqlalchemy import DateTime
+from sqlalchemy import Float
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
@@ -155,6 +157,8 @@ class Lead(Base):
         UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
         UniqueConstraint("portal_id", "deal_id", name="uq_leads_portal_deal"),
         Index("ix_leads_portal_created", "portal_id", "created_at"),
+        # The KPI roll-up's "changed since the last build" (b24app.kpi.rollup.changed_days).
+        Index("ix_leads_portal_updated", "portal_id", "updated_at"),
         # KPI dashboard (b24app.kpi.metrics): a covering index, so the period's aggregation
         # is an index-only range scan (no table look-up per lead).
         Index(
@@ -252,6 +256,8 @@ class Timer(Base):
         Index("ix_timers_state_due", "state", "due_at"),
         # KPI breaches/escalations per period (b24app.kpi.metrics.timer_counts), index-only.
         Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "lead_id"),
+        # The KPI roll-up's "fired since the last build" (b24app.kpi.rollup.changed_days).
+        Index("ix_timers_fired", "portal_id", "fired_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -404,3 +410,100 @@ class ReminderAttempt(Base):
     error: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(String(64), default="")  # chat id, workflow id, …
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class DirectoryEntry(Base):
+    """A name the portal gives a code: a lead source or status (``crm.status.list``), an
+    employee (``user.get``). Refreshed by a job (``b24app.directory``); pages only read it."""
+
+    __tablename__ = "portal_directory"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "kind", "code", name="uq_portal_directory_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # source / status / user
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    # A user the portal no longer returns (dismissed or deleted): the name stays.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class KpiDaily(Base):
+    """The daily KPI roll-up (``b24app.kpi.rollup``): counters of one portal's leads created
+    on one local day, per dimension and key; derived from the lifecycle rows only."""
+
+    __tablename__ = "kpi_daily"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "grain", "dim", "day", "key", name="uq_kpi_daily_key"),
+        # Covering for the trend (one row per day of dimension "ai").
+        Index(
+            "ix_kpi_daily_trend",
+            "portal_id",
+            "grain",
+            "dim",
+            "day",
+            "leads",
+            "bookings",
+            "confirmed",
+            "no_shows",
+        ),  # fmt: skip
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    # "d": one local day; "m": the sum of a month's day rows (``day`` = the 1st).
+    grain: Mapped[str] = mapped_column(String(1), default="d")
+    day: Mapped[dt.date] = mapped_column(Date)
+    dim: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(255))
+    leads: Mapped[int] = mapped_column(Integer, default=0)
+    bookings: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    no_shows: Mapped[int] = mapped_column(Integer, default=0)
+    came: Mapped[int] = mapped_column(Integer, default=0)
+    paid_visits: Mapped[int] = mapped_column(Integer, default=0)
+    revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
+    replied: Mapped[int] = mapped_column(Integer, default=0)
+    replied_in_sla: Mapped[int] = mapped_column(Integer, default=0)
+    sla_due: Mapped[int] = mapped_column(Integer, default=0)
+    breaches: Mapped[int] = mapped_column(Integer, default=0)
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KpiDailyReply(Base):
+    """The daily roll-up's first-reply times: how many of a manager's leads created that day
+    were answered in ``bucket`` seconds (``b24app.kpi.rollup.reply_bucket``)."""
+
+    __tablename__ = "kpi_daily_reply"
+    __table_args__ = (
+        UniqueConstraint(
+            "portal_id", "grain", "day", "manager", "bucket", name="uq_kpi_daily_reply_key"
+        ),
+        # Covering: a period's histogram is an index-only range scan.
+        Index("ix_kpi_daily_reply_scan", "portal_id", "grain", "manager", "bucket", "day", "n"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    grain: Mapped[str] = mapped_column(String(1), default="d")
+    day: Mapped[dt.date] = mapped_column(Date)
+    manager: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class KpiDailyState(Base):
+    """What a portal's roll-up was built with, and when (changes after it are read live)."""
+
+    __tablename__ = "kpi_daily_state"
+
+    portal_id: Mapped[int] = mapped_column(
+        ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True
+    )
+    tz: Mapped[str] = mapped_column(String(64))
+    sla_s: Mapped[float] = mapped_column(Float)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime)

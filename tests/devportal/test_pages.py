@@ -14,6 +14,7 @@ from flask import send_from_directory
 from b24app.devportal import DevPortal
 from b24app.devportal import Portal
 from tests.plugins.live import LiveServer
+from tests.waiting import deadline_seconds
 
 VENDOR = Path(__file__).parents[2] / "b24app" / "static" / "vendor" / "b24jssdk"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -72,9 +73,11 @@ def test_install_finish_through_the_frame_protocol(
             page = browser.new_page()
             page.goto(portal.page_url("install"))
             frame = page.frame_locator("#app-frame")
-            sync_api.expect(frame.locator("#out")).to_contain_text("done", timeout=15_000)
+            sync_api.expect(frame.locator("#out")).to_contain_text(
+                "done", timeout=deadline_seconds() * 1000
+            )
             assert frame.locator("#out").inner_text() == "done ru DEFAULT 1"
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + deadline_seconds()
             while not portal.install_finished and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert portal.install_finished

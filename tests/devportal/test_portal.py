@@ -12,14 +12,15 @@ from b24app.devportal import Portal
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 from tests.devportal.conftest import Sink
+from tests.waiting import deadline_seconds
 
 
 def _keys(name: str) -> set[str]:
     return set(json.loads((FIXTURES / name).read_text()))
 
 
-def _wait(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+def _wait(predicate) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + deadline_seconds()
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)

@@ -9,6 +9,7 @@ import pytest
 
 from b24app.handlers.definitions import EVENTS
 from tests.plugins.browser import screenshot
+from tests.waiting import deadline_seconds
 
 
 @pytest.mark.browser
@@ -17,9 +18,9 @@ def test_installer_page_finishes_the_install(emulator, live_app, portal, page, r
     page.goto(portal.page_url("install"))
     frame = page.frame_locator("#app-frame")
     card = frame.locator("#install")
-    card.wait_for(timeout=15_000)
+    card.wait_for(timeout=deadline_seconds() * 1000)
     assert "установлено" in card.inner_text()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + deadline_seconds()
     while not portal.install_finished and time.monotonic() < deadline:
         time.sleep(0.05)
     screenshot(page, "install-finished")

@@ -18,6 +18,7 @@ from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
 from tests.plugins.browser import screenshot
+from tests.waiting import deadline_seconds
 
 CANVAS_INK = """canvas => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -55,12 +56,12 @@ def _seed(services: Any, member_id: str) -> None:
 def _open(page: Any, url: str, selector: str) -> Any:
     page.goto(url)
     frame = page.frame_locator("#app-frame")
-    frame.locator(selector).wait_for(timeout=15_000)
+    frame.locator(selector).wait_for(timeout=deadline_seconds() * 1000)
     return frame
 
 
-def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
+def _wait_for(predicate: Any) -> bool:
+    deadline = time.monotonic() + deadline_seconds()
     while time.monotonic() < deadline:
         if predicate():
             return True
@@ -80,7 +81,7 @@ def test_dashboard_in_the_portal_frame_russian(installed_portal, services, page)
     assert "bad" in (frame.locator("#kpi-no-show").get_attribute("class") or "")  # 25 % ≥ 12 %
     assert frame.locator("#kpi-conversion .value").inner_text().replace("\u00a0", " ") == "41,7 %"
     canvas = frame.locator("#trend-chart")
-    canvas.wait_for(timeout=5_000)
+    canvas.wait_for(timeout=deadline_seconds() * 1000)
     assert canvas.get_attribute("data-drawn") == "1"
     assert canvas.evaluate(CANVAS_INK) > 500, "the trend chart drew nothing"
     assert frame.locator("#employees tbody tr").count() == 3
@@ -104,7 +105,7 @@ def test_dashboard_in_english_and_period_change(installed_portal, services, page
     frame.locator("#period-form select[name=view]").select_option("week")
     frame.locator("#period-form button[type=submit]").click()
     frame.locator("#period-select option[value='365d'][selected]").wait_for(
-        state="attached", timeout=10_000
+        state="attached", timeout=deadline_seconds() * 1000
     )
     assert frame.locator("#kpi-leads .value").inner_text() == "12"
     assert frame.locator("#trend small").inner_text() == "by week"
@@ -121,3 +122,61 @@ def test_lead_tab_in_the_lead_card(installed_portal, services, page) -> None:
     assert frame.locator("#lead-timeline li").count() == 3  # created, first reply, reminder fired
     assert "напоминание" in frame.locator("#lead-timers").inner_text()
     screenshot(page, "lead-tab-ru")
+
+
+LONG_NAME = "Александра-Виктория " + "Длиннофамильная" * 12 + " 🌸"
+
+
+def _seed_awkward(services: Any, emu_portal: Any) -> int:
+    """Employees with no name, a very long non-ASCII name, one deleted from the portal; leads
+    with no source, an unknown source and a very long emoji campaign; names refreshed."""
+    from b24app import directory
+
+    emu_portal.add_user(7, NAME="", LAST_NAME="")
+    emu_portal.add_user(8, NAME=LONG_NAME, LAST_NAME="Ёлкина-Щукина")
+    directory.refresh(services, emu_portal.member_id)
+    del emu_portal.users[3]  # Олег left after the names were read
+    directory.refresh(services, emu_portal.member_id)
+    base = utc_now() - dt.timedelta(days=2)
+    with services.db() as s:
+        portal_id = s.scalar(select(Portal.id).where(Portal.member_id == emu_portal.member_id))
+        for i, (user, source, campaign) in enumerate(
+            [
+                (7, "", ""),
+                (8, "9|ВКОНТАКТЕ_БОТ", "🌸" * 60 + " весна"),
+                (3, "2|TELEGRAM", ""),
+                (None, "", "x" * 255),
+                (404, "CALL", ""),  # a user id the portal never had
+            ]
+        ):
+            s.add(Lead(portal_id=portal_id, lead_id=500 + i, created_at=base + dt.timedelta(hours=i),
+                       source_id=source, utm_campaign=campaign, assigned_by_id=user,
+                       channel="chat", status_id="NEW", stage="new"))  # fmt: skip
+        return int(portal_id)
+
+
+@pytest.mark.browser
+def test_awkward_names_show_sensibly(installed_portal, services, page) -> None:
+    """No name, a deleted user, a never-seen id, 300-character non-ASCII names, no source:
+    the dashboard and the lead tab show something readable — and never a 500."""
+    _seed_awkward(services, installed_portal)
+    frame = _open(page, installed_portal.page_url("placement/CRM_ANALYTICS_MENU"), "#kpi-cards")
+    employees = frame.locator("#employees tbody").inner_text()
+    assert "Сотрудник #7" in employees
+    assert "Олег Продажин (не работает)" in employees
+    assert "Сотрудник #404" in employees
+    assert "(не назначен)" in employees
+    assert "Длиннофамильная" in employees
+    page_text = frame.locator("body").inner_text()
+    assert "(не указано)" in page_text  # the leads with no source
+    assert "Открытая линия - Telegram" in page_text
+    assert "Открытая линия 9 · Вконтакте_Бот" in page_text
+    # Long names wrap inside the frame instead of widening it past the viewport.
+    width = frame.locator("body").evaluate("b => b.scrollWidth")
+    assert width <= 1280, f"the page is {width}px wide"
+    screenshot(page, "dashboard-awkward-names")
+    for lead_id in (500, 503):
+        url = installed_portal.page_url("placement/CRM_LEAD_DETAIL_TAB") + f"?ID={lead_id}"
+        tab = _open(page, url, "#lead-tab")
+        assert tab.locator("#lead-source").inner_text().startswith("(не указано)")
+    screenshot(page, "lead-tab-no-source")

@@ -36,6 +36,19 @@ from rq import Worker
 from rq.scheduler import RQScheduler
 
 from b24app.config import Settings
+from tests.waiting import deadline_seconds
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -88,12 +101,15 @@ class WorkerProcess:
         self._wait_registered()
         return self
 
-    def _wait_registered(self, timeout: float = 20.0) -> None:
+    def _wait_registered(self, timeout: float | None = None) -> None:
         # Ready when RQ has registered this process as a worker and a scheduler (this one's,
         # or an earlier worker's) holds the timers queue's lock.
         redis = Redis.from_url(self.settings.redis_url)
-        key = RQScheduler.get_locking_key(self.settings.queue_prefix + "timers")
-        deadline = time.monotonic() + timeout
+        # The scheduler locks the queues its worker listens on (all of them by default).
+        args = list(self.args)
+        queues = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--queue"] or ["timers"]
+        key = RQScheduler.get_locking_key(self.settings.queue_prefix + queues[0])
+        deadline = time.monotonic() + deadline_seconds(timeout or 0.0)
         try:
             while time.monotonic() < deadline:
                 assert self.proc is not None
@@ -107,7 +123,7 @@ class WorkerProcess:
             redis.close()
         raise RuntimeError("worker did not start its scheduler")
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM: RQ's warm shutdown (finish the current job, release the locks); whatever
         of its process group is left after it exited is killed."""
         if self.proc is None:
@@ -120,6 +136,22 @@ class WorkerProcess:
                 pass
         self._kill_group()
         self.proc = None
+        self._clear_stale_locks()
+
+    def _clear_stale_locks(self) -> None:
+        """With no live worker left, the scheduler locks are stale: the group kill can catch
+        the scheduler child before it released them (a loaded machine), and the next worker
+        would then see a lock, take itself for ready, and only retry to schedule after RQ's
+        120 s fallback period. Removed as their expiry would."""
+        redis = Redis.from_url(self.settings.redis_url)
+        try:
+            if not any(_alive(w.pid) for w in Worker.all(connection=redis)):
+                for name in self.settings.queue_names:
+                    redis.delete(RQScheduler.get_locking_key(name))
+        except Exception:  # Redis itself may be down in a crash test
+            pass
+        finally:
+            redis.close()
 
     def _kill_group(self) -> None:
         assert self.proc is not None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func
@@ -14,16 +12,9 @@ from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.portals import get_portal
+from tests.waiting import wait_for
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll until ``predicate()``; a deadline, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
+__all__ = ["wait_for"]
 
 
 def db_portal(services: Services, member_id: str) -> Portal:

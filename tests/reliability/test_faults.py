@@ -117,7 +117,7 @@ def test_worker_killed_mid_job_is_recovered(
     )
     rq_worker.start()
     installed_portal.add_activity(lead_id, kind="call", direction="outgoing")
-    wait_for(lambda: hang.hits == 1, timeout=15, what="the job is waiting on Bitrix24")
+    wait_for(lambda: hang.hits == 1, what="the job is waiting on Bitrix24")
     started = services.queue("events").started_job_registry.get_job_ids(cleanup=False)
     assert len(started) == 1
     rq_worker.kill()

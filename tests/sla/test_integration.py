@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,16 +26,7 @@ from b24app.storage.models import TimerState
 from tests.plugins.worker import WorkerProcess
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import update_lead
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll until ``predicate()``; a deadline, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -108,8 +98,9 @@ def test_lead_replied_before_the_reminder_gets_nothing(
     sla_portal: int,
     rq_worker: WorkerProcess,
 ) -> None:
-    """A reply at "minute 1" cancels both levels: no notification at all."""
-    rq_worker.start()
+    """A reply at "minute 1" cancels both levels: no notification at all.
+
+    The worker starts after the reply, so a slow machine cannot let the reminder fire first."""
     lead_id = new_chat_lead(installed_portal, services, sla_portal)
     replied_lead = new_chat_lead(installed_portal, services, sla_portal)
     engine.sync_lead_timers(services, sla_portal, lead_id)
@@ -121,6 +112,7 @@ def test_lead_replied_before_the_reminder_gets_nothing(
         first_reply_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
     )
     engine.sync_lead_timers(services, sla_portal, replied_lead)
+    rq_worker.start()
     # The control lead's escalation proves the worker ran past both due times.
     wait_for(lambda: timer_states(services, lead_id).get("escalate") == TimerState.FIRED)
     tags = [n["TAG"] for n in notifications(emulator, installed_portal)]
@@ -138,17 +130,30 @@ def test_redis_lost_mid_test_reconcile_restores_and_sends_once(
     redis_server: Any,
 ) -> None:
     """Redis restarted empty mid-test: reconciliation restores every pending timer, each
-    notification is still sent exactly once."""
+    notification is still sent exactly once.
+
+    Time is driven: the escalation and the second lead's timers are due in 10 "minutes", far
+    past anything a slow machine could take before Redis goes; the outage then lasts past
+    their due times (their rows' due times are moved into the past), as a long one would."""
+    with services.db() as session:
+        save_settings(
+            session, sla_portal, {"sla": {"first_reply": {"minutes": 2, "escalate_minutes": 600}}}
+        )
     rq_worker.start()
     lead_id = new_chat_lead(installed_portal, services, sla_portal)
     later_lead = new_chat_lead(installed_portal, services, sla_portal)
     engine.sync_lead_timers(services, sla_portal, lead_id)
     wait_for(lambda: timer_states(services, lead_id).get("remind") == TimerState.FIRED)
     # Both levels of this one are still pending when Redis goes.
-    engine.start_timer(services, sla_portal, later_lead, "custom", minutes=4)
+    engine.start_timer(services, sla_portal, later_lead, "custom", minutes=600)
     rq_worker.kill()
     redis_server.restart_empty()
     assert services.redis.dbsize() == 0
+    with services.db() as session:
+        pending = session.scalars(select(Timer).where(Timer.state == TimerState.PENDING)).all()
+        assert len(pending) == 3
+        for timer in pending:
+            timer.due_at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1)
     rq_worker.start()
     counts = reconcile_timers()
     # lead: the escalation only (its reminder stays fired); later_lead: both levels.
@@ -172,13 +177,17 @@ def test_uninstall_cancels_every_timer_of_the_portal(
     sla_portal: int,
     rq_worker: WorkerProcess,
 ) -> None:
-    """The portal's uninstall event cancels its timers: rows cancelled, jobs gone, nothing sent."""
-    rq_worker.start()
+    """The portal's uninstall event cancels its timers: rows cancelled, jobs gone, nothing sent.
+
+    The uninstall is handled by a worker on the ``default`` queue only, so no timer can fire
+    while a slow machine processes it; a worker on every queue then runs past every due time."""
     leads = [new_chat_lead(installed_portal, services, sla_portal) for _ in range(3)]
     for lead_id in leads:
         engine.sync_lead_timers(services, sla_portal, lead_id)
     registry = ScheduledJobRegistry(queue=services.queue("timers"))
-    assert registry.count == 6
+    assert registry.count == 6  # no worker (so no scheduler) runs yet
+    rq_worker.args = ("--queue", "default")
+    rq_worker.start()
     installed_portal.uninstall(clean=False)
     emulator.wait_idle()
 
@@ -189,6 +198,9 @@ def test_uninstall_cancels_every_timer_of_the_portal(
 
     wait_for(all_cancelled)
     assert registry.count == 0
+    rq_worker.stop()
+    rq_worker.args = ()
+    rq_worker.start()
     with services.db() as session:
         last_due = session.scalar(select(func.max(Timer.due_at)))
     assert last_due is not None
@@ -204,8 +216,13 @@ def test_transient_send_failure_is_retried_and_sent_once(
     services: Services,
     sla_portal: int,
     rq_worker: WorkerProcess,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A 500 from Bitrix24 on the notification: the claim is released, RQ retries, one send."""
+    """A 500 from Bitrix24 on the notification: the claim is released, RQ retries, one send.
+
+    Time is driven, not raced: the retry comes after 1 s instead of production's 5 s (the
+    retry policy travels with the job, which this process enqueues)."""
+    monkeypatch.setattr(engine, "RETRY", (3, [1, 1, 1]))
     rq_worker.start()
     rq_worker.env["B24APP_REST_MAX_RETRIES"] = "0"  # the client gives up at once: RQ retries
     rq_worker.restart()  # a new process, with that environment
