@@ -413,7 +413,7 @@ def find_phone(text: str) -> str | None:
 
 
 _NAME_INTRO = re.compile(
-    r"(?:меня зовут|зовут|мое имя|моё имя|я\s*[-—]|это|my name is|i am|i'm|this is|name:?|имя:?)"
+    r"(?:меня зовут|зовут|мое имя|моё имя|my name is|i am|i'm|this is|name:?|имя:?)"
     r"\s+([A-Za-zА-Яа-яЁё][A-Za-zА-Яа-яЁё-]{1,30}(?:\s+[A-ZА-ЯЁ][a-zа-яё-]{1,30})?)",
     re.IGNORECASE,
 )
