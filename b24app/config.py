@@ -80,8 +80,10 @@ class Settings:
 
     @property
     def queue_names(self) -> tuple[str, ...]:
-        """RQ queues in priority order: events first, then timers, then bulk work."""
-        return tuple(self.queue_prefix + q for q in ("events", "timers", "default", "bulk"))
+        """RQ queues in priority order: the assistant's answers, events, timers, bulk work."""
+        return tuple(
+            self.queue_prefix + q for q in ("assistant", "events", "timers", "default", "bulk")
+        )
 
 
 def _coerce(raw: str, kind: type) -> Any:

@@ -100,6 +100,40 @@ DEFAULTS: dict[str, Any] = {
         "weekly_at": "09:00",
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
+    # The AI assistant in Open Lines (b24app.assistant); off until the admin enables it.
+    "assistant": {
+        "enabled": False,
+        "lines": [],  # open line IDs it serves; empty = every line the bot is attached to
+        "model": False,  # ask the OpenAI-compatible model when the rules miss
+        "greeting": "",
+        "questions": {"service": "", "when": "", "contact": ""},
+        "services": [
+            {
+                "code": "manicure",
+                "name": {"ru": "Маникюр", "en": "Manicure"},
+                "synonyms": ["ногти", "маник", "nails"],
+                "duration": 60,
+                "price": 2500,
+            },
+            {
+                "code": "haircut",
+                "name": {"ru": "Стрижка", "en": "Haircut"},
+                "synonyms": ["подстричься", "постричься", "стричь", "hair"],
+                "duration": 60,
+                "price": 2000,
+            },
+            {
+                "code": "coloring",
+                "name": {"ru": "Окрашивание", "en": "Colouring"},
+                "synonyms": ["покрасить", "покраска", "color", "colour"],
+                "duration": 120,
+                "price": 5000,
+            },
+        ],
+        "slot_step_minutes": 60,
+        "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
+        "queue_id": None,  # the open line's ID for "queue"
+    },
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -176,6 +210,32 @@ class QualifierSchema(_Strict):
     handoff_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
 
+class AssistantServiceSchema(_Strict):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,32}$"))
+    name = fields.Nested(TemplateSchema, required=True)
+    synonyms = fields.List(fields.String(validate=validate.Length(min=2, max=64)))
+    duration = fields.Integer(validate=validate.Range(min=5, max=12 * 60))
+    price = fields.Float(allow_none=True, validate=validate.Range(min=0))
+
+
+class AssistantQuestionsSchema(_Strict):
+    service = fields.String(validate=validate.Length(max=500))
+    when = fields.String(validate=validate.Length(max=500))
+    contact = fields.String(validate=validate.Length(max=500))
+
+
+class AssistantSchema(_Strict):
+    enabled = fields.Boolean()
+    lines = fields.List(fields.String(validate=validate.Regexp(r"^\d{1,10}$")))
+    model = fields.Boolean()
+    greeting = fields.String(validate=validate.Length(max=1000))
+    questions = fields.Nested(AssistantQuestionsSchema)
+    services = fields.List(fields.Nested(AssistantServiceSchema), validate=validate.Length(max=50))
+    slot_step_minutes = fields.Integer(validate=validate.Range(min=5, max=240))
+    handoff = fields.String(validate=validate.OneOf(("operator", "queue")))
+    queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+
 class PortalSettingsSchema(_Strict):
     """Validates a (partial) settings document; unknown keys are an error, not ignored."""
 
@@ -192,6 +252,7 @@ class PortalSettingsSchema(_Strict):
     targets = fields.Nested(TargetsSchema)
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
+    assistant = fields.Nested(AssistantSchema)
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

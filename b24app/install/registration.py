@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from b24app.assistant import bot as assistant_bot
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
 from b24app.handlers.definitions import APP_EVENTS
@@ -72,6 +73,10 @@ class RegistrationReport:
     statuses_created: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     robots_hash: str = ""
+    # The assistant's Open Lines bot (b24app.assistant.bot): id and definition fingerprint.
+    bot_id: int | None = None
+    bot_hash: str = ""
+    bot_written: bool = False
 
     @property
     def writes(self) -> int:
@@ -82,6 +87,7 @@ class RegistrationReport:
             + len(self.placements_bound)
             + int(self.field_created)
             + len(self.statuses_created)
+            + int(self.bot_written)
         )
 
 
@@ -110,10 +116,12 @@ def register(
                 "crm.status.list",
                 {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
             ),
+            # last: a portal without the imbot scope still gets everything else
+            "bots": ("imbot.v2.Bot.list", {}),
         },
         halt=True,
     )
-    if state.errors:
+    if set(state.errors) - {"bots"}:
         raise RegistrationError(f"reading the portal state failed: {sorted(state.errors)}")
     writes: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -157,6 +165,12 @@ def register(
         writes[f"status:{stage}"] = ("crm.status.add", {"fields": status_fields})
     report.statuses = statuses
 
+    if "bots" not in state.errors:
+        bot_writes, report.bot_id, report.bot_hash = assistant_bot.plan(
+            state.results.get("bots"), base, lang, previous
+        )
+        writes.update(bot_writes)
+
     if writes:
         result = client.batch(writes, halt=False)
         failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
@@ -168,6 +182,8 @@ def register(
                     for k, v in sorted(failed.items())
                 )
             )
+        if "bot:register" in writes:
+            report.bot_id = assistant_bot.bot_id_of(result.results.get("bot:register"))
     for key in writes:
         kind, _, name = key.partition(":")
         if kind == "event":
@@ -182,6 +198,8 @@ def register(
             report.field_created = True
         elif kind == "status":
             report.statuses_created.append(name)
+        elif kind == "bot":
+            report.bot_written = True
     return report
 
 

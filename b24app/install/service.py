@@ -163,6 +163,11 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "lead_field": registration.LEAD_FIELD_NAME,
                 "statuses": report.statuses,
                 "robots_hash": report.robots_hash,
+                **(
+                    {"assistant_bot": {"id": report.bot_id, "hash": report.bot_hash}}
+                    if report.bot_id
+                    else {}
+                ),
             }
             portal.registered_at = utc_now()
         log.info("registration done: %d writes", report.writes)
