@@ -23,6 +23,7 @@ from marshmallow import validates_schema
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
+from b24app import templating
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -172,15 +173,35 @@ class HolidaysSchema(_Strict):
     extra_workdays = fields.List(fields.String(validate=validate.Regexp(_DATE)))
 
 
+MAX_AI_RULES = 100  # per list: every event job of the portal checks each of them
+MAX_PATTERN_LENGTH = 64
+
+
 class AiRulesSchema(_Strict):
-    source_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)))
-    utm_sources = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
-    markers = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
+    source_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_PATTERN_LENGTH)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+    utm_sources = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+    markers = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(max=MAX_AI_RULES),
+    )
+
+
+def _template(value: str) -> None:
+    """Only the documented ``{placeholders}``, no format specs (see :mod:`b24app.templating`)."""
+    problems = templating.validate(value, max_length=1000)
+    if problems:
+        raise ValidationError(problems)
 
 
 class TemplateSchema(_Strict):
-    ru = fields.String(validate=validate.Length(max=1000))
-    en = fields.String(validate=validate.Length(max=1000))
+    ru = fields.String(validate=_template)
+    en = fields.String(validate=_template)
 
 
 class RemindersSchema(_Strict):

@@ -45,6 +45,16 @@ def test_partial_update_merges_into_defaults(services, portal_id) -> None:
         {"targets": {"no_show_max_pct": 140}},
         {"unknown_key": 1},
         {"owner_user_id": "boss"},
+        # issue 10, item 5: templates are {placeholder}-only, AI rules are bounded
+        {"reminders": {"templates": {"default": {"ru": "{client_name:>1500000000}"}}}},
+        {"reminders": {"templates": {"default": {"en": "Hello {"}}}},
+        {"reminders": {"templates": {"default": {"en": "{client_name.__class__}"}}}},
+        {"reminders": {"templates": {"default": {"en": "{client_name[0]}"}}}},
+        {"reminders": {"templates": {"default": {"en": "{client_name!r}"}}}},
+        {"reminders": {"templates": {"default": {"en": "{phone}"}}}},
+        {"ai_rules": {"source_ids": ["*a" * 40]}},
+        {"ai_rules": {"source_ids": [f"{n}|X" for n in range(101)]}},
+        {"ai_rules": {"markers": [f"m{n}" for n in range(101)]}},
     ],
 )
 def test_invalid_changes_are_rejected_and_nothing_stored(services, portal_id, changes) -> None:

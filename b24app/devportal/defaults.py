@@ -56,6 +56,9 @@ KNOWN_EVENTS: frozenset[str] = frozenset(
         "ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE", "ONCRMACTIVITYDELETE",
         "ONCRMTIMELINECOMMENTADD", "ONTASKADD", "ONTASKUPDATE", "ONUSERADD",
         "ONIMBOTMESSAGEADD",
+        "ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE",
+        "ONOPENLINEMESSAGEADD", "ONOPENLINEMESSAGEUPDATE", "ONOPENLINEMESSAGEDELETE",
+        "ONSESSIONSTART", "ONSESSIONFINISH",
     }
 )  # fmt: skip
 
@@ -73,4 +76,4 @@ PLACEMENT_CODES: tuple[str, ...] = tuple(
        "CRM_DETAIL_SEARCH"]
 )  # fmt: skip
 
-DEFAULT_SCOPE = "crm,user_brief,department,placement,bizproc,im,task,app"
+DEFAULT_SCOPE = "crm,user_brief,department,placement,bizproc,im,task,app,booking,imopenlines"

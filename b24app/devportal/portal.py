@@ -25,12 +25,16 @@ import requests
 
 from b24app.bitrix.payload import flatten_php_form
 from b24app.devportal import defaults
+from b24app.devportal.booking import BookingStore
 from b24app.devportal.leads import as_str
 from b24app.devportal.leads import fmt_dt
 from b24app.devportal.leads import LeadStore
 from b24app.devportal.limits import LeakyBucket
 from b24app.devportal.oauth import TokenPair
+from b24app.devportal.openlines import OpenLineChat
+from b24app.devportal.openlines import OpenLines
 from b24app.devportal.recording import DeliveryRecord
+from b24app.devportal.rest.workflows import default_templates
 
 if TYPE_CHECKING:
     from b24app.devportal.server import DevPortal
@@ -140,6 +144,11 @@ class Portal:
         self.activities: dict[int, dict[str, Any]] = {}
         self.activity_ids: list[int] = []
         self.next_activity_id = 1
+        # Online Booking, open-line chats, workflow templates (client loop)
+        self.booking = BookingStore()
+        self.openlines = OpenLines()
+        self.workflow_templates: list[dict[str, Any]] = default_templates()
+        self.workflows: list[dict[str, Any]] = []
         # What the app produced, for assertions
         self.timeline_comments: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
@@ -621,6 +630,77 @@ class Portal:
                     row.update(pick(fields, i) or {})
                 ids.append(crm_lead.create(self, row, 1, base + i * step_seconds))
         return ids
+
+    # -- Online Booking and open-line chats (what a receptionist / the client does) -------------
+
+    def add_booking(
+        self,
+        start: datetime | float,
+        minutes: int = 60,
+        *,
+        name: str = "",
+        resource_ids: list[int] | None = None,
+        contact_id: int | None = None,
+        deal_id: int | None = None,
+        by_user: int | None = 1,
+    ) -> int:
+        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD."""
+        ts = int(start.timestamp() if isinstance(start, datetime) else start)
+        with self.lock:
+            booking_id = self.booking.add(
+                resource_ids or [1], ts, ts + minutes * 60, self.time_zone, name
+            )
+            if contact_id:
+                self.booking.clients[booking_id] = [
+                    {"id": int(contact_id), "type": {"code": "CONTACT", "module": "crm"}}
+                ]
+            if deal_id:
+                self.booking.external[booking_id] = [
+                    {"entityTypeId": "DEAL", "moduleId": "crm", "value": str(deal_id)}
+                ]
+            out = self.event_deliveries("ONBOOKINGADD", {"ID": str(booking_id)}, by_user)
+        self.send_events(out)
+        return booking_id
+
+    def move_booking(self, booking_id: int, start: datetime | float, minutes: int = 60,
+                     *, by_user: int | None = 1) -> None:  # fmt: skip
+        ts = int(start.timestamp() if isinstance(start, datetime) else start)
+        with self.lock:
+            row = self.booking.bookings[booking_id]
+            row["datePeriod"]["from"]["timestamp"] = ts
+            row["datePeriod"]["to"]["timestamp"] = ts + minutes * 60
+            out = self.event_deliveries("ONBOOKINGUPDATE", {"ID": str(booking_id)}, by_user)
+        self.send_events(out)
+
+    def delete_booking(self, booking_id: int, *, by_user: int | None = 1) -> None:
+        with self.lock:
+            if not self.booking.delete(booking_id):
+                raise KeyError(booking_id)
+            out = self.event_deliveries("ONBOOKINGDELETE", {"ID": str(booking_id)}, by_user)
+        self.send_events(out)
+
+    def open_chat(
+        self, bindings: list[tuple[str, int]], *, connector_id: str = "telegrambot",
+        members: list[int] | None = None,
+    ) -> OpenLineChat:  # fmt: skip
+        """A client writes in from a messenger: an open-line chat bound to CRM items."""
+        with self.lock:
+            return self.openlines.open_chat(bindings, connector_id=connector_id, members=members)
+
+    def client_writes(self, chat_id: int, text: str) -> int:
+        """The client answers in the messenger: a message + ONOPENLINEMESSAGEADD."""
+        with self.lock:
+            chat = self.openlines.chats[chat_id]
+            message = self.openlines.add_message(chat, chat.client_user_id, "client", text)
+            out = self.event_deliveries(
+                "ONOPENLINEMESSAGEADD", self.openlines.event_data(chat, message), None
+            )
+        self.send_events(out)
+        return message.id
+
+    def chat_messages(self, chat_id: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.openlines.transcript(chat_id)
 
     # -- robots -----------------------------------------------------------------------------
 

@@ -122,9 +122,32 @@ def channel_label(channel: str, lang: str) -> str:
 
 def pattern_matches(pattern: str, value: str) -> bool:
     """Case-insensitive match of a source-id pattern where ``*`` is any text (nothing else is
-    special: ``|``, ``[``, ``.`` are literal)."""
-    regex = ".*".join(re.escape(part) for part in pattern.strip().split("*"))
-    return re.fullmatch(regex, value.strip(), flags=re.IGNORECASE) is not None
+    special: ``|``, ``[``, ``.`` are literal).
+
+    No regular expression (a ``.*`` regex backtracks exponentially on patterns such as
+    ``*a*a*a*…b``): the literal parts between the stars are found left to right with
+    ``str.find``, each from where the previous one ended — taking the leftmost occurrence of
+    each part is always safe, so nothing is ever retried. Cost: one forward scan of the value
+    per part.
+    """
+    parts = pattern.strip().casefold().split("*")
+    text = value.strip().casefold()
+    if len(parts) == 1:
+        return text == parts[0]
+    first, last = parts[0], parts[-1]
+    if len(text) < len(first) + len(last) or not text.startswith(first):
+        return False
+    if not text.endswith(last):
+        return False
+    pos, end = len(first), len(text) - len(last)
+    for part in parts[1:-1]:
+        if not part:
+            continue
+        found = text.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 def _strings(values: Any) -> list[str]:

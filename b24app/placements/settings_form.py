@@ -13,6 +13,10 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
+from b24app import i18n
+from b24app import templating
+from b24app.settings import MAX_AI_RULES
+from b24app.settings import MAX_PATTERN_LENGTH
 from b24app.settings import WEEKDAYS
 
 POLICIES = ("first_reply", "confirmation", "callback")
@@ -148,6 +152,24 @@ def flatten_errors(messages: Any, prefix: str = "") -> list[str]:
             out.extend(flatten_errors(item, prefix))
         return out
     return [f"{prefix}: {messages}" if prefix else str(messages)]
+
+
+def explain(errors: list[str], lang: str) -> list[str]:
+    """A plain-language line (``lang``) in front of template and AI-rule errors."""
+    out: list[str] = []
+    if any(e.startswith("reminders.templates") for e in errors):
+        names = ", ".join("{" + p + "}" for p in sorted(templating.PLACEHOLDERS))
+        out.append(i18n.translate(lang, "settings.template_invalid", placeholders=names))
+    if any(e.startswith("ai_rules") for e in errors):
+        out.append(
+            i18n.translate(
+                lang,
+                "settings.ai_rules_invalid",
+                count=MAX_AI_RULES,
+                length=MAX_PATTERN_LENGTH,
+            )
+        )
+    return out
 
 
 def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:

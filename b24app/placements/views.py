@@ -548,6 +548,7 @@ def settings_post() -> ResponseReturnValue:
     except ValidationError as err:
         if not errors or "costs" not in err.messages:
             errors = settings_form.flatten_errors(err.messages) + errors
+        errors = settings_form.explain(errors, viewer.lang) + errors
         submitted = {k: v for k, v in form.items() if k not in ("t", "costs")}
         return _settings_page(
             viewer,

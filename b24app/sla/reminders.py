@@ -21,6 +21,8 @@ manager sends it in one click from the lead card).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import re
 from typing import Any
 from typing import TYPE_CHECKING
@@ -28,7 +30,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from b24app import templating
 from b24app.context import Services
+from b24app.settings import DEFAULTS
 from b24app.sla.engine import cancel_where
 from b24app.sla.engine import ceil_second
 from b24app.sla.engine import job_id_for
@@ -42,6 +46,8 @@ from b24app.storage.models import TimerState
 
 if TYPE_CHECKING:
     from b24app.sla.jobs import Steps
+
+log = logging.getLogger(__name__)
 
 _OFFSET = re.compile(r"^(\d{1,4})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -171,14 +177,25 @@ def render_reminder(
         "time": local.strftime("%H:%M"),
         "business_name": (settings.get("reminders") or {}).get("business_name", ""),
     }
-    return text.format_map(_Missing(values)).strip()
+    try:
+        return templating.render(text, values).strip()
+    except templating.TemplateError as exc:
+        # Saved before templates were validated: the default text, and one warning per text.
+        fallback = DEFAULTS["reminders"]["templates"]["default"]
+        key = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        if key not in _WARNED:
+            _WARNED.add(key)
+            log.warning(
+                "reminder template %r (%s) is invalid, the default text is used: %s",
+                template,
+                lang,
+                "; ".join(exc.problems),
+            )
+        default = fallback.get(lang) or fallback["ru"]
+        return templating.render(default, values).strip()
 
 
-class _Missing(dict[str, str]):
-    """``str.format_map`` mapping that leaves unknown placeholders as they are."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_WARNED: set[str] = set()
 
 
 def send_reminder(

@@ -81,6 +81,9 @@ class Portal(Base):
     uninstalled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # What install registered: {"lead_field": "UF_CRM_B24APP_AI", "statuses": {"new": "NEW", ...}}
     registration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # crm.settings.mode.get: "classic" (leads + deals) or "simple" (no leads: every new lead is
+    # converted into a deal at once); re-read when it may have changed (see b24app.leads.deals).
+    crm_mode: Mapped[str] = mapped_column(String(8), default="classic")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 
@@ -128,12 +131,26 @@ class Stage:
     ORDER = (NEW, QUALIFIED, CONFIRMED, CAME, NO_SHOW)
 
 
+class EntityType:
+    """Where a client journey started (``Lead.entity_type``)."""
+
+    LEAD = "lead"
+    DEAL = "deal"
+
+
 class Lead(Base):
-    """The lifecycle record of one lead: what the SLA engine and the KPIs read."""
+    """The lifecycle record of one client journey: what the SLA engine and the KPIs read.
+
+    A journey starts on a lead (``lead_id``) or on a deal created directly (``deal_id`` only);
+    a lead converted into a deal keeps its row, which then also carries the ``deal_id``.
+    NULLs are distinct in a unique constraint on SQLite and PostgreSQL alike, so both keys are
+    unique where set (see :mod:`b24app.leads.journeys`).
+    """
 
     __tablename__ = "leads"
     __table_args__ = (
         UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
+        UniqueConstraint("portal_id", "deal_id", name="uq_leads_portal_deal"),
         Index("ix_leads_portal_created", "portal_id", "created_at"),
         # KPI dashboard (b24app.kpi.metrics): a covering index, so the period's aggregation
         # is an index-only range scan (no table look-up per lead).
@@ -158,7 +175,14 @@ class Lead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    lead_id: Mapped[int] = mapped_column(Integer)
+    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The deal the journey lives on now (a converted lead, or a deal created directly).
+    deal_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    entity_type: Mapped[str] = mapped_column(String(8), default=EntityType.LEAD)
+    # The deal's pipeline (CATEGORY_ID) and STAGE_ID; ``status_id`` stays the lead's status.
+    category_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deal_stage_id: Mapped[str] = mapped_column(String(64), default="")
     status_id: Mapped[str] = mapped_column(String(64), default="")
     stage: Mapped[str] = mapped_column(String(16), default=Stage.NEW)
     assigned_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -291,6 +315,9 @@ class BackfillState(Base):
     )
     last_lead_id: Mapped[int] = mapped_column(Integer, default=0)
     last_history_id: Mapped[int] = mapped_column(Integer, default=0)
+    # Deals (b24app.leads.deal_backfill): the last deal id and deal-history id imported.
+    last_deal_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_deal_history_id: Mapped[int] = mapped_column(Integer, default=0)
     phase: Mapped[str] = mapped_column(String(16), default="leads")  # leads/history/done
     imported: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from b24app.leads.classify import channel_of
 from b24app.leads.classify import classify
@@ -117,3 +120,37 @@ def test_lead_channel(source_id: str, im: tuple[str, ...], channel: str) -> None
 def test_channel_of_source_id(source_id: str, channel: str) -> None:
     """channel_of: the source id alone decides (case-insensitive)."""
     assert channel_of(source_id) == channel
+
+
+def test_pattern_matching_uses_no_regex_and_stays_correct(monkeypatch) -> None:
+    """A ``.*`` regex backtracks exponentially on ``*a*a*…b`` (21 characters took ~42 s on a
+    40-character source id, issue 10 item 5): the matcher must not use ``re`` at all."""
+    from b24app.leads import classify as module
+
+    class NoRegex:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"re.{name} used for a source pattern")
+
+    monkeypatch.setattr(module, "re", NoRegex())
+    hostile = "*a" * 10 + "*b"
+    assert not pattern_matches(hostile, "a" * 40)
+    assert pattern_matches(hostile, "a" * 40 + "b")
+    assert pattern_matches("*A*A*", "xaxa")
+    assert not pattern_matches("a*a", "a")
+    assert pattern_matches("a*a", "aa")
+    assert pattern_matches("*", "")
+    assert pattern_matches("**|tg", "1|TG")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="ab*|", max_size=8),
+    st.text(alphabet="abAB|", max_size=10),
+)
+def test_pattern_matching_agrees_with_fnmatch(pattern: str, value: str) -> None:
+    """Same verdict as a regex translation on small inputs (where backtracking is cheap)."""
+    import re
+
+    regex = ".*".join(re.escape(p) for p in pattern.strip().split("*"))
+    expected = re.fullmatch(regex, value.strip(), flags=re.IGNORECASE) is not None
+    assert pattern_matches(pattern, value) == expected

@@ -72,11 +72,11 @@ def test_bad_offsets_are_rejected(offset: str) -> None:
 
 
 def test_text_is_personalised_in_the_portal_language_and_time_zone() -> None:
-    """Template placeholders filled in local time; English template; unknown names kept."""
+    """Template placeholders filled in local time; English template; braces escaped."""
     settings = copy.deepcopy(DEFAULTS)
     settings["time_zone"] = "Asia/Yekaterinburg"  # UTC+5
     settings["reminders"]["business_name"] = "Салон «Лён»"
-    settings["reminders"]["templates"]["vip"] = {"en": "{client_name}: {service} at {time} {x}"}
+    settings["reminders"]["templates"]["vip"] = {"en": "{client_name}: {service} at {time} {{x}}"}
     appointment = dt.datetime(2030, 5, 22, 9, 30)
     ru = render_reminder(
         settings,
@@ -96,6 +96,32 @@ def test_text_is_personalised_in_the_portal_language_and_time_zone() -> None:
         appointment_at=appointment,
     )
     assert en == "Ann: Haircut at 14:30 {x}"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["{client_name:>1500000000}", "{client_name", "{client_name.__class__}", "{nope}"],
+)
+def test_a_stored_bad_template_falls_back_to_the_default_text_logged_once(
+    stored: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A template saved before validation existed is never str.format-ed: the default text is
+    sent instead, and the problem is logged once (issue 10, item 5)."""
+    settings = copy.deepcopy(DEFAULTS)
+    settings["reminders"]["templates"]["default"]["ru"] = stored
+    args: dict[str, Any] = {
+        "template": "default",
+        "lang": "ru",
+        "client_name": "Анна",
+        "service": "Стрижка",
+        "appointment_at": dt.datetime(2030, 5, 22, 9, 30),
+    }
+    with caplog.at_level("WARNING", logger="b24app.sla.reminders"):
+        first = render_reminder(settings, **args)
+        second = render_reminder(settings, **args)
+    assert first == second == "Анна, напоминаем: Стрижка 22.05.2030 в 12:30.  ждёт вас!"
+    warnings = [r for r in caplog.records if "invalid" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_due_reminder_becomes_a_todo_and_comment_with_the_client_name_from_the_crm(

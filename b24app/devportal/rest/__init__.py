@@ -104,11 +104,14 @@ def load_all() -> None:
     """Import every area module so its methods register."""
     from b24app.devportal.rest import app_methods  # noqa: F401
     from b24app.devportal.rest import bizproc  # noqa: F401
+    from b24app.devportal.rest import booking  # noqa: F401
     from b24app.devportal.rest import crm_item  # noqa: F401
     from b24app.devportal.rest import crm_lead  # noqa: F401
     from b24app.devportal.rest import crm_misc  # noqa: F401
     from b24app.devportal.rest import crm_status  # noqa: F401
     from b24app.devportal.rest import events  # noqa: F401
     from b24app.devportal.rest import messaging  # noqa: F401
+    from b24app.devportal.rest import openlines  # noqa: F401
     from b24app.devportal.rest import placements  # noqa: F401
     from b24app.devportal.rest import users  # noqa: F401
+    from b24app.devportal.rest import workflows  # noqa: F401

@@ -1,0 +1,96 @@
+"""Online Booking (Онлайн-запись) of an emulated portal: resources, bookings, their clients and
+deal links, in the shapes of ``booking.v1.*`` (CLIENT-LOOP §1).
+
+The booking object carries no clients and no CRM links (they are separate lists); there is no
+confirmation or visit state. People's actions (:meth:`BookingStore` via ``Portal.booking_*``
+helpers) fire ``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+DEFAULT_RESOURCES: list[dict[str, Any]] = [
+    {"id": 1, "typeId": 1, "name": "Мастер Ольга", "description": None, "isMain": "Y"},
+    {"id": 2, "typeId": 2, "name": "Кабинет 1", "description": None, "isMain": "N"},
+    {"id": 3, "typeId": 2, "name": "Кабинет 2", "description": None, "isMain": "N"},
+]
+NOTIFICATION_DEFAULTS: dict[str, Any] = {
+    "isInfoNotificationOn": "Y", "templateTypeInfo": "animate", "infoNotificationDelay": None,
+    "isConfirmationNotificationOn": "Y", "templateTypeConfirmation": "animate",
+    "confirmationNotificationDelay": 86400, "confirmationNotificationRepetitions": None,
+    "confirmationNotificationRepetitionsInterval": 10800, "confirmationCounterDelay": 10800,
+    "isReminderNotificationOn": "Y", "templateTypeReminder": "base",
+    "reminderNotificationDelay": -1, "isFeedbackNotificationOn": "N",
+    "templateTypeFeedback": "animate", "isDelayedNotificationOn": "Y",
+    "templateTypeDelayed": "animate", "delayedNotificationDelay": 300,
+    "delayedCounterDelay": 300,
+}  # fmt: skip
+
+
+@dataclass
+class BookingStore:
+    """Bookings by id (REST shape), plus clients and external data per booking."""
+
+    bookings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    clients: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    external: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    resources: dict[int, dict[str, Any]] = field(
+        default_factory=lambda: {
+            int(r["id"]): {**r, **NOTIFICATION_DEFAULTS} for r in DEFAULT_RESOURCES
+        }
+    )
+    next_id: int = 1
+
+    def add(
+        self,
+        resource_ids: list[int],
+        start: int,
+        end: int,
+        timezone: str,
+        name: str = "",
+        description: str = "",
+    ) -> int:
+        booking_id = self.next_id
+        self.next_id += 1
+        self.bookings[booking_id] = {
+            "datePeriod": {
+                "from": {"timestamp": int(start), "timezone": timezone},
+                "to": {"timestamp": int(end), "timezone": timezone},
+            },
+            "description": description or None,
+            "id": booking_id,
+            "name": name,
+            "resourceIds": [int(r) for r in resource_ids],
+        }
+        self.clients[booking_id] = []
+        self.external[booking_id] = []
+        return booking_id
+
+    def get(self, booking_id: int) -> dict[str, Any] | None:
+        row = self.bookings.get(booking_id)
+        return copy.deepcopy(row) if row is not None else None
+
+    def delete(self, booking_id: int) -> bool:
+        self.clients.pop(booking_id, None)
+        self.external.pop(booking_id, None)
+        return self.bookings.pop(booking_id, None) is not None
+
+    def within(self, date_from: int, date_to: int) -> list[int]:
+        """Bookings overlapping ``[date_from, date_to)`` (overlap is our reading; [silent])."""
+        return [
+            b["id"]
+            for b in self.bookings.values()
+            if b["datePeriod"]["from"]["timestamp"] < date_to
+            and b["datePeriod"]["to"]["timestamp"] > date_from
+        ]
+
+    def with_client(self, code: str, client_id: int) -> list[int]:
+        return [
+            bid
+            for bid, rows in self.clients.items()
+            if any(r["type"]["code"] == code and int(r["id"]) == client_id for r in rows)
+        ]

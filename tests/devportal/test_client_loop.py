@@ -1,0 +1,153 @@
+"""Booking, open-line chats and workflows of the emulator, against the documented shapes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from b24app.devportal import Portal
+from tests.conftest import FIXTURES
+from tests.devportal.conftest import Rest
+from tests.devportal.conftest import Sink
+
+LOOP = FIXTURES / "client-loop"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((LOOP / name).read_text())
+
+
+def bind(rest: Rest, event: str) -> None:
+    url = rest.portal.emu.app_url("/handlers/client")
+    assert rest("event.bind", event=event, handler=url).json()["result"] is True
+
+
+def wait_events(sink: Sink, event: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [r for r in sink.find("/handlers/client") if r["form"].get("event") == event]
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{event} not delivered")
+
+
+def test_booking_add_get_list_shapes_and_events(rest: Rest, sink: Sink) -> None:
+    bind(rest, "ONBOOKINGADD")
+    request = fixture("booking_v1_booking_add.request.json")
+    added = rest("booking.v1.booking.add", **request).json()
+    assert set(added["result"]) == set(fixture("booking_v1_booking_add.response.json")["result"])
+    booking_id = added["result"]["id"]
+    got = rest("booking.v1.booking.get", id=booking_id).json()["result"]
+    expected = fixture("booking_v1_booking_get.response.json")["result"]
+    assert set(got) == set(expected) and set(got["booking"]) == set(expected["booking"])
+    listed = rest(
+        "booking.v1.booking.list",
+        filter={"within": {"dateFrom": got["booking"]["datePeriod"]["from"]["timestamp"] - 10,
+                           "dateTo": got["booking"]["datePeriod"]["to"]["timestamp"] + 10}},
+    ).json()  # fmt: skip
+    assert [b["id"] for b in listed["result"]["booking"]] == [booking_id]
+    (event,) = wait_events(sink, "ONBOOKINGADD", 1)
+    form = event["form"]
+    documented = fixture("onbookingupdate_event.DERIVED.form.json")
+    assert form["data[ID]"] == str(booking_id)
+    assert {k for k in form if k.startswith("data")} == {
+        k for k in documented if k.startswith("data")
+    }
+
+
+def test_booking_errors_are_numeric(rest: Rest) -> None:
+    body = rest("booking.v1.booking.get", id=999).json()
+    assert body == fixture("error_booking_not_found_1021.json")
+    assert rest("booking.v1.booking.update", id=999, fields={"name": "x"}).json()["error"] == 1019
+    bad = {"resourceIds": [1], "datePeriod": {"from": {"timestamp": 20, "timezone": "UTC"},
+                                              "to": {"timestamp": 10, "timezone": "UTC"}}}  # fmt: skip
+    assert rest("booking.v1.booking.add", fields=bad).json() == fixture(
+        "error_booking_invalid_date_period_422.json"
+    )
+    bad["resourceIds"] = [404]
+    assert rest("booking.v1.booking.add", fields=bad).json()["error"] == 1018
+
+
+def test_clients_and_deal_links(rest: Rest, installed: Portal) -> None:
+    booking_id = installed.add_booking(time.time() + 3600)
+    client_set = fixture("booking_v1_booking_client_set.request.json")
+    client_set["bookingId"] = booking_id
+    assert rest("booking.v1.booking.client.set", **client_set).json()["result"] is True
+    clients = rest("booking.v1.booking.client.list", bookingId=booking_id).json()["result"]
+    assert (
+        set(clients) == {"bookingClient"} and clients["bookingClient"][0]["type"]["module"] == "crm"
+    )
+    ext = fixture("booking_v1_booking_externaldata_set.request.json")
+    ext["bookingId"] = booking_id
+    assert rest("booking.v1.booking.externalData.set", **ext).json()["result"] is True
+    links = rest("booking.v1.booking.externalData.list", bookingId=booking_id).json()["result"]
+    assert links["externalData"][0]["entityTypeId"] == "DEAL"
+    assert isinstance(links["externalData"][0]["value"], str)
+    resources = rest("booking.v1.resource.list").json()["result"]
+    assert set(resources) == {"resource"} and resources["resource"][0]["isMain"] in ("Y", "N")
+
+
+def test_chat_get_member_rule_and_client_reply_event(
+    rest: Rest, installed: Portal, sink: Sink
+) -> None:
+    bind(rest, "ONOPENLINEMESSAGEADD")
+    chat = installed.open_chat([("deal", 7), ("contact", 3)])
+    found = rest("imopenlines.crm.chat.get", CRM_ENTITY_TYPE="deal", CRM_ENTITY=7).json()["result"]
+    assert found == [chat.as_rest()] and isinstance(found[0]["CHAT_ID"], str)
+    assert set(found[0]) == set(fixture("imopenlines_crm_chat_get.response.json")["result"][0])
+    send = {"CRM_ENTITY_TYPE": "deal", "CRM_ENTITY": 7, "USER_ID": 1,
+            "CHAT_ID": int(found[0]["CHAT_ID"]), "MESSAGE": "Напоминаем о записи"}  # fmt: skip
+    refused = rest("imopenlines.crm.message.add", **send)
+    assert refused.status_code == 403 and refused.json()["error"] == "CANCELED"
+    wrong = rest("imopenlines.crm.message.add", **{**send, "CRM_ENTITY": 8}).json()
+    assert wrong == fixture("error_imopenlines_chat_not_in_crm.json")
+    added = rest("imopenlines.crm.chat.user.add", CRM_ENTITY_TYPE="deal", CRM_ENTITY=7,
+                 USER_ID=1, CHAT_ID=chat.id).json()  # fmt: skip
+    assert added["result"] == chat.id
+    message_id = rest("imopenlines.crm.message.add", **send).json()["result"]
+    assert isinstance(message_id, int)
+    installed.client_writes(chat.id, "1")
+    events = wait_events(sink, "ONOPENLINEMESSAGEADD", 2)
+    texts = {e["form"]["data[DATA][0][message][text]"] for e in events}
+    assert texts == {"Напоминаем о записи", "1"}
+    reply = next(e["form"] for e in events if e["form"]["data[DATA][0][message][text]"] == "1")
+    assert reply["data[DATA][0][message][user_id]"] == reply["data[DATA][0][connector][user_id]"]
+    assert reply["data[DATA][0][chat][id]"] == str(chat.id)
+    chat.active = False
+    assert (
+        rest("imopenlines.crm.chat.get", CRM_ENTITY_TYPE="deal", CRM_ENTITY=7).json()["result"]
+        == []
+    )
+    assert (
+        rest("imopenlines.crm.chat.getLastId", CRM_ENTITY_TYPE="deal", CRM_ENTITY=7).json()[
+            "result"
+        ]
+        == chat.id
+    )
+    assert (
+        rest("imopenlines.crm.chat.getLastId", CRM_ENTITY_TYPE="deal", CRM_ENTITY=9).json()["error"]
+        == "CRM_CHAT_EMPTY_CRM_DATA"
+    )
+
+
+def test_workflows_admin_only_and_document_checks(installed: Portal) -> None:
+    admin = Rest(installed, installed.tokens_for(1).access_token)
+    manager = Rest(installed, installed.tokens_for(2).access_token)
+    request = fixture("bizproc_workflow_template_list_deal.request.DERIVED.json")
+    listed = admin("bizproc.workflow.template.list", **request).json()
+    assert [t["DOCUMENT_TYPE"] for t in listed["result"]] == ["DEAL"] and "total" in listed
+    assert manager("bizproc.workflow.template.list", **request).status_code == 403
+    start = fixture("bizproc_workflow_start_deal.request.DERIVED.json")
+    assert admin("bizproc.workflow.start", **start).json()["error"] == "ERROR_WRONG_WORKFLOW_ID"
+    start["TEMPLATE_ID"] = 525
+    assert isinstance(admin("bizproc.workflow.start", **start).json()["result"], str)
+    assert manager("bizproc.workflow.start", **start).json()["error"] == "ACCESS_DENIED"
+    mismatch = {**start, "TEMPLATE_ID": 526}
+    assert admin("bizproc.workflow.start", **mismatch).json()["error_description"] == (
+        "Template type and DOCUMENT_ID mismatch!"
+    )
+    installed.license = "ru_free"
+    assert admin("bizproc.workflow.start", **start).status_code == 403
+    assert len(installed.workflows) == 1
