@@ -56,6 +56,8 @@ class Settings:
     llm_api_url: str = ""
     llm_api_key: str = ""
     llm_model: str = "gpt-4o-mini"
+    # The assistant's model call (when a portal enables it): short, to keep answers under 3 s.
+    assistant_llm_timeout: float = 1.2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
