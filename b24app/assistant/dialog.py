@@ -228,8 +228,8 @@ def step(
     if state.state == "handoff":
         return Reply("", state)  # an operator has the chat now
     for intent in HANDOFF_INTENTS:
-        if u.has(intent):
-            return handoff(state, script, intent)
+        if u.has(intent):  # keep what the message also said: the operator reads it
+            return handoff(_absorb(state, u), script, intent)
     if state.state == "confirmed":
         if u.has("back") or u.has("cancel"):
             return handoff(state, script, "change_after_confirm")
