@@ -24,6 +24,8 @@ from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
 from b24app import templating
+from b24app.appointments.config import AppointmentsSchema
+from b24app.appointments.config import DEFAULTS as APPOINTMENT_DEFAULTS
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -135,6 +137,7 @@ DEFAULTS: dict[str, Any] = {
         "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
         "queue_id": None,  # the open line's ID for "queue"
     },
+    "appointments": APPOINTMENT_DEFAULTS,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -274,6 +277,7 @@ class PortalSettingsSchema(_Strict):
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
     assistant = fields.Nested(AssistantSchema)
+    appointments = fields.Nested(AppointmentsSchema)
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

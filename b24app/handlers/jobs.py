@@ -24,6 +24,7 @@ RETRY = Retry(max=3, interval=[5, 30, 120])
 FAILURE_TTL = 7 * 86400
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
+BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -67,6 +68,12 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
+        if event in BOOKING_EVENTS:
+            from b24app.appointments.booking import process_booking
+
+            return process_booking(
+                services, member_id, entity_id, deleted=event == "ONBOOKINGDELETE"
+            )
     except PortalUnavailable:
         return "portal_unavailable"
     except RateLimited as exc:

@@ -16,7 +16,10 @@ from flask.typing import ResponseReturnValue
 
 from b24app import logs
 from b24app import metrics
+from b24app.errors import ApiError
 from b24app.handlers import jobs
+from b24app.handlers.client_schemas import BookingEventSchema
+from b24app.handlers.client_schemas import OpenLineEventSchema
 from b24app.handlers.schemas import EventSchema
 from b24app.web import authenticate
 from b24app.web import read_form
@@ -45,4 +48,50 @@ def event() -> ResponseReturnValue:
         if not queued:
             log.info("repeated event delivery ignored")
     metrics.EVENTS_IN.labels(event=name).inc()
+    return {"status": "queued" if queued else "duplicate"}
+
+
+@bp.post("/booking")
+def booking_event() -> ResponseReturnValue:
+    """``ONBOOKINGADD`` / ``UPDATE`` / ``DELETE`` (``data[ID]`` only): queue the booking job.
+
+    :raise 400: malformed envelope. :raise 401/403: unknown portal / wrong token.
+    """
+    payload = BookingEventSchema().load(read_form())
+    auth = payload["auth"]
+    portal = authenticate(auth["member_id"], auth["application_token"])
+    name, booking_id = payload["event"], payload["data"]["ID"]
+    with logs.bind(member_id=portal.member_id, event=name, entity_id=booking_id):
+        queued = jobs.enqueue_event(services(), portal.member_id, name, booking_id, payload["ts"])
+    metrics.EVENTS_IN.labels(event=name).inc()
+    return {"status": "queued" if queued else "duplicate"}
+
+
+@bp.post("/openlines")
+def openline_event() -> ResponseReturnValue:
+    """``ONOPENLINEMESSAGEADD``: a client's message is queued as a possible answer to a
+    reminder; operators', bots' and system messages are acknowledged and ignored.
+
+    :raise 400: malformed envelope or message. :raise 401/403: unknown portal / wrong token.
+    """
+    from b24app.appointments.replies import enqueue_reply
+    from b24app.appointments.replies import parse_message
+
+    payload = OpenLineEventSchema().load(read_form())
+    auth = payload["auth"]
+    items = payload["data"].get("DATA")
+    first = items[0] if isinstance(items, list) and items else (
+        items.get("0") if isinstance(items, dict) else None
+    )  # fmt: skip
+    if not isinstance(first, dict) or not isinstance(first.get("message"), dict):
+        raise ApiError(400, "data[DATA][0][message] is required")
+    portal = authenticate(auth["member_id"], auth["application_token"])
+    try:
+        message = parse_message(payload["data"])
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    metrics.EVENTS_IN.labels(event=payload["event"]).inc()
+    if message is None:
+        return {"status": "ignored"}
+    queued = enqueue_reply(services(), portal.member_id, message)
     return {"status": "queued" if queued else "duplicate"}

@@ -20,6 +20,7 @@ from b24app.assistant import bot as assistant_bot
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
 from b24app.handlers.definitions import APP_EVENTS
+from b24app.handlers.definitions import CLIENT_EVENTS
 from b24app.handlers.definitions import EVENTS
 from b24app.placements.definitions import PLACEMENTS
 from b24app.robots import definitions as robot_definitions
@@ -130,6 +131,7 @@ def register(
     }
     wanted = [(name, f"{base}/handlers/events") for name in EVENTS]
     wanted += [(name, f"{base}/install/events") for name in APP_EVENTS]
+    wanted += [(name, f"{base}{path}") for name, path in CLIENT_EVENTS.items()]
     for name, handler in wanted:
         if (name, handler) not in bound:
             writes[f"event:{name}"] = ("event.bind", {"event": name, "handler": handler})
@@ -174,6 +176,10 @@ def register(
     if writes:
         result = client.batch(writes, halt=False)
         failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
+        optional = {k for k in failed if k.partition(":")[2] in CLIENT_EVENTS}
+        for key in sorted(optional):  # no booking / imopenlines scope: the rest still works
+            log.warning("optional %s not registered: %s", key, failed.pop(key).get("error"))
+            writes.pop(key)
         if failed:
             raise RegistrationError(
                 "registration failed: "

@@ -176,7 +176,23 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
     from b24app.handlers.jobs import enqueue_backfill
 
     enqueue_backfill(services, member_id)
+    enqueue_booking_import(services, member_id)
     return report
+
+
+def enqueue_booking_import(services: Services, member_id: str) -> None:
+    """Queue the import of the coming bookings (after the backfill, same ``bulk`` queue)."""
+    from rq.exceptions import DuplicateJobError
+
+    from b24app.appointments.booking import import_job
+
+    try:
+        services.queue("bulk").enqueue(
+            import_job, member_id, job_id=f"booking-import-{member_id}", unique=True,
+            result_ttl=0, failure_ttl=86400,
+        )  # fmt: skip
+    except DuplicateJobError:
+        pass
 
 
 def register_job(member_id: str) -> int:

@@ -52,6 +52,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from b24app.kpi.appointments import appointment_kpis
 from b24app.storage.models import CampaignCost
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
@@ -617,7 +618,10 @@ def compute_dashboard(
         costs=campaign_costs(session, portal_id, period),
         targets=dict(settings["targets"]),
         sla_minutes=sla_minutes,
-        extra={"by_week": weekly},
+        extra={
+            "by_week": weekly,
+            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+        },
     )
 
 

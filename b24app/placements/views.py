@@ -28,6 +28,7 @@ from sqlalchemy import delete
 from sqlalchemy import select
 
 from b24app import i18n
+from b24app.appointments.views import journey_appointments
 from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
 from b24app.kpi import metrics
@@ -237,6 +238,7 @@ def dashboard_json() -> ResponseReturnValue:
         "chart": _chart_data(dashboard, viewer.lang),
         "employees": [_plain(r) for r in dashboard.employees()],
         "marketing": [_plain(r) for r in dashboard.marketing()],
+        "appointments": dashboard.extra.get("appointments"),
     }
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), mimetype="application/json"
@@ -302,7 +304,12 @@ def lead_tab() -> ResponseReturnValue:
             .order_by(Timer.due_at)
         ).all()
         info = _lead_view(lead, changes, timers, tz, viewer.lang, settings) if lead else None
-    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info)
+        visits = (
+            journey_appointments(session, viewer.portal_id, lead.id, tz, viewer.lang)
+            if lead
+            else []
+        )
+    return _page("lead_tab.html", viewer, lead_id=lead_id, lead=info, appointments=visits)
 
 
 def _lead_view(

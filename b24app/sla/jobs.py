@@ -124,6 +124,15 @@ def fire_timer(timer_id: int) -> str:
         timer = session.get(Timer, timer_id)
         if timer is None or timer.state != TimerState.PENDING:
             return "skipped"
+        appointment = timer.policy == "appointment"
+    if appointment:  # a client appointment reminder: b24app.appointments.remind
+        from b24app.appointments.remind import fire_appointment_timer
+
+        return fire_appointment_timer(services, timer_id)
+    with services.db() as session:
+        timer = session.get(Timer, timer_id)
+        if timer is None or timer.state != TimerState.PENDING:
+            return "skipped"
         portal = session.get(Portal, timer.portal_id)
         lead = session.scalar(
             select(Lead).where(Lead.portal_id == timer.portal_id, Lead.lead_id == timer.lead_id)

@@ -340,6 +340,67 @@ class ReportRun(Base):
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
 
 
+class AppointmentStatus:
+    SCHEDULED = "scheduled"
+    CONFIRMED = "confirmed"
+    RESCHEDULE_ASKED = "reschedule"  # the client asked to move or cancel: the manager acts
+    CANCELLED = "cancelled"
+
+
+class Appointment(Base):
+    """A client's appointment (from Online Booking, a date field or the reminders robot),
+    linked to its journey; one per (journey, time): two routes to one visit make one row."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "booking_id", name="uq_appointments_booking"),
+        Index("ix_appointments_journey", "portal_id", "journey_id", "starts_at"),
+        Index("ix_appointments_kpi", "portal_id", "starts_at", "status"),
+        Index("ix_appointments_chat", "portal_id", "chat_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    journey_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), nullable=True
+    )
+    # The Bitrix24 ids it was learned from (a booking links to a deal and/or a contact only).
+    booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deal_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="booking")  # booking/field/robot
+    service: Mapped[str] = mapped_column(String(255), default="")
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
+    # The open-line chat the last reminder went to (replies there are read as answers).
+    chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class ReminderAttempt(Base):
+    """One try to deliver one reminder by one channel (chat / workflow / todo), kept for the
+    detail tab and the delivery-rate KPI."""
+
+    __tablename__ = "reminder_attempts"
+    __table_args__ = (Index("ix_reminder_attempts_appt", "appointment_id", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(String(64), default="")  # chat id, workflow id, …
+    attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
 class AssistantDialog(Base):
     """The AI assistant's dialog in one open-line chat: its state machine and what it learned."""
 

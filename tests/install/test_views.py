@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from b24app.handlers.definitions import APP_EVENTS
+from b24app.handlers.definitions import CLIENT_EVENTS
 from b24app.handlers.definitions import EVENTS
 from b24app.install.registration import LEAD_FIELD_NAME
 from b24app.placements.definitions import PLACEMENTS
@@ -47,6 +48,7 @@ def test_full_install_registers_everything_once(emulator, installed_portal, serv
     expected = sorted(
         [(e, f"{base}/handlers/events") for e in EVENTS]
         + [(e, f"{base}/install/events") for e in APP_EVENTS]
+        + [(e, f"{base}{path}") for e, path in CLIENT_EVENTS.items()]
     )
     assert bound == expected
     robot_codes = [r["CODE"] for r in robot_definitions.robot_fields(base)]
@@ -66,7 +68,7 @@ def test_full_install_registers_everything_once(emulator, installed_portal, serv
     # every write went out exactly once
     writes = _writes(emulator, portal)
     assert len(writes) == len(set(map(str, enumerate(writes))))
-    assert writes.count("event.bind") == len(EVENTS) + len(APP_EVENTS)
+    assert writes.count("event.bind") == len(EVENTS) + len(APP_EVENTS) + len(CLIENT_EVENTS)
     assert writes.count("bizproc.robot.add") == len(robot_codes)
     assert writes.count("crm.status.add") == 3  # qualified, confirmed, no-show
 
@@ -92,7 +94,7 @@ def test_second_install_changes_nothing(emulator, installed_portal, run_jobs) ->
     run_jobs()
     assert result.installer.status_code == 200
     assert len(_writes(emulator, installed_portal)) == before
-    assert len(installed_portal.events) == len(EVENTS) + len(APP_EVENTS)
+    assert len(installed_portal.events) == len(EVENTS) + len(APP_EVENTS) + len(CLIENT_EVENTS)
 
 
 def test_event_before_installer_page(emulator, live_app, portal, services, run_jobs) -> None:
@@ -100,7 +102,9 @@ def test_event_before_installer_page(emulator, live_app, portal, services, run_j
     result = portal.install(event_first=True)
     run_jobs()
     assert result.event.status_code == 200 and result.installer.status_code == 200
-    assert _writes(emulator, portal).count("event.bind") == len(EVENTS) + len(APP_EVENTS)
+    assert _writes(emulator, portal).count("event.bind") == len(EVENTS) + len(APP_EVENTS) + len(
+        CLIENT_EVENTS
+    )
     assert _stored(services, portal.member_id).registration["statuses"]["came"] == "CONVERTED"
 
 

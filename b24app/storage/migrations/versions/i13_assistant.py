@@ -1,7 +1,7 @@
 """assistant dialogs and turns
 
 Revision ID: i13_assistant
-Revises: i11_deals
+Revises: i12_appointments
 Create Date: 2026-11-28 01:40:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "i13_assistant"
-down_revision = "i11_deals"
+down_revision = "i12_appointments"
 branch_labels = None
 depends_on = None
 

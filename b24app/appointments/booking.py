@@ -1,0 +1,184 @@
+"""Appointments from Online Booking (CLIENT-LOOP §1, Gotchas 1–5).
+
+``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` carry only the booking id: :func:`process_booking` reads
+the booking, its clients and its deal links in **one** ``batch`` (``booking.v1.booking.get``,
+``.client.list``, ``.externalData.list``), links it to the client journey through the deal
+(else the contact) and creates or moves the appointment, whose reminders follow. A booking
+that is gone (``ONBOOKINGDELETE``, or ``get`` answering 1021) cancels its appointment — from
+our own copy, since a deleted booking can no longer be read. A repeated or late event re-reads
+the current state, so processing is idempotent whatever the order.
+
+:func:`import_bookings` (on install) scans the window of the next ``import_days`` days with
+``booking.v1.booking.list`` (``filter.within``; there is no "changed since" filter), 50 a page,
+and reads the clients and links of each page in one more ``batch``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from b24app import context
+from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.store import cancel_appointment
+from b24app.appointments.store import upsert_appointment
+from b24app.bitrix.client import BitrixClient
+from b24app.context import Services
+from b24app.settings import load_settings
+from b24app.storage.models import Appointment
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
+
+log = logging.getLogger(__name__)
+
+BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
+NOT_FOUND = ("1021", "1019")
+
+
+def links(clients: Any, external: Any) -> tuple[int | None, int | None]:
+    """(deal id, contact id) from ``client.list`` and ``externalData.list`` results."""
+    deal_id = contact_id = None
+    for row in (external or {}).get("externalData") or []:
+        if str(row.get("moduleId")) == "crm" and str(row.get("entityTypeId")) == "DEAL":
+            try:
+                deal_id = int(str(row.get("value")))
+                break
+            except ValueError:
+                continue
+    for row in (clients or {}).get("bookingClient") or []:
+        kind = row.get("type") or {}
+        if str(kind.get("code")).upper() == "CONTACT" and str(kind.get("module")) == "crm":
+            contact_id = int(row["id"])
+            break
+    return deal_id, contact_id
+
+
+def starts_at(booking: dict[str, Any]) -> dt.datetime:
+    ts = int(booking["datePeriod"]["from"]["timestamp"])
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def _portal_id(services: Services, member_id: str) -> int | None:
+    with services.db() as session:
+        return session.scalar(
+            select(Portal.id).where(
+                Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE
+            )
+        )
+
+
+def cancel_booking(services: Services, portal_id: int, booking_id: int) -> str:
+    with services.db() as session:
+        appt = session.scalar(
+            select(Appointment).where(
+                Appointment.portal_id == portal_id, Appointment.booking_id == booking_id
+            )
+        )
+        if appt is None:
+            return "unknown"
+        changed = cancel_appointment(session, appt)
+        appointment_id = appt.id
+    schedule_appointment(services, appointment_id)
+    return "cancelled" if changed else "unchanged"
+
+
+def apply_booking(
+    services: Services, portal_id: int, booking: dict[str, Any], clients: Any, external: Any
+) -> str:
+    deal_id, contact_id = links(clients, external)
+    with services.db() as session:
+        appt, changed = upsert_appointment(
+            session,
+            portal_id,
+            starts_at=starts_at(booking),
+            source="booking",
+            booking_id=int(booking["id"]),
+            deal_id=deal_id,
+            contact_id=contact_id,
+            service=str(booking.get("name") or ""),
+        )
+        appointment_id = appt.id
+    schedule_appointment(services, appointment_id)
+    return "changed" if changed else "unchanged"
+
+
+def process_booking(services: Services, member_id: str, booking_id: int, *, deleted: bool) -> str:
+    """Bring the appointment of one booking in line with Bitrix24 (event job body)."""
+    portal_id = _portal_id(services, member_id)
+    if portal_id is None:
+        return "portal_inactive"
+    if deleted:
+        return cancel_booking(services, portal_id, booking_id)
+    client = services.bitrix(member_id)
+    result = client.batch(
+        {
+            "booking": ("booking.v1.booking.get", {"id": booking_id}),
+            "clients": ("booking.v1.booking.client.list", {"bookingId": booking_id}),
+            "links": ("booking.v1.booking.externalData.list", {"bookingId": booking_id}),
+        }
+    )
+    error = result.errors.get("booking")
+    if error is not None:
+        if str(error.get("error")) in NOT_FOUND:
+            return cancel_booking(services, portal_id, booking_id)
+        raise RuntimeError(f"booking.v1.booking.get failed: {error.get('error')}")
+    booking = (result.results.get("booking") or {}).get("booking")
+    if not booking:
+        return cancel_booking(services, portal_id, booking_id)
+    return apply_booking(
+        services, portal_id, booking, result.results.get("clients"), result.results.get("links")
+    )
+
+
+def import_bookings(
+    services: Services, member_id: str, *, now: float | None = None, days: int | None = None
+) -> int:
+    """Import the bookings of the coming ``days`` (settings ``import_days``, default 30)."""
+    portal_id = _portal_id(services, member_id)
+    if portal_id is None:
+        return 0
+    if days is None:
+        with services.db() as session:
+            days = int(load_settings(session, portal_id)["appointments"]["import_days"])
+    start = int(now if now is not None else time.time())
+    client = services.bitrix(member_id)
+    imported = 0
+    offset: int | None = 0
+    while offset is not None:
+        page = client.call_raw(
+            "booking.v1.booking.list",
+            {"filter": {"within": {"dateFrom": start, "dateTo": start + days * 86400}},
+             "order": {"id": "asc"}, "start": offset},
+        )  # fmt: skip
+        bookings = ((page.get("result") or {}).get("booking")) or []
+        imported += _import_page(services, client, portal_id, bookings)
+        offset = page.get("next")
+    log.info("imported %d bookings", imported)
+    return imported
+
+
+def _import_page(
+    services: Services, client: BitrixClient, portal_id: int, bookings: list[dict[str, Any]]
+) -> int:
+    if not bookings:
+        return 0
+    commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    for b in bookings:
+        commands[f"c{b['id']}"] = ("booking.v1.booking.client.list", {"bookingId": b["id"]})
+        commands[f"l{b['id']}"] = ("booking.v1.booking.externalData.list", {"bookingId": b["id"]})
+    result = client.batch(commands)
+    for b in bookings:
+        apply_booking(
+            services, portal_id, b, result.results.get(f"c{b['id']}"),
+            result.results.get(f"l{b['id']}"),
+        )  # fmt: skip
+    return len(bookings)
+
+
+def import_job(member_id: str) -> int:
+    """RQ job (``bulk`` queue): the install-time window scan."""
+    return import_bookings(context.current(), member_id)

@@ -1,0 +1,350 @@
+"""Reminders of an appointment, on the SLA timer engine (:mod:`b24app.sla.engine`), and their
+delivery to the client by the first channel that works.
+
+Timers
+======
+
+Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``) is a
+:class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
+id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
+linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
+wakes :func:`b24app.sla.jobs.fire_timer`, which hands it to :func:`fire_appointment_timer`.
+Reconciliation, claims, retries and the ``Steps`` record work exactly as for SLA timers.
+
+**Offsets already past are skipped, never fired at once.** A booking made 3 h ahead gets its
+``2h`` reminder and no ``24h`` one; a booking made 1 h ahead gets none (the client has just
+booked). A moved appointment re-arms its offsets from the new time (a sent reminder whose due
+time moves is sent again for the new time); a cancelled one cancels its pending timers.
+
+Offsets are scaled by ``B24APP_SLA_SECONDS_PER_MINUTE`` like SLA minutes (tests only).
+
+Delivery
+========
+
+Channels in the admin's order (``chat`` → ``workflow`` → ``todo`` by default); a channel that
+fails for a reason of its own (no active chat, sender refused, no workflow, template mismatch,
+free plan, access denied…) falls through to the next **in the same run** — the same minute.
+Limits, 5xx and network errors are raised instead, and the timer job's retries run the whole
+reminder again, resuming after the channel that already went through. Every attempt is a
+:class:`~b24app.storage.models.ReminderAttempt` row (channel, time, ok, error). The to-do says
+why the client was not reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+
+from b24app import logs
+from b24app.bitrix.client import BitrixClient
+from b24app.context import Services
+from b24app.leads.journeys import find_journey
+from b24app.leads.journeys import journey_key
+from b24app.reach import Delivery
+from b24app.reach.chat import send_chat
+from b24app.reach.todo import add_todo
+from b24app.reach.workflow import start_workflow
+from b24app.settings import load_settings
+from b24app.sla.engine import ceil_second
+from b24app.sla.engine import job_id_for
+from b24app.sla.engine import naive_utc
+from b24app.sla.engine import remove_job
+from b24app.sla.engine import schedule_job
+from b24app.sla.engine import seconds_per_minute
+from b24app.sla.reminders import parse_offset
+from b24app.sla.reminders import render_reminder
+from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
+from b24app.storage.models import ReminderAttempt
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
+from b24app.storage.models import utc_now
+
+log = logging.getLogger(__name__)
+
+APPOINTMENT_POLICY = "appointment"
+
+
+def level_for(offset: str, appointment_id: int) -> str:
+    return f"{offset}@{appointment_id}"
+
+
+def scaled_offset(offset: str) -> dt.timedelta:
+    """The offset before the appointment (``B24APP_SLA_SECONDS_PER_MINUTE`` shortens it)."""
+    return parse_offset(offset) * (seconds_per_minute() / 60.0)
+
+
+def _timers(session: Any, portal_id: int, appointment_id: int) -> dict[str, Timer]:
+    rows = session.scalars(
+        select(Timer).where(
+            Timer.portal_id == portal_id,
+            Timer.policy == APPOINTMENT_POLICY,
+            Timer.level.like(f"%@{appointment_id}"),
+        )
+    )
+    return {t.level: t for t in rows}
+
+
+def schedule_appointment(
+    services: Services, appointment_id: int, now: dt.datetime | None = None
+) -> int:
+    """(Re)arm the reminders of one appointment from its current time and status; returns
+    how many are pending. Idempotent: the same call again changes nothing."""
+    moment = naive_utc(now)
+    to_schedule: list[tuple[int, str, dt.datetime]] = []
+    to_remove: list[str] = []
+    with services.db() as session:
+        appt = session.get(Appointment, appointment_id)
+        if appt is None:
+            return 0
+        if appt.journey_id is None:  # the journey may have appeared since (backfill, events)
+            found = find_journey(
+                session, appt.portal_id, lead_id=appt.lead_id, deal_id=appt.deal_id,
+                contact_id=appt.contact_id,
+            )  # fmt: skip
+            appt.journey_id = found.id if found is not None else None
+        settings = load_settings(session, appt.portal_id)
+        offsets = [o.strip() for o in settings["appointments"]["offsets"]]
+        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        key = journey_key(journey) if journey is not None else 0
+        live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
+        wanted = {
+            level_for(o, appt.id): ceil_second(appt.starts_at - scaled_offset(o)) for o in offsets
+        }
+        existing = _timers(session, appt.portal_id, appt.id)
+        for level, timer in existing.items():
+            timer.lead_id = key
+            if timer.state == TimerState.PENDING and (
+                not live or level not in wanted or wanted[level] <= moment
+            ):
+                timer.state = TimerState.CANCELLED
+                to_remove.append(timer.job_id)
+        payload = {"appointment_id": appt.id, "starts_at": appt.starts_at.isoformat()}
+        for level, due in wanted.items() if live else ():
+            if due <= moment:
+                continue  # past offsets are skipped, never sent at once (module docstring)
+            row = existing.get(level)
+            if row is not None and row.due_at == due and row.state in (
+                TimerState.PENDING, TimerState.FIRED,
+            ):  # fmt: skip
+                if row.state == TimerState.PENDING:
+                    to_schedule.append((row.id, row.job_id, row.due_at))
+                continue
+            if row is None:
+                row = Timer(
+                    portal_id=appt.portal_id,
+                    lead_id=key,
+                    policy=APPOINTMENT_POLICY,
+                    level=level,
+                    job_id=job_id_for(appt.portal_id, 0, APPOINTMENT_POLICY, level),
+                )
+                session.add(row)
+            elif row.state == TimerState.PENDING:
+                to_remove.append(row.job_id)
+            row.state = TimerState.PENDING
+            row.due_at = due
+            row.started_at = moment
+            row.payload = dict(payload)
+            row.claimed_at = None
+            row.fired_at = None
+            row.recipient_user_id = None
+            session.flush()
+            to_schedule.append((row.id, row.job_id, row.due_at))
+    for job_id in to_remove:
+        remove_job(services, job_id)
+    for timer_id, job_id, due_at in to_schedule:
+        schedule_job(services, Timer(id=timer_id, job_id=job_id, due_at=due_at), moment)
+    return len(to_schedule)
+
+
+# --- firing ---------------------------------------------------------------------------------
+
+
+def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
+          now: dt.datetime) -> str | None:  # fmt: skip
+    if portal is None or portal.status != PortalStatus.ACTIVE:
+        return "portal_inactive"
+    if appt is None or appt.status == AppointmentStatus.CANCELLED:
+        return "cancelled"
+    if appt.starts_at <= now:
+        return "appointment_passed"
+    if journey is not None and (
+        journey.deleted_at is not None or journey.came_at is not None
+        or journey.no_show_at is not None
+    ):  # fmt: skip
+        return "handled"
+    return None
+
+
+def fire_appointment_timer(services: Services, timer_id: int) -> str:
+    """Send one appointment reminder (claim → deliver → mark, see :mod:`b24app.sla.jobs`)."""
+    from b24app.sla.jobs import _finish
+    from b24app.sla.jobs import _release
+    from b24app.sla.jobs import claim
+    from b24app.sla.jobs import PERMANENT_ERRORS
+    from b24app.sla.jobs import Steps
+
+    now = utc_now()
+    with services.db() as session:
+        timer = session.get(Timer, timer_id)
+        if timer is None or timer.state != TimerState.PENDING:
+            return "skipped"
+        appt = session.get(Appointment, int((timer.payload or {}).get("appointment_id") or 0))
+        portal = session.get(Portal, timer.portal_id)
+        journey = session.get(Lead, appt.journey_id) if appt and appt.journey_id else None
+        reason = _skip(appt, journey, portal, now)
+        if reason is not None:
+            timer.state = TimerState.SKIPPED
+            timer.payload = {**(timer.payload or {}), "skip_reason": reason}
+            return "skipped"
+        assert appt is not None and portal is not None
+        settings = load_settings(session, portal.id)
+        snap: dict[str, Any] = {
+            "appointment_id": appt.id,
+            "portal_id": portal.id,
+            "member_id": portal.member_id,
+            "lang": portal.lang or "ru",
+            "installer": portal.installer_user_id or 1,
+            "responsible": journey.assigned_by_id if journey is not None else None,
+            "level": timer.level.split("@", 1)[0],
+            "lead_id": appt.lead_id,
+            "deal_id": appt.deal_id,
+            "contact_id": appt.contact_id,
+            "starts_at": appt.starts_at,
+            "service": appt.service,
+            "confirmed": appt.status == AppointmentStatus.CONFIRMED,
+            "chat_id": appt.chat_id,
+            "payload": dict(timer.payload or {}),
+        }
+    if not claim(services, timer_id, now):
+        return "busy"
+    steps = Steps(services, timer_id, snap["payload"])
+    with logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]):
+        try:
+            recipient = deliver(services, snap, settings, steps)
+        except PERMANENT_ERRORS as exc:
+            _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)
+            return "skipped"
+        except Exception:
+            _release(services, timer_id)
+            raise
+    _finish(services, timer_id, TimerState.FIRED, recipient=recipient)
+    return "fired"
+
+
+def reminder_text(settings: dict[str, Any], snap: dict[str, Any], client_name: str = "") -> str:
+    """The portal's reminder template (+ the confirmation prompt while unconfirmed)."""
+    lang = snap["lang"] if snap["lang"] in ("ru", "en") else "ru"
+    text = render_reminder(
+        settings,
+        template="default",
+        lang=lang,
+        client_name=client_name or ("Здравствуйте" if lang == "ru" else "Hello"),
+        service=snap["service"] or ("запись" if lang == "ru" else "your appointment"),
+        appointment_at=snap["starts_at"],
+    )
+    if not snap["confirmed"]:
+        prompt = settings["appointments"]["confirm_prompt"].get(lang) or ""
+        text = f"{text}\n{prompt}".strip()
+    return text
+
+
+def _targets(snap: dict[str, Any]) -> list[tuple[str, int]]:
+    return [
+        (kind, int(snap[f"{kind}_id"]))
+        for kind in ("deal", "lead", "contact")
+        if snap.get(f"{kind}_id")
+    ]
+
+
+def _record(services: Services, snap: dict[str, Any], channel: str, result: Delivery) -> None:
+    with services.db() as session:
+        session.add(
+            ReminderAttempt(
+                portal_id=snap["portal_id"],
+                appointment_id=snap["appointment_id"],
+                level=snap["level"],
+                channel=channel,
+                ok=result.ok,
+                error=result.error[:255],
+                detail=result.detail[:64],
+                attempted_at=utc_now(),
+            )
+        )
+        if result.ok:
+            values: dict[str, Any] = {"reminded_at": utc_now()}
+            if channel != "todo":
+                values["reminded_via"] = channel
+            if result.chat_id is not None:
+                values["chat_id"] = result.chat_id
+            session.execute(
+                update(Appointment)
+                .where(Appointment.id == snap["appointment_id"])
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _try(
+    client: BitrixClient, channel: str, snap: dict[str, Any], settings: dict[str, Any],
+    text: str, why: list[str],
+) -> Delivery:  # fmt: skip
+    config = settings["appointments"]
+    if channel == "chat":
+        sender = int(config.get("sender_user_id") or snap["installer"])
+        known = None
+        if snap["chat_id"]:
+            first = _targets(snap)[:1]
+            known = (first[0][0], first[0][1], int(snap["chat_id"])) if first else None
+        return send_chat(client, _targets(snap), sender, text, known=known)
+    if channel == "workflow":
+        workflow = config["workflow"]
+        kind = workflow.get("document_type") or "DEAL"
+        local_time = snap["starts_at"].replace(tzinfo=dt.UTC).isoformat()
+        return start_workflow(
+            client,
+            workflow.get("template_id"),
+            kind,
+            snap.get("deal_id") if kind == "DEAL" else snap.get("lead_id"),
+            {workflow["text_param"]: text, workflow["time_param"]: local_time},
+        )
+    owner = next(iter(_targets(snap)), None)
+    ru = snap["lang"] == "ru"
+    title = (
+        f"Напомнить клиенту о записи ({snap['level']})"
+        if ru
+        else f"Remind the client of the appointment ({snap['level']})"
+    )
+    reason = "; ".join(why) or ("каналы не настроены" if ru else "no client channel configured")
+    note = (
+        f"Клиенту не удалось напомнить автоматически: {reason}." if ru
+        else f"The client could not be reminded automatically: {reason}."
+    )  # fmt: skip
+    responsible = int(snap["responsible"] or snap["installer"])
+    return add_todo(client, owner, responsible, title, f"{text}\n\n{note}", snap["starts_at"])
+
+
+def deliver(services: Services, snap: dict[str, Any], settings: dict[str, Any], steps: Any) -> int:
+    """Try the channels in order until one works; returns the recipient user id (the
+    responsible manager for the to-do, 0 when the client was reached directly)."""
+    client = services.bitrix(snap["member_id"])
+    text = reminder_text(settings, snap)
+    why: list[str] = []
+    for channel in settings["appointments"]["channels"]:
+        if f"sent:{channel}" in steps:
+            return 0 if channel != "todo" else int(snap["responsible"] or snap["installer"])
+        result = _try(client, channel, snap, settings, text, why)
+        _record(services, snap, channel, result)
+        if result.ok:
+            steps.mark(f"sent:{channel}")
+            return 0 if channel != "todo" else int(snap["responsible"] or snap["installer"])
+        why.append(f"{channel}: {result.error}")
+        log.info("reminder channel %s failed: %s", channel, result.error)
+    return 0

@@ -1,0 +1,203 @@
+"""The client's answer to a reminder, read from the open-line chat (``ONOPENLINEMESSAGEADD``).
+
+Which event: the docs' ``OnOpenLineMessageAdd`` fires for every new message in an open-line
+chat — the client's, an operator's, a system one, and ours sent by
+``imopenlines.crm.message.add`` (``imopenlines/openlines/events/index.md``) — with
+``data[DATA][0]`` = ``connector`` (``user_id`` = the client), ``chat`` (``id``) and
+``message`` (``text``, ``user_id``, ``system``). A message is the client's when it is not
+system and its author is the connector's user. ⚠ The event page also says a handler receives
+only the events "intended for the connector added by the application": on a real portal the
+event may not reach an app that is not the chat's connector; the documented alternative is an
+open-line chatbot (``imbot.v2``, ``ONIMBOTV2MESSAGEADD``) — issue 13's assistant can feed the
+same :func:`handle_reply`.
+
+Matching is by rules, never free-text guessing (:func:`classify`): ``confirm`` (1, да,
+подтверждаю, буду, ok, yes, confirm, 👍, ✅ …), ``change`` (2, перенести, отменить, не смогу,
+cancel, reschedule, no, 👎, ❌ …), else ``other``. A reply that matches both is ``other``.
+
+The answer is applied to the nearest coming appointment whose reminder went to that chat:
+confirm → the appointment and its journey are Confirmed and the journey's confirmation SLA
+stops; change → a task for the responsible manager and a notification (once per appointment
+until it is moved); other → left to the manager (the chat is theirs anyway).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import select
+
+from b24app import context
+from b24app.context import Services
+from b24app.leads.journeys import journey_key
+from b24app.sla.engine import stop_timers
+from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
+from b24app.storage.models import utc_now
+
+log = logging.getLogger(__name__)
+
+CONFIRM_WORDS = frozenset(
+    "1 да ага угу подтверждаю подтверждаем подтвердить подтверждено подтверждена буду приду "
+    "придем придём ок окей ok okay yes yep y confirm confirmed sure +".split()
+)
+CHANGE_WORDS = frozenset(
+    "2 нет перенести перенос перенесите отменить отмените отмена отменяю cancel cancelled "
+    "canceled reschedule move no nope".split()
+)
+CHANGE_PHRASES = ("не смогу", "не приду", "не получится", "не успею", "can't", "cannot",
+                  "can not", "won't", "will not", "not come")  # fmt: skip
+CONFIRM_EMOJI = ("👍", "✅", "👌", "🆗")
+CHANGE_EMOJI = ("👎", "❌", "🚫")
+_WORD = re.compile(r"[\w+']+", re.UNICODE)
+
+
+def classify(text: str) -> str:
+    """``confirm``, ``change`` or ``other`` for a client's reply (ru/en rules)."""
+    lowered = text.strip().lower().replace("ё", "е")[:500]
+    if not lowered:
+        return "other"
+    confirm = any(e in lowered for e in CONFIRM_EMOJI)
+    change = any(e in lowered for e in CHANGE_EMOJI) or any(p in lowered for p in CHANGE_PHRASES)
+    words = _WORD.findall(lowered)
+    if not change:
+        confirm = confirm or any(w in CONFIRM_WORDS for w in words)
+    change = change or any(w in CHANGE_WORDS for w in words)
+    if confirm and change:
+        return "other"
+    return "confirm" if confirm else "change" if change else "other"
+
+
+def parse_message(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields we use from ``data`` of ``ONOPENLINEMESSAGEADD``; None if not a client's.
+
+    :raise ValueError: the chat or message id is not a number.
+    """
+    items = data.get("DATA")
+    first = items[0] if isinstance(items, list) and items else (items or {}).get("0")
+    if not isinstance(first, dict):
+        return None
+    connector = first.get("connector") or {}
+    message = first.get("message") or {}
+    chat = first.get("chat") or {}
+    try:
+        chat_id = int(str(chat.get("id")))
+        message_id = int(str(message.get("id")))
+    except ValueError:
+        raise ValueError("data[DATA][0][chat][id] and [message][id] must be integers") from None
+    author = str(message.get("user_id") or "")
+    if str(message.get("system") or "N").upper() == "Y" or not author:
+        return None
+    if author != str(connector.get("user_id") or ""):
+        return None  # an operator's, a bot's or our own reminder
+    return {"chat_id": chat_id, "message_id": message_id, "text": str(message.get("text") or "")}
+
+
+def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -> bool:
+    job_id = re.sub(
+        r"[^A-Za-z0-9_-]", "_", f"olm-{member_id}-{message['chat_id']}-{message['message_id']}"
+    )
+    try:
+        services.queue("events").enqueue(
+            reply_job, member_id, message["chat_id"], message["text"][:2000],
+            job_id=job_id, unique=True, result_ttl=0, failure_ttl=7 * 86400,
+        )  # fmt: skip
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def reply_job(member_id: str, chat_id: int, text: str) -> str:
+    """RQ job: apply the client's reply in chat ``chat_id``."""
+    return handle_reply(context.current(), member_id, chat_id, text)
+
+
+def handle_reply(
+    services: Services, member_id: str, chat_id: int, text: str, now: dt.datetime | None = None
+) -> str:
+    moment = now or utc_now()
+    kind = classify(text)
+    with services.db() as session:
+        portal = session.scalar(
+            select(Portal).where(
+                Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE
+            )
+        )
+        if portal is None:
+            return "portal_inactive"
+        appt = session.scalar(
+            select(Appointment)
+            .where(
+                Appointment.portal_id == portal.id,
+                Appointment.chat_id == chat_id,
+                Appointment.status != AppointmentStatus.CANCELLED,
+                Appointment.starts_at > moment - dt.timedelta(hours=2),
+            )
+            .order_by(Appointment.starts_at)
+            .limit(1)
+        )
+        if appt is None:
+            return "no_appointment"
+        if kind == "other":
+            return "left_to_manager"
+        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        key = journey_key(journey) if journey is not None else None
+        if kind == "confirm":
+            if appt.status == AppointmentStatus.CONFIRMED:
+                return "already_confirmed"
+            appt.status = AppointmentStatus.CONFIRMED
+            appt.confirmed_at = moment
+            if journey is not None and journey.confirmed_at is None:
+                journey.confirmed_at = moment
+            action = "confirmed"
+        else:
+            if appt.status == AppointmentStatus.RESCHEDULE_ASKED:
+                return "already_asked"
+            appt.status = AppointmentStatus.RESCHEDULE_ASKED
+            action = "change_requested"
+        snap: dict[str, Any] = {
+            "portal_id": portal.id,
+            "lang": portal.lang or "ru",
+            "responsible": (journey.assigned_by_id if journey else None)
+            or portal.installer_user_id
+            or 1,
+            "deal_id": appt.deal_id,
+            "lead_id": appt.lead_id,
+            "starts_at": appt.starts_at,
+        }
+    if action == "confirmed":
+        if key is not None:
+            stop_timers(services, snap["portal_id"], key, "confirmation")
+        return action
+    _ask_manager(services, member_id, snap, text)
+    return action
+
+
+def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text: str) -> None:
+    ru = snap["lang"] == "ru"
+    when = snap["starts_at"].strftime("%d.%m.%Y %H:%M UTC")
+    crm = [f"D_{snap['deal_id']}"] if snap["deal_id"] else (
+        [f"L_{snap['lead_id']}"] if snap["lead_id"] else []
+    )  # fmt: skip
+    title = "Клиент просит перенести или отменить запись" if ru else (
+        "The client asks to reschedule or cancel the appointment"
+    )  # fmt: skip
+    body = (f"Запись на {when}. Ответ клиента: «{text[:500]}»" if ru
+            else f"Appointment on {when}. The client's reply: “{text[:500]}”")  # fmt: skip
+    services.bitrix(member_id).batch(
+        {
+            "task": ("tasks.task.add", {"fields": {
+                "TITLE": title, "DESCRIPTION": body, "RESPONSIBLE_ID": snap["responsible"],
+                "UF_CRM_TASK": crm}}),
+            "notify": ("im.notify.system.add", {
+                "USER_ID": snap["responsible"], "MESSAGE": f"b24app: {title}. {body}",
+                "TAG": f"b24app|appointment|{crm[0] if crm else when}"}),
+        }
+    )  # fmt: skip

@@ -1,0 +1,52 @@
+"""Envelopes of the client-loop events (CLIENT-LOOP §1.8, open-line events page).
+
+* ``ONBOOKINGADD`` / ``UPDATE`` / ``DELETE``: ``data[ID]`` only (``onbookingadd_event``).
+* ``ONOPENLINEMESSAGEADD``: ``data[DATA][0][connector|chat|message|…]``; the shape is checked
+  by :func:`b24app.appointments.replies.parse_message` in the view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE
+from marshmallow import fields
+from marshmallow import pre_load
+from marshmallow import Schema
+from marshmallow import validate
+
+from b24app.handlers.schemas import EventAuthSchema
+from b24app.handlers.schemas import MAX_ID
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _upper_event(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("event"), str):
+            data = {**data, "event": data["event"].strip().upper()}
+        return data
+
+
+class BookingDataSchema(_Base):
+    ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
+
+
+class BookingEventSchema(_Base):
+    event = fields.String(
+        required=True,
+        validate=validate.OneOf(("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")),
+    )
+    event_handler_id = fields.String(validate=validate.Length(max=32))
+    data = fields.Nested(BookingDataSchema, required=True)
+    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
+    auth = fields.Nested(EventAuthSchema, required=True)
+
+
+class OpenLineEventSchema(_Base):
+    event = fields.String(required=True, validate=validate.OneOf(("ONOPENLINEMESSAGEADD",)))
+    data = fields.Dict(required=True)
+    ts = fields.Integer(strict=False, validate=validate.Range(min=0, max=2**40))
+    auth = fields.Nested(EventAuthSchema, required=True)

@@ -1,0 +1,77 @@
+"""Helpers for appointment tests: the installed portal's id, a journey row, timers, attempts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.storage.models import Appointment
+from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import ReminderAttempt
+from b24app.storage.models import Timer
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@pytest.fixture
+def portal_id(installed_portal: Any, services: Services) -> int:
+    with services.db() as session:
+        found = session.scalar(
+            select(Portal.id).where(Portal.member_id == installed_portal.member_id)
+        )
+        assert found is not None
+        return int(found)
+
+
+def make_journey(services: Services, portal_id: int, *, deal_id: int, contact_id: int | None = None,
+                 lead_id: int | None = None, assigned_by_id: int = 2) -> int:  # fmt: skip
+    with services.db() as session:
+        row = Lead(
+            portal_id=portal_id, lead_id=lead_id, deal_id=deal_id, contact_id=contact_id,
+            entity_type="deal" if lead_id is None else "lead", channel="chat",
+            assigned_by_id=assigned_by_id, created_at=utc_now(),
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def appointments(services: Services) -> list[Appointment]:
+    with services.db() as session:
+        rows = list(session.scalars(select(Appointment).order_by(Appointment.id)))
+        session.expunge_all()
+        return rows
+
+
+def appointment_timers(services: Services) -> list[Timer]:
+    with services.db() as session:
+        rows = list(
+            session.scalars(
+                select(Timer).where(Timer.policy == "appointment").order_by(Timer.due_at)
+            )
+        )
+        session.expunge_all()
+        return rows
+
+
+def attempts(services: Services) -> list[tuple[str, bool, str]]:
+    with services.db() as session:
+        return [
+            (a.channel, a.ok, a.error)
+            for a in session.scalars(select(ReminderAttempt).order_by(ReminderAttempt.id))
+        ]
+
+
+def journey(services: Services, journey_id: int) -> Lead:
+    with services.db() as session:
+        row = session.get(Lead, journey_id)
+        assert row is not None
+        session.expunge(row)
+        return row

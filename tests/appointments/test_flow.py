@@ -1,0 +1,136 @@
+"""Booking → appointment → reminders → the client's answer, with jobs run in-process.
+
+The emulator delivers the real events (form-encoded) to the live app; ``run_jobs()`` drains
+the queues; timers are fired by calling their job. The real-worker version is
+``test_integration.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from b24app.context import Services
+from b24app.settings import save_settings
+from b24app.sla.jobs import fire_timer
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import TimerState
+from tests.appointments.conftest import appointment_timers
+from tests.appointments.conftest import appointments
+from tests.appointments.conftest import attempts
+from tests.appointments.conftest import journey
+from tests.appointments.conftest import make_journey
+from tests.appointments.conftest import utc_now
+
+
+def book(emulator: Any, portal: Any, run_jobs: Any, hours: float, **kw: Any) -> int:
+    start = utc_now().replace(tzinfo=dt.UTC) + dt.timedelta(hours=hours)
+    booking_id = int(portal.add_booking(start, name=kw.pop("name", "Стрижка"), **kw))
+    assert emulator.wait_idle(10)
+    run_jobs()
+    return booking_id
+
+
+def fire_next(services: Services) -> str:
+    """Fire the earliest pending reminder."""
+    pending = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
+    return fire_timer(pending[0].id)
+
+
+def test_booking_reminds_in_the_chat_and_the_reply_confirms(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    journey_id = make_journey(services, portal_id, deal_id=77, contact_id=5)
+    chat = installed_portal.open_chat([("deal", 77), ("contact", 5)])
+    book(emulator, installed_portal, run_jobs, 30, contact_id=5, deal_id=77)
+    (appt,) = appointments(services)
+    assert appt.journey_id == journey_id and appt.deal_id == 77 and appt.contact_id == 5
+    timers = appointment_timers(services)
+    assert [t.level.split("@")[0] for t in timers] == ["24h", "2h"]
+    assert timers[0].due_at == appt.starts_at - dt.timedelta(hours=24)
+    assert fire_timer(timers[0].id) == "fired"
+    messages = installed_portal.chat_messages(chat.id)
+    assert len(messages) == 1 and "Стрижка" in messages[0]["text"]
+    assert "1 — подтверждаю" in messages[0]["text"]
+    assert attempts(services) == [("chat", True, "")]
+    calls_before = len(emulator.calls(portal=installed_portal))
+    assert fire_timer(timers[1].id) == "fired"  # the chat is known now: one request
+    assert len(emulator.calls(portal=installed_portal)) - calls_before == 1
+    installed_portal.client_writes(chat.id, "1")
+    assert emulator.wait_idle(10)
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
+    assert journey(services, journey_id).confirmed_at is not None
+
+
+def test_no_chat_goes_to_the_workflow_and_neither_to_the_todo(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=78)
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {"workflow": {"template_id": 525}}})
+    book(emulator, installed_portal, run_jobs, 30, deal_id=78)
+    assert fire_next(services) == "fired"
+    (workflow,) = installed_portal.workflows
+    assert workflow["document_id"] == ["crm", "CCrmDocumentDeal", "DEAL_78"]
+    assert "Стрижка" in workflow["parameters"]["reminder_text"]
+    assert attempts(services) == [("chat", False, "no_active_chat"), ("workflow", True, "")]
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {"workflow": {"template_id": None}}})
+    assert fire_next(services) == "fired"
+    assert attempts(services)[2:] == [
+        ("chat", False, "no_active_chat"), ("workflow", False, "no_workflow_configured"),
+        ("todo", True, ""),
+    ]  # fmt: skip
+    todo = list(installed_portal.activities.values())[-1]
+    assert "no_active_chat" in str(todo) and "no_workflow_configured" in str(todo)
+
+
+def test_moved_deleted_short_notice_and_duplicate_events(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=79)
+    emulator.delivery.duplicate = True
+    booking_id = book(emulator, installed_portal, run_jobs, 30, deal_id=79)
+    emulator.delivery.duplicate = False
+    (appt,) = appointments(services)
+    first_due = [t.due_at for t in appointment_timers(services)]
+    moved = utc_now().replace(tzinfo=dt.UTC) + dt.timedelta(hours=50)
+    installed_portal.move_booking(booking_id, moved)
+    assert emulator.wait_idle(10)
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.starts_at == moved.replace(tzinfo=None, microsecond=0)
+    pending = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
+    assert len(pending) == 2 and [t.due_at for t in pending] != first_due
+    installed_portal.delete_booking(booking_id)
+    assert emulator.wait_idle(10)
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.status == AppointmentStatus.CANCELLED
+    assert {t.state for t in appointment_timers(services)} == {TimerState.CANCELLED}
+    # Booked 3 h ahead: the 24 h reminder is skipped, not sent at once; the 2 h one waits.
+    book(emulator, installed_portal, run_jobs, 3, deal_id=79, name="Маникюр")
+    short = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
+    assert [t.level.split("@")[0] for t in short] == ["2h"]
+    assert short[0].due_at > utc_now()
+
+
+def test_change_request_makes_a_task_and_operator_messages_are_ignored(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=80, assigned_by_id=3)
+    chat = installed_portal.open_chat([("deal", 80)])
+    book(emulator, installed_portal, run_jobs, 30, deal_id=80)
+    fire_next(services)
+    assert emulator.wait_idle(10)
+    run_jobs()  # our own reminder came back as ONOPENLINEMESSAGEADD: ignored
+    assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
+    installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
+    assert emulator.wait_idle(10)
+    run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
+    (task,) = installed_portal.tasks
+    assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]
+    assert any(n["user_id"] == 3 for n in installed_portal.notifications)
