@@ -136,6 +136,9 @@ DEFAULTS: dict[str, Any] = {
         "slot_step_minutes": 60,
         "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
         "queue_id": None,  # the open line's ID for "queue"
+        # Pre-book in Online Booking on this resource (booking.v1.booking.add); None: the
+        # appointment is recorded by the app only (journey + appointments).
+        "booking_resource_id": None,
     },
     "appointments": APPOINTMENT_DEFAULTS,
 }
@@ -258,6 +261,7 @@ class AssistantSchema(_Strict):
     slot_step_minutes = fields.Integer(validate=validate.Range(min=5, max=240))
     handoff = fields.String(validate=validate.OneOf(("operator", "queue")))
     queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    booking_resource_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
 
 class PortalSettingsSchema(_Strict):

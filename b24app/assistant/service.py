@@ -44,6 +44,8 @@ from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
 from b24app.settings import load_settings
 from b24app.sla.worktime import WorkCalendar
+from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
 from b24app.storage.models import Lead
@@ -94,8 +96,9 @@ def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, An
 def busy_intervals(
     session: Session, portal_id: int, tz: dt.tzinfo, exclude_dialog: int | None
 ) -> list[Interval]:
-    """Appointments the app knows, as local naive intervals: the assistant's pre-bookings and
-    the journeys' booking times (an hour each when the length is unknown)."""
+    """Appointments the app knows, as local naive intervals: the assistant's pre-bookings, the
+    appointments (mirroring Online Booking) and the journeys' booking times (an hour each when
+    the length is unknown)."""
 
     def local(moment: dt.datetime) -> dt.datetime:
         return moment.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
@@ -114,6 +117,20 @@ def busy_intervals(
     for dialog_id, start, end in rows:
         if dialog_id != exclude_dialog and start is not None:
             out.append((local(start), local(end or start + dt.timedelta(hours=1))))
+    live = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED,
+            AppointmentStatus.RESCHEDULE_ASKED)  # fmt: skip
+    own = session.scalar(
+        select(AssistantDialog.appointment_id).where(AssistantDialog.id == exclude_dialog)
+    )
+    for appointment_id, starts_at in session.execute(
+        select(Appointment.id, Appointment.starts_at).where(
+            Appointment.portal_id == portal_id,
+            Appointment.status.in_(live),
+            Appointment.starts_at >= horizon,
+        )
+    ).all():
+        if appointment_id != own:
+            out.append((local(starts_at), local(starts_at + dt.timedelta(hours=1))))
     for (booking_at,) in session.execute(
         select(Lead.booking_at).where(
             Lead.portal_id == portal_id,
@@ -238,35 +255,53 @@ def _crm_writes(
     return {}
 
 
-def _record_booking(
-    session: Session,
-    dialog: AssistantDialog,
+def _after_answer(
+    services: Services,
+    client: Any,
+    dialog_pk: int,
+    before: DialogState,
     after: DialogState,
     reply: Reply,
     script: Script,
-    tz: dt.tzinfo,
+    calendar: WorkCalendar,
+    assistant: dict[str, Any],
+    client_name: str,
 ) -> None:
-    """The pre-booking: on the dialog, and as the journey's appointment (``booking_at``)."""
+    """The pre-booking (appointment, Online Booking), its release on going back, the
+    confirmation; and the journey's appointment time."""
+    from b24app.assistant import booking
+
     if "prebook" in reply.actions and after.start:
         service = script.service(after.service)
-        local = dt.datetime.fromisoformat(after.start).replace(tzinfo=tz)
+        local = dt.datetime.fromisoformat(after.start).replace(tzinfo=calendar.time_zone)
         start = local.astimezone(dt.UTC).replace(tzinfo=None)
-        dialog.booking_start = start
-        dialog.booking_end = start + dt.timedelta(minutes=service.duration if service else 60)
-        dialog.booked_at = utc_now()
-        journey = find_journey(
-            session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
-        )
-        if journey is not None:
-            journey.booking_at = start
-    if not after.start and before_had_booking(dialog):
-        dialog.booking_start = dialog.booking_end = None
+        booking.prebook(
+            services, client, dialog_pk, start_utc=start,
+            minutes=service.duration if service else 60,
+            service_title=service.title(script.lang) if service else "",
+            client_name=after.name or client_name, time_zone=str(calendar.time_zone),
+            resource_id=assistant.get("booking_resource_id"),
+        )  # fmt: skip
+        with services.db() as session:
+            dialog = session.get(AssistantDialog, dialog_pk)
+            assert dialog is not None
+            journey = find_journey(
+                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
+            )
+            if journey is not None:
+                journey.booking_at = start
+    elif before.start and not after.start and after.state != "handoff":
+        booking.release(services, client, dialog_pk)
+        with services.db() as session:
+            dialog = session.get(AssistantDialog, dialog_pk)
+            assert dialog is not None
+            journey = find_journey(
+                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
+            )
+            if journey is not None:
+                journey.booking_at = None
     if "confirm" in reply.actions:
-        dialog.confirmed_at = utc_now()
-
-
-def before_had_booking(dialog: AssistantDialog) -> bool:
-    return dialog.booking_start is not None
+        booking.confirm(services, dialog_pk)
 
 
 def process_turn(services: Services, turn: Turn) -> str:
@@ -406,10 +441,8 @@ def _process_locked(
                     str(sent.get("error_description") or ""),
                     method="imbot.v2.Chat.Message.send",
                 )
-    with services.db() as session:
-        current = session.get(AssistantDialog, dialog_pk)
-        assert current is not None
-        _record_booking(session, current, after, reply, script, tz)
+    _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
+                  assistant, turn.user_name)  # fmt: skip
     _store_turn(services, dialog_pk, turn, before, after, understanding, reply, think_ms,
                 answered_at)  # fmt: skip
     if "handoff" in reply.actions:

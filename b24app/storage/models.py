@@ -429,6 +429,8 @@ class AssistantDialog(Base):
     booked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     booking_start: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     booking_end: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # Online Booking
+    appointment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     turns: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)

@@ -97,3 +97,49 @@ def test_asking_for_a_person_hands_off_with_a_summary(
         ).all()
         assert {t.state for t in timers} == {"pending"}
         assert all(t.started_at >= dialog.handoff_at.replace(microsecond=0) for t in timers)
+
+
+def test_prebooking_in_online_booking_and_going_back_frees_it(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    from b24app.storage.models import Appointment
+    from tests.assistant.conftest import ClientChat
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal.member_id, booking_resource_id=1)
+    lead_id = installed_portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT"})
+    row = installed_portal.open_chat([("lead", lead_id), ("contact", 77)])
+    chat = ClientChat(emulator, installed_portal, row.id, lead_id, settle_jobs)
+    settle_jobs()
+    chat.say("маникюр завтра после 18, меня зовут Анна, 89123456789")
+    first = chat.buttons()[0]
+    chat.say(first)
+    bookings = installed_portal.booking.bookings
+    assert len(bookings) == 1
+    booking_id = next(iter(bookings))
+    assert bookings[booking_id]["resourceIds"] == [1]
+    assert installed_portal.booking.clients[booking_id][0]["id"] == 77
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.booking_id == booking_id
+        appointment = session.get(Appointment, dialog.appointment_id)
+        assert appointment is not None and appointment.booking_id == booking_id
+        assert appointment.starts_at == dialog.booking_start
+    chat.say("нет")  # another time, please: the booking is deleted, the appointment cancelled
+    assert installed_portal.booking.bookings == {}
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.booking_id is None and dialog.booking_start is None
+        assert {a.status for a in session.scalars(select(Appointment))} == {"cancelled"}
+    chat.say("послезавтра в 12")
+    chat.say(chat.buttons()[0])
+    chat.say("да")
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "confirmed"
+        live = [a for a in session.scalars(select(Appointment)) if a.status != "cancelled"]
+        assert len(live) == 1 and live[0].status == "confirmed"
+        assert live[0].booking_id == dialog.booking_id

@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("booked_at", sa.DateTime(), nullable=True),
         sa.Column("booking_start", sa.DateTime(), nullable=True),
         sa.Column("booking_end", sa.DateTime(), nullable=True),
+        sa.Column("booking_id", sa.Integer(), nullable=True),
+        sa.Column("appointment_id", sa.Integer(), nullable=True),
         sa.Column("confirmed_at", sa.DateTime(), nullable=True),
         sa.Column("turns", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
