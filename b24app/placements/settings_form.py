@@ -15,6 +15,7 @@ from typing import Any
 
 from b24app import i18n
 from b24app import templating
+from b24app.assistant import settings_form as assistant_form
 from b24app.settings import MAX_AI_RULES
 from b24app.settings import MAX_PATTERN_LENGTH
 from b24app.settings import WEEKDAYS
@@ -63,7 +64,9 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
         }
     owner = str(form.get("owner_user_id", "")).strip()
     country = str(form.get("country", "")).strip().upper()
+    assistant = assistant_form.form_to_changes(form)
     return {
+        **({"assistant": assistant} if assistant is not None else {}),
         "time_zone": str(form.get("time_zone", "")).strip(),
         "owner_user_id": owner or None,
         "working_hours": hours,
@@ -197,6 +200,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "weekly_day": settings["reports"]["weekly_day"],
         "weekly_at": settings["reports"]["weekly_at"],
     }
+    values.update(assistant_form.settings_to_form(settings))
     for day in WEEKDAYS:
         span = settings["working_hours"].get(day)
         values[f"wh_{day}"] = f"{span[0]}-{span[1]}" if span else ""
