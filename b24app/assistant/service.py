@@ -56,6 +56,7 @@ from b24app.storage.portals import get_portal
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = 30
+TYPING_HEADROOM = 25  # bucket slots kept for answers before typing is dropped
 
 
 # --- small parsers ---------------------------------------------------------------------------
@@ -207,13 +208,17 @@ def _crm_writes(
     registration: dict[str, Any],
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
+    # Every CRM write costs a REST request and brings back an update event (one more): write
+    # when the contact is learned, at the pre-booking and at the confirmation — each write
+    # carries everything learned so far (service and time included).
     learned = (
-        before.service != after.service
-        or before.when != after.when
-        or before.phone != after.phone
+        before.phone != after.phone
         or before.name != after.name
         or "prebook" in reply.actions
         or "confirm" in reply.actions
+        or (
+            after.phone is not None and (before.service, before.when) != (after.service, after.when)
+        )
     )
     if not learned:
         return {}
@@ -389,8 +394,9 @@ def _process_locked(
 
         hold_first_reply(services, portal_id, lead_id)
 
-    _call_quietly(client, "imbot.v2.Chat.InputAction.notify",
-                  {"botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"})  # fmt: skip
+    if _room_for_typing(client):
+        _call_quietly(client, "imbot.v2.Chat.InputAction.notify",
+                      {"botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"})  # fmt: skip
     think_start = time.monotonic()
     now = dt.datetime.now(tz)
     choices = _offered_buttons(before, script)
@@ -501,6 +507,15 @@ def _store_turn(
         dialog.slots = after.slots()
         dialog.handoff_reason = after.handoff_reason
         dialog.turns = (dialog.turns or 0) + 1
+
+
+def _room_for_typing(client: Any) -> bool:
+    """Typing costs one REST request of the portal's budget: under pressure (the bucket nearly
+    full) it is skipped, so the answers themselves are not delayed by indicators."""
+    try:
+        return float(client.bucket.level()) <= client.bucket.burst - TYPING_HEADROOM
+    except Exception:  # diagnostics only: when unsure, show typing
+        return True
 
 
 def _call_quietly(client: Any, method: str, params: dict[str, Any]) -> None:
