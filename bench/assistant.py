@@ -260,6 +260,7 @@ def main() -> None:
         one_since = time.time()
         one = scenario("one portal", emu, portals[:1], dialogs, args.think, args.handoff_every,
                        args.timeout)  # fmt: skip
+        one_until = time.time()
         many = scenario(f"{n_portals} portals", emu, portals, dialogs, args.think,
                         args.handoff_every, args.timeout)  # fmt: skip
         print(f"\nassistant bench: scale {args.scale}, think {args.think}s, "
@@ -272,11 +273,11 @@ def main() -> None:
         if one.answers:
             print(f"\nanswer mean (one portal): {statistics.mean(one.answers):.2f}s")
         counts: dict[str, int] = {}
-        for call in emu.calls(portal=portals[0], in_batch=False):
-            if call.time >= one_since:
+        for call in emu.calls(portal=portals[0], in_batch=True):
+            if one_since <= call.time <= one_until:
                 counts[call.method] = counts.get(call.method, 0) + 1
-        top = ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda x: -x[1])[:6])
-        print(f"REST requests on the one portal by method: {top}")
+        top = ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda x: -x[1])[:8])
+        print(f"commands inside batches, one-portal scenario: {top}")
     finally:
         for worker in workers:
             worker.stop()

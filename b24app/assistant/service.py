@@ -208,19 +208,11 @@ def _crm_writes(
     registration: dict[str, Any],
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
-    # Every CRM write costs a REST request and brings back an update event (one more): write
-    # when the contact is learned, at the pre-booking and at the confirmation — each write
-    # carries everything learned so far (service and time included).
-    learned = (
-        before.phone != after.phone
-        or before.name != after.name
-        or "prebook" in reply.actions
-        or "confirm" in reply.actions
-        or (
-            after.phone is not None and (before.service, before.when) != (after.service, after.when)
-        )
-    )
-    if not learned:
+    # Every CRM write costs a REST request and brings back an update event (the app's intake
+    # fetches the lead again: one more). So the item is written at the pre-booking and at the
+    # confirmation (each write carries everything learned: service, time, contact) and with
+    # the last answer before a hand-off; the turns in between are in our own store.
+    if not ({"prebook", "confirm", "handoff"} & set(reply.actions)):
         return {}
     service = script.service(after.service)
     lines = [script.text("crm_head")]
@@ -236,9 +228,11 @@ def _crm_writes(
     comments = " ".join(lines)
     if dialog.lead_id:
         fields: dict[str, Any] = {"COMMENTS": comments}
-        if after.name and after.name != before.name:
+        contact_moment = "prebook" in reply.actions or "handoff" in reply.actions
+        if after.name and contact_moment:
             fields["NAME"] = after.name
-        if after.phone and after.phone != before.phone:
+        if after.phone and contact_moment:
+            # PHONE is a multi-field: each write adds a value, so only at these moments
             fields["PHONE"] = [{"VALUE": after.phone, "VALUE_TYPE": "MOBILE"}]
         if service and service.price is not None:
             fields["OPPORTUNITY"] = service.price
