@@ -70,6 +70,23 @@ def _seed(portal: object) -> None:
     update(call, {"STATUS_ID": "IN_PROCESS"})
 
 
+def _enable_assistant(settings: Settings, member_id: str) -> None:
+    """The demo salon answers its open-line chats with the AI assistant."""
+    from b24app import context
+    from b24app.settings import save_settings
+    from b24app.storage.portals import get_portal
+
+    services = context.build_services(settings)
+    try:
+        with services.db() as session:
+            row = get_portal(session, member_id)
+            if row is not None:
+                save_settings(session, row.id, {"assistant": {"enabled": True},
+                                                "reminders": {"business_name": "Салон «Лето»"}})  # fmt: skip
+    finally:
+        services.dispose()
+
+
 @click.command()
 @click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
 @click.option("--emulator-port", default=5080, show_default=True, type=int)
@@ -111,6 +128,11 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
         for role in ("worker", "cron"):
             proc = subprocess.Popen([sys.executable, "-m", "b24app.cli", role], env=env)
             stack.callback(proc.terminate)
+        # the assistant's answers get a worker of their own (nothing slow shares it)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b24app.cli", "worker", "--queue", "assistant"], env=env
+        )
+        stack.callback(proc.terminate)
 
         emulator = DevPortal(
             settings.client_id, settings.client_secret, settings.public_url,
@@ -130,12 +152,14 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
             raise click.ClickException("the demo install failed: see the log above")
         time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
         _seed(portal)
+        _enable_assistant(settings, portal.member_id)
         click.echo(
             "\nb24app demo is running (Ctrl-C to stop)\n"
             f"  app health:        {settings.public_url}/health\n"
             f"  portal (emulated): {emulator.url}/salon/page/app\n"
             f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
             f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
+            f"  client chat (AI):  {emulator.url}/salon/page/chat\n"
             f"  database:          {settings.database_url}\n"
         )
         stop = False

@@ -143,3 +143,34 @@ def test_prebooking_in_online_booking_and_going_back_frees_it(
         live = [a for a in session.scalars(select(Appointment)) if a.status != "cancelled"]
         assert len(live) == 1 and live[0].status == "confirmed"
         assert live[0].booking_id == dialog.booking_id
+
+
+def test_kpis_of_the_assistant(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    import datetime as dt
+
+    from b24app.assistant.kpi import assistant_kpis
+    from b24app.storage.models import utc_now
+
+    booked = open_client_chat(emulator, assistant_portal, settle_jobs)
+    booked.say("маникюр завтра после 18, меня зовут Анна, 89123456789")
+    booked.say(booked.buttons()[0])
+    booked.say("да")
+    handed = open_client_chat(emulator, assistant_portal, settle_jobs)
+    handed.say("хочу жалобу оставить")
+    with services.db() as session:
+        portal = get_portal(session, assistant_portal.member_id)
+        assert portal is not None
+        now = utc_now()
+        k = assistant_kpis(
+            session, portal.id, now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)
+        )
+    assert (k["dialogs"], k["booked"], k["confirmed"], k["handoffs"]) == (2, 1, 1, 1)
+    assert k["booked_pct"] == 50.0 and k["handoff_pct"] == 50.0
+    assert k["reasons"] == {"complaint": 1}
+    assert k["turns"] == 6 and k["answer_median_s"] is not None
+    assert k["came"] == 0 and k["model_pct"] == 0.0

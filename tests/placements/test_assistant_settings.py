@@ -53,3 +53,17 @@ def test_invalid_service_is_refused(framed, services) -> None:  # type: ignore[n
     assert response.status_code == 400
     with services.db() as s:
         assert load_settings(s, framed.portal_id)["assistant"] == DEFAULTS["assistant"]
+
+
+def test_dashboard_shows_the_assistant_panel(framed, services) -> None:  # type: ignore[no-untyped-def]
+    from b24app.storage.models import AssistantDialog
+
+    html = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU", {}).get_data(as_text=True)
+    assert 'id="assistant-kpis"' not in html  # no dialogs yet: no panel
+    with services.db() as s:
+        s.add(AssistantDialog(portal_id=framed.portal_id, chat_id="1", dialog_id="chat1",
+                              bot_id=5, state="handoff", handoff_reason="sensitive", slots={},
+                              turns=1))  # fmt: skip
+    html = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU", {}).get_data(as_text=True)
+    assert 'id="assistant-kpis"' in html
+    assert "медицинский или юридический вопрос: 1" in html
