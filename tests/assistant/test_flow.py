@@ -174,3 +174,13 @@ def test_kpis_of_the_assistant(
     assert k["reasons"] == {"complaint": 1}
     assert k["turns"] == 6 and k["answer_median_s"] is not None
     assert k["came"] == 0 and k["model_pct"] == 0.0
+
+    from b24app.kpi import metrics
+    from b24app.kpi.reports import daily_message
+    from b24app.settings import load_settings
+
+    with services.db() as session:
+        settings = load_settings(session, portal.id)
+        period = metrics.period_for("7d", settings["time_zone"])
+        dashboard = metrics.compute_dashboard(session, portal.id, period, settings)
+    assert "ИИ-ассистент: диалогов 2, до записи 50" in daily_message(dashboard, "ru")
