@@ -25,6 +25,7 @@ from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
+from b24app.robots.qualifier import ask_json
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +113,8 @@ class ModelUnderstander:
             },
             ensure_ascii=False,
         )
-        response = self.session.post(
-            self.url,
-            json={
-                "model": self.model,
-                "temperature": 0,
-                "response_format": {"type": "json_object"},
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": user},
-                ],
-            },
-            headers={"Authorization": f"Bearer {self.api_key}"},
-            timeout=self.timeout,
-        )
-        response.raise_for_status()
-        data = json.loads(response.json()["choices"][0]["message"]["content"])
+        data = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT, user,
+                        self.timeout)  # fmt: skip
         if not isinstance(data, dict):
             raise ValueError("not an object")
         codes = {s.code for s in services}
