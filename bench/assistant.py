@@ -278,6 +278,8 @@ def main() -> None:
                 counts[call.method] = counts.get(call.method, 0) + 1
         top = ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda x: -x[1])[:8])
         print(f"commands inside batches, one-portal scenario: {top}")
+        refused = len(emu.calls(error="QUERY_LIMIT_EXCEEDED"))
+        print(f"QUERY_LIMIT_EXCEEDED answers (both scenarios): {refused}")
     finally:
         for worker in workers:
             worker.stop()

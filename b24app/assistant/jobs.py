@@ -82,3 +82,23 @@ def answer_turn(
     turn = Turn(member_id, bot_id, chat_id, dialog_id, message_id, text, user_id, user_name,
                 entity_id, entity_data2, received_at)  # fmt: skip
     return process_turn(context.current(), turn)
+
+
+def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: str) -> None:
+    """Tag the dialog's lead as an AI-lead, on the background ``events`` queue (once)."""
+    try:
+        services.queue("events").enqueue(
+            tag_lead, portal_id, lead_id, channel,
+            job_id=f"asst-tag-{portal_id}-{lead_id}", unique=True, result_ttl=0,
+            failure_ttl=FAILURE_TTL, retry=Retry(max=3, interval=[5, 30, 120]),
+        )  # fmt: skip
+    except DuplicateJobError:
+        pass
+
+
+def tag_lead(portal_id: int, lead_id: int, channel: str) -> bool:
+    """RQ job: the AI-lead field and timeline comment (idempotent: once per lead)."""
+    from b24app.leads.tagging import tag_ai_lead
+
+    return tag_ai_lead(context.current(), portal_id, lead_id, channel,
+                       note="ИИ-ассистент / AI assistant")  # fmt: skip

@@ -339,7 +339,7 @@ def _process_locked(
     calendar: WorkCalendar,
     tz: dt.tzinfo,
 ) -> str:
-    client = services.bitrix(turn.member_id)
+    client = services.bitrix(turn.member_id, interactive=True)
     with services.db() as session:
         dialog = _load_dialog(session, portal_id, turn)
         dialog_pk = dialog.id
@@ -450,7 +450,10 @@ def _process_locked(
 
         hand_off(services, client, turn, dialog_pk, portal_id, after, script, assistant)
     if first_turn and lead_id:
-        _tag(services, portal_id, lead_id, channel, line_id)
+        # background work, off this queue: the tag must not hold the chat's next answer
+        from b24app.assistant.jobs import enqueue_tagging
+
+        enqueue_tagging(services, portal_id, lead_id, ai_channel_of(f"{line_id}|{channel.upper()}"))
     return after.state
 
 
@@ -534,17 +537,6 @@ def _silent_handoff(
         dialog.state = "handoff"
         dialog.handoff_reason = "disabled"
         dialog.handoff_at = dialog.operator_notified_at = utc_now()
-
-
-def _tag(services: Services, portal_id: int, lead_id: int, channel: str, line_id: str) -> None:
-    """Tag the journey as an AI-lead with its channel (once; the tagger is idempotent)."""
-    from b24app.leads.tagging import tag_ai_lead
-
-    try:
-        tag_ai_lead(services, portal_id, lead_id, ai_channel_of(f"{line_id}|{channel.upper()}"),
-                    note="ИИ-ассистент / AI assistant")  # fmt: skip
-    except BitrixError as exc:
-        log.warning("AI-lead tagging failed: %s", exc)
 
 
 def dialogs_of(session: Session, portal_id: int) -> Sequence[AssistantDialog]:
