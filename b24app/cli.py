@@ -6,7 +6,20 @@ import sys
 
 import click
 
+from b24app.config import InsecureSecret
+from b24app.config import require_strong_secrets
 from b24app.config import Settings
+
+
+def _checked_settings() -> Settings:
+    """``Settings.from_env()``, refusing default or short secrets (one line on stderr)."""
+    settings = Settings.from_env()
+    try:
+        require_strong_secrets(settings)
+    except InsecureSecret as exc:
+        click.echo(exc.message, err=True)
+        raise
+    return settings
 
 
 @click.group()
@@ -21,10 +34,11 @@ def main() -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Run the web app (gunicorn in production)."""
+    settings = _checked_settings()
     if dev:
         from b24app import create_app
 
-        create_app().run(host=host, port=port)
+        create_app(settings=settings).run(host=host, port=port)
         return
     from gunicorn.app.wsgiapp import run as gunicorn_run
 
@@ -49,7 +63,7 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run an RQ worker with RQ's scheduler (timers need it)."""
     from b24app.worker import run
 
-    run(Settings.from_env(), list(queues) or None, burst=burst, fork=fork)
+    run(_checked_settings(), list(queues) or None, burst=burst, fork=fork)
 
 
 @main.command()
@@ -59,7 +73,7 @@ def cron() -> None:
     from b24app import logs
     from b24app.schedule import make_cron
 
-    settings = Settings.from_env()
+    settings = _checked_settings()
     logs.configure(settings.log_level)
     services = context.build_services(settings)
     context.set_current(services)

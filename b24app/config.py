@@ -51,6 +51,8 @@ class Settings:
     # against the DOMAIN or endpoint the request names.
     oauth_servers: str = "https://oauth.bitrix.info/rest/,https://oauth.bitrix24.tech/rest/"
     queue_prefix: str = ""
+    # Bearer token for ``GET /metrics`` (``Authorization: Bearer …``); empty = /metrics is 404.
+    metrics_token: str = ""
     log_level: str = "INFO"
     # Optional OpenAI-compatible qualifier (off unless a key is set).
     llm_api_url: str = ""
@@ -85,6 +87,51 @@ class Settings:
         """RQ queues in priority order: the assistant's answers, events, timers, bulk work."""
         return tuple(
             self.queue_prefix + q for q in ("assistant", "events", "timers", "default", "bulk")
+        )
+
+
+MIN_SECRET_LENGTH = 32
+# Values that are public (this source code, the README, the demo): never a real secret.
+KNOWN_DEFAULTS = frozenset(
+    {Settings.client_secret, Settings.secret_key, "demo-secret", "secret", "changeme"}
+)
+GENERATE_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+class InsecureSecret(SystemExit):
+    """A secret is a default or too short: the process must not start (exit status 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def weak_secrets(settings: Settings) -> list[str]:
+    """The ``B24APP_*`` secrets that are a known default or shorter than 32 characters."""
+    weak = []
+    for name in ("secret_key", "client_secret"):
+        value = str(getattr(settings, name))
+        if value in KNOWN_DEFAULTS or len(value) < MIN_SECRET_LENGTH:
+            weak.append(ENV_PREFIX + name.upper())
+    return weak
+
+
+def require_strong_secrets(settings: Settings) -> None:
+    """Refuse to run ``serve``/``worker``/``cron``/WSGI with a default or short secret.
+
+    With the default ``B24APP_SECRET_KEY`` anyone could sign admin page sessions and decrypt
+    the stored tokens; the demo and the test suite pass their own settings instead.
+
+    :raise InsecureSecret: with a one-line message naming the variable and how to make one.
+    """
+    weak = weak_secrets(settings)
+    if weak:
+        raise InsecureSecret(
+            f"refusing to start: {weak[0]} is a default or shorter than {MIN_SECRET_LENGTH}"
+            f" characters; set it to a random value, e.g. {GENERATE_HINT}"
         )
 
 

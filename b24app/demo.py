@@ -25,7 +25,31 @@ from werkzeug.serving import make_server
 from b24app.config import Settings
 
 DEMO_CLIENT_ID = "local.b24app.demo"
-DEMO_CLIENT_SECRET = "demo-secret"
+
+
+def _demo_secrets(workdir: Path) -> dict[str, str]:
+    """Random ``client_secret``/``secret_key`` for the demo, made once and kept in the work
+    directory (the demo's stored tokens stay readable across runs). The worker and cron the
+    demo starts refuse default secrets like any production process; ``B24APP_*`` values
+    given in the environment win."""
+    import json
+    import secrets
+
+    path = workdir / "secrets.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(k), str) for k in ("client_secret", "secret_key")
+    ):
+        stored = {k: secrets.token_urlsafe(48) for k in ("client_secret", "secret_key")}
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    return {
+        "client_secret": os.environ.get("B24APP_CLIENT_SECRET") or stored["client_secret"],
+        "secret_key": os.environ.get("B24APP_SECRET_KEY") or stored["secret_key"],
+    }
 
 
 def _free_port() -> int:
@@ -104,9 +128,11 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
         if not redis_url:
             redis_proc, redis_url = _start_redis(work)
             stack.callback(redis_proc.kill)
+        secrets = _demo_secrets(work)
         settings = Settings.from_env(
             client_id=os.environ.get("B24APP_CLIENT_ID", DEMO_CLIENT_ID),
-            client_secret=os.environ.get("B24APP_CLIENT_SECRET", DEMO_CLIENT_SECRET),
+            client_secret=secrets["client_secret"],
+            secret_key=secrets["secret_key"],
             public_url=f"http://127.0.0.1:{port}",
             database_url=os.environ.get(
                 "B24APP_DATABASE_URL", f"sqlite:///{work / 'b24app.sqlite'}"

@@ -42,23 +42,40 @@ ESCALATIONS_SENT = Counter(
     ["level"],
     registry=REGISTRY,
 )
+# No per-portal labels: a member_id label would enumerate the tenants to whoever reads
+# /metrics and grow without bound; per-portal detail is in the REST log (rest_log table).
 REST_CALLS = Counter(
-    "b24app_rest_calls_total", "Outbound REST calls", ["member_id", "outcome"], registry=REGISTRY
+    "b24app_rest_calls_total", "Outbound REST calls", ["outcome"], registry=REGISTRY
 )
 REST_LIMIT_HITS = Counter(
     "b24app_rest_limit_hits_total",
     "QUERY_LIMIT_EXCEEDED / OPERATION_TIME_LIMIT answers",
-    ["member_id"],
     registry=REGISTRY,
 )
 
 
 def init_app(app: Flask) -> None:
-    """Expose ``/metrics`` (Prometheus text format) on the app."""
+    """Expose ``/metrics`` (Prometheus text format) on the app, behind a bearer token.
+
+    ``B24APP_METRICS_TOKEN`` unset: ``/metrics`` is 404 (off). Set: the scraper sends
+    ``Authorization: Bearer <token>``; anything else is 401.
+    """
+    import hmac
+
+    from flask import request
     from flask import Response
+
+    from b24app.errors import ApiError
 
     @app.get("/metrics")
     def metrics() -> Response:
+        expected = app.config["B24APP_SETTINGS"].metrics_token
+        if not expected:
+            raise ApiError(404, "Not found.")
+        header = request.headers.get("Authorization", "")
+        presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise ApiError(401, "A valid metrics token is required.")
         from sqlalchemy import func
         from sqlalchemy import select
 

@@ -40,36 +40,37 @@ class TemplateError(ValueError):
 
 
 def _tokens(template: str) -> Iterator[tuple[str, str]]:
-    """``("text", s)``, ``("name", n)`` or ``("problem", message)`` pieces, in one pass."""
-    i = 0
+    """``("text", s)``, ``("name", n)`` or ``("problem", message)`` pieces, in one pass.
+
+    The next ``{`` / ``}`` positions are searched for only when the scan has passed the
+    previous ones, so the whole template is read a bounded number of times (linear).
+    """
     n = len(template)
-    text_start = 0
+    i = text_start = 0
+    next_open = next_close = -1
     while i < n:
         ch = template[i]
-        if ch == "{":
-            if i + 1 < n and template[i + 1] == "{":
-                yield "text", template[text_start:i] + "{"
-                i += 2
-                text_start = i
-                continue
-            close = template.find("}", i + 1)
-            opening = template.find("{", i + 1)
-            if close < 0 or (0 <= opening < close):
-                yield "problem", f"unbalanced braces: '{{' at position {i + 1} is not closed"
-                yield "text", template[text_start:i]
-                i += 1
-                text_start = i
-                continue
+        if ch in "{}" and i + 1 < n and template[i + 1] == ch:  # {{ or }}: a literal brace
+            yield "text", template[text_start:i] + ch
+            i += 2
+            text_start = i
+        elif ch == "{":
+            if next_close != n and next_close <= i:
+                found = template.find("}", i + 1)
+                next_close = n if found < 0 else found
+            if next_open != n and next_open <= i:
+                found = template.find("{", i + 1)
+                next_open = n if found < 0 else found
             yield "text", template[text_start:i]
-            yield _field(template[i + 1 : close])
-            i = close + 1
+            if next_close == n or next_open < next_close:
+                yield "problem", f"unbalanced braces: '{{' at position {i + 1} is not closed"
+                i += 1
+            else:
+                yield _field(template[i + 1 : next_close])
+                i = next_close + 1
             text_start = i
         elif ch == "}":
-            if i + 1 < n and template[i + 1] == "}":
-                yield "text", template[text_start:i] + "}"
-                i += 2
-                text_start = i
-                continue
+            yield "text", template[text_start:i]
             yield "problem", f"unbalanced braces: '}}' at position {i + 1} has no '{{'"
             i += 1
             text_start = i

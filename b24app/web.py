@@ -49,22 +49,28 @@ def read_query() -> dict[str, Any]:
         raise ApiError(400, str(exc)) from exc
 
 
+FORGED_MESSAGE = "Unknown portal or wrong application_token."
+_NO_PORTAL_TOKEN = "-" * 32
+
+
 def authenticate(member_id: Any, application_token: Any, *, allow_inactive: bool = False) -> Portal:
     """The portal that ``member_id`` names, if ``application_token`` is its own.
 
-    :raise ApiError 401: no such portal (or no credentials at all).
-    :raise ApiError 403: the token does not match, or the portal is no longer installed.
+    :raise ApiError 401: no credentials at all.
+    :raise ApiError 403: no such portal or the token does not match (one answer for both, so
+        a caller cannot tell which portals exist), or the portal is no longer installed.
     """
-    if not isinstance(member_id, str) or not member_id or len(member_id) > 64:
-        raise ApiError(401, "Unknown portal.")
+    if not isinstance(member_id, str) or not member_id:
+        raise ApiError(401, "Missing member_id.")
     if not isinstance(application_token, str) or not application_token:
         raise ApiError(401, "Missing application_token.")
     with services().db() as session:
-        portal = get_portal(session, member_id)
+        portal = get_portal(session, member_id) if len(member_id) <= 64 else None
         if portal is None:
-            raise ApiError(401, "Unknown portal.")
+            tokens_match(_NO_PORTAL_TOKEN, application_token)  # same work as a real compare
+            raise ApiError(403, FORGED_MESSAGE)
         if not tokens_match(portal.application_token, application_token):
-            raise ApiError(403, "application_token does not match this portal.")
+            raise ApiError(403, FORGED_MESSAGE)
         if portal.status == PortalStatus.UNINSTALLED and not allow_inactive:
             raise ApiError(403, "The app is not installed on this portal.")
         session.expunge(portal)

@@ -78,11 +78,11 @@ def main() -> None:
     port = free_port()
     settings = Settings(
         client_id="local.bench.app",
-        client_secret="bench-secret",
+        client_secret="bench-client-secret-0123456789abcdef0123",
         public_url=f"http://127.0.0.1:{port}",
         database_url=database_url,
         redis_url=redis_server.url,
-        secret_key="bench-secret-key",
+        secret_key="bench-secret-key-0123456789abcdef01234567",
         allow_insecure_endpoints=True,
         log_level="WARNING",
     )

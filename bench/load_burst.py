@@ -116,11 +116,11 @@ def run_burst(
     port = free_port()
     settings = Settings(
         client_id="local.bench.app",
-        client_secret="bench-secret",
+        client_secret="bench-client-secret-0123456789abcdef0123",
         public_url=f"http://127.0.0.1:{port}",
         database_url=db_url,
         redis_url=redis.url,
-        secret_key="bench-secret-key",
+        secret_key="bench-secret-key-0123456789abcdef01234567",
         allow_insecure_endpoints=True,
         log_level="WARNING",
     )

@@ -146,11 +146,11 @@ def main() -> None:
     database_url, drop_database = database(args.database)
     settings = Settings(
         client_id="local.bench.app",
-        client_secret="bench-secret",
+        client_secret="bench-client-secret-0123456789abcdef0123",
         public_url=f"http://127.0.0.1:{free_port()}",
         database_url=database_url,
         redis_url=redis_server.url,
-        secret_key="bench-secret-key",
+        secret_key="bench-secret-key-0123456789abcdef01234567",
         allow_insecure_endpoints=True,
         # Bitrix24 allows ~2 requests/s per portal, so a burst on ONE portal is paced by the
         # platform, not by us; lifted here to measure the engine (scheduler → worker → REST).

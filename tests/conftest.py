@@ -139,13 +139,14 @@ def app_port() -> int:
 def settings(database_url: str, redis_server: RedisServer, app_port: int) -> Settings:
     return Settings(
         client_id="local.test.app",
-        client_secret="test-client-secret",
+        client_secret="test-client-secret-0123456789abcdef0123",
         public_url=f"http://127.0.0.1:{app_port}",
         database_url=database_url,
         redis_url=redis_server.url,
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-0123456789abcdef01234567",
         allow_insecure_endpoints=True,
         rest_timeout=10.0,
+        metrics_token="test-metrics-token",
     )
 
 

@@ -80,9 +80,30 @@ def _assert_clean_4xx(response) -> None:  # type: ignore[no-untyped-def]
         assert body["code"] == response.status_code and body["message"]
 
 
-keys = st.text(alphabet=string.ascii_letters + string.digits + "[]_%&=", min_size=1, max_size=40)
+# Non-ASCII digits (str.isdigit() is true for them, int() accepts some) and letters too.
+NON_ASCII_DIGITS = "²³¹٠١٢۰۱০১߀०੦௦๐႐𝟎𝟘０"
+keys = st.text(
+    alphabet=string.ascii_letters + string.digits + "[]_%&=" + NON_ASCII_DIGITS + "яЁ",
+    min_size=1, max_size=40,
+)  # fmt: skip
+bracket_keys = st.builds(
+    lambda head, parts: head + "".join(f"[{p}]" for p in parts),
+    st.sampled_from(["auth", "data", "document_id", "PLACEMENT_OPTIONS", "properties", "x"]),
+    st.lists(st.text(alphabet=string.digits + NON_ASCII_DIGITS + "ab_", max_size=4), max_size=10),
+)
 values = st.text(max_size=200)
-forms = st.dictionaries(keys, values, max_size=30)
+forms = st.dictionaries(st.one_of(keys, bracket_keys), values, max_size=30)
+# JSON nested deeper than any real PLACEMENT_OPTIONS (up to 50 000 levels).
+deep_json = st.one_of(
+    st.builds(
+        lambda depth, opener, tail: opener * depth + tail,
+        st.integers(min_value=1, max_value=50_000),
+        st.sampled_from(["[", '{"a":', '[{"ID":']),
+        st.sampled_from(["", "1", "]" * 3, "}"]),
+    ),
+    # balanced, valid JSON (a list, so never a usable PLACEMENT_OPTIONS object)
+    st.integers(min_value=1, max_value=50_000).map(lambda depth: "[" * depth + "]" * depth),
+)
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -99,6 +120,47 @@ def test_random_forms_never_500_and_write_nothing(
                            content_type="application/x-www-form-urlencoded")  # fmt: skip
     _assert_clean_4xx(response)
     assert row_counts(services) == before and queued_jobs(services) == jobs
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(options=deep_json, route_index=st.integers(min_value=0, max_value=10_000))
+def test_deep_placement_options_never_500(app, services, two_portals, options, route_index) -> None:
+    """PLACEMENT_OPTIONS nested up to 50 000 levels, with portal A's real credentials, on
+    every inbound route: 4xx (RecursionError was a 500 before authentication)."""
+    member, token = two_portals["a"]
+    routes = inbound_routes(app)
+    route = routes[route_index % len(routes)]
+    form = {"member_id": member, "APPLICATION_TOKEN": token, "AUTH_ID": "x" * 32,
+            "PLACEMENT": "CRM_LEAD_DETAIL_TAB", "PLACEMENT_OPTIONS": options}  # fmt: skip
+    before = row_counts(services)
+    _assert_clean_4xx(app.test_client().post(route, data=form))
+    assert row_counts(services) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "auth[\u00b2]=1",
+        "auth[\u0660]=1",
+        "auth[member_id]=x&auth[\u0661]=1&auth[0]=2",
+        "data[FIELDS][\u09e7]=5",
+        "a[0]=1&a[01]=2",
+        "PLACEMENT_OPTIONS=" + "[" * 50_000,
+        "PLACEMENT_OPTIONS=" + '{"a":' * 5_000 + "1" + "}" * 5_000,
+    ],
+)
+def test_non_ascii_indices_and_deep_json_are_4xx_without_a_traceback(
+    app, services, two_portals, caplog, body
+) -> None:
+    """Issue 10 item 4: these were 500s (ValueError in the form parser, RecursionError in
+    PLACEMENT_OPTIONS) on every POST route; now 4xx and no traceback in the log."""
+    client = app.test_client()
+    for route in inbound_routes(app):
+        response = client.post(route, data=body.encode(),
+                               content_type="application/x-www-form-urlencoded")  # fmt: skip
+        _assert_clean_4xx(response)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert queued_jobs(services) == 0
 
 
 @pytest.mark.parametrize(

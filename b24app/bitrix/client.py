@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 from typing import Protocol
 from urllib.parse import urljoin
+from urllib.parse import urlsplit
 
 import requests
 from redis import Redis
@@ -45,6 +46,8 @@ from b24app.bitrix.errors import TokenExpired
 from b24app.bitrix.errors import TransportError
 from b24app.bitrix.oauth import check_endpoint
 from b24app.bitrix.oauth import InsecureEndpoint
+from b24app.bitrix.oauth import is_trusted_oauth_server
+from b24app.bitrix.oauth import oauth_app_info
 from b24app.bitrix.oauth import refresh_tokens
 from b24app.bitrix.oauth import USER_AGENT
 from b24app.bitrix.payload import encode_php_form
@@ -146,10 +149,11 @@ def _count(metric: str, member_id: str, outcome: str | None = None) -> None:
         from b24app import metrics
     except Exception:  # metrics are optional for the client
         return
+    # member_id is not a label (tenant enumeration, unbounded cardinality): see b24app.metrics
     if metric == "calls":
-        metrics.REST_CALLS.labels(member_id=member_id, outcome=outcome or "ok").inc()
+        metrics.REST_CALLS.labels(outcome=outcome or "ok").inc()
     else:
-        metrics.REST_LIMIT_HITS.labels(member_id=member_id).inc()
+        metrics.REST_LIMIT_HITS.inc()
 
 
 class BitrixClient:
@@ -519,7 +523,14 @@ class BitrixClient:
         return response.status_code, body, response.headers.get("Location")
 
     def _follow_redirect(self, auth: PortalAuth, method: str, location: str) -> PortalAuth:
-        """The portal moved (PLATFORM b.2): re-POST at the new address and remember it."""
+        """The portal moved (PLATFORM b.2): re-POST at the new address and remember it.
+
+        A redirect is followed only on the portal's own host, or to another host that the
+        trusted OAuth server confirms is now this portal's (``app.info``: same ``member_id``,
+        its ``domain``/``client_endpoint`` on the new host) — Bitrix24's documented domain
+        change. Anything else is refused (logged, :class:`PortalUnavailable`): a token is
+        never sent to, nor an endpoint stored for, a host Bitrix24 did not vouch for.
+        """
         target = urljoin(auth.client_endpoint + method, location)
         path = target.split("?", 1)[0]
         for suffix in (method + ".json", method):
@@ -529,9 +540,54 @@ class BitrixClient:
         else:
             path = path.rsplit("/", 1)[0] + "/"
         new_endpoint = check_endpoint(path, allow_insecure=self.settings.allow_insecure_endpoints)
+        old_host = urlsplit(auth.client_endpoint).hostname or ""
+        new_host = urlsplit(new_endpoint).hostname or ""
+        if new_host != old_host and not self._move_confirmed(auth, new_host):
+            log.warning(
+                "portal %s: refused a redirect from %s to %s (not confirmed by Bitrix24)",
+                self.member_id,
+                old_host,
+                new_host,
+            )
+            raise PortalUnavailable(
+                "REDIRECT_REFUSED", f"redirect to {new_host} refused", None, method=method
+            )
         log.warning("portal %s moved: REST endpoint is now %s", self.member_id, new_endpoint)
         self._store_endpoint(auth, new_endpoint)
         return replace(auth, client_endpoint=new_endpoint)
+
+    def _move_confirmed(self, auth: PortalAuth, new_host: str) -> bool:
+        """Does the trusted OAuth server say this portal now lives on ``new_host``?"""
+        settings = self.settings
+        if not is_trusted_oauth_server(
+            auth.server_endpoint,
+            settings.trusted_oauth_servers,
+            allow_insecure=settings.allow_insecure_endpoints,
+        ):
+            return False
+        for attempt in range(2):
+            try:
+                info = oauth_app_info(
+                    auth.server_endpoint,
+                    auth.access_token,
+                    self.session,
+                    float(settings.rest_timeout),
+                    allow_insecure=settings.allow_insecure_endpoints,
+                )
+            except BitrixError as exc:
+                if attempt == 0 and exc.code in REFRESHABLE_CODES:
+                    auth = self._refresh(auth)
+                    continue
+                return False
+            install = info.get("install") or {}
+            if str(install.get("member_id") or "") != self.member_id:
+                return False
+            hosts = {
+                urlsplit(str(install.get("client_endpoint") or "")).hostname,
+                str(install.get("domain") or "").split(":", 1)[0] or None,
+            }
+            return new_host in hosts
+        return False
 
     def _store_endpoint(self, auth: PortalAuth, endpoint: str) -> None:
         update = getattr(self.tokens, "update_client_endpoint", None)

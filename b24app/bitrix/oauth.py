@@ -53,6 +53,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def is_trusted_oauth_server(
+    server_endpoint: str, trusted: tuple[str, ...], *, allow_insecure: bool = False
+) -> bool:
+    """Only the known Bitrix24 OAuth servers (and loopback in development) are asked."""
+    if server_endpoint in trusted:
+        return True
+    return allow_insecure and _is_loopback(urlsplit(server_endpoint).hostname or "")
+
+
 def check_endpoint(url: str, *, allow_insecure: bool = False) -> str:
     """Return ``url`` if it is https, or plain http on loopback when ``allow_insecure``.
 
@@ -184,3 +193,31 @@ def oauth_app_info(
             method="app.info",
         )  # fmt: skip
     return dict(body["result"])
+
+
+def user_is_admin(
+    client_endpoint: str, access_token: str, *, timeout: float = 5.0, allow_insecure: bool = False
+) -> bool:
+    """``user.admin`` called with the user's own token on the portal's REST endpoint.
+
+    ``client_endpoint`` must come from a trusted source (the stored portal or the OAuth
+    server's ``app.info``), never from the request being checked. Any failure means "not an
+    admin".
+    """
+    try:
+        base = check_endpoint(client_endpoint, allow_insecure=allow_insecure)
+    except InsecureEndpoint:
+        return False
+    url = (base if base.endswith("/") else base + "/") + "user.admin.json"
+    try:
+        response = requests.post(
+            url,
+            data={"auth": access_token},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and body.get("result") is True

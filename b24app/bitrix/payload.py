@@ -17,6 +17,13 @@ MAX_KEYS = 2000
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
+# A list index as PHP writes one: ASCII digits, no leading zero (``"²"``, ``"٠"`` and ``"01"``
+# are plain dict keys — str.isdigit() accepts the first two and int() the last two).
+_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
+def _is_index(key: str) -> bool:
+    return _INDEX.fullmatch(key) is not None
 
 
 class MalformedPayload(ValueError):
@@ -43,7 +50,7 @@ def parse_php_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         for i, part in enumerate(path):
             last = i == len(path) - 1
             if part == "":
-                part = str(sum(1 for k in node if k.isdigit()))
+                part = str(sum(1 for k in node if _is_index(k)))
             if last:
                 if isinstance(node.get(part), dict):
                     raise MalformedPayload(f"form key {key[:60]!r} is both a value and a container")
@@ -60,7 +67,7 @@ def _listify(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {k: _listify(v) for k, v in node.items()}
-    if converted and all(k.isdigit() for k in converted):
+    if converted and all(_is_index(k) for k in converted):
         keys = sorted(int(k) for k in converted)
         if keys == list(range(len(keys))):
             return [converted[str(k)] for k in keys]

@@ -365,10 +365,13 @@ class Portal:
     ) -> None:  # fmt: skip
         """The app is added to the portal (not yet install-finished unless API-only)."""
         with self.lock:
+            if not self.installed or not self.application_token:
+                # Bitrix24 keeps the application_token for the life of one install: a
+                # re-install over an installed app keeps it, a new install gets a new one.
+                self.application_token = _hex()
             self.installed = True
             self.install_finished = api_only
             self.version = version
-            self.application_token = _hex()
             self.install_event_url = (
                 self.emu.app_url(event_handler_path) if event_handler_path else None
             )
@@ -437,7 +440,7 @@ class Portal:
         return out
 
     def uninstall(self, clean: bool = True) -> list[requests.Response | None]:
-        """Delete the app: ``ONAPPUNINSTALL`` (no tokens), then drop its handlers and tokens.
+        """Delete the app: handlers dropped, tokens revoked, then ``ONAPPUNINSTALL`` (no tokens).
 
         ``app.option`` values survive unless ``clean`` (marketplace behaviour).
         """
@@ -455,7 +458,8 @@ class Portal:
                     "application_token": self.application_token,
                 },
             }
-        out = [self._post_now("event", "ONAPPUNINSTALL", url, data, None) for url in urls]
+        # As on Bitrix24 the app is gone (its tokens revoked) before the event is delivered:
+        # the app can check the uninstall is real by its stored tokens failing.
         with self.lock:
             self.installed = False
             self.install_finished = False
@@ -468,7 +472,7 @@ class Portal:
                 self.options.clear()
                 self.user_options.clear()
         self.emu.tokens.invalidate(self.slug)
-        return out
+        return [self._post_now("event", "ONAPPUNINSTALL", url, data, None) for url in urls]
 
     # -- events -----------------------------------------------------------------------------
 

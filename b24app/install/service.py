@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from rq.job import Job
 from rq.job import JobStatus
 from sqlalchemy import delete
 
 from b24app import logs
+from b24app.bitrix import oauth
+from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import BitrixError
+from b24app.bitrix.errors import PortalUnavailable
+from b24app.bitrix.errors import TokenExpired
 from b24app.bitrix.oauth import oauth_app_info
+from b24app.bitrix.oauth import user_is_admin
 from b24app.config import Settings
 from b24app.context import Services
 from b24app.errors import ApiError
@@ -24,6 +28,7 @@ from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
 from b24app.storage.portals import InstallAuth
+from b24app.storage.portals import tokens_match
 from b24app.storage.portals import upsert_install
 
 log = logging.getLogger(__name__)
@@ -35,15 +40,11 @@ class InstallFailed(RuntimeError):
 
 def is_trusted_oauth_server(settings: Settings, server_endpoint: str) -> bool:
     """Only the known Bitrix24 OAuth servers (and loopback in development) are asked."""
-    if server_endpoint in settings.trusted_oauth_servers:
-        return True
-    if not settings.allow_insecure_endpoints:
-        return False
-    host = urlsplit(server_endpoint).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return oauth.is_trusted_oauth_server(
+        server_endpoint,
+        settings.trusted_oauth_servers,
+        allow_insecure=settings.allow_insecure_endpoints,
+    )
 
 
 def verify_install(
@@ -53,6 +54,13 @@ def verify_install(
 
     :raise ApiError 403: untrusted server, unknown token, or a token of another portal/app.
     """
+    return _app_info(settings, server_endpoint, access_token, member_id).get("install") or {}
+
+
+def _app_info(
+    settings: Settings, server_endpoint: str, access_token: str, member_id: str
+) -> dict[str, Any]:
+    """The OAuth server's whole ``app.info`` answer for an install token (see verify_install)."""
     if not is_trusted_oauth_server(settings, server_endpoint):
         raise ApiError(403, "Untrusted OAuth server.")
     try:
@@ -70,7 +78,7 @@ def verify_install(
     client_id = info.get("client_id")
     if client_id and client_id != settings.client_id:
         raise ApiError(403, "The install credentials belong to another application.")
-    return install
+    return info
 
 
 def store_from_installer(services: Services, query: dict[str, Any], form: dict[str, Any]) -> Portal:
@@ -80,7 +88,7 @@ def store_from_installer(services: Services, query: dict[str, Any], form: dict[s
     )
     auth = InstallAuth(
         member_id=form["member_id"],
-        domain=str(install.get("domain") or query["DOMAIN"]),
+        domain=str(install.get("domain") or ""),
         client_endpoint=str(install.get("client_endpoint") or ""),
         server_endpoint=form["SERVER_ENDPOINT"],
         access_token=form["AUTH_ID"],
@@ -91,7 +99,7 @@ def store_from_installer(services: Services, query: dict[str, Any], form: dict[s
         plan=form["status"],
         lang=query["LANG"][:8],
     )
-    return _store(services, auth, "installer page")
+    return _store(services, auth, "installer page", posted_domain=query["DOMAIN"])
 
 
 def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
@@ -104,8 +112,8 @@ def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
     data = payload.get("data") or {}
     stored = InstallAuth(
         member_id=auth["member_id"],
-        domain=str(install.get("domain") or auth["domain"]),
-        client_endpoint=str(install.get("client_endpoint") or auth["client_endpoint"]),
+        domain=str(install.get("domain") or ""),
+        client_endpoint=str(install.get("client_endpoint") or ""),
         server_endpoint=server,
         access_token=auth["access_token"],
         refresh_token=auth["refresh_token"],
@@ -117,23 +125,138 @@ def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
         user_id=auth["user_id"],
         app_version=str(data.get("VERSION") or "")[:32],
     )
-    return _store(services, stored, payload["event"])
+    return _store(
+        services,
+        stored,
+        payload["event"],
+        posted_domain=auth["domain"],
+        posted_endpoint=auth["client_endpoint"],
+    )
 
 
-def _store(services: Services, auth: InstallAuth, source: str) -> Portal:
-    """Create or refresh the portal from verified install credentials.
+def _store(
+    services: Services,
+    auth: InstallAuth,
+    source: str,
+    *,
+    posted_domain: str = "",
+    posted_endpoint: str = "",
+) -> Portal:
+    """Create or refresh the portal from install credentials the OAuth server vouched for.
+
+    Who may change what (issue 10):
+
+    * a **new** portal (or one whose uninstall was confirmed) is created from the first
+      verified install, ``application_token`` included; the posted DOMAIN / client_endpoint
+      are used only when ``app.info`` leaves them out;
+    * an **installed** portal changes only for a portal administrator (``user.admin`` asked
+      with the poster's own token on the REST endpoint the OAuth server or our store names);
+      its ``application_token`` stays — Bitrix24 keeps it for the life of the install —
+      unless its stored tokens are refused by Bitrix24 (the app was removed and installed
+      again while we missed the uninstall); domain and endpoint come from ``app.info`` or
+      stay as stored, never from the post.
 
     The installer page and ONAPPINSTALL often arrive at the same moment: a per-portal lock
     makes the second one update the row the first created instead of inserting it twice.
     """
     lock = services.redis.lock(
-        f"b24app:lock:install:{auth.member_id}", timeout=30, blocking_timeout=30
+        f"b24app:lock:install:{auth.member_id}", timeout=60, blocking_timeout=60
     )
-    with lock, services.db() as session, logs.bind(member_id=auth.member_id):
-        portal = upsert_install(session, auth)
-        log.info("%s stored portal", source)
-        session.expunge(portal)
-        return portal
+    with lock, logs.bind(member_id=auth.member_id):
+        with services.db() as session:
+            existing = get_portal(session, auth.member_id)
+            if existing is not None:
+                session.expunge(existing)
+        if existing is None or existing.status == PortalStatus.UNINSTALLED:
+            if existing is None:
+                auth = replace(
+                    auth,
+                    domain=auth.domain or posted_domain,
+                    client_endpoint=auth.client_endpoint or posted_endpoint,
+                )
+        else:
+            endpoint = auth.client_endpoint or existing.client_endpoint
+            if not user_is_admin(
+                endpoint,
+                auth.access_token,
+                timeout=float(services.settings.rest_timeout),
+                allow_insecure=services.settings.allow_insecure_endpoints,
+            ):
+                log.warning("%s from a user who is not a portal admin: ignored", source)
+                raise ApiError(
+                    403, "Only a portal administrator can install or update the app again."
+                )
+            if auth.application_token and not tokens_match(
+                existing.application_token, auth.application_token
+            ):
+                if app_still_installed(services, existing):
+                    log.warning("%s: a different application_token was not taken", source)
+                    auth = replace(auth, application_token="")
+                else:
+                    log.info("%s: the previous install is gone, new application_token", source)
+        with services.db() as session:
+            portal = upsert_install(session, auth)
+            log.info("%s stored portal", source)
+            session.expunge(portal)
+            return portal
+
+
+class UninstallUnverified(RuntimeError):
+    """Bitrix24 could not be asked whether the app is still installed (try again later)."""
+
+
+def app_still_installed(services: Services, portal: Portal) -> bool:
+    """Does Bitrix24 still accept the portal's stored tokens (so the app is installed)?
+
+    The stored access token is shown to the portal's trusted OAuth server (``app.info``); an
+    expired one is refreshed through the REST client (under its per-portal lock, the new pair
+    stored) and ``app.info`` asked on the portal. A portal with no stored tokens, or whose
+    tokens are refused (``invalid_token``, revoked grant, app not found), is not installed.
+
+    :raise UninstallUnverified: no usable answer (network, 5xx, untrusted server).
+    """
+    settings = services.settings
+    if not portal.access_token and not portal.refresh_token:
+        return False
+    if not is_trusted_oauth_server(settings, portal.server_endpoint):
+        raise UninstallUnverified("the stored OAuth server is not trusted")
+    if portal.access_token:
+        try:
+            info = oauth_app_info(
+                portal.server_endpoint,
+                portal.access_token,
+                timeout=settings.rest_timeout,
+                allow_insecure=settings.allow_insecure_endpoints,
+            )
+        except BitrixError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise UninstallUnverified(exc.code) from exc
+            if exc.code != "expired_token":
+                return False
+        else:
+            return str((info.get("install") or {}).get("member_id")) == portal.member_id
+    try:
+        services.bitrix(portal.member_id).call("app.info")
+    except (AuthRevoked, TokenExpired, PortalUnavailable):
+        return False
+    except BitrixError as exc:
+        if exc.status is None or exc.status >= 500:
+            raise UninstallUnverified(exc.code) from exc
+        return False
+    return True
+
+
+def confirm_uninstall(services: Services, portal: Portal, *, clean: bool) -> bool:
+    """Deactivate the portal if Bitrix24 confirms the app is gone; False (and a warning) if
+    the app is still installed — a forged ``ONAPPUNINSTALL`` changes nothing.
+
+    :raise UninstallUnverified: Bitrix24 could not be asked; nothing changed.
+    """
+    with logs.bind(member_id=portal.member_id):
+        if app_still_installed(services, portal):
+            log.warning("ONAPPUNINSTALL while Bitrix24 still accepts the app's tokens: ignored")
+            return False
+    return uninstall(services, portal.id, clean=clean)
 
 
 def register_portal(services: Services, member_id: str) -> registration.RegistrationReport:
@@ -237,6 +360,39 @@ def uninstall(services: Services, portal_id: int, *, clean: bool) -> bool:
         failure_ttl=86400,
     )
     return True
+
+
+# Bitrix24 does not re-send events: an uninstall that could not be confirmed at once is
+# checked again by a job over the next hours (RQ retries while Bitrix24 cannot be asked).
+CONFIRM_RETRY_INTERVALS = [60, 300, 900, 3600, 6 * 3600]
+
+
+def enqueue_uninstall_check(services: Services, portal_id: int, clean: bool) -> None:
+    """Queue :func:`confirm_uninstall_job` once per portal (a waiting one covers this one)."""
+    from rq import Retry
+
+    services.queue("default").enqueue(
+        confirm_uninstall_job,
+        portal_id,
+        clean,
+        job_id=f"confirm-uninstall-{portal_id}",
+        retry=Retry(max=len(CONFIRM_RETRY_INTERVALS), interval=CONFIRM_RETRY_INTERVALS),
+        failure_ttl=86400,
+    )
+
+
+def confirm_uninstall_job(portal_id: int, clean: bool) -> bool:
+    """RQ job: confirm an ONAPPUNINSTALL with Bitrix24 and deactivate (see
+    :func:`confirm_uninstall`); raises :class:`UninstallUnverified` so RQ tries again later."""
+    from b24app import context
+
+    services = context.current()
+    with services.db() as session:
+        portal = session.get(Portal, portal_id)
+        if portal is None or portal.status == PortalStatus.UNINSTALLED:
+            return False
+        session.expunge(portal)
+    return confirm_uninstall(services, portal, clean=clean)
 
 
 def cleanup_portal(portal_id: int, clean: bool) -> None:

@@ -19,6 +19,7 @@ from b24app.install import service
 from b24app.install.schemas import AppEventSchema
 from b24app.install.schemas import InstallerFormSchema
 from b24app.install.schemas import InstallerQuerySchema
+from b24app.storage.models import PortalStatus
 from b24app.web import authenticate
 from b24app.web import frameable
 from b24app.web import read_form
@@ -64,9 +65,18 @@ def app_event() -> ResponseReturnValue:
         service.store_from_event(svc, payload)
         service.enqueue_registration(svc, auth["member_id"])
         return {"status": "updated"}
-    # ONAPPUNINSTALL carries no tokens: the stored application_token is the only proof.
+    # ONAPPUNINSTALL carries no tokens and every employee's browser sees application_token:
+    # the uninstall counts only once Bitrix24 refuses the app's stored tokens.
     portal = authenticate(auth["member_id"], auth["application_token"], allow_inactive=True)
     clean = str(payload["data"].get("CLEAN", "0")) == "1"
-    if not service.uninstall(svc, portal.id, clean=clean):
+    if portal.status == PortalStatus.UNINSTALLED:
         raise ApiError(409, "The app is already uninstalled on this portal.")
+    try:
+        done = service.confirm_uninstall(svc, portal, clean=clean)
+    except service.UninstallUnverified:
+        # Bitrix24 does not send the event again: a job keeps asking for a few hours.
+        service.enqueue_uninstall_check(svc, portal.id, clean)
+        return {"status": "checking", "clean": clean}, 202
+    if not done:
+        raise ApiError(403, "Bitrix24 says the app is still installed; nothing was changed.")
     return {"status": "uninstalled", "clean": clean}

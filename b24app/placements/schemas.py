@@ -3,6 +3,7 @@ lead tab's ``PLACEMENT_OPTIONS``, the ROI form and the settings form."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -15,6 +16,33 @@ from marshmallow import validate
 from marshmallow import ValidationError
 
 from b24app.kpi.metrics import PRESETS
+
+# PLACEMENT_OPTIONS is a small JSON object ({"ID": "8061"}); json.loads recurses once per
+# level, so 50 000 "[" would raise RecursionError: depth and size are checked first.
+MAX_OPTIONS_LENGTH = 16 * 1024
+MAX_OPTIONS_DEPTH = 8
+
+
+def json_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text, in one pass (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 class _Base(Schema):
@@ -50,6 +78,12 @@ class FrameFormSchema(_Base):
         elif isinstance(raw, dict):  # already nested by the bracket-key parser
             data["PLACEMENT_OPTIONS"] = raw
         elif isinstance(raw, str):
+            if len(raw) > MAX_OPTIONS_LENGTH or json_depth(raw) > MAX_OPTIONS_DEPTH:
+                raise ValidationError(
+                    f"too large (at most {MAX_OPTIONS_LENGTH} characters, "
+                    f"{MAX_OPTIONS_DEPTH} levels)",
+                    "PLACEMENT_OPTIONS",
+                )
             try:
                 parsed = json.loads(raw)
             except ValueError as exc:
@@ -68,12 +102,18 @@ class LeadTabOptionsSchema(_Base):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=2**31 - 1))
 
 
+_YEARS = validate.Range(
+    min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31), error="a date from 2000-01-01 to 2100-12-31"
+)
+
+
 class PeriodSchema(_Base):
     """The period picker: a preset, or explicit local dates; trend by day or week."""
 
     period = fields.String(load_default=None, validate=validate.OneOf([*PRESETS, "custom"]))
-    date_from = fields.Date(load_default=None, data_key="from")
-    date_to = fields.Date(load_default=None, data_key="to")
+    # Year 1 / 9999 overflow date arithmetic (a 500): only plausible business dates.
+    date_from = fields.Date(load_default=None, data_key="from", validate=_YEARS)
+    date_to = fields.Date(load_default=None, data_key="to", validate=_YEARS)
     view = fields.String(load_default=None, validate=validate.OneOf(["day", "week"]))
 
     @pre_load

@@ -23,17 +23,15 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
 from itsdangerous import URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 from b24app.bitrix.errors import BitrixError
-from b24app.bitrix.oauth import check_endpoint
 from b24app.bitrix.oauth import InsecureEndpoint
 from b24app.bitrix.oauth import oauth_app_info
-from b24app.bitrix.oauth import USER_AGENT
+from b24app.bitrix.oauth import user_is_admin
 from b24app.context import Services
 from b24app.errors import ApiError
 from b24app.storage.models import Portal
@@ -73,28 +71,14 @@ def _cache_key(member_id: str, auth_id: str) -> str:
 def _is_admin(services: Services, portal: Portal, auth_id: str) -> bool:
     """``user.admin`` with the user's own token on the portal's stored REST endpoint.
 
-    Any failure means "not an admin": the settings stay read-only rather than open.
+    Any failure means "not an admin": the settings stay hidden rather than open.
     """
-    try:
-        base = check_endpoint(
-            portal.client_endpoint, allow_insecure=services.settings.allow_insecure_endpoints
-        )
-    except InsecureEndpoint:
-        return False
-    url = (base if base.endswith("/") else base + "/") + "user.admin.json"
-    try:
-        response = requests.post(
-            url,
-            data={"auth": auth_id},
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=VERIFY_TIMEOUT_S,
-            allow_redirects=False,
-        )
-        body = response.json()
-    except (requests.RequestException, ValueError):
-        log.warning("user.admin check failed")
-        return False
-    return response.status_code == 200 and isinstance(body, dict) and body.get("result") is True
+    return user_is_admin(
+        portal.client_endpoint,
+        auth_id,
+        timeout=VERIFY_TIMEOUT_S,
+        allow_insecure=services.settings.allow_insecure_endpoints,
+    )
 
 
 def verify_frame(services: Services, form: dict[str, Any], lang: str) -> Viewer:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
@@ -21,7 +20,6 @@ from flask import make_response
 from flask import render_template
 from flask import request
 from flask import Response
-from flask import url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 from sqlalchemy import delete
@@ -70,11 +68,15 @@ def _frame_viewer() -> tuple[Viewer, dict[str, Any]]:
     return viewer, form
 
 
-def _token_viewer() -> Viewer:
-    """The viewer of a follow-up request (``t`` in the query, the form or a header)."""
-    token = request.args.get("t") or request.headers.get(TOKEN_HEADER)
-    if not token and request.mimetype in ("application/x-www-form-urlencoded",):
-        token = request.form.get("t")
+def _token_viewer(form: dict[str, Any] | None = None) -> Viewer:
+    """The viewer of a follow-up request: the session token from the ``X-B24App-Session``
+    header or the POSTed form (``t``), never from the URL — query strings end up in access
+    logs, browser history and Referer headers (issue 10, item 6)."""
+    if "t" in request.args:
+        raise ApiError(400, "The session token goes in the form body or a header, not the URL.")
+    token = request.headers.get(TOKEN_HEADER)
+    if not token and form is not None:
+        token = form.get("t")
     lang = request.args.get("lang")
     return trust.viewer_from_token(
         services(),
@@ -92,17 +94,12 @@ def _page(template: str, viewer: Viewer, status: int = 200, **context: Any) -> R
     def t(key: str, **params: Any) -> str:
         return i18n.translate(lang, key, **params)
 
-    def link(endpoint: str, _path: dict[str, Any] | None = None, **params: Any) -> str:
-        clean = {k: v for k, v in params.items() if v not in (None, "")}
-        return url_for(endpoint, **(_path or {})) + "?" + urlencode({"t": token, **clean})
-
     html = render_template(
         template,
         viewer=viewer,
         token=token,
         lang=lang,
         t=t,
-        link=link,
         num=lambda v, d=0: i18n.fmt_number(v, lang, d),
         pct=lambda v: i18n.fmt_pct(v, lang),
         money=lambda v: i18n.fmt_money(v, lang),
@@ -122,8 +119,16 @@ def _reauth(viewer: Viewer) -> Response:
 # -- dashboard ----------------------------------------------------------------------------
 
 
-def _period_args() -> dict[str, Any]:
-    return PeriodSchema().load(request.args.to_dict())
+def _period_args(source: dict[str, Any] | None = None, lang: str = "ru") -> dict[str, Any]:
+    """The period picker's values (query of a GET, or the POSTed form).
+
+    :raise ApiError 400: a date outside the supported years, with a message in ``lang``.
+    """
+    data = request.args.to_dict() if source is None else source
+    try:
+        return PeriodSchema().load({k: v for k, v in data.items() if isinstance(v, str)})
+    except ValidationError as err:
+        raise ApiError(400, i18n.translate(lang, "period.invalid"), err.messages) from err
 
 
 def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard, dict[str, Any]]:
@@ -175,13 +180,21 @@ def _chart_data(dashboard: metrics.Dashboard, lang: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
+def _render_dashboard(viewer: Viewer, args: dict[str, Any] | None) -> Response:
+    """The dashboard; ``args`` None = the period picker's values were refused (the default
+    period is shown with a message, status 400)."""
     if viewer.needs_reauth:
         return _reauth(viewer)
+    period_error = None
+    if args is None:
+        period_error = i18n.translate(viewer.lang, "period.invalid")
+        args = {}
     dashboard, _settings = _dashboard(viewer, args)
     return _page(
         "dashboard.html",
         viewer,
+        status=400 if period_error else 200,
+        period_error=period_error,
         d=dashboard,
         period_params=_period_params(dashboard, args),
         presets=metrics.PRESETS,
@@ -197,33 +210,49 @@ def _render_dashboard(viewer: Viewer, args: dict[str, Any]) -> Response:
     )
 
 
+def _dashboard_post() -> Response:
+    """A framed open from Bitrix24, or the page's own POST (session token ``t`` in the
+    body: the period picker, the navigation)."""
+    form = read_form()
+    if "t" not in form:
+        viewer, _form = _frame_viewer()
+        return _render_dashboard(viewer, {})
+    viewer = _token_viewer(form)
+    return _render_dashboard(viewer, _checked_period(form))
+
+
+def _checked_period(source: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    try:
+        return _period_args(source)
+    except ApiError:
+        return None
+
+
 @bp.post("/")
 def main_page() -> ResponseReturnValue:
     """The app's main page (``PLACEMENT=DEFAULT``): the KPI dashboard."""
-    viewer, _form = _frame_viewer()
-    return _render_dashboard(viewer, {})
+    return _dashboard_post()
 
 
 @bp.post("/dashboard")
 def dashboard_placement() -> ResponseReturnValue:
-    """``CRM_ANALYTICS_MENU``: the KPI dashboard."""
-    viewer, _form = _frame_viewer()
-    return _render_dashboard(viewer, {})
+    """``CRM_ANALYTICS_MENU``: the KPI dashboard; also the period picker's target."""
+    return _dashboard_post()
 
 
 @bp.get("/")
 @bp.get("/dashboard")
 def dashboard_page() -> ResponseReturnValue:
-    """The dashboard again for another period (session token; a bare GET is 401)."""
+    """The dashboard for a period (session token in the header; a bare GET is 401)."""
     viewer = _token_viewer()
-    return _render_dashboard(viewer, _period_args())
+    return _render_dashboard(viewer, _checked_period())
 
 
 @bp.get("/api/dashboard.json")
 def dashboard_json() -> ResponseReturnValue:
     """The dashboard figures as JSON (for charts and scripts on the page)."""
     viewer = _token_viewer()
-    dashboard, _settings = _dashboard(viewer, _period_args())
+    dashboard, _settings = _dashboard(viewer, _period_args(None, viewer.lang))
     body = {
         "period": {
             "from": dashboard.period.first_day.isoformat(),
@@ -251,13 +280,24 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in data.items()}
 
 
+@bp.post("/export/<table>.csv")
+def export_csv_post(table: str) -> ResponseReturnValue:
+    """The page's CSV buttons: a POST form with the token and the period in the body."""
+    form = read_form()
+    return _export(table, _token_viewer(form), form)
+
+
 @bp.get("/export/<table>.csv")
 def export_csv(table: str) -> ResponseReturnValue:
+    """One dashboard table as CSV (session token in the header)."""
+    return _export(table, _token_viewer(), None)
+
+
+def _export(table: str, viewer: Viewer, form: dict[str, Any] | None) -> ResponseReturnValue:
     """One dashboard table as CSV, for the same period as the page."""
-    viewer = _token_viewer()
     if table not in kpi_csv.TABLES:
         raise ApiError(404, "No such table.")
-    dashboard, _settings = _dashboard(viewer, _period_args())
+    dashboard, _settings = _dashboard(viewer, _period_args(form, viewer.lang))
     headers, rows = kpi_csv.table(dashboard, table, viewer.lang)
     body = kpi_csv.to_csv(headers, rows, viewer.lang)
     name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
@@ -422,13 +462,25 @@ def _roi_defaults(viewer: Viewer) -> tuple[dict[str, Any], bool]:
     return values, real
 
 
+@bp.post("/roi")
+def roi_post() -> ResponseReturnValue:
+    """The ROI calculator opened from the navigation, or its form submitted (POST body)."""
+    form = read_form()
+    submitted = {k: v for k, v in form.items() if k not in ("t", "lang", "nav")}
+    return _roi(_token_viewer(form), submitted)
+
+
 @bp.get("/roi")
 def roi_page() -> ResponseReturnValue:
+    """The ROI calculator (session token in the header; inputs in the query)."""
+    submitted = {k: v for k, v in request.args.items() if k != "lang"}
+    return _roi(_token_viewer(), submitted)
+
+
+def _roi(viewer: Viewer, submitted: dict[str, Any]) -> ResponseReturnValue:
     """The ROI calculator: prefilled with real figures, recalculated with entered ones."""
-    viewer = _token_viewer()
     if viewer.needs_reauth:
         return _reauth(viewer)
-    submitted = {k: v for k, v in request.args.items() if k not in ("t", "lang")}
     errors: list[str] = []
     real = False
     if submitted:
@@ -509,12 +561,20 @@ def _settings_page(
     )
 
 
+def _admins_only(viewer: Viewer) -> Response:
+    """What a non-admin gets instead of the settings page: nothing of it (issue 10, item 9)."""
+    return _page("notice.html", viewer, status=403, notice_title="settings.admins_only_title",
+                 notice_text="settings.admins_only")  # fmt: skip
+
+
 @bp.get("/settings")
 def settings_page() -> ResponseReturnValue:
-    """The settings page (read-only for non-admins)."""
+    """The settings page (portal administrators only; session token in the header)."""
     viewer = _token_viewer()
     if viewer.needs_reauth:
         return _reauth(viewer)
+    if not viewer.is_admin:
+        return _admins_only(viewer)
     return _settings_page(viewer)
 
 
@@ -530,10 +590,14 @@ def settings_post() -> ResponseReturnValue:
         viewer, _form = _frame_viewer()
         if viewer.needs_reauth:
             return _reauth(viewer)
-        return _settings_page(viewer)
-    viewer = _token_viewer()
+        return _settings_page(viewer) if viewer.is_admin else _admins_only(viewer)
+    viewer = _token_viewer(form)
+    if viewer.needs_reauth:
+        return _reauth(viewer)
     if not viewer.is_admin:
-        raise ApiError(403, "Only portal administrators can change the settings.")
+        return _admins_only(viewer)
+    if "nav" in form:  # the navigation tab: show the page
+        return _settings_page(viewer)
     changes = settings_form.form_to_changes(form)
     costs, cost_errors = settings_form.parse_costs(form.get("costs"))
     errors = [f"costs: {e}" for e in cost_errors]

@@ -40,6 +40,7 @@ from tests.bitrix.conftest import install_portal
 from tests.bitrix.conftest import MEMBER
 from tests.bitrix.conftest import OLD_ACCESS
 from tests.bitrix.conftest import OLD_REFRESH
+from tests.bitrix.conftest import SERVER
 from tests.bitrix.conftest import Sleeps
 from tests.bitrix.conftest import TOKEN_URL
 
@@ -55,7 +56,7 @@ def body_of(call: Any) -> dict[str, Any]:
 
 
 def limit_hits() -> float:
-    return metrics.REST_LIMIT_HITS.labels(member_id=MEMBER)._value.get()
+    return metrics.REST_LIMIT_HITS._value.get()
 
 
 # -- plain calls and error envelopes ---------------------------------------------------------
@@ -373,6 +374,7 @@ def test_redirect_is_reposted_and_endpoint_updated(
     """A moved portal 302s: the client re-POSTs the same body to Location and stores the new
     client_endpoint (PLATFORM b.2), instead of letting requests turn it into a GET."""
     new = "https://renamed.bitrix24.com/rest/"
+    _app_info_says(rsps, "renamed.bitrix24.com")
     rsps.post(ENDPOINT + "crm.lead.add", status=302, headers={"Location": new + "crm.lead.add"})
     moved = rsps.post(
         new + "crm.lead.add",
@@ -384,6 +386,53 @@ def test_redirect_is_reposted_and_endpoint_updated(
     stored = store.load(MEMBER)
     assert stored is not None and stored.client_endpoint == new
     assert stored.access_token == OLD_ACCESS
+
+
+def _app_info_says(rsps: Any, domain: str, member_id: str = MEMBER) -> Any:
+    """The trusted OAuth server's app.info naming ``domain`` as the portal's address."""
+    return rsps.get(
+        SERVER + "app.info",
+        json={"result": {"client_id": "local.test.app", "install": {
+            "member_id": member_id, "domain": domain,
+            "client_endpoint": f"https://{domain}/rest/", "installed": True}}},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("location", "app_info_domain", "app_info_member"),
+    [
+        ("https://evil.example/rest/crm.lead.add", "portal.bitrix24.com", MEMBER),
+        ("https://evil.example/rest/crm.lead.add", "evil.example", "f" * 32),
+        ("https://other.bitrix24.com/rest/crm.lead.add", "portal.bitrix24.com", MEMBER),
+    ],
+)
+def test_redirect_elsewhere_is_refused_and_nothing_stored(
+    b24: BitrixClient, store: DbTokenStore, rsps: Any, caplog: pytest.LogCaptureFixture,
+    location: str, app_info_domain: str, app_info_member: str,
+) -> None:  # fmt: skip
+    """A redirect to a host the OAuth server does not name as this portal's (issue 10,
+    hardening): refused and logged; the token is not sent there, the endpoint is kept."""
+    _app_info_says(rsps, app_info_domain, app_info_member)
+    rsps.post(ENDPOINT + "crm.lead.add", status=302, headers={"Location": location})
+    with caplog.at_level("WARNING"), pytest.raises(PortalUnavailable) as info:
+        b24.call("crm.lead.add", {"fields": {"TITLE": "X"}})
+    assert info.value.code == "REDIRECT_REFUSED"
+    assert not [c for c in rsps.calls if c.request.url.startswith(location.rsplit("/", 1)[0])]
+    stored = store.load(MEMBER)
+    assert stored is not None and stored.client_endpoint == ENDPOINT
+    assert any("refused a redirect" in r.getMessage() for r in caplog.records)
+    assert OLD_ACCESS not in caplog.text
+
+
+def test_redirect_on_the_same_host_needs_no_confirmation(
+    b24: BitrixClient, store: DbTokenStore, rsps: Any
+) -> None:
+    new = "https://portal.bitrix24.com/rest/v2/"
+    rsps.post(ENDPOINT + "user.current", status=301, headers={"Location": new + "user.current"})
+    rsps.post(new + "user.current", json=fixture("rest_success_user_current.json"))
+    assert b24.call("user.current")
+    stored = store.load(MEMBER)
+    assert stored is not None and stored.client_endpoint == new
 
 
 # -- batch ----------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ import json
 from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from b24app.bitrix.payload import encode_php_form
 from b24app.bitrix.payload import MalformedPayload
@@ -88,3 +91,34 @@ def test_encode_round_trips() -> None:
         "text": "Привет & до свидания",
     }
     assert parse_php_form(parse_qsl(encode_php_form(data), keep_blank_values=True)) == data
+
+
+NON_ASCII_DIGITS = "²³¹٠١٢۰১߀०௦๐𝟎𝟘０"
+_part = st.text(alphabet="0123456789" + NON_ASCII_DIGITS + "ab_", max_size=4)
+_key = st.builds(
+    lambda head, parts, tail: head + "".join(f"[{p}]" for p in parts) + tail,
+    st.sampled_from(["auth", "data", "document_id", "x"]),
+    st.lists(_part, max_size=10),
+    st.sampled_from(["", "", "[", "]", "[]"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_key, st.text(max_size=5)), max_size=20))
+def test_any_bracket_keys_parse_or_are_malformed(pairs: list[tuple[str, str]]) -> None:
+    """Non-ASCII digits, leading zeros, deep and unbalanced keys: a dict or MalformedPayload,
+    never another exception (``auth[²]`` was a ValueError → 500 on every route)."""
+    try:
+        nested = parse_php_form(pairs)
+    except MalformedPayload:
+        return
+    assert isinstance(nested, dict)
+
+
+@pytest.mark.parametrize("index", ["²", "٠", "১", "𝟘", "０", "01", "00"])
+def test_only_ascii_canonical_indices_make_lists(index: str) -> None:
+    """A list index is ``0|[1-9][0-9]*`` in ASCII: anything else stays a dict key."""
+    assert parse_php_form([("auth[0]", "a"), (f"auth[{index}]", "b")]) == {
+        "auth": {"0": "a", index: "b"}
+    }
+    assert parse_php_form([(f"auth[{index}]", "b")]) == {"auth": {index: "b"}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import requests
+
 from b24app.devportal import DevPortal
 from b24app.devportal import Portal
 from tests.conftest import FIXTURES
@@ -166,3 +168,21 @@ def test_uninstall_has_no_tokens_and_cleans_up(
     assert not any("token" in k and k != "auth[application_token]" for k in event["form"])
     assert rest("user.current").status_code == 401
     assert installed.events == [] and installed.options == {"k": "v"}
+
+
+def test_application_token_lives_as_long_as_the_install(
+    emulator: DevPortal, installed: Portal, sink: Sink
+) -> None:
+    """Like Bitrix24: a re-install over the installed app keeps the application_token; after
+    an uninstall the next install gets a new one, and the app's old tokens are dead (the app
+    checks exactly that on ONAPPUNINSTALL: tests/install/test_trust.py)."""
+    first = installed.application_token
+    installed.install()
+    assert installed.application_token == first
+    pair = installed.tokens_for(1)
+    oauth = emulator.server_endpoint + "app.info"
+    assert requests.get(oauth, params={"auth": pair.access_token}, timeout=10).status_code == 200
+    installed.uninstall(clean=False)
+    assert requests.get(oauth, params={"auth": pair.access_token}, timeout=10).status_code == 401
+    installed.install()
+    assert installed.application_token != first

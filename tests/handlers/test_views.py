@@ -90,17 +90,20 @@ def test_duplicate_delivery_is_queued_once(client, services, stored_portal) -> N
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [
-        ({"auth[member_id]": "unknown-member"}, 401),
+        ({"auth[member_id]": "unknown-member"}, 403),
         ({"auth[member_id]": None}, 400),
         ({"auth[application_token]": "forged"}, 403),
         ({"auth[application_token]": None}, 400),
     ],
 )
 def test_forged_events_are_refused(client, services, stored_portal, overrides, status) -> None:  # type: ignore[no-untyped-def]
-    """Unknown portal 401, wrong token 403, missing credentials 400; nothing queued."""
+    """Unknown portal and wrong token: the same 403 and message (issue 10 item 7: no portal
+    enumeration); missing credentials 400; nothing queued."""
     response = client.post("/handlers/events", data=event_form(**overrides))
     assert response.status_code == status
     assert response.json["code"] == status
+    if status == 403:
+        assert response.json["message"] == "Unknown portal or wrong application_token."
     assert queued(services) == []
 
 

@@ -24,6 +24,11 @@ from b24app.storage.models import utc_now
 from tests.placements.conftest import register_portal
 
 
+def _session(token: str) -> dict[str, str]:
+    """The header a page's scripts send the session token in (never the URL)."""
+    return {"X-B24App-Session": token}
+
+
 def _token(response: Any) -> str:
     match = re.search(r'name="t" value="([^"]+)"', response.get_data(as_text=True))
     assert match, "the page carries no session token"
@@ -123,18 +128,18 @@ def test_session_token_changes_period_and_is_portal_bound(framed, services, emul
     other_id = register_portal(services, other)
     seed_leads(services, other_id, 9)
     token = _token(framed.open("/app/dashboard", "CRM_ANALYTICS_MENU", {}))
-    page = framed.client.get("/app/dashboard", query_string={"t": token, "period": "7d"})
+    page = framed.client.post("/app/dashboard", data={"t": token, "period": "7d"})
     assert page.status_code == 200
     assert re.search(r'id="kpi-leads".*?class="value">3<', page.get_data(as_text=True), re.S)
-    data = framed.client.get("/app/api/dashboard.json", query_string={"t": token}).get_json()
+    data = framed.client.get("/app/api/dashboard.json", headers=_session(token)).get_json()
     assert data["total"]["leads"] == 3
     forged = token.replace(token.split(".")[0], token.split(".")[0][:-2] + "xx")
-    assert framed.client.get("/app/dashboard", query_string={"t": forged}).status_code == 401
+    assert framed.client.post("/app/dashboard", data={"t": forged}).status_code == 401
     other_query, other_form = other.frame_payload(1, "CRM_ANALYTICS_MENU", {}, "ru")
     other_token = _token(
         framed.client.post("/app/dashboard", query_string=other_query, data=other_form)
     )
-    other_data = framed.client.get("/app/api/dashboard.json", query_string={"t": other_token})
+    other_data = framed.client.get("/app/api/dashboard.json", headers=_session(other_token))
     assert other_data.get_json()["total"]["leads"] == 9
 
 
@@ -143,7 +148,7 @@ def test_uninstalled_portal_token_is_refused(framed, services) -> None:
     token = _token(framed.open("/app/dashboard", "CRM_ANALYTICS_MENU", {}))
     with services.db() as s:
         s.get(Portal, framed.portal_id).status = PortalStatus.UNINSTALLED
-    assert framed.client.get("/app/dashboard", query_string={"t": token}).status_code == 403
+    assert framed.client.post("/app/dashboard", data={"t": token}).status_code == 403
 
 
 def test_reauth_required_portal_shows_the_reinstall_page(framed, services) -> None:
@@ -276,15 +281,22 @@ def test_invalid_settings_show_errors_and_store_nothing(framed, services, change
         assert [c.utm_campaign for c in s.scalars(select(CampaignCost))] == ["old"]
 
 
-def test_non_admin_sees_read_only_settings_and_cannot_save(framed, services) -> None:
-    """user.admin says no for user 2: the form is read-only and a save is 403, nothing stored."""
+def test_non_admin_sees_nothing_of_the_settings_and_cannot_save(framed, services) -> None:
+    """user.admin says no for user 2: a friendly 403 page with nothing of the settings (no
+    form, no campaign costs, no templates; issue 10 item 9); a save is 403, nothing stored."""
+    with services.db() as s:
+        s.add(CampaignCost(portal_id=framed.portal_id, utm_campaign="secret_campaign",
+                           month="2026-01", cost=Decimal(777)))  # fmt: skip
     page = framed.open("/app/settings", "DEFAULT", None, user_id=2)
     html = page.get_data(as_text=True)
-    assert (
-        page.status_code == 200
-        and 'id="settings-readonly"' in html
-        and 'id="settings-save"' not in html
-    )
+    assert page.status_code == 403 and 'id="notice"' in html
+    assert "только администратор портала" in html
+    for hidden in ('id="settings-', "secret_campaign", "777", "{client_name}", 'id="nav-settings"'):
+        assert hidden not in html, hidden
+    nav = framed.client.post("/app/settings", data={"t": _token(page), "nav": "1"})
+    assert nav.status_code == 403 and "secret_campaign" not in nav.get_data(as_text=True)
+    header = framed.client.get("/app/settings", headers=_session(_token(page)))
+    assert header.status_code == 403 and 'id="settings-' not in header.get_data(as_text=True)
     response = framed.client.post("/app/settings", data=_settings_form(_token(page)))
     assert response.status_code == 403
     with services.db() as s:
@@ -307,10 +319,10 @@ def test_roi_page_shows_the_worked_example(framed) -> None:
     params = {"t": token, "leads_before": "200", "conversion_before": "20", "check_before": "1 500",
               "leads_after": "260", "conversion_after": "25", "check_after": "1500",
               "one_off_cost": "25000", "monthly_cost": "10000", "months": "12"}  # fmt: skip
-    html = framed.client.get("/app/roi", query_string=params).get_data(as_text=True)
+    html = framed.client.post("/app/roi", data=params).get_data(as_text=True)
     assert "+37\u202f500\u00a0₽" in html
     assert "7,1\u00a0%" in html and "210,3\u00a0%" in html
-    bad = framed.client.get("/app/roi", query_string={**params, "conversion_after": "140"})
+    bad = framed.client.post("/app/roi", data={**params, "conversion_after": "140"})
     assert bad.status_code == 400 and 'id="roi-errors"' in bad.get_data(as_text=True)
 
 
@@ -322,21 +334,17 @@ def test_csv_export_of_every_table(framed, services) -> None:
                            month=utc_now().strftime("%Y-%m"), cost=Decimal(0)))  # fmt: skip
     token = _token(framed.open("/app/dashboard", "CRM_ANALYTICS_MENU", {}))
     for table in ("summary", "trend", "sources", "campaigns", "channels", "employees", "ai"):
-        response = framed.client.get(
-            f"/app/export/{table}.csv", query_string={"t": token, "period": "7d"}
-        )
+        response = framed.client.post(f"/app/export/{table}.csv", data={"t": token, "period": "7d"})
         assert response.status_code == 200 and response.mimetype == "text/csv"
         assert response.get_data(as_text=True).startswith("\ufeff")
-    campaigns = framed.client.get("/app/export/campaigns.csv", query_string={"t": token}).get_data(
+    campaigns = framed.client.post("/app/export/campaigns.csv", data={"t": token}).get_data(
         as_text=True
     )
     lines = campaigns.lstrip("\ufeff").splitlines()
     assert lines[0].split(";")[0] == "Кампания (utm_campaign)"
     assert lines[1].split(";")[:3] == ["'=HYPERLINK(1)", "4", "2"]
-    summary = framed.client.get("/app/export/summary.csv", query_string={"t": token}).get_data(
+    summary = framed.client.get("/app/export/summary.csv", headers=_session(token)).get_data(
         as_text=True
     )
     assert summary.splitlines()[1].split(";")[2] == "4"
-    assert (
-        framed.client.get("/app/export/secrets.csv", query_string={"t": token}).status_code == 404
-    )
+    assert framed.client.post("/app/export/secrets.csv", data={"t": token}).status_code == 404

@@ -85,14 +85,15 @@ def test_signed_session_of_a_shows_only_a(
     assert match, "the page carries its session token"
     token = match.group(1)
     url = f"{live_app.url}/app/api/dashboard.json"
-    own = requests.get(url, params={"t": token, "member_id": portal_b.member_id})
+    own = requests.get(url, params={"member_id": portal_b.member_id},
+                       headers={"X-B24App-Session": token})  # fmt: skip
     assert own.status_code == 200
     assert own.json()["total"]["leads"] == 0  # B's five leads are not A's
     page_b = portal_b.open_app()
     token_b = re.search(r'name="t" value="([^"]+)"', page_b.text).group(1)  # type: ignore[union-attr]
-    assert requests.get(url, params={"t": token_b}).json()["total"]["leads"] == 5
+    assert requests.get(url, headers={"X-B24App-Session": token_b}).json()["total"]["leads"] == 5
     forged = token_b[:-4] + ("AAAA" if not token_b.endswith("AAAA") else "BBBB")
-    assert requests.get(url, params={"t": forged}).status_code in (401, 403)
-    csv = requests.get(f"{live_app.url}/app/export/leads.csv", params={"t": token})
+    assert requests.get(url, headers={"X-B24App-Session": forged}).status_code in (401, 403)
+    csv = requests.post(f"{live_app.url}/app/export/leads.csv", data={"t": token})
     assert csv.status_code in (200, 404)
     assert portal_b.member_id not in csv.text

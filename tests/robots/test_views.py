@@ -112,12 +112,12 @@ def test_list_properties_arrive_as_bracket_lists(client, services, stored_portal
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [
-        ({"auth[member_id]": "0" * 32}, 401),
+        ({"auth[member_id]": "0" * 32}, 403),
         ({"auth[application_token]": "f" * 32}, 403),
     ],
 )
 def test_forged_calls_are_refused(client, services, stored_portal, overrides, status) -> None:  # type: ignore[no-untyped-def]
-    """Unknown portal 401, another application_token 403; nothing written or enqueued."""
+    """Unknown portal or another application_token: one 403; nothing written or enqueued."""
     response = client.post(
         f"/robots/{d.QUALIFY}", data=robot_form(d.QUALIFY, QUALIFY_PROPS, **overrides)
     )
