@@ -31,8 +31,9 @@ bp = Blueprint("assistant", __name__)
 def event() -> ResponseReturnValue:
     """Accept one bot event; 200 ``{"status": "queued" | "duplicate" | "ignored"}``.
 
-    :raise 400: malformed form or payload. :raise 401: unknown portal.
-    :raise 403: wrong ``application_token``. :raise 404: not this app's bot on the portal.
+    :raise 400: malformed form or payload. :raise 401: missing credentials.
+    :raise 403: unknown portal or wrong ``application_token`` (one answer for both).
+    :raise 404: not this app's bot on the (authenticated) portal.
     """
     received = time.time()
     payload = BotEventSchema().load(read_form())

@@ -67,7 +67,7 @@ def test_event_is_queued_once(client: Any, services: Services, stored_portal: in
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [
-        ({"auth[member_id]": "f" * 32}, 401),  # unknown portal
+        ({"auth[member_id]": "f" * 32}, 403),  # unknown portal: the same answer as a bad token
         ({"auth[application_token]": "wrong"}, 403),
         ({"auth[application_token]": None}, 400),
         ({"data[bot][id]": "568"}, 404),  # not our bot on this portal
