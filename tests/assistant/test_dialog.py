@@ -138,3 +138,16 @@ def test_english_script() -> None:
     u = understand("manicure tomorrow at 6pm", now=NOW, services=script.services)
     r = step(DialogState(), u, script, free_times)
     assert r.state.state == "contact" and r.text.startswith("Hello!")
+
+
+def test_replies_to_a_reminder_in_a_confirmed_dialog() -> None:
+    confirmed = DialogState(state="confirmed", service="manicure", name="Анна",
+                            phone="+79123456789", start="2026-11-28T19:00")  # fmt: skip
+    r = say(confirmed, "1")
+    assert r.state.state == "confirmed" and r.actions == ["confirm"] and "Ждём" in r.text
+    r = say(confirmed, "2")
+    assert r.state.state == "handoff" and r.state.handoff_reason == "change_after_confirm"
+    r = say(confirmed, "не смогу прийти, надо перенести")
+    assert r.state.state == "handoff"
+    r = say(confirmed, "спасибо")
+    assert r.state.state == "confirmed" and not r.actions
