@@ -23,6 +23,7 @@ from typing import Any
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
+from b24app.assistant.bot import int_id
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.storage.models import AppointmentStatus
@@ -30,16 +31,6 @@ from b24app.storage.models import AssistantDialog
 from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
-
-
-def _booking_id(result: Any) -> int | None:
-    """``{"id": N}`` per the example, a bare integer per the prose: accept both."""
-    if isinstance(result, dict):
-        result = result.get("id")
-    try:
-        return int(result) if result is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def prebook(
@@ -74,7 +65,7 @@ def prebook(
             "to": {"timestamp": ts + minutes * 60, "timezone": time_zone},
         }
         name = f"{service_title} — {client_name}".strip(" —")
-        booking_id = _booking_id(
+        booking_id = int_id(
             client.call(
                 "booking.v1.booking.add",
                 {"fields": {"resourceIds": [resource_id], "datePeriod": period, "name": name}},

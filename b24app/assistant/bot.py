@@ -66,16 +66,21 @@ def find_bot(result: Any) -> dict[str, Any] | None:
     return next((b for b in bots_of(result) if b.get("code") == BOT_CODE), None)
 
 
-def bot_id_of(result: Any) -> int | None:
-    """The bot id in an ``imbot.v2.Bot.register`` result."""
+def int_id(result: Any, wrapper: str | None = None) -> int | None:
+    """An id answered as a bare integer, ``{"id": N}`` or ``{wrapper: {"id": N}}``."""
     if isinstance(result, dict):
-        result = result.get("bot", result)
+        result = result.get(wrapper, result) if wrapper else result
         if isinstance(result, dict):
             result = result.get("id")
     try:
         return int(result) if result is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def bot_id_of(result: Any) -> int | None:
+    """The bot id in an ``imbot.v2.Bot.register`` result (or a listed bot)."""
+    return int_id(result, "bot")
 
 
 def plan(

@@ -18,6 +18,10 @@ from marshmallow import pre_load
 from marshmallow import Schema
 from marshmallow import validate
 
+from b24app.handlers.schemas import EventAuthSchema
+
+# the top-level auth is the same as in any event delivery
+AuthSchema = EventAuthSchema
 EVENTS = ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT")
 MAX_ID = 2**53
 
@@ -25,12 +29,6 @@ MAX_ID = 2**53
 class _Base(Schema):
     class Meta:
         unknown = EXCLUDE
-
-
-class AuthSchema(_Base):
-    member_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    application_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    domain = fields.String(validate=validate.Length(max=255))
 
 
 class BotAuthSchema(_Base):

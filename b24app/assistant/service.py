@@ -160,12 +160,16 @@ def _understander(services: Services, assistant: dict[str, Any]) -> ModelUnderst
     return None
 
 
-def _load_dialog(session: Session, portal_id: int, turn: Turn) -> AssistantDialog:
-    dialog = session.scalar(
+def _find_dialog(session: Session, portal_id: int, chat_id: str) -> AssistantDialog | None:
+    return session.scalar(
         select(AssistantDialog).where(
-            AssistantDialog.portal_id == portal_id, AssistantDialog.chat_id == turn.chat_id
+            AssistantDialog.portal_id == portal_id, AssistantDialog.chat_id == chat_id
         )
     )
+
+
+def _load_dialog(session: Session, portal_id: int, turn: Turn) -> AssistantDialog:
+    dialog = _find_dialog(session, portal_id, turn.chat_id)
     if dialog is not None:
         return dialog
     connector, line_id = parse_entity(turn.entity_id)
@@ -189,11 +193,7 @@ def _load_dialog(session: Session, portal_id: int, turn: Turn) -> AssistantDialo
         with session.begin_nested():
             session.add(dialog)
     except IntegrityError:  # the lock makes this rare; a concurrent first turn won
-        found = session.scalar(
-            select(AssistantDialog).where(
-                AssistantDialog.portal_id == portal_id, AssistantDialog.chat_id == turn.chat_id
-            )
-        )
+        found = _find_dialog(session, portal_id, turn.chat_id)
         assert found is not None
         return found
     return dialog
