@@ -186,6 +186,8 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
             f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
             f"  lead tab:          {emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID=1\n"
             f"  client chat (AI):  {emulator.url}/salon/page/chat\n"
+            f"  play the client:   {emulator.url}/salon/page/client  (book in 121 minutes: the\n"
+            f"                     2 h reminder reaches the chat a minute later; answer 1 or 2)\n"
             f"  database:          {settings.database_url}\n"
         )
         stop = False

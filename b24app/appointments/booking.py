@@ -24,14 +24,13 @@ from sqlalchemy import select
 
 from b24app import context
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
 from b24app.settings import load_settings
 from b24app.storage.models import Appointment
-from b24app.storage.models import Portal
-from b24app.storage.models import PortalStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +63,8 @@ def starts_at(booking: dict[str, Any]) -> dt.datetime:
 
 def _portal_id(services: Services, member_id: str) -> int | None:
     with services.db() as session:
-        return session.scalar(
-            select(Portal.id).where(
-                Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE
-            )
-        )
+        portal = active_portal(session, member_id)
+        return portal.id if portal is not None else None
 
 
 def cancel_booking(services: Services, portal_id: int, booking_id: int) -> str:

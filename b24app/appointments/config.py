@@ -78,3 +78,56 @@ class AppointmentsSchema(_Strict):
     date_field = fields.Nested(DateFieldSchema)
     import_days = fields.Integer(validate=validate.Range(min=0, max=90))
     confirm_prompt = fields.Nested(PromptSchema)
+
+
+def _csv(value: Any) -> list[str]:
+    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+
+def _blank_none(value: Any) -> Any:
+    text = str(value or "").strip()
+    return text or None
+
+
+def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
+    """The settings page's ``appt_*`` fields → the ``appointments`` section (validated later);
+    ``{}`` (no change) when the form has none of them."""
+    if not any(str(key).startswith("appt_") for key in form):
+        return {}
+    return {
+        "offsets": _csv(form.get("appt_offsets")),
+        "channels": _csv(form.get("appt_channels")),
+        "sender_user_id": _blank_none(form.get("appt_sender")),
+        "workflow": {
+            "template_id": _blank_none(form.get("appt_template")),
+            "document_type": str(form.get("appt_doc_type") or "DEAL").strip().upper(),
+            "text_param": str(form.get("appt_text_param") or "").strip(),
+            "time_param": str(form.get("appt_time_param") or "").strip(),
+        },
+        "date_field": {
+            "entity": _blank_none(form.get("appt_field_entity")),
+            "field": str(form.get("appt_field") or "").strip(),
+        },
+        "confirm_prompt": {
+            "ru": str(form.get("appt_prompt_ru") or "").strip(),
+            "en": str(form.get("appt_prompt_en") or "").strip(),
+        },
+    }
+
+
+def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
+    section = settings["appointments"]
+    workflow = section["workflow"]
+    return {
+        "appt_offsets": ", ".join(section["offsets"]),
+        "appt_channels": ", ".join(section["channels"]),
+        "appt_sender": section.get("sender_user_id") or "",
+        "appt_template": workflow.get("template_id") or "",
+        "appt_doc_type": workflow.get("document_type") or "DEAL",
+        "appt_text_param": workflow.get("text_param") or "",
+        "appt_time_param": workflow.get("time_param") or "",
+        "appt_field_entity": section["date_field"].get("entity") or "",
+        "appt_field": section["date_field"].get("field") or "",
+        "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
+        "appt_prompt_en": section["confirm_prompt"].get("en") or "",
+    }

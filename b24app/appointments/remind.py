@@ -111,7 +111,7 @@ def schedule_appointment(
             )  # fmt: skip
             appt.journey_id = found.id if found is not None else None
         settings = load_settings(session, appt.portal_id)
-        offsets = [o.strip() for o in settings["appointments"]["offsets"]]
+        offsets = [o.strip() for o in (appt.offsets or settings["appointments"]["offsets"])]
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
@@ -175,21 +175,16 @@ def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
         return "cancelled"
     if appt.starts_at <= now:
         return "appointment_passed"
-    if journey is not None and (
-        journey.deleted_at is not None or journey.came_at is not None
-        or journey.no_show_at is not None
-    ):  # fmt: skip
-        return "handled"
+    if journey is not None and journey.deleted_at is not None:
+        # Came / no-show of the journey are about an earlier visit: a repeat client's next
+        # appointment is still reminded.
+        return "journey_deleted"
     return None
 
 
 def fire_appointment_timer(services: Services, timer_id: int) -> str:
     """Send one appointment reminder (claim → deliver → mark, see :mod:`b24app.sla.jobs`)."""
-    from b24app.sla.jobs import _finish
-    from b24app.sla.jobs import _release
-    from b24app.sla.jobs import claim
-    from b24app.sla.jobs import PERMANENT_ERRORS
-    from b24app.sla.jobs import Steps
+    from b24app.sla.jobs import send_claimed
 
     now = utc_now()
     with services.db() as session:
@@ -223,20 +218,11 @@ def fire_appointment_timer(services: Services, timer_id: int) -> str:
             "chat_id": appt.chat_id,
             "payload": dict(timer.payload or {}),
         }
-    if not claim(services, timer_id, now):
-        return "busy"
-    steps = Steps(services, timer_id, snap["payload"])
     with logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]):
-        try:
-            recipient = deliver(services, snap, settings, steps)
-        except PERMANENT_ERRORS as exc:
-            _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)
-            return "skipped"
-        except Exception:
-            _release(services, timer_id)
-            raise
-    _finish(services, timer_id, TimerState.FIRED, recipient=recipient)
-    return "fired"
+        return send_claimed(
+            services, timer_id, now, snap["payload"],
+            lambda steps: deliver(services, snap, settings, steps),
+        )  # fmt: skip
 
 
 def reminder_text(settings: dict[str, Any], snap: dict[str, Any], client_name: str = "") -> str:

@@ -32,14 +32,13 @@ from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
 from b24app import context
+from b24app.appointments.store import active_portal
 from b24app.context import Services
 from b24app.leads.journeys import journey_key
 from b24app.sla.engine import stop_timers
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Lead
-from b24app.storage.models import Portal
-from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
@@ -125,11 +124,7 @@ def handle_reply(
     moment = now or utc_now()
     kind = classify(text)
     with services.db() as session:
-        portal = session.scalar(
-            select(Portal).where(
-                Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE
-            )
-        )
+        portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
         appt = session.scalar(

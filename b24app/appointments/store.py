@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from b24app.leads.journeys import find_journey
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import Portal
+from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 
 
@@ -111,3 +113,10 @@ def cancel_appointment(session: Session, appointment: Appointment) -> bool:
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancelled_at = utc_now()
     return True
+
+
+def active_portal(session: Session, member_id: str) -> Portal | None:
+    """The installed, active portal of ``member_id`` (jobs on any other do nothing)."""
+    return session.scalar(
+        select(Portal).where(Portal.member_id == member_id, Portal.status == PortalStatus.ACTIVE)
+    )

@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 from b24app.bitrix.payload import MalformedPayload
 from b24app.bitrix.payload import parse_php_form
 from b24app.devportal import chatpage
+from b24app.devportal import client_pages
 from b24app.devportal import pages
 from b24app.devportal.batch import run_batch
 from b24app.devportal.delivery import DeliveryQueue
@@ -154,6 +155,12 @@ class DevPortal:
                 Rule("/<slug>/_frame/<command>", endpoint="frame", methods=["POST"]),
                 Rule("/<slug>/page/chat", endpoint="page_chat"),
                 Rule("/<slug>/_chat/<path:path>", endpoint="chat", methods=["GET", "POST"]),
+                Rule("/<slug>/page/client", endpoint="page_client", methods=["GET", "POST"]),
+                Rule(
+                    "/<slug>/page/client/<int:chat_id>",
+                    endpoint="page_client_chat",
+                    methods=["GET", "POST"],
+                ),  # fmt: skip
                 Rule("/", endpoint="index"),
             ]
         )
@@ -587,6 +594,12 @@ class DevPortal:
 
     def _ep_chat(self, request: Request, slug: str, path: str) -> Response:
         return chatpage.handle(self.portals[slug], request, path)
+
+    def _ep_page_client(self, request: Request, slug: str) -> Response:
+        return client_pages.client_index(self.portals[slug], request)
+
+    def _ep_page_client_chat(self, request: Request, slug: str, chat_id: int) -> Response:
+        return client_pages.client_chat(self.portals[slug], request, chat_id)
 
 
 def host_of(url: str) -> str:

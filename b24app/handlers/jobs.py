@@ -65,7 +65,15 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
     services = context.current()
     try:
         if event in LEAD_EVENTS:
-            return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
+            outcome = process_lead(
+                services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE"
+            )
+            from b24app.appointments.routes import follow_date_field
+
+            follow_date_field(
+                services, member_id, "lead", entity_id, deleted=event == "ONCRMLEADDELETE"
+            )
+            return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
         if event in BOOKING_EVENTS:

@@ -55,7 +55,7 @@ def event() -> ResponseReturnValue:
 def booking_event() -> ResponseReturnValue:
     """``ONBOOKINGADD`` / ``UPDATE`` / ``DELETE`` (``data[ID]`` only): queue the booking job.
 
-    :raise 400: malformed envelope. :raise 401/403: unknown portal / wrong token.
+    :raise 400: malformed envelope. :raise 403: unknown portal or wrong token.
     """
     payload = BookingEventSchema().load(read_form())
     auth = payload["auth"]
@@ -72,7 +72,7 @@ def openline_event() -> ResponseReturnValue:
     """``ONOPENLINEMESSAGEADD``: a client's message is queued as a possible answer to a
     reminder; operators', bots' and system messages are acknowledged and ignored.
 
-    :raise 400: malformed envelope or message. :raise 401/403: unknown portal / wrong token.
+    :raise 400: malformed envelope or message. :raise 403: unknown portal or wrong token.
     """
     from b24app.appointments.replies import enqueue_reply
     from b24app.appointments.replies import parse_message

@@ -15,6 +15,8 @@ from typing import Any
 
 from b24app import i18n
 from b24app import templating
+from b24app.appointments.config import form_to_changes as appointment_form_to_changes
+from b24app.appointments.config import settings_to_form as appointment_settings_to_form
 from b24app.assistant import settings_form as assistant_form
 from b24app.settings import MAX_AI_RULES
 from b24app.settings import MAX_PATTERN_LENGTH
@@ -98,6 +100,7 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "conversion_min_pct": _number(form.get("target_conversion")),
             "first_reply_max_min": _number(form.get("target_reply")),
         },
+        "appointments": appointment_form_to_changes(form),
         "reports": {
             "enabled": _checked(form, "reports_enabled"),
             "daily_at": str(form.get("daily_at", "")).strip(),
@@ -199,6 +202,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "daily_at": settings["reports"]["daily_at"],
         "weekly_day": settings["reports"]["weekly_day"],
         "weekly_at": settings["reports"]["weekly_at"],
+        **appointment_settings_to_form(settings),
     }
     values.update(assistant_form.settings_to_form(settings))
     for day in WEEKDAYS:

@@ -455,21 +455,22 @@ def _offset(choice: str, custom_minutes: int | None) -> str:
 
 
 def reminders(ctx: RobotContext, params: dict[str, Any]) -> Outcome:
-    from b24app.sla.reminders import schedule_reminders
+    """The appointment goes to :mod:`b24app.appointments` (one per journey and time, reminded
+    to the client by chat / workflow / to-do)."""
+    from b24app.appointments.routes import robot_appointment
 
     offsets = list(
         dict.fromkeys(_offset(c, params.get("custom_minutes")) for c in params["remind_before"])
     )
     appointment = ctx.to_utc(params["appointment_time"])
     count = int(
-        schedule_reminders(
+        robot_appointment(
             ctx.services,
             ctx.portal_id,
             ctx.lead_id,
             appointment,
             service=params["service"],
             offsets=offsets,
-            template=params["template"],
         )
     )
     when = ctx.local_iso(appointment)

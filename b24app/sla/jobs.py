@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_
@@ -156,26 +157,44 @@ def fire_timer(timer_id: int) -> str:
             "installer_user_id": portal.installer_user_id,
             "responsible": lead.assigned_by_id if lead is not None else None,
         }
+
+    def send(steps: Steps) -> int:
+        if snapshot["policy"] == REMINDER_POLICY:
+            from b24app.sla.reminders import send_reminder
+
+            return send_reminder(services, snapshot, settings, steps)
+        return send_sla(services, snapshot, settings, steps)
+
+    with logs.bind(member_id=snapshot["member_id"], lead_id=snapshot["lead_id"]):
+        outcome = send_claimed(services, timer_id, now, snapshot["payload"], send)
+    if outcome == "fired":
+        metrics.ESCALATIONS_SENT.labels(snapshot["level"]).inc()
+    return outcome
+
+
+def send_claimed(
+    services: Services,
+    timer_id: int,
+    now: dt.datetime,
+    payload: dict[str, Any],
+    send: Callable[[Steps], int],
+) -> str:
+    """Claim the timer, ``send(steps)`` (returns the recipient), mark it: ``fired``,
+    ``skipped`` (a permanent error) or ``busy`` (someone else holds it); a transient error
+    releases the claim and is raised for the job's retry (see the module docstring)."""
     if not claim(services, timer_id, now):
         return "busy"
-    steps = Steps(services, timer_id, snapshot["payload"])
-    with logs.bind(member_id=snapshot["member_id"], lead_id=snapshot["lead_id"]):
-        try:
-            if snapshot["policy"] == REMINDER_POLICY:
-                from b24app.sla.reminders import send_reminder
-
-                recipient = send_reminder(services, snapshot, settings, steps)
-            else:
-                recipient = send_sla(services, snapshot, settings, steps)
-        except PERMANENT_ERRORS as exc:
-            log.warning("timer %s not sent: %s", timer_id, type(exc).__name__)
-            _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)
-            return "skipped"
-        except Exception:
-            _release(services, timer_id)
-            raise
+    steps = Steps(services, timer_id, payload)
+    try:
+        recipient = send(steps)
+    except PERMANENT_ERRORS as exc:
+        log.warning("timer %s not sent: %s", timer_id, type(exc).__name__)
+        _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)
+        return "skipped"
+    except Exception:
+        _release(services, timer_id)
+        raise
     _finish(services, timer_id, TimerState.FIRED, recipient=recipient)
-    metrics.ESCALATIONS_SENT.labels(snapshot["level"]).inc()
     return "fired"
 
 

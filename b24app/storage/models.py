@@ -373,6 +373,8 @@ class Appointment(Base):
     service: Mapped[str] = mapped_column(String(255), default="")
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
+    # Reminder offsets of this appointment (the robot's); None = the portal's setting.
+    offsets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The open-line chat the last reminder went to (replies there are read as answers).
     chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -40,7 +40,7 @@ def fire_next(services: Services) -> str:
 def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
-    journey_id = make_journey(services, portal_id, deal_id=77, contact_id=5)
+    journey_id = make_journey(services, portal_id, deal_id=77, contact_id=5, lead_id=1077)
     chat = installed_portal.open_chat([("deal", 77), ("contact", 5)])
     book(emulator, installed_portal, run_jobs, 30, contact_id=5, deal_id=77)
     (appt,) = appointments(services)
@@ -62,6 +62,9 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
+    tab = installed_portal.open_placement("CRM_LEAD_DETAIL_TAB", {"ID": "1077"}).text
+    assert 'id="lead-appointments"' in tab and tab.count("attempt-ok") == 2
+    assert "подтверждена клиентом" in tab
 
 
 def test_no_chat_goes_to_the_workflow_and_neither_to_the_todo(
@@ -134,3 +137,21 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     (task,) = installed_portal.tasks
     assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]
     assert any(n["user_id"] == 3 for n in installed_portal.notifications)
+
+
+def test_install_imports_the_next_30_days_of_bookings(
+    emulator: Any, live_app: Any, portal: Any, services: Services, run_jobs: Any
+) -> None:
+    """A window scan at install: bookings in the next 30 days become appointments (60 of
+    them: two pages of ``booking.v1.booking.list``), later ones do not."""
+    now = utc_now().replace(tzinfo=dt.UTC)
+    for i in range(60):
+        portal.add_booking(now + dt.timedelta(hours=30 + i), deal_id=700 + i, contact_id=9)
+    portal.add_booking(now + dt.timedelta(days=40), deal_id=799)
+    result = portal.install()
+    assert result.installer is not None and result.installer.status_code == 200
+    run_jobs()
+    rows = appointments(services)
+    assert len(rows) == 60 and {r.contact_id for r in rows} == {9}
+    assert 799 not in {r.deal_id for r in rows}
+    assert len(emulator.calls(method="booking.v1.booking.list", portal=portal)) == 2

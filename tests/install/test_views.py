@@ -267,3 +267,19 @@ def test_page_and_event_at_the_same_moment_store_one_portal(
     assert answers == {"page": 200, "event": 200}
     with services.db() as session:
         assert len(session.scalars(select(Portal)).all()) == 1
+
+
+def test_portal_without_the_client_loop_scopes_still_installs(
+    emulator, live_app, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """No ``booking`` / ``imopenlines`` scope: their events are refused and left unbound, the
+    rest of the registration goes through."""
+    portal = emulator.create_portal(
+        "noscope", scope="crm,user_brief,department,placement,bizproc,im,task,app"
+    )
+    result = portal.install()
+    run_jobs()
+    assert result.installer.status_code == 200 and portal.install_finished
+    bound = {e["event"] for e in portal.events}
+    assert set(EVENTS) <= bound and not bound & set(CLIENT_EVENTS)
+    assert _stored(services, portal.member_id).registered_at is not None

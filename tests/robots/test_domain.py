@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from b24app.robots import definitions as d
+from b24app.storage.models import Appointment
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
@@ -74,11 +75,15 @@ def test_reminders_are_timers_before_the_appointment(
                  {"appointment_time": moment.strftime("%d.%m.%Y %H:%M:00"),
                   "service": "Маникюр", "remind_before": ["24h", "2h"]})  # fmt: skip
     assert result["return_values"] == {"reminders_scheduled": 2}
-    reminders = [t for t in _timers(services, portal_id, lead_id) if t.policy == "reminder"]
-    assert sorted(t.level for t in reminders) == ["24h", "2h"]
+    with services.db() as session:
+        appt = session.scalar(select(Appointment).where(Appointment.portal_id == portal_id))
+        assert appt is not None and appt.source == "robot" and appt.lead_id == lead_id
+        appt_id = appt.id
+    reminders = [t for t in _timers(services, portal_id, lead_id) if t.policy == "appointment"]
+    assert sorted(t.level for t in reminders) == [f"24h@{appt_id}", f"2h@{appt_id}"]
     appointment = moment.astimezone(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
     for timer in reminders:
-        hours = 24 if timer.level == "24h" else 2
+        hours = 24 if timer.level.startswith("24h") else 2
         assert timer.due_at == appointment - dt.timedelta(hours=hours)
 
 

@@ -257,14 +257,14 @@ def test_reminders_are_scheduled_in_utc(
 ) -> None:  # type: ignore[no-untyped-def]
     """Reminders: the portal-local appointment goes to the SLA engine in naive UTC with the
     chosen offsets; the count comes back."""
-    calls = domain("b24app.sla.reminders", "schedule_reminders", lambda *a, **k: 3)
+    calls = domain("b24app.appointments.routes", "robot_appointment", lambda *a, **k: 3)
     result = run(installed_portal, emulator, run_jobs, d.REMINDERS, lead_id,
                  {"appointment_time": "23.05.2030 14:30:00", "service": "Стрижка",
                   "remind_before": ["24h", "2h", "custom"], "custom_minutes": "30"})  # fmt: skip
     assert result["return_values"] == {"reminders_scheduled": 3}
     args, kwargs = calls[0]
     assert args[2:] == (lead_id, dt.datetime(2030, 5, 23, 11, 30))
-    assert kwargs == {"service": "Стрижка", "offsets": ["24h", "2h", "30m"], "template": "default"}
+    assert kwargs == {"service": "Стрижка", "offsets": ["24h", "2h", "30m"]}
 
 
 def test_non_lead_document_gets_a_readable_refusal(

@@ -10,6 +10,17 @@ from b24app.devportal.errors import RestError
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import method
 
+# Events of a scope the app was not granted are not available to it ([inferred]: the
+# ``events`` method lists the events of the app's scopes).
+EVENT_SCOPES = {"ONBOOKING": "booking", "ONOPENLINE": "imopenlines", "ONSESSION": "imopenlines"}
+
+
+def _scope_granted(ctx: Ctx, event: str) -> bool:
+    granted = {s.strip() for s in ctx.portal.scope.split(",")}
+    return all(
+        scope in granted for prefix, scope in EVENT_SCOPES.items() if event.startswith(prefix)
+    )
+
 
 def _handler_ok(url: str) -> bool:
     return url.startswith(("http://", "https://"))
@@ -23,7 +34,7 @@ def event_bind(ctx: Ctx) -> bool:
     offline = event_type == "offline"
     if not event:
         raise argument_error("event")
-    if event not in defaults.KNOWN_EVENTS:
+    if event not in defaults.KNOWN_EVENTS or not _scope_granted(ctx, event):
         raise RestError(400, "ERROR_EVENT_NOT_FOUND", "Event not found")
     if not offline and not handler:
         raise argument_error("handler")

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("service", sa.String(length=255), nullable=False),
         sa.Column("starts_at", sa.DateTime(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("offsets", sa.JSON(), nullable=True),
         sa.Column("chat_id", sa.Integer(), nullable=True),
         sa.Column("reminded_via", sa.String(length=16), nullable=True),
         sa.Column("reminded_at", sa.DateTime(), nullable=True),
