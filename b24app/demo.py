@@ -179,6 +179,12 @@ def demo(port: int, emulator_port: int, workdir: str) -> None:
         time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
         _seed(portal)
         _enable_assistant(settings, portal.member_id)
+        for _ in range(300):  # the bot is registered by the install job; then attach it
+            if portal.imbot.bots:
+                with portal.lock:
+                    portal.imbot.attach(1)
+                break
+            time.sleep(0.1)
         click.echo(
             "\nb24app demo is running (Ctrl-C to stop)\n"
             f"  app health:        {settings.public_url}/health\n"

@@ -256,6 +256,8 @@ def main() -> None:
                 row = get_portal(session, portal.member_id)
                 assert row is not None
                 save_settings(session, row.id, {"assistant": {"enabled": True}})
+            with portal.lock:
+                portal.imbot.attach(1)  # the admin attaches the bot to the open line
         emu.wait_idle(600)
         one_since = time.time()
         one = scenario("one portal", emu, portals[:1], dialogs, args.think, args.handoff_every,

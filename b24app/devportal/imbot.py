@@ -1,9 +1,9 @@
 """Chatbots 2.0 of an emulated portal: bots registered by the app, what they say in open-line
 chats (with keyboards), typing, and the Open Lines session (bot → operator).
 
-Builds on the open-line chats of :mod:`b24app.devportal.openlines`. A bot with
-``type=openline`` is attached to every open line of the portal (on a real portal the admin
-attaches it in the line's settings; there is no REST call for that, CLIENT-LOOP §3.2). While
+Builds on the open-line chats of :mod:`b24app.devportal.openlines`. A bot answers a line
+only once attached to it (:meth:`ImBots.attach`, what the admin does in the line's settings:
+there is no REST call for that, CLIENT-LOOP §3.2); chats of other lines go to operators. While
 the session of a chat is held by the bot, every client message is also delivered to the bot's
 ``webhookUrl`` as ``ONIMBOTV2MESSAGEADD`` — form-encoded, every scalar a string, the bot's own
 tokens in ``data[bot][auth]`` and the event's ``auth`` carrying ``application_token``; a new
@@ -54,18 +54,28 @@ class ImBots:
     typing: dict[int, list[float]] = field(default_factory=dict)  # chat id → times
     sent: list[dict[str, Any]] = field(default_factory=list)  # every send, for benchmarks
     operators: list[int] = field(default_factory=lambda: list(DEFAULT_OPERATORS))
+    lines: dict[int, int] = field(default_factory=dict)  # open line id → attached bot id
 
     def by_code(self, code: str) -> dict[str, Any] | None:
         return next((b for b in self.bots.values() if b["code"] == code), None)
 
-    def line_bot(self) -> dict[str, Any] | None:
-        """The open-line bot attached to the lines (the first registered one)."""
-        return next((b for b in self.bots.values() if b["type"] in ("openline", "O")), None)
+    def attach(self, line_id: int = 1, code: str | None = None) -> dict[str, Any]:
+        """What the admin does in the open line's settings: the line's chats go to the bot."""
+        bot = next(
+            b for b in self.bots.values()
+            if (code is None and b["type"] in ("openline", "O")) or b["code"] == code
+        )  # fmt: skip
+        self.lines[line_id] = int(bot["id"])
+        return bot
+
+    def line_bot(self, line_id: int) -> dict[str, Any] | None:
+        """The bot attached to the open line, if any (and still registered)."""
+        return self.bots.get(self.lines.get(line_id, 0))
 
     def session(self, chat: OpenLineChat) -> Session:
         found = self.sessions.get(chat.id)
         if found is None:
-            bot = self.line_bot()
+            bot = self.line_bot(chat.line_id)
             found = Session(holder="bot" if bot else "operator", bot_id=bot["id"] if bot else None)
             self.sessions[chat.id] = found
         return found

@@ -16,9 +16,12 @@ from b24app.settings import save_settings
 from b24app.storage.portals import get_portal
 
 
-def enable_assistant(services: Services, member_id: str, **changes: Any) -> None:
+def enable_assistant(services: Services, emu_portal: EmuPortal, **changes: Any) -> None:
+    """The admin attaches the bot to open line 1 and enables the assistant in settings."""
+    with emu_portal.lock:
+        emu_portal.imbot.attach(1)
     with services.db() as session:
-        portal = get_portal(session, member_id)
+        portal = get_portal(session, emu_portal.member_id)
         assert portal is not None
         save_settings(session, portal.id, {"assistant": {"enabled": True, **changes}})
 
@@ -64,7 +67,7 @@ def open_client_chat(
 
 @pytest.fixture
 def assistant_portal(installed_portal: EmuPortal, services: Services) -> EmuPortal:
-    enable_assistant(services, installed_portal.member_id)
+    enable_assistant(services, installed_portal)
     return installed_portal
 
 

@@ -41,7 +41,7 @@ def open_chat(page: Any, portal: EmuPortal) -> None:
 def chat_page(
     installed_portal: EmuPortal, services: Services, rq_worker: WorkerProcess, page: Any
 ) -> Any:
-    enable_assistant(services, installed_portal.member_id)
+    enable_assistant(services, installed_portal)
     rq_worker.start()
     open_chat(page, installed_portal)
     return page

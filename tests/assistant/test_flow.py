@@ -109,7 +109,7 @@ def test_prebooking_in_online_booking_and_going_back_frees_it(
     from tests.assistant.conftest import ClientChat
     from tests.assistant.conftest import enable_assistant
 
-    enable_assistant(services, installed_portal.member_id, booking_resource_id=1)
+    enable_assistant(services, installed_portal, booking_resource_id=1)
     lead_id = installed_portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT"})
     row = installed_portal.open_chat([("lead", lead_id), ("contact", 77)])
     chat = ClientChat(emulator, installed_portal, row.id, lead_id, settle_jobs)

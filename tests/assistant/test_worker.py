@@ -72,7 +72,7 @@ def worker_chat(
     services: Services,
     rq_worker: WorkerProcess,
 ) -> Iterator[WorkerChat]:
-    enable_assistant(services, installed_portal.member_id)
+    enable_assistant(services, installed_portal)
     rq_worker.start()
     yield start_chat(emulator, installed_portal, services)
 
@@ -141,7 +141,7 @@ def test_model_timing_out_falls_back_to_rules(
     rq_worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     with LlmStub({"service": "manicure", "confidence": 0.9}, delay=5.0) as stub:
-        enable_assistant(services, installed_portal.member_id, model=True)
+        enable_assistant(services, installed_portal, model=True)
         rq_worker_factory(env={"B24APP_LLM_API_URL": stub.url, "B24APP_LLM_API_KEY": "k",
                                "B24APP_ASSISTANT_LLM_TIMEOUT": "0.3"})  # fmt: skip
         chat = start_chat(emulator, installed_portal, services)
