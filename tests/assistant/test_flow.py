@@ -184,3 +184,21 @@ def test_kpis_of_the_assistant(
         period = metrics.period_for("7d", settings["time_zone"])
         dashboard = metrics.compute_dashboard(session, portal.id, period, settings)
     assert "ИИ-ассистент: диалогов 2, до записи 50" in daily_message(dashboard, "ru")
+
+
+def test_disabled_assistant_or_unserved_line_goes_straight_to_operators(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal, lines=["7"])  # line 1 is not served
+    chat = open_client_chat(emulator, installed_portal, settle_jobs)
+    assert chat.bot_messages() == []  # no greeting
+    assert installed_portal.imbot.sessions[chat.chat_id].holder == "operator"
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "handoff" and dialog.handoff_reason == "disabled"
+        assert session.scalars(select(AssistantTurn)).all() == []
