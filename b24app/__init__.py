@@ -26,6 +26,7 @@ def create_app(
     from b24app import errors
     from b24app import logs
     from b24app import metrics
+    from b24app.assistant.views import bp as assistant_bp
     from b24app.handlers.views import bp as handlers_bp
     from b24app.health import bp as health_bp
     from b24app.install.views import bp as install_bp
@@ -55,4 +56,5 @@ def create_app(
     app.register_blueprint(handlers_bp, url_prefix="/handlers")
     app.register_blueprint(robots_bp, url_prefix="/robots")
     app.register_blueprint(placements_bp, url_prefix="/app")
+    app.register_blueprint(assistant_bp, url_prefix="/assistant")
     return app

@@ -58,6 +58,8 @@ class Settings:
     llm_api_url: str = ""
     llm_api_key: str = ""
     llm_model: str = "gpt-4o-mini"
+    # The assistant's model call (when a portal enables it): short, to keep answers under 3 s.
+    assistant_llm_timeout: float = 1.2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -82,8 +84,10 @@ class Settings:
 
     @property
     def queue_names(self) -> tuple[str, ...]:
-        """RQ queues in priority order: events first, then timers, then bulk work."""
-        return tuple(self.queue_prefix + q for q in ("events", "timers", "default", "bulk"))
+        """RQ queues in priority order: the assistant's answers, events, timers, bulk work."""
+        return tuple(
+            self.queue_prefix + q for q in ("assistant", "events", "timers", "default", "bulk")
+        )
 
 
 MIN_SECRET_LENGTH = 32

@@ -54,8 +54,9 @@ class Services:
         """The RQ queue ``events``, ``timers``, ``default`` or ``bulk``."""
         return self.queues[self.settings.queue_prefix + name]
 
-    def bitrix(self, member_id: str) -> BitrixClient:
-        """A REST client for one portal, refreshing its tokens as needed."""
+    def bitrix(self, member_id: str, *, interactive: bool = False) -> BitrixClient:
+        """A REST client for one portal, refreshing its tokens as needed (``interactive``:
+        a person waits for this call — it may use the top of the portal's REST bucket)."""
         from b24app.bitrix.client import BitrixClient
         from b24app.storage.portals import DbTokenStore
 
@@ -65,6 +66,7 @@ class Services:
             redis=self.redis,
             settings=self.settings,
             log_sink=self.rest_log_sink,
+            interactive=interactive,
         )
 
     def rest_log_sink(self, row: dict[str, Any]) -> None:

@@ -167,6 +167,23 @@ def _seed(portal: object) -> None:
     portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
 
 
+def _enable_assistant(settings: Settings, member_id: str) -> None:
+    """The demo salon answers its open-line chats with the AI assistant."""
+    from b24app import context
+    from b24app.settings import save_settings
+    from b24app.storage.portals import get_portal
+
+    services = context.build_services(settings)
+    try:
+        with services.db() as session:
+            row = get_portal(session, member_id)
+            if row is not None:
+                save_settings(session, row.id, {"assistant": {"enabled": True},
+                                                "reminders": {"business_name": "Салон «Лето»"}})  # fmt: skip
+    finally:
+        services.dispose()
+
+
 @click.command()
 @click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
 @click.option("--emulator-port", default=5080, show_default=True, type=int)
@@ -219,6 +236,11 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
         for role in ("worker", "cron"):
             proc = subprocess.Popen([sys.executable, "-m", "b24app.cli", role], env=env)
             stack.callback(proc.terminate)
+        # the assistant's answers get a worker of their own (nothing slow shares it)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b24app.cli", "worker", "--queue", "assistant"], env=env
+        )
+        stack.callback(proc.terminate)
 
         emulator = DevPortal(
             settings.client_id, settings.client_secret, settings.public_url,
@@ -244,6 +266,13 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
         if seeded is None:
             time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
         _seed(portal)  # today's few journeys through real events (one across lead and deal)
+        _enable_assistant(settings, portal.member_id)
+        for _ in range(300):  # the bot is registered by the install job; then attach it
+            if portal.imbot.bots:
+                with portal.lock:
+                    portal.imbot.attach(1)
+                break
+            time.sleep(0.1)
         tab = f"{emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID="
         click.echo(
             f"\nb24app demo is running (Ctrl-C to stop), started in "
@@ -254,6 +283,7 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
             f"  lead tab:          {tab}1\n"
             f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
             f"  CRM mode:          {crm_mode}\n"
+            f"  client chat (AI):  {emulator.url}/salon/page/chat\n"
             f"  play the client:   {emulator.url}/salon/page/client  (book in 121 minutes: the\n"
             f"                     2 h reminder reaches the chat a minute later; answer 1 or 2)\n"
             f"  database:          {settings.database_url}\n"

@@ -108,6 +108,43 @@ DEFAULTS: dict[str, Any] = {
     "deal_stage_map": {},
     # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
     "deal_stages_add_missing": False,
+    # The AI assistant in Open Lines (b24app.assistant); off until the admin enables it.
+    "assistant": {
+        "enabled": False,
+        "lines": [],  # open line IDs it serves; empty = every line the bot is attached to
+        "model": False,  # ask the OpenAI-compatible model when the rules miss
+        "greeting": "",
+        "questions": {"service": "", "when": "", "contact": ""},
+        "services": [
+            {
+                "code": "manicure",
+                "name": {"ru": "Маникюр", "en": "Manicure"},
+                "synonyms": ["ногти", "маник", "nails"],
+                "duration": 60,
+                "price": 2500,
+            },
+            {
+                "code": "haircut",
+                "name": {"ru": "Стрижка", "en": "Haircut"},
+                "synonyms": ["подстричься", "постричься", "стричь", "hair"],
+                "duration": 60,
+                "price": 2000,
+            },
+            {
+                "code": "coloring",
+                "name": {"ru": "Окрашивание", "en": "Colouring"},
+                "synonyms": ["покрасить", "покраска", "color", "colour"],
+                "duration": 120,
+                "price": 5000,
+            },
+        ],
+        "slot_step_minutes": 60,
+        "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
+        "queue_id": None,  # the open line's ID for "queue"
+        # Pre-book in Online Booking on this resource (booking.v1.booking.add); None: the
+        # appointment is recorded by the app only (journey + appointments).
+        "booking_resource_id": None,
+    },
     "appointments": APPOINTMENT_DEFAULTS,
 }
 
@@ -205,6 +242,33 @@ class QualifierSchema(_Strict):
     handoff_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
 
+class AssistantServiceSchema(_Strict):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,32}$"))
+    name = fields.Nested(TemplateSchema, required=True)
+    synonyms = fields.List(fields.String(validate=validate.Length(min=2, max=64)))
+    duration = fields.Integer(validate=validate.Range(min=5, max=12 * 60))
+    price = fields.Float(allow_none=True, validate=validate.Range(min=0))
+
+
+class AssistantQuestionsSchema(_Strict):
+    service = fields.String(validate=validate.Length(max=500))
+    when = fields.String(validate=validate.Length(max=500))
+    contact = fields.String(validate=validate.Length(max=500))
+
+
+class AssistantSchema(_Strict):
+    enabled = fields.Boolean()
+    lines = fields.List(fields.String(validate=validate.Regexp(r"^\d{1,10}$")))
+    model = fields.Boolean()
+    greeting = fields.String(validate=validate.Length(max=1000))
+    questions = fields.Nested(AssistantQuestionsSchema)
+    services = fields.List(fields.Nested(AssistantServiceSchema), validate=validate.Length(max=50))
+    slot_step_minutes = fields.Integer(validate=validate.Range(min=5, max=240))
+    handoff = fields.String(validate=validate.OneOf(("operator", "queue")))
+    queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    booking_resource_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+
 class PortalSettingsSchema(_Strict):
     """Validates a (partial) settings document; unknown keys are an error, not ignored."""
 
@@ -231,6 +295,7 @@ class PortalSettingsSchema(_Strict):
             values=fields.String(validate=validate.Length(min=1, max=64)),
         ),
     )
+    assistant = fields.Nested(AssistantSchema)
     appointments = fields.Nested(AppointmentsSchema)
 
     @validates("time_zone")

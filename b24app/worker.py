@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # imported in the child (requests, holidays calendars, SQLAlchemy models…) is imported again for
 # every job — measured at ~0.5 s per SLA timer job before this preload.
 JOB_MODULES = (
+    "b24app.assistant.jobs",
+    "b24app.assistant.service",
     "b24app.handlers.jobs",
     "b24app.install.service",
     "b24app.kpi.reports",

@@ -63,6 +63,7 @@ MAX_BATCH = 50  # commands per ``batch`` request
 LOG_BODY_LIMIT = 4096  # characters of request/response kept in a REST log row
 MAX_REDIRECTS = 3
 BUCKET_HEADROOM = 2  # slots kept free below ``rest_burst`` (see __init__)
+INTERACTIVE_RESERVE_DIVISOR = 5  # a fifth of the bucket is for interactive callers only
 UNAVAILABLE_STATUSES = ("uninstalled", "reauth_required")
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
@@ -169,6 +170,8 @@ class BitrixClient:
         sleep: injected for tests; ``backoff_base``/``backoff_cap`` shape the retry delays;
         max_operating_wait: longest in-call wait for an ``OPERATION_TIME_LIMIT`` block
             (longer blocks raise :class:`RateLimited` so a job can be rescheduled instead).
+        interactive: may use the whole bucket (a person waits for the answer); other clients
+            stop a fifth of the burst lower, so interactive calls pass first under load.
     """
 
     def __init__(
@@ -184,6 +187,7 @@ class BitrixClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_operating_wait: float = 60.0,
+        interactive: bool = False,
     ) -> None:
         self.member_id = member_id
         self.tokens = tokens
@@ -199,6 +203,11 @@ class BitrixClient:
         # but the portal counts the request when it arrives, and threads/network reorder
         # arrivals. Two slots absorb 1 s of jitter at 2 req/s.
         burst = max(1, int(settings.rest_burst) - BUCKET_HEADROOM)
+        if not interactive:
+            # Background work leaves the top of the shared bucket to interactive callers
+            # (the chatbot answering a person): when the portal's budget is short, answers
+            # go first and background jobs wait a little longer.
+            burst = max(1, burst - int(settings.rest_burst) // INTERACTIVE_RESERVE_DIVISOR)
         self.bucket = LeakyBucket(redis, member_id, settings.rest_rate, burst, sleep=sleep)
 
     # -- public API -------------------------------------------------------------------------

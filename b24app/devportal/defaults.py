@@ -76,4 +76,4 @@ PLACEMENT_CODES: tuple[str, ...] = tuple(
        "CRM_DETAIL_SEARCH"]
 )  # fmt: skip
 
-DEFAULT_SCOPE = "crm,user_brief,department,placement,bizproc,im,task,app,booking,imopenlines"
+DEFAULT_SCOPE = "crm,user_brief,department,placement,bizproc,im,task,app,booking,imopenlines,imbot"

@@ -26,7 +26,9 @@ import requests
 from b24app.bitrix.payload import flatten_php_form
 from b24app.devportal import deals as deals_mod
 from b24app.devportal import defaults
+from b24app.devportal import imbot
 from b24app.devportal.booking import BookingStore
+from b24app.devportal.imbot import ImBots
 from b24app.devportal.leads import as_str
 from b24app.devportal.leads import fmt_dt
 from b24app.devportal.leads import LeadStore
@@ -160,6 +162,7 @@ class Portal:
         # Online Booking, open-line chats, workflow templates (client loop)
         self.booking = BookingStore()
         self.openlines = OpenLines()
+        self.imbot = ImBots()
         self.workflow_templates: list[dict[str, Any]] = default_templates()
         self.workflows: list[dict[str, Any]] = []
         # What the app produced, for assertions
@@ -477,6 +480,7 @@ class Portal:
             self.robots.clear()
             self.placements.clear()
             self._event_pairs.clear()
+            self.imbot.bots.clear()  # an app's bots go with it
             if clean:
                 self.options.clear()
                 self.user_options.clear()
@@ -786,7 +790,10 @@ class Portal:
     ) -> OpenLineChat:  # fmt: skip
         """A client writes in from a messenger: an open-line chat bound to CRM items."""
         with self.lock:
-            return self.openlines.open_chat(bindings, connector_id=connector_id, members=members)
+            chat = self.openlines.open_chat(bindings, connector_id=connector_id, members=members)
+            out = imbot.join_event(self, chat)  # a bot on the line joins and greets
+        self.send_events(out)
+        return chat
 
     def client_writes(self, chat_id: int, text: str) -> int:
         """The client answers in the messenger: a message + ONOPENLINEMESSAGEADD."""
@@ -796,8 +803,16 @@ class Portal:
             out = self.event_deliveries(
                 "ONOPENLINEMESSAGEADD", self.openlines.event_data(chat, message), None
             )
+            out += imbot.message_event(self, chat, message)
         self.send_events(out)
         return message.id
+
+    def operator_writes(self, chat_id: int, user_id: int, text: str) -> int:
+        """An operator answers in the chat (after the bot handed it off)."""
+        with self.lock:
+            chat = self.openlines.chats[chat_id]
+            chat.members.add(user_id)
+            return self.openlines.add_message(chat, user_id, "operator", text).id
 
     def chat_messages(self, chat_id: int) -> list[dict[str, Any]]:
         with self.lock:

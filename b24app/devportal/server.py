@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from b24app.bitrix.payload import MalformedPayload
 from b24app.bitrix.payload import parse_php_form
+from b24app.devportal import chatpage
 from b24app.devportal import client_pages
 from b24app.devportal import pages
 from b24app.devportal.batch import run_batch
@@ -156,6 +157,8 @@ class DevPortal:
                 Rule("/<slug>/page/app", endpoint="page_app"),
                 Rule("/<slug>/page/placement/<code>", endpoint="page_placement"),
                 Rule("/<slug>/_frame/<command>", endpoint="frame", methods=["POST"]),
+                Rule("/<slug>/page/chat", endpoint="page_chat"),
+                Rule("/<slug>/_chat/<path:path>", endpoint="chat", methods=["GET", "POST"]),
                 Rule("/<slug>/page/client", endpoint="page_client", methods=["GET", "POST"]),
                 Rule(
                     "/<slug>/page/client/<int:chat_id>",
@@ -614,6 +617,12 @@ class DevPortal:
 
     def _ep_frame(self, request: Request, slug: str, command: str) -> Response:
         return pages.frame_message(self, self.portals[slug], request, command)
+
+    def _ep_page_chat(self, request: Request, slug: str) -> Response:
+        return chatpage.page(self.portals[slug])
+
+    def _ep_chat(self, request: Request, slug: str, path: str) -> Response:
+        return chatpage.handle(self.portals[slug], request, path)
 
     def _ep_page_client(self, request: Request, slug: str) -> Response:
         return client_pages.client_index(self.portals[slug], request)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from b24app.assistant import bot as assistant_bot
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
 from b24app.handlers.definitions import APP_EVENTS
@@ -80,6 +81,10 @@ class RegistrationReport:
     pipelines: dict[str, str] = field(default_factory=dict)
     deal_stage_list: dict[str, list[list[str]]] = field(default_factory=dict)
     deal_field_created: bool = False
+    # The assistant's Open Lines bot (b24app.assistant.bot): id and definition fingerprint.
+    bot_id: int | None = None
+    bot_hash: str = ""
+    bot_written: bool = False
 
     @property
     def writes(self) -> int:
@@ -91,6 +96,7 @@ class RegistrationReport:
             + int(self.field_created)
             + int(self.deal_field_created)
             + len(self.statuses_created)
+            + int(self.bot_written)
         )
 
 
@@ -126,10 +132,12 @@ def register(
                 {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
             ),
             **deal_registration.deal_reads(LEAD_FIELD_NAME),
+            # last: a portal without the imbot scope still gets everything else
+            "bots": ("imbot.v2.Bot.list", {}),
         },
         halt=True,
     )
-    if state.errors:
+    if set(state.errors) - {"bots"}:
         raise RegistrationError(f"reading the portal state failed: {sorted(state.errors)}")
     writes: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -190,6 +198,12 @@ def register(
         writes[f"status:{stage}"] = ("crm.status.add", {"fields": status_fields})
     report.statuses = statuses
 
+    if "bots" not in state.errors:
+        bot_writes, report.bot_id, report.bot_hash = assistant_bot.plan(
+            state.results.get("bots"), base, lang, previous
+        )
+        writes.update(bot_writes)
+
     if writes:
         result = client.batch(writes, halt=False)
         failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
@@ -205,6 +219,8 @@ def register(
                     for k, v in sorted(failed.items())
                 )
             )
+        if "bot:register" in writes:
+            report.bot_id = assistant_bot.bot_id_of(result.results.get("bot:register"))
     for key in writes:
         kind, _, name = key.partition(":")
         if kind == "event":
@@ -223,6 +239,8 @@ def register(
             report.statuses_created.append(f"deal:{name}")
         elif kind == "status":
             report.statuses_created.append(name)
+        elif kind == "bot":
+            report.bot_written = True
     return report
 
 

@@ -294,6 +294,11 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "deal_stages": report.deal_stages,
                 "pipelines": report.pipelines,
                 "deal_stage_list": report.deal_stage_list,
+                **(
+                    {"assistant_bot": {"id": report.bot_id, "hash": report.bot_hash}}
+                    if report.bot_id
+                    else {}
+                ),
             }
             portal.crm_mode = report.crm_mode
             portal.registered_at = utc_now()

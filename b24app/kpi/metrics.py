@@ -52,6 +52,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from b24app.assistant.kpi import assistant_kpis
 from b24app.kpi.appointments import appointment_kpis
 from b24app.storage.models import CampaignCost
 from b24app.storage.models import Lead
@@ -637,6 +638,7 @@ def compute_dashboard(
         extra={
             "by_week": weekly,
             "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "assistant": assistant_kpis(session, portal_id, period.start, period.end),
         },
     )
 

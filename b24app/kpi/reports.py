@@ -128,6 +128,17 @@ def daily_message(dashboard: metrics.Dashboard, lang: str, names: Names | None =
         ),
         translate(lang, "report.daily.sources", sources=sources),
     ]
+    assistant = (dashboard.extra or {}).get("assistant") or {}
+    if assistant.get("dialogs"):
+        lines.append(
+            translate(
+                lang,
+                "report.daily.assistant",
+                dialogs=assistant["dialogs"],
+                booked=fmt_pct(assistant["booked_pct"], lang),
+                handoffs=fmt_pct(assistant["handoff_pct"], lang),
+            )
+        )
     return "\n".join(lines)
 
 

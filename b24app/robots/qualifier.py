@@ -231,6 +231,37 @@ SYSTEM_PROMPT = (
 )
 
 
+def ask_json(
+    session: requests.Session,
+    url: str,
+    api_key: str,
+    model: str,
+    system: str,
+    user: str,
+    timeout: float,
+) -> Any:
+    """One OpenAI-compatible ``/chat/completions`` call answering a JSON object (parsed).
+
+    :raise Exception: any transport, HTTP or parsing failure (callers fall back to rules).
+    """
+    response = session.post(
+        url,
+        json={
+            "model": model,
+            "temperature": 0,
+            "response_format": {"type": "json_object"},
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+        },
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=timeout,
+    )
+    response.raise_for_status()
+    return json.loads(response.json()["choices"][0]["message"]["content"])
+
+
 class LlmQualifier:
     """An OpenAI-compatible chat model behind :class:`Qualifier`; the rules on any error.
 
@@ -271,23 +302,8 @@ class LlmQualifier:
             },
             ensure_ascii=False,
         )
-        response = self.session.post(
-            self.url,
-            json={
-                "model": self.model,
-                "temperature": 0,
-                "response_format": {"type": "json_object"},
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": user},
-                ],
-            },
-            headers={"Authorization": f"Bearer {self.api_key}"},
-            timeout=self.timeout,
-        )
-        response.raise_for_status()
-        content = response.json()["choices"][0]["message"]["content"]
-        data: Any = json.loads(content)
+        data: Any = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT,
+                             user, self.timeout)  # fmt: skip
         verdict = data["verdict"]
         confidence = float(data["confidence"])
         if verdict not in VERDICTS or not 0.0 <= confidence <= 1.0:

@@ -507,3 +507,66 @@ class KpiDailyState(Base):
     tz: Mapped[str] = mapped_column(String(64))
     sla_s: Mapped[float] = mapped_column(Float)
     built_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class AssistantDialog(Base):
+    """The AI assistant's dialog in one open-line chat: its state machine and what it learned."""
+
+    __tablename__ = "assistant_dialogs"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "chat_id", name="uq_assistant_dialogs_chat"),
+        Index("ix_assistant_dialogs_portal_created", "portal_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))  # string CHAT_ID, as imopenlines gives
+    dialog_id: Mapped[str] = mapped_column(String(64))  # reply target ("chat1777")
+    bot_id: Mapped[int] = mapped_column(Integer)
+    line_id: Mapped[str] = mapped_column(String(32), default="")
+    channel: Mapped[str] = mapped_column(String(64), default="")  # connector: telegrambot, …
+    client_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deal_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    slots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    handoff_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    handoff_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    operator_notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booking_start: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booking_end: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # Online Booking
+    appointment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class AssistantTurn(Base):
+    """One client message and the assistant's answer: what was understood, how sure, timings.
+
+    Unique per (dialog, message id): a repeated event delivery finds its turn and does nothing.
+    """
+
+    __tablename__ = "assistant_turns"
+    __table_args__ = (
+        UniqueConstraint("dialog_id", "message_id", name="uq_assistant_turns_message"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("assistant_dialogs.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    state_before: Mapped[str] = mapped_column(String(16))
+    state_after: Mapped[str] = mapped_column(String(16))
+    understood: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    confidence: Mapped[float] = mapped_column(Numeric(4, 2), default=0)
+    source: Mapped[str] = mapped_column(String(16), default="rules")
+    reply: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime)  # event delivered to us
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    think_ms: Mapped[int] = mapped_column(Integer, default=0)
+    total_ms: Mapped[int] = mapped_column(Integer, default=0)

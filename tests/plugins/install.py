@@ -18,7 +18,7 @@ from b24app.context import Services
 
 def drain_queues(services: Services, queues: tuple[str, ...] | None = None) -> None:
     """Run every queued job (and jobs they enqueue) until the queues are empty."""
-    names = queues or ("events", "timers", "default", "bulk")
+    names = queues or ("assistant", "events", "timers", "default", "bulk")
     worker = SimpleWorker(
         [services.queue(n) for n in names],
         connection=services.redis,

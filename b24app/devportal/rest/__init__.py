@@ -111,6 +111,7 @@ def load_all() -> None:
     from b24app.devportal.rest import crm_misc  # noqa: F401
     from b24app.devportal.rest import crm_status  # noqa: F401
     from b24app.devportal.rest import events  # noqa: F401
+    from b24app.devportal.rest import imbot  # noqa: F401
     from b24app.devportal.rest import messaging  # noqa: F401
     from b24app.devportal.rest import openlines  # noqa: F401
     from b24app.devportal.rest import placements  # noqa: F401

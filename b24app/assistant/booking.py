@@ -1,0 +1,160 @@
+"""The assistant's pre-booking: an appointment the app knows (so the appointment reminders of
+``b24app.appointments`` run for it) and, where the portal uses Online Booking, a booking.
+
+With ``assistant.booking_resource_id`` set, the pre-booking is ``booking.v1.booking.add`` on
+that resource, then the client (``booking.v1.booking.client.set``, a CRM contact — leads can be
+neither clients nor links) and the deal (``booking.v1.booking.externalData.set``) when the chat
+is bound to them (CLIENT-LOOP §1.3, §1.6). The appointment row carries the ``booking_id``, so
+the ``ONBOOKINGADD`` that follows finds it instead of adding a second one. Going back after a
+pre-booking deletes the booking and cancels the appointment; a confirmation marks it confirmed.
+
+Free times read the appointments table (which mirrors the portal's bookings through the
+booking events and the import at install) and the assistant's own pre-bookings: no REST call
+on the answer's path. Working hours come from the portal's settings; a resource's own slot
+settings (``booking.v1.resource.slots.*``) are not read yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.store import cancel_appointment
+from b24app.appointments.store import upsert_appointment
+from b24app.assistant.bot import int_id
+from b24app.bitrix.errors import BitrixError
+from b24app.context import Services
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import utc_now
+
+log = logging.getLogger(__name__)
+
+
+def prebook(
+    services: Services,
+    client: Any,
+    dialog_pk: int,
+    *,
+    start_utc: dt.datetime,
+    minutes: int,
+    service_title: str,
+    client_name: str,
+    time_zone: str,
+    resource_id: int | None,
+) -> None:
+    """Record the pre-booking (and book it in Online Booking when configured)."""
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        portal_id = dialog.portal_id
+        lead_id, deal_id, contact_id = dialog.lead_id, dialog.deal_id, dialog.contact_id
+        old_booking = dialog.booking_id
+        dialog.booking_start = start_utc
+        dialog.booking_end = start_utc + dt.timedelta(minutes=minutes)
+        dialog.booked_at = utc_now()
+    booking_id: int | None = None
+    if resource_id:
+        if old_booking:
+            _delete_booking(client, old_booking)
+        ts = int(start_utc.replace(tzinfo=dt.UTC).timestamp())
+        period = {
+            "from": {"timestamp": ts, "timezone": time_zone},
+            "to": {"timestamp": ts + minutes * 60, "timezone": time_zone},
+        }
+        name = f"{service_title} — {client_name}".strip(" —")
+        booking_id = int_id(
+            client.call(
+                "booking.v1.booking.add",
+                {"fields": {"resourceIds": [resource_id], "datePeriod": period, "name": name}},
+            )
+        )
+        links: dict[str, tuple[str, dict[str, Any]]] = {}
+        if booking_id and contact_id:
+            links["client"] = (
+                "booking.v1.booking.client.set",
+                {"bookingId": booking_id,
+                 "clients": [{"id": contact_id, "type": {"module": "crm", "code": "CONTACT"}}]},
+            )  # fmt: skip
+        if booking_id and deal_id:
+            links["deal"] = (
+                "booking.v1.booking.externalData.set",
+                {"bookingId": booking_id,
+                 "externalData": [{"moduleId": "crm", "entityTypeId": "DEAL",
+                                   "value": str(deal_id)}]},
+            )  # fmt: skip
+        if links:
+            result = client.batch(links, halt=False)
+            if result.errors:
+                log.warning("booking links refused: %s", sorted(result.errors))
+    with services.db() as session:
+        appointment, _ = upsert_appointment(
+            session,
+            portal_id,
+            starts_at=start_utc,
+            source="booking" if booking_id else "assistant",
+            booking_id=booking_id,
+            lead_id=lead_id,
+            deal_id=deal_id,
+            contact_id=contact_id,
+            service=service_title,
+        )
+        appointment_id = appointment.id
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        previous = dialog.appointment_id
+        dialog.booking_id = booking_id
+        dialog.appointment_id = appointment_id
+        if previous and previous != appointment_id:
+            _cancel_row(session, previous)
+    schedule_appointment(services, appointment_id)
+
+
+def release(services: Services, client: Any, dialog_pk: int) -> None:
+    """The client went back after the pre-booking: free the time again."""
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        booking_id, appointment_id = dialog.booking_id, dialog.appointment_id
+        dialog.booking_start = dialog.booking_end = dialog.booked_at = None
+        dialog.booking_id = dialog.appointment_id = None
+        if appointment_id:
+            _cancel_row(session, appointment_id)
+    if booking_id:
+        _delete_booking(client, booking_id)
+    if appointment_id:
+        schedule_appointment(services, appointment_id)  # disarms its reminders
+
+
+def confirm(services: Services, dialog_pk: int) -> None:
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        dialog.confirmed_at = dialog.confirmed_at or utc_now()
+        appointment_id = dialog.appointment_id
+        if appointment_id:
+            from b24app.storage.models import Appointment
+
+            appointment = session.get(Appointment, appointment_id)
+            if appointment is not None and appointment.status == AppointmentStatus.SCHEDULED:
+                appointment.status = AppointmentStatus.CONFIRMED
+                appointment.confirmed_at = utc_now()
+    if appointment_id:
+        schedule_appointment(services, appointment_id)
+
+
+def _cancel_row(session: Any, appointment_id: int) -> None:
+    from b24app.storage.models import Appointment
+
+    row = session.get(Appointment, appointment_id)
+    if row is not None:
+        cancel_appointment(session, row)
+
+
+def _delete_booking(client: Any, booking_id: int) -> None:
+    try:
+        client.call("booking.v1.booking.delete", {"id": booking_id})
+    except BitrixError as exc:
+        log.info("booking %s not deleted: %s", booking_id, exc)

@@ -1,0 +1,104 @@
+"""The ``assistant`` queue: one job per client message (or per "bot joined" event).
+
+Job id ``asst-<member_id>-<chat>-<message id>`` with RQ's ``unique=True``: a delivery that
+comes twice while its job waits is enqueued once, and a later repeat finds its turn already
+recorded (unique per dialog and message id) and sends nothing. Nothing slow shares the queue,
+so a worker listening on it first answers within the 3 s target.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from dataclasses import dataclass
+
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+
+from b24app import context
+from b24app.context import Services
+
+QUEUE = "assistant"
+RETRY = Retry(max=2, interval=[1, 5])
+FAILURE_TTL = 7 * 86400
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One bot event, reduced to primitives (what the job needs and nothing else)."""
+
+    member_id: str
+    bot_id: int
+    chat_id: str
+    dialog_id: str
+    message_id: int  # 0: the bot joined the chat
+    text: str
+    user_id: int
+    user_name: str
+    entity_id: str  # <connector>|<line>|<connector chat>|<connector user>
+    entity_data2: str  # LEAD|id|COMPANY|id|CONTACT|id|DEAL|id
+    received_at: float  # when the event reached us (epoch seconds)
+
+
+def turn_job_id(turn: Turn) -> str:
+    suffix = str(turn.message_id) if turn.message_id else "join"
+    return _UNSAFE.sub("_", f"asst-{turn.member_id}-{turn.chat_id}-{suffix}")
+
+
+def enqueue_turn(services: Services, turn: Turn) -> bool:
+    """Queue the answer to one message; False if the same delivery is already queued."""
+    try:
+        services.queue(QUEUE).enqueue(
+            answer_turn,
+            **asdict(turn),
+            job_id=turn_job_id(turn),
+            unique=True,
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            retry=RETRY,
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def answer_turn(
+    member_id: str,
+    bot_id: int,
+    chat_id: str,
+    dialog_id: str,
+    message_id: int,
+    text: str,
+    user_id: int,
+    user_name: str,
+    entity_id: str,
+    entity_data2: str,
+    received_at: float,
+) -> str:
+    """RQ job: show typing, understand, answer, write to the CRM, hand off when needed."""
+    from b24app.assistant.service import process_turn
+
+    turn = Turn(member_id, bot_id, chat_id, dialog_id, message_id, text, user_id, user_name,
+                entity_id, entity_data2, received_at)  # fmt: skip
+    return process_turn(context.current(), turn)
+
+
+def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: str) -> None:
+    """Tag the dialog's lead as an AI-lead, on the background ``events`` queue (once)."""
+    try:
+        services.queue("events").enqueue(
+            tag_lead, portal_id, lead_id, channel,
+            job_id=f"asst-tag-{portal_id}-{lead_id}", unique=True, result_ttl=0,
+            failure_ttl=FAILURE_TTL, retry=Retry(max=3, interval=[5, 30, 120]),
+        )  # fmt: skip
+    except DuplicateJobError:
+        pass
+
+
+def tag_lead(portal_id: int, lead_id: int, channel: str) -> bool:
+    """RQ job: the AI-lead field and timeline comment (idempotent: once per lead)."""
+    from b24app.leads.tagging import tag_ai_lead
+
+    return tag_ai_lead(context.current(), portal_id, lead_id, channel,
+                       note="ИИ-ассистент / AI assistant")  # fmt: skip

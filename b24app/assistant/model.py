@@ -1,0 +1,158 @@
+"""The optional language model behind :func:`understand`: an OpenAI-compatible
+``/chat/completions`` API, asked only when the rules understood too little.
+
+Off unless the portal enables it and ``B24APP_LLM_API_KEY`` is set. The timeout is short
+(default 1.2 s, so a turn stays under the 3 s answer target) and any failure — timeout,
+HTTP error, nonsense — returns the rules' result unchanged. The model never decides a hand-off
+away: intents the rules found stay, and a medical or legal question always goes to a person.
+Phone numbers are masked before the text leaves (the model is a third party).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import requests
+
+from b24app.assistant.understanding import INTENTS
+from b24app.assistant.understanding import Service
+from b24app.assistant.understanding import understand
+from b24app.assistant.understanding import Understanding
+from b24app.assistant.understanding import When
+from b24app.robots.qualifier import ask_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 1.2
+# Below this the rules "missed" and the model is asked.
+ASK_BELOW = 0.6
+
+SYSTEM_PROMPT = (
+    "You read one message a client wrote to a beauty salon or clinic chat. Answer with JSON only: "
+    '{"intents": [any of operator, complaint, sensitive, back, confirm, cancel, greeting], '
+    '"service": one of the given service codes or null, "date": "YYYY-MM-DD" or null, '
+    '"time": "HH:MM" or null, "after": "HH:MM" or null, "before": "HH:MM" or null, '
+    '"name": the client\'s first name or null, "confidence": 0..1}. '
+    "A medical or legal question is intent sensitive. Never give advice."
+)
+
+
+# Which score answers the slot being asked for.
+EXPECTED_SCORES = {
+    "service": ("service",),
+    "when": ("when",),
+    "contact": ("phone",),
+    "name": ("name",),
+    "slot": ("choice", "when"),
+    "confirm": ("confirm", "cancel"),
+}
+
+
+def missed(rules: Understanding, expect: str | None) -> bool:
+    """The rules understood too little: nothing sure, or not the slot that was asked for."""
+    if rules.intents & {"operator", "complaint", "sensitive", "back"}:
+        return False
+    if rules.confidence < ASK_BELOW:
+        return True
+    wanted = EXPECTED_SCORES.get(expect or "", ())
+    return bool(wanted) and not any(rules.scores.get(k, 0) >= ASK_BELOW for k in wanted)
+
+
+class ModelUnderstander:
+    """Rules first, then the model for what they miss; the rules on any failure."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        model: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = (api_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
+        self.api_key = api_key
+        self.model = model
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def understand(
+        self,
+        text: str,
+        *,
+        now: dt.datetime,
+        services: Sequence[Service] = (),
+        expect: str | None = None,
+        choices: Sequence[str] = (),
+    ) -> Understanding:
+        rules = understand(text, now=now, services=services, expect=expect, choices=choices)
+        if not text.strip() or not missed(rules, expect):
+            return rules
+        try:
+            return self._merge(rules, self._ask(text, now, services, expect))
+        except Exception as exc:  # a third party must never stop the dialog
+            log.warning("assistant model failed, using the rules: %s", type(exc).__name__)
+            return replace(rules, source="rules_fallback")
+
+    def _ask(
+        self, text: str, now: dt.datetime, services: Sequence[Service], expect: str | None
+    ) -> dict[str, Any]:
+        masked = re.sub(r"\+?\d[\d\s().-]{6,}\d", "<phone>", text)[:1000]
+        user = json.dumps(
+            {
+                "message": masked,
+                "now": now.isoformat(timespec="minutes"),
+                "asked_for": expect,
+                "services": {s.code: list(s.names + s.synonyms) for s in services},
+            },
+            ensure_ascii=False,
+        )
+        data = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT, user,
+                        self.timeout)  # fmt: skip
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        codes = {s.code for s in services}
+        if data.get("service") not in codes:
+            data["service"] = None
+        confidence = float(data.get("confidence") or 0)
+        if not 0.0 <= confidence <= 1.0:
+            raise ValueError("confidence out of range")
+        return data
+
+    @staticmethod
+    def _merge(rules: Understanding, data: dict[str, Any]) -> Understanding:
+        confidence = min(float(data.get("confidence") or 0), 0.9)
+        intents = set(rules.intents) | {i for i in data.get("intents") or () if i in INTENTS}
+        scores = dict(rules.scores)
+        for intent in intents - set(rules.intents):
+            scores[intent] = confidence
+        when = rules.when
+        if when is None and any(data.get(k) for k in ("date", "time", "after", "before")):
+            when = When(
+                day=dt.date.fromisoformat(data["date"]) if data.get("date") else None,
+                at=dt.time.fromisoformat(data["time"]) if data.get("time") else None,
+                earliest=dt.time.fromisoformat(data["after"]) if data.get("after") else None,
+                latest=dt.time.fromisoformat(data["before"]) if data.get("before") else None,
+            )
+            scores["when"] = confidence
+        service = rules.service or data.get("service")
+        if service and not rules.service:
+            scores["service"] = confidence
+        name = rules.name or (str(data["name"])[:60] if data.get("name") else None)
+        if name and not rules.name:
+            scores["name"] = confidence
+        return replace(
+            rules,
+            intents=frozenset(intents),
+            when=when,
+            service=service,
+            name=name,
+            scores=scores,
+            source="model",
+        )

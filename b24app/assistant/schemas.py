@@ -1,0 +1,83 @@
+"""What a Chatbots 2.0 webhook delivery carries (``ONIMBOTV2MESSAGEADD``/``ONIMBOTV2JOINCHAT``).
+
+Form-encoded bracket keys, every scalar a string (CLIENT-LOOP §3.3): ``event``,
+``data[bot][id|code]``, ``data[bot][auth][…]`` (the bot's own tokens; we reply with the app's),
+``data[message][id|chatId|authorId|text]``, ``data[chat][id|dialogId|entityType|entityId|
+entityData2]``, ``data[user][id|name|bot|connector]``, and the top-level ``auth[member_id]``,
+``auth[application_token]`` that authenticate the request (v2 says: the top-level token, not
+the bot's). Unknown keys are ignored at every level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE
+from marshmallow import fields
+from marshmallow import pre_load
+from marshmallow import Schema
+from marshmallow import validate
+
+from b24app.handlers.schemas import EventAuthSchema
+
+# the top-level auth is the same as in any event delivery
+AuthSchema = EventAuthSchema
+EVENTS = ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT")
+MAX_ID = 2**53
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class BotAuthSchema(_Base):
+    member_id = fields.String(validate=validate.Length(max=64))
+
+
+class BotSchema(_Base):
+    id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
+    code = fields.String(validate=validate.Length(max=64))
+    auth = fields.Nested(BotAuthSchema)
+
+
+class MessageSchema(_Base):
+    id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
+    chatId = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID))  # noqa: N815
+    authorId = fields.Integer(strict=False, validate=validate.Range(min=0, max=MAX_ID))  # noqa: N815
+    text = fields.String(load_default="", validate=validate.Length(max=20000))
+
+
+class ChatSchema(_Base):
+    id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
+    dialogId = fields.String(validate=validate.Regexp(r"^(chat)?\d{1,18}$"))  # noqa: N815
+    entityType = fields.String(load_default="", validate=validate.Length(max=64))  # noqa: N815
+    entityId = fields.String(load_default="", validate=validate.Length(max=255))  # noqa: N815
+    entityData2 = fields.String(load_default="", validate=validate.Length(max=255))  # noqa: N815
+
+
+class UserSchema(_Base):
+    id = fields.Integer(strict=False, validate=validate.Range(min=0, max=MAX_ID))
+    name = fields.String(load_default="", validate=validate.Length(max=255))
+    bot = fields.String(load_default="0")
+    connector = fields.String(load_default="0")
+
+
+class DataSchema(_Base):
+    bot = fields.Nested(BotSchema, required=True)
+    message = fields.Nested(MessageSchema)
+    chat = fields.Nested(ChatSchema, required=True)
+    user = fields.Nested(UserSchema, load_default=dict)
+
+
+class BotEventSchema(_Base):
+    event = fields.String(required=True, validate=validate.OneOf(EVENTS))
+    data = fields.Nested(DataSchema, required=True)
+    ts = fields.Integer(strict=False, validate=validate.Range(min=0, max=2**40))
+    auth = fields.Nested(AuthSchema, required=True)
+
+    @pre_load
+    def _upper_event(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("event"), str):
+            data = {**data, "event": data["event"].strip().upper()}
+        return data

@@ -1,0 +1,545 @@
+"""One turn of the assistant, end to end (called by the ``assistant`` queue's job).
+
+Order, chosen for the 3 s answer target: typing first (one REST call), then thinking (rules,
+optionally the model), then **one batch** that sends the answer as the bot with its keyboard
+and writes what was learned to the CRM item; a hand-off adds a second batch (the summary for
+the operator, ``imopenlines.bot.session.operator`` or a transfer to the line's queue, a
+timeline comment) and starts the lead's first-reply SLA from that moment. The AI-lead tagging
+runs after the answer, once per dialog, so it never delays it.
+
+Per chat, turns run one at a time (a Redis lock); a turn is recorded once per message id, so a
+repeated delivery sends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from b24app import logs
+from b24app.assistant import bot as botapi
+from b24app.assistant.dialog import DialogState
+from b24app.assistant.dialog import Reply
+from b24app.assistant.dialog import Script
+from b24app.assistant.dialog import step
+from b24app.assistant.jobs import Turn
+from b24app.assistant.model import ModelUnderstander
+from b24app.assistant.slots import free_times
+from b24app.assistant.slots import Interval
+from b24app.assistant.understanding import Service
+from b24app.assistant.understanding import understand
+from b24app.assistant.understanding import Understanding
+from b24app.assistant.understanding import When
+from b24app.bitrix.errors import BitrixError
+from b24app.bitrix.errors import PortalUnavailable
+from b24app.context import Services
+from b24app.leads.classify import ai_channel_of
+from b24app.leads.journeys import find_journey
+from b24app.settings import load_settings
+from b24app.sla.worktime import WorkCalendar
+from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import AssistantTurn
+from b24app.storage.models import Lead
+from b24app.storage.models import PortalStatus
+from b24app.storage.models import utc_now
+from b24app.storage.portals import get_portal
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT = 30
+TYPING_HEADROOM = 25  # bucket slots kept for answers before typing is dropped
+
+
+# --- small parsers ---------------------------------------------------------------------------
+
+
+def parse_entity(entity_id: str) -> tuple[str, str]:
+    """(connector, line id) from ``telegrambot|2|209607941|744``."""
+    parts = (entity_id or "").split("|")
+    return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
+
+
+def parse_bindings(entity_data2: str) -> dict[str, int]:
+    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
+    parts = (entity_data2 or "").split("|")
+    out: dict[str, int] = {}
+    for kind, value in zip(parts[::2], parts[1::2], strict=False):
+        if value.isdigit() and int(value) > 0:
+            out[kind.upper()] = int(value)
+    return out
+
+
+def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, Any]]:
+    a = settings.get("assistant") or {}
+    services = [Service.from_settings(s) for s in a.get("services") or []]
+    script = Script(
+        services=services,
+        lang=lang,
+        greeting=str(a.get("greeting") or ""),
+        questions={k: v for k, v in (a.get("questions") or {}).items() if v},
+        business_name=str((settings.get("reminders") or {}).get("business_name") or ""),
+    )
+    return script, a
+
+
+# --- free times ------------------------------------------------------------------------------
+
+
+def busy_intervals(
+    session: Session, portal_id: int, tz: dt.tzinfo, exclude_dialog: int | None
+) -> list[Interval]:
+    """Appointments the app knows, as local naive intervals: the assistant's pre-bookings, the
+    appointments (mirroring Online Booking) and the journeys' booking times (an hour each when
+    the length is unknown)."""
+
+    def local(moment: dt.datetime) -> dt.datetime:
+        return moment.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
+
+    horizon = utc_now() - dt.timedelta(hours=2)
+    out: list[Interval] = []
+    rows = session.execute(
+        select(
+            AssistantDialog.id, AssistantDialog.booking_start, AssistantDialog.booking_end
+        ).where(
+            AssistantDialog.portal_id == portal_id,
+            AssistantDialog.booking_start.is_not(None),
+            AssistantDialog.booking_start >= horizon,
+        )
+    ).all()
+    for dialog_id, start, end in rows:
+        if dialog_id != exclude_dialog and start is not None:
+            out.append((local(start), local(end or start + dt.timedelta(hours=1))))
+    live = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED,
+            AppointmentStatus.RESCHEDULE_ASKED)  # fmt: skip
+    own = session.scalar(
+        select(AssistantDialog.appointment_id).where(AssistantDialog.id == exclude_dialog)
+    )
+    for appointment_id, starts_at in session.execute(
+        select(Appointment.id, Appointment.starts_at).where(
+            Appointment.portal_id == portal_id,
+            Appointment.status.in_(live),
+            Appointment.starts_at >= horizon,
+        )
+    ).all():
+        if appointment_id != own:
+            out.append((local(starts_at), local(starts_at + dt.timedelta(hours=1))))
+    for (booking_at,) in session.execute(
+        select(Lead.booking_at).where(
+            Lead.portal_id == portal_id,
+            Lead.booking_at.is_not(None),
+            Lead.booking_at >= horizon,
+            Lead.deleted_at.is_(None),
+        )
+    ).all():
+        if booking_at is not None:
+            out.append((local(booking_at), local(booking_at + dt.timedelta(hours=1))))
+    return out
+
+
+# --- the turn --------------------------------------------------------------------------------
+
+
+def _understander(services: Services, assistant: dict[str, Any]) -> ModelUnderstander | None:
+    settings = services.settings
+    if assistant.get("model") and settings.llm_api_key:
+        return ModelUnderstander(
+            settings.llm_api_url,
+            settings.llm_api_key,
+            settings.llm_model,
+            timeout=settings.assistant_llm_timeout,
+        )
+    return None
+
+
+def _find_dialog(session: Session, portal_id: int, chat_id: str) -> AssistantDialog | None:
+    return session.scalar(
+        select(AssistantDialog).where(
+            AssistantDialog.portal_id == portal_id, AssistantDialog.chat_id == chat_id
+        )
+    )
+
+
+def _load_dialog(session: Session, portal_id: int, turn: Turn) -> AssistantDialog:
+    dialog = _find_dialog(session, portal_id, turn.chat_id)
+    if dialog is not None:
+        return dialog
+    connector, line_id = parse_entity(turn.entity_id)
+    crm = parse_bindings(turn.entity_data2)
+    dialog = AssistantDialog(
+        portal_id=portal_id,
+        chat_id=turn.chat_id,
+        dialog_id=turn.dialog_id,
+        bot_id=turn.bot_id,
+        line_id=line_id[:32],
+        channel=connector[:64],
+        client_user_id=turn.user_id or None,
+        lead_id=crm.get("LEAD"),
+        deal_id=crm.get("DEAL"),
+        contact_id=crm.get("CONTACT"),
+        state="new",
+        slots={},
+        turns=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(dialog)
+    except IntegrityError:  # the lock makes this rare; a concurrent first turn won
+        found = _find_dialog(session, portal_id, turn.chat_id)
+        assert found is not None
+        return found
+    return dialog
+
+
+def _crm_writes(
+    dialog: AssistantDialog,
+    before: DialogState,
+    after: DialogState,
+    reply: Reply,
+    script: Script,
+    registration: dict[str, Any],
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
+    # Every CRM write costs a REST request and brings back an update event (the app's intake
+    # fetches the lead again: one more). So the item is written at the pre-booking and at the
+    # confirmation (each write carries everything learned: service, time, contact) and with
+    # the last answer before a hand-off; the turns in between are in our own store.
+    if not ({"prebook", "confirm", "handoff"} & set(reply.actions)):
+        return {}
+    service = script.service(after.service)
+    lines = [script.text("crm_head")]
+    if service:
+        lines.append(script.text("summary_service", service=service.title(script.lang)))
+    if after.start:
+        lines.append(script.text("summary_start", when=after.start.replace("T", " ")))
+    elif after.when:
+        wish = " ".join(v for v in after.when.as_dict().values() if v)
+        lines.append(script.text("summary_when", when=wish))
+    if after.phone:
+        lines.append(script.text("summary_phone", phone=after.phone))
+    comments = " ".join(lines)
+    if dialog.lead_id:
+        fields: dict[str, Any] = {"COMMENTS": comments}
+        contact_moment = "prebook" in reply.actions or "handoff" in reply.actions
+        if after.name and contact_moment:
+            fields["NAME"] = after.name
+        if after.phone and contact_moment:
+            # PHONE is a multi-field: each write adds a value, so only at these moments
+            fields["PHONE"] = [{"VALUE": after.phone, "VALUE_TYPE": "MOBILE"}]
+        if service and service.price is not None:
+            fields["OPPORTUNITY"] = service.price
+        if "confirm" in reply.actions:
+            status = (registration.get("statuses") or {}).get("confirmed")
+            if status:
+                fields["STATUS_ID"] = status
+        return {"crm": ("crm.lead.update", {"id": dialog.lead_id, "fields": fields})}
+    if dialog.deal_id:
+        deal_fields: dict[str, Any] = {"comments": comments}
+        if service and service.price is not None:
+            deal_fields["opportunity"] = service.price
+        return {
+            "crm": (
+                "crm.item.update",
+                {"entityTypeId": 2, "id": dialog.deal_id, "fields": deal_fields},
+            )
+        }
+    return {}
+
+
+def _after_answer(
+    services: Services,
+    client: Any,
+    dialog_pk: int,
+    before: DialogState,
+    after: DialogState,
+    reply: Reply,
+    script: Script,
+    calendar: WorkCalendar,
+    assistant: dict[str, Any],
+    client_name: str,
+) -> None:
+    """The pre-booking (appointment, Online Booking), its release on going back, the
+    confirmation; and the journey's appointment time."""
+    from b24app.assistant import booking
+
+    if "prebook" in reply.actions and after.start:
+        service = script.service(after.service)
+        local = dt.datetime.fromisoformat(after.start).replace(tzinfo=calendar.time_zone)
+        start = local.astimezone(dt.UTC).replace(tzinfo=None)
+        booking.prebook(
+            services, client, dialog_pk, start_utc=start,
+            minutes=service.duration if service else 60,
+            service_title=service.title(script.lang) if service else "",
+            client_name=after.name or client_name, time_zone=str(calendar.time_zone),
+            resource_id=assistant.get("booking_resource_id"),
+        )  # fmt: skip
+        with services.db() as session:
+            dialog = session.get(AssistantDialog, dialog_pk)
+            assert dialog is not None
+            journey = find_journey(
+                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
+            )
+            if journey is not None:
+                journey.booking_at = start
+    elif before.start and not after.start and after.state != "handoff":
+        booking.release(services, client, dialog_pk)
+        with services.db() as session:
+            dialog = session.get(AssistantDialog, dialog_pk)
+            assert dialog is not None
+            journey = find_journey(
+                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
+            )
+            if journey is not None:
+                journey.booking_at = None
+    if "confirm" in reply.actions:
+        booking.confirm(services, dialog_pk)
+
+
+def process_turn(services: Services, turn: Turn) -> str:
+    """Answer one client message (or greet on join). Returns what happened, for the logs."""
+    with services.db() as session:
+        portal = get_portal(session, turn.member_id)
+        if portal is None or portal.status != PortalStatus.ACTIVE:
+            return "portal_unavailable"
+        portal_id, lang = portal.id, (portal.lang or "ru")
+        registration = dict(portal.registration or {})
+        settings = load_settings(session, portal_id)
+    script, assistant = script_of(settings, "en" if lang.startswith("en") else "ru")
+    calendar = WorkCalendar.from_settings(settings)
+    tz = calendar.time_zone
+    lock = services.redis.lock(
+        f"b24app:lock:assistant:{turn.member_id}:{turn.chat_id}",
+        timeout=LOCK_TIMEOUT,
+        blocking_timeout=LOCK_TIMEOUT,
+    )
+    with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id), lock:
+        try:
+            return _process_locked(services, turn, portal_id, registration, settings, script,
+                                   assistant, calendar, tz)  # fmt: skip
+        except PortalUnavailable:
+            return "portal_unavailable"
+
+
+def _process_locked(
+    services: Services,
+    turn: Turn,
+    portal_id: int,
+    registration: dict[str, Any],
+    settings: dict[str, Any],
+    script: Script,
+    assistant: dict[str, Any],
+    calendar: WorkCalendar,
+    tz: dt.tzinfo,
+) -> str:
+    client = services.bitrix(turn.member_id, interactive=True)
+    with services.db() as session:
+        dialog = _load_dialog(session, portal_id, turn)
+        dialog_pk = dialog.id
+        pending_handoff = False
+        if turn.message_id:
+            seen = session.scalar(
+                select(AssistantTurn.id).where(
+                    AssistantTurn.dialog_id == dialog.id,
+                    AssistantTurn.message_id == turn.message_id,
+                )
+            )
+            if seen is not None:
+                # answered already; only a hand-off that failed half-way is finished now
+                pending_handoff = (
+                    dialog.state == "handoff"
+                    and dialog.operator_notified_at is None
+                    and dialog.handoff_reason != "disabled"
+                )
+                if not pending_handoff:
+                    return "duplicate"
+        elif dialog.turns:
+            return "duplicate"  # greeted already
+        before = DialogState.load(dialog.state, dialog.slots, dialog.handoff_reason)
+        first_turn = dialog.turns == 0
+        lead_id = dialog.lead_id
+        channel = dialog.channel
+        line_id = dialog.line_id
+    if pending_handoff:
+        from b24app.assistant.handoff import hand_off
+
+        hand_off(services, client, turn, dialog_pk, portal_id, before, script, assistant)
+        return "handoff_retried"
+    served = assistant.get("enabled") and (
+        not assistant.get("lines") or line_id in [str(x) for x in assistant["lines"]]
+    )
+    if not served:
+        if before.state != "handoff":
+            _silent_handoff(services, client, turn, dialog_pk, assistant)
+        return "not_served"
+    if before.state == "handoff":
+        _store_turn(services, dialog_pk, turn, before, before, None, Reply("", before), 0, None)
+        return "operator"
+
+    if first_turn and lead_id:
+        from b24app.assistant.handoff import hold_first_reply
+
+        hold_first_reply(services, portal_id, lead_id)
+
+    if _room_for_typing(client):
+        _call_quietly(client, "imbot.v2.Chat.InputAction.notify",
+                      {"botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"})  # fmt: skip
+    think_start = time.monotonic()
+    now = dt.datetime.now(tz)
+    choices = _offered_buttons(before, script)
+    model = _understander(services, assistant)
+    understanding: Understanding
+    if model is not None:
+        understanding = model.understand(turn.text, now=now, services=script.services,
+                                         expect=before.state, choices=choices)  # fmt: skip
+    else:
+        understanding = understand(turn.text, now=now, services=script.services,
+                                   expect=before.state, choices=choices)  # fmt: skip
+    with services.db() as session:
+        busy = busy_intervals(session, portal_id, tz, dialog_pk)
+    step_minutes = int(assistant.get("slot_step_minutes") or 60)
+    local_now = now.replace(tzinfo=None)
+
+    def offer(when: When, duration: int) -> list[dt.datetime]:
+        return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
+
+    reply = step(before, understanding, script, offer)
+    after = reply.state
+    think_ms = int((time.monotonic() - think_start) * 1000)
+
+    writes: dict[str, tuple[str, dict[str, Any]]] = {}
+    if reply.text:
+        fields: dict[str, Any] = {"message": reply.text}
+        keyboard = botapi.keyboard(reply.buttons, turn.bot_id)
+        if keyboard:
+            fields["keyboard"] = keyboard
+        writes["send"] = (
+            "imbot.v2.Chat.Message.send",
+            {"botId": turn.bot_id, "dialogId": turn.dialog_id, "fields": fields},
+        )
+    with services.db() as session:
+        current = session.get(AssistantDialog, dialog_pk)
+        assert current is not None
+        writes.update(_crm_writes(current, before, after, reply, script, registration))
+    answered_at: dt.datetime | None = None
+    if writes:
+        result = client.batch(writes, halt=False)
+        answered_at = utc_now()
+        if result.errors:
+            log.warning("assistant writes refused: %s", sorted(result.errors))
+            sent = result.errors.get("send")
+            if sent:
+                raise BitrixError(
+                    str(sent.get("error") or "SEND_FAILED"),
+                    str(sent.get("error_description") or ""),
+                    method="imbot.v2.Chat.Message.send",
+                )
+    _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
+                  assistant, turn.user_name)  # fmt: skip
+    _store_turn(services, dialog_pk, turn, before, after, understanding, reply, think_ms,
+                answered_at)  # fmt: skip
+    if "handoff" in reply.actions:
+        from b24app.assistant.handoff import hand_off
+
+        hand_off(services, client, turn, dialog_pk, portal_id, after, script, assistant)
+    if first_turn and lead_id:
+        # background work, off this queue: the tag must not hold the chat's next answer
+        from b24app.assistant.jobs import enqueue_tagging
+
+        enqueue_tagging(services, portal_id, lead_id, ai_channel_of(f"{line_id}|{channel.upper()}"))
+    return after.state
+
+
+def _offered_buttons(state: DialogState, script: Script) -> list[str]:
+    from b24app.assistant.dialog import fmt_slot
+
+    if state.state == "slot":
+        return [fmt_slot(dt.datetime.fromisoformat(o), script.lang) for o in state.offered]
+    if state.state == "confirm":
+        return [script.text("btn_yes"), script.text("btn_change")]
+    return []
+
+
+def _store_turn(
+    services: Services,
+    dialog_pk: int,
+    turn: Turn,
+    before: DialogState,
+    after: DialogState,
+    understanding: Understanding | None,
+    reply: Reply,
+    think_ms: int,
+    answered_at: dt.datetime | None,
+) -> None:
+    received = dt.datetime.fromtimestamp(turn.received_at, dt.UTC).replace(tzinfo=None)
+    total_ms = int((answered_at - received).total_seconds() * 1000) if answered_at else 0
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        session.add(
+            AssistantTurn(
+                dialog_id=dialog_pk,
+                message_id=turn.message_id,
+                state_before=before.state,
+                state_after=after.state,
+                understood=understanding.as_dict() if understanding else {},
+                confidence=round(understanding.confidence, 2) if understanding else 0,
+                source=understanding.source if understanding else "none",
+                reply=reply.text,
+                actions=list(reply.actions),
+                received_at=received,
+                answered_at=answered_at,
+                think_ms=think_ms,
+                total_ms=max(total_ms, 0),
+            )
+        )
+        dialog.state = after.state
+        dialog.slots = after.slots()
+        dialog.handoff_reason = after.handoff_reason
+        dialog.turns = (dialog.turns or 0) + 1
+
+
+def _room_for_typing(client: Any) -> bool:
+    """Typing costs one REST request of the portal's budget: under pressure (the bucket nearly
+    full) it is skipped, so the answers themselves are not delayed by indicators."""
+    try:
+        return float(client.bucket.level()) <= client.bucket.burst - TYPING_HEADROOM
+    except Exception:  # diagnostics only: when unsure, show typing
+        return True
+
+
+def _call_quietly(client: Any, method: str, params: dict[str, Any]) -> None:
+    """A call whose failure must not stop the answer (typing)."""
+    try:
+        client.call(method, params)
+    except BitrixError as exc:
+        log.info("%s failed: %s", method, exc)
+
+
+def _silent_handoff(
+    services: Services, client: Any, turn: Turn, dialog_pk: int, assistant: dict[str, Any]
+) -> None:
+    """The assistant is off (or not for this line): the chat goes straight to the operators."""
+    from b24app.assistant.handoff import session_handoff_call
+
+    method, params = session_handoff_call(turn.chat_id, assistant)
+    _call_quietly(client, method, params)
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        dialog.state = "handoff"
+        dialog.handoff_reason = "disabled"
+        dialog.handoff_at = dialog.operator_notified_at = utc_now()
+
+
+def dialogs_of(session: Session, portal_id: int) -> Sequence[AssistantDialog]:
+    return session.scalars(
+        select(AssistantDialog).where(AssistantDialog.portal_id == portal_id)
+    ).all()

@@ -1,0 +1,296 @@
+"""The AI assistant under load: answer time and hand-off time, one portal and many portals.
+
+Starts a private redis-server, an SQLite database, the app under gunicorn, ``--assistant-
+workers`` real ``b24app worker --queue assistant`` processes plus one worker on every queue
+(installs, lead events, timers), and the Bitrix24 emulator with each portal's leaky bucket at
+the platform's 2 req/s (burst 50). Installs the app into the portals through the real
+installer, enables the assistant, then plays concurrent client dialogs (one thread each, like
+people typing in Telegram with ``--think`` seconds between messages, ±50 %): greeting →
+service → day/time → phone → name → a free time → "да". Every ``--handoff-every``-th dialog
+asks for a person at its second message instead.
+
+Two scenarios: ``--dialogs`` dialogs on one portal, and the same number spread over
+``--portals`` portals. ``--scale`` multiplies dialogs and portals (the issue's figures are
+50 dialogs and 20 portals; the default scale is 1).
+
+Measured from the emulator's own records:
+
+* answer time — from the moment the emulator POSTed ``ONIMBOTV2MESSAGEADD`` (its delivery
+  record) to the bot's ``imbot.v2.Chat.Message.send`` for that chat (REST pacing included);
+* hand-off time — from that POST to ``imopenlines.bot.session.operator`` taking effect.
+
+    python bench/assistant.py [--scale 0.4] [--think 6] [--assistant-workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from b24app import context  # noqa: E402
+from b24app.config import Settings  # noqa: E402
+from b24app.devportal import DevPortal  # noqa: E402
+from b24app.devportal.portal import Portal as EmuPortal  # noqa: E402
+from b24app.settings import save_settings  # noqa: E402
+from b24app.storage.migrate import upgrade  # noqa: E402
+from b24app.storage.portals import get_portal  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.conftest import RedisServer  # noqa: E402
+from tests.plugins.worker import worker_env  # noqa: E402
+from tests.plugins.worker import WorkerProcess  # noqa: E402
+
+SCRIPT = ["маникюр", "завтра после 18", "+7 (912) 345-67-89", "Анна", "1", "да"]
+HANDOFF_SCRIPT = ["маникюр", "позовите администратора"]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+@dataclass
+class Figures:
+    name: str
+    dialogs: int
+    portals: int
+    turns: int
+    answers: list[float]
+    handoffs: list[float]
+    unanswered: int
+    seconds: float
+    rest_requests: int
+
+    def rows(self) -> list[tuple[str, str]]:
+        rate = self.turns / self.seconds if self.seconds else 0.0
+        return [
+            ("dialogs / portals", f"{self.dialogs} / {self.portals}"),
+            ("client messages (msg/s)", f"{self.turns} ({rate:.2f})"),
+            ("answer p50 / p99 (s)", f"{pct(self.answers, 50):.2f} / {pct(self.answers, 99):.2f}"),
+            ("answer max (s)", f"{max(self.answers, default=float('nan')):.2f}"),
+            ("answers under 3 s", f"{sum(a < 3 for a in self.answers)}/{len(self.answers)}"),
+            ("hand-offs p50 / p99 (s)",
+             f"{pct(self.handoffs, 50):.2f} / {pct(self.handoffs, 99):.2f} (n={len(self.handoffs)})"),
+            ("unanswered messages", str(self.unanswered)),
+            ("REST HTTP requests", str(self.rest_requests)),
+            ("wall time (s)", f"{self.seconds:.1f}"),
+        ]  # fmt: skip
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out: {what}")
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _bot_count(portal: EmuPortal, chat_id: int) -> int:
+    with portal.lock:
+        chat = portal.openlines.chats[chat_id]
+        return sum(1 for m in chat.messages if m.kind == "bot")
+
+
+def play(portal: EmuPortal, script: list[str], think: float, seed: int,
+         timeout: float) -> tuple[int, int]:  # fmt: skip
+    """One client: open the chat, wait for the greeting, then write, waiting for each answer.
+    Returns (chat id, messages left unanswered)."""
+    rng = random.Random(seed)
+    time.sleep(rng.uniform(0, think))  # people do not all start in the same second
+    lead_id = portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT",
+                               "ASSIGNED_BY_ID": 2})  # fmt: skip
+    chat = portal.open_chat([("lead", lead_id)], connector_id="telegrambot")
+    unanswered = 0
+    try:
+        _wait(lambda: _bot_count(portal, chat.id) >= 1, timeout, "greeting")
+    except RuntimeError:
+        return chat.id, len(script)
+    for text in script:
+        time.sleep(think * rng.uniform(0.5, 1.5))
+        before = _bot_count(portal, chat.id)
+        portal.client_writes(chat.id, text)
+        try:
+            _wait(lambda n=before: _bot_count(portal, chat.id) > n, timeout, "answer")
+        except RuntimeError:
+            unanswered += 1
+        if portal.imbot.sessions.get(chat.id) and portal.imbot.sessions[chat.id].holder != "bot":
+            break
+    return chat.id, unanswered
+
+
+def measure(emu: DevPortal, portals: list[EmuPortal], chats: set[tuple[str, int]],
+            since: float) -> tuple[list[float], list[float]]:  # fmt: skip
+    """Answer and hand-off times from the emulator's delivery and send records."""
+    by_slug = {p.slug: p for p in portals}
+    answers: list[float] = []
+    handoffs: list[float] = []
+    for record in emu.deliveries(kind="event", name="ONIMBOTV2MESSAGEADD"):
+        if record.sent_at is None or record.sent_at < since:
+            continue
+        chat_id = int(record.form.get("data[chat][id]", "0"))
+        if (record.portal, chat_id) not in chats:
+            continue
+        portal = by_slug[record.portal]
+        sends = [s["at"] for s in portal.imbot.sent
+                 if s["chat_id"] == chat_id and s["at"] >= record.sent_at]  # fmt: skip
+        if sends:
+            answers.append(min(sends) - record.sent_at)
+        session = portal.imbot.sessions.get(chat_id)
+        text = record.form.get("data[message][text]", "")
+        if session and session.handed_off_at and text == HANDOFF_SCRIPT[1]:
+            handoffs.append(session.handed_off_at - record.sent_at)
+    return answers, handoffs
+
+
+def scenario(name: str, emu: DevPortal, portals: list[EmuPortal], dialogs: int, think: float,
+             handoff_every: int, timeout: float) -> Figures:  # fmt: skip
+    start_requests = emu.http_requests()
+    since = time.time()
+    started = time.monotonic()
+    results: list[tuple[str, int, int]] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        portal = portals[i % len(portals)]
+        script = (
+            HANDOFF_SCRIPT if handoff_every and i % handoff_every == handoff_every - 1 else SCRIPT
+        )
+        chat_id, missed = play(portal, script, think, i, timeout)
+        with lock:
+            results.append((portal.slug, chat_id, missed))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(dialogs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    chats = {(slug, chat_id) for slug, chat_id, _ in results}
+    answers, handoffs = measure(emu, portals, chats, since)
+    turns = sum(1 for r in emu.deliveries(kind="event", name="ONIMBOTV2MESSAGEADD")
+                if (r.sent_at or 0) >= since)  # fmt: skip
+    return Figures(name, dialogs, len(portals), turns, answers, handoffs,
+                   sum(m for _, _, m in results), seconds,
+                   emu.http_requests() - start_requests)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--dialogs", type=int, default=50)
+    parser.add_argument("--portals", type=int, default=20)
+    parser.add_argument(
+        "--think", type=float, default=8.0, help="seconds between a client's messages"
+    )
+    parser.add_argument("--handoff-every", type=int, default=5)
+    parser.add_argument("--assistant-workers", type=int, default=2)
+    parser.add_argument("--gunicorn", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=120.0, help="per answer")
+    args = parser.parse_args()  # fmt: skip
+    dialogs = max(2, round(args.dialogs * args.scale))
+    n_portals = max(2, round(args.portals * args.scale))
+
+    redis = RedisServer()
+    redis.start()
+    workdir = Path(tempfile.mkdtemp(prefix="b24app-bench-assistant-"))
+    db_url = "sqlite:///" + str(workdir / "assistant.sqlite")
+    upgrade(db_url)
+    port = free_port()
+    settings = Settings(client_id="local.bench.app", client_secret="bench-secret",
+                        public_url=f"http://127.0.0.1:{port}", database_url=db_url,
+                        redis_url=redis.url, secret_key="bench-secret-key",
+                        allow_insecure_endpoints=True, log_level="WARNING")  # fmt: skip
+    services = context.build_services(settings)
+    emu = DevPortal(client_id=settings.client_id, client_secret=settings.client_secret,
+                    app_base_url=settings.public_url, rate=2, burst=50,
+                    delivery_workers=8)  # fmt: skip
+    env = {**worker_env(settings), "B24APP_LOG_LEVEL": "WARNING"}
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "--workers", str(args.gunicorn),
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "b24app.wsgi:app"],
+        cwd=workdir, env=env,
+    )  # fmt: skip
+    quiet = {"B24APP_LOG_LEVEL": "WARNING"}
+    # the worker on every queue first: it holds the timers scheduler the others wait for
+    workers = [WorkerProcess(settings, quiet)]
+    workers += [WorkerProcess(settings, quiet, ("--queue", "assistant"))
+                for _ in range(args.assistant_workers)]  # fmt: skip
+    emu.start()
+    try:
+        _wait(lambda: _up(settings.public_url), 30, "gunicorn up")
+        for worker in workers:
+            worker.start()
+        portals = [emu.create_portal(f"p{i}") for i in range(n_portals)]
+        for portal in portals:
+            result = portal.install()
+            if result.installer is None or result.installer.status_code != 200:
+                raise RuntimeError(f"install of {portal.slug} failed")
+        _wait(lambda: all(p.imbot.bots for p in portals), 600, "bots registered")
+        for portal in portals:
+            with services.db() as session:
+                row = get_portal(session, portal.member_id)
+                assert row is not None
+                save_settings(session, row.id, {"assistant": {"enabled": True}})
+            with portal.lock:
+                portal.imbot.attach(1)  # the admin attaches the bot to the open line
+        emu.wait_idle(600)
+        one_since = time.time()
+        one = scenario("one portal", emu, portals[:1], dialogs, args.think, args.handoff_every,
+                       args.timeout)  # fmt: skip
+        one_until = time.time()
+        many = scenario(f"{n_portals} portals", emu, portals, dialogs, args.think,
+                        args.handoff_every, args.timeout)  # fmt: skip
+        print(f"\nassistant bench: scale {args.scale}, think {args.think}s, "
+              f"{args.assistant_workers} assistant worker(s), bucket 2 req/s burst 50\n")  # fmt: skip
+        rows_one, rows_many = one.rows(), many.rows()
+        width = max(len(k) for k, _ in rows_one) + 2
+        print(f"{'metric':<{width}}{one.name:>26}{many.name:>26}")
+        for (key, a), (_, b) in zip(rows_one, rows_many, strict=True):
+            print(f"{key:<{width}}{a:>26}{b:>26}")
+        if one.answers:
+            print(f"\nanswer mean (one portal): {statistics.mean(one.answers):.2f}s")
+        counts: dict[str, int] = {}
+        for call in emu.calls(portal=portals[0], in_batch=True):
+            if one_since <= call.time <= one_until:
+                counts[call.method] = counts.get(call.method, 0) + 1
+        top = ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda x: -x[1])[:8])
+        print(f"commands inside batches, one-portal scenario: {top}")
+        refused = len(emu.calls(error="QUERY_LIMIT_EXCEEDED"))
+        print(f"QUERY_LIMIT_EXCEEDED answers (both scenarios): {refused}")
+    finally:
+        for worker in workers:
+            worker.stop()
+        gunicorn.terminate()
+        gunicorn.wait(timeout=30)
+        emu.stop()
+        services.dispose()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The assistant on an installed emulator portal (jobs run in-process): registration at
+install, a whole dialog to a confirmed pre-booking with CRM writes, the hand-off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from b24app.assistant.bot import BOT_CODE
+from b24app.context import Services
+from b24app.devportal import DevPortal
+from b24app.devportal.portal import Portal as EmuPortal
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import AssistantTurn
+from b24app.storage.models import Lead
+from b24app.storage.models import Timer
+from b24app.storage.portals import get_portal
+from tests.assistant.conftest import open_client_chat
+
+
+def test_bot_registered_at_install_once(installed_portal: EmuPortal, services: Services) -> None:
+    bots = list(installed_portal.imbot.bots.values())
+    assert [b["code"] for b in bots] == [BOT_CODE]
+    assert bots[0]["type"] == "openline" and bots[0]["eventMode"] == "webhook"
+    assert bots[0]["webhookUrl"].endswith("/assistant/events")
+    assert bots[0]["properties"]["name"] == "Ассистент записи"
+    with services.db() as session:
+        portal = get_portal(session, installed_portal.member_id)
+        assert portal is not None
+        assert portal.registration["assistant_bot"]["id"] == bots[0]["id"]
+
+
+def test_full_dialog_to_a_confirmed_prebooking(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    chat = open_client_chat(emulator, assistant_portal, settle_jobs)
+    assert "Здравствуйте" in chat.last_reply()  # greeted on join
+    assert chat.buttons() == ["Маникюр", "Стрижка", "Окрашивание"]
+    assert "Когда" in chat.say("Маникюр")
+    assert "телефон" in chat.say("завтра после 18")
+    assert "обращаться" in chat.say("+7 (912) 345-67-89")
+    assert "Свободное время" in chat.say("Анна")
+    times = chat.buttons()
+    assert times and all(t.split()[-1] >= "18:00" for t in times)
+    assert "Подтверждаете" in chat.say(times[0])
+    assert "Готово" in chat.say("да")
+
+    lead = assistant_portal.lead(chat.lead_id)
+    assert lead is not None
+    assert lead["NAME"] == "Анна"
+    assert "Маникюр" in lead["COMMENTS"]
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "confirmed" and dialog.confirmed_at is not None
+        assert dialog.booking_start is not None and dialog.lead_id == chat.lead_id
+        journey = session.scalars(select(Lead).where(Lead.lead_id == chat.lead_id)).one()
+        assert journey.booking_at == dialog.booking_start
+        assert journey.is_ai and journey.ai_channel == "telegram"
+        turns = session.scalars(select(AssistantTurn).order_by(AssistantTurn.id)).all()
+        assert [t.state_after for t in turns] == [
+            "service", "when", "contact", "name", "slot", "confirm", "confirmed"
+        ]  # fmt: skip
+        assert all(t.answered_at is not None for t in turns)
+        assert float(turns[2].confidence) >= 0.8
+        assert turns[2].understood["when"]["earliest"] == "18:00"
+    assert assistant_portal.imbot.typing[chat.chat_id]  # typing shown before answers
+
+
+def test_asking_for_a_person_hands_off_with_a_summary(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    chat = open_client_chat(emulator, assistant_portal, settle_jobs)
+    chat.say("Маникюр")
+    reply = chat.say("позовите администратора")
+    assert "Передаю" in reply
+    session = assistant_portal.imbot.sessions[chat.chat_id]
+    assert session.holder == "operator" and session.operator_id == 2
+    summary = [m for m in chat.bot_messages() if m["id"] in assistant_portal.imbot.system]
+    assert summary and "клиент попросил человека" in summary[0]["text"]
+    assert "Маникюр" in summary[0]["text"]
+    before = len(chat.bot_messages())
+    chat.say("алло")  # the bot no longer gets the chat's messages
+    assert len(chat.bot_messages()) == before
+    with services.db() as session_:
+        dialog = session_.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "handoff" and dialog.handoff_reason == "operator"
+        assert dialog.operator_notified_at is not None
+        timers = session_.scalars(
+            select(Timer).where(Timer.lead_id == chat.lead_id, Timer.policy == "first_reply")
+        ).all()
+        assert {t.state for t in timers} == {"pending"}
+        assert all(t.started_at >= dialog.handoff_at.replace(microsecond=0) for t in timers)
+
+
+def test_prebooking_in_online_booking_and_going_back_frees_it(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    from b24app.storage.models import Appointment
+    from tests.assistant.conftest import ClientChat
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal, booking_resource_id=1)
+    lead_id = installed_portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT"})
+    row = installed_portal.open_chat([("lead", lead_id), ("contact", 77)])
+    chat = ClientChat(emulator, installed_portal, row.id, lead_id, settle_jobs)
+    settle_jobs()
+    chat.say("маникюр завтра после 18, меня зовут Анна, 89123456789")
+    first = chat.buttons()[0]
+    chat.say(first)
+    bookings = installed_portal.booking.bookings
+    assert len(bookings) == 1
+    booking_id = next(iter(bookings))
+    assert bookings[booking_id]["resourceIds"] == [1]
+    assert installed_portal.booking.clients[booking_id][0]["id"] == 77
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.booking_id == booking_id
+        appointment = session.get(Appointment, dialog.appointment_id)
+        assert appointment is not None and appointment.booking_id == booking_id
+        assert appointment.starts_at == dialog.booking_start
+    chat.say("нет")  # another time, please: the booking is deleted, the appointment cancelled
+    assert installed_portal.booking.bookings == {}
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.booking_id is None and dialog.booking_start is None
+        assert {a.status for a in session.scalars(select(Appointment))} == {"cancelled"}
+    chat.say("послезавтра в 12")
+    chat.say(chat.buttons()[0])
+    chat.say("да")
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "confirmed"
+        live = [a for a in session.scalars(select(Appointment)) if a.status != "cancelled"]
+        assert len(live) == 1 and live[0].status == "confirmed"
+        assert live[0].booking_id == dialog.booking_id
+
+
+def test_kpis_of_the_assistant(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    import datetime as dt
+
+    from b24app.assistant.kpi import assistant_kpis
+    from b24app.storage.models import utc_now
+
+    booked = open_client_chat(emulator, assistant_portal, settle_jobs)
+    booked.say("маникюр завтра после 18, меня зовут Анна, 89123456789")
+    booked.say(booked.buttons()[0])
+    booked.say("да")
+    handed = open_client_chat(emulator, assistant_portal, settle_jobs)
+    handed.say("хочу жалобу оставить")
+    with services.db() as session:
+        portal = get_portal(session, assistant_portal.member_id)
+        assert portal is not None
+        now = utc_now()
+        k = assistant_kpis(
+            session, portal.id, now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)
+        )
+    assert (k["dialogs"], k["booked"], k["confirmed"], k["handoffs"]) == (2, 1, 1, 1)
+    assert k["booked_pct"] == 50.0 and k["handoff_pct"] == 50.0
+    assert k["reasons"] == {"complaint": 1}
+    assert k["turns"] == 6 and k["answer_median_s"] is not None
+    assert k["came"] == 0 and k["model_pct"] == 0.0
+
+    from b24app.kpi import metrics
+    from b24app.kpi.reports import daily_message
+    from b24app.settings import load_settings
+
+    with services.db() as session:
+        settings = load_settings(session, portal.id)
+        period = metrics.period_for("7d", settings["time_zone"])
+        dashboard = metrics.compute_dashboard(session, portal.id, period, settings)
+    assert "ИИ-ассистент: диалогов 2, до записи 50" in daily_message(dashboard, "ru")
+
+
+def test_disabled_assistant_or_unserved_line_goes_straight_to_operators(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal, lines=["7"])  # line 1 is not served
+    chat = open_client_chat(emulator, installed_portal, settle_jobs)
+    assert chat.bot_messages() == []  # no greeting
+    assert installed_portal.imbot.sessions[chat.chat_id].holder == "operator"
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        assert dialog.state == "handoff" and dialog.handoff_reason == "disabled"
+        assert session.scalars(select(AssistantTurn)).all() == []

@@ -1,0 +1,86 @@
+"""The optional model: asked only when the rules miss, merged without losing a hand-off,
+and on a timeout or a bad answer the rules' result stands (a local stub server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from b24app.assistant.model import ModelUnderstander
+from b24app.assistant.understanding import Service
+from tests.assistant.llm_stub import LlmStub
+
+NOW = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ZoneInfo("Europe/Moscow"))
+SERVICES = [Service("peel", ("Пилинг", "Peel"))]
+
+
+@pytest.fixture
+def stub() -> Iterator[LlmStub]:
+    with LlmStub() as server:
+        yield server
+
+
+def make(stub: LlmStub, timeout: float = 5.0) -> ModelUnderstander:
+    return ModelUnderstander(stub.url, "test-key", "stub", timeout=timeout)
+
+
+def test_model_fills_what_the_rules_missed(stub: LlmStub) -> None:
+    stub.answer = {"intents": [], "service": "peel", "date": "2026-12-01", "time": "12:00",
+                   "name": "Оля", "confidence": 0.8}  # fmt: skip
+    result = make(stub).understand("хочу освежить кожу лица во вторник к обеду, Оля", now=NOW,
+                                   services=SERVICES, expect="service")  # fmt: skip
+    assert result.source == "model"
+    assert result.service == "peel" and result.scores["service"] == 0.8
+    # the rules' own reading of the day stays; the model filled the service and the name
+    assert result.when is not None and result.when.day == dt.date(2026, 12, 1)
+    assert result.name == "Оля"
+    assert len(stub.requests) == 1
+
+
+def test_model_not_asked_when_rules_are_sure(stub: LlmStub) -> None:
+    result = make(stub).understand("Пилинг завтра в 10", now=NOW, services=SERVICES)
+    assert result.source == "rules" and result.service == "peel"
+    assert stub.requests == []
+
+
+def test_phone_never_sent_to_the_model(stub: LlmStub) -> None:
+    make(stub).understand("ну вот мой 8 912 345 67 89 и что", now=NOW)
+    # the rules found the phone (sure), so nothing is sent; force a miss with an odd number
+    make(stub).understand("звоните 8 (912) 34-56 и спросите", now=NOW)
+    for request in stub.requests:
+        assert "912" not in request["messages"][1]["content"]
+
+
+def test_unknown_service_code_from_the_model_is_ignored(stub: LlmStub) -> None:
+    stub.answer = {"service": "botox", "confidence": 0.9}
+    assert make(stub).understand("что-то для лица", now=NOW, services=SERVICES).service is None
+
+
+def test_timeout_falls_back_to_the_rules(stub: LlmStub) -> None:
+    stub.delay = 2.0
+    stub.answer = {"service": "peel", "confidence": 0.9}
+    result = make(stub, timeout=0.2).understand("освежить лицо", now=NOW, services=SERVICES)
+    assert result.source == "rules_fallback" and result.service is None
+
+
+@pytest.mark.parametrize("answer", [{"confidence": 7}, ["not", "an", "object"]])
+def test_nonsense_answer_falls_back(stub: LlmStub, answer: object) -> None:
+    stub.answer = answer  # type: ignore[assignment]
+    assert make(stub).understand("хм", now=NOW).source == "rules_fallback"
+
+
+def test_model_cannot_remove_a_handoff_intent(stub: LlmStub) -> None:
+    stub.answer = {"intents": [], "confidence": 0.9}
+    # "беременна" is sure enough that the model is not even asked; an unsure one keeps it too
+    result = make(stub).understand("я беременна", now=NOW)
+    assert result.has("sensitive")
+    stub.answer = {"intents": ["sensitive"], "confidence": 0.7}
+    assert make(stub).understand("а это безопасно для кормящих", now=NOW).has("sensitive")
+
+
+def test_unreachable_model_falls_back() -> None:
+    model = ModelUnderstander("http://127.0.0.1:9/v1", "k", "m", timeout=0.5)
+    assert model.understand("ммм", now=NOW).source == "rules_fallback"

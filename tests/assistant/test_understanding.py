@@ -1,0 +1,169 @@
+"""The assistant's rules read Russian and English dates, times, phones, names, services and
+intents relative to the portal's local "now" (Friday 27 Nov 2026, 14:00 Moscow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from b24app.assistant.understanding import find_phone
+from b24app.assistant.understanding import Service
+from b24app.assistant.understanding import understand
+from b24app.assistant.understanding import When
+
+NOW = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ZoneInfo("Europe/Moscow"))  # a Friday
+SERVICES = [
+    Service("manicure", ("Маникюр", "Manicure"), ("ногти", "маник", "nails")),
+    Service("haircut", ("Стрижка", "Haircut"), ("подстричься", "постричь")),
+]
+D = dt.date
+T = dt.time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("завтра после 18", When(D(2026, 11, 28), earliest=T(18))),
+        ("в субботу утром", When(D(2026, 11, 28), earliest=T(9), latest=T(12))),
+        ("15.12 в 11:30", When(D(2026, 12, 15), at=T(11, 30))),
+        ("послезавтра в 10", When(D(2026, 11, 29), at=T(10))),
+        ("tomorrow at 5pm", When(D(2026, 11, 28), at=T(17))),
+        ("15 декабря в 7 вечера", When(D(2026, 12, 15), at=T(19))),
+        ("next monday 10am", When(D(2026, 11, 30), at=T(10))),
+        ("сегодня вечером", When(D(2026, 11, 27), earliest=T(17), latest=T(21))),
+        ("December 15 at 11:30", When(D(2026, 12, 15), at=T(11, 30))),
+        ("во вторник до 12", When(D(2026, 12, 1), latest=T(12))),
+        ("в 5", When(at=T(17))),
+        ("10 утра", When(at=T(10))),
+        ("3.01", When(D(2027, 1, 3))),  # a past day-month means next year
+        ("05.12.2026 в 9:15", When(D(2026, 12, 5), at=T(9, 15))),
+        ("after 6pm on friday", When(D(2026, 12, 4), earliest=T(18))),
+    ],
+)
+def test_dates_and_times(text: str, expected: When) -> None:
+    result = understand(text, now=NOW, services=SERVICES)
+    assert result.when == expected
+    assert result.scores["when"] >= 0.7
+
+
+def test_no_date_in_plain_text() -> None:
+    for text in ("хочу красивые ногти", "hello there", "спасибо", ""):
+        assert understand(text, now=NOW).when is None
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        ("+7 (912) 345-67-89", "+79123456789"),
+        ("8 912 345 67 89", "+79123456789"),
+        ("89123456789", "+79123456789"),
+        ("9123456789", "+79123456789"),
+        ("мой номер 8-912-345-67-89, звоните", "+79123456789"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 (415) 555-2671", "+14155552671"),
+    ],
+)
+def test_phones(text: str, phone: str) -> None:
+    assert find_phone(text) == phone
+    assert understand(text, now=NOW).phone == phone
+
+
+@pytest.mark.parametrize("text", ["15.12 в 11:30", "12345", "завтра в 10", "+7 912", "2026-12-15"])
+def test_not_phones(text: str) -> None:
+    assert find_phone(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "service", "score"),
+    [
+        ("хочу на маникюр", "manicure", 0.95),
+        ("Маникюр", "manicure", 0.95),
+        ("нужно сделать ногти", "manicure", 0.85),
+        ("I'd like a haircut", "haircut", 0.95),
+        ("хочу подстричься", "haircut", 0.85),
+        ("сколько стоит чистка лица", None, None),
+    ],
+)
+def test_services(text: str, service: str | None, score: float | None) -> None:
+    result = understand(text, now=NOW, services=SERVICES)
+    assert result.service == service
+    assert result.scores.get("service") == score
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("позовите оператора", "operator"),
+        ("хочу поговорить с человеком", "operator"),
+        ("Менеджер, пожалуйста", "operator"),
+        ("can I talk to a human", "operator"),
+        ("это ужасно, хочу пожаловаться", "complaint"),
+        ("верните деньги", "complaint"),
+        ("terrible service, refund please", "complaint"),
+        ("у меня аллергия на лак", "sensitive"),
+        ("можно ли делать при беременности?", "sensitive"),
+        ("I am pregnant, is it safe?", "sensitive"),
+        ("мне нужен юрист", "sensitive"),
+        ("назад", "back"),
+        ("хочу поменять время", "back"),
+        ("go back", "back"),
+        ("да", "confirm"),
+        ("Да, подтверждаю", "confirm"),
+        ("yes", "confirm"),
+        ("нет", "cancel"),
+        ("отмена", "cancel"),
+        ("не надо", "cancel"),
+        ("Здравствуйте!", "greeting"),
+        ("hi", "greeting"),
+    ],
+)
+def test_intents(text: str, intent: str) -> None:
+    result = understand(text, now=NOW)
+    assert result.has(intent)
+    assert result.scores[intent] >= 0.8
+
+
+def test_no_is_not_confirm_and_long_text_is_not_a_yes() -> None:
+    assert not understand("нет", now=NOW).has("confirm")
+    assert not understand("да нет, я не уверена что хочу записываться сейчас", now=NOW).has(
+        "confirm"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expect", "name", "score"),
+    [
+        ("меня зовут Анна", None, "Анна", 0.9),
+        ("My name is John", None, "John", 0.9),
+        ("Анна", "contact", "Анна", 0.75),
+        ("мария петрова", "name", "Мария Петрова", 0.75),
+        ("Анна +7 912 345-67-89", "contact", "Анна", 0.75),
+        ("Анна", None, None, None),  # a bare word is a name only when one was asked
+        ("завтра", "contact", None, None),
+    ],
+)
+def test_names(text: str, expect: str | None, name: str | None, score: float | None) -> None:
+    result = understand(text, now=NOW, expect=expect)
+    assert result.name == name
+    assert result.scores.get("name") == score
+
+
+def test_button_choice_by_text_or_number() -> None:
+    choices = ["Сб 28.11 18:00", "Сб 28.11 19:00"]
+    assert understand("Сб 28.11 19:00", now=NOW, choices=choices).choice == choices[1]
+    assert understand("1", now=NOW, choices=choices).choice == choices[0]
+    assert understand("3", now=NOW, choices=choices).choice is None
+
+
+def test_nothing_understood_has_zero_confidence() -> None:
+    result = understand("ываыва", now=NOW, services=SERVICES)
+    assert result.confidence == 0.0 and not result.intents
+
+
+def test_when_serialises_and_merges() -> None:
+    when = When(D(2026, 12, 1), earliest=T(18))
+    assert When.from_dict(when.as_dict()) == when
+    assert when.merged(When(D(2026, 12, 2))) == When(D(2026, 12, 2), earliest=T(18))
+    assert when.merged(When(at=T(10))) == When(D(2026, 12, 1), at=T(10))

@@ -1,0 +1,154 @@
+"""The assistant end to end through real ``b24app worker`` processes: dates and phones in the
+client's words, going back, a duplicate event delivery, the model timing out (the rules take
+over), and a hand-off. Each turn is awaited by condition (its recorded turn), never by time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+
+import pytest
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
+
+from b24app.context import Services
+from b24app.devportal import DevPortal
+from b24app.devportal.portal import Portal as EmuPortal
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import AssistantTurn
+from tests.assistant.conftest import ClientChat
+from tests.assistant.conftest import enable_assistant
+from tests.assistant.llm_stub import LlmStub
+from tests.plugins.worker import WorkerProcess
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def turns(services: Services) -> list[AssistantTurn]:
+    with services.db() as session:
+        rows = list(session.scalars(select(AssistantTurn).order_by(AssistantTurn.id)))
+        session.expunge_all()
+        return rows
+
+
+def dialog(services: Services) -> AssistantDialog:
+    with services.db() as session:
+        row = session.scalars(select(AssistantDialog)).one()
+        session.expunge(row)
+        return row
+
+
+class WorkerChat(ClientChat):
+    services: Services
+
+    def say(self, text: str) -> str:
+        message_id = self.portal.client_writes(self.chat_id, text)
+        wait_for(lambda: any(t.message_id == message_id for t in turns(self.services)),
+                 what=f"the turn of {text!r}")  # fmt: skip
+        return self.last_reply()
+
+
+def start_chat(emulator: DevPortal, portal: EmuPortal, services: Services) -> WorkerChat:
+    lead_id = portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT",
+                               "ASSIGNED_BY_ID": 2})  # fmt: skip
+    chat_row = portal.open_chat([("lead", lead_id)], connector_id="telegrambot")
+    chat = WorkerChat(emulator, portal, chat_row.id, lead_id, lambda: None)
+    chat.services = services
+    wait_for(lambda: len(turns(services)) == 1, what="the greeting")
+    return chat
+
+
+@pytest.fixture
+def worker_chat(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    rq_worker: WorkerProcess,
+) -> Iterator[WorkerChat]:
+    enable_assistant(services, installed_portal)
+    rq_worker.start()
+    yield start_chat(emulator, installed_portal, services)
+
+
+def test_dates_and_phones_in_free_text(worker_chat: WorkerChat, services: Services) -> None:
+    worker_chat.say("хочу на маникюр в субботу утром")
+    worker_chat.say("8 912 345 67 89")
+    assert "обращаться" in worker_chat.last_reply()
+    state = dialog(services)
+    assert state.slots["phone"] == "+79123456789"
+    assert state.slots["when"]["earliest"] == "09:00" and state.slots["when"]["latest"] == "12:00"
+    worker_chat.say("Ольга")
+    offered = worker_chat.buttons()
+    assert offered and all(b.startswith("Сб") for b in offered)
+    assert all("09:00" <= b.split()[-1] < "12:00" for b in offered)
+    worker_chat.say(offered[-1])
+    worker_chat.say("да")
+    assert dialog(services).state == "confirmed"
+    recorded = turns(services)
+    assert recorded[1].understood["service"] == "manicure"
+    assert recorded[2].understood["phone"] == "+79123456789"
+    assert all(t.total_ms > 0 and t.answered_at for t in recorded)
+
+
+def test_going_back(worker_chat: WorkerChat, services: Services) -> None:
+    worker_chat.say("стрижка")
+    worker_chat.say("завтра в 10")
+    assert dialog(services).state == "contact"
+    assert "вернёмся" in worker_chat.say("назад")
+    assert dialog(services).state == "when" and dialog(services).slots["when"] is None
+    worker_chat.say("послезавтра после 18")
+    state = dialog(services)
+    assert state.state == "contact" and state.slots["when"]["earliest"] == "18:00"
+    assert state.slots["service"] == "haircut"
+
+
+def test_duplicate_delivery_answers_once(
+    emulator: DevPortal, worker_chat: WorkerChat, services: Services
+) -> None:
+    emulator.delivery.duplicate = True  # at-least-once: every event POSTed twice
+    before = len(worker_chat.bot_messages())
+    worker_chat.say("маникюр")
+    emulator.wait_idle(timeout=30)
+    started = StartedJobRegistry(queue=services.queue("assistant"))
+    wait_for(lambda: services.queue("assistant").count == 0 and started.count == 0,
+             what="every job of both deliveries to finish")  # fmt: skip
+    assert len(worker_chat.bot_messages()) == before + 1
+    assert [t.state_after for t in turns(services)] == ["service", "when"]
+    deliveries = [d for d in emulator.deliveries("event", "ONIMBOTV2MESSAGEADD")]
+    assert len(deliveries) == 2 and all(d.status == 200 for d in deliveries)
+
+
+def test_handoff_through_the_worker(worker_chat: WorkerChat, services: Services) -> None:
+    worker_chat.say("у меня аллергия на гель-лак, можно ли мне?")
+    wait_for(lambda: dialog(services).operator_notified_at is not None, what="the operator")
+    state = dialog(services)
+    assert state.handoff_reason == "sensitive"
+    assert worker_chat.portal.imbot.sessions[worker_chat.chat_id].holder == "operator"
+    assert "специалист" in worker_chat.last_reply()
+
+
+def test_model_timing_out_falls_back_to_rules(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    rq_worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    with LlmStub({"service": "manicure", "confidence": 0.9}, delay=5.0) as stub:
+        enable_assistant(services, installed_portal, model=True)
+        rq_worker_factory(env={"B24APP_LLM_API_URL": stub.url, "B24APP_LLM_API_KEY": "k",
+                               "B24APP_ASSISTANT_LLM_TIMEOUT": "0.3"})  # fmt: skip
+        chat = start_chat(emulator, installed_portal, services)
+        reply = chat.say("хочу что-нибудь красивое")
+        assert "не совсем" in reply  # the rules' answer, not the slow model's
+        last = turns(services)[-1]
+        assert last.source == "rules_fallback" and last.state_after == "service"
+        assert len(stub.requests) == 1
+        chat.say("маникюр")  # the rules are sure: the model is not asked
+        assert len(stub.requests) == 1 and dialog(services).state == "when"
