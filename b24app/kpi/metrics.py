@@ -491,31 +491,32 @@ def timer_counts(
         .group_by(Timer.lead_id)
         .subquery()
     )
-    stmt = (
-        select(
-            Lead.assigned_by_id,
-            func.sum(fired.c.breaches),
-            func.sum(fired.c.escalations),
-        )
-        .select_from(fired)
-        .join(
-            Lead,
-            and_(
-                Lead.portal_id == portal_id,
-                # the timer key: a lead id, or minus the deal id of a journey started on a deal
-                or_(Lead.lead_id == fired.c.lead_id, Lead.deal_id == -fired.c.lead_id),
-            ),
-        )
-        .where(_in_period(portal_id, period))
-        .group_by(Lead.assigned_by_id)
+    # The timer key is a lead id, or minus the deal id of a journey started on a deal
+    # (b24app.leads.journeys): two plain equi-joins, each on its own unique index (an OR in
+    # one join condition makes SQLite scan every lead per timer).
+    joins = (
+        (fired.c.lead_id > 0, Lead.lead_id == fired.c.lead_id),
+        (fired.c.lead_id < 0, Lead.deal_id == -fired.c.lead_id),
     )
     breaches: dict[int | None, int] = {}
     escalations: dict[int | None, int] = {}
-    for manager, n_breaches, n_escalations in session.execute(stmt):
-        if n_breaches:
-            breaches[manager] = int(n_breaches)
-        if n_escalations:
-            escalations[manager] = int(n_escalations)
+    for sign, on in joins:
+        stmt = (
+            select(
+                Lead.assigned_by_id,
+                func.sum(fired.c.breaches),
+                func.sum(fired.c.escalations),
+            )
+            .select_from(fired)
+            .join(Lead, and_(Lead.portal_id == portal_id, on))
+            .where(sign, _in_period(portal_id, period))
+            .group_by(Lead.assigned_by_id)
+        )
+        for manager, n_breaches, n_escalations in session.execute(stmt):
+            if n_breaches:
+                breaches[manager] = breaches.get(manager, 0) + int(n_breaches)
+            if n_escalations:
+                escalations[manager] = escalations.get(manager, 0) + int(n_escalations)
     return breaches, escalations
 
 

@@ -51,3 +51,24 @@ def test_many_deal_journeys_without_a_lead_but_each_deal_once(services, portal_i
         session.add(Lead(portal_id=portal_id, lead_id=1, created_at=T0))
     with pytest.raises(IntegrityError), services.db() as session:
         session.add(Lead(portal_id=portal_id, deal_id=2, created_at=T0))
+
+
+def test_kpi_timer_counts_find_journeys_by_either_key(services, portal_id) -> None:  # type: ignore[no-untyped-def]
+    """Fired timers of a lead journey (key = lead id) and of a deal journey (key = -deal id)
+    are both counted for their manager."""
+    from b24app.kpi.metrics import period_for
+    from b24app.kpi.metrics import timer_counts
+    from b24app.storage.models import Timer
+    from b24app.storage.models import utc_now
+
+    now = utc_now()
+    with services.db() as session:
+        session.add(Lead(portal_id=portal_id, lead_id=7, assigned_by_id=2, created_at=now))
+        session.add(Lead(portal_id=portal_id, deal_id=71, entity_type=EntityType.DEAL,
+                         assigned_by_id=2, created_at=now))  # fmt: skip
+        for key in (7, -71):
+            session.add(Timer(portal_id=portal_id, lead_id=key, policy="first_reply",
+                              level="escalate", due_at=now, state="fired", job_id=f"j{key}"))  # fmt: skip
+    with services.db() as session:
+        _, escalations = timer_counts(session, portal_id, period_for("today", "UTC"))
+    assert escalations == {2: 2}
