@@ -143,7 +143,8 @@ def test_query_limit_then_success_is_retried(b24: BitrixClient, sleeps: Sleeps) 
     responses.post(ENDPOINT + "crm.lead.get", json=fixture("crm_lead_get.json"), status=200)
     assert b24.call("crm.lead.get", {"id": 1})["ID"]
     assert len(responses.calls) == 3
-    assert len(sleeps) == 2 and all(s > 0 for s in sleeps)
+    # No blind back-off: the shared bucket is set full and the retries wait on it.
+    assert len(sleeps) >= 2 and all(s > 0 for s in sleeps)
     assert limit_hits() == before + 2
 
 
