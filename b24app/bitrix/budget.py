@@ -22,6 +22,7 @@ Nothing here imports Flask.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import json
@@ -75,6 +76,16 @@ def rest_priority(priority: Priority) -> Iterator[None]:
         yield
     finally:
         _priority.reset(token)
+
+
+def urgent_rest() -> contextlib.AbstractContextManager[None]:
+    """Robot answers, SLA reminders/escalations, client reminders."""
+    return rest_priority(Priority.URGENT)
+
+
+def bulk_rest() -> contextlib.AbstractContextManager[None]:
+    """Event fetches, backfill, reports."""
+    return rest_priority(Priority.BULK)
 
 
 # -- the plan -------------------------------------------------------------------------------

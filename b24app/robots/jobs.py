@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.errors import AccessDenied
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import BitrixError
@@ -247,7 +248,8 @@ def run_robot(
     key = token_hash(event_token)
     match = LEAD_DOCUMENT.match(document_id)
     lead_id = int(match.group(1)) if match else 0
-    with logs.bind(member_id=member_id, lead_id=lead_id, robot=code):
+    # A workflow waits for the answer: its REST calls go before bulk reads (issue 14).
+    with logs.bind(member_id=member_id, lead_id=lead_id, robot=code), urgent_rest():
         with services.db() as session:
             portal = get_portal(session, member_id)
             if portal is None:

@@ -44,6 +44,7 @@ from sqlalchemy import update
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.errors import AccessDenied
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import NotFound
@@ -150,7 +151,8 @@ def fire_timer(timer_id: int) -> str:
     if not claim(services, timer_id, now):
         return "busy"
     steps = Steps(services, timer_id, snapshot["payload"])
-    with logs.bind(member_id=snapshot["member_id"], lead_id=snapshot["lead_id"]):
+    # A due reminder/escalation goes before bulk reads in the portal's bucket (issue 14).
+    with logs.bind(member_id=snapshot["member_id"], lead_id=snapshot["lead_id"]), urgent_rest():
         try:
             if snapshot["policy"] == REMINDER_POLICY:
                 from b24app.sla.reminders import send_reminder

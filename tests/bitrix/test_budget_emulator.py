@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 
 from b24app import context
+from b24app.bitrix.budget import bulk_rest
 from b24app.bitrix.budget import load_plan
+from b24app.bitrix.budget import Priority
 from b24app.bitrix.budget import refresh_plan
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import RateLimited
 from b24app.config import Settings
@@ -150,3 +153,37 @@ def test_batch_time_is_accounted_either_way(
     assert emulator.calls(portal=portal, error="OPERATION_TIME_LIMIT") == []
     assert emulator.calls(portal=portal, error="OPERATION_TIME_LIMIT", in_batch=True) == []
     assert b24.meter.get("batch" if billing == "batch" else "crm.item.list") is not None
+
+
+def test_urgent_call_passes_a_bucket_that_bulk_reads_saturated(
+    services: context.Services, emulator: DevPortal, settings: Settings, sleeps: Sleeps
+) -> None:
+    """Bulk reads stop short of the reserve; a robot answer inside ``urgent_rest`` goes at
+    once while the next bulk read waits for the drain."""
+    portal = emulator.create_portal("prio", rate=20, burst=50)
+    connect(services, portal)
+    fast = settings.replace(rest_rate=20.0, rest_burst=50)
+    b24 = paced_client(services, portal, fast, sleeps)
+    bulk_limit = b24.bucket.burst - b24.bucket.reserve
+    assert b24.bucket.reserve > 0
+    while b24.bucket.acquire(priority=Priority.BULK) == 0:
+        pass
+    assert b24.bucket.level() >= bulk_limit - 1
+    with urgent_rest():
+        assert b24.call("user.current")["ID"]
+    assert sleeps == []
+    with bulk_rest():
+        assert b24.call("user.current")["ID"]
+    assert sleeps  # the bulk read waited
+
+
+def test_priorities_can_be_switched_off(
+    services: context.Services, emulator: DevPortal, settings: Settings
+) -> None:
+    """``rest_priorities=False`` (the bench's "before"): no reserve, first come first served."""
+    portal = emulator.create_portal("noprio")
+    connect(services, portal)
+    b24 = client_for(services, portal, settings.replace(rest_priorities=False))
+    assert b24.bucket.reserve == 0
+    with urgent_rest():
+        assert b24._priority() == Priority.NORMAL
