@@ -20,6 +20,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.bitrix.restlog import purge_rest_log
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
+    from b24app.leads.coalesce import drain_waiting_portals
     from b24app.plans import refresh_stale_plans
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
@@ -31,6 +32,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (resume_unfinished_backfills, "bulk", 15 * 60, {}),
         (purge_rest_log, "bulk", 6 * 3600, {"days": services.settings.rest_log_days}),
         (refresh_stale_plans, "bulk", 3600, {}),
+        (drain_waiting_portals, "events", 60, {}),
     ]
 
 

@@ -24,6 +24,8 @@ RETRY = Retry(max=3, interval=[5, 30, 120])
 FAILURE_TTL = 7 * 86400
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
+# Read in batches by b24app.leads.coalesce (a delete needs no read: processed at once).
+COALESCED_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -63,6 +65,11 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
 
     services = context.current()
     try:
+        if event in COALESCED_EVENTS and services.settings.rest_coalesce:
+            from b24app.leads.coalesce import submit
+
+            # Waiting events of the portal are read together, 25 leads per request.
+            return submit(services, member_id, "lead", entity_id)
         if event in LEAD_EVENTS:
             return process_lead(services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE")
         if event in ACTIVITY_EVENTS:

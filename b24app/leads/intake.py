@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from b24app import logs
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import NotFound
 from b24app.context import Services
@@ -47,15 +48,39 @@ OUTGOING = "2"
 CHAT_PROVIDERS = frozenset({"IMOPENLINES_SESSION", "CRM_SMS", "CRM_WHATSAPP", "CRM_TELEGRAM"})
 
 
+def lead_lock_key(portal_id: int, lead_id: int) -> str:
+    return f"b24app:lock:lead:{portal_id}:{lead_id}"
+
+
 @contextmanager
 def lead_lock(services: Services, portal_id: int, lead_id: int) -> Iterator[None]:
     """One worker at a time per lead (two events of one lead may be processed at once)."""
     with services.redis.lock(
-        f"b24app:lock:lead:{portal_id}:{lead_id}",
+        lead_lock_key(portal_id, lead_id),
         timeout=LOCK_TIMEOUT,
         blocking_timeout=LOCK_TIMEOUT,
     ):
         yield
+
+
+def lead_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ``batch`` commands that read one lead and its stage history (two commands, so
+    25 leads fit in one request; see :mod:`b24app.leads.coalesce`)."""
+    return {
+        "lead": (
+            "crm.item.get",
+            {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
+        ),
+        "history": (
+            "crm.stagehistory.list",
+            {
+                "entityTypeId": 1,
+                "filter": {"OWNER_ID": lead_id},
+                "order": {"ID": "ASC"},
+                "select": HISTORY_SELECT,
+            },
+        ),
+    }
 
 
 def fetch_lead(
@@ -66,23 +91,13 @@ def fetch_lead(
     The history is None when it could not be read (the caller then falls back on
     ``MOVED_TIME``).
     """
-    answer = client.batch(
-        {
-            "lead": (
-                "crm.item.get",
-                {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
-            ),
-            "history": (
-                "crm.stagehistory.list",
-                {
-                    "entityTypeId": 1,
-                    "filter": {"OWNER_ID": lead_id},
-                    "order": {"ID": "ASC"},
-                    "select": HISTORY_SELECT,
-                },
-            ),
-        }
-    )
+    return read_lead(client.batch(lead_commands(lead_id)), lead_id, lead_field)
+
+
+def read_lead(
+    answer: BatchResult, lead_id: int, lead_field: str
+) -> tuple[LeadSnapshot, list[HistoryEntry] | None] | None:
+    """The answers to :func:`lead_commands` → (snapshot, history) or None if gone."""
     error = answer.error("lead")
     if isinstance(error, NotFound):
         return None
@@ -137,35 +152,55 @@ def process_lead(
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     with logs.bind(member_id=member_id, lead_id=lead_id), lead_lock(services, portal_id, lead_id):
         fetched = None if deleted else fetch_lead(services.bitrix(member_id), lead_id, lead_field)
-        if fetched is None:
-            with services.db() as session:
-                marked = mark_deleted(session, portal_id, lead_id)
-            if marked:
-                _cancel_timers(services, portal_id, lead_id)
-                log.info("lead deleted")
-            return "deleted" if marked else "gone"
-        snap, history = fetched
-        classification = classify(snap, rules)
-        with services.db() as session:
-            lead, outcome = record_snapshot(
-                session, portal_id, snap, history, statuses, classification, lead_channel(snap)
-            )
-            wants_tag = (
-                auto_tag and lead.is_ai and lead.ai_tagged_at is None and not snap.ai_field_value
-            )
-            ai_channel = lead.ai_channel or "other"
-    if outcome.lifecycle_changed:
-        _sync_timers(services, portal_id, lead_id)
-    if wants_tag:
+        result, tag_channel = record_fetched(
+            services, portal_id, lead_id, fetched, statuses, rules, auto_tag=auto_tag
+        )
+    if tag_channel is not None:
         from b24app.leads.tagging import tag_ai_lead
 
-        tag_ai_lead(services, portal_id, lead_id, ai_channel, None)
+        tag_ai_lead(services, portal_id, lead_id, tag_channel, None)
+    return result
+
+
+def record_fetched(
+    services: Services,
+    portal_id: int,
+    lead_id: int,
+    fetched: tuple[LeadSnapshot, list[HistoryEntry] | None] | None,
+    statuses: dict[str, str],
+    rules: dict[str, Any],
+    *,
+    auto_tag: bool = True,
+) -> tuple[str, str | None]:
+    """Record what was read about one lead (None = the CRM no longer has it), under the
+    caller's lead lock; returns the outcome (see :func:`process_lead`) and the AI channel
+    when the lead still needs its AI tag (the caller writes it, alone or batched)."""
+    if fetched is None:
+        with services.db() as session:
+            marked = mark_deleted(session, portal_id, lead_id)
+        if marked:
+            _cancel_timers(services, portal_id, lead_id)
+            log.info("lead deleted")
+        return ("deleted" if marked else "gone"), None
+    snap, history = fetched
+    classification = classify(snap, rules)
+    with services.db() as session:
+        lead, outcome = record_snapshot(
+            session, portal_id, snap, history, statuses, classification, lead_channel(snap)
+        )
+        wants_tag = (
+            auto_tag and lead.is_ai and lead.ai_tagged_at is None and not snap.ai_field_value
+        )
+        ai_channel = lead.ai_channel or "other"
+    if outcome.lifecycle_changed:
+        _sync_timers(services, portal_id, lead_id)
+    tag = ai_channel if wants_tag else None
     if outcome.created:
-        return "created"
+        return "created", tag
     if outcome.changed:
         log.info("lead changed: %s", ",".join(sorted(outcome.changed)))
-        return "changed"
-    return "stale" if outcome.stale else "unchanged"
+        return "changed", tag
+    return ("stale" if outcome.stale else "unchanged"), tag
 
 
 def reply_kind(activity: dict[str, Any]) -> str | None:
