@@ -6,7 +6,9 @@ job does not fetch: it adds ``(entity type, id)`` to the portal's *pending* set 
 to become the portal's *drainer*. The drainer (one per portal, a Redis lock) takes the
 oldest pending items, as many as fit in 50 ``batch`` commands (a lead is two — the item and
 its stage history — so 25 leads per request), reads them in ONE request, records each, and
-repeats until nothing is pending. Follow-up writes (AI tags) of a round go out batched too.
+repeats until nothing is pending. Follow-up writes (AI tags) go out batched too: collected
+over rounds and written 50 per request (fields first, then comments) when 50 are waiting
+or the drainer stops.
 
 * **No added latency**: a single event on an idle portal makes its own job the drainer,
   which fetches at once — the same one request as before.
@@ -40,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import LockError
@@ -100,6 +103,7 @@ class Applied:
     entity_id: int
     outcome: str
     follow_up: Any = None
+    kind: str = ""
 
 
 Commands = dict[str, tuple[str, dict[str, Any]]]
@@ -231,7 +235,7 @@ def run_round(ctx: PortalCtx) -> list[Applied]:
                         done.append(item)  # give up on a poison item
                     continue
             done.append(item)
-            applied.setdefault(item.entity.name, []).append(result)
+            applied.setdefault(item.entity.name, []).append(replace(result, kind=item.entity.name))
         if done:
             args: list[str] = []
             for item in done:
@@ -250,11 +254,18 @@ def run_round(ctx: PortalCtx) -> list[Applied]:
                 item.lock.release()
             except LockError:
                 pass
-    for name, results in applied.items():
+    return [a for results in applied.values() for a in results]
+
+
+def _follow_up(ctx: PortalCtx, applied: list[Applied]) -> None:
+    """Run the entity types' batched follow-up writes (AI tags) for ``applied``."""
+    by_kind: dict[str, list[Applied]] = {}
+    for item in applied:
+        by_kind.setdefault(item.kind, []).append(item)
+    for name, results in by_kind.items():
         after = ENTITIES[name].after
         if after is not None:
             after(ctx, results)
-    return [a for results in applied.values() for a in results]
 
 
 # -- the drainer ----------------------------------------------------------------------------
@@ -292,17 +303,25 @@ def drain(
                 _clear(services, member_id)
                 return recorded
             idle = 0
+            writes: list[Applied] = []  # follow-ups, written 50 at a time (or at the end)
             with bulk_rest():
-                while pending_count(services, member_id):
-                    got = run_round(ctx)
-                    recorded += got
-                    lock.extend(DRAINER_TTL, replace_ttl=True)
-                    if time.monotonic() - started > slice_seconds:
-                        enqueue_drain(services, member_id)
-                        return recorded
-                    if not got:  # only items locked by other workers are left
-                        idle += 1
-                        time.sleep(min(0.05 * idle, 0.5))
+                try:
+                    while pending_count(services, member_id):
+                        got = run_round(ctx)
+                        recorded += got
+                        writes += [a for a in got if a.follow_up]
+                        if len(writes) >= MAX_BATCH:
+                            _follow_up(ctx, writes)
+                            writes = []
+                        lock.extend(DRAINER_TTL, replace_ttl=True)
+                        if time.monotonic() - started > slice_seconds:
+                            enqueue_drain(services, member_id)
+                            return recorded
+                        if not got:  # only items locked by other workers are left
+                            idle += 1
+                            time.sleep(min(0.05 * idle, 0.5))
+                finally:
+                    _follow_up(ctx, writes)
         finally:
             try:
                 lock.release()
