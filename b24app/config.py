@@ -53,6 +53,8 @@ class Settings:
     # give urgent calls priority in the bucket (off = first come, first served).
     rest_coalesce: bool = True
     rest_priorities: bool = True
+    # After QUERY_LIMIT_EXCEEDED assume the portal's shared bucket full (off = blind back-off).
+    rest_adaptive: bool = True
     # Days a REST request/response log row is kept (the marketplace asks for at least 3).
     rest_log_days: int = 7
     # Allow plain-http loopback endpoints (the portal emulator); never in production.
@@ -91,8 +93,9 @@ class Settings:
 
     @property
     def queue_names(self) -> tuple[str, ...]:
-        """RQ queues in priority order: events first, then timers, then bulk work."""
-        return tuple(self.queue_prefix + q for q in ("events", "timers", "default", "bulk"))
+        """RQ queues in priority order: timers first (a due SLA reminder must not wait behind
+        an import's event jobs), then events, then bulk work."""
+        return tuple(self.queue_prefix + q for q in ("timers", "events", "default", "bulk"))
 
 
 def _coerce(raw: str, kind: type) -> Any:

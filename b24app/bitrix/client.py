@@ -495,6 +495,10 @@ class BitrixClient:
                     # The portal's bucket is full, whatever ours said (it is shared with
                     # other clients): pace from "full" at the drain rate, shared by every
                     # process, rather than each retrying on its own schedule.
+                    if attempt < max_retries and not self.settings.rest_adaptive:
+                        self.sleep(self._backoff(attempt) + 1 / self.bucket.rate)  # the old way
+                        attempt += 1
+                        continue
                     self.bucket.fill()
                     if attempt < max_retries:
                         if attempt >= 2:  # still refused after pacing: someone hammers it

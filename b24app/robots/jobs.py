@@ -161,6 +161,7 @@ def _enqueue(
         description=f"robot {code} on {document_id}",
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         unique=True,
+        at_front=True,  # a workflow waits: ahead of an import's event jobs (issue 14)
     )
 
 
