@@ -207,6 +207,19 @@ class Stack:
                 or 0
             )
 
+    def progress(self, portals: list[EmuPortal], ids: list[int], elapsed: float) -> None:
+        from b24app.leads import coalesce
+
+        redis = self.services.redis
+        print(
+            f"{elapsed:6.1f}s events queue {self.services.queue('events').count}, "
+            f"timers queue {self.services.queue('timers').count}, pending "
+            f"{sum(coalesce.pending_count(self.services, p.member_id) for p in portals)}, "
+            f"drainers {sum(redis.exists(coalesce.DRAINER + p.member_id) for p in portals)}, "
+            f"recorded {self.lead_rows(ids)}, requests {self.emu.http_requests()}",
+            flush=True,
+        )
+
     def stop(self) -> None:
         for worker in self.workers:
             worker.kill()
@@ -270,6 +283,7 @@ def run_import(args: argparse.Namespace) -> Figures:
         while time.time() < t0:
             time.sleep(0.01)
         started = time.monotonic()
+        shown = started
         sent = 0
         total = events * len(portals)
         # The import: events spread over 30 s, robots interleaved at their due times.
@@ -289,6 +303,9 @@ def run_import(args: argparse.Namespace) -> Figures:
                     fields["UTM_SOURCE"] = "ai_bot"
                 portal.add_lead(fields)
                 sent += 1
+            if args.verbose and time.monotonic() - shown > 10:
+                shown = time.monotonic()
+                stack.progress(portals, ids, shown - started)
             time.sleep(0.01)
         deadline = started + args.max_seconds
         drained = None
@@ -296,6 +313,9 @@ def run_import(args: argparse.Namespace) -> Figures:
             if stack.lead_rows(ids) >= total:
                 drained = time.monotonic() - started
                 break
+            if args.verbose and time.monotonic() - shown > 10:
+                shown = time.monotonic()
+                stack.progress(portals, ids, shown - started)
             time.sleep(0.5)
         # Let the due SLA reminders and robot answers finish (they are not the import).
         last_due = max(max(d.values()) for d in dues.values())
@@ -360,6 +380,11 @@ def run_import(args: argparse.Namespace) -> Figures:
         fig.add("robot answer time p50 (s)", r50)
         fig.add("robot answer time p99 (s)", r99, "≤ 5")
         fig.add("limit errors (503 + 429)", limit_errors, "0")
+        failed = stack.services.queue("events").failed_job_registry
+        fig.add("failed event jobs", failed.count)
+        for job_id in failed.get_job_ids()[:1]:
+            job = stack.services.queue("events").fetch_job(job_id)
+            print((job.exc_info or "")[-1500:] if job is not None else "")
         return fig
     finally:
         stack.stop()
@@ -405,6 +430,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--gunicorn", type=int, default=2)
     parser.add_argument("--rq-workers", type=int, default=2)
+    parser.add_argument("--verbose", action="store_true", help="progress every 10 s")
     parser.add_argument("--database-url", default=os.environ.get("B24APP_BENCH_DATABASE_URL"))
     args = parser.parse_args()
     if args.bucket_scale is None:

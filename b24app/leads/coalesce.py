@@ -303,6 +303,7 @@ def drain(
                 _clear(services, member_id)
                 return recorded
             idle = 0
+            slice_over = False
             writes: list[Applied] = []  # follow-ups, written 50 at a time (or at the end)
             with bulk_rest():
                 try:
@@ -315,8 +316,8 @@ def drain(
                             writes = []
                         lock.extend(DRAINER_TTL, replace_ttl=True)
                         if time.monotonic() - started > slice_seconds:
-                            enqueue_drain(services, member_id)
-                            return recorded
+                            slice_over = True
+                            break
                         if not got:  # only items locked by other workers are left
                             idle += 1
                             time.sleep(min(0.05 * idle, 0.5))
@@ -327,6 +328,11 @@ def drain(
                 lock.release()
             except LockError:
                 pass
+        if slice_over:
+            # Queued only now that the lock is free: a continuation that started while we
+            # still held it would have found the portal "being drained" and quit.
+            enqueue_drain(services, member_id)
+            return recorded
         # An item pushed after our last look but before the release found the lock taken:
         # look again now that it is free (the pusher or we will drain it).
         if not pending_count(services, member_id):

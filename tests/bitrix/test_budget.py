@@ -4,6 +4,9 @@ with an injected clock where time matters."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from b24app import context
@@ -23,7 +26,9 @@ from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.ratelimit import LeakyBucket
 from b24app.config import Settings
 from b24app.storage.portals import DbTokenStore
+from tests.bitrix.conftest import ENDPOINT
 from tests.bitrix.conftest import MEMBER
+from tests.conftest import FIXTURES
 
 
 @pytest.mark.parametrize(
@@ -172,3 +177,26 @@ def test_meter_ignores_answers_without_figures(services: context.Services) -> No
     meter.record("m", {"start": 1.0})
     meter.record("m", None)
     assert meter.get("m") is None
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_query_limit_fills_the_shared_bucket_unless_switched_off(
+    services: context.Services,
+    fast_settings: Settings,
+    store: DbTokenStore,
+    rsps: Any,
+    adaptive: bool,
+) -> None:
+    """A 503 QUERY_LIMIT_EXCEEDED makes the bucket full for every process (adaptive), or
+    is only backed off from (``rest_adaptive=False``, the old behaviour)."""
+    settings = fast_settings.replace(rest_rate=0.01, rest_burst=100, rest_adaptive=adaptive)
+    b24 = BitrixClient(MEMBER, store, services.redis, settings, sleep=lambda s: None)
+    b24.bucket.reset()
+    limit = json.loads((FIXTURES / "error_query_limit_exceeded.json").read_text())
+    rsps.post(ENDPOINT + "user.current", json=limit, status=503)
+    rsps.post(ENDPOINT + "user.current", json={"result": {"ID": "1"}}, status=200)
+    if adaptive:  # the retry waits for the drain: let the fake sleep see an empty bucket
+        b24.bucket.wait = lambda *a, **k: 0.0  # type: ignore[method-assign]
+    assert b24.call("user.current") == {"ID": "1"}
+    level = b24.bucket.level()
+    assert (level >= 97) if adaptive else (level <= 3)
