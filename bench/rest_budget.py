@@ -43,7 +43,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import requests
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -61,6 +60,8 @@ from b24app.storage.models import Lead  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
 from b24app.storage.portals import get_portal  # noqa: E402
+from bench.load_burst import _up  # noqa: E402
+from bench.load_burst import _wait  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import worker_env  # noqa: E402
@@ -92,23 +93,6 @@ class Figures:
         lines = [self.label, f"{'metric':<{width}}{'value':>14}{'target':>14}"]
         lines += [f"{n:<{width}}{v:>14}{t:>14}" for n, v, t in self.rows]
         return "\n".join(lines)
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise RuntimeError(f"timed out: {what}")
-
-
-def _up(url: str) -> bool:
-    try:
-        requests.get(url + "/health", timeout=1)
-    except requests.RequestException:
-        return False
-    return True
 
 
 class Stack:

@@ -14,8 +14,10 @@ the record already tagged, and writes nothing (the loop guard).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from b24app import logs
 from b24app.context import Services
@@ -49,6 +51,21 @@ def comment_text(channel: str, lang: str, note: str | None) -> str:
     return text
 
 
+def _claim(session: Session, portal_id: int, lead_id: int, channel: str, stamp: Any) -> bool:
+    """Mark the lead tagged (compare-and-set on ``ai_tagged_at IS NULL``); False if it was."""
+    claimed = session.execute(
+        update(Lead)
+        .where(
+            Lead.portal_id == portal_id,
+            Lead.lead_id == lead_id,
+            Lead.ai_tagged_at.is_(None),
+            Lead.deleted_at.is_(None),
+        )
+        .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
+    )
+    return rows_affected(claimed) == 1
+
+
 def tag_ai_lead(
     services: Services, portal_id: int, lead_id: int, channel: str, note: str | None = None
 ) -> bool:
@@ -76,17 +93,7 @@ def tag_ai_lead(
             process_lead(services, member_id, lead_id, auto_tag=False)
         stamp = utc_now()
         with services.db() as session:
-            claimed = session.execute(
-                update(Lead)
-                .where(
-                    Lead.portal_id == portal_id,
-                    Lead.lead_id == lead_id,
-                    Lead.ai_tagged_at.is_(None),
-                    Lead.deleted_at.is_(None),
-                )
-                .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
-            )
-            if rows_affected(claimed) != 1:
+            if not _claim(session, portal_id, lead_id, channel, stamp):
                 return False
         try:
             answer = services.bitrix(member_id).batch(
@@ -151,17 +158,7 @@ def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -
         claimed: dict[int, str] = {}
         for lead_id, raw in channels.items():
             channel = (raw or "other")[:64]
-            result = session.execute(
-                update(Lead)
-                .where(
-                    Lead.portal_id == portal_id,
-                    Lead.lead_id == lead_id,
-                    Lead.ai_tagged_at.is_(None),
-                    Lead.deleted_at.is_(None),
-                )
-                .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
-            )
-            if rows_affected(result) == 1:
+            if _claim(session, portal_id, lead_id, channel, stamp):
                 claimed[lead_id] = channel
     if not claimed:
         return set()
