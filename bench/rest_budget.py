@@ -328,6 +328,17 @@ def run_import(args: argparse.Namespace) -> Figures:
             if c.method == "bizproc.event.send" and c.ok
             and str(c.params.get("EVENT_TOKEN")) in robot_calls
         ]  # fmt: skip
+        delivered = {
+            str(d.form.get("event_token")): d.sent_at
+            for d in stack.emu.deliveries(kind="robot")
+            if d.sent_at is not None
+        }
+        app_times = [
+            c.time - delivered[str(c.params.get("EVENT_TOKEN"))]
+            for c in calls
+            if c.method == "bizproc.event.send" and c.ok
+            and str(c.params.get("EVENT_TOKEN")) in delivered
+        ]  # fmt: skip
         reads = sum(
             1
             for c in calls
@@ -363,6 +374,9 @@ def run_import(args: argparse.Namespace) -> Figures:
         fig.add("robot answers / calls", f"{len(answer_times)}/{len(robot_calls)}")
         fig.add("robot answer time p50 (s)", r50)
         fig.add("robot answer time p99 (s)", r99, "≤ 5")
+        a50, a99 = percentiles(app_times)
+        fig.add("  of which in the app (POST → answer) p50", a50)
+        fig.add("  of which in the app (POST → answer) p99", a99)
         fig.add("limit errors (503 + 429)", limit_errors, "0")
         failed = stack.services.queue("events").failed_job_registry
         fig.add("failed event jobs", failed.count)
