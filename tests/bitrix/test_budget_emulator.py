@@ -48,12 +48,12 @@ def test_shared_bucket_already_40_of_50_full(
     the first QUERY_LIMIT_EXCEEDED the client assumes the bucket full and paces from there,
     so only a handful are refused (target ≤ 5) and every call succeeds.
 
-    The drain is 20/s instead of 2/s so the test takes seconds; the arithmetic is the same.
+    The drain is 10/s instead of 2/s so the test takes seconds; the arithmetic is the same.
     """
-    portal = emulator.create_portal("shared", rate=20, burst=50)
+    portal = emulator.create_portal("shared", rate=10, burst=50)
     connect(services, portal)
     portal.bucket.prefill(40)
-    fast = settings.replace(rest_rate=20.0, rest_burst=50)
+    fast = settings.replace(rest_rate=10.0, rest_burst=50)
 
     def worker(i: int) -> int:
         b24 = client_for(services, portal, fast)
@@ -162,7 +162,9 @@ def test_urgent_call_passes_a_bucket_that_bulk_reads_saturated(
     once while the next bulk read waits for the drain."""
     portal = emulator.create_portal("prio", rate=20, burst=50)
     connect(services, portal)
-    fast = settings.replace(rest_rate=20.0, rest_burst=50)
+    # Our bucket drains slowly (one slot per 2 s), so no slot frees up by itself between
+    # the steps of the test, however slow the machine.
+    fast = settings.replace(rest_rate=0.5, rest_burst=50)
     b24 = paced_client(services, portal, fast, sleeps)
     bulk_limit = b24.bucket.burst - b24.bucket.reserve
     assert b24.bucket.reserve > 0
