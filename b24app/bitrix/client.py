@@ -449,11 +449,14 @@ class BitrixClient:
             if cmd_id in names:
                 self.meter.record(names[cmd_id], timing)
         for cmd_id, error in _section(result.get("result_error")).items():
+            # An inner command over its budget blocks its method for every worker — when
+            # the answer says until when; without a ``time`` block the command's error is
+            # the caller's, retried like before (a guessed 10-minute block would stall it).
             if cmd_id in names and isinstance(error, dict):
-                if error.get("error") == "OPERATION_TIME_LIMIT":
-                    known = self.meter.get(names[cmd_id])
-                    timing = {"operating_reset_at": known.reset_at} if known else {}
-                    self._block_method(names[cmd_id], {"time": error.get("time") or timing})
+                timing = error.get("time")
+                if error.get("error") == "OPERATION_TIME_LIMIT" and isinstance(timing, dict):
+                    if timing.get("operating_reset_at"):
+                        self._block_method(names[cmd_id], {"time": timing})
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         auth = self._load()
