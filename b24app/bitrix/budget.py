@@ -235,6 +235,10 @@ class OperatingMeter:
             reset_at = float(timing["operating_reset_at"])
         except (KeyError, TypeError, ValueError):
             return  # no figure is better than a made-up 0
+        if operating < self.pace_from * self.limit / 2:
+            # Far from pacing: no Redis round trip per call. A higher figure stored earlier
+            # expires at its ``operating_reset_at``, which is when the figure can drop.
+            return
         before = self.get(method)
         cost = before.cost if before is not None else 0.0
         if before is not None and operating > before.operating:

@@ -416,8 +416,8 @@ class BitrixClient:
     def _pace_operating(self, method: str, params: Mapping[str, Any]) -> None:
         """Hold a call back while its method (or, for a batch, ``batch`` and any inner
         method) nears its time budget, instead of running into ``OPERATION_TIME_LIMIT``."""
-        inner = command_methods(params) if method == "batch" else []
-        for name in dict.fromkeys(inner):
+        inner = list(dict.fromkeys(command_methods(params))) if method == "batch" else []
+        for name in inner:
             self._wait_operating_block(name)
         wait = max(self.meter.delay(name) for name in [method, *inner])
         if wait <= 0:
