@@ -42,6 +42,19 @@ class Settings:
     rest_rate: float = 2.0
     rest_burst: int = 50
     rest_max_retries: int = 6
+    # Enterprise plans get a bigger bucket; a portal's plan is read from its licence daily.
+    rest_rate_enterprise: float = 5.0
+    rest_burst_enterprise: int = 250
+    # Share of the bucket bulk reads may not use (kept for robot answers and SLA sends).
+    rest_bulk_reserve: float = 0.2
+    # A method's server-time budget per 10 minutes (``time.operating``; 480 s in the docs).
+    rest_operating_limit: float = 480.0
+    # Fetch waiting lead events of a portal together (off = one request per event) and
+    # give urgent calls priority in the bucket (off = first come, first served).
+    rest_coalesce: bool = True
+    rest_priorities: bool = True
+    # After QUERY_LIMIT_EXCEEDED assume the portal's shared bucket full (off = blind back-off).
+    rest_adaptive: bool = True
     # Days a REST request/response log row is kept (the marketplace asks for at least 3).
     rest_log_days: int = 7
     # Allow plain-http loopback endpoints (the portal emulator); never in production.
@@ -84,9 +97,10 @@ class Settings:
 
     @property
     def queue_names(self) -> tuple[str, ...]:
-        """RQ queues in priority order: the assistant's answers, events, timers, bulk work."""
+        """RQ queues in priority order: the assistant's answers, then timers (a due SLA reminder
+        must not wait behind an import's event jobs), events, then bulk work."""
         return tuple(
-            self.queue_prefix + q for q in ("assistant", "events", "timers", "default", "bulk")
+            self.queue_prefix + q for q in ("assistant", "timers", "events", "default", "bulk")
         )
 
 

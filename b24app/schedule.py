@@ -22,7 +22,9 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
     from b24app.kpi.rollup import refresh_rollups
+    from b24app.leads.coalesce import drain_waiting_portals
     from b24app.leads.deal_intake import refresh_all_crm_modes
+    from b24app.plans import refresh_stale_plans
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
 
@@ -35,6 +37,8 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (refresh_stale_directories, "default", 3600, {}),
         (refresh_rollups, "bulk", 300, {}),
         (refresh_all_crm_modes, "default", 24 * 3600, {}),
+        (refresh_stale_plans, "bulk", 3600, {}),
+        (drain_waiting_portals, "events", 60, {}),
     ]
 
 

@@ -7,7 +7,9 @@ threads. Its state lives outside the process on purpose:
 * the refresh is serialised per portal by a Redis lock, because refresh tokens rotate and
   two workers refreshing at once would leave one of them holding a dead pair (b24jssdk#182);
 * the rate limit is a Redis leaky bucket shared by all processes (:mod:`.ratelimit`);
-* an ``OPERATION_TIME_LIMIT`` block for a method is a Redis key, so every worker waits.
+* an ``OPERATION_TIME_LIMIT`` block for a method is a Redis key, so every worker waits;
+* the portal's plan (bucket size), the per-method ``time.operating`` figures and the urgent
+  callers' claim on the bucket live in Redis too (:mod:`.budget`).
 
 Nothing here imports Flask.
 """
@@ -35,6 +37,12 @@ from redis import Redis
 from redis.exceptions import LockError
 from redis.exceptions import RedisError
 
+from b24app.bitrix.budget import command_methods
+from b24app.bitrix.budget import current_priority
+from b24app.bitrix.budget import limits_for
+from b24app.bitrix.budget import load_plan
+from b24app.bitrix.budget import OperatingMeter
+from b24app.bitrix.budget import Priority
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import from_envelope
@@ -202,13 +210,18 @@ class BitrixClient:
         # Keep a couple of slots of headroom below the portal's burst: the slot is taken here,
         # but the portal counts the request when it arrives, and threads/network reorder
         # arrivals. Two slots absorb 1 s of jitter at 2 req/s.
-        burst = max(1, int(settings.rest_burst) - BUCKET_HEADROOM)
+        plan = load_plan(redis, member_id)
+        rate, total = limits_for(plan.family if plan is not None else None, settings)
+        burst = max(1, total - BUCKET_HEADROOM)
         if not interactive:
             # Background work leaves the top of the shared bucket to interactive callers
             # (the chatbot answering a person): when the portal's budget is short, answers
             # go first and background jobs wait a little longer.
-            burst = max(1, burst - int(settings.rest_burst) // INTERACTIVE_RESERVE_DIVISOR)
-        self.bucket = LeakyBucket(redis, member_id, settings.rest_rate, burst, sleep=sleep)
+            burst = max(1, burst - total // INTERACTIVE_RESERVE_DIVISOR)
+        # Within background work, bulk reads leave a share to urgent calls (issue 14).
+        reserve = int(burst * settings.rest_bulk_reserve) if settings.rest_priorities else 0
+        self.bucket = LeakyBucket(redis, member_id, rate, burst, sleep=sleep, reserve=reserve)
+        self.meter = OperatingMeter(redis, member_id, settings.rest_operating_limit)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -409,6 +422,56 @@ class BitrixClient:
             return wait, False
         return wait, True
 
+    # -- the method time budget and priorities (issue 14; see .budget) ----------------------
+
+    def _priority(self) -> int:
+        return int(current_priority() if self.settings.rest_priorities else Priority.NORMAL)
+
+    def _pace_operating(self, method: str, params: Mapping[str, Any]) -> None:
+        """Hold a call back while its method (or, for a batch, ``batch`` and any inner
+        method) nears its time budget, instead of running into ``OPERATION_TIME_LIMIT``."""
+        inner = list(dict.fromkeys(command_methods(params))) if method == "batch" else []
+        for name in inner:
+            self._wait_operating_block(name)
+        wait = max(self.meter.delay(name) for name in [method, *inner])
+        if wait <= 0:
+            return
+        if wait > self.max_operating_wait:
+            raise RateLimited(
+                "OPERATION_TIME_LIMIT",
+                "method close to its time budget",
+                429,
+                method=method,
+                retry_after=wait,
+            )
+        log.info("portal %s: %s near its time budget, waiting %.1fs", self.member_id, method, wait)
+        self.sleep(wait)
+
+    def _note_operating(
+        self, method: str, params: Mapping[str, Any], body: Mapping[str, Any]
+    ) -> None:
+        """Keep the answer's ``time.operating`` per method; for a batch also each command's
+        (``result_time``), and block an inner method the batch reported over its budget."""
+        self.meter.record(method, body.get("time"))
+        if method != "batch" or not isinstance(body.get("result"), dict):
+            return
+        cmd = params.get("cmd")
+        ids = [str(k) for k in cmd] if isinstance(cmd, dict) else []
+        names = dict(zip(ids, command_methods(params), strict=False))
+        result = body["result"]
+        for cmd_id, timing in _section(result.get("result_time")).items():
+            if cmd_id in names:
+                self.meter.record(names[cmd_id], timing)
+        for cmd_id, error in _section(result.get("result_error")).items():
+            # An inner command over its budget blocks its method for every worker — when
+            # the answer says until when; without a ``time`` block the command's error is
+            # the caller's, retried like before (a guessed 10-minute block would stall it).
+            if cmd_id in names and isinstance(error, dict):
+                timing = error.get("time")
+                if error.get("error") == "OPERATION_TIME_LIMIT" and isinstance(timing, dict):
+                    if timing.get("operating_reset_at"):
+                        self._block_method(names[cmd_id], {"time": timing})
+
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         auth = self._load()
         attempt = 0
@@ -417,10 +480,11 @@ class BitrixClient:
         max_retries = max(0, int(self.settings.rest_max_retries))
         while True:
             self._wait_operating_block(method)
+            self._pace_operating(method, params)
             if not auth.access_token:
                 auth = self._refresh(auth)
                 refreshes += 1
-            self.bucket.wait()
+            self.bucket.wait(priority=self._priority())
             status, body, location = self._send(auth, method, params)
 
             if status in REDIRECT_STATUSES and location and redirects < MAX_REDIRECTS:
@@ -445,8 +509,17 @@ class BitrixClient:
                     continue
                 if code == "QUERY_LIMIT_EXCEEDED":
                     _count("limit", self.member_id)
+                    # The portal's bucket is full, whatever ours said (it is shared with
+                    # other clients): pace from "full" at the drain rate, shared by every
+                    # process, rather than each retrying on its own schedule.
+                    if attempt < max_retries and not self.settings.rest_adaptive:
+                        self.sleep(self._backoff(attempt) + 1 / self.bucket.rate)  # the old way
+                        attempt += 1
+                        continue
+                    self.bucket.fill()
                     if attempt < max_retries:
-                        self.sleep(self._backoff(attempt) + 1 / max(self.settings.rest_rate, 0.1))
+                        if attempt >= 2:  # still refused after pacing: someone hammers it
+                            self.sleep(self._backoff(attempt - 2))
                         attempt += 1
                         continue
                 if code == "OPERATION_TIME_LIMIT":
@@ -479,6 +552,7 @@ class BitrixClient:
                     method=method,
                 )  # fmt: skip
             _count("calls", self.member_id, "ok")
+            self._note_operating(method, params, body)
             return body
 
     def _send(

@@ -3,7 +3,17 @@
 The bucket follows EN:``limits.md``: each HTTP request adds one unit, the bucket drains at
 ``rate`` units per second, and a request that would overflow ``burst`` is refused with
 ``503 QUERY_LIMIT_EXCEEDED`` (the refused request does not fill the bucket). A ``batch``
-is one HTTP request and so one unit.
+is one HTTP request and so one unit. :meth:`LeakyBucket.prefill` models another integration
+of the portal (a second app, a webhook) that already used part of the shared bucket.
+
+:class:`OperatingTime` models the per-method time budget (EN:``limits.md``): the server time a
+method used over a sliding 10-minute window (ten 1-minute buckets); over ``limit`` the next
+call of that method answers ``429 OPERATION_TIME_LIMIT`` until the oldest bucket drops out
+(``operating_reset_at``). Every answer's ``time`` block carries ``operating`` and
+``operating_reset_at`` of the method. Whether a ``batch`` is billed to ``batch`` or to its
+inner commands is ``batch_billing`` (the docs say commands, the JS SDK also keys on batch).
+The server time a call uses is its real duration, or a synthetic ``costs[method]`` (seconds)
+so tests and benches reach the limit without waiting ten minutes.
 
 Faults are test switches: "the next N requests" or "requests for T seconds", for one portal
 or all, optionally for one method, answer with a chosen failure instead of running.
@@ -49,6 +59,12 @@ class LeakyBucket:
             self._level += 1
             return True
 
+    def prefill(self, level: float) -> None:
+        """Set the fill level now (another client of the portal used ``level`` slots)."""
+        with self._lock:
+            self._level = float(max(0.0, min(level, self.burst)))
+            self._last = self._clock()
+
     @property
     def level(self) -> float:
         with self._lock:
@@ -59,6 +75,77 @@ class LeakyBucket:
         with self._lock:
             self._level = 0.0
             self._last = self._clock()
+
+
+BATCH_BILLING = ("commands", "batch", "both")
+
+
+class OperatingTime:
+    """Per-method server time over a sliding window (ten buckets of ``window / 10``)."""
+
+    def __init__(
+        self,
+        limit: float = 480.0,
+        window: float = 600.0,
+        clock: Callable[[], float] = time.time,
+        batch_billing: str = "commands",
+    ) -> None:
+        if batch_billing not in BATCH_BILLING:
+            raise ValueError(f"batch_billing must be one of {BATCH_BILLING}")
+        self.limit = limit
+        self.window = window
+        self.slot = window / 10
+        self.batch_billing = batch_billing
+        self.costs: dict[str, float] = {}
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._used: dict[str, dict[int, float]] = {}
+
+    def _buckets(self, method: str, now: float) -> dict[int, float]:
+        current = int(now // self.slot)
+        buckets = self._used.setdefault(method, {})
+        for key in [k for k in buckets if k <= current - 10]:
+            del buckets[key]
+        return buckets
+
+    def cost(self, method: str, duration: float) -> float:
+        """The server time billed for one call of ``method`` that took ``duration``."""
+        return self.costs.get(method, duration)
+
+    def add(self, method: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            buckets = self._buckets(method, now)
+            key = int(now // self.slot)
+            buckets[key] = buckets.get(key, 0.0) + seconds
+
+    def operating(self, method: str) -> float:
+        with self._lock:
+            return sum(self._buckets(method, self._clock()).values())
+
+    def reset_at(self, method: str) -> int:
+        """When the oldest bucket drops out (now + window when nothing was used)."""
+        with self._lock:
+            now = self._clock()
+            buckets = self._buckets(method, now)
+            oldest = min(buckets) if buckets else int(now // self.slot)
+            return int((oldest + 10) * self.slot)
+
+    def blocked(self, method: str) -> bool:
+        return self.operating(method) >= self.limit
+
+    def block(self, method: str) -> dict[str, float]:
+        """The ``time`` fields of an answer for ``method``."""
+        return {
+            "operating": round(self.operating(method), 6),
+            "operating_reset_at": self.reset_at(method),
+        }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._used.clear()
 
 
 @dataclass

@@ -33,6 +33,7 @@ from b24app.devportal.leads import as_str
 from b24app.devportal.leads import fmt_dt
 from b24app.devportal.leads import LeadStore
 from b24app.devportal.limits import LeakyBucket
+from b24app.devportal.limits import OperatingTime
 from b24app.devportal.oauth import TokenPair
 from b24app.devportal.openlines import OpenLineChat
 from b24app.devportal.openlines import OpenLines
@@ -99,6 +100,8 @@ class Portal:
         rate: float = 2.0,
         burst: int = 50,
         crm_mode: str = "classic",
+        operating_limit: float = 480.0,
+        batch_billing: str = "commands",
     ) -> None:
         self.emu = emu
         self.slug = slug
@@ -111,6 +114,7 @@ class Portal:
         self.scope = scope
         self.lock = threading.RLock()
         self.bucket = LeakyBucket(rate, burst)
+        self.operating = OperatingTime(operating_limit, batch_billing=batch_billing)
         self.admin_user_id = admin_user_id
         self.users: dict[int, dict[str, Any]] = {}
         for raw in users if users is not None else defaults.DEFAULT_USERS:

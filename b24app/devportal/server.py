@@ -93,8 +93,10 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).replace(microsecond=0).isoformat()
 
 
-def time_block(start: float, finish: float) -> dict[str, Any]:
-    return {
+def time_block(
+    start: float, finish: float, operating: dict[str, float] | None = None
+) -> dict[str, Any]:
+    block = {
         "start": start,
         "finish": finish,
         "duration": finish - start,
@@ -104,6 +106,8 @@ def time_block(start: float, finish: float) -> dict[str, Any]:
         "operating_reset_at": int(finish) + 600,
         "operating": 0,
     }
+    block.update(operating or {})
+    return block
 
 
 class DevPortal:
@@ -237,8 +241,9 @@ class DevPortal:
 
     def create_portal(self, slug: str = "portal", **options: Any) -> Portal:
         """A new portal (app not installed). Options: see :class:`Portal`."""
-        options.setdefault("rate", self.rate)
-        options.setdefault("burst", self.burst)
+        enterprise = "_ent" in f"_{options.get('license', '')}"  # ru_ent250, de_ent10000
+        options.setdefault("rate", 5.0 if enterprise else self.rate)
+        options.setdefault("burst", 250 if enterprise else self.burst)
         with self._lock:
             if slug in self.portals:
                 raise ValueError(f"portal {slug!r} exists")
@@ -508,13 +513,30 @@ class DevPortal:
             user_id = state["user_id"] = int(state["hook_user"])
         else:
             user_id = state["user_id"] = self._authenticate(portal, token)
+        if portal.operating.blocked(method):
+            state["error"] = "OPERATION_TIME_LIMIT"
+            return self._operating_limit(portal, method)
         if method == "batch":
             return self._batch(portal, user_id, params, start)
         if method not in METHODS:
             raise method_not_found(method)
         value, outbox = self._run(portal, user_id, method, params)
         portal.send_events(outbox)
-        return self._envelope(value, start)
+        portal.operating.add(method, portal.operating.cost(method, time.time() - start))
+        return self._envelope(value, start, portal.operating.block(method))
+
+    @staticmethod
+    def _operating_limit(portal: Portal, method: str) -> Response:
+        """429 for a method over its time budget, with its ``time`` block (EN:limits.md)."""
+        now = time.time()
+        return _json(
+            {
+                "error": "OPERATION_TIME_LIMIT",
+                "error_description": "Method is blocked due to operation time limit.",
+                "time": time_block(now, now, portal.operating.block(method)),
+            },
+            429,
+        )
 
     def _authenticate(self, portal: Portal, token: str) -> int:
         if not token:
@@ -539,7 +561,7 @@ class DevPortal:
         return value, ctx.outbox
 
     @staticmethod
-    def _envelope(value: Any, start: float) -> Response:
+    def _envelope(value: Any, start: float, operating: dict[str, float] | None = None) -> Response:
         body: dict[str, Any] = {}
         if isinstance(value, ListResult):
             body["result"] = value.result
@@ -549,15 +571,18 @@ class DevPortal:
                 body["total"] = value.total
         else:
             body["result"] = value
-        body["time"] = time_block(start, time.time())
+        body["time"] = time_block(start, time.time(), operating)
         return _json(body)
 
     def _batch(
         self, portal: Portal, user_id: int, params: dict[str, Any], start: float
     ) -> Response:
         outbox: list[tuple[str, dict[str, Any]]] = []
+        meter = portal.operating
+        billed = 0.0
 
         def run(method: str, sub: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            nonlocal billed
             t0 = time.time()
             error: str | None = None
             status = 200
@@ -572,9 +597,15 @@ class DevPortal:
                 if fault is not None:
                     code = FAULT_ERRORS.get(fault.kind, (500, "INTERNAL_SERVER_ERROR", ""))
                     raise RestError(code[0], code[1], code[2])
+                if meter.batch_billing != "batch" and meter.blocked(method):
+                    raise RestError(429, *FAULT_ERRORS["operation_time_limit"][1:])
                 value, events = self._run(portal, user_id, method, sub)
                 outbox.extend(events)
-                return value, time_block(t0, time.time())
+                cost = meter.cost(method, time.time() - t0)
+                billed += cost
+                if meter.batch_billing != "batch":
+                    meter.add(method, cost)
+                return value, time_block(t0, time.time(), meter.block(method))
             except RestError as exc:
                 error, status = exc.code, exc.status
                 raise
@@ -595,7 +626,9 @@ class DevPortal:
 
         result = run_batch(params, run)
         portal.send_events(outbox)
-        return self._envelope(result, start)
+        if meter.batch_billing != "commands":
+            meter.add("batch", billed)
+        return self._envelope(result, start, meter.block("batch"))
 
     def _inner_fault(self, portal: Portal, method: str) -> bool:
         """Faults aimed at one method also hit that method inside a batch."""

@@ -26,6 +26,8 @@ LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
 DEAL_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE")
 BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
+# Read in batches by b24app.leads.coalesce (a delete needs no read: processed at once).
+COALESCED_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -65,6 +67,14 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
 
     services = context.current()
     try:
+        if event in COALESCED_EVENTS and services.settings.rest_coalesce:
+            from b24app.appointments.routes import follow_date_field
+            from b24app.leads.coalesce import submit
+
+            # Waiting events of the portal are read together, 25 leads per request.
+            outcome = submit(services, member_id, "lead", entity_id)
+            follow_date_field(services, member_id, "lead", entity_id)
+            return outcome
         if event in LEAD_EVENTS:
             outcome = process_lead(
                 services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE"

@@ -303,6 +303,10 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
             portal.crm_mode = report.crm_mode
             portal.registered_at = utc_now()
         log.info("registration done: %d writes", report.writes)
+    # The portal's licence sizes its REST bucket (Enterprise 5 / 250); re-read daily by cron.
+    from b24app.plans import refresh_portal_plan
+
+    refresh_portal_plan(services, member_id)
     # Import the portal's existing leads (needs the status map just stored); a backfill that
     # already finished asks the portal nothing, so a re-install costs nothing here.
     from b24app.handlers.jobs import enqueue_backfill

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from b24app import context
 from b24app import logs
+from b24app.bitrix.budget import bulk_rest
 from b24app.context import Services
 from b24app.directory import load_names
 from b24app.directory import Names
@@ -319,7 +320,8 @@ def send_due_reports(now: dt.datetime | None = None) -> int:
     failed: list[int] = []
     for portal_id in portal_ids:
         try:
-            sent += send_portal_reports(services, portal_id, moment)
+            with bulk_rest():  # nobody waits on a report: urgent calls go first
+                sent += send_portal_reports(services, portal_id, moment)
         except Exception:
             log.exception("reports failed for portal %s", portal_id)
             failed.append(portal_id)

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select
 
 from b24app import logs
+from b24app.bitrix.budget import bulk_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.client import MAX_BATCH
 from b24app.bitrix.client import PAGE_SIZE
@@ -257,7 +258,7 @@ def backfill_portal(
     statuses = dict(registration.get("statuses") or {})
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     client = services.bitrix(member_id)
-    with logs.bind(member_id=member_id):
+    with logs.bind(member_id=member_id), bulk_rest():
         log.info("backfill from lead %d / history %d (%s)", last_lead, last_history, phase)
         while phase in (PHASE_LEADS, PHASE_HISTORY):
             got = fetch_round(

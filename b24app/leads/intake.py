@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from b24app import logs
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import NotFound
 from b24app.context import Services
@@ -48,15 +50,39 @@ OUTGOING = "2"
 CHAT_PROVIDERS = frozenset({"IMOPENLINES_SESSION", "CRM_SMS", "CRM_WHATSAPP", "CRM_TELEGRAM"})
 
 
+def lead_lock_key(portal_id: int, lead_id: int) -> str:
+    return f"b24app:lock:lead:{portal_id}:{lead_id}"
+
+
 @contextmanager
 def lead_lock(services: Services, portal_id: int, lead_id: int) -> Iterator[None]:
     """One worker at a time per lead (two events of one lead may be processed at once)."""
     with services.redis.lock(
-        f"b24app:lock:lead:{portal_id}:{lead_id}",
+        lead_lock_key(portal_id, lead_id),
         timeout=LOCK_TIMEOUT,
         blocking_timeout=LOCK_TIMEOUT,
     ):
         yield
+
+
+def lead_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ``batch`` commands that read one lead and its stage history (two commands, so
+    25 leads fit in one request; see :mod:`b24app.leads.coalesce`)."""
+    return {
+        "lead": (
+            "crm.item.get",
+            {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
+        ),
+        "history": (
+            "crm.stagehistory.list",
+            {
+                "entityTypeId": 1,
+                "filter": {"OWNER_ID": lead_id},
+                "order": {"ID": "ASC"},
+                "select": HISTORY_SELECT,
+            },
+        ),
+    }
 
 
 def fetch_lead(
@@ -67,23 +93,13 @@ def fetch_lead(
     The history is None when it could not be read (the caller then falls back on
     ``MOVED_TIME``).
     """
-    answer = client.batch(
-        {
-            "lead": (
-                "crm.item.get",
-                {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
-            ),
-            "history": (
-                "crm.stagehistory.list",
-                {
-                    "entityTypeId": 1,
-                    "filter": {"OWNER_ID": lead_id},
-                    "order": {"ID": "ASC"},
-                    "select": HISTORY_SELECT,
-                },
-            ),
-        }
-    )
+    return read_lead(client.batch(lead_commands(lead_id)), lead_id, lead_field)
+
+
+def read_lead(
+    answer: BatchResult, lead_id: int, lead_field: str
+) -> tuple[LeadSnapshot, list[HistoryEntry] | None] | None:
+    """The answers to :func:`lead_commands` → (snapshot, history) or None if gone."""
     error = answer.error("lead")
     if isinstance(error, NotFound):
         return None
@@ -139,57 +155,123 @@ def process_lead(
     lead_field = str(registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     with logs.bind(member_id=member_id, lead_id=lead_id), lead_lock(services, portal_id, lead_id):
         fetched = None if deleted else fetch_lead(services.bitrix(member_id), lead_id, lead_field)
-        if fetched is None:
-            with services.db() as session:
-                marked = mark_deleted(session, portal_id, lead_id)
-            if marked:
-                _cancel_timers(services, portal_id, lead_id)
-                log.info("lead deleted")
-            return "deleted" if marked else "gone"
-        snap, history = fetched
-        classification = classify(snap, rules)
-        converted_into = None
-        if snap.status_semantic == "S":
-            from b24app.leads.deal_intake import converted_deal
+        recorded = record_fetched(
+            services, member_id, portal_id, lead_id, fetched, statuses, rules, crm_mode,
+            auto_tag=auto_tag,
+        )  # fmt: skip
+    after_recorded(services, member_id, portal_id, lead_id, recorded, crm_mode)
+    if recorded.tag_channel is not None:
+        from b24app.leads.tagging import tag_ai_lead
 
-            # Converted into a deal: that status is the hand-over, not a reply nor a visit.
-            converted_into = converted_deal(services.bitrix(member_id), lead_id)
-            if converted_into is not None:
-                statuses = {**statuses, Stage.CONVERTED: snap.status_id}
+        tag_ai_lead(services, portal_id, lead_id, recorded.tag_channel, None)
+    return recorded.outcome
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one fetched lead gave: the outcome (see :func:`process_lead`), the AI
+    channel when the lead still needs its tag, and what must happen after the lead's lock is
+    released (a conversion into a deal: the deal's processing takes the lead's lock too)."""
+
+    outcome: str
+    tag_channel: str | None = None
+    converted_into: int | None = None
+    first_sight: bool = False
+    status_semantic: str = ""
+
+    def rechecks_mode(self, crm_mode: str) -> bool:
+        """A lead left unconverted on a "simple" portal: the admin may have switched back."""
+        return self.first_sight and crm_mode == "simple" and self.status_semantic != "S"
+
+    def has_follow_up(self, crm_mode: str) -> bool:
+        return (
+            self.tag_channel is not None
+            or self.converted_into is not None
+            or self.rechecks_mode(crm_mode)
+        )
+
+
+def record_fetched(
+    services: Services,
+    member_id: str,
+    portal_id: int,
+    lead_id: int,
+    fetched: tuple[LeadSnapshot, list[HistoryEntry] | None] | None,
+    statuses: dict[str, str],
+    rules: dict[str, Any],
+    crm_mode: str,
+    *,
+    auto_tag: bool = True,
+) -> Recorded:
+    """Record what was read about one lead (None = the CRM no longer has it), under the
+    caller's lead lock. The caller then runs :func:`after_recorded` (outside the lock) and
+    writes the AI tag, alone or batched."""
+    if fetched is None:
         with services.db() as session:
-            seen = get_lead(session, portal_id, lead_id)
-            # First sight of the lead itself (its deal's event may have started the journey).
-            first_sight = seen is None or not seen.status_id
-            lead, outcome = record_snapshot(
-                session, portal_id, snap, history, statuses, classification, lead_channel(snap)
-            )
-            wants_tag = (
-                auto_tag and lead.is_ai and lead.ai_tagged_at is None and not snap.ai_field_value
-            )
-            ai_channel = lead.ai_channel or "other"
+            marked = mark_deleted(session, portal_id, lead_id)
+        if marked:
+            _cancel_timers(services, portal_id, lead_id)
+            log.info("lead deleted")
+        return Recorded("deleted" if marked else "gone")
+    snap, history = fetched
+    classification = classify(snap, rules)
+    converted_into = None
+    if snap.status_semantic == "S":
+        from b24app.leads.deal_intake import converted_deal
+
+        # Converted into a deal: that status is the hand-over, not a reply nor a visit.
+        converted_into = converted_deal(services.bitrix(member_id), lead_id)
+        if converted_into is not None:
+            statuses = {**statuses, Stage.CONVERTED: snap.status_id}
+    with services.db() as session:
+        seen = get_lead(session, portal_id, lead_id)
+        # First sight of the lead itself (its deal's event may have started the journey).
+        first_sight = seen is None or not seen.status_id
+        lead, outcome = record_snapshot(
+            session, portal_id, snap, history, statuses, classification, lead_channel(snap)
+        )
+        wants_tag = (
+            auto_tag and lead.is_ai and lead.ai_tagged_at is None and not snap.ai_field_value
+        )
+        ai_channel = lead.ai_channel or "other"
     if outcome.lifecycle_changed:
         _sync_timers(services, portal_id, lead_id)
-    if converted_into is not None:
+    if outcome.created:
+        result = "created"
+    elif outcome.changed:
+        log.info("lead changed: %s", ",".join(sorted(outcome.changed)))
+        result = "changed"
+    else:
+        result = "stale" if outcome.stale else "unchanged"
+    return Recorded(
+        result,
+        ai_channel if wants_tag else None,
+        converted_into,
+        first_sight,
+        snap.status_semantic,
+    )
+
+
+def after_recorded(
+    services: Services,
+    member_id: str,
+    portal_id: int,
+    lead_id: int,
+    recorded: Recorded,
+    crm_mode: str,
+) -> None:
+    """Follow a conversion into its deal and re-read the CRM mode when the lead contradicts
+    it; outside the lead's lock."""
+    if recorded.converted_into is not None:
         from b24app.leads.deal_intake import after_conversion
 
         # Converted on arrival while we think "classic": the admin may have switched to simple.
-        recheck = first_sight and crm_mode != "simple"
-        after_conversion(services, member_id, converted_into, first_sight=recheck)
-    elif first_sight and crm_mode == "simple" and snap.status_semantic != "S":
-        # A lead left unconverted on a "simple" portal: the admin may have switched back.
+        recheck = recorded.first_sight and crm_mode != "simple"
+        after_conversion(services, member_id, recorded.converted_into, first_sight=recheck)
+    elif recorded.rechecks_mode(crm_mode):
         from b24app.leads.deal_intake import refresh_crm_mode
 
         refresh_crm_mode(services, member_id)
-    if wants_tag:
-        from b24app.leads.tagging import tag_ai_lead
-
-        tag_ai_lead(services, portal_id, lead_id, ai_channel, None)
-    if outcome.created:
-        return "created"
-    if outcome.changed:
-        log.info("lead changed: %s", ",".join(sorted(outcome.changed)))
-        return "changed"
-    return "stale" if outcome.stale else "unchanged"
 
 
 def reply_kind(activity: dict[str, Any]) -> str | None:

@@ -14,8 +14,10 @@ the record already tagged, and writes nothing (the loop guard).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from b24app import logs
 from b24app.context import Services
@@ -51,6 +53,21 @@ def comment_text(channel: str, lang: str, note: str | None) -> str:
     return text
 
 
+def _claim(session: Session, portal_id: int, lead_id: int, channel: str, stamp: Any) -> bool:
+    """Mark the lead tagged (compare-and-set on ``ai_tagged_at IS NULL``); False if it was."""
+    claimed = session.execute(
+        update(Lead)
+        .where(
+            Lead.portal_id == portal_id,
+            journey_where(lead_id),
+            Lead.ai_tagged_at.is_(None),
+            Lead.deleted_at.is_(None),
+        )
+        .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
+    )
+    return rows_affected(claimed) == 1
+
+
 def tag_ai_lead(
     services: Services, portal_id: int, lead_id: int, channel: str, note: str | None = None
 ) -> bool:
@@ -83,17 +100,7 @@ def tag_ai_lead(
             process_deal(services, member_id, -lead_id, auto_tag=False)
         stamp = utc_now()
         with services.db() as session:
-            claimed = session.execute(
-                update(Lead)
-                .where(
-                    Lead.portal_id == portal_id,
-                    journey_where(lead_id),
-                    Lead.ai_tagged_at.is_(None),
-                    Lead.deleted_at.is_(None),
-                )
-                .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
-            )
-            if rows_affected(claimed) != 1:
+            if not _claim(session, portal_id, lead_id, channel, stamp):
                 return False
             # The journey may live on its deal now: the field and the comment go there.
             target = crm_target(get_lead(session, portal_id, lead_id), lead_id)
@@ -143,3 +150,85 @@ def tag_ai_lead(
             raise
         log.info("lead tagged as AI-lead (%s)", channel)
         return True
+
+
+def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -> set[int]:
+    """:func:`tag_ai_lead` for many leads of one portal at once (the coalesced intake):
+    every claim first, then ONE batch of field writes (50 per request), then one batch of
+    timeline comments for the leads whose field was written — the order of the single-lead
+    path (field, then comment) kept per lead. A lead whose write failed is un-claimed, as
+    in :func:`tag_ai_lead`; returns the ids tagged."""
+    if not channels:
+        return set()
+    stamp = utc_now()
+    with services.db() as session:
+        portal = session.get(Portal, portal_id)
+        if portal is None:
+            return set()
+        member_id = portal.member_id
+        lang = portal.lang or "ru"
+        lead_field = str((portal.registration or {}).get("lead_field") or DEFAULT_LEAD_FIELD)
+        claimed: dict[int, str] = {}
+        for lead_id, raw in channels.items():
+            channel = (raw or "other")[:64]
+            if _claim(session, portal_id, lead_id, channel, stamp):
+                claimed[lead_id] = channel
+    if not claimed:
+        return set()
+    client = services.bitrix(member_id)
+    failed: set[int] = set()
+    try:
+        fields = client.batch(
+            {
+                f"f{lead_id}": (
+                    "crm.item.update",
+                    {
+                        "entityTypeId": 1,
+                        "id": lead_id,
+                        "fields": {lead_field: field_value(channel, lang)},
+                        "useOriginalUfNames": "Y",
+                    },
+                )
+                for lead_id, channel in claimed.items()
+            }
+        )
+        failed = {i for i in claimed if f"f{i}" in fields.errors or f"f{i}" not in fields.results}
+        written = [i for i in claimed if i not in failed]
+        if written:
+            notes = client.batch(
+                {
+                    f"c{lead_id}": (
+                        "crm.timeline.comment.add",
+                        {
+                            "fields": {
+                                "ENTITY_ID": lead_id,
+                                "ENTITY_TYPE": "lead",
+                                "COMMENT": comment_text(claimed[lead_id], lang, None),
+                            }
+                        },
+                    )
+                    for lead_id in written
+                }
+            )
+            failed |= {
+                i for i in written if f"c{i}" in notes.errors or f"c{i}" not in notes.results
+            }
+    except Exception:
+        failed = set(claimed)
+        raise
+    finally:
+        if failed:
+            with services.db() as session:
+                session.execute(
+                    update(Lead)
+                    .where(
+                        Lead.portal_id == portal_id,
+                        Lead.lead_id.in_(sorted(failed)),
+                        Lead.ai_tagged_at == stamp,
+                    )
+                    .values(ai_tagged_at=None)
+                )
+            log.warning("AI tag not written for %d lead(s) of portal %s", len(failed), portal_id)
+    tagged = set(claimed) - failed
+    log.info("%d lead(s) tagged as AI-leads in one batch", len(tagged))
+    return tagged

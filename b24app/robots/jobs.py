@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.errors import AccessDenied
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import BitrixError
@@ -163,6 +164,7 @@ def _enqueue(
         description=f"robot {code} on {document_id}",
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         unique=True,
+        at_front=True,  # a workflow waits: ahead of an import's event jobs (issue 14)
     )
 
 
@@ -262,7 +264,8 @@ def run_robot(
         from b24app.leads.deal_intake import deal_journey_key
 
         lead_id = deal_journey_key(services, member_id, -lead_id)
-    with logs.bind(member_id=member_id, lead_id=lead_id, robot=code):
+    # A workflow waits for the answer: its REST calls go before bulk reads (issue 14).
+    with logs.bind(member_id=member_id, lead_id=lead_id, robot=code), urgent_rest():
         with services.db() as session:
             portal = get_portal(session, member_id)
             if portal is None:

@@ -46,6 +46,7 @@ from sqlalchemy import update
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.errors import AccessDenied
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import NotFound
@@ -204,8 +205,10 @@ def send_claimed(
     if not claim(services, timer_id, now):
         return "busy"
     steps = Steps(services, timer_id, payload)
+    # A due reminder/escalation goes before bulk reads in the portal's bucket (issue 14).
     try:
-        recipient = send(steps)
+        with urgent_rest():
+            recipient = send(steps)
     except PERMANENT_ERRORS as exc:
         log.warning("timer %s not sent: %s", timer_id, type(exc).__name__)
         _finish(services, timer_id, TimerState.SKIPPED, skip=type(exc).__name__)

@@ -136,15 +136,19 @@ def test_access_denied_is_not_retried(b24: BitrixClient, rsps: Any, sleeps: Slee
 
 @responses.activate(registry=OrderedRegistry)
 def test_query_limit_then_success_is_retried(b24: BitrixClient, sleeps: Sleeps) -> None:
-    """503 QUERY_LIMIT_EXCEEDED, 503, then 200: the call succeeds after two backed-off retries."""
+    """503 QUERY_LIMIT_EXCEEDED, 503, then 200: the call succeeds after two paced retries."""
     before = limit_hits()
     limit = fixture("error_query_limit_exceeded.json")
     responses.post(ENDPOINT + "crm.lead.get", json=limit, status=503)
     responses.post(ENDPOINT + "crm.lead.get", json=limit, status=503)
     responses.post(ENDPOINT + "crm.lead.get", json=fixture("crm_lead_get.json"), status=200)
+    fills: list[int] = []
+    fill = b24.bucket.fill
+    b24.bucket.fill = lambda: (fills.append(1), fill())[1]  # type: ignore[method-assign]
     assert b24.call("crm.lead.get", {"id": 1})["ID"]
     assert len(responses.calls) == 3
-    assert len(sleeps) == 2 and all(s > 0 for s in sleeps)
+    # No blind back-off: each refusal sets the shared bucket full and the retry waits on it.
+    assert len(fills) == 2 and all(s > 0 for s in sleeps)
     assert limit_hits() == before + 2
 
 

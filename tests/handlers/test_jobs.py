@@ -117,6 +117,9 @@ def test_a_method_blocked_for_minutes_defers_the_event(services, monkeypatch) ->
         raise RateLimited("OPERATION_TIME_LIMIT", "Method is blocked", 429, retry_after=420)
 
     monkeypatch.setattr(intake, "process_lead", blocked)
+    from b24app.leads import coalesce
+
+    monkeypatch.setattr(coalesce, "submit", blocked)
     assert handler_jobs.process_event("m" * 32, "ONCRMLEADADD", 5, 1) == "deferred"
     scheduled = ScheduledJobRegistry(queue=services.queue("events"))
     assert len(scheduled.get_job_ids()) == 1

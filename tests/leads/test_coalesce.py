@@ -1,0 +1,196 @@
+"""The coalesced intake (issue 14) through the emulator and the in-process RQ job runner:
+waiting lead events of a portal are read 25 per request, AI tags are written in batches,
+duplicates are one read, deleted leads are marked, a later event gets a later read, and a
+single event on an idle portal is read at once by its own job.
+
+A busy drainer is modelled by holding the portal's drainer lock while the event jobs run
+(each job then only queues its lead), which is what happens when one worker is draining
+while the others take the events; no test depends on timing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from b24app.context import Services
+from b24app.devportal import DevPortal
+from b24app.devportal import Portal as EmuPortal
+from b24app.leads import coalesce
+from b24app.leads.intake import lead_lock_key
+from b24app.storage.models import Stage
+from tests.leads.test_intake import comments
+from tests.leads.test_intake import db_portal
+from tests.leads.test_intake import lead_row
+
+
+def lead_reads(emulator: DevPortal, portal: EmuPortal) -> list[int]:
+    """How many leads each lead-reading ``batch`` request carried."""
+    sizes = []
+    for call in emulator.calls("batch", portal):
+        cmd = call.params.get("cmd") or {}
+        reads = [c for c in cmd.values() if str(c).startswith("crm.item.get")]
+        if reads:
+            sizes.append(len(reads))
+    return sizes
+
+
+@pytest.fixture
+def busy_drainer(services: Services) -> Callable[[EmuPortal], Any]:
+    """Hold a portal's drainer lock (another worker is draining) for the ``with`` block."""
+
+    def hold(portal: EmuPortal) -> Any:
+        return services.redis.lock(coalesce.DRAINER + portal.member_id, timeout=600)
+
+    return hold
+
+
+def queue_events(emulator: DevPortal, run_jobs: Callable[..., None], lock: Any) -> None:
+    """Deliver the emulator's events and run the event jobs while another drainer runs."""
+    assert emulator.wait_idle(30)
+    with lock:
+        run_jobs("events")
+
+
+def test_a_burst_is_read_25_leads_per_request(
+    emulator, installed_portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """60 new leads (every 3rd a Telegram AI-lead) waiting: 3 reading requests (25+25+10),
+    all 60 recorded, the 20 AI-leads tagged with one batch of fields and one of comments."""
+    portal = db_portal(services, installed_portal)
+    before_batches = len(emulator.calls("batch", installed_portal))
+    ids = [
+        installed_portal.add_lead(
+            {"TITLE": f"L{i}", "SOURCE_ID": "2|TELEGRAM" if i % 3 == 0 else "CALL"}
+        )
+        for i in range(60)
+    ]
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    assert coalesce.pending_count(services, installed_portal.member_id) == 60
+    recorded = coalesce.drain(services, installed_portal.member_id)
+    assert recorded is not None and len(recorded) == 60
+    assert sorted(lead_reads(emulator, installed_portal)) == [10, 25, 25]
+    for i, lead_id in enumerate(ids):
+        row = lead_row(services, portal.id, lead_id)
+        assert row.is_ai == (i % 3 == 0)
+        assert (row.ai_tagged_at is not None) == (i % 3 == 0)
+        assert len(comments(installed_portal, lead_id)) == (1 if i % 3 == 0 else 0)
+    updates = [c for c in emulator.calls("crm.item.update", installed_portal, in_batch=True)]
+    assert len(updates) == 20
+    new_batches = emulator.calls("batch", installed_portal)[before_batches:]
+    assert len(new_batches) == 3 + 2  # 3 reads, 1 batch of fields, 1 of comments
+    # The tags' own ONCRMLEADUPDATE events come back and write nothing.
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    assert len(emulator.calls("crm.item.update", installed_portal, in_batch=True)) == 20
+    assert coalesce.pending_count(services, installed_portal.member_id) == 0
+
+
+def test_single_event_on_an_idle_portal_is_read_by_its_own_job(
+    emulator, installed_portal, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """Nothing else waiting: the event's job drains at once, one request for one lead."""
+    portal = db_portal(services, installed_portal)
+    lead_id = installed_portal.add_lead({"TITLE": "Один", "SOURCE_ID": "CALL"})
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    assert lead_reads(emulator, installed_portal) == [1]
+    assert lead_row(services, portal.id, lead_id).stage == Stage.NEW
+    assert coalesce.pending_count(services, installed_portal.member_id) == 0
+
+
+def test_duplicates_are_one_read_and_deleted_leads_are_marked(
+    emulator, installed_portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """A lead updated three times while waiting is read once; a lead deleted in the CRM
+    before the read is marked deleted (its delete event too)."""
+    portal = db_portal(services, installed_portal)
+    kept = installed_portal.add_lead({"TITLE": "kept", "SOURCE_ID": "CALL"})
+    gone = installed_portal.add_lead({"TITLE": "gone", "SOURCE_ID": "CALL"})
+    run_jobs("events") if emulator.wait_idle(30) else None
+    lead_row(services, portal.id, gone)
+    emulator.delivery.duplicate = True
+    for n in range(3):
+        installed_portal.update_lead(kept, {"COMMENTS": f"update {n}"})
+    installed_portal.update_lead(gone, {"COMMENTS": "last words"})
+    before = len(lead_reads(emulator, installed_portal))
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    installed_portal.delete_lead(gone)  # its delete event needs no read: processed directly
+    assert coalesce.pending_count(services, installed_portal.member_id) == 2
+    assert coalesce.drain(services, installed_portal.member_id) is not None
+    assert lead_reads(emulator, installed_portal)[before:] == [2]
+    assert lead_row(services, portal.id, gone).deleted_at is not None
+    assert lead_row(services, portal.id, kept).deleted_at is None
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    assert lead_row(services, portal.id, gone).deleted_at is not None
+
+
+def test_an_event_during_the_read_gets_a_fresh_read(
+    emulator, installed_portal, services, run_jobs, busy_drainer, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The lead moves to Qualified while the drainer is reading it (and its event is
+    queued): the item stays pending and the next round records the later state."""
+    portal = db_portal(services, installed_portal)
+    statuses = portal.registration["statuses"]
+    lead_id = installed_portal.add_lead({"TITLE": "moving", "SOURCE_ID": "CALL"})
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    real_apply = coalesce.ENTITIES["lead"].apply
+    calls = []
+
+    def apply_and_move(ctx, entity_id, answer):  # type: ignore[no-untyped-def]
+        calls.append(entity_id)
+        if len(calls) == 1:  # the CRM changes after our read; its event is pushed
+            installed_portal.update_lead(lead_id, {"STATUS_ID": statuses["qualified"]},
+                                         events=False)  # fmt: skip
+            coalesce.push(services, installed_portal.member_id, "lead", lead_id)
+        return real_apply(ctx, entity_id, answer)
+
+    entity = coalesce.ENTITIES["lead"]
+    monkeypatch.setitem(
+        coalesce.ENTITIES, "lead", coalesce.EntityType(
+            "lead", entity.commands, apply_and_move, entity.lock_key, entity.after)
+    )  # fmt: skip
+    coalesce.drain(services, installed_portal.member_id)
+    assert calls == [lead_id, lead_id]
+    assert lead_row(services, portal.id, lead_id).stage == Stage.QUALIFIED
+
+
+def test_a_locked_lead_waits_and_an_orphaned_queue_is_swept(
+    emulator, installed_portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """A lead another worker holds is left for a later round; items left with no drainer
+    (the drainer died) are picked up by the cron sweep's drain job."""
+    portal = db_portal(services, installed_portal)
+    a = installed_portal.add_lead({"TITLE": "a", "SOURCE_ID": "CALL"})
+    b = installed_portal.add_lead({"TITLE": "b", "SOURCE_ID": "CALL"})
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    held = services.redis.lock(lead_lock_key(portal.id, b), timeout=600)
+    assert held.acquire(blocking=False)
+    try:
+        coalesce.drain(services, installed_portal.member_id, slice_seconds=0.3)
+    finally:
+        held.release()
+    lead_row(services, portal.id, a)
+    assert coalesce.pending_count(services, installed_portal.member_id) == 1
+    services.queue("events").empty()  # the continuation job "was lost"
+    assert coalesce.drain_waiting_portals() == 1
+    run_jobs("events")
+    lead_row(services, portal.id, b)
+    assert coalesce.pending_count(services, installed_portal.member_id) == 0
+    assert coalesce.drain_waiting_portals() == 0
+
+
+def test_without_coalescing_each_event_is_read_alone(
+    emulator, installed_portal, services, run_jobs, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """``rest_coalesce=False`` (the bench's "before"): one request per event."""
+    monkeypatch.setattr(services, "settings", services.settings.replace(rest_coalesce=False))
+    portal = db_portal(services, installed_portal)
+    ids = [installed_portal.add_lead({"TITLE": f"x{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    assert lead_reads(emulator, installed_portal) == [1] * 5
+    for lead_id in ids:
+        lead_row(services, portal.id, lead_id)
