@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from b24app.leads.lifecycle import HistoryEntry
+from b24app.leads.lifecycle import parse_history
 from b24app.leads.snapshot import _amount
 from b24app.leads.snapshot import _int
 from b24app.leads.snapshot import _text
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import parse_time
-from b24app.leads.snapshot import uf_camel_name
+from b24app.leads.snapshot import user_field_value
 
 FIELD_NAMES: dict[str, str] = {
     "ID": "id",
@@ -101,13 +102,7 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
     deal_id = _int(get("ID"))
     if deal_id is None:
         raise ValueError("the deal answer has no id")
-    ai_value: Any = None
-    if deal_field:
-        ai_value = raw.get(deal_field)
-        if ai_value is None:
-            ai_value = raw.get(uf_camel_name(deal_field))
-    if isinstance(ai_value, list):
-        ai_value = next((v for v in ai_value if v), "")
+    ai_value = user_field_value(raw, deal_field)
     return DealSnapshot(
         deal_id=deal_id,
         lead_id=_int(get("LEAD_ID")),
@@ -136,27 +131,6 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
 
 def parse_deal_history(rows: Iterable[Any], key: int) -> list[HistoryEntry]:
     """Deal ``crm.stagehistory.list`` rows as lifecycle history entries of journey ``key``."""
-    entries: list[HistoryEntry] = []
-    for row in rows:
-        if not isinstance(row, Mapping):
-            continue
-        at = parse_time(row.get("CREATED_TIME"))
-        try:
-            history_id = int(str(row.get("ID")))
-            type_id = int(str(row.get("TYPE_ID") or 0))
-        except ValueError:
-            continue
-        stage_id = str(row.get("STAGE_ID") or "")
-        if at is None or not stage_id:
-            continue
-        entries.append(
-            HistoryEntry(
-                history_id=history_id,
-                lead_id=key,
-                status_id=stage_id[:64],
-                semantic=str(row.get("STAGE_SEMANTIC_ID") or "").upper(),
-                changed_at=at,
-                created=type_id == 1,
-            )
-        )
-    return entries
+    return parse_history(
+        rows, stage_key="STAGE_ID", semantic_key="STAGE_SEMANTIC_ID", journey_key=key
+    )

@@ -110,8 +110,18 @@ class Outcome:
         return self.created or bool(self.changed)
 
 
-def parse_history(rows: Iterable[Any]) -> list[HistoryEntry]:
-    """``crm.stagehistory.list`` items (numbers or strings) as entries; bad rows are skipped."""
+def parse_history(
+    rows: Iterable[Any],
+    *,
+    stage_key: str = "STATUS_ID",
+    semantic_key: str = "STATUS_SEMANTIC_ID",
+    journey_key: int | None = None,
+) -> list[HistoryEntry]:
+    """``crm.stagehistory.list`` items (numbers or strings) as entries; bad rows are skipped.
+
+    Leads carry ``STATUS_ID``/``STATUS_SEMANTIC_ID`` and are keyed by their ``OWNER_ID``; deals
+    carry ``STAGE_ID``/``STAGE_SEMANTIC_ID`` and are recorded under their journey's key.
+    """
     entries: list[HistoryEntry] = []
     for row in rows:
         if not isinstance(row, Mapping):
@@ -119,19 +129,19 @@ def parse_history(rows: Iterable[Any]) -> list[HistoryEntry]:
         at = parse_time(row.get("CREATED_TIME"))
         try:
             history_id = int(str(row.get("ID")))
-            lead_id = int(str(row.get("OWNER_ID")))
+            key = journey_key if journey_key is not None else int(str(row.get("OWNER_ID")))
             type_id = int(str(row.get("TYPE_ID") or 0))
         except ValueError:
             continue
-        status_id = str(row.get("STATUS_ID") or "")
+        status_id = str(row.get(stage_key) or "")
         if at is None or not status_id:
             continue
         entries.append(
             HistoryEntry(
                 history_id=history_id,
-                lead_id=lead_id,
+                lead_id=key,
                 status_id=status_id[:64],
-                semantic=str(row.get("STATUS_SEMANTIC_ID") or "").upper(),
+                semantic=str(row.get(semantic_key) or "").upper(),
                 changed_at=at,
                 created=type_id == 1,
             )

@@ -116,6 +116,19 @@ def uf_camel_name(name: str) -> str:
     return out
 
 
+def user_field_value(raw: Mapping[str, Any], field: str | None) -> Any:
+    """A user field's value under its ``UF_CRM_…`` name or its ``crm.item`` camel-case name;
+    a multiple field gives its first non-empty value."""
+    value: Any = None
+    if field:
+        value = raw.get(field)
+        if value is None:
+            value = raw.get(uf_camel_name(field))
+    if isinstance(value, list):
+        value = next((v for v in value if v), "")
+    return value
+
+
 def is_item_style(raw: Mapping[str, Any]) -> bool:
     """True for a ``crm.item`` answer (camelCase), False for ``crm.lead`` (UPPER_CASE)."""
     return "ID" not in raw and ("id" in raw or "stageId" in raw)
@@ -153,13 +166,7 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
     lead_id = _int(get("ID"))
     if lead_id is None:
         raise ValueError("the lead answer has no id")
-    ai_value: Any = None
-    if lead_field:
-        ai_value = raw.get(lead_field)
-        if ai_value is None:
-            ai_value = raw.get(uf_camel_name(lead_field))
-    if isinstance(ai_value, list):
-        ai_value = next((v for v in ai_value if v), "")
+    ai_value = user_field_value(raw, lead_field)
     return LeadSnapshot(
         lead_id=lead_id,
         title=_text(get("TITLE")),
