@@ -90,7 +90,15 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
         if event in DEAL_EVENTS:
             from b24app.leads.deal_intake import process_deal
 
-            return process_deal(services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE")
+            from b24app.appointments.routes import follow_date_field
+
+            outcome = process_deal(
+                services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE"
+            )
+            follow_date_field(
+                services, member_id, "deal", entity_id, deleted=event == "ONCRMDEALDELETE"
+            )
+            return outcome
         if event in BOOKING_EVENTS:
             from b24app.appointments.booking import process_booking
 

@@ -75,3 +75,36 @@ def test_date_field_creates_moves_and_cancels(
     run_jobs()
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CANCELLED
+
+
+def test_deal_date_field_creates_and_moves(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """The admin may keep the appointment time on the deal: its events move the reminders."""
+    import requests
+
+    admin = installed_portal.tokens_for(1).access_token
+    requests.post(
+        installed_portal.client_endpoint + "crm.deal.userfield.add",
+        json={"fields": {"FIELD_NAME": "VISIT", "USER_TYPE_ID": "datetime"}, "auth": admin},
+        timeout=10,
+    ).raise_for_status()
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {
+            "date_field": {"entity": "deal", "field": "UF_CRM_VISIT"}}})  # fmt: skip
+    first = (utc_now() + dt.timedelta(days=2)).replace(microsecond=0, second=0)
+    deal_id = installed_portal.add_deal(
+        {"TITLE": "Визит", "UF_CRM_VISIT": first.replace(tzinfo=dt.UTC).isoformat()}
+    )
+    assert emulator.wait_idle(10)
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.source == "field" and appt.deal_id == deal_id and appt.starts_at == first
+    moved = first + dt.timedelta(hours=3)
+    installed_portal.update_deal(
+        deal_id, {"UF_CRM_VISIT": moved.replace(tzinfo=dt.UTC).isoformat()}
+    )
+    assert emulator.wait_idle(10)
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.starts_at == moved
