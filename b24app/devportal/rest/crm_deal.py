@@ -18,6 +18,10 @@ from b24app.devportal.rest import as_list
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
+from b24app.devportal.rest.crm_common import item_id
+from b24app.devportal.rest.crm_common import original_uf_names
+from b24app.devportal.rest.crm_common import select_fields
+from b24app.devportal.rest.crm_common import stage_history_list
 
 
 def _deal_id(raw: Any) -> int:
@@ -29,16 +33,6 @@ def _deal_id(raw: Any) -> int:
 
 def _not_found() -> RestError:
     return RestError(400, "", "Not found")
-
-
-def _select(row: dict[str, Any], select: list[str], ufs: list[str]) -> dict[str, Any]:
-    names: list[str] = []
-    if not select or "*" in select:
-        names.extend(deals.DEAL_STANDARD)
-    if "UF_*" in select:
-        names.extend(ufs)
-    names.extend(n for n in select if n not in ("*", "UF_*") and n not in names)
-    return {n: row.get(n) for n in names if n in row or n in deals.DEAL_STANDARD or n in ufs}
 
 
 @method("crm.settings.mode.get")
@@ -90,7 +84,11 @@ def deal_list(ctx: Ctx) -> ListResult:
     )  # fmt: skip
     select = [str(s) for s in as_list(ctx.param("select", "SELECT"))]
     ufs = deals.deal_uf_names(portal)
-    return ListResult([_select(r, select, ufs) for r in page.rows], page.total, page.next)
+    return ListResult(
+        [select_fields(r, select, ufs, deals.DEAL_STANDARD) for r in page.rows],
+        page.total,
+        page.next,
+    )
 
 
 @method("crm.deal.fields")
@@ -160,26 +158,15 @@ def deal_userfield_list(ctx: Ctx) -> ListResult:
 # -- crm.item.* with entityTypeId 2 (dispatched from crm_item) ----------------------------
 
 
-def _original(ctx: Ctx) -> bool:
-    return str(ctx.param("useOriginalUfNames") or "N").upper() == "Y"
-
-
-def _item_id(ctx: Ctx) -> int:
-    try:
-        return int(str(ctx.param("id")))
-    except (TypeError, ValueError):
-        raise item_not_found() from None
-
-
 def _item(ctx: Ctx, deal_id: int) -> dict[str, Any]:
     row = ctx.portal.deals.get(deal_id)
     if row is None:
         raise item_not_found()
-    return deals.to_deal_item(row, deals.deal_uf_names(ctx.portal), _original(ctx))
+    return deals.to_deal_item(row, deals.deal_uf_names(ctx.portal), original_uf_names(ctx))
 
 
 def item_get(ctx: Ctx) -> dict[str, Any]:
-    return {"item": _item(ctx, _item_id(ctx))}
+    return {"item": _item(ctx, item_id(ctx))}
 
 
 def item_add(ctx: Ctx) -> dict[str, Any]:
@@ -192,7 +179,7 @@ def item_add(ctx: Ctx) -> dict[str, Any]:
 
 
 def item_update(ctx: Ctx) -> dict[str, Any]:
-    deal_id = _item_id(ctx)
+    deal_id = item_id(ctx)
     if ctx.portal.deals.get(deal_id) is None:
         raise item_not_found()
     fields = deals.from_deal_item_fields(
@@ -204,7 +191,7 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
 
 
 def item_delete(ctx: Ctx) -> list[Any]:
-    deal_id = _item_id(ctx)
+    deal_id = item_id(ctx)
     if not ctx.portal.deals.delete(deal_id):
         raise item_not_found()
     ctx.emit("ONCRMDEALDELETE", {"FIELDS": {"ID": str(deal_id)}})
@@ -224,7 +211,7 @@ def item_list(ctx: Ctx) -> ListResult:
         tz=portal.tz,
     )  # fmt: skip
     select = [str(s) for s in as_list(ctx.param("select"))]
-    original = _original(ctx)
+    original = original_uf_names(ctx)
     items = []
     for row in page.rows:
         item = deals.to_deal_item(row, ufs, original)
@@ -239,15 +226,7 @@ def item_list(ctx: Ctx) -> ListResult:
 
 def stagehistory_list(ctx: Ctx) -> ListResult:
     """``crm.stagehistory.list`` entityTypeId 2: STAGE_ID, STAGE_SEMANTIC_ID, CATEGORY_ID."""
-    portal = ctx.portal
-    page = select_page(
-        portal.deal_history_ids, portal.deal_history_by_id.get,
-        parse_filter(as_dict(ctx.param("filter"))), parse_order(as_dict(ctx.param("order"))),
-        parse_start(ctx.param("start")), tz=portal.tz,
-    )  # fmt: skip
-    select = [str(s) for s in as_list(ctx.param("select"))]
-    rows = [{k: v for k, v in r.items() if not select or k in select} for r in page.rows]
-    return ListResult({"items": rows}, page.total, page.next)
+    return stage_history_list(ctx, ctx.portal.deal_history_ids, ctx.portal.deal_history_by_id.get)
 
 
 # -- pipelines ------------------------------------------------------------------------------

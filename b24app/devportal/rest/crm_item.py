@@ -24,6 +24,8 @@ from b24app.devportal.rest import crm_lead
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
+from b24app.devportal.rest.crm_common import item_id
+from b24app.devportal.rest.crm_common import original_uf_names
 
 
 def _is_deal(ctx: Ctx) -> bool:
@@ -36,22 +38,11 @@ def _entity(ctx: Ctx) -> None:
         raise RestError(400, "NOT_FOUND", "Smart process not found")
 
 
-def _original(ctx: Ctx) -> bool:
-    return str(ctx.param("useOriginalUfNames") or "N").upper() == "Y"
-
-
-def _id(ctx: Ctx) -> int:
-    try:
-        return int(str(ctx.param("id")))
-    except (TypeError, ValueError):
-        raise item_not_found() from None
-
-
 def _item(ctx: Ctx, lead_id: int) -> dict[str, Any]:
     row = ctx.portal.leads.get(lead_id)
     if row is None:
         raise item_not_found()
-    return to_item(row, ctx.portal.uf_names(), _original(ctx))
+    return to_item(row, ctx.portal.uf_names(), original_uf_names(ctx))
 
 
 @method("crm.item.get")
@@ -59,7 +50,7 @@ def item_get(ctx: Ctx) -> dict[str, Any]:
     if _is_deal(ctx):
         return crm_deal.item_get(ctx)
     _entity(ctx)
-    return {"item": _item(ctx, _id(ctx))}
+    return {"item": _item(ctx, item_id(ctx))}
 
 
 @method("crm.item.add")
@@ -79,7 +70,7 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
     if _is_deal(ctx):
         return crm_deal.item_update(ctx)
     _entity(ctx)
-    lead_id = _id(ctx)
+    lead_id = item_id(ctx)
     if ctx.portal.leads.get(lead_id) is None:
         raise item_not_found()
     fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
@@ -93,7 +84,7 @@ def item_delete(ctx: Ctx) -> list[Any]:
     if _is_deal(ctx):
         return crm_deal.item_delete(ctx)
     _entity(ctx)
-    lead_id = _id(ctx)
+    lead_id = item_id(ctx)
     if not ctx.portal.leads.delete(lead_id):
         raise item_not_found()
     ctx.emit("ONCRMLEADDELETE", {"FIELDS": {"ID": str(lead_id)}})
@@ -118,7 +109,7 @@ def item_list(ctx: Ctx) -> ListResult:
         tz=portal.tz,
     )  # fmt: skip
     select = [str(s) for s in as_list(ctx.param("select"))]
-    original = _original(ctx)
+    original = original_uf_names(ctx)
     items = []
     for row in page.rows:
         item = to_item(row, ufs, original)

@@ -22,6 +22,7 @@ from b24app.devportal.rest import as_list
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
+from b24app.devportal.rest.crm_common import select_fields
 
 if TYPE_CHECKING:
     from b24app.devportal.portal import Portal
@@ -116,18 +117,6 @@ def modify(
     row["DATE_MODIFY"] = portal.now_str(ts)
 
 
-def _select(row: dict[str, Any], select: list[str], ufs: list[str]) -> dict[str, Any]:
-    """crm.lead.list select: default/``*`` = standard fields, ``UF_*`` = user fields,
-    multifields only when named."""
-    names: list[str] = []
-    if not select or "*" in select:
-        names.extend(STANDARD)
-    if "UF_*" in select:
-        names.extend(ufs)
-    names.extend(n for n in select if n not in ("*", "UF_*") and n not in names)
-    return {n: row.get(n) for n in names if n in row or n in STANDARD or n in ufs}
-
-
 @method("crm.lead.add")
 def lead_add(ctx: Ctx) -> int:
     fields = as_dict(ctx.param("fields", "FIELDS"))
@@ -181,7 +170,9 @@ def lead_list(ctx: Ctx) -> ListResult:
         tz=portal.tz,
     )  # fmt: skip
     ufs = portal.uf_names()
-    return ListResult([_select(r, select, ufs) for r in page.rows], page.total, page.next)
+    return ListResult(
+        [select_fields(r, select, ufs, STANDARD) for r in page.rows], page.total, page.next
+    )
 
 
 @method("crm.lead.fields")

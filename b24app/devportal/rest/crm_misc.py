@@ -17,6 +17,7 @@ from b24app.devportal.rest import as_list
 from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
+from b24app.devportal.rest.crm_common import stage_history_list
 
 if TYPE_CHECKING:
     from b24app.devportal.portal import Portal
@@ -34,15 +35,7 @@ def stagehistory_list(ctx: Ctx) -> ListResult:
         return crm_deal.stagehistory_list(ctx)
     if str(ctx.param("entityTypeId")) != "1":
         raise RestError(400, "ERROR_ARGUMENT", "entityTypeId: only leads (1) are emulated")
-    portal = ctx.portal
-    page = select_page(
-        portal.stage_history_ids, portal.stage_history_by_id.get,
-        parse_filter(as_dict(ctx.param("filter"))), parse_order(as_dict(ctx.param("order"))),
-        parse_start(ctx.param("start")), tz=portal.tz,
-    )  # fmt: skip
-    select = [str(s) for s in as_list(ctx.param("select"))]
-    rows = [{k: v for k, v in r.items() if not select or k in select} for r in page.rows]
-    return ListResult({"items": rows}, page.total, page.next)
+    return stage_history_list(ctx, ctx.portal.stage_history_ids, ctx.portal.stage_history_by_id.get)
 
 
 @method("crm.timeline.comment.add")
