@@ -22,7 +22,6 @@ from typing import Any
 from b24app import logs
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
-from b24app.bitrix.errors import NotFound
 from b24app.context import Services
 from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
@@ -30,6 +29,8 @@ from b24app.leads.deal_snapshot import DealSnapshot
 from b24app.leads.deal_snapshot import HISTORY_SELECT
 from b24app.leads.deal_snapshot import normalise_deal
 from b24app.leads.deal_snapshot import parse_deal_history
+from b24app.leads.intake import item_commands
+from b24app.leads.intake import read_item
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.leads.lifecycle import add_moves
@@ -58,21 +59,7 @@ Fetched = tuple[DealSnapshot, list[dict[str, Any]] | None]
 
 def deal_commands(deal_id: int, prefix: str = "") -> dict[str, tuple[str, dict[str, Any]]]:
     """The ``batch`` commands that read one deal and its stage history."""
-    return {
-        f"{prefix}deal": (
-            "crm.item.get",
-            {"entityTypeId": 2, "id": deal_id, "useOriginalUfNames": "Y"},
-        ),
-        f"{prefix}history": (
-            "crm.stagehistory.list",
-            {
-                "entityTypeId": 2,
-                "filter": {"OWNER_ID": deal_id},
-                "order": {"ID": "ASC"},
-                "select": HISTORY_SELECT,
-            },
-        ),
-    }
+    return item_commands(2, deal_id, f"{prefix}deal", f"{prefix}history", HISTORY_SELECT)
 
 
 def read_deal(
@@ -82,20 +69,13 @@ def read_deal(
 
     The history is None when it could not be read (a move then counts at ``MOVED_TIME``).
     """
-    error = answer.error(f"{prefix}deal")
-    if isinstance(error, NotFound):
+    read = read_item(answer, f"{prefix}deal", f"{prefix}history")
+    if read is None:
         return None
-    if error is not None:
-        raise error
-    body = answer.results.get(f"{prefix}deal")
-    item = body.get("item") if isinstance(body, dict) and "item" in body else body
-    if not isinstance(item, dict):
-        raise ValueError("crm.item.get answered without an item")
+    item, found = read
     rows: list[dict[str, Any]] | None = None
-    if f"{prefix}history" not in answer.errors:
-        raw = answer.results.get(f"{prefix}history")
-        found = raw.get("items") if isinstance(raw, dict) else raw
-        rows = [r for r in found or [] if str(r.get("OWNER_ID")) == str(deal_id)]
+    if found is not None:
+        rows = [r for r in found if str(r.get("OWNER_ID")) == str(deal_id)]
     return normalise_deal(item, deal_field), rows
 
 

@@ -65,24 +65,52 @@ def lead_lock(services: Services, portal_id: int, lead_id: int) -> Iterator[None
         yield
 
 
-def lead_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The ``batch`` commands that read one lead and its stage history (two commands, so
-    25 leads fit in one request; see :mod:`b24app.leads.coalesce`)."""
+def item_commands(
+    entity_type_id: int, entity_id: int, item_key: str, history_key: str, select: list[str]
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ``batch`` commands that read one CRM item (lead 1, deal 2) and its stage history."""
     return {
-        "lead": (
+        item_key: (
             "crm.item.get",
-            {"entityTypeId": 1, "id": lead_id, "useOriginalUfNames": "Y"},
+            {"entityTypeId": entity_type_id, "id": entity_id, "useOriginalUfNames": "Y"},
         ),
-        "history": (
+        history_key: (
             "crm.stagehistory.list",
             {
-                "entityTypeId": 1,
-                "filter": {"OWNER_ID": lead_id},
+                "entityTypeId": entity_type_id,
+                "filter": {"OWNER_ID": entity_id},
                 "order": {"ID": "ASC"},
-                "select": HISTORY_SELECT,
+                "select": select,
             },
         ),
     }
+
+
+def read_item(
+    answer: BatchResult, item_key: str, history_key: str
+) -> tuple[dict[str, Any], list[Any] | None] | None:
+    """The answers to :func:`item_commands` → (raw item, raw history rows) or None if the
+    item is gone; the rows are None when the history could not be read."""
+    error = answer.error(item_key)
+    if isinstance(error, NotFound):
+        return None
+    if error is not None:
+        raise error
+    body = answer.results.get(item_key)
+    item = body.get("item") if isinstance(body, dict) and "item" in body else body
+    if not isinstance(item, dict):
+        raise ValueError("crm.item.get answered without an item")
+    if history_key in answer.errors:
+        return item, None
+    raw = answer.results.get(history_key)
+    found = raw.get("items") if isinstance(raw, dict) else raw
+    return item, list(found or [])
+
+
+def lead_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ``batch`` commands that read one lead and its stage history (two commands, so
+    25 leads fit in one request; see :mod:`b24app.leads.coalesce`)."""
+    return item_commands(1, lead_id, "lead", "history", HISTORY_SELECT)
 
 
 def fetch_lead(
@@ -100,20 +128,13 @@ def read_lead(
     answer: BatchResult, lead_id: int, lead_field: str
 ) -> tuple[LeadSnapshot, list[HistoryEntry] | None] | None:
     """The answers to :func:`lead_commands` → (snapshot, history) or None if gone."""
-    error = answer.error("lead")
-    if isinstance(error, NotFound):
+    read = read_item(answer, "lead", "history")
+    if read is None:
         return None
-    if error is not None:
-        raise error
-    body = answer.results.get("lead")
-    item = body.get("item") if isinstance(body, dict) and "item" in body else body
-    if not isinstance(item, dict):
-        raise ValueError("crm.item.get answered without an item")
+    item, rows = read
     history: list[HistoryEntry] | None = None
-    if "history" not in answer.errors:
-        raw = answer.results.get("history")
-        rows = raw.get("items") if isinstance(raw, dict) else raw
-        history = [e for e in parse_history(rows or []) if e.lead_id == lead_id]
+    if rows is not None:
+        history = [e for e in parse_history(rows) if e.lead_id == lead_id]
     return normalise_lead(item, lead_field), history
 
 
