@@ -569,21 +569,27 @@ class Portal:
         ts = at.timestamp() if isinstance(at, datetime) else at
         with self.lock:
             crm_lead.modify(self, lead_id, dict(fields), by_user or self.admin_user_id, ts)
-            out = (
-                self.event_deliveries("ONCRMLEADUPDATE", {"FIELDS": {"ID": str(lead_id)}}, by_user)
-                if events
-                else []
-            )
+            out = self._crm_event("ONCRMLEADUPDATE", lead_id, by_user) if events else []
+        self.send_events(out)
+
+    def _crm_event(
+        self, event: str, entity_id: int, by_user: int | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The deliveries of a lead/deal event (``{"FIELDS": {"ID": …}}``)."""
+        return self.event_deliveries(event, {"FIELDS": {"ID": str(entity_id)}}, by_user)
+
+    def _delete_row(
+        self, store: LeadStore, entity_id: int, event: str, by_user: int | None
+    ) -> None:
+        """Delete a lead/deal row (KeyError if absent) and fire ``event``."""
+        with self.lock:
+            if not store.delete(entity_id):
+                raise KeyError(entity_id)
+            out = self._crm_event(event, entity_id, by_user)
         self.send_events(out)
 
     def delete_lead(self, lead_id: int, *, by_user: int | None = 1) -> None:
-        with self.lock:
-            if not self.leads.delete(lead_id):
-                raise KeyError(lead_id)
-            out = self.event_deliveries(
-                "ONCRMLEADDELETE", {"FIELDS": {"ID": str(lead_id)}}, by_user
-            )
-        self.send_events(out)
+        self._delete_row(self.leads, lead_id, "ONCRMLEADDELETE", by_user)
 
     def add_deal(
         self,
@@ -599,8 +605,7 @@ class Portal:
             deal_id = deals_mod.create_deal(
                 self, dict(fields or {}), by_user or self.admin_user_id, ts
             )
-            data = {"FIELDS": {"ID": str(deal_id)}}
-            out = self.event_deliveries("ONCRMDEALADD", data, by_user) if events else []
+            out = self._crm_event("ONCRMDEALADD", deal_id, by_user) if events else []
         self.send_events(out)
         return deal_id
 
@@ -616,18 +621,11 @@ class Portal:
         ts = at.timestamp() if isinstance(at, datetime) else at
         with self.lock:
             deals_mod.modify_deal(self, deal_id, dict(fields), by_user or self.admin_user_id, ts)
-            data = {"FIELDS": {"ID": str(deal_id)}}
-            out = self.event_deliveries("ONCRMDEALUPDATE", data, by_user) if events else []
+            out = self._crm_event("ONCRMDEALUPDATE", deal_id, by_user) if events else []
         self.send_events(out)
 
     def delete_deal(self, deal_id: int, *, by_user: int | None = 1) -> None:
-        with self.lock:
-            if not self.deals.delete(deal_id):
-                raise KeyError(deal_id)
-            out = self.event_deliveries(
-                "ONCRMDEALDELETE", {"FIELDS": {"ID": str(deal_id)}}, by_user
-            )
-        self.send_events(out)
+        self._delete_row(self.deals, deal_id, "ONCRMDEALDELETE", by_user)
 
     def convert_lead(
         self,
