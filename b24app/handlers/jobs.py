@@ -88,9 +88,8 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
         if event in DEAL_EVENTS:
-            from b24app.leads.deal_intake import process_deal
-
             from b24app.appointments.routes import follow_date_field
+            from b24app.leads.deal_intake import process_deal
 
             outcome = process_deal(
                 services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE"
