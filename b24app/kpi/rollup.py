@@ -47,7 +47,9 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from b24app.assistant.kpi import assistant_kpis
 from b24app.kpi import metrics
+from b24app.kpi.appointments import appointment_kpis
 from b24app.kpi.metrics import Counts
 from b24app.kpi.metrics import Dashboard
 from b24app.kpi.metrics import Period
@@ -527,7 +529,14 @@ def _assemble(
         costs=metrics.campaign_costs(session, portal_id, period),
         targets=dict(settings["targets"]),
         sla_minutes=sla_minutes,
-        extra={"by_week": weekly, "rollup": True},
+        extra={
+            "by_week": weekly,
+            "rollup": True,
+            # Not lead counts: read from their own (small) tables for the period, as the
+            # per-lead path does; the dashboard template shows both blocks.
+            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "assistant": assistant_kpis(session, portal_id, period.start, period.end),
+        },
     )
 
 

@@ -86,6 +86,8 @@ def _same(plain: Any, rolled: Any) -> None:
     assert rolled.escalations_by_manager == plain.escalations_by_manager
     assert rolled.trend == plain.trend
     assert rolled.costs == plain.costs
+    # The page's other blocks (appointments, the assistant) are there too: the template reads them.
+    assert {k: v for k, v in rolled.extra.items() if k != "rollup"} == plain.extra
 
 
 def _periods(tz: str) -> list[metrics.Period]:
