@@ -12,11 +12,11 @@ from typing import Any
 
 from b24app.leads.lifecycle import HistoryEntry
 from b24app.leads.lifecycle import parse_history
-from b24app.leads.snapshot import _amount
 from b24app.leads.snapshot import _int
 from b24app.leads.snapshot import _text
+from b24app.leads.snapshot import common_fields
+from b24app.leads.snapshot import is_item_style
 from b24app.leads.snapshot import LeadSnapshot
-from b24app.leads.snapshot import parse_time
 from b24app.leads.snapshot import user_field_value
 
 FIELD_NAMES: dict[str, str] = {
@@ -94,7 +94,7 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
 
     :raise ValueError: the answer has no positive deal id.
     """
-    item_style = "ID" not in raw and ("id" in raw or "stageId" in raw)
+    item_style = is_item_style(raw)
 
     def get(upper: str) -> Any:
         return raw.get(FIELD_NAMES[upper] if item_style else upper)
@@ -111,21 +111,7 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
         stage_id=_text(get("STAGE_ID"))[:64],
         stage_semantic=_text(get("STAGE_SEMANTIC_ID")).upper(),
         title=_text(get("TITLE")),
-        assigned_by_id=_int(get("ASSIGNED_BY_ID")),
-        source_id=_text(get("SOURCE_ID")),
-        source_description=_text(get("SOURCE_DESCRIPTION")),
-        comments=_text(get("COMMENTS")),
-        utm_source=_text(get("UTM_SOURCE")),
-        utm_medium=_text(get("UTM_MEDIUM")),
-        utm_campaign=_text(get("UTM_CAMPAIGN")),
-        utm_content=_text(get("UTM_CONTENT")),
-        utm_term=_text(get("UTM_TERM")),
-        opportunity=_amount(get("OPPORTUNITY")),
-        currency_id=_text(get("CURRENCY_ID"))[:8],
-        created_at=parse_time(get("DATE_CREATE")),
-        modified_at=parse_time(get("DATE_MODIFY")),
-        moved_at=parse_time(get("MOVED_TIME")),
-        ai_field_value=_text(ai_value),
+        **common_fields(get, ai_value),
     )
 
 

@@ -10,6 +10,7 @@ every time as naive UTC like everything stored in the database.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -150,6 +151,28 @@ def _im_values(raw: Mapping[str, Any], item_style: bool) -> tuple[str, ...]:
     return tuple(str(e.get("VALUE") or "") for e in entries if isinstance(e, dict))
 
 
+def common_fields(get: Callable[[str], Any], ai_value: Any) -> dict[str, Any]:
+    """The fields a lead and a deal share, read with ``get`` (which maps an UPPER_CASE name
+    to the answer's own style), as keyword arguments of either snapshot."""
+    return {
+        "assigned_by_id": _int(get("ASSIGNED_BY_ID")),
+        "source_id": _text(get("SOURCE_ID")),
+        "source_description": _text(get("SOURCE_DESCRIPTION")),
+        "comments": _text(get("COMMENTS")),
+        "utm_source": _text(get("UTM_SOURCE")),
+        "utm_medium": _text(get("UTM_MEDIUM")),
+        "utm_campaign": _text(get("UTM_CAMPAIGN")),
+        "utm_content": _text(get("UTM_CONTENT")),
+        "utm_term": _text(get("UTM_TERM")),
+        "opportunity": _amount(get("OPPORTUNITY")),
+        "currency_id": _text(get("CURRENCY_ID"))[:8],
+        "created_at": parse_time(get("DATE_CREATE")),
+        "modified_at": parse_time(get("DATE_MODIFY")),
+        "moved_at": parse_time(get("MOVED_TIME")),
+        "ai_field_value": _text(ai_value),
+    }
+
+
 def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> LeadSnapshot:
     """A ``crm.item`` (camelCase) or ``crm.lead`` (UPPER_CASE) lead as a :class:`LeadSnapshot`.
 
@@ -172,20 +195,6 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
         title=_text(get("TITLE")),
         status_id=_text(get("STATUS_ID")),
         status_semantic=_text(get("STATUS_SEMANTIC_ID")).upper(),
-        assigned_by_id=_int(get("ASSIGNED_BY_ID")),
-        source_id=_text(get("SOURCE_ID")),
-        source_description=_text(get("SOURCE_DESCRIPTION")),
-        comments=_text(get("COMMENTS")),
-        utm_source=_text(get("UTM_SOURCE")),
-        utm_medium=_text(get("UTM_MEDIUM")),
-        utm_campaign=_text(get("UTM_CAMPAIGN")),
-        utm_content=_text(get("UTM_CONTENT")),
-        utm_term=_text(get("UTM_TERM")),
-        opportunity=_amount(get("OPPORTUNITY")),
-        currency_id=_text(get("CURRENCY_ID"))[:8],
-        created_at=parse_time(get("DATE_CREATE")),
-        modified_at=parse_time(get("DATE_MODIFY")),
-        moved_at=parse_time(get("MOVED_TIME")),
         im_values=_im_values(raw, item_style),
-        ai_field_value=_text(ai_value),
+        **common_fields(get, ai_value),
     )
