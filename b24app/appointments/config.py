@@ -84,6 +84,46 @@ def _csv(value: Any) -> list[str]:
     return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
 
+TEMPLATE_ENTITIES = {"CCrmDocumentDeal": "DEAL", "CCrmDocumentLead": "LEAD"}
+
+
+def workflow_templates(rows: Any) -> list[dict[str, Any]]:
+    """``bizproc.workflow.template.list`` rows → the lead/deal templates the settings page
+    offers: ``{"id", "name", "document_type", "params"}`` (other documents are left out: a
+    reminder starts on the journey's lead or deal)."""
+    templates = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            continue
+        document_type = TEMPLATE_ENTITIES.get(str(row.get("ENTITY") or ""))
+        try:
+            template_id = int(str(row.get("ID")))
+        except ValueError:
+            continue
+        if document_type is None or template_id < 1:
+            continue
+        params = row.get("PARAMETERS")
+        templates.append(
+            {
+                "id": template_id,
+                "name": str(row.get("NAME") or "")[:200] or f"#{template_id}",
+                "document_type": document_type,
+                "params": sorted(str(k) for k in params)[:50] if isinstance(params, dict) else [],
+            }
+        )
+    return templates[:200]
+
+
+def align_with_template(section: dict[str, Any], templates: list[dict[str, Any]]) -> None:
+    """A template picked from the portal's list starts on its own document type: the page's
+    "document" choice follows it, so a deal template is never started on a lead."""
+    workflow = section.get("workflow") or {}
+    chosen = str(workflow.get("template_id") or "")
+    for template in templates:
+        if str(template["id"]) == chosen:
+            workflow["document_type"] = template["document_type"]
+
+
 def _blank_none(value: Any) -> Any:
     text = str(value or "").strip()
     return text or None

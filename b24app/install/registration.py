@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from b24app.appointments.config import workflow_templates
 from b24app.assistant import bot as assistant_bot
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
@@ -85,6 +86,8 @@ class RegistrationReport:
     bot_id: int | None = None
     bot_hash: str = ""
     bot_written: bool = False
+    # The portal's lead/deal business process templates; None when they could not be read.
+    workflow_templates: list[dict[str, Any]] | None = None
 
     @property
     def writes(self) -> int:
@@ -134,10 +137,20 @@ def register(
             **deal_registration.deal_reads(LEAD_FIELD_NAME),
             # last: a portal without the imbot scope still gets everything else
             "bots": ("imbot.v2.Bot.list", {}),
+            # the reminders' "business process" channel: the admin picks one of these
+            # (administrator-only and bizproc scope: optional like the bots)
+            "workflow_templates": (
+                "bizproc.workflow.template.list",
+                {
+                    "select": ["ID", "NAME", "ENTITY", "PARAMETERS"],
+                    "filter": {"MODULE_ID": "crm"},
+                    "order": {"NAME": "ASC"},
+                },
+            ),
         },
         halt=True,
     )
-    if set(state.errors) - {"bots"}:
+    if set(state.errors) - {"bots", "workflow_templates"}:
         raise RegistrationError(f"reading the portal state failed: {sorted(state.errors)}")
     writes: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -192,6 +205,9 @@ def register(
         deal_registration.category_ids(state.results.get("deal_categories")),
         all_statuses,
     )
+
+    if "workflow_templates" in state.results:
+        report.workflow_templates = workflow_templates(state.results["workflow_templates"])
 
     statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
     for stage, status_fields in to_create.items():

@@ -295,6 +295,11 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "pipelines": report.pipelines,
                 "deal_stage_list": report.deal_stage_list,
                 **(
+                    {"workflow_templates": report.workflow_templates}
+                    if report.workflow_templates is not None
+                    else {}
+                ),
+                **(
                     {"assistant_bot": {"id": report.bot_id, "hash": report.bot_hash}}
                     if report.bot_id
                     else {}

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from b24app import directory
 from b24app import i18n
+from b24app.appointments.config import align_with_template
 from b24app.appointments.views import journey_appointments
 from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
@@ -630,6 +631,7 @@ def _settings_page(
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
         pipelines=_pipelines(viewer.portal_id),
+        workflow_templates=_workflow_templates(viewer.portal_id),
         add_missing=_add_missing(viewer.portal_id),
     )
 
@@ -653,6 +655,15 @@ def _pipelines(portal_id: int) -> list[dict[str, Any]]:
         portal = session.get(Portal, portal_id)
         registration = dict(portal.registration or {}) if portal is not None else {}
         return pipelines_view(registration, load_settings(session, portal_id))
+
+
+def _workflow_templates(portal_id: int) -> list[dict[str, Any]]:
+    """The portal's lead/deal business process templates read at registration (the
+    reminders' "business process" channel is picked from them)."""
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        registration = dict(portal.registration or {}) if portal is not None else {}
+    return list(registration.get("workflow_templates") or [])
 
 
 @bp.get("/settings")
@@ -687,6 +698,8 @@ def settings_post() -> ResponseReturnValue:
     if "nav" in form:  # the navigation tab: show the page
         return _settings_page(viewer)
     changes = settings_form.form_to_changes(form)
+    if changes.get("appointments"):
+        align_with_template(changes["appointments"], _workflow_templates(viewer.portal_id))
     costs, cost_errors = settings_form.parse_costs(form.get("costs"))
     errors = [f"costs: {e}" for e in cost_errors]
     add_before = _add_missing(viewer.portal_id)

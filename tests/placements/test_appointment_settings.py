@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from b24app.settings import load_settings
+from tests.placements.conftest import Framed
 from tests.placements.test_views import _settings_form
 from tests.placements.test_views import _token
 
@@ -32,3 +33,45 @@ def test_settings_page_saves_the_appointment_section(framed: Any, services: Any)
     assert bad.status_code == 400
     with services.db() as session:
         assert load_settings(session, framed.portal_id)["appointments"]["channels"][0] == "workflow"
+
+
+def test_the_business_process_is_picked_from_the_portals_templates(
+    installed_portal: Any, services: Any, client: Any
+) -> None:
+    """Registration reads the portal's lead/deal templates; the page offers them by name and a
+    picked template keeps its own document type (a lead template is never started on a deal)."""
+    from b24app.install.service import register_portal
+    from b24app.storage.portals import get_portal
+
+    with services.db() as session:
+        stored = get_portal(session, installed_portal.member_id)
+        assert stored is not None
+        framed = Framed(installed_portal, stored.id, client)
+    framed.emu_portal.workflow_templates.append(
+        {"ID": "700", "NAME": "Контакт: анкета", "MODULE_ID": "crm",
+         "ENTITY": "CCrmDocumentContact", "DOCUMENT_TYPE": "CONTACT", "PARAMETERS": {}}
+    )  # fmt: skip
+    register_portal(services, framed.emu_portal.member_id)
+    with services.db() as session:
+        stored = get_portal(session, framed.emu_portal.member_id)
+        assert stored is not None
+        templates = stored.registration["workflow_templates"]
+    assert [(t["id"], t["document_type"]) for t in templates] == [(526, "LEAD"), (525, "DEAL")]
+    assert "reminder_text" in templates[0]["params"]
+
+    page = framed.open("/app/settings", "DEFAULT", None)
+    html = page.get_data(as_text=True)
+    assert '<select name="appt_template" id="appt-template"' in html
+    assert "SMS-напоминание (лид) (лид, #526)" in html and "#700" not in html
+    form = _settings_form(
+        _token(page), appt_offsets="24h, 2h", appt_channels="chat, workflow, todo",
+        appt_template="526", appt_doc_type="DEAL", appt_text_param="reminder_text",
+        appt_time_param="appointment_time",
+    )  # fmt: skip
+    response = framed.client.post("/app/settings", data=form)
+    assert response.status_code == 200
+    with services.db() as session:
+        workflow = load_settings(session, framed.portal_id)["appointments"]["workflow"]
+    assert workflow["template_id"] == 526 and workflow["document_type"] == "LEAD"
+    shown = framed.open("/app/settings", "DEFAULT", None).get_data(as_text=True)
+    assert '<option value="526" selected>' in shown

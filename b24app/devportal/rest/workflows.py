@@ -8,6 +8,7 @@ seeded per portal (``Portal.workflow_templates``); a started workflow is recorde
 from __future__ import annotations
 
 import secrets
+from functools import partial
 from typing import Any
 
 from b24app.devportal.errors import RestError
@@ -31,8 +32,14 @@ DOCUMENT_CLASSES = {
 def template_list(ctx: Ctx) -> ListResult:
     select = [str(s).upper() for s in as_list(ctx.param("SELECT", "select"))] or ["ID"]
     filter_ = {str(k).upper(): v for k, v in as_dict(ctx.param("FILTER", "filter")).items()}
+    templates = list(ctx.portal.workflow_templates)
+    order = {
+        str(k).upper(): str(v).upper() for k, v in as_dict(ctx.param("ORDER", "order")).items()
+    }
+    for key, direction in reversed(list(order.items())):  # stable: the first key sorts last
+        templates.sort(key=partial(_field_sort_key, key), reverse=direction == "DESC")
     rows = []
-    for template in ctx.portal.workflow_templates:
+    for template in templates:
         if any(str(template.get(k.lstrip("=!<>"))) != str(v) for k, v in filter_.items()):
             continue
         rows.append({k: template[k] for k in select if k in template})
@@ -44,6 +51,13 @@ def template_list(ctx: Ctx) -> ListResult:
     return ListResult(
         page, total=len(rows), next=start + PAGE if start + PAGE < len(rows) else None
     )
+
+
+def _field_sort_key(key: str, template: dict[str, Any]) -> tuple[int, int, str]:
+    """Numbers (IDs) sort as numbers, the rest as text."""
+    value = template.get(key)
+    text = str(value if value is not None else "")
+    return (0, int(text), "") if text.isdigit() else (1, 0, text.casefold())
 
 
 @method("bizproc.workflow.start", admin=True)
