@@ -114,6 +114,26 @@ def workflow_templates(rows: Any) -> list[dict[str, Any]]:
     return templates[:200]
 
 
+DATE_TYPES = ("datetime", "date")
+
+
+def date_fields(lead_fields: Any, deal_fields: Any) -> dict[str, list[dict[str, str]]]:
+    """``crm.lead.fields`` / ``crm.deal.fields`` answers → the writable date and datetime fields
+    (standard and user fields) the admin may pick as the appointment time, by entity."""
+    chosen: dict[str, list[dict[str, str]]] = {}
+    for entity, answer in (("lead", lead_fields), ("deal", deal_fields)):
+        rows = []
+        for name, spec in answer.items() if isinstance(answer, dict) else []:
+            if not isinstance(spec, dict) or str(spec.get("type")) not in DATE_TYPES:
+                continue
+            if spec.get("isReadOnly") in (True, "Y") or spec.get("isMultiple") in (True, "Y"):
+                continue  # DATE_CREATE, MOVED_TIME…: not an appointment the business sets
+            label = spec.get("listLabel") or spec.get("formLabel") or spec.get("title") or name
+            rows.append({"id": str(name)[:64], "name": str(label)[:200]})
+        chosen[entity] = rows[:100]
+    return chosen
+
+
 def align_with_template(section: dict[str, Any], templates: list[dict[str, Any]]) -> None:
     """A template picked from the portal's list starts on its own document type: the page's
     "document" choice follows it, so a deal template is never started on a lead."""
@@ -127,6 +147,18 @@ def align_with_template(section: dict[str, Any], templates: list[dict[str, Any]]
 def _blank_none(value: Any) -> Any:
     text = str(value or "").strip()
     return text or None
+
+
+def _date_field(form: dict[str, Any]) -> dict[str, Any]:
+    """The page's one "entity:FIELD" choice (when the portal's fields are known), else its
+    entity select and field name."""
+    if "appt_date_choice" in form:
+        entity, _, field = str(form.get("appt_date_choice") or "").strip().partition(":")
+        return {"entity": entity or None, "field": field}
+    return {
+        "entity": _blank_none(form.get("appt_field_entity")),
+        "field": str(form.get("appt_field") or "").strip(),
+    }
 
 
 def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
@@ -144,10 +176,7 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "text_param": str(form.get("appt_text_param") or "").strip(),
             "time_param": str(form.get("appt_time_param") or "").strip(),
         },
-        "date_field": {
-            "entity": _blank_none(form.get("appt_field_entity")),
-            "field": str(form.get("appt_field") or "").strip(),
-        },
+        "date_field": _date_field(form),
         "confirm_prompt": {
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
@@ -168,6 +197,11 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_time_param": workflow.get("time_param") or "",
         "appt_field_entity": section["date_field"].get("entity") or "",
         "appt_field": section["date_field"].get("field") or "",
+        "appt_date_choice": (
+            f"{section['date_field']['entity']}:{section['date_field'].get('field') or ''}"
+            if section["date_field"].get("entity")
+            else ""
+        ),
         "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
         "appt_prompt_en": section["confirm_prompt"].get("en") or "",
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from b24app.appointments.config import date_fields
 from b24app.appointments.config import workflow_templates
 from b24app.assistant import bot as assistant_bot
 from b24app.bitrix.client import BitrixClient
@@ -88,6 +89,7 @@ class RegistrationReport:
     bot_written: bool = False
     # The portal's lead/deal business process templates; None when they could not be read.
     workflow_templates: list[dict[str, Any]] | None = None
+    date_fields: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -137,6 +139,9 @@ def register(
             **deal_registration.deal_reads(LEAD_FIELD_NAME),
             # last: a portal without the imbot scope still gets everything else
             "bots": ("imbot.v2.Bot.list", {}),
+            # the date fields the admin may pick as the appointment time
+            "lead_fields": ("crm.lead.fields", {}),
+            "deal_fields": ("crm.deal.fields", {}),
             # the reminders' "business process" channel: the admin picks one of these
             # (administrator-only and bizproc scope: optional like the bots)
             "workflow_templates": (
@@ -206,6 +211,9 @@ def register(
         all_statuses,
     )
 
+    report.date_fields = date_fields(
+        state.results.get("lead_fields"), state.results.get("deal_fields")
+    )
     if "workflow_templates" in state.results:
         report.workflow_templates = workflow_templates(state.results["workflow_templates"])
 

@@ -294,6 +294,7 @@ def register_portal(services: Services, member_id: str) -> registration.Registra
                 "deal_stages": report.deal_stages,
                 "pipelines": report.pipelines,
                 "deal_stage_list": report.deal_stage_list,
+                "date_fields": report.date_fields,
                 **(
                     {"workflow_templates": report.workflow_templates}
                     if report.workflow_templates is not None

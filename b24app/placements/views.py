@@ -620,6 +620,9 @@ def _settings_page(
         with services().db() as session:
             values = settings_form.settings_to_form(load_settings(session, viewer.portal_id))
             costs_text = settings_form.costs_to_text(_costs(session, viewer.portal_id))
+    fields_by_entity: dict[str, list[dict[str, str]]] = (
+        _registration(viewer.portal_id).get("date_fields") or {}
+    )
     return _page(
         "settings.html",
         viewer,
@@ -632,6 +635,8 @@ def _settings_page(
         policies=settings_form.POLICIES,
         pipelines=_pipelines(viewer.portal_id),
         workflow_templates=_workflow_templates(viewer.portal_id),
+        date_fields=fields_by_entity,
+        date_choices=[f"{e}:{f['id']}" for e, rows in fields_by_entity.items() for f in rows],
         add_missing=_add_missing(viewer.portal_id),
     )
 
@@ -657,13 +662,16 @@ def _pipelines(portal_id: int) -> list[dict[str, Any]]:
         return pipelines_view(registration, load_settings(session, portal_id))
 
 
+def _registration(portal_id: int) -> dict[str, Any]:
+    with services().db() as session:
+        portal = session.get(Portal, portal_id)
+        return dict(portal.registration or {}) if portal is not None else {}
+
+
 def _workflow_templates(portal_id: int) -> list[dict[str, Any]]:
     """The portal's lead/deal business process templates read at registration (the
     reminders' "business process" channel is picked from them)."""
-    with services().db() as session:
-        portal = session.get(Portal, portal_id)
-        registration = dict(portal.registration or {}) if portal is not None else {}
-    return list(registration.get("workflow_templates") or [])
+    return list(_registration(portal_id).get("workflow_templates") or [])
 
 
 @bp.get("/settings")

@@ -51,6 +51,11 @@ def test_the_business_process_is_picked_from_the_portals_templates(
         {"ID": "700", "NAME": "Контакт: анкета", "MODULE_ID": "crm",
          "ENTITY": "CCrmDocumentContact", "DOCUMENT_TYPE": "CONTACT", "PARAMETERS": {}}
     )  # fmt: skip
+    services.bitrix(installed_portal.member_id).call(
+        "crm.deal.userfield.add",
+        {"fields": {"FIELD_NAME": "VISIT_AT", "USER_TYPE_ID": "datetime",
+                    "LIST_COLUMN_LABEL": {"ru": "Дата визита", "en": "Visit"}}},
+    )  # fmt: skip
     register_portal(services, framed.emu_portal.member_id)
     with services.db() as session:
         stored = get_portal(session, framed.emu_portal.member_id)
@@ -63,15 +68,23 @@ def test_the_business_process_is_picked_from_the_portals_templates(
     html = page.get_data(as_text=True)
     assert '<select name="appt_template" id="appt-template"' in html
     assert "SMS-напоминание (лид) (лид, #526)" in html and "#700" not in html
+    # The appointment time: the portal's writable date fields by name, lead and deal.
+    assert '<select name="appt_date_choice" id="appt-date-field"' in html
+    assert '<option value="deal:UF_CRM_VISIT_AT">Дата визита (UF_CRM_VISIT_AT)</option>' in html
+    assert "deal:DATE_CREATE" not in html  # read-only: not an appointment the business sets
     form = _settings_form(
         _token(page), appt_offsets="24h, 2h", appt_channels="chat, workflow, todo",
         appt_template="526", appt_doc_type="DEAL", appt_text_param="reminder_text",
-        appt_time_param="appointment_time",
+        appt_time_param="appointment_time", appt_date_choice="deal:UF_CRM_VISIT_AT",
     )  # fmt: skip
     response = framed.client.post("/app/settings", data=form)
     assert response.status_code == 200
     with services.db() as session:
         workflow = load_settings(session, framed.portal_id)["appointments"]["workflow"]
     assert workflow["template_id"] == 526 and workflow["document_type"] == "LEAD"
+    with services.db() as session:
+        date_field = load_settings(session, framed.portal_id)["appointments"]["date_field"]
+    assert date_field == {"entity": "deal", "field": "UF_CRM_VISIT_AT"}
     shown = framed.open("/app/settings", "DEFAULT", None).get_data(as_text=True)
     assert '<option value="526" selected>' in shown
+    assert '<option value="deal:UF_CRM_VISIT_AT" selected>' in shown

@@ -58,3 +58,12 @@ def stage_history_list(
     select = [str(s) for s in as_list(ctx.param("select"))]
     rows = [{k: v for k, v in r.items() if not select or k in select} for r in page.rows]
     return ListResult({"items": rows}, page.total, page.next)
+
+
+def uf_label(uf: dict[str, Any], lang: str) -> str:
+    """A user field's ``listLabel`` as ``crm.*.fields`` answers it: the label in the portal's
+    language (labels are posted per language), else the field's name."""
+    label = uf.get("LIST_COLUMN_LABEL") or uf.get("EDIT_FORM_LABEL")
+    if isinstance(label, dict):
+        label = label.get(lang) or next(iter(label.values()), None)
+    return str(label or uf["FIELD_NAME"])

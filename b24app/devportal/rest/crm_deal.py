@@ -22,6 +22,7 @@ from b24app.devportal.rest.crm_common import item_id
 from b24app.devportal.rest.crm_common import original_uf_names
 from b24app.devportal.rest.crm_common import select_fields
 from b24app.devportal.rest.crm_common import stage_history_list
+from b24app.devportal.rest.crm_common import uf_label
 
 
 def _deal_id(raw: Any) -> int:
@@ -103,7 +104,8 @@ def deal_fields(ctx: Ctx) -> dict[str, Any]:
     for uf in ctx.portal.deal_userfields.values():
         out[uf["FIELD_NAME"]] = {"type": uf["USER_TYPE_ID"], "isRequired": False,
                                  "isReadOnly": False, "isImmutable": False, "isMultiple": False,
-                                 "isDynamic": True, "title": uf["FIELD_NAME"]}  # fmt: skip
+                                 "isDynamic": True, "title": uf["FIELD_NAME"],
+                                 "listLabel": uf_label(uf, ctx.portal.lang)}  # fmt: skip
     return out
 
 

@@ -23,6 +23,7 @@ from b24app.devportal.rest import Ctx
 from b24app.devportal.rest import ListResult
 from b24app.devportal.rest import method
 from b24app.devportal.rest.crm_common import select_fields
+from b24app.devportal.rest.crm_common import uf_label
 
 if TYPE_CHECKING:
     from b24app.devportal.portal import Portal
@@ -198,7 +199,7 @@ def lead_fields(ctx: Ctx) -> dict[str, Any]:
         out[uf["FIELD_NAME"]] = {
             "type": uf["USER_TYPE_ID"], "isRequired": uf["MANDATORY"] == "Y", "isReadOnly": False,
             "isImmutable": False, "isMultiple": uf["MULTIPLE"] == "Y", "isDynamic": True,
-            "title": uf["FIELD_NAME"], "listLabel": uf.get("LIST_COLUMN_LABEL") or uf["FIELD_NAME"],
+            "title": uf["FIELD_NAME"], "listLabel": uf_label(uf, ctx.portal.lang),
             **({"items": uf["LIST"]} if uf.get("LIST") else {}),
         }  # fmt: skip
     return out
