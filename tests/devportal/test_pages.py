@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,8 +18,6 @@ from tests.plugins.live import LiveServer
 from tests.waiting import deadline_seconds
 
 VENDOR = Path(__file__).parents[2] / "b24app" / "static" / "vendor" / "b24jssdk"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
 
 INSTALLER = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/vendor/b24jssdk.umd.min.js"></script></head>
@@ -64,29 +63,25 @@ def frame_app(app_port: int) -> Iterator[LiveServer]:
 
 @pytest.mark.browser
 def test_install_finish_through_the_frame_protocol(
-    emulator: DevPortal, portal: Portal, frame_app: LiveServer
+    emulator: DevPortal, portal: Portal, frame_app: LiveServer, page: Any
 ) -> None:
+    # The session's Chromium (tests/plugins/browser.py): a second sync_playwright() in the
+    # same process fails once another test has started the first one.
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(portal.page_url("install"))
-            frame = page.frame_locator("#app-frame")
-            sync_api.expect(frame.locator("#out")).to_contain_text(
-                "done", timeout=deadline_seconds() * 1000
-            )
-            assert frame.locator("#out").inner_text() == "done ru DEFAULT 1"
-            deadline = time.monotonic() + deadline_seconds()
-            while not portal.install_finished and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert portal.install_finished
-            commands = [m["command"] for m in portal.frame_messages]
-            assert "setInstallFinish" in commands
-            resize = next(m for m in portal.frame_messages if m["command"] == "resizeWindow")
-            assert resize["params"]["height"] == 432
-            assert page.locator("#b24-title").inner_text() == "Installer ru"
-            assert page.locator("#app-frame").evaluate("f => f.style.height") == "432px"
-        finally:
-            browser.close()
+    page.goto(portal.page_url("install"))
+    frame = page.frame_locator("#app-frame")
+    sync_api.expect(frame.locator("#out")).to_contain_text(
+        "done", timeout=deadline_seconds() * 1000
+    )
+    assert frame.locator("#out").inner_text() == "done ru DEFAULT 1"
+    deadline = time.monotonic() + deadline_seconds()
+    while not portal.install_finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert portal.install_finished
+    commands = [m["command"] for m in portal.frame_messages]
+    assert "setInstallFinish" in commands
+    resize = next(m for m in portal.frame_messages if m["command"] == "resizeWindow")
+    assert resize["params"]["height"] == 432
+    assert page.locator("#b24-title").inner_text() == "Installer ru"
+    assert page.locator("#app-frame").evaluate("f => f.style.height") == "432px"
     assert emulator.deliveries(kind="event", name="ONAPPINSTALL", portal=portal)
