@@ -134,3 +134,8 @@ def render(
         if size >= MAX_OUTPUT_LENGTH:
             break
     return "".join(out)[:MAX_OUTPUT_LENGTH]
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names of ``template`` in order, repeats included (problems skipped)."""
+    return [value for kind, value in _tokens(template) if kind == "name"]
