@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments.resources import availability
 from b24app.assistant import bot as botapi
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Reply
@@ -177,8 +178,6 @@ def resource_times(
     (one cached batch, ``b24app.appointments.resources``) and the other dialogs' pre-bookings.
     None when the portal did not answer or the resource has no slot settings: the caller
     offers the working hours instead."""
-    from b24app.appointments.resources import availability
-
     tz = calendar.time_zone
     today = now.date()
     first = when.day or today
@@ -477,7 +476,8 @@ def _process_locked(
                                    own_booking=own_booking)  # fmt: skip
             if times is not None:
                 return times
-            with services.db() as session:  # the portal did not answer: the app's own view
+            # no answer from the portal, or no slot settings: the app's own view of the week
+            with services.db() as session:
                 busy[:] = busy_intervals(session, portal_id, tz, dialog_pk)
         return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
 
