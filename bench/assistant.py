@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -211,6 +212,11 @@ def main() -> None:
     parser.add_argument("--assistant-workers", type=int, default=2)
     parser.add_argument("--gunicorn", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0, help="per answer")
+    parser.add_argument(
+        "--booking",
+        action="store_true",
+        help="pre-book on Booking resource 1: free times from its slot ranges and bookings",
+    )
     args = parser.parse_args()  # fmt: skip
     dialogs = max(2, round(args.dialogs * args.scale))
     n_portals = max(2, round(args.portals * args.scale))
@@ -221,9 +227,9 @@ def main() -> None:
     db_url = "sqlite:///" + str(workdir / "assistant.sqlite")
     upgrade(db_url)
     port = free_port()
-    settings = Settings(client_id="local.bench.app", client_secret="bench-secret",
+    settings = Settings(client_id="local.bench.app", client_secret=secrets.token_urlsafe(48),
                         public_url=f"http://127.0.0.1:{port}", database_url=db_url,
-                        redis_url=redis.url, secret_key="bench-secret-key",
+                        redis_url=redis.url, secret_key=secrets.token_urlsafe(48),
                         allow_insecure_endpoints=True, log_level="WARNING")  # fmt: skip
     services = context.build_services(settings)
     emu = DevPortal(client_id=settings.client_id, client_secret=settings.client_secret,
@@ -255,7 +261,10 @@ def main() -> None:
             with services.db() as session:
                 row = get_portal(session, portal.member_id)
                 assert row is not None
-                save_settings(session, row.id, {"assistant": {"enabled": True}})
+                assistant: dict[str, Any] = {"enabled": True}
+                if args.booking:
+                    assistant["booking_resource_id"] = 1
+                save_settings(session, row.id, {"assistant": assistant})
             with portal.lock:
                 portal.imbot.attach(1)  # the admin attaches the bot to the open line
         emu.wait_idle(600)
@@ -266,7 +275,8 @@ def main() -> None:
         many = scenario(f"{n_portals} portals", emu, portals, dialogs, args.think,
                         args.handoff_every, args.timeout)  # fmt: skip
         print(f"\nassistant bench: scale {args.scale}, think {args.think}s, "
-              f"{args.assistant_workers} assistant worker(s), bucket 2 req/s burst 50\n")  # fmt: skip
+              f"{args.assistant_workers} assistant worker(s), bucket 2 req/s burst 50"
+              f"{', Booking resource 1' if args.booking else ''}\n")  # fmt: skip
         rows_one, rows_many = one.rows(), many.rows()
         width = max(len(k) for k, _ in rows_one) + 2
         print(f"{'metric':<{width}}{one.name:>26}{many.name:>26}")

@@ -6,7 +6,8 @@ the booking, its clients and its deal links in **one** ``batch`` (``booking.v1.b
 (else the contact) and creates or moves the appointment, whose reminders follow. A booking
 that is gone (``ONBOOKINGDELETE``, or ``get`` answering 1021) cancels its appointment — from
 our own copy, since a deleted booking can no longer be read. A repeated or late event re-reads
-the current state, so processing is idempotent whatever the order.
+the current state, so processing is idempotent whatever the order. Each event also patches the
+cached resource availability the assistant offers times from (``resources.note_booking``).
 
 :func:`import_bookings` (on install) scans the window of the next ``import_days`` days with
 ``booking.v1.booking.list`` (``filter.within``; there is no "changed since" filter), 50 a page,
@@ -24,6 +25,7 @@ from sqlalchemy import select
 
 from b24app import context
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.resources import note_booking
 from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
@@ -108,6 +110,7 @@ def process_booking(services: Services, member_id: str, booking_id: int, *, dele
     if portal_id is None:
         return "portal_inactive"
     if deleted:
+        note_booking(services, member_id, booking_id, None)
         return cancel_booking(services, portal_id, booking_id)
     client = services.bitrix(member_id)
     result = client.batch(
@@ -120,9 +123,11 @@ def process_booking(services: Services, member_id: str, booking_id: int, *, dele
     error = result.errors.get("booking")
     if error is not None:
         if str(error.get("error")) in NOT_FOUND:
+            note_booking(services, member_id, booking_id, None)
             return cancel_booking(services, portal_id, booking_id)
         raise RuntimeError(f"booking.v1.booking.get failed: {error.get('error')}")
     booking = (result.results.get("booking") or {}).get("booking")
+    note_booking(services, member_id, booking_id, booking or None)
     if not booking:
         return cancel_booking(services, portal_id, booking_id)
     return apply_booking(

@@ -8,10 +8,11 @@ is bound to them (CLIENT-LOOP §1.3, §1.6). The appointment row carries the ``b
 the ``ONBOOKINGADD`` that follows finds it instead of adding a second one. Going back after a
 pre-booking deletes the booking and cancels the appointment; a confirmation marks it confirmed.
 
-Free times read the appointments table (which mirrors the portal's bookings through the
-booking events and the import at install) and the assistant's own pre-bookings: no REST call
-on the answer's path. Working hours come from the portal's settings; a resource's own slot
-settings (``booking.v1.resource.slots.*``) are not read yet.
+Free times (``service.resource_times``): with a resource set, its slot ranges
+(``booking.v1.resource.slots.list``) minus its bookings in the window (``booking.v1.booking.
+list``), read in one batch and cached per portal (``b24app.appointments.resources``), plus the
+other dialogs' pre-bookings; without one (or when the portal does not answer, or the resource
+has no slot settings), the portal's working hours minus the appointments the app knows.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments.resources import availability
 from b24app.assistant import bot as botapi
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Reply
@@ -31,8 +32,13 @@ from b24app.assistant.dialog import Script
 from b24app.assistant.dialog import step
 from b24app.assistant.jobs import Turn
 from b24app.assistant.model import ModelUnderstander
+from b24app.assistant.slots import busy_from_bookings
 from b24app.assistant.slots import free_times
 from b24app.assistant.slots import Interval
+from b24app.assistant.slots import local_at
+from b24app.assistant.slots import parse_ranges
+from b24app.assistant.slots import resource_starts
+from b24app.assistant.slots import SEARCH_DAYS
 from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
@@ -57,6 +63,7 @@ log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = 30
 TYPING_HEADROOM = 25  # bucket slots kept for answers before typing is dropped
+WINDOW_SLACK_DAYS = 7  # a Booking window covers wishes up to a week ahead
 
 
 # --- small parsers ---------------------------------------------------------------------------
@@ -95,11 +102,18 @@ def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, An
 
 
 def busy_intervals(
-    session: Session, portal_id: int, tz: dt.tzinfo, exclude_dialog: int | None
+    session: Session,
+    portal_id: int,
+    tz: dt.tzinfo,
+    exclude_dialog: int | None,
+    *,
+    prebookings_only: bool = False,
 ) -> list[Interval]:
     """Appointments the app knows, as local naive intervals: the assistant's pre-bookings, the
     appointments (mirroring Online Booking) and the journeys' booking times (an hour each when
-    the length is unknown)."""
+    the length is unknown). ``prebookings_only`` (free times of a Booking resource, whose own
+    bookings come from the portal): the other dialogs' pre-bookings, which are on that
+    resource and may be younger than the cached bookings."""
 
     def local(moment: dt.datetime) -> dt.datetime:
         return moment.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
@@ -118,6 +132,8 @@ def busy_intervals(
     for dialog_id, start, end in rows:
         if dialog_id != exclude_dialog and start is not None:
             out.append((local(start), local(end or start + dt.timedelta(hours=1))))
+    if prebookings_only:
+        return out
     live = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED,
             AppointmentStatus.RESCHEDULE_ASKED)  # fmt: skip
     own = session.scalar(
@@ -143,6 +159,49 @@ def busy_intervals(
         if booking_at is not None:
             out.append((local(booking_at), local(booking_at + dt.timedelta(hours=1))))
     return out
+
+
+def resource_times(
+    services: Services,
+    client: Any,
+    member_id: str,
+    resource_id: int,
+    calendar: WorkCalendar,
+    when: When,
+    duration: int,
+    *,
+    now: dt.datetime,
+    busy: Sequence[Interval],
+    own_booking: int | None,
+) -> list[dt.datetime] | None:
+    """Free times of the Booking resource: its slot ranges minus its bookings in the window
+    (one cached batch, ``b24app.appointments.resources``) and the other dialogs' pre-bookings.
+    None when the portal did not answer or the resource has no slot settings: the caller
+    offers the working hours instead."""
+    tz = calendar.time_zone
+    today = now.date()
+    first = when.day or today
+    # one window per portal and day, shared by its chats: today + the search (+ a week of
+    # slack for "next Friday"); a wish beyond that gets a window of its own
+    anchor = today if first <= today + dt.timedelta(days=WINDOW_SLACK_DAYS) else first
+    span = SEARCH_DAYS + (WINDOW_SLACK_DAYS if anchor == today else 0) + 1
+    date_from = int(dt.datetime.combine(anchor, dt.time(), tzinfo=tz).timestamp())
+    date_to = int(
+        dt.datetime.combine(anchor + dt.timedelta(days=span), dt.time(), tzinfo=tz).timestamp()
+    )
+    found = availability(services, client, member_id, resource_id, date_from, date_to)
+    if found is None:
+        return None
+    ranges = parse_ranges(found.slots)
+    if not ranges:
+        log.info("resource %s has no slot settings: working hours are offered", resource_id)
+        return None
+    taken = busy_from_bookings(
+        (span_ for booking_id, span_ in found.bookings.items() if booking_id != own_booking), tz
+    )
+    return free_times(calendar, when, duration, now=now, busy=[*busy, *taken],
+                      starts=resource_starts(ranges, calendar, tz),
+                      until=local_at(found.complete_until, tz))  # fmt: skip
 
 
 # --- the turn --------------------------------------------------------------------------------
@@ -363,6 +422,7 @@ def _process_locked(
         elif dialog.turns:
             return "duplicate"  # greeted already
         before = DialogState.load(dialog.state, dialog.slots, dialog.handoff_reason)
+        own_booking = dialog.booking_id
         first_turn = dialog.turns == 0
         lead_id = dialog.lead_id
         channel = dialog.channel
@@ -402,12 +462,23 @@ def _process_locked(
     else:
         understanding = understand(turn.text, now=now, services=script.services,
                                    expect=before.state, choices=choices)  # fmt: skip
+    resource_id = int(assistant.get("booking_resource_id") or 0)
     with services.db() as session:
-        busy = busy_intervals(session, portal_id, tz, dialog_pk)
+        busy = busy_intervals(session, portal_id, tz, dialog_pk,
+                              prebookings_only=bool(resource_id))  # fmt: skip
     step_minutes = int(assistant.get("slot_step_minutes") or 60)
     local_now = now.replace(tzinfo=None)
 
     def offer(when: When, duration: int) -> list[dt.datetime]:
+        if resource_id:
+            times = resource_times(services, client, turn.member_id, resource_id, calendar,
+                                   when, duration, now=local_now, busy=busy,
+                                   own_booking=own_booking)  # fmt: skip
+            if times is not None:
+                return times
+            # no answer from the portal, or no slot settings: the app's own view of the week
+            with services.db() as session:
+                busy[:] = busy_intervals(session, portal_id, tz, dialog_pk)
         return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
 
     reply = step(before, understanding, script, offer)

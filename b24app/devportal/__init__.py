@@ -112,6 +112,13 @@ Behaviour and the assumptions where the docs are silent
   fill it; ``batch`` is one request. Faults aimed at a ``method`` also hit that method inside
   a ``batch`` (as a per-command error). ``hang`` waits ``hang_seconds`` (or until stop) and
   then answers 504.
+* Booking resources' slot settings (``booking.v1.resource.slots.list/set/unset``, shapes of
+  the docs and the RU simulator spec): ``set`` replaces the ranges (replace vs append is
+  silent); a range outside the documented rules (0-1440, ``to`` >= ``from``, ``Mon``..``Sun``,
+  a known time zone, ``slotSize`` > 0) → error 0; an unknown resource → 1009; ``list`` has no
+  paging. The demo resources' ranges (``booking.default_slots``) are our choice: the docs do
+  not say what a resource has before ``set``. ``booking.add`` checks neither the slots nor
+  overlapping bookings (whether Bitrix24 refuses those with 1018 is not documented).
 * Admin-only (403 ``ACCESS_DENIED``): event.bind/unbind, placement.bind/get/unbind,
   bizproc.robot.*, app.option.set, crm.status.add/update/delete,
   crm.lead.userfield.add/update/delete.

@@ -2,7 +2,10 @@
 deal links, in the shapes of ``booking.v1.*`` (CLIENT-LOOP §1).
 
 The booking object carries no clients and no CRM links (they are separate lists); there is no
-confirmation or visit state. People's actions (:meth:`BookingStore` via ``Portal.booking_*``
+confirmation or visit state. Each resource has its **slot settings** (``booking.v1.resource.
+slots.*``: weekly ranges ``{id, from, to, timezone, weekDays, slotSize}``, minutes since 00:00
+in the range's own time zone); they are availability settings, not free times — Bitrix24 has
+no free-slot query (CLIENT-LOOP gotcha 6), so the app computes free times from them. People's actions (:meth:`BookingStore` via ``Portal.booking_*``
 helpers) fire ``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
 """
 
@@ -29,6 +32,23 @@ NOTIFICATION_DEFAULTS: dict[str, Any] = {
     "templateTypeDelayed": "animate", "delayedNotificationDelay": 300,
     "delayedCounterDelay": 300,
 }  # fmt: skip
+WEEK_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def default_slots(timezone: str) -> dict[int, list[dict[str, Any]]]:
+    """The demo salon's slot settings: the master works Mon-Fri 10:00-20:00 and Sat
+    10:00-16:00 in hour slots; the rooms Mon-Sat 09:00-21:00 in half hours. (Our choice: the
+    docs do not say what a new resource has before ``slots.set``.)"""
+    weekdays = list(WEEK_DAYS[:5])
+    rows = {
+        1: [
+            {"from": 600, "to": 1200, "weekDays": weekdays, "slotSize": 60},
+            {"from": 600, "to": 960, "weekDays": ["Sat"], "slotSize": 60},
+        ],
+        2: [{"from": 540, "to": 1260, "weekDays": [*weekdays, "Sat"], "slotSize": 30}],
+        3: [{"from": 540, "to": 1260, "weekDays": [*weekdays, "Sat"], "slotSize": 30}],
+    }
+    return {rid: [{**r, "timezone": timezone} for r in ranges] for rid, ranges in rows.items()}
 
 
 @dataclass
@@ -43,7 +63,21 @@ class BookingStore:
             int(r["id"]): {**r, **NOTIFICATION_DEFAULTS} for r in DEFAULT_RESOURCES
         }
     )
+    # resource id -> slot settings in the REST shape (``slots.list``), ids from ``next_slot_id``
+    slots: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 1
+    next_slot_id: int = 1
+
+    def set_slots(self, resource_id: int, ranges: list[dict[str, Any]]) -> None:
+        """Replace the resource's slot settings (``slots.set``: replacing is our reading;
+        [silent] on replace vs append). ``ranges`` are already validated."""
+        rows = []
+        for r in ranges:
+            rows.append({"from": int(r["from"]), "id": self.next_slot_id,
+                         "slotSize": int(r["slotSize"]), "timezone": str(r["timezone"]),
+                         "to": int(r["to"]), "weekDays": list(r["weekDays"])})  # fmt: skip
+            self.next_slot_id += 1
+        self.slots[resource_id] = rows
 
     def add(
         self,

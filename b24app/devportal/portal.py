@@ -28,6 +28,7 @@ from b24app.devportal import deals as deals_mod
 from b24app.devportal import defaults
 from b24app.devportal import imbot
 from b24app.devportal.booking import BookingStore
+from b24app.devportal.booking import default_slots
 from b24app.devportal.imbot import ImBots
 from b24app.devportal.leads import as_str
 from b24app.devportal.leads import fmt_dt
@@ -165,6 +166,8 @@ class Portal:
         deals_mod.seed_pipeline(self, 0, "Общее" if lang.startswith("ru") else "General", 0)
         # Online Booking, open-line chats, workflow templates (client loop)
         self.booking = BookingStore()
+        for resource_id, ranges in default_slots(time_zone).items():
+            self.booking.set_slots(resource_id, ranges)
         self.openlines = OpenLines()
         self.imbot = ImBots()
         self.workflow_templates: list[dict[str, Any]] = default_templates()

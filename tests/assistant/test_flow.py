@@ -202,3 +202,25 @@ def test_disabled_assistant_or_unserved_line_goes_straight_to_operators(
         dialog = session.scalars(select(AssistantDialog)).one()
         assert dialog.state == "handoff" and dialog.handoff_reason == "disabled"
         assert session.scalars(select(AssistantTurn)).all() == []
+
+
+def test_a_resource_without_slot_settings_offers_the_working_hours(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    """``slots.list`` answers no ranges: the times are those the working hours give."""
+    from tests.assistant.conftest import enable_assistant
+
+    with installed_portal.lock:
+        installed_portal.booking.slots.pop(1)
+    enable_assistant(services, installed_portal, booking_resource_id=1)
+    text = "маникюр завтра после 18, меня зовут Анна, 89123456789"
+    with_resource = open_client_chat(emulator, installed_portal, settle_jobs)
+    with_resource.say(text)
+    assert emulator.calls("booking.v1.resource.slots.list", installed_portal, in_batch=True)
+    enable_assistant(services, installed_portal, booking_resource_id=None)
+    without = open_client_chat(emulator, installed_portal, settle_jobs)
+    without.say(text)
+    assert with_resource.buttons() and with_resource.buttons() == without.buttons()

@@ -4,9 +4,11 @@ over), and a hand-off. Each turn is awaited by condition (its recorded turn), ne
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 from rq.registry import StartedJobRegistry
@@ -21,6 +23,8 @@ from tests.assistant.conftest import ClientChat
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.llm_stub import LlmStub
 from tests.plugins.worker import WorkerProcess
+
+MSK = ZoneInfo("Europe/Moscow")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -152,3 +156,82 @@ def test_model_timing_out_falls_back_to_rules(
         assert len(stub.requests) == 1
         chat.say("маникюр")  # the rules are sure: the model is not asked
         assert len(stub.requests) == 1 and dialog(services).state == "when"
+
+
+def _open_day(days_ahead: int) -> dt.date:
+    """A day ``days_ahead`` or later that is not a public holiday in Russia (the salon's
+    calendar closes those for resources too)."""
+    from b24app.sla.worktime import WorkCalendar
+
+    calendar = WorkCalendar.from_settings({"time_zone": "Europe/Moscow"})
+    day = dt.datetime.now(MSK).date() + dt.timedelta(days=days_ahead)
+    while calendar.is_holiday(day):
+        day += dt.timedelta(days=1)
+    return day
+
+
+def test_free_times_follow_the_booking_resources_slots_and_bookings(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    rq_worker: WorkerProcess,
+) -> None:
+    """The resource works 13:30-17:30 in Yekaterinburg (11:30-15:30 in Moscow, the salon's
+    zone; the salon's own working hours say 09:00-21:00) in hour slots; 12:30 is booked in the
+    Booking UI. Offered: 11:30, 13:30, 14:30 — then a booking made after the first chat read
+    the resource reaches the next chat through the event, without a second read."""
+    day = _open_day(3)
+    with installed_portal.lock:
+        installed_portal.booking.set_slots(1, [{
+            "from": 810, "to": 1050, "slotSize": 60, "timezone": "Asia/Yekaterinburg",
+            "weekDays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        }])  # fmt: skip
+    installed_portal.add_booking(dt.datetime.combine(day, dt.time(12, 30), tzinfo=MSK), 60)
+    enable_assistant(services, installed_portal, booking_resource_id=1)
+    rq_worker.start()
+    first = start_chat(emulator, installed_portal, services)
+    first.say(f"маникюр {day:%d.%m} в 12:30")
+    first.say("8 912 345 67 89")
+    first.say("Анна")
+    label = f"{day:%d.%m}"
+    offered = first.buttons()
+    assert [b.split()[-1] for b in offered] == ["11:30", "13:30", "14:30"], offered
+    assert all(label in b for b in offered)
+    assert emulator.calls("booking.v1.resource.slots.list", installed_portal, in_batch=True)
+
+    # staff books 13:30 in the Booking UI: the event patches the cached window
+    installed_portal.add_booking(dt.datetime.combine(day, dt.time(13, 30), tzinfo=MSK), 60)
+    wait_for(lambda: _booking_seen(services, installed_portal.member_id), what="the event job")
+    second = start_chat_n(emulator, installed_portal, services, 2)
+    second.say(f"стрижка {day:%d.%m} в 12:30")
+    second.say("+7 912 000-00-00")
+    second.say("Ольга")
+    assert [b.split()[-1] for b in second.buttons()] == ["11:30", "14:30"], second.buttons()
+    # one read of the resource for both chats (the cache), the rest came by the event
+    assert len(emulator.calls("booking.v1.resource.slots.list", installed_portal)) == 1
+
+    first.say(offered[0])
+    first.say("да")
+    bookings = [b for b in installed_portal.booking.bookings.values() if b["name"]]
+    assert [b["resourceIds"] for b in bookings] == [[1]]  # the pre-booking, on the resource
+    start = dt.datetime.fromtimestamp(bookings[0]["datePeriod"]["from"]["timestamp"], MSK)
+    assert start == dt.datetime.combine(day, dt.time(11, 30), tzinfo=MSK)
+
+
+def _booking_seen(services: Services, member_id: str) -> bool:
+    from b24app.storage.models import Appointment
+
+    with services.db() as session:
+        return len(list(session.scalars(select(Appointment.id)))) >= 2
+
+
+def start_chat_n(emulator: DevPortal, portal: EmuPortal, services: Services, n: int) -> WorkerChat:
+    """Another client chat on the portal (the ``n``-th), awaited until it is greeted."""
+    lead_id = portal.add_lead({"TITLE": "Telegram", "SOURCE_ID": "1|TELEGRAMBOT",
+                               "ASSIGNED_BY_ID": 2})  # fmt: skip
+    chat_row = portal.open_chat([("lead", lead_id)], connector_id="telegrambot")
+    chat = WorkerChat(emulator, portal, chat_row.id, lead_id, lambda: None)
+    chat.services = services
+    wait_for(lambda: sum(t.state_before == "new" for t in turns(services)) == n,
+             what="the greeting")  # fmt: skip
+    return chat

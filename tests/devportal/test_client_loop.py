@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from unittest.mock import ANY
 
 from b24app.devportal import Portal
 from tests.conftest import FIXTURES
@@ -87,6 +88,36 @@ def test_clients_and_deal_links(rest: Rest, installed: Portal) -> None:
     assert isinstance(links["externalData"][0]["value"], str)
     resources = rest("booking.v1.resource.list").json()["result"]
     assert set(resources) == {"resource"} and resources["resource"][0]["isMain"] in ("Y", "N")
+
+
+def test_resource_slot_settings(rest: Rest) -> None:
+    """``resource.slots.set/list/unset`` in the documented shapes; 1009 for an unknown
+    resource, 0 for a range the docs' rules exclude."""
+    documented = fixture("booking_v1_resource_slots_list.response.json")["result"]
+    listed = rest("booking.v1.resource.slots.list", resourceId=1).json()["result"]
+    assert set(listed) == set(documented) and listed["slots"]  # the demo master's week
+    assert all(set(s) == set(documented["slots"][0]) for s in listed["slots"])
+    ranges = [{"from": 540, "to": 780, "timezone": "Europe/Berlin", "weekDays": ["Mon", "Tue"],
+               "slotSize": 30},
+              {"from": 840, "to": 1080, "timezone": "Europe/Berlin", "weekDays": ["Mon"],
+               "slotSize": 30}]  # fmt: skip
+    assert rest("booking.v1.resource.slots.set", resourceId=2, slots=ranges).json() == {
+        "result": True,
+        "time": ANY,
+    }
+    got = rest("booking.v1.resource.slots.list", resourceId=2).json()["result"]["slots"]
+    assert [{k: v for k, v in s.items() if k != "id"} for s in got] == ranges
+    assert all(isinstance(s["id"], int) for s in got)
+    assert rest("booking.v1.resource.slots.unset", resourceId=2).json()["result"] is True
+    assert rest("booking.v1.resource.slots.list", resourceId=2).json()["result"] == {"slots": []}
+    assert rest("booking.v1.resource.slots.list", resourceId=404).json() == {
+        "error": 1009,
+        "error_description": "Resource not found",
+    }
+    backwards = [{**ranges[0], "from": 800, "to": 700}]
+    assert rest("booking.v1.resource.slots.set", resourceId=2,
+                slots=backwards).json()["error"] == 0  # fmt: skip
+    assert rest("booking.v1.resource.slots.set", resourceId=2).json()["error"] == 100
 
 
 def test_chat_get_member_rule_and_client_reply_event(

@@ -1,4 +1,5 @@
-"""``booking.v1.*`` (CLIENT-LOOP §1): bookings, their clients and deal links, resources.
+"""``booking.v1.*`` (CLIENT-LOOP §1): bookings, their clients and deal links, resources and
+their slot settings (``resource.slots.list/set/unset``; 1009 for an unknown resource).
 
 Errors here carry a **numeric** ``error`` (1021 not found, 1019 not found on update, 1018
 empty resource collection, 0 missing required field, 100 missing parameter, 422 invalid
@@ -9,7 +10,10 @@ period), unlike the string codes elsewhere. Responses keep each method's own sha
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
+from b24app.devportal.booking import WEEK_DAYS
 from b24app.devportal.errors import RestError
 from b24app.devportal.rest import as_dict
 from b24app.devportal.rest import as_list
@@ -257,3 +261,67 @@ def resource_list(ctx: Ctx) -> dict[str, Any]:
     if "searchQuery" in filter_:
         rows = [r for r in rows if str(filter_["searchQuery"]).lower() in r["name"].lower()]
     return {"resource": [dict(r) for r in rows]}
+
+
+def _resource_id(ctx: Ctx) -> int:
+    resource_id = _int_param(ctx, "resourceId")
+    if resource_id not in ctx.portal.booking.resources:
+        raise BookingError(1009, "Resource not found")
+    return resource_id
+
+
+@method("booking.v1.resource.get")
+def resource_get(ctx: Ctx) -> dict[str, Any]:
+    resource_id = _int_param(ctx, "id")
+    row = ctx.portal.booking.resources.get(resource_id)
+    if row is None:
+        raise BookingError(1009, "Resource not found")
+    return {"resource": dict(row)}
+
+
+@method("booking.v1.resource.slots.list")
+def slots_list(ctx: Ctx) -> dict[str, Any]:
+    """``{"slots": [{from, id, slotSize, timezone, to, weekDays}]}``; all at once (the RU
+    simulator spec: ``total`` is always 0, no paging)."""
+    resource_id = _resource_id(ctx)
+    return {"slots": [dict(r) for r in ctx.portal.booking.slots.get(resource_id, [])]}
+
+
+def _slot_range(raw: Any) -> dict[str, Any]:
+    item = as_dict(raw)
+    missing = [k for k in ("from", "to", "timezone", "weekDays", "slotSize") if k not in item]
+    if missing:
+        raise BookingError(0, "Required fields: " + ", ".join(missing))
+    try:
+        start, end, size = (int(str(item[k])) for k in ("from", "to", "slotSize"))
+    except ValueError:
+        raise BookingError(0, "Required fields: from, to, slotSize must be integers") from None
+    days = [str(d) for d in as_list(item["weekDays"])]
+    # The docs give the ranges (0-1440, to >= from) and the day names; what Bitrix24 answers
+    # to values outside them is [silent]: error 0 here.
+    if not 0 <= start <= end <= 1440 or size <= 0 or not days:
+        raise BookingError(0, "Invalid slot range")
+    if any(d not in WEEK_DAYS for d in days):
+        raise BookingError(0, "Invalid weekDays")
+    try:
+        ZoneInfo(str(item["timezone"]))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BookingError(0, "Invalid timezone") from None
+    return {"from": start, "to": end, "timezone": str(item["timezone"]), "weekDays": days,
+            "slotSize": size}  # fmt: skip
+
+
+@method("booking.v1.resource.slots.set")
+def slots_set(ctx: Ctx) -> bool:
+    resource_id = _resource_id(ctx)
+    if ctx.param("slots") in (None, ""):
+        raise _missing("slots")
+    ranges = [_slot_range(raw) for raw in as_list(ctx.param("slots"))]
+    ctx.portal.booking.set_slots(resource_id, ranges)
+    return True
+
+
+@method("booking.v1.resource.slots.unset")
+def slots_unset(ctx: Ctx) -> bool:
+    ctx.portal.booking.slots.pop(_resource_id(ctx), None)
+    return True
