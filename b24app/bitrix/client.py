@@ -407,12 +407,22 @@ class BitrixClient:
 
     def _wait_operating_block(self, method: str) -> None:
         """Honour an ``OPERATION_TIME_LIMIT`` block another worker recorded for ``method``."""
+        self._wait_operating_blocks([method])
+
+    def _wait_operating_blocks(self, methods: list[str]) -> None:
+        """The same for several methods (a batch and its commands), their blocks read in one
+        Redis round trip; waits out the longest."""
         try:
-            ttl_ms = self.redis.pttl(self._op_block_key(method))
+            pipe = self.redis.pipeline(transaction=False)
+            for name in methods:
+                pipe.pttl(self._op_block_key(name))
+            ttls = pipe.execute()
         except RedisError:
             return
-        if ttl_ms is None or ttl_ms <= 0:
+        blocked = [(ttl, name) for ttl, name in zip(ttls, methods, strict=False) if ttl and ttl > 0]
+        if not blocked:
             return
+        ttl_ms, method = max(blocked)
         wait = ttl_ms / 1000
         if wait > self.max_operating_wait:
             raise RateLimited(
@@ -449,9 +459,9 @@ class BitrixClient:
         """Hold a call back while its method (or, for a batch, ``batch`` and any inner
         method) nears its time budget, instead of running into ``OPERATION_TIME_LIMIT``."""
         inner = list(dict.fromkeys(command_methods(params))) if method == "batch" else []
-        for name in inner:
-            self._wait_operating_block(name)
-        wait = max(self.meter.delay(name) for name in [method, *inner])
+        names = [method, *(n for n in inner if n != method)]
+        self._wait_operating_blocks(names)
+        wait = self.meter.max_delay(names)
         if wait <= 0:
             return
         if wait > self.max_operating_wait:
@@ -497,8 +507,7 @@ class BitrixClient:
         redirects = 0
         max_retries = max(0, int(self.settings.rest_max_retries))
         while True:
-            self._wait_operating_block(method)
-            self._pace_operating(method, params)
+            self._pace_operating(method, params)  # the method's (and commands') blocks too
             if not auth.access_token:
                 auth = self._refresh(auth)
                 refreshes += 1
