@@ -8,8 +8,12 @@ Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``
 :class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
 id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
 linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
-wakes :func:`b24app.sla.jobs.fire_timer`, which hands it to :func:`fire_appointment_timer`.
-Reconciliation, claims, retries and the ``Steps`` record work exactly as for SLA timers.
+wakes :func:`b24app.sla.jobs.fire_timer`. Reconciliation, claims and retries work as for SLA
+timers, in two transactions per send: :func:`claim_appointment_timer` checks, claims and
+reads everything in the job's first one (committed before any REST call), and
+:func:`send_appointment_reminder` records the attempts, the appointment's ``reminded_*``, the
+timer's state (``payload["done"]``: the channel that delivered) and the send's REST log rows in
+one more.
 
 **Offsets already past are skipped, never fired at once.** A booking made 3 h ahead gets its
 ``2h`` reminder and no ``24h`` one; a booking made 1 h ahead gets none (the client has just

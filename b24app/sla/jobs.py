@@ -10,6 +10,8 @@ Delivery guarantee — claim, send, mark:
    fired_at IS NULL AND (claimed_at IS NULL OR claimed_at < now - STALE_CLAIM)``, committed
    on its own. Of two jobs for the same timer (two workers, an RQ retry, a job re-created by
    reconciliation) exactly one gets the row; the other returns ``busy`` and sends nothing.
+   (An appointment reminder claims in the transaction of step 1 and records steps 3–4 in one
+   more: :mod:`b24app.appointments.remind`.)
 3. **Send** the REST calls. Each completed step (``notify``, ``task``, ``comment``, ``todo``)
    is written to the row's ``payload["done"]`` at once, so a retry resumes after the last
    step that went through instead of repeating it.
