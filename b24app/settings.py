@@ -327,7 +327,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 def load_settings(session: Session, portal_id: int) -> dict[str, Any]:
     """The effective settings of a portal: defaults with the admin's changes on top."""
-    row = session.get(PortalSettings, portal_id)
+    return effective_settings(session.get(PortalSettings, portal_id))
+
+
+def effective_settings(row: PortalSettings | None) -> dict[str, Any]:
+    """:func:`load_settings` from a row the caller read itself (or None: defaults)."""
     return deep_merge(DEFAULTS, row.data if row is not None else {})
 
 

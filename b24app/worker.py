@@ -65,10 +65,10 @@ def preload_job_modules() -> None:
 
 
 def _dispose_pool_in_child() -> None:
-    # A forked work-horse must not reuse the parent's pooled DB connections.
+    # A forked work-horse must not reuse the parent's pooled DB or HTTP connections.
     services = context._current
     if services is not None:
-        services.engine.dispose(close=False)
+        services.after_fork()
 
 
 # RQ's scheduler moves due jobs onto their queues once a second by default; a timer's

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from b24app import context
+from b24app.appointments import names
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.resources import note_booking
 from b24app.appointments.store import active_portal
@@ -85,8 +86,9 @@ def cancel_booking(services: Services, portal_id: int, booking_id: int) -> str:
 
 
 def apply_booking(
-    services: Services, portal_id: int, booking: dict[str, Any], clients: Any, external: Any
-) -> str:
+    services: Services, portal_id: int, booking: dict[str, Any], clients: Any, external: Any,
+    client_name: str | None = None,
+) -> str:  # fmt: skip
     deal_id, contact_id = links(clients, external)
     with services.db() as session:
         appt, changed = upsert_appointment(
@@ -98,6 +100,7 @@ def apply_booking(
             deal_id=deal_id,
             contact_id=contact_id,
             service=str(booking.get("name") or ""),
+            client_name=client_name,
         )
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
@@ -118,6 +121,8 @@ def process_booking(services: Services, member_id: str, booking_id: int, *, dele
             "booking": ("booking.v1.booking.get", {"id": booking_id}),
             "clients": ("booking.v1.booking.client.list", {"bookingId": booking_id}),
             "links": ("booking.v1.booking.externalData.list", {"bookingId": booking_id}),
+            # the client's name, chained in the same request (b24app.appointments.names)
+            **names.booking_commands(),
         }
     )
     error = result.errors.get("booking")
@@ -130,9 +135,13 @@ def process_booking(services: Services, member_id: str, booking_id: int, *, dele
     note_booking(services, member_id, booking_id, booking or None)
     if not booking:
         return cancel_booking(services, portal_id, booking_id)
-    return apply_booking(
-        services, portal_id, booking, result.results.get("clients"), result.results.get("links")
-    )
+    clients, external = result.results.get("clients"), result.results.get("links")
+    deal_id, contact_id = links(clients, external)
+    name = names.booking_name(result, deal_id, contact_id)
+    if name is None:  # the contact was not the booking's first client: one more request
+        kind, item_id = ("contact", contact_id) if contact_id else ("deal", deal_id)
+        name = names.fetch_names(client, {"c": (kind, int(item_id or 0))}).get("c")
+    return apply_booking(services, portal_id, booking, clients, external, name)
 
 
 def import_bookings(
@@ -172,10 +181,18 @@ def _import_page(
         commands[f"c{b['id']}"] = ("booking.v1.booking.client.list", {"bookingId": b["id"]})
         commands[f"l{b['id']}"] = ("booking.v1.booking.externalData.list", {"bookingId": b["id"]})
     result = client.batch(commands)
+    # The clients' names: one more batch per page (the contacts are known only now).
+    wanted: dict[str, tuple[str, int]] = {}
+    for b in bookings:
+        deal_id, contact_id = links(result.results.get(f"c{b['id']}"),
+                                    result.results.get(f"l{b['id']}"))  # fmt: skip
+        if contact_id or deal_id:
+            wanted[str(b["id"])] = ("contact", contact_id) if contact_id else ("deal", deal_id or 0)
+    found = names.fetch_names(client, wanted)
     for b in bookings:
         apply_booking(
             services, portal_id, b, result.results.get(f"c{b['id']}"),
-            result.results.get(f"l{b['id']}"),
+            result.results.get(f"l{b['id']}"), found.get(str(b["id"]), ""),
         )  # fmt: skip
     return len(bookings)
 

@@ -8,8 +8,12 @@ Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``
 :class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
 id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
 linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
-wakes :func:`b24app.sla.jobs.fire_timer`, which hands it to :func:`fire_appointment_timer`.
-Reconciliation, claims, retries and the ``Steps`` record work exactly as for SLA timers.
+wakes :func:`b24app.sla.jobs.fire_timer`. Reconciliation, claims and retries work as for SLA
+timers, in two transactions per send: :func:`claim_appointment_timer` checks, claims and
+reads everything in the job's first one (committed before any REST call), and
+:func:`send_appointment_reminder` records the attempts, the appointment's ``reminded_*``, the
+timer's state (``payload["done"]``: the channel that delivered) and the send's REST log rows in
+one more.
 
 **Offsets already past are skipped, never fired at once.** A booking made 3 h ahead gets its
 ``2h`` reminder and no ``24h`` one; a booking made 1 h ahead gets none (the client has just
@@ -38,8 +42,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
 from b24app.leads.journeys import find_journey
@@ -48,6 +54,7 @@ from b24app.reach import Delivery
 from b24app.reach.chat import send_chat
 from b24app.reach.todo import add_todo
 from b24app.reach.workflow import start_workflow
+from b24app.settings import effective_settings
 from b24app.settings import load_settings
 from b24app.sla.engine import ceil_second
 from b24app.sla.engine import job_id_for
@@ -55,17 +62,21 @@ from b24app.sla.engine import naive_utc
 from b24app.sla.engine import remove_job
 from b24app.sla.engine import schedule_job
 from b24app.sla.engine import seconds_per_minute
+from b24app.sla.jobs import claim_statement
 from b24app.sla.reminders import parse_offset
 from b24app.sla.reminders import render_reminder
+from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
+from b24app.storage.models import PortalSettings
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.storage.portals import portal_auth
 
 log = logging.getLogger(__name__)
 
@@ -182,47 +193,132 @@ def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
     return None
 
 
-def fire_appointment_timer(services: Services, timer_id: int) -> str:
-    """Send one appointment reminder (claim → deliver → mark, see :mod:`b24app.sla.jobs`)."""
-    from b24app.sla.jobs import send_claimed
+def claim_appointment_timer(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str | dict[str, Any]:
+    """Check, claim and snapshot a due appointment reminder in the caller's transaction
+    (:func:`b24app.sla.jobs.fire_timer`'s, which read ``timer``): ``"skipped"`` / ``"busy"``
+    or the snapshot :func:`send_appointment_reminder` sends from. One transaction instead of a
+    read, a claim and a re-read: the claim is committed with it, before anything is sent."""
+    # The appointment, its portal, journey and settings in one statement.
+    found = session.execute(
+        select(Appointment, Portal, Lead, PortalSettings)
+        .join(Portal, Portal.id == Appointment.portal_id)
+        .outerjoin(Lead, Lead.id == Appointment.journey_id)
+        .outerjoin(PortalSettings, PortalSettings.portal_id == Appointment.portal_id)
+        .where(
+            Appointment.id == int((timer.payload or {}).get("appointment_id") or 0),
+            Appointment.portal_id == timer.portal_id,
+        )
+    ).first()
+    appt, portal, journey, settings_row = found if found is not None else (None,) * 4
+    if portal is None:
+        portal = session.get(Portal, timer.portal_id)
+    reason = _skip(appt, journey, portal, now)
+    if reason is not None:
+        timer.state = TimerState.SKIPPED
+        timer.payload = {**(timer.payload or {}), "skip_reason": reason}
+        return "skipped"
+    assert appt is not None and portal is not None
+    if not rows_affected(session.execute(claim_statement(timer.id, now))):
+        return "busy"
+    return {
+        "timer_id": timer.id,
+        "appointment_id": appt.id,
+        "portal_id": portal.id,
+        "member_id": portal.member_id,
+        # The tokens as read here: the job's first REST call needs no read of its own.
+        "auth": portal_auth(portal),
+        "lang": portal.lang or "ru",
+        "installer": portal.installer_user_id or 1,
+        "responsible": journey.assigned_by_id if journey is not None else None,
+        "level": timer.level.split("@", 1)[0],
+        "lead_id": appt.lead_id,
+        "deal_id": appt.deal_id,
+        "contact_id": appt.contact_id,
+        "client_name": appt.client_name or "",
+        "starts_at": appt.starts_at,
+        "service": appt.service,
+        "confirmed": appt.status == AppointmentStatus.CONFIRMED,
+        "chat_id": appt.chat_id,
+        "payload": dict(timer.payload or {}),
+        "settings": effective_settings(settings_row),
+    }
 
+
+def send_appointment_reminder(services: Services, snap: dict[str, Any]) -> str:
+    """Deliver a claimed reminder and record the outcome — the attempts, the appointment's
+    ``reminded_*``, the timer's state and the REST log rows — in **one** transaction:
+    ``fired``, ``skipped`` (a permanent error) or, for a transient one, the claim released
+    and the error raised for the job's retry (as :func:`b24app.sla.jobs.send_claimed`)."""
+    from b24app.sla.jobs import PERMANENT_ERRORS
+
+    tried: list[dict[str, Any]] = []
+    with (
+        logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]),
+        services.deferred_rest_log(),
+    ):
+        try:
+            with urgent_rest():  # a due reminder goes before bulk reads (issue 14)
+                sent, recipient = deliver(services, snap, tried)
+        except PERMANENT_ERRORS as exc:
+            log.warning("timer %s not sent: %s", snap["timer_id"], type(exc).__name__)
+            _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__)
+            return "skipped"
+        except Exception:
+            _close(services, snap, tried, None)
+            raise
+        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient)
+    return "fired"
+
+
+def _close(
+    services: Services, snap: dict[str, Any], tried: list[dict[str, Any]], state: str | None,
+    *, sent: str | None = None, recipient: int | None = None, skip: str | None = None,
+) -> None:  # fmt: skip
+    """The one closing transaction (``state`` None: release the claim for a retry)."""
     now = utc_now()
     with services.db() as session:
-        timer = session.get(Timer, timer_id)
-        if timer is None or timer.state != TimerState.PENDING:
-            return "skipped"
-        appt = session.get(Appointment, int((timer.payload or {}).get("appointment_id") or 0))
-        portal = session.get(Portal, timer.portal_id)
-        journey = session.get(Lead, appt.journey_id) if appt and appt.journey_id else None
-        reason = _skip(appt, journey, portal, now)
-        if reason is not None:
-            timer.state = TimerState.SKIPPED
-            timer.payload = {**(timer.payload or {}), "skip_reason": reason}
-            return "skipped"
-        assert appt is not None and portal is not None
-        settings = load_settings(session, portal.id)
-        snap: dict[str, Any] = {
-            "appointment_id": appt.id,
-            "portal_id": portal.id,
-            "member_id": portal.member_id,
-            "lang": portal.lang or "ru",
-            "installer": portal.installer_user_id or 1,
-            "responsible": journey.assigned_by_id if journey is not None else None,
-            "level": timer.level.split("@", 1)[0],
-            "lead_id": appt.lead_id,
-            "deal_id": appt.deal_id,
-            "contact_id": appt.contact_id,
-            "starts_at": appt.starts_at,
-            "service": appt.service,
-            "confirmed": appt.status == AppointmentStatus.CONFIRMED,
-            "chat_id": appt.chat_id,
-            "payload": dict(timer.payload or {}),
-        }
-    with logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]):
-        return send_claimed(
-            services, timer_id, now, snap["payload"],
-            lambda steps: deliver(services, snap, settings, steps),
-        )  # fmt: skip
+        session.add_all(
+            ReminderAttempt(
+                portal_id=snap["portal_id"],
+                appointment_id=snap["appointment_id"],
+                level=snap["level"],
+                channel=row["channel"],
+                ok=row["ok"],
+                error=row["error"],
+                detail=row["detail"],
+                attempted_at=row["attempted_at"],
+            )  # fmt: skip
+            for row in tried
+        )
+        delivered = next((row for row in tried if row["ok"]), None)
+        if delivered is not None:
+            values: dict[str, Any] = {"reminded_at": now}
+            if delivered["channel"] != "todo":
+                values["reminded_via"] = delivered["channel"]
+            if delivered.get("chat_id") is not None:
+                values["chat_id"] = delivered["chat_id"]
+            session.execute(
+                update(Appointment)
+                .where(Appointment.id == snap["appointment_id"])
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        timer = update(Timer).where(Timer.id == snap["timer_id"])
+        if state is None:
+            timer = timer.where(Timer.fired_at.is_(None)).values(claimed_at=None)
+        else:
+            payload = dict(snap["payload"])
+            if sent is not None:
+                payload["done"] = [*(payload.get("done") or []), f"sent:{sent}"]
+            if skip is not None:
+                payload["skip_reason"] = skip
+            timer = timer.values(state=state, payload=payload)
+            if state == TimerState.FIRED:
+                timer = timer.values(fired_at=now, recipient_user_id=recipient)
+        session.execute(timer.execution_options(synchronize_session=False))
+        services.add_rest_log(session)
 
 
 def reminder_text(settings: dict[str, Any], snap: dict[str, Any], client_name: str = "") -> str:
@@ -248,34 +344,6 @@ def _targets(snap: dict[str, Any]) -> list[tuple[str, int]]:
         for kind in ("deal", "lead", "contact")
         if snap.get(f"{kind}_id")
     ]
-
-
-def _record(services: Services, snap: dict[str, Any], channel: str, result: Delivery) -> None:
-    with services.db() as session:
-        session.add(
-            ReminderAttempt(
-                portal_id=snap["portal_id"],
-                appointment_id=snap["appointment_id"],
-                level=snap["level"],
-                channel=channel,
-                ok=result.ok,
-                error=result.error[:255],
-                detail=result.detail[:64],
-                attempted_at=utc_now(),
-            )
-        )
-        if result.ok:
-            values: dict[str, Any] = {"reminded_at": utc_now()}
-            if channel != "todo":
-                values["reminded_via"] = channel
-            if result.chat_id is not None:
-                values["chat_id"] = result.chat_id
-            session.execute(
-                update(Appointment)
-                .where(Appointment.id == snap["appointment_id"])
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
 
 
 def _try(
@@ -317,20 +385,29 @@ def _try(
     return add_todo(client, owner, responsible, title, f"{text}\n\n{note}", snap["starts_at"])
 
 
-def deliver(services: Services, snap: dict[str, Any], settings: dict[str, Any], steps: Any) -> int:
-    """Try the channels in order until one works; returns the recipient user id (the
+def deliver(
+    services: Services, snap: dict[str, Any], tried: list[dict[str, Any]]
+) -> tuple[str | None, int]:
+    """Try the channels in order until one works, appending each attempt to ``tried``;
+    returns the channel that delivered (None: none did) and the recipient user id (the
     responsible manager for the to-do, 0 when the client was reached directly)."""
-    client = services.bitrix(snap["member_id"])
-    text = reminder_text(settings, snap)
+    settings = snap["settings"]
+    manager = int(snap["responsible"] or snap["installer"])
+    done = (snap["payload"] or {}).get("done") or []
+    client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
+    text = reminder_text(settings, snap, snap.get("client_name") or "")
     why: list[str] = []
     for channel in settings["appointments"]["channels"]:
-        if f"sent:{channel}" in steps:
-            return 0 if channel != "todo" else int(snap["responsible"] or snap["installer"])
+        if f"sent:{channel}" in done:  # a retry after the send went through
+            return None, 0 if channel != "todo" else manager
         result = _try(client, channel, snap, settings, text, why)
-        _record(services, snap, channel, result)
+        tried.append(
+            {"channel": channel, "ok": result.ok, "error": result.error[:255],
+             "detail": result.detail[:64], "attempted_at": utc_now(),
+             "chat_id": result.chat_id}
+        )  # fmt: skip
         if result.ok:
-            steps.mark(f"sent:{channel}")
-            return 0 if channel != "todo" else int(snap["responsible"] or snap["installer"])
+            return channel, 0 if channel != "todo" else manager
         why.append(f"{channel}: {result.error}")
         log.info("reminder channel %s failed: %s", channel, result.error)
-    return 0
+    return None, 0

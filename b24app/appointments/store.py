@@ -47,8 +47,10 @@ def upsert_appointment(
     deal_id: int | None = None,
     contact_id: int | None = None,
     service: str = "",
+    client_name: str | None = None,
 ) -> tuple[Appointment, bool]:
-    """Find or create the appointment and bring it to ``starts_at``; returns (row, changed)."""
+    """Find or create the appointment and bring it to ``starts_at``; returns (row, changed).
+    ``client_name`` (None: not read by this route) is stored for the reminders' text."""
     starts_at = starts_at.replace(microsecond=0)
     journey = find_journey(
         session, portal_id, lead_id=lead_id, deal_id=deal_id, contact_id=contact_id
@@ -88,6 +90,10 @@ def upsert_appointment(
         for name in ("lead_id", "deal_id", "contact_id"):
             if getattr(row, name) is None and getattr(journey, name) is not None:
                 setattr(row, name, getattr(journey, name))
+    # A name found replaces the stored one; "no name found" (by another route, say a deal
+    # without a contact) does not wipe the name a booking's client gave.
+    if client_name is not None and (client_name or row.client_name is None):
+        row.client_name = client_name[:255]
     if service and row.service != service:
         row.service = service[:255]
         changed = True

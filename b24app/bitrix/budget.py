@@ -203,6 +203,9 @@ class OperatingMeter:
             raw = self.redis.hget(self.key, method)
         except RedisError:
             return None
+        return self._parse(raw)
+
+    def _parse(self, raw: Any) -> MethodTime | None:
         if not raw:
             return None
         try:
@@ -264,7 +267,18 @@ class OperatingMeter:
 
     def delay(self, method: str) -> float:
         """Seconds to hold a call of ``method`` back (0 = go)."""
-        state = self.get(method)
+        return self._delay(self.get(method))
+
+    def max_delay(self, methods: list[str]) -> float:
+        """:meth:`delay` of the slowest of ``methods`` (a batch and its commands), read in
+        one Redis round trip instead of one per method."""
+        try:
+            raws = self.redis.hmget(self.key, methods) if methods else []
+        except RedisError:
+            return 0.0
+        return max((self._delay(self._parse(raw)) for raw in raws), default=0.0)
+
+    def _delay(self, state: MethodTime | None) -> float:
         if state is None:
             return 0.0
         now = self.clock()

@@ -74,6 +74,11 @@ BUCKET_HEADROOM = 2  # slots kept free below ``rest_burst`` (see __init__)
 INTERACTIVE_RESERVE_DIVISOR = 5  # a fifth of the bucket is for interactive callers only
 UNAVAILABLE_STATUSES = ("uninstalled", "reauth_required")
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# How long a client reuses the token pair it read (or was handed) before reading the store
+# again: a job's few calls then cost one DB read, not one each. A pair another worker rotated
+# meanwhile is refused as expired and the refresh path re-reads the store (at most one extra
+# request); a long-lived client still sees a rotation within this time.
+AUTH_REUSE_S = 10.0
 
 LogSink = Callable[[dict[str, Any]], None]
 
@@ -180,6 +185,8 @@ class BitrixClient:
             (longer blocks raise :class:`RateLimited` so a job can be rescheduled instead).
         interactive: may use the whole bucket (a person waits for the answer); other clients
             stop a fifth of the burst lower, so interactive calls pass first under load.
+        auth: the portal's tokens as the caller just read them (a job that loaded the portal
+            row anyway): the first call needs no read of the token store.
     """
 
     def __init__(
@@ -196,8 +203,12 @@ class BitrixClient:
         backoff_cap: float = 30.0,
         max_operating_wait: float = 60.0,
         interactive: bool = False,
+        auth: PortalAuth | None = None,
     ) -> None:
         self.member_id = member_id
+        self._auth: tuple[float, PortalAuth] | None = None
+        if auth is not None and auth.member_id == member_id:
+            self._auth = (time.monotonic(), auth)
         self.tokens = tokens
         self.redis = redis
         self.settings = settings
@@ -355,8 +366,15 @@ class BitrixClient:
 
     # -- one HTTP request, with everything around it ----------------------------------------
 
-    def _load(self) -> PortalAuth:
-        auth = self.tokens.load(self.member_id)
+    def _load(self, *, fresh: bool = False) -> PortalAuth:
+        """The stored tokens; reused for :data:`AUTH_REUSE_S` unless ``fresh`` (the refresh
+        path always re-reads: another worker may have stored a newer pair)."""
+        cached = self._auth
+        if not fresh and cached is not None and time.monotonic() - cached[0] < AUTH_REUSE_S:
+            auth: PortalAuth | None = cached[1]
+        else:
+            auth = self.tokens.load(self.member_id)
+            self._auth = None if auth is None else (time.monotonic(), auth)
         if auth is None:
             raise PortalUnavailable("PORTAL_UNKNOWN", "no such portal", None)
         if auth.status in UNAVAILABLE_STATUSES:
@@ -389,12 +407,22 @@ class BitrixClient:
 
     def _wait_operating_block(self, method: str) -> None:
         """Honour an ``OPERATION_TIME_LIMIT`` block another worker recorded for ``method``."""
+        self._wait_operating_blocks([method])
+
+    def _wait_operating_blocks(self, methods: list[str]) -> None:
+        """The same for several methods (a batch and its commands), their blocks read in one
+        Redis round trip; waits out the longest."""
         try:
-            ttl_ms = self.redis.pttl(self._op_block_key(method))
+            pipe = self.redis.pipeline(transaction=False)
+            for name in methods:
+                pipe.pttl(self._op_block_key(name))
+            ttls = pipe.execute()
         except RedisError:
             return
-        if ttl_ms is None or ttl_ms <= 0:
+        blocked = [(ttl, name) for ttl, name in zip(ttls, methods, strict=False) if ttl and ttl > 0]
+        if not blocked:
             return
+        ttl_ms, method = max(blocked)
         wait = ttl_ms / 1000
         if wait > self.max_operating_wait:
             raise RateLimited(
@@ -431,9 +459,9 @@ class BitrixClient:
         """Hold a call back while its method (or, for a batch, ``batch`` and any inner
         method) nears its time budget, instead of running into ``OPERATION_TIME_LIMIT``."""
         inner = list(dict.fromkeys(command_methods(params))) if method == "batch" else []
-        for name in inner:
-            self._wait_operating_block(name)
-        wait = max(self.meter.delay(name) for name in [method, *inner])
+        names = [method, *(n for n in inner if n != method)]
+        self._wait_operating_blocks(names)
+        wait = self.meter.max_delay(names)
         if wait <= 0:
             return
         if wait > self.max_operating_wait:
@@ -479,8 +507,7 @@ class BitrixClient:
         redirects = 0
         max_retries = max(0, int(self.settings.rest_max_retries))
         while True:
-            self._wait_operating_block(method)
-            self._pace_operating(method, params)
+            self._pace_operating(method, params)  # the method's (and commands') blocks too
             if not auth.access_token:
                 auth = self._refresh(auth)
                 refreshes += 1
@@ -490,6 +517,7 @@ class BitrixClient:
             if status in REDIRECT_STATUSES and location and redirects < MAX_REDIRECTS:
                 redirects += 1
                 auth = self._follow_redirect(auth, method, location)
+                self._auth = (time.monotonic(), auth)
                 continue
 
             if status == 0:  # no answer at all
@@ -699,12 +727,12 @@ class BitrixClient:
             blocking_timeout=timeout + 15,
         )
         if not lock.acquire():
-            current = self._load()
+            current = self._load(fresh=True)
             if current.version != failed.version:
                 return current
             raise TokenExpired("REFRESH_LOCK_TIMEOUT", "another worker is still refreshing", None)
         try:
-            current = self._load()
+            current = self._load(fresh=True)
             if current.version != failed.version:
                 return current
             started = time.monotonic()
@@ -719,6 +747,7 @@ class BitrixClient:
                     allow_insecure=self.settings.allow_insecure_endpoints,
                 )
             except AuthRevoked as exc:
+                self._auth = None
                 self._log("oauth.token", {"grant_type": "refresh_token"}, exc.status or 0,
                           "", exc.code, started)  # fmt: skip
                 self.tokens.mark_reauth_required(self.member_id)
@@ -739,7 +768,7 @@ class BitrixClient:
             )
             if not stored:
                 log.warning("portal %s: a newer token pair was stored meanwhile", self.member_id)
-            return self._load()
+            return self._load(fresh=True)
         finally:
             try:
                 lock.release()

@@ -627,6 +627,13 @@ class Portal:
             out = self._crm_event("ONCRMDEALUPDATE", deal_id, by_user) if events else []
         self.send_events(out)
 
+    def add_contact(self, name: str, last_name: str = "", **fields: Any) -> int:
+        """A CRM contact (a booking's client, a deal's ``CONTACT_ID``); no event."""
+        with self.lock:
+            return deals_mod.add_contact(
+                self, {"NAME": name, "LAST_NAME": last_name, **fields}, self.admin_user_id, None
+            )
+
     def delete_deal(self, deal_id: int, *, by_user: int | None = 1) -> None:
         self._delete_row(self.deals, deal_id, "ONCRMDEALDELETE", by_user)
 

@@ -10,6 +10,8 @@ Delivery guarantee — claim, send, mark:
    fired_at IS NULL AND (claimed_at IS NULL OR claimed_at < now - STALE_CLAIM)``, committed
    on its own. Of two jobs for the same timer (two workers, an RQ retry, a job re-created by
    reconciliation) exactly one gets the row; the other returns ``busy`` and sends nothing.
+   (An appointment reminder claims in the transaction of step 1 and records steps 3–4 in one
+   more: :mod:`b24app.appointments.remind`.)
 3. **Send** the REST calls. Each completed step (``notify``, ``task``, ``comment``, ``todo``)
    is written to the row's ``payload["done"]`` at once, so a retry resumes after the last
    step that went through instead of repeating it.
@@ -102,24 +104,28 @@ def entity_title(lang: str, target: dict[str, Any]) -> str:
     return _t(lang, f"Лид #{number}", f"Lead #{number}")
 
 
+def claim_statement(timer_id: int, now: dt.datetime) -> Any:
+    """The conditional UPDATE that claims a pending timer (one row affected: ours)."""
+    return (
+        update(Timer)
+        .where(
+            Timer.id == timer_id,
+            Timer.state == TimerState.PENDING,
+            Timer.fired_at.is_(None),
+            or_(
+                Timer.claimed_at.is_(None),
+                Timer.claimed_at < now - STALE_CLAIM,
+            ),
+        )
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def claim(services: Services, timer_id: int, now: dt.datetime) -> bool:
     """Claim a pending timer for sending; False if someone else holds (or held) it."""
     with services.db() as session:
-        result = session.execute(
-            update(Timer)
-            .where(
-                Timer.id == timer_id,
-                Timer.state == TimerState.PENDING,
-                Timer.fired_at.is_(None),
-                or_(
-                    Timer.claimed_at.is_(None),
-                    Timer.claimed_at < now - STALE_CLAIM,
-                ),
-            )
-            .values(claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(rows_affected(result))
+        return bool(rows_affected(session.execute(claim_statement(timer_id, now))))
 
 
 def _release(services: Services, timer_id: int) -> None:
@@ -143,11 +149,18 @@ def fire_timer(timer_id: int) -> str:
         timer = session.get(Timer, timer_id)
         if timer is None or timer.state != TimerState.PENDING:
             return "skipped"
-        appointment = timer.policy == "appointment"
-    if appointment:  # a client appointment reminder: b24app.appointments.remind
-        from b24app.appointments.remind import fire_appointment_timer
+        claimed: str | dict[str, Any] | None = None
+        if timer.policy == "appointment":  # a client appointment reminder (b24app.appointments)
+            from b24app.appointments.remind import claim_appointment_timer
 
-        return fire_appointment_timer(services, timer_id)
+            # checked, claimed and read in this one transaction
+            claimed = claim_appointment_timer(services, session, timer, now)
+    if isinstance(claimed, str):
+        return claimed
+    if claimed is not None:
+        from b24app.appointments.remind import send_appointment_reminder
+
+        return send_appointment_reminder(services, claimed)
     with services.db() as session:
         timer = session.get(Timer, timer_id)
         if timer is None or timer.state != TimerState.PENDING:

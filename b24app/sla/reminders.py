@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from b24app import templating
+from b24app.appointments.names import person_name
 from b24app.context import Services
 from b24app.settings import DEFAULTS
 from b24app.sla.engine import cancel_where
@@ -210,13 +211,28 @@ def send_reminder(
     target = target_of(snap)
     entity_id = target["entity_id"]
     payload = snap["payload"]
-    item = (
-        client.call("crm.item.get", {"entityTypeId": target["entity_type_id"], "id": entity_id})
-        or {}
-    ).get("item") or {}
-    client_name = " ".join(
-        p for p in (str(item.get("name") or ""), str(item.get("lastName") or "")) if p
-    ) or str(item.get("title") or "")
+    commands: dict[str, tuple[str, dict[str, Any]]] = {
+        "item": ("crm.item.get", {"entityTypeId": target["entity_type_id"], "id": entity_id})
+    }
+    deal = target["entity_type_id"] == 2
+    if deal:  # a deal's person is its contact, read in the same request
+        commands["contact"] = ("crm.contact.get", {"ID": "$result[item][item][contactId]"})
+    answer = client.batch(commands)
+    error = answer.error("item")
+    if error is not None:
+        raise error
+    item = (answer.results.get("item") or {}).get("item") or {}
+    # Never the deal's TITLE ("Стрижка — Telegram") as a person's name: its contact's, or none
+    # (the template's greeting then).
+    contact = answer.results.get("contact")
+    if not deal:
+        client_name = person_name(item)
+    elif isinstance(contact, dict) and str(contact.get("ID")) == str(item.get("contactId")):
+        client_name = person_name(contact)
+    else:
+        client_name = ""
+    if not client_name:
+        client_name = "Здравствуйте" if snap["lang"] == "ru" else "Hello"
     appointment = dt.datetime.fromisoformat(payload["appointment_at"])
     text = render_reminder(
         settings,

@@ -380,6 +380,10 @@ class Appointment(Base):
     contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(String(16), default="booking")  # booking/field/robot
     service: Mapped[str] = mapped_column(String(255), default="")
+    # The client's name (contact NAME + LAST_NAME, or the lead's), read with the appointment's
+    # own REST calls when it is created or moved, for the reminder's {client_name}. None: never
+    # read (older rows, the robot before it was read); "" = no person name found.
+    client_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
     # Reminder offsets of this appointment (the robot's); None = the portal's setting.

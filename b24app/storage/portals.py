@@ -51,6 +51,20 @@ class InstallAuth:
     app_version: str = ""
 
 
+def portal_auth(portal: Portal) -> PortalAuth:
+    """The REST client's view of a loaded portal row (tokens decrypted by the column type)."""
+    return PortalAuth(
+        member_id=portal.member_id,
+        client_endpoint=portal.client_endpoint,
+        server_endpoint=portal.server_endpoint,
+        access_token=portal.access_token or "",
+        refresh_token=portal.refresh_token or "",
+        expires_at=portal.token_expires_at,
+        version=portal.token_version,
+        status=portal.status,
+    )
+
+
 def get_portal(session: Session, member_id: str) -> Portal | None:
     return session.scalar(select(Portal).where(Portal.member_id == member_id))
 
@@ -121,18 +135,7 @@ class DbTokenStore:
     def load(self, member_id: str) -> PortalAuth | None:
         with self.sessions() as session:
             portal = get_portal(session, member_id)
-            if portal is None:
-                return None
-            return PortalAuth(
-                member_id=portal.member_id,
-                client_endpoint=portal.client_endpoint,
-                server_endpoint=portal.server_endpoint,
-                access_token=portal.access_token or "",
-                refresh_token=portal.refresh_token or "",
-                expires_at=portal.token_expires_at,
-                version=portal.token_version,
-                status=portal.status,
-            )
+            return None if portal is None else portal_auth(portal)
 
     def save_refreshed(
         self,

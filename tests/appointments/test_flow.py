@@ -155,3 +155,37 @@ def test_install_imports_the_next_30_days_of_bookings(
     assert len(rows) == 60 and {r.contact_id for r in rows} == {9}
     assert 799 not in {r.deal_id for r in rows}
     assert len(emulator.calls(method="booking.v1.booking.list", portal=portal)) == 2
+
+
+def test_the_reminder_names_the_contact_and_never_the_deal_title(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """{client_name}: the booking's contact, else the deal's contact — read in the batch
+    that reads the booking (no request of its own), stored, and no request when sending; a
+    deal's TITLE is never a person's name (a deal without a contact gets the greeting)."""
+    anna = installed_portal.add_contact("Анна", "Петрова")
+    maria = installed_portal.add_contact("Мария")
+    with_contact = installed_portal.add_deal({"TITLE": "Окрашивание — Telegram",
+                                              "CONTACT_ID": maria}, events=False)  # fmt: skip
+    no_contact = installed_portal.add_deal({"TITLE": "VIP — WhatsApp"}, events=False)
+    chats = {}
+    for deal in (81, with_contact, no_contact):
+        make_journey(services, portal_id, deal_id=deal)
+        chats[deal] = installed_portal.open_chat([("deal", deal)])
+    before = emulator.http_requests(installed_portal)
+    book(emulator, installed_portal, run_jobs, 30, contact_id=anna, deal_id=81)
+    assert emulator.http_requests(installed_portal) - before == 1  # the booking's own batch
+    book(emulator, installed_portal, run_jobs, 31, deal_id=with_contact)
+    book(emulator, installed_portal, run_jobs, 32, deal_id=no_contact)
+    names = {a.deal_id: a.client_name for a in appointments(services)}
+    assert names == {81: "Анна Петрова", with_contact: "Мария", no_contact: ""}
+    for _ in range(3):
+        before = emulator.http_requests(installed_portal)
+        assert fire_next(services) == "fired"
+        assert emulator.http_requests(installed_portal) - before == 1  # look-up + send
+    texts = {deal: installed_portal.chat_messages(chat.id)[0]["text"]
+             for deal, chat in chats.items()}  # fmt: skip
+    assert texts[81].startswith("Анна Петрова, напоминаем: Стрижка")
+    assert texts[with_contact].startswith("Мария, напоминаем:")
+    assert texts[no_contact].startswith("Здравствуйте, напоминаем:")
+    assert not any("Telegram" in t or "WhatsApp" in t for t in texts.values())

@@ -53,13 +53,17 @@ def test_reminders_reach_the_chat_on_time_and_the_reply_shows_confirmed(
     live_app: Any, rq_worker: WorkerProcess,
 ) -> None:  # fmt: skip
     configure(services, portal_id, offsets=["20m", "8m"])
-    make_journey(services, portal_id, deal_id=501, contact_id=61)
+    contact = installed_portal.add_contact("Анна", "Петрова")
+    make_journey(services, portal_id, deal_id=501, contact_id=contact)
     chat = installed_portal.open_chat([("deal", 501)])
     rq_worker.start()
-    installed_portal.add_booking(at(32), name="Окрашивание", deal_id=501, contact_id=61)
+    installed_portal.add_booking(at(32), name="Окрашивание", deal_id=501, contact_id=contact)
     # The message reaches the chat a moment before its timer is marked fired: wait for both.
     wait_for(lambda: len(fired(services)) == 2, timeout=90)
-    assert len(installed_portal.chat_messages(chat.id)) == 2
+    messages = installed_portal.chat_messages(chat.id)
+    assert len(messages) == 2
+    # {client_name}: the booking's contact (read with the booking), not the greeting
+    assert all(m["text"].startswith("Анна Петрова, напоминаем: Окрашивание") for m in messages)
     timers = appointment_timers(services)
     for timer in timers:  # never before its time
         assert timer.fired_at is not None and timer.fired_at >= timer.due_at

@@ -19,16 +19,21 @@ from tests.appointments.conftest import utc_now
 def test_robot_and_booking_for_the_same_visit_make_one_appointment(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
-    journey_id = make_journey(services, portal_id, deal_id=91, lead_id=4242)
+    lead = installed_portal.add_lead({"TITLE": "Маникюр — сайт", "NAME": "Ольга",
+                                      "LAST_NAME": "Ким"}, events=False)  # fmt: skip
+    journey_id = make_journey(services, portal_id, deal_id=91, lead_id=lead)
     when = (utc_now() + dt.timedelta(hours=30)).replace(microsecond=0)
-    assert robot_appointment(services, portal_id, 4242, when, service="Маникюр",
+    assert robot_appointment(services, portal_id, lead, when, service="Маникюр",
                              offsets=["24h", "2h"]) == 2  # fmt: skip
+    # The robot passes no name: the lead's is read once, at creation (the booking's deal 91
+    # has no contact in the emulator: "no name" from it does not wipe the lead's).
     installed_portal.add_booking(when.replace(tzinfo=dt.UTC), deal_id=91)
     assert emulator.wait_idle(10)
     run_jobs()
     (appt,) = appointments(services)
     assert appt.journey_id == journey_id and appt.source == "robot"
-    assert appt.booking_id is not None and appt.deal_id == 91 and appt.lead_id == 4242
+    assert appt.booking_id is not None and appt.deal_id == 91 and appt.lead_id == lead
+    assert appt.client_name == "Ольга Ким"
     pending = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
     assert len(pending) == 2
     # A robot-only appointment follows the robot's new time; a booking keeps its own.
@@ -38,7 +43,7 @@ def test_robot_and_booking_for_the_same_visit_make_one_appointment(
     robot_appointment(services, portal_id, 4343, later, service="Стрижка", offsets=["2h"])
     rows = [a for a in appointments(services) if a.lead_id == 4343]
     assert [a.starts_at for a in rows] == [later]
-    assert [a.starts_at for a in appointments(services) if a.lead_id == 4242] == [when]
+    assert [a.starts_at for a in appointments(services) if a.lead_id == lead] == [when]
 
 
 def test_date_field_creates_moves_and_cancels(
@@ -57,11 +62,13 @@ def test_date_field_creates_moves_and_cancels(
             "date_field": {"entity": "lead", "field": "UF_CRM_VISIT"}}})  # fmt: skip
     first = (utc_now() + dt.timedelta(days=2)).replace(microsecond=0, second=0)
     local = first.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=3)))
-    lead_id = installed_portal.add_lead({"TITLE": "Визит", "UF_CRM_VISIT": local.isoformat()})
+    lead_id = installed_portal.add_lead({"TITLE": "Визит", "NAME": "Ирина",
+                                         "UF_CRM_VISIT": local.isoformat()})  # fmt: skip
     assert emulator.wait_idle(10)
     run_jobs()
     (appt,) = appointments(services)
     assert appt.source == "field" and appt.lead_id == lead_id and appt.starts_at == first
+    assert appt.client_name == "Ирина"  # from the crm.item.get that reads the field
     moved = first + dt.timedelta(hours=3)
     installed_portal.update_lead(
         lead_id, {"UF_CRM_VISIT": moved.replace(tzinfo=dt.UTC).isoformat()}
@@ -93,13 +100,19 @@ def test_deal_date_field_creates_and_moves(
         save_settings(session, portal_id, {"appointments": {
             "date_field": {"entity": "deal", "field": "UF_CRM_VISIT"}}})  # fmt: skip
     first = (utc_now() + dt.timedelta(days=2)).replace(microsecond=0, second=0)
+    contact = installed_portal.add_contact("Павел", "Орлов")
     deal_id = installed_portal.add_deal(
-        {"TITLE": "Визит", "UF_CRM_VISIT": first.replace(tzinfo=dt.UTC).isoformat()}
-    )
+        {"TITLE": "Визит", "CONTACT_ID": contact,
+         "UF_CRM_VISIT": first.replace(tzinfo=dt.UTC).isoformat()}
+    )  # fmt: skip
     assert emulator.wait_idle(10)
     run_jobs()
     (appt,) = appointments(services)
     assert appt.source == "field" and appt.deal_id == deal_id and appt.starts_at == first
+    # The deal's contact, in the batch that reads the field — never the deal's TITLE.
+    assert appt.client_name == "Павел Орлов"
+    reads = emulator.calls("crm.contact.get", installed_portal)
+    assert len(reads) == 1 and reads[0].in_batch
     moved = first + dt.timedelta(hours=3)
     installed_portal.update_deal(
         deal_id, {"UF_CRM_VISIT": moved.replace(tzinfo=dt.UTC).isoformat()}

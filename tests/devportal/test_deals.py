@@ -122,3 +122,29 @@ def test_robot_on_a_deal_document(
     [call] = sink.find("/robot")
     assert call["form"]["document_id[2]"] == f"DEAL_{deal_id}"
     assert call["form"]["document_type[1]"] == "CCrmDocumentDeal"
+
+
+def test_contact_get_and_add_in_the_documented_format(rest: Rest, installed: Portal) -> None:
+    """``crm.contact.get``: every value a string (ids too), multifields as lists; a deal's
+    ``CONTACT_ID`` reads its person; missing → 400 "Not found"; a bad id → 400."""
+    contact_id = installed.add_contact("Анна", "Петрова", PHONE=[
+        {"ID": "1", "VALUE_TYPE": "WORK", "VALUE": "+79990001122", "TYPE_ID": "PHONE"}])  # fmt: skip
+    got = rest("crm.contact.get", id=contact_id).json()["result"]
+    assert got["ID"] == str(contact_id) and got["NAME"] == "Анна"
+    assert got["LAST_NAME"] == "Петрова" and got["SECOND_NAME"] == ""
+    assert got["HAS_PHONE"] == "Y" and got["PHONE"][0]["VALUE"] == "+79990001122"
+    assert {"ASSIGNED_BY_ID", "DATE_CREATE", "COMPANY_ID", "LEAD_ID", "OPENED"} <= set(got)
+    assert all(isinstance(got[k], str) for k in ("ID", "NAME", "ASSIGNED_BY_ID", "DATE_CREATE"))
+    added = rest("crm.contact.add", fields={"NAME": "Олег"}).json()["result"]
+    assert rest("crm.contact.get", ID=added).json()["result"]["NAME"] == "Олег"
+    deal_id = rest("crm.deal.add", fields={"TITLE": "Стрижка", "CONTACT_ID": contact_id}).json()
+    batch = rest(
+        "batch",
+        cmd={"deal": f"crm.deal.get?ID={deal_id['result']}",
+             "contact": "crm.contact.get?ID=$result[deal][CONTACT_ID]"},
+    ).json()["result"]  # fmt: skip
+    assert batch["result"]["contact"]["NAME"] == "Анна"
+    missing = rest("crm.contact.get", id=99999)
+    assert missing.status_code == 400
+    assert missing.json() == {"error": "", "error_description": "Not found"}
+    assert rest("crm.contact.get", id="abc").status_code == 400

@@ -173,3 +173,27 @@ def test_due_reminder_becomes_a_todo_and_comment_with_the_client_name_from_the_c
         row.claimed_at = None
     assert fire_timer(timer.id) == "skipped"
     assert len(emulator.calls("crm.activity.todo.add", installed_portal)) == 1
+
+
+def test_a_reminder_on_a_deal_names_its_contact_never_its_title(
+    emulator: Any, installed_portal: Any, services: Services
+) -> None:
+    """A journey that became a deal: the name is the deal's contact's, read in the same
+    request as the deal; a deal without a contact gets the greeting, never its TITLE."""
+    portal_id = portal_id_of(services, installed_portal.member_id)
+    vera = installed_portal.add_contact("Вера", "Лис")
+    appointment = utc_now().replace(microsecond=0) + dt.timedelta(hours=3)
+    for lead_title, contact in (("Запись — Telegram", vera), ("Окрашивание — VK", None)):
+        lead_id = int(installed_portal.add_lead({"TITLE": lead_title}, events=False))
+        fields = {"TITLE": lead_title, **({"CONTACT_ID": contact} if contact else {})}
+        deal_id = installed_portal.add_deal(fields, events=False)
+        make_lead(services, portal_id, lead_id, deal_id=deal_id, entity_type="deal")
+        schedule_reminders(services, portal_id, lead_id, appointment, service="Маникюр",
+                           offsets=["2h"])  # fmt: skip
+        before = emulator.http_requests(installed_portal)
+        assert fire_timer(timer_row(services, lead_id, "2h").id) == "fired"
+        assert emulator.http_requests(installed_portal) - before == 3  # read, to-do, comment
+    todos = [c.params["description"] for c in emulator.calls("crm.activity.todo.add") if c.ok]
+    assert todos[0].startswith("Вера Лис, напоминаем: Маникюр")
+    assert todos[1].startswith("Здравствуйте, напоминаем: Маникюр")
+    assert not any("Telegram" in t or "VK" in t for t in todos)

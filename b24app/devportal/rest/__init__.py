@@ -105,6 +105,7 @@ def load_all() -> None:
     from b24app.devportal.rest import app_methods  # noqa: F401
     from b24app.devportal.rest import bizproc  # noqa: F401
     from b24app.devportal.rest import booking  # noqa: F401
+    from b24app.devportal.rest import crm_contact  # noqa: F401
     from b24app.devportal.rest import crm_deal  # noqa: F401
     from b24app.devportal.rest import crm_item  # noqa: F401
     from b24app.devportal.rest import crm_lead  # noqa: F401
