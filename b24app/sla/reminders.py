@@ -6,8 +6,9 @@ with another appointment time moves them (the old job is removed, the row re-arm
 already in the past are skipped; :func:`cancel_reminders` cancels them all.
 
 Delivery choice: the text is rendered at send time from the portal's template
-(``settings["reminders"]["templates"][template][lang]``) with ``{client_name}`` (read from the
-lead through ``crm.item.get`` when sending — client personal data is never stored by us),
+(``settings["reminders"]["templates"][template][lang]``) with ``{client_name}`` (the contact's
+or the lead's name read with the appointment at creation and kept on it, never a deal's
+title; deleted with the portal's data on an uninstall with ``CLEAN``),
 ``{service}``, ``{date}``, ``{time}`` (portal time zone) and ``{business_name}``. It is
 delivered as a CRM to-do for the responsible manager (``crm.activity.todo.add`` on the lead,
 deadline = the appointment) plus a timeline comment with the text. Why not an SMS/message to
