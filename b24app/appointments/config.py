@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "date_field": {"entity": None, "field": ""},
     "import_days": 30,
+    # Let the configured language model rephrase the reminder template (off by default).
+    "rephrase": False,
     "confirm_prompt": {
         "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
@@ -77,6 +79,7 @@ class AppointmentsSchema(_Strict):
     workflow = fields.Nested(WorkflowSchema)
     date_field = fields.Nested(DateFieldSchema)
     import_days = fields.Integer(validate=validate.Range(min=0, max=90))
+    rephrase = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
 
 
@@ -177,6 +180,7 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "time_param": str(form.get("appt_time_param") or "").strip(),
         },
         "date_field": _date_field(form),
+        "rephrase": str(form.get("appt_rephrase") or "").lower() in ("on", "1", "true", "y"),
         "confirm_prompt": {
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
@@ -197,6 +201,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_time_param": workflow.get("time_param") or "",
         "appt_field_entity": section["date_field"].get("entity") or "",
         "appt_field": section["date_field"].get("field") or "",
+        "appt_rephrase": bool(section.get("rephrase")),
         "appt_date_choice": (
             f"{section['date_field']['entity']}:{section['date_field'].get('field') or ''}"
             if section["date_field"].get("entity")

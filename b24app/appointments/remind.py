@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -321,7 +322,12 @@ def _close(
         services.add_rest_log(session)
 
 
-def reminder_text(settings: dict[str, Any], snap: dict[str, Any], client_name: str = "") -> str:
+def reminder_text(
+    settings: dict[str, Any],
+    snap: dict[str, Any],
+    client_name: str = "",
+    rewrite: Callable[[str, str], str] | None = None,
+) -> str:
     """The portal's reminder template (+ the confirmation prompt while unconfirmed)."""
     lang = snap["lang"] if snap["lang"] in ("ru", "en") else "ru"
     text = render_reminder(
@@ -331,6 +337,7 @@ def reminder_text(settings: dict[str, Any], snap: dict[str, Any], client_name: s
         client_name=client_name or ("Здравствуйте" if lang == "ru" else "Hello"),
         service=snap["service"] or ("запись" if lang == "ru" else "your appointment"),
         appointment_at=snap["starts_at"],
+        rewrite=rewrite,
     )
     if not snap["confirmed"]:
         prompt = settings["appointments"]["confirm_prompt"].get(lang) or ""
@@ -385,6 +392,18 @@ def _try(
     return add_todo(client, owner, responsible, title, f"{text}\n\n{note}", snap["starts_at"])
 
 
+def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, str], str] | None:
+    """The optional model rephrasing of the template: the portal opted in and a model is
+    configured (``B24APP_LLM_API_KEY``); None otherwise (the template as written)."""
+    config = services.settings
+    if not settings["appointments"].get("rephrase") or not config.llm_api_key:
+        return None
+    from b24app.reach.rephrase import Rephraser
+
+    rephraser = Rephraser(services.redis, config.llm_api_url, config.llm_api_key, config.llm_model)
+    return lambda template, lang: rephraser.template_for(template, lang)[0]
+
+
 def deliver(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]]
 ) -> tuple[str | None, int]:
@@ -395,7 +414,9 @@ def deliver(
     manager = int(snap["responsible"] or snap["installer"])
     done = (snap["payload"] or {}).get("done") or []
     client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
-    text = reminder_text(settings, snap, snap.get("client_name") or "")
+    text = reminder_text(
+        settings, snap, snap.get("client_name") or "", _rephraser(services, settings)
+    )
     why: list[str] = []
     for channel in settings["appointments"]["channels"]:
         if f"sent:{channel}" in done:  # a retry after the send went through

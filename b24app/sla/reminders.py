@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -165,11 +166,18 @@ def render_reminder(
     client_name: str,
     service: str,
     appointment_at: dt.datetime,
+    rewrite: Callable[[str, str], str] | None = None,
 ) -> str:
-    """The reminder text in ``lang`` from the portal's template (default template as fallback)."""
+    """The reminder text in ``lang`` from the portal's template (default template as fallback).
+
+    ``rewrite(template, lang)`` may replace the template before rendering (the optional
+    model rephrasing, :mod:`b24app.reach.rephrase`, which answers the template on any doubt).
+    """
     templates = (settings.get("reminders") or {}).get("templates") or {}
     chosen = templates.get(template) or templates.get("default") or {}
     text = chosen.get(lang) or chosen.get("ru") or chosen.get("en") or ""
+    if rewrite is not None and text:
+        text = rewrite(text, lang)
     local = appointment_at.replace(tzinfo=dt.UTC).astimezone(
         ZoneInfo(settings.get("time_zone") or "Europe/Moscow")
     )

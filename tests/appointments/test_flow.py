@@ -189,3 +189,54 @@ def test_the_reminder_names_the_contact_and_never_the_deal_title(
     assert texts[with_contact].startswith("Мария, напоминаем:")
     assert texts[no_contact].startswith("Здравствуйте, напоминаем:")
     assert not any("Telegram" in t or "WhatsApp" in t for t in texts.values())
+
+
+def test_a_portal_may_let_the_model_rephrase_its_reminder(
+    emulator: Any,
+    installed_portal: Any,
+    services: Services,
+    portal_id: int,
+    run_jobs: Any,
+    monkeypatch: Any,
+) -> None:
+    """Opted in: the model rewrites the template once (it sees the template, not the client),
+    the client's details are filled in after; an answer that adds a number is refused."""
+    import dataclasses
+
+    from tests.assistant.llm_stub import LlmStub
+
+    anna = installed_portal.add_contact("Анна")
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {"rephrase": True}})
+    warm = "{client_name}, будем рады видеть вас {date} в {time}: {service} 🌸 {business_name}"
+    with LlmStub({"text": warm}) as stub:
+        monkeypatch.setattr(services, "settings", dataclasses.replace(
+            services.settings, llm_api_url=stub.url, llm_api_key="k"))  # fmt: skip
+        chats = []
+        for deal in (91, 92):
+            make_journey(services, portal_id, deal_id=deal)
+            chats.append(installed_portal.open_chat([("deal", deal)]))
+            book(emulator, installed_portal, run_jobs, 30 + deal - 91, contact_id=anna,
+                 deal_id=deal)  # fmt: skip
+        assert fire_next(services) == "fired" and fire_next(services) == "fired"
+        assert len(stub.requests) == 1  # one template, one question, for every reminder
+        sent = stub.requests[0]["messages"][1]["content"]
+        assert "{client_name}" in sent and "Анна" not in sent
+        texts = [installed_portal.chat_messages(chat.id)[0]["text"] for chat in chats]
+        assert all(t.startswith("Анна, будем рады видеть вас ") for t in texts)
+        assert "Стрижка 🌸" in texts[0] and "1 — подтверждаю" in texts[0]
+        # Another template: the model's answer adds a price, the template is sent as written.
+        with services.db() as session:
+            save_settings(session, portal_id, {"reminders": {"templates": {"default": {
+                "ru": "{client_name}, ждём вас {date} в {time}."}}}})  # fmt: skip
+        stub.answer = {"text": "{client_name}, ждём вас {date} в {time}, скидка 20%!"}
+        make_journey(services, portal_id, deal_id=93)
+        chat = installed_portal.open_chat([("deal", 93)])
+        book(emulator, installed_portal, run_jobs, 40, contact_id=anna, deal_id=93)
+        pending = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
+        for timer in pending:
+            if timer.due_at > utc_now() + dt.timedelta(hours=14):
+                assert fire_timer(timer.id) == "fired"
+        assert len(stub.requests) == 2
+        text = installed_portal.chat_messages(chat.id)[0]["text"]
+        assert text.startswith("Анна, ждём вас ") and "скидка" not in text
