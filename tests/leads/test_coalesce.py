@@ -308,3 +308,36 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     [holder] = holders
     assert holder is not None and holder != token
     assert journey(services, portal.id, lead_id=lead_id).deal_id == deal_id
+
+
+def test_a_simple_mode_burst_costs_no_request_per_lead(
+    emulator, live_app, portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """Simple CRM mode converts every lead at once: 100 leads are 300 events (lead add, its
+    move to CONVERTED, the deal's add). The conversions are looked up with one
+    ``crm.deal.list`` per round inside the reading batch, and the deals are read in batches
+    too: every request of the drain together stays under 300 / 20, with one journey per
+    client, each on its deal."""
+    portal.set_crm_mode("simple")
+    portal.install()
+    run_jobs()
+    stored = db_portal(services, portal)
+    assert stored.crm_mode == "simple"
+    ids = [portal.add_lead({"TITLE": f"S{i}", "SOURCE_ID": "CALL"}) for i in range(100)]
+    queue_events(emulator, run_jobs, busy_drainer(portal))
+    events = emulator.deliveries(kind="event", portal=portal)
+    assert sum(1 for d in events if d.name.startswith(("ONCRMLEAD", "ONCRMDEAL"))) >= 300
+    before = emulator.http_requests(portal)
+    before_calls = len(emulator.calls(portal=portal))
+    coalesce.drain(services, portal.member_id)
+    used = emulator.http_requests(portal) - before
+    calls = emulator.calls(portal=portal)[before_calls:]
+    assert used <= 300 // 20, [c.method for c in calls if not c.in_batch]
+    assert not [c for c in calls if c.method == "crm.deal.list" and not c.in_batch]
+    assert not [c for c in calls if c.error == "QUERY_LIMIT_EXCEEDED"]
+    with services.db() as session:
+        rows = session.scalars(select(Lead).where(Lead.portal_id == stored.id)).all()
+        by_lead = {r.lead_id: r.deal_id for r in rows}
+    assert len(rows) == 100
+    assert all(by_lead[i] == portal.deal_of_lead(i) for i in ids)
+    assert coalesce.pending_count(services, portal.member_id) == 0
