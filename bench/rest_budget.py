@@ -111,7 +111,7 @@ class Stack:
             public_url=f"http://127.0.0.1:{port}",
             database_url=db_url,
             redis_url=self.redis.url,
-            secret_key="bench-secret-key",
+            secret_key="bench-secret-key-0123456789abcdef01234567",
             allow_insecure_endpoints=True,
             log_level="WARNING",
             rest_rate=rate,
