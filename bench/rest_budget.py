@@ -107,7 +107,7 @@ class Stack:
         port = free_port()
         self.settings = Settings(
             client_id="local.bench.app",
-            client_secret="bench-secret",
+            client_secret="bench-client-secret-0123456789abcdef0123",
             public_url=f"http://127.0.0.1:{port}",
             database_url=db_url,
             redis_url=self.redis.url,
