@@ -85,7 +85,10 @@ class Figures:
     rows: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, name: str, value: Any, target: str = "") -> None:
-        text = f"{value:.1f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):  # sub-second times need the second decimal
+            text = f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+        else:
+            text = str(value)
         self.rows.append((name, text, target))
 
     def table(self) -> str:

@@ -27,12 +27,18 @@ or the drainer stops.
 * **Fairness**: a drainer works for at most :data:`SLICE_SECONDS`, then queues a
   continuation job and frees its worker, so one portal's import does not hold a worker
   forever; all its REST calls are :data:`~b24app.bitrix.budget.Priority.BULK`, so robot
-  answers and SLA reminders of the same portal go first in the bucket.
+  answers and SLA reminders of the same portal go first in the bucket. Before each round
+  the drainer asks the bucket how long a bulk read would wait; beyond
+  :data:`YIELD_SECONDS` it frees its worker and schedules its continuation for when the
+  slot is due (:func:`schedule_drain`); meanwhile event jobs only queue their items.
 
 Entity types plug in with :func:`register`: a ``commands(id)`` function (the batch commands
 that read one item, keyed by local names) and an ``apply(ctx, id, answer)`` function (record
 one item from its answers, under its lock), plus an optional ``after(ctx, applied)`` for the
-batched follow-up writes. Leads are registered below; deals add their pair the same way.
+batched follow-up writes and an optional ``shared(ctx, ids)`` for commands read once per
+round for all its items (simple CRM mode: the leads' conversions, one ``crm.deal.list``).
+Leads and deals are registered below; a deal is locked as its journey (``-deal_id``) and a
+converted lead's deal takes its lead's lock too, as :func:`~b24app.leads.deal_intake.process_deal`.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from redis.exceptions import LockError
@@ -63,10 +70,14 @@ ORDER = "b24app:pending-order:"  # zset "<type>:<id>" → first push (FIFO)
 FAILS = "b24app:pending-fails:"  # hash "<type>:<id>" → failed rounds
 PORTALS = "b24app:pending-portals"  # set of member_ids with pending items
 DRAINER = "b24app:lock:drain:"
+SCHEDULED = "b24app:drain-scheduled:"  # a continuation is scheduled (TTL: its delay + 30 s)
 PENDING_TTL = 2 * 86400
 DRAINER_TTL = 120
 ITEM_LOCK_TTL = 120  # as intake.LOCK_TIMEOUT
 SLICE_SECONDS = 20.0
+# A drainer that would wait longer than this for its portal's bucket frees its worker and
+# comes back when the slot is due (shorter waits cost less than a re-queue).
+YIELD_SECONDS = 1.0
 MAX_FAILS = 3
 LOOKAHEAD = 100  # pending items looked at per round (locked ones are skipped)
 
@@ -344,10 +355,16 @@ def drain(
                 return recorded
             idle = 0
             slice_over = False
+            resume_in = 0.0
             writes: list[Applied] = []  # follow-ups, written 50 at a time (or at the end)
             with bulk_rest():
+                client = services.bitrix(member_id)
                 try:
                     while pending_count(services, member_id):
+                        wait = client.slot_wait()
+                        if wait > YIELD_SECONDS:
+                            resume_in = wait  # the bucket is busy: do not hold a worker
+                            break
                         got = run_round(ctx)
                         recorded += got
                         writes += [a for a in got if a.follow_up]
@@ -368,6 +385,10 @@ def drain(
                 lock.release()
             except LockError:
                 pass
+        if resume_in:
+            # Events keep piling up meanwhile, so the next round is full all the same.
+            schedule_drain(services, member_id, resume_in)
+            return recorded
         if slice_over:
             # Queued only now that the lock is free: a continuation that started while we
             # still held it would have found the portal "being drained" and quit.
@@ -393,6 +414,8 @@ def submit(services: Services, member_id: str, kind: str, entity_id: int) -> str
         if portal is None or portal.status == PortalStatus.UNINSTALLED:
             return "no_portal"
     push(services, member_id, kind, entity_id)
+    if services.redis.exists(SCHEDULED + member_id):
+        return "queued"  # the scheduled continuation reads it (pushed before this look)
     return "queued" if drain(services, member_id) is None else "drained"
 
 
@@ -400,7 +423,9 @@ def drain_job(member_id: str) -> int:
     """RQ job (``events``): continue draining a portal; returns the items recorded."""
     from b24app import context
 
-    return len(drain(context.current(), member_id) or [])
+    services = context.current()
+    services.redis.delete(SCHEDULED + member_id)
+    return len(drain(services, member_id) or [])
 
 
 def enqueue_drain(services: Services, member_id: str) -> None:
@@ -410,6 +435,23 @@ def enqueue_drain(services: Services, member_id: str) -> None:
     services.queue("events").enqueue(
         drain_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
     )
+
+
+def schedule_drain(services: Services, member_id: str, delay: float) -> bool:
+    """Continue draining in ``delay`` seconds (at the front of the queue: the delay was the
+    other portals' turn); False when a continuation is scheduled already. Event jobs only
+    queue their item meanwhile."""
+    from b24app.handlers.jobs import FAILURE_TTL
+    from b24app.handlers.jobs import RETRY
+
+    ttl_ms = int((delay + 30) * 1000)  # a lost job: the cron sweep takes over after this
+    if not services.redis.set(SCHEDULED + member_id, "1", nx=True, px=ttl_ms):
+        return False
+    services.queue("events").enqueue_in(
+        timedelta(seconds=delay), drain_job, member_id,
+        result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY, at_front=True,
+    )  # fmt: skip
+    return True
 
 
 def drain_waiting_portals() -> int:
@@ -423,7 +465,7 @@ def drain_waiting_portals() -> int:
         member_id = _text(raw)
         if not pending_count(services, member_id):
             services.redis.srem(PORTALS, member_id)
-        elif not services.redis.exists(DRAINER + member_id):
+        elif not services.redis.exists(DRAINER + member_id, SCHEDULED + member_id):
             enqueue_drain(services, member_id)
             started += 1
     return started

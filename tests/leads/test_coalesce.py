@@ -341,3 +341,34 @@ def test_a_simple_mode_burst_costs_no_request_per_lead(
     assert len(rows) == 100
     assert all(by_lead[i] == portal.deal_of_lead(i) for i in ids)
     assert coalesce.pending_count(services, portal.member_id) == 0
+
+
+def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
+    emulator, installed_portal, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """The portal's bucket is full for bulk reads (another drain, an integration): the event
+    job that becomes the drainer does not wait in its worker — it schedules a continuation
+    for when a slot is due; the later events' jobs only queue their leads; the continuation
+    reads them all in one request."""
+    portal = db_portal(services, installed_portal)
+    member = installed_portal.member_id
+    bucket = services.bitrix(member).bucket
+    ids = [installed_portal.add_lead({"TITLE": f"b{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
+    assert emulator.wait_idle(30)
+    before = len(lead_reads(emulator, installed_portal))
+    bucket.fill()
+    run_jobs("events")
+    assert lead_reads(emulator, installed_portal)[before:] == []
+    assert coalesce.pending_count(services, member) == 5
+    assert services.redis.exists(coalesce.SCHEDULED + member)
+    scheduled = services.queue("events").scheduled_job_registry.get_job_ids()
+    assert len(scheduled) == 1
+    job = services.queue("events").fetch_job(scheduled[0])
+    assert job is not None and job.func_name.endswith("drain_job")
+    assert coalesce.drain_waiting_portals() == 0  # the sweep leaves a scheduled portal alone
+    bucket.reset()  # the slot is due: the continuation runs
+    assert coalesce.drain_job(member) == 5
+    assert lead_reads(emulator, installed_portal)[before:] == [5]
+    assert not services.redis.exists(coalesce.SCHEDULED + member)
+    for lead_id in ids:
+        lead_row(services, portal.id, lead_id)
