@@ -76,8 +76,11 @@ DRAINER_TTL = 120
 ITEM_LOCK_TTL = 120  # as intake.LOCK_TIMEOUT
 SLICE_SECONDS = 20.0
 # A drainer that would wait longer than this for its portal's bucket frees its worker and
-# comes back when the slot is due (shorter waits cost less than a re-queue).
-YIELD_SECONDS = 1.0
+# comes back when the slot is due. Shorter waits — one slot of a saturated bucket, 0.5 s at
+# 2 req/s — are the drain's own pace and stay in the worker: a yield ends the drain's
+# slice, which writes the AI tags collected so far (a yield every round would cost two
+# tag requests per round; measured: 858 leads instead of 1,467 after 150 s at 0.8 req/s).
+YIELD_SECONDS = 3.0
 MAX_FAILS = 3
 LOOKAHEAD = 100  # pending items looked at per round (locked ones are skipped)
 

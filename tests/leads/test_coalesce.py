@@ -344,7 +344,7 @@ def test_a_simple_mode_burst_costs_no_request_per_lead(
 
 
 def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
-    emulator, installed_portal, services, run_jobs
+    emulator, installed_portal, services, run_jobs, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """The portal's bucket is full for bulk reads (another drain, an integration): the event
     job that becomes the drainer does not wait in its worker — it schedules a continuation
@@ -353,6 +353,7 @@ def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
     portal = db_portal(services, installed_portal)
     member = installed_portal.member_id
     bucket = services.bitrix(member).bucket
+    monkeypatch.setattr(coalesce, "YIELD_SECONDS", 1.0)  # a full bucket: ≥ 1 s for bulk
     ids = [installed_portal.add_lead({"TITLE": f"b{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
     assert emulator.wait_idle(30)
     before = len(lead_reads(emulator, installed_portal))
