@@ -85,7 +85,10 @@ class Figures:
     rows: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, name: str, value: Any, target: str = "") -> None:
-        text = f"{value:.1f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):  # sub-second times need the second decimal
+            text = f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+        else:
+            text = str(value)
         self.rows.append((name, text, target))
 
     def table(self) -> str:
@@ -107,11 +110,11 @@ class Stack:
         port = free_port()
         self.settings = Settings(
             client_id="local.bench.app",
-            client_secret="bench-secret",
+            client_secret="bench-client-secret-0123456789abcdef0123",
             public_url=f"http://127.0.0.1:{port}",
             database_url=db_url,
             redis_url=self.redis.url,
-            secret_key="bench-secret-key",
+            secret_key="bench-secret-key-0123456789abcdef01234567",
             allow_insecure_endpoints=True,
             log_level="WARNING",
             rest_rate=rate,

@@ -452,6 +452,12 @@ class BitrixClient:
 
     # -- the method time budget and priorities (issue 14; see .budget) ----------------------
 
+    def slot_wait(self) -> float:
+        """Seconds until a request of the current priority could take a slot of the portal's
+        bucket (0.0: now); takes nothing. A caller that would rather not hold its worker
+        while it waits (the coalescing drainer) reschedules itself instead."""
+        return self.bucket.peek(priority=self._priority())
+
     def _priority(self) -> int:
         return int(current_priority() if self.settings.rest_priorities else Priority.NORMAL)
 

@@ -38,7 +38,7 @@ KEY_PREFIX = "b24app:bucket:"
 
 # KEYS[1] bucket hash, KEYS[2] "an urgent caller waits" flag; ARGV rate (units/s), burst
 # (capacity), cost, priority (0 urgent, 1 normal, 2 bulk), reserve (slots bulk may not use),
-# mode ("take" or "fill").
+# mode ("take", "fill" or "peek": the wait "take" would answer, changing nothing).
 # Returns "0" when the units were taken, else the seconds to wait (as a string: Lua numbers
 # become Redis integers and would lose the fraction).
 _LUA = """
@@ -71,6 +71,9 @@ if prio >= 2 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
     return tostring(math.max((level + cost - limit) / rate, 1 / rate))
   end
+end
+if mode == 'peek' then
+  return tostring(math.max(0, (level + cost - limit) / rate))
 end
 if level + cost <= limit then
   level = level + cost
@@ -129,6 +132,18 @@ class LeakyBucket:
         except RedisError:
             log.warning("rate-limit bucket unavailable in Redis; using a local one")
             return self._acquire_local(cost)
+        return float(raw.decode() if isinstance(raw, bytes) else raw)
+
+    def peek(self, cost: int = 1, priority: int = 1) -> float:
+        """The seconds :meth:`acquire` would ask to wait now (0.0: a slot is free), without
+        taking anything or raising the urgent flag."""
+        try:
+            raw = self._script(
+                keys=[self.key, self.key + ":urgent"],
+                args=[self.rate, self.burst, cost, int(priority), self.reserve, "peek"],
+            )
+        except RedisError:
+            return 0.0
         return float(raw.decode() if isinstance(raw, bytes) else raw)
 
     def fill(self) -> None:

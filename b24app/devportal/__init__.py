@@ -18,7 +18,8 @@ Python API
         emu.calls(method="event.bind", portal=portal)
 
 ``DevPortal(client_id, client_secret, app_base_url, *, rate=2.0, burst=50, host="127.0.0.1",
-port=0, delivery_workers=4, delivery_timeout=10.0, access_ttl=3600)``
+port=0, delivery_workers=4, robot_delivery_workers=2, delivery_timeout=10.0,
+access_ttl=3600)``
     ``start()``/``stop()`` or ``with``; ``url``, ``host`` (``127.0.0.1:<port>``, the DOMAIN
     of every portal), ``port``, ``server_endpoint``, ``token_url``, ``app_url(path)``;
     ``create_portal(slug, **options) -> Portal``, ``portal(slug)``,
@@ -96,7 +97,13 @@ Behaviour and the assumptions where the docs are silent
   seconds), already used token, or for a robot with ``USE_SUBSCRIPTION=N`` → 403
   ``ACCESS_DENIED`` "Access denied!".
 * Events: delivered by a background "queue server" (4 threads) after the change, never
-  retried; not delivered (recorded in ``skipped_deliveries``) before install finish. Event
+  retried. Robot calls have their own lane (2 threads, ``robot_delivery_workers``): in
+  Bitrix24 the business-process engine calls a robot's handler when the workflow reaches
+  it, independently of the event queue, so an import's event backlog does not delay them
+  [assumption: the docs do not describe the robot call's transport]. Bot events
+  (``ONIMBOT*``) stay on the event lane (the docs say so for v1); placements and app pages
+  are POSTed at once by the opening "browser". ``emu.delivery.routes = {}`` puts robots
+  back on the event lane; not delivered (recorded in ``skipped_deliveries``) before install finish. Event
   ``auth`` carries the triggering user's token pair (one pair per user, renewed near
   expiry), or no tokens when ``by_user=None``; a binding's non-zero ``auth_type`` picks the
   user. REST changes by the app fire events too (the app must avoid loops).

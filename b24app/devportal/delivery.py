@@ -30,42 +30,58 @@ from b24app.devportal.recording import DeliveryRecord
 from b24app.devportal.recording import Recorder
 
 MODES = ("async", "sync", "drop")
+EVENTS = "events"
+BIZPROC = "bizproc"
+ROUTES = {"robot": BIZPROC}  # delivery kind → lane; the rest go on EVENTS
 USER_AGENT = "Bitrix24 Webhook Engine"
 
 
 class DeliveryQueue:
     """Thread pool that POSTs ``application/x-www-form-urlencoded`` bodies to the app."""
 
-    def __init__(self, recorder: Recorder, *, workers: int = 4, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        *,
+        workers: int = 4,
+        robot_workers: int = 2,
+        timeout: float = 10.0,
+    ) -> None:
         self.recorder = recorder
+        self.routes = dict(ROUTES)
         self.timeout = timeout
         self.mode = "async"
         self.duplicate = False
         self._drop_next = 0
         self._held: list[tuple[DeliveryRecord, list[tuple[str, str]]]] | None = None
-        self._queue: queue.Queue[tuple[DeliveryRecord, list[tuple[str, str]]] | None] = (
-            queue.Queue()
-        )
+        self._queues: dict[
+            str, queue.Queue[tuple[DeliveryRecord, list[tuple[str, str]]] | None]
+        ] = {
+            EVENTS: queue.Queue(),
+            BIZPROC: queue.Queue(),
+        }
         self._pending = 0
         self._cond = threading.Condition()
         self._local = threading.local()
         self._threads = [
-            threading.Thread(target=self._run, name=f"devportal-delivery-{i}", daemon=True)
-            for i in range(workers)
-        ]
+            (lane, threading.Thread(target=self._run, args=(self._queues[lane],),
+                                    name=f"devportal-{lane}-{i}", daemon=True))
+            for lane, count in ((EVENTS, workers), (BIZPROC, robot_workers))
+            for i in range(count)
+        ]  # fmt: skip
         self._started = False
 
     def start(self) -> None:
         if not self._started:
             self._started = True
-            for thread in self._threads:
+            for _, thread in self._threads:
                 thread.start()
 
     def stop(self) -> None:
         if self._started:
-            for _ in self._threads:
-                self._queue.put(None)
-            for thread in self._threads:
+            for lane, _ in self._threads:
+                self._queues[lane].put(None)
+            for _, thread in self._threads:
                 thread.join(timeout=5)
             self._started = False
 
@@ -130,7 +146,12 @@ class DeliveryQueue:
             else:
                 with self._cond:
                     self._pending += 1
-                self._queue.put((copy, pairs))
+                self._queues[self.lane_of(copy.kind)].put((copy, pairs))
+
+    def lane_of(self, kind: str) -> str:
+        """The lane a delivery kind is sent on (see the module docstring)."""
+        lane = self.routes.get(kind, EVENTS)
+        return lane if lane in self._queues else EVENTS
 
     def post(
         self, record: DeliveryRecord, pairs: list[tuple[str, str]]
@@ -160,9 +181,9 @@ class DeliveryQueue:
         self.recorder.add_delivery(record)
         return response
 
-    def _run(self) -> None:
+    def _run(self, lane: queue.Queue[tuple[DeliveryRecord, list[tuple[str, str]]] | None]) -> None:
         while True:
-            item = self._queue.get()
+            item = lane.get()
             if item is None:
                 return
             try:

@@ -128,6 +128,7 @@ class DevPortal:
         host: str = "127.0.0.1",
         port: int = 0,
         delivery_workers: int = 4,
+        robot_delivery_workers: int = 2,
         delivery_timeout: float = 10.0,
         access_ttl: int = 3600,
     ) -> None:
@@ -141,7 +142,10 @@ class DevPortal:
         self.tokens = TokenStore(access_ttl=access_ttl)
         self.faults = Faults()
         self.delivery = DeliveryQueue(
-            self.recorder, workers=delivery_workers, timeout=delivery_timeout
+            self.recorder,
+            workers=delivery_workers,
+            robot_workers=robot_delivery_workers,
+            timeout=delivery_timeout,
         )
         self.portals: dict[str, Portal] = {}
         # Incoming webhooks: code → (portal slug, user id).

@@ -27,7 +27,12 @@ ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
 DEAL_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE")
 BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
 # Read in batches by b24app.leads.coalesce (a delete needs no read: processed at once).
-COALESCED_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE")
+COALESCED_EVENTS = {
+    "ONCRMLEADADD": "lead",
+    "ONCRMLEADUPDATE": "lead",
+    "ONCRMDEALADD": "deal",
+    "ONCRMDEALUPDATE": "deal",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -71,9 +76,10 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             from b24app.appointments.routes import follow_date_field
             from b24app.leads.coalesce import submit
 
-            # Waiting events of the portal are read together, 25 leads per request.
-            outcome = submit(services, member_id, "lead", entity_id)
-            follow_date_field(services, member_id, "lead", entity_id)
+            # Waiting events of the portal are read together, 25 items per request.
+            kind = COALESCED_EVENTS[event]
+            outcome = submit(services, member_id, kind, entity_id)
+            follow_date_field(services, member_id, kind, entity_id)
             return outcome
         if event in LEAD_EVENTS:
             outcome = process_lead(

@@ -50,6 +50,9 @@ OUTGOING = "2"
 CHAT_PROVIDERS = frozenset({"IMOPENLINES_SESSION", "CRM_SMS", "CRM_WHATSAPP", "CRM_TELEGRAM"})
 
 
+UNKNOWN: Any = object()  # record_fetched(converted=…): not read yet, ask the CRM
+
+
 def lead_lock_key(portal_id: int, lead_id: int) -> str:
     return f"b24app:lock:lead:{portal_id}:{lead_id}"
 
@@ -223,10 +226,14 @@ def record_fetched(
     crm_mode: str,
     *,
     auto_tag: bool = True,
+    converted: int | None | Any = UNKNOWN,
 ) -> Recorded:
     """Record what was read about one lead (None = the CRM no longer has it), under the
     caller's lead lock. The caller then runs :func:`after_recorded` (outside the lock) and
-    writes the AI tag, alone or batched."""
+    writes the AI tag, alone or batched.
+
+    ``converted``: the deal the lead was converted into when the caller read it already
+    (None: none), else :data:`UNKNOWN` and a converted lead costs a ``crm.deal.list``."""
     if fetched is None:
         with services.db() as session:
             marked = mark_deleted(session, portal_id, lead_id)
@@ -241,7 +248,11 @@ def record_fetched(
         from b24app.leads.deal_intake import converted_deal
 
         # Converted into a deal: that status is the hand-over, not a reply nor a visit.
-        converted_into = converted_deal(services.bitrix(member_id), lead_id)
+        converted_into = (
+            converted_deal(services.bitrix(member_id), lead_id)
+            if converted is UNKNOWN
+            else converted
+        )
         if converted_into is not None:
             statuses = {**statuses, Stage.CONVERTED: snap.status_id}
     with services.db() as session:

@@ -260,10 +260,12 @@ def run_robot(
     key = token_hash(event_token)
     lead_id = document_key(document_id) or 0
     if lead_id < 0:
-        # A deal: the journey it belongs to (a converted lead's key, or its own).
+        # A deal: the journey it belongs to (a converted lead's key, or its own); the deal's
+        # read is part of the answer, so it is urgent too.
         from b24app.leads.deal_intake import deal_journey_key
 
-        lead_id = deal_journey_key(services, member_id, -lead_id)
+        with urgent_rest():
+            lead_id = deal_journey_key(services, member_id, -lead_id)
     # A workflow waits for the answer: its REST calls go before bulk reads (issue 14).
     with logs.bind(member_id=member_id, lead_id=lead_id, robot=code), urgent_rest():
         with services.db() as session:

@@ -27,6 +27,19 @@ def test_bucket_takes_burst_then_asks_to_wait(services: context.Services) -> Non
     assert 0.4 < wait <= 0.5
 
 
+def test_peek_answers_the_wait_without_taking(services: context.Services) -> None:
+    """``peek`` says what ``acquire`` would (bulk callers see the reserve), taking nothing
+    and raising no urgent flag."""
+    bucket = LeakyBucket(services.redis, "m-peek", rate=2.0, burst=5, reserve=2)
+    assert bucket.peek(priority=2) == 0.0
+    assert [bucket.acquire(priority=1) for _ in range(3)] == [0.0] * 3
+    assert bucket.peek(priority=1) == 0.0  # normal callers may use the reserve
+    assert 0.4 < bucket.peek(priority=2) <= 0.5  # bulk stops at burst - reserve
+    assert [bucket.acquire(priority=1) for _ in range(2)] == [0.0] * 2  # nothing was taken
+    assert 0.4 < bucket.peek(priority=0) <= 0.5
+    assert not services.redis.exists(bucket.key + ":urgent")
+
+
 def test_bucket_is_shared_between_instances(services: context.Services) -> None:
     """Two processes (two bucket objects) for one portal fill the same bucket."""
     a = LeakyBucket(services.redis, "m2", rate=1.0, burst=3)

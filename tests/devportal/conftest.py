@@ -22,6 +22,8 @@ class Sink:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.status = 200
+        # path → gate: a request to a gated path is held until its gate is set (a slow app).
+        self.gates: dict[str, threading.Event] = {}
 
     def find(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -46,6 +48,9 @@ def sink(app_port: int) -> Iterator[Sink]:
                     "content_type": request.mimetype,
                 }
             )
+        gate = recorder.gates.get("/" + path)
+        if gate is not None:
+            gate.wait(30)
         return "ok", recorder.status
 
     server = LiveServer(flask_app, app_port).start()

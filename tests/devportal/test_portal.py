@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import requests
@@ -13,6 +14,7 @@ from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 from tests.devportal.conftest import Sink
 from tests.waiting import deadline_seconds
+from tests.waiting import wait_for
 
 
 def _keys(name: str) -> set[str]:
@@ -187,3 +189,39 @@ def test_application_token_lives_as_long_as_the_install(
     assert requests.get(oauth, params={"auth": pair.access_token}, timeout=10).status_code == 401
     installed.install()
     assert installed.application_token != first
+
+
+def test_robot_calls_do_not_wait_behind_the_event_queue(
+    emulator: DevPortal, rest: Rest, installed: Portal, sink: Sink
+) -> None:
+    """The business-process engine calls robots apart from the event queue (issue 14): with
+    every event thread stuck on a slow handler and more events queued, a robot call still
+    arrives; on the single old queue (``routes = {}``) it is sent after every queued event."""
+    rest("event.bind", event="ONCRMLEADADD", handler=emulator.app_url("/h"))
+    rest("bizproc.robot.add", CODE="r1", HANDLER=emulator.app_url("/robot"), NAME="R",
+         USE_SUBSCRIPTION="Y")  # fmt: skip
+    gate = sink.gates["/h"] = threading.Event()
+    lead_ids = [installed.add_lead({"TITLE": str(i)}) for i in range(8)]  # 4 stuck + 4 queued
+    try:
+        wait_for(lambda: len(sink.find("/h")) == 4, what="the 4 event threads busy")
+        installed.run_robot("r1", lead_ids[0])
+        wait_for(lambda: len(sink.find("/robot")) == 1, what="the robot call delivered")
+        assert len(sink.find("/h")) == 4  # the queued events are still waiting
+        assert emulator.deliveries(kind="event", name="ONCRMLEADADD") == []
+    finally:
+        gate.set()
+    assert emulator.wait_idle()
+
+    emulator.delivery.routes = {}
+    gate.clear()
+    more = [installed.add_lead({"TITLE": f"m{i}"}) for i in range(8)]
+    try:
+        wait_for(lambda: len(sink.find("/h")) == 12, what="the 4 event threads busy again")
+        installed.run_robot("r1", more[0])
+    finally:
+        gate.set()
+    assert emulator.wait_idle()
+    robot = emulator.deliveries(kind="robot")[-1]
+    events = emulator.deliveries(kind="event", name="ONCRMLEADADD")[-8:]
+    assert robot.sent_at is not None
+    assert all(e.sent_at is not None and e.sent_at <= robot.sent_at for e in events)

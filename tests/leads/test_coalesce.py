@@ -9,17 +9,22 @@ while the others take the events; no test depends on timing."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import func
+from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.devportal import DevPortal
 from b24app.devportal import Portal as EmuPortal
 from b24app.leads import coalesce
 from b24app.leads.intake import lead_lock_key
+from b24app.storage.models import Lead
 from b24app.storage.models import Stage
+from tests.leads.test_deal_intake import journey
 from tests.leads.test_intake import comments
 from tests.leads.test_intake import db_portal
 from tests.leads.test_intake import lead_row
@@ -192,5 +197,179 @@ def test_without_coalescing_each_event_is_read_alone(
     assert emulator.wait_idle(30)
     run_jobs("events")
     assert lead_reads(emulator, installed_portal) == [1] * 5
+    for lead_id in ids:
+        lead_row(services, portal.id, lead_id)
+
+
+def test_a_burst_of_deal_events_is_read_25_deals_per_request(
+    emulator, installed_portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """100 new deals, each updated once (200 ONCRMDEAL* events) while a drainer is busy:
+    every deal recorded on its own journey with at most 200 / 20 reading requests, through
+    the emulator's 2 req/s / 50 limiter (no limit errors)."""
+    portal = db_portal(services, installed_portal)
+    before = len(lead_reads(emulator, installed_portal))
+    ids = [installed_portal.add_deal({"TITLE": f"D{i}", "SOURCE_ID": "CALL"}) for i in range(100)]
+    for deal_id in ids:
+        installed_portal.update_deal(deal_id, {"STAGE_ID": "PREPARATION"})
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    deliveries = emulator.deliveries(kind="event", portal=installed_portal)
+    assert sum(1 for d in deliveries if d.name.startswith("ONCRMDEAL")) >= 200
+    assert coalesce.pending_count(services, installed_portal.member_id) == 100
+    recorded = coalesce.drain(services, installed_portal.member_id)
+    assert recorded is not None and {a.kind for a in recorded} == {"deal"}
+    reads = lead_reads(emulator, installed_portal)[before:]
+    assert sum(reads) == 100 and len(reads) <= 200 // 20, reads
+    for deal_id in ids:
+        row = journey(services, portal.id, deal_id=deal_id)
+        assert row.lead_id is None and row.deal_stage_id == "PREPARATION"
+    assert not emulator.calls(portal=installed_portal, error="QUERY_LIMIT_EXCEEDED")
+    assert coalesce.pending_count(services, installed_portal.member_id) == 0
+
+
+def test_a_single_deal_event_is_read_at_once(
+    emulator, installed_portal, services, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    portal = db_portal(services, installed_portal)
+    before = len(lead_reads(emulator, installed_portal))
+    deal_id = installed_portal.add_deal({"TITLE": "Одна", "SOURCE_ID": "CALL"})
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    assert lead_reads(emulator, installed_portal)[before:] == [1]
+    assert journey(services, portal.id, deal_id=deal_id).entity_type == "deal"
+    assert coalesce.pending_count(services, installed_portal.member_id) == 0
+
+
+def test_a_converted_lead_and_its_deal_in_one_round(
+    emulator, installed_portal, services, run_jobs, busy_drainer, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """The lead's update and its new deal wait together: one round reads both; the deal
+    needs its lead's lock, which the round itself holds (no wait: a wait would time out,
+    here after 1 s, and fail the round), and the journey is one."""
+    from b24app.leads import intake
+
+    monkeypatch.setattr(intake, "LOCK_TIMEOUT", 1)
+    portal = db_portal(services, installed_portal)
+    lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    deal_id = installed_portal.convert_lead(lead_id, by_user=2)
+    queue_events(emulator, run_jobs, busy_drainer(installed_portal))
+    assert coalesce.pending_count(services, installed_portal.member_id) == 2
+    before = len(lead_reads(emulator, installed_portal))
+    coalesce.drain(services, installed_portal.member_id)
+    assert lead_reads(emulator, installed_portal)[before:] == [2]  # lead + deal, one request
+    assert not [r for r in caplog.records if "could not record" in r.getMessage()]
+    row = journey(services, portal.id, lead_id=lead_id)
+    assert row.deal_id == deal_id
+    with services.db() as session:
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Lead).where(Lead.portal_id == portal.id)
+            )
+            == 1
+        )
+
+
+def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
+    emulator, installed_portal, services, run_jobs, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A converted lead's deal is recorded under its lead's lock (the per-journey lock, as
+    process_deal does): while another worker holds the lead, the record waits for it and
+    then runs under the drainer's own hold of that lock."""
+    from b24app.leads import deal_intake
+
+    portal = db_portal(services, installed_portal)
+    lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
+    assert emulator.wait_idle(30)
+    run_jobs("events")
+    deal_id = installed_portal.convert_lead(lead_id, by_user=2)
+    assert emulator.wait_idle(30)
+    services.queue("events").empty()  # only the deal is pending
+    coalesce.push(services, installed_portal.member_id, "deal", deal_id)
+    key = lead_lock_key(portal.id, lead_id)
+    other = services.redis.lock(key, timeout=600, thread_local=False)
+    assert other.acquire(blocking=False)
+    token = other.local.token
+    holders: list[bytes | None] = []
+    real = deal_intake.apply_deal
+
+    def apply_deal(*args, **kwargs):  # type: ignore[no-untyped-def]
+        holders.append(services.redis.get(key))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deal_intake, "apply_deal", apply_deal)
+    release = threading.Timer(0.3, other.release)  # the other worker finishes
+    release.start()
+    try:
+        coalesce.drain(services, installed_portal.member_id)
+    finally:
+        release.join()
+    [holder] = holders
+    assert holder is not None and holder != token
+    assert journey(services, portal.id, lead_id=lead_id).deal_id == deal_id
+
+
+def test_a_simple_mode_burst_costs_no_request_per_lead(
+    emulator, live_app, portal, services, run_jobs, busy_drainer
+) -> None:  # type: ignore[no-untyped-def]
+    """Simple CRM mode converts every lead at once: 100 leads are 300 events (lead add, its
+    move to CONVERTED, the deal's add). The conversions are looked up with one
+    ``crm.deal.list`` per round inside the reading batch, and the deals are read in batches
+    too: every request of the drain together stays under 300 / 20, with one journey per
+    client, each on its deal."""
+    portal.set_crm_mode("simple")
+    portal.install()
+    run_jobs()
+    stored = db_portal(services, portal)
+    assert stored.crm_mode == "simple"
+    ids = [portal.add_lead({"TITLE": f"S{i}", "SOURCE_ID": "CALL"}) for i in range(100)]
+    queue_events(emulator, run_jobs, busy_drainer(portal))
+    events = emulator.deliveries(kind="event", portal=portal)
+    assert sum(1 for d in events if d.name.startswith(("ONCRMLEAD", "ONCRMDEAL"))) >= 300
+    before = emulator.http_requests(portal)
+    before_calls = len(emulator.calls(portal=portal))
+    coalesce.drain(services, portal.member_id)
+    used = emulator.http_requests(portal) - before
+    calls = emulator.calls(portal=portal)[before_calls:]
+    assert used <= 300 // 20, [c.method for c in calls if not c.in_batch]
+    assert not [c for c in calls if c.method == "crm.deal.list" and not c.in_batch]
+    assert not [c for c in calls if c.error == "QUERY_LIMIT_EXCEEDED"]
+    with services.db() as session:
+        rows = session.scalars(select(Lead).where(Lead.portal_id == stored.id)).all()
+        by_lead = {r.lead_id: r.deal_id for r in rows}
+    assert len(rows) == 100
+    assert all(by_lead[i] == portal.deal_of_lead(i) for i in ids)
+    assert coalesce.pending_count(services, portal.member_id) == 0
+
+
+def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
+    emulator, installed_portal, services, run_jobs, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The portal's bucket is full for bulk reads (another drain, an integration): the event
+    job that becomes the drainer does not wait in its worker — it schedules a continuation
+    for when a slot is due; the later events' jobs only queue their leads; the continuation
+    reads them all in one request."""
+    portal = db_portal(services, installed_portal)
+    member = installed_portal.member_id
+    bucket = services.bitrix(member).bucket
+    monkeypatch.setattr(coalesce, "YIELD_SECONDS", 1.0)  # a full bucket: ≥ 1 s for bulk
+    ids = [installed_portal.add_lead({"TITLE": f"b{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
+    assert emulator.wait_idle(30)
+    before = len(lead_reads(emulator, installed_portal))
+    bucket.fill()
+    run_jobs("events")
+    assert lead_reads(emulator, installed_portal)[before:] == []
+    assert coalesce.pending_count(services, member) == 5
+    assert services.redis.exists(coalesce.SCHEDULED + member)
+    scheduled = services.queue("events").scheduled_job_registry.get_job_ids()
+    assert len(scheduled) == 1
+    job = services.queue("events").fetch_job(scheduled[0])
+    assert job is not None and job.func_name.endswith("drain_job")
+    assert coalesce.drain_waiting_portals() == 0  # the sweep leaves a scheduled portal alone
+    bucket.reset()  # the slot is due: the continuation runs
+    assert coalesce.drain_job(member) == 5
+    assert lead_reads(emulator, installed_portal)[before:] == [5]
+    assert not services.redis.exists(coalesce.SCHEDULED + member)
     for lead_id in ids:
         lead_row(services, portal.id, lead_id)
