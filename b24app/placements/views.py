@@ -320,7 +320,7 @@ def _export(table: str, viewer: Viewer, form: dict[str, Any] | None) -> Response
     if table not in kpi_csv.TABLES:
         raise ApiError(404, "No such table.")
     dashboard, _settings = _dashboard(viewer, _period_args(form, viewer.lang))
-    headers, rows = kpi_csv.table(dashboard, table, viewer.lang)
+    headers, rows = kpi_csv.table(dashboard, table, viewer.lang, _names(viewer))
     body = kpi_csv.to_csv(headers, rows, viewer.lang)
     name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
     response = current_app.response_class(body, mimetype="text/csv")
