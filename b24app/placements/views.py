@@ -456,6 +456,7 @@ def _lead_view(
         "from_lead": lead.lead_id if lead.deal_id is not None else None,
         "pipeline": lead.category_id,
         "deal_stage": lead.deal_stage_id,
+        "deal_stage_name": names.deal_stage(lead.deal_stage_id),
         "events": [
             {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
         ],
@@ -481,9 +482,13 @@ def _stage_rank(stage: str, portal_sort: int | None) -> tuple[int, int]:
 
 
 def _stage_label(stage: str, status_id: str, names: directory.Names, lang: str) -> str:
-    """The portal's name of the status ("В работе"), else our stage with the code."""
-    return names.status(status_id) or (
-        i18n.translate(lang, f"stage.{stage}") + (f" ({status_id})" if status_id else "")
+    """The portal's name of the lead status ("В работе") or deal stage ("Выполняется"), else
+    our stage with the code. A journey's moves carry both; only ``NEW`` is both a lead status
+    and a deal stage id, and it reads as the lead's."""
+    return (
+        names.status(status_id)
+        or names.deal_stage(status_id)
+        or (i18n.translate(lang, f"stage.{stage}") + (f" ({status_id})" if status_id else ""))
     )
 
 

@@ -423,7 +423,7 @@ class DirectoryEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # source / status / user
+    kind: Mapped[str] = mapped_column(String(16))  # source / status / deal_stage / user
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(255), default="")
     sort: Mapped[int] = mapped_column(Integer, default=0)
