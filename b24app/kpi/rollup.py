@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections import defaultdict
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -462,6 +463,7 @@ def _stored_ranges(
 
 _STORED_CACHE: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
 _STORED_CACHE_SIZE = 64
+_STORED_LOCK = threading.Lock()  # threaded servers: the LRU's moves are not atomic
 
 
 def _stored(
@@ -547,16 +549,18 @@ def compute_dashboard(
     # the stored rows (refresh_portal) moves ``built_at`` in the same transaction: so that
     # key identifies it exactly, and a process keeps the last few (the page is re-opened,
     # re-sorted, exported with the same period).
-    key = (portal_id, state.built_at, tz, sla_s, period.first_day, period.last_day,
-           frozenset(live))  # fmt: skip
-    cached = _STORED_CACHE.get(key)
+    key = (str(session.connection().engine.url), portal_id, state.built_at, tz, sla_s,
+           period.first_day, period.last_day, frozenset(live))  # fmt: skip
+    with _STORED_LOCK:
+        cached = _STORED_CACHE.get(key)
+        if cached is not None:
+            _STORED_CACHE.move_to_end(key)
     if cached is None:
         cached = _stored(session, portal_id, period, live)
-        _STORED_CACHE[key] = cached
-        while len(_STORED_CACHE) > _STORED_CACHE_SIZE:
-            _STORED_CACHE.popitem(last=False)
-    else:
-        _STORED_CACHE.move_to_end(key)
+        with _STORED_LOCK:
+            _STORED_CACHE[key] = cached
+            while len(_STORED_CACHE) > _STORED_CACHE_SIZE:
+                _STORED_CACHE.popitem(last=False)
     stored_rows, stored_days, stored_hists = cached
     rows = list(stored_rows)
     per_day: dict[dt.date, Counts] = defaultdict(Counts)
