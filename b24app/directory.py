@@ -1,5 +1,6 @@
-"""The portal's own names for codes: lead sources and statuses (``crm.status.list``) and
-employees (``user.get``), kept in the ``portal_directory`` table.
+"""The portal's own names for codes: lead sources and statuses, deal stages of every
+pipeline (``crm.status.list``) and employees (``user.get``), kept in the ``portal_directory``
+table.
 
 Pages never call Bitrix24: they read the table (one small indexed query per page) through
 :class:`Names`. A job refreshes it — after install (the first page open finds it empty and
@@ -48,6 +49,7 @@ class Names:
     lang: str
     sources: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    deal_stages: dict[str, str] = field(default_factory=dict)
     users: dict[int, tuple[str, bool]] = field(default_factory=dict)
     refreshed_at: dt.datetime | None = None
 
@@ -67,6 +69,10 @@ class Names:
         """The portal's name of a lead status, or ``None`` when unknown."""
         entry = self.statuses.get(status_id or "")
         return entry[0] if entry else None
+
+    def deal_stage(self, stage_id: str | None) -> str | None:
+        """The portal's name of a deal stage (``NEW``, ``C3:WON``), or ``None`` when unknown."""
+        return self.deal_stages.get(stage_id or "")
 
     def status_sort(self, status_id: str | None) -> int | None:
         entry = self.statuses.get(status_id or "")
@@ -101,6 +107,8 @@ def load_names(session: Session, portal_id: int, lang: str) -> Names:
             names.sources[code] = name
         elif kind == "status":
             names.statuses[code] = (name, sort)
+        elif kind == "deal_stage":
+            names.deal_stages[code] = name
         elif kind == "user" and code.isdigit():
             names.users[int(code)] = (name, bool(active))
         if names.refreshed_at is None or refreshed_at > names.refreshed_at:
@@ -142,10 +150,12 @@ def full_name(user: dict[str, Any]) -> str:
 
 
 def fetch(services: Services, member_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Statuses (every ENTITY_ID) and users, in one batch request."""
+    """Statuses and users, in one batch request. The status list is unfiltered (not paginated:
+    a few hundred rows at most): deal stages live in ``DEAL_STAGE_<pipeline>`` entities whose
+    ids a filter would have to know first."""
     client = services.bitrix(member_id)
     commands: dict[str, tuple[str, dict[str, Any] | None]] = {
-        "statuses": ("crm.status.list", {"filter": {"ENTITY_ID": ["SOURCE", "STATUS"]}}),
+        "statuses": ("crm.status.list", {"order": {"SORT": "ASC"}}),
     }
     for page in range(USER_PAGES):
         commands[f"users{page}"] = ("user.get", {"start": page * 50})
@@ -179,6 +189,8 @@ def store(
     for status in statuses:
         entity = str(status.get("ENTITY_ID") or "")
         kind = {"SOURCE": "source", "STATUS": "status"}.get(entity)
+        if entity == "DEAL_STAGE" or entity.startswith("DEAL_STAGE_"):
+            kind = "deal_stage"  # ids are unique across pipelines: "NEW", "C3:NEW"
         code = str(status.get("STATUS_ID") or "")[:64]
         if kind and code:
             name = str(status.get("NAME") or "").strip()[:MAX_NAME] or code

@@ -4,6 +4,10 @@ Semicolon-separated with a UTF-8 BOM, decimal comma for Russian (what Excel expe
 Russian locale), decimal point for English. Text cells that a spreadsheet would run as a
 formula (``=``, ``+``, ``-``, ``@`` — campaign names come from UTM tags anyone can set) are
 prefixed with an apostrophe.
+
+Sources, channels and employees are named as the page names them (the portal's own names
+from :mod:`b24app.directory`, the translated channel names); sources and employees keep
+their code in the next column, for joining with other exports.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from b24app.directory import Names
 from b24app.i18n import translate
 from b24app.kpi.metrics import Counts
 from b24app.kpi.metrics import Dashboard
@@ -66,15 +71,32 @@ def _count_cells(counts: Counts) -> list[Any]:
     return [data[name] for name, _ in COUNT_COLUMNS]
 
 
-def table(dashboard: Dashboard, name: str, lang: str) -> tuple[list[str], list[list[Any]]]:
-    """Headers and rows of one table (``name`` in :data:`TABLES`)."""
+def label(dimension: str, key: Any, lang: str, names: Names) -> str:
+    """A row's name as the page shows it (the template's ``dim_label``)."""
+    if dimension == "channel":
+        return translate(lang, f"channel.{key}")
+    if dimension == "manager":
+        return names.user(None if key is None else int(key))
+    if key is None or key == "":
+        return translate(lang, "group.none")
+    if dimension == "source":
+        return names.source(str(key))
+    return str(key)
+
+
+def table(
+    dashboard: Dashboard, name: str, lang: str, names: Names | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of one table (``name`` in :data:`TABLES`); ``names``: the portal's
+    names (none known: codes, as a portal whose directory is not loaded yet shows them)."""
+    known = names or Names(lang)
     builders: dict[str, Callable[[Dashboard, str], tuple[list[str], list[list[Any]]]]] = {
         "summary": _summary,
         "trend": _trend,
-        "sources": lambda d, lg: _dimension(d, lg, "source", "col.source"),
-        "campaigns": _campaigns,
-        "channels": lambda d, lg: _dimension(d, lg, "channel", "col.channel"),
-        "employees": _employees,
+        "sources": lambda d, lg: _dimension(d, lg, "source", "col.source", known),
+        "campaigns": lambda d, lg: _campaigns(d, lg, known),
+        "channels": lambda d, lg: _dimension(d, lg, "channel", "col.channel", known),
+        "employees": lambda d, lg: _employees(d, lg, known),
         "ai": _ai,
     }
     return builders[name](dashboard, lang)
@@ -124,10 +146,18 @@ def _trend(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
 
 
 def _dimension(
-    d: Dashboard, lang: str, dimension: str, label_key: str
+    d: Dashboard, lang: str, dimension: str, label_key: str, names: Names
 ) -> tuple[list[str], list[list[Any]]]:
-    headers = [_header(lang, label_key), *_count_headers(lang)]
-    rows = [[key, *_count_cells(counts)] for key, counts in iter_dimension(d, dimension)]
+    coded = dimension == "source"
+    headers = [
+        _header(lang, label_key),
+        *([_header(lang, "col.code")] if coded else []),
+        *_count_headers(lang),
+    ]
+    rows = [
+        [label(dimension, key, lang, names), *([key] if coded else []), *_count_cells(counts)]
+        for key, counts in iter_dimension(d, dimension)
+    ]
     return headers, rows
 
 
@@ -139,7 +169,7 @@ def _ai(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def _campaigns(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+def _campaigns(d: Dashboard, lang: str, names: Names) -> tuple[list[str], list[list[Any]]]:
     headers = [
         _header(lang, "col.campaign"),
         _header(lang, "kpi.leads"),
@@ -152,7 +182,7 @@ def _campaigns(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     ]
     rows = [
         [
-            r["campaign"],
+            label("campaign", r["campaign"], lang, names),
             r["leads"],
             r["bookings"],
             r["conversion_pct"],
@@ -166,9 +196,10 @@ def _campaigns(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def _employees(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
+def _employees(d: Dashboard, lang: str, names: Names) -> tuple[list[str], list[list[Any]]]:
     headers = [
         _header(lang, "col.manager"),
+        _header(lang, "col.user_id"),
         _header(lang, "kpi.leads"),
         _header(lang, "kpi.reply_median", ", s"),
         _header(lang, "kpi.reply_p90", ", s"),
@@ -184,6 +215,7 @@ def _employees(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     ]
     rows = [
         [
+            label("manager", r["manager"], lang, names),
             r["manager"],
             r["leads"],
             r["reply_median_s"],

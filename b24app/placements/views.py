@@ -321,7 +321,7 @@ def _export(table: str, viewer: Viewer, form: dict[str, Any] | None) -> Response
     if table not in kpi_csv.TABLES:
         raise ApiError(404, "No such table.")
     dashboard, _settings = _dashboard(viewer, _period_args(form, viewer.lang))
-    headers, rows = kpi_csv.table(dashboard, table, viewer.lang)
+    headers, rows = kpi_csv.table(dashboard, table, viewer.lang, _names(viewer))
     body = kpi_csv.to_csv(headers, rows, viewer.lang)
     name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
     response = current_app.response_class(body, mimetype="text/csv")
@@ -457,6 +457,7 @@ def _lead_view(
         "from_lead": lead.lead_id if lead.deal_id is not None else None,
         "pipeline": lead.category_id,
         "deal_stage": lead.deal_stage_id,
+        "deal_stage_name": names.deal_stage(lead.deal_stage_id),
         "events": [
             {"at": _local(at, tz, lang), "what": what, "kind": kind} for at, what, kind in events
         ],
@@ -482,9 +483,13 @@ def _stage_rank(stage: str, portal_sort: int | None) -> tuple[int, int]:
 
 
 def _stage_label(stage: str, status_id: str, names: directory.Names, lang: str) -> str:
-    """The portal's name of the status ("В работе"), else our stage with the code."""
-    return names.status(status_id) or (
-        i18n.translate(lang, f"stage.{stage}") + (f" ({status_id})" if status_id else "")
+    """The portal's name of the lead status ("В работе") or deal stage ("Выполняется"), else
+    our stage with the code. A journey's moves carry both; only ``NEW`` is both a lead status
+    and a deal stage id, and it reads as the lead's."""
+    return (
+        names.status(status_id)
+        or names.deal_stage(status_id)
+        or (i18n.translate(lang, f"stage.{stage}") + (f" ({status_id})" if status_id else ""))
     )
 
 

@@ -427,7 +427,7 @@ class DirectoryEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # source / status / user
+    kind: Mapped[str] = mapped_column(String(16))  # source / status / deal_stage / user
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(255), default="")
     sort: Mapped[int] = mapped_column(Integer, default=0)
@@ -455,6 +455,8 @@ class KpiDaily(Base):
             "confirmed",
             "no_shows",
         ),  # fmt: skip
+        # A period's sums (b24app.kpi.rollup.compute_dashboard): day ranges of one grain.
+        Index("ix_kpi_daily_period", "portal_id", "grain", "day"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -487,8 +489,8 @@ class KpiDailyReply(Base):
         UniqueConstraint(
             "portal_id", "grain", "day", "manager", "bucket", name="uq_kpi_daily_reply_key"
         ),
-        # Covering: a period's histogram is an index-only range scan.
-        Index("ix_kpi_daily_reply_scan", "portal_id", "grain", "manager", "bucket", "day", "n"),
+        # Covering: a period's histogram is an index-only scan of its day ranges.
+        Index("ix_kpi_daily_reply_period", "portal_id", "grain", "day", "manager", "bucket", "n"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

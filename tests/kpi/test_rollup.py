@@ -17,6 +17,7 @@ from b24app.kpi import rollup
 from b24app.settings import load_settings
 from b24app.settings import save_settings
 from b24app.storage.models import KpiDaily
+from b24app.storage.models import KpiDailyState
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
@@ -172,3 +173,31 @@ def test_reply_buckets() -> None:
     for seconds in (60, 61, 100, 599, 3600, 86_400 * 3):
         assert abs(rollup.reply_bucket(seconds) - seconds) <= 0.05 * seconds + 0.5
     assert rollup.reply_bucket(100) == rollup.reply_bucket(101)  # one bucket
+
+
+def test_a_lead_that_becomes_due_without_a_change_of_its_own_is_exact_days_later(services):
+    """A lead not answered yet when its day was built counts as due once the first-reply time
+    (3 minutes) has passed, with no change of its own: the next build rebuilds that day, so
+    the stored day is right long after it stopped being recomputed live."""
+    portal_id = make_portal(services, "rollup-due")
+    created = NOW - dt.timedelta(days=10)
+    with services.db() as s:
+        s.add(lead(portal_id, 1, created, updated_at=created))  # never answered
+        s.add(lead(portal_id, 2, created - dt.timedelta(days=1), reply_s=30, updated_at=created))
+        settings = load_settings(s, portal_id)
+    with services.db() as s:  # built a minute after it came: not due yet
+        rollup.refresh_portal(s, portal_id, settings, now=created + dt.timedelta(minutes=1))
+    later = created + dt.timedelta(days=3)
+    with services.db() as s:  # nothing changed since; cron builds again three days later
+        rollup.refresh_portal(s, portal_id, settings, now=later)
+    now = later + dt.timedelta(minutes=1)
+    period = metrics.period_for("90d", "Europe/Moscow", now=now)
+    with services.db() as s:
+        state = s.get(KpiDailyState, portal_id)
+        live = rollup.live_days(s, portal_id, state, period, 180.0, now)
+        assert live is not None and metrics.local_today("Europe/Moscow", created) not in live
+        plain = metrics.compute_dashboard(s, portal_id, period, settings, now=now)
+        rolled = rollup.compute_dashboard(s, portal_id, period, settings, now=now)
+    assert rolled.extra.get("rollup") is True
+    assert plain.total.sla_due == 2
+    _same(plain, rolled)

@@ -71,3 +71,34 @@ def test_admin_maps_deal_stages_per_pipeline(
     with services.db() as session:
         journey = find_journey(session, portal_id, deal_id=deal_id)
         assert journey is not None and journey.stage == Stage.CAME and journey.came_at
+
+
+def test_deal_tab_names_the_deal_stage_as_the_portal_does(
+    installed_portal, services, emulator, run_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """The deal's stage by the portal's name (``crm.status.list`` DEAL_STAGE / DEAL_STAGE_N,
+    refreshed into the directory), not our stage with the code."""
+    from b24app import directory
+    from b24app.devportal.deals import add_pipeline
+
+    pipeline = add_pipeline(installed_portal, "Салон на Ленина")
+    deal_id = installed_portal.add_deal({"TITLE": "Стрижка"})
+    installed_portal.update_deal(deal_id, {"STAGE_ID": "PREPAYMENT_INVOICE"})
+    for _ in range(3):
+        assert emulator.wait_idle(10)
+        run_jobs("events")
+    page = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": str(deal_id)})
+    assert "(PREPAYMENT_INVOICE)" in page.text  # names not loaded yet: the code shows
+    directory.refresh(services, installed_portal.member_id)
+    page = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": str(deal_id)})
+    assert page.status_code == 200
+    assert '<dd id="lead-stage">Счёт на предоплату</dd>' in page.text
+    assert "(PREPAYMENT_INVOICE)" not in page.text
+    with services.db() as session:
+        portal_id = session.scalar(
+            select(Portal.id).where(Portal.member_id == installed_portal.member_id)
+        )
+        names = directory.load_names(session, portal_id, "ru")
+    assert names.deal_stage(f"C{pipeline}:NEW") == "Новая"
+    assert names.deal_stage("NOPE") is None
+    assert names.status("NEW") == "Не обработан"  # lead statuses apart from deal stages

@@ -4,6 +4,7 @@ request, read by pages with no REST call."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -93,6 +94,42 @@ def test_dashboard_reads_names_and_never_calls_bitrix24(framed, services, emulat
     page = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU").get_data(as_text=True)
     assert "Мария Менеджерова" in page and "Открытая линия - Telegram" in page
     assert ">2|TELEGRAM<" not in page  # the code only in the tooltip
+
+
+def _csv(framed: Any, token: str, table: str) -> list[list[str]]:
+    response = framed.client.post(f"/app/export/{table}.csv", data={"t": token, "period": "7d"})
+    assert response.status_code == 200
+    return [
+        line.split(";") for line in response.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    ]
+
+
+def test_csv_exports_name_sources_channels_and_employees_as_the_page_does(framed, services):
+    """The CSV of a table shows the page's names, the code in the next column."""
+    directory.refresh(services, framed.emu_portal.member_id)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
+    with services.db() as s:
+        for i, (source, user) in enumerate((("2|TELEGRAM", 2), ("CALL", 2), ("", None)), 1):
+            s.add(Lead(portal_id=framed.portal_id, lead_id=i, created_at=now, source_id=source,
+                       channel="chat", assigned_by_id=user, utm_campaign=""))  # fmt: skip
+    page = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU")
+    token = re.search(r'name="t" value="([^"]+)"', page.get_data(as_text=True))
+    assert token is not None
+    sources = _csv(framed, token.group(1), "sources")
+    assert sources[0][:2] == ["Источник", "Код"]
+    assert sorted(tuple(r[:3]) for r in sources[1:]) == [
+        ("(не указано)", "", "1"), ("Звонок", "CALL", "1"),
+        ("Открытая линия - Telegram", "2|TELEGRAM", "1"),
+    ]  # fmt: skip
+    employees = _csv(framed, token.group(1), "employees")
+    assert employees[0][:2] == ["Сотрудник", "ID сотрудника"]
+    assert [r[:3] for r in employees[1:]] == [
+        ["Мария Менеджерова", "2", "2"], ["(не назначен)", "", "1"],
+    ]  # fmt: skip
+    channels = _csv(framed, token.group(1), "channels")
+    assert [r[:2] for r in channels[1:]] == [["Чат", "3"]]
+    campaigns = _csv(framed, token.group(1), "campaigns")
+    assert [r[:2] for r in campaigns[1:]] == [["(не указано)", "3"]]
 
 
 def test_lead_tab_orders_the_stage_history_and_names_stages(framed, services) -> None:
