@@ -80,6 +80,10 @@ def has_room(client: Any) -> bool:
         return True
 
 
+def portal_waiting(services: Services, member_id: str) -> int:
+    return int(services.redis.llen(OUTBOX + member_id))
+
+
 def chat_waiting(services: Services, member_id: str, chat_id: str) -> int:
     return int(services.redis.hget(CHATS + member_id, chat_id) or 0)
 
@@ -130,8 +134,20 @@ def _take(services: Services, member_id: str) -> list[Entry]:
     return taken
 
 
+def _wait_for_room(client: Any) -> None:
+    """Wait (without taking it) until the bucket has a slot: the entries are taken only then,
+    so the answers computed during the wait ride in this request."""
+    while not has_room(client):
+        try:
+            needed = (float(client.bucket.level()) + 1 - client.bucket.burst) / client.bucket.rate
+        except Exception:
+            return
+        time.sleep(min(max(needed, 0.01), 0.5))
+
+
 def _send_round(services: Services, member_id: str, client: Any) -> int:
     """Send one request's worth of the outbox; returns the answers sent."""
+    _wait_for_room(client)
     entries = _take(services, member_id)
     if not entries:
         return 0

@@ -520,18 +520,19 @@ def _process_locked(
         writes.update(_crm_writes(current, before, after, reply, script, registration))
     answered_at: dt.datetime | None = None
     # Queued only when nothing later in this turn reads a result back or must follow the
-    # answer in the chat: a pre-booking (booking.add's id), its release, a hand-off.
+    # answer in the chat: a pre-booking on a Booking resource (booking.add's id), the delete
+    # of such a booking, a hand-off. Without a resource both are our own rows only.
     direct_only = (
-        ("prebook" in reply.actions and after.start)
-        or (before.start and not after.start and after.state != "handoff")
+        ("prebook" in reply.actions and after.start and resource_id)
+        or (before.start and not after.start and after.state != "handoff" and own_booking)
         or "handoff" in reply.actions
     )
     if writes and not direct_only:
-        waiting = outbox.chat_waiting(services, turn.member_id, turn.chat_id)
-        if waiting or not outbox.has_room(client):
-            # the bucket is empty (or this chat's previous answer still waits): the answer
-            # joins the portal's next request; the turn is recorded first, so a repeated
-            # delivery finds it and sends nothing
+        if outbox.portal_waiting(services, turn.member_id) or not outbox.has_room(client):
+            # the bucket is empty, or answers already wait for it (the sender's next request
+            # carries this one too, as soon as a slot frees: taking that slot for this answer
+            # alone would only make the others wait longer): the answer joins the portal's
+            # next request; the turn is recorded first, so a repeated delivery sends nothing
             _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
                           assistant, turn.user_name)  # fmt: skip
             _store_turn(services, dialog_pk, turn, before, after, understanding, reply,
