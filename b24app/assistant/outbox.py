@@ -110,12 +110,24 @@ def push(services: Services, member_id: str, entry: Entry) -> None:
     pipe.execute()
 
 
-def submit(services: Services, member_id: str, entry: Entry) -> str:
-    """Queue one answer and send the outbox if nobody else is sending it.
+FLUSH_QUEUED = "b24app:asst-flush-queued:"  # a flush job is queued (set NX: one at a time)
 
-    Returns ``sent`` (this job sent it) or ``queued`` (the running sender will)."""
-    push(services, member_id, entry)
-    return "queued" if flush(services, member_id) is None else "sent"
+
+def send_or_schedule(services: Services, member_id: str) -> str:
+    """After queuing an answer: send the outbox now if the bucket has room (its request
+    carries everything waiting), else leave it to a flush job queued *behind* the answers
+    being computed, so that this worker computes them instead of waiting for the bucket and
+    the flush job's request carries them all. Returns ``sent`` or ``scheduled``."""
+    client = services.bitrix(member_id, interactive=True)
+    if has_room(client) and flush(services, member_id, may_wait=False) is not None:
+        return "sent"
+    schedule_flush(services, member_id)
+    return "scheduled"
+
+
+def schedule_flush(services: Services, member_id: str) -> None:
+    if services.redis.set(FLUSH_QUEUED + member_id, "1", nx=True, ex=SENDER_TTL):
+        enqueue_flush(services, member_id)
 
 
 def _take(services: Services, member_id: str) -> list[Entry]:
@@ -134,20 +146,26 @@ def _take(services: Services, member_id: str) -> list[Entry]:
     return taken
 
 
-def _wait_for_room(client: Any) -> None:
-    """Wait (without taking it) until the bucket has a slot: the entries are taken only then,
-    so the answers computed during the wait ride in this request."""
+def _room_or_yield(services: Services, client: Any, may_wait: bool) -> bool:
+    """True once the bucket has a slot (without taking it: the entries are taken only then,
+    so answers computed meanwhile ride in this request). False when the caller should give
+    the worker back instead: it may not wait, or answer jobs wait in the queue (they will
+    add to this request; a flush job queued behind them sends it)."""
+    from b24app.assistant.jobs import QUEUE
+
     while not has_room(client):
+        if not may_wait or services.queue(QUEUE).count > 0:
+            return False
         try:
             needed = (float(client.bucket.level()) + 1 - client.bucket.burst) / client.bucket.rate
         except Exception:
-            return
-        time.sleep(min(max(needed, 0.01), 0.5))
+            return True
+        time.sleep(min(max(needed, 0.01), 0.1))
+    return True
 
 
 def _send_round(services: Services, member_id: str, client: Any) -> int:
     """Send one request's worth of the outbox; returns the answers sent."""
-    _wait_for_room(client)
     entries = _take(services, member_id)
     if not entries:
         return 0
@@ -192,10 +210,16 @@ def _mark_answered(
 
 
 def flush(
-    services: Services, member_id: str, *, slice_seconds: float = SLICE_SECONDS
+    services: Services,
+    member_id: str,
+    *,
+    may_wait: bool = True,
+    slice_seconds: float = SLICE_SECONDS,
 ) -> int | None:
-    """Become the portal's sender and send the outbox until it is empty (or the slice is
-    used up: then a continuation job is queued). None if another sender runs."""
+    """Become the portal's sender and send the outbox while it is not empty. Without room
+    in the bucket the sender waits only when ``may_wait`` and no answer job is queued;
+    otherwise it returns and a flush job (queued behind those answers) continues. None if
+    another sender runs."""
     redis = services.redis
     sent = 0
     started = time.monotonic()
@@ -203,22 +227,24 @@ def flush(
         lock = redis.lock(SENDER + member_id, timeout=SENDER_TTL)
         if not lock.acquire(blocking=False):
             return sent or None
-        slice_over = False
+        handed_over = False
         try:
             client = services.bitrix(member_id, interactive=True)
             while redis.llen(OUTBOX + member_id):
+                if time.monotonic() - started > slice_seconds or not _room_or_yield(
+                    services, client, may_wait
+                ):
+                    handed_over = True
+                    break
                 sent += _send_round(services, member_id, client)
                 lock.extend(SENDER_TTL, replace_ttl=True)
-                if time.monotonic() - started > slice_seconds:
-                    slice_over = True
-                    break
         finally:
             try:
                 lock.release()
             except LockError:
                 pass
-        if slice_over:
-            enqueue_flush(services, member_id)  # now that the lock is free
+        if handed_over:
+            schedule_flush(services, member_id)  # now that the lock is free
             return sent
         # an answer pushed after our last look found the lock taken: look again
         if not redis.llen(OUTBOX + member_id):
@@ -230,10 +256,13 @@ def flush(
 
 
 def flush_job(member_id: str) -> int:
-    """RQ job (``assistant``): continue sending a portal's queued answers."""
+    """RQ job (``assistant``): send a portal's queued answers (waiting for the bucket while
+    no answer job is queued)."""
     from b24app import context
 
-    return flush(context.current(), member_id) or 0
+    services = context.current()
+    services.redis.delete(FLUSH_QUEUED + member_id)  # answers queued from now schedule anew
+    return flush(services, member_id) or 0
 
 
 def enqueue_flush(services: Services, member_id: str) -> None:
@@ -258,6 +287,7 @@ def flush_waiting_portals() -> int:
         if not services.redis.llen(OUTBOX + member_id):
             services.redis.srem(PORTALS, member_id)
         elif not services.redis.exists(SENDER + member_id):
+            services.redis.delete(FLUSH_QUEUED + member_id)  # that job may be lost
             enqueue_flush(services, member_id)
             started += 1
     return started

@@ -393,11 +393,11 @@ def process_turn(services: Services, turn: Turn) -> str:
             except PortalUnavailable:
                 return "portal_unavailable"
         if queued:
-            # the answer waits in the portal's outbox: send it (with whatever else waits)
-            # unless a sender runs; outside the chat's lock, so the chat's next turn can be
-            # computed meanwhile
+            # the answer waits in the portal's outbox: sent now with whatever else waits if
+            # the bucket has room, else by a flush job queued behind the answers being
+            # computed (outside the chat's lock: the chat's next turn can run meanwhile)
             try:
-                outbox.flush(services, turn.member_id)
+                outbox.send_or_schedule(services, turn.member_id)
             except PortalUnavailable:
                 return "portal_unavailable"
         return outcome
