@@ -84,7 +84,6 @@ def test_waiting_answers_of_many_chats_share_requests(
     assert len(sends) == answers  # each answer exactly once
     assert all(s.ok and s.in_batch for s in sends)
     requests = emulator.http_requests(installed_portal) - requests_before
-    print(f"{requests} requests for {answers} answers")
     assert requests <= answers // 2, f"{requests} requests for {answers} answers"
     # the chat shows its answers in the order its turns were taken (the chat's lock orders
     # the turns; an answer queued behind another of the same chat never overtakes it)
