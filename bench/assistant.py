@@ -290,6 +290,28 @@ def main() -> None:
                 counts[call.method] = counts.get(call.method, 0) + 1
         top = ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda x: -x[1])[:8])
         print(f"commands inside batches, one-portal scenario: {top}")
+        requests_by: dict[str, int] = {}
+        for call in emu.calls(portal=portals[0], in_batch=False):
+            if one_since <= call.time <= one_until:
+                requests_by[call.method] = requests_by.get(call.method, 0) + 1
+        top = ", ".join(f"{m} {n}" for m, n in sorted(requests_by.items(), key=lambda x: -x[1]))
+        print(f"HTTP requests by method, one-portal scenario: {top}")
+        per_request = []
+        for call in emu.calls("batch", portals[0], in_batch=False):
+            if one_since <= call.time <= one_until:
+                cmd = call.params.get("cmd") or {}
+                values = cmd.values() if isinstance(cmd, dict) else cmd
+                n = sum(
+                    1 for v in values if str(v).lower().startswith("imbot.v2.chat.message.send")
+                )
+                if n:
+                    per_request.append(n)
+        if per_request:
+            print(
+                f"answers per request carrying answers, one-portal scenario: mean "
+                f"{statistics.mean(per_request):.1f}, max {max(per_request)} "
+                f"({len(per_request)} requests)"
+            )
         refused = len(emu.calls(error="QUERY_LIMIT_EXCEEDED"))
         print(f"QUERY_LIMIT_EXCEEDED answers (both scenarios): {refused}")
     finally:

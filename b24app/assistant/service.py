@@ -7,6 +7,10 @@ the operator, ``imopenlines.bot.session.operator`` or a transfer to the line's q
 timeline comment) and starts the lead's first-reply SLA from that moment. The AI-lead tagging
 runs after the answer, once per dialog, so it never delays it.
 
+When the portal's bucket is empty, the answer (reply + CRM write) is not sent by its own job
+but queued in the portal's outbox and sent together with the other chats' waiting answers in
+one ``batch`` (:mod:`b24app.assistant.outbox`); with room in the bucket it goes at once, alone.
+
 Per chat, turns run one at a time (a Redis lock); a turn is recorded once per message id, so a
 repeated delivery sends nothing.
 """
@@ -26,6 +30,7 @@ from sqlalchemy.orm import Session
 from b24app import logs
 from b24app.appointments.resources import availability
 from b24app.assistant import bot as botapi
+from b24app.assistant import outbox
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
@@ -379,12 +384,23 @@ def process_turn(services: Services, turn: Turn) -> str:
         timeout=LOCK_TIMEOUT,
         blocking_timeout=LOCK_TIMEOUT,
     )
-    with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id), lock:
-        try:
-            return _process_locked(services, turn, portal_id, registration, settings, script,
-                                   assistant, calendar, tz)  # fmt: skip
-        except PortalUnavailable:
-            return "portal_unavailable"
+    queued: list[bool] = []
+    with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id):
+        with lock:
+            try:
+                outcome = _process_locked(services, turn, portal_id, registration, settings,
+                                          script, assistant, calendar, tz, queued)  # fmt: skip
+            except PortalUnavailable:
+                return "portal_unavailable"
+        if queued:
+            # the answer waits in the portal's outbox: sent now with whatever else waits if
+            # the bucket has room, else by a flush job queued behind the answers being
+            # computed (outside the chat's lock: the chat's next turn can run meanwhile)
+            try:
+                outbox.send_or_schedule(services, turn.member_id)
+            except PortalUnavailable:
+                return "portal_unavailable"
+        return outcome
 
 
 def _process_locked(
@@ -397,7 +413,10 @@ def _process_locked(
     assistant: dict[str, Any],
     calendar: WorkCalendar,
     tz: dt.tzinfo,
+    queued: list[bool],
 ) -> str:
+    """The turn under its chat's lock; appends True to ``queued`` when its answer was put in
+    the portal's outbox (the caller sends it after releasing the lock)."""
     client = services.bitrix(turn.member_id, interactive=True)
     with services.db() as session:
         dialog = _load_dialog(session, portal_id, turn)
@@ -500,6 +519,33 @@ def _process_locked(
         assert current is not None
         writes.update(_crm_writes(current, before, after, reply, script, registration))
     answered_at: dt.datetime | None = None
+    # Queued only when nothing later in this turn reads a result back or must follow the
+    # answer in the chat: a pre-booking on a Booking resource (booking.add's id), the delete
+    # of such a booking, a hand-off. Without a resource both are our own rows only.
+    direct_only = (
+        ("prebook" in reply.actions and after.start and resource_id)
+        or (before.start and not after.start and after.state != "handoff" and own_booking)
+        or "handoff" in reply.actions
+    )
+    if writes and not direct_only:
+        if outbox.portal_waiting(services, turn.member_id) or not outbox.has_room(client):
+            # the bucket is empty, or answers already wait for it (the sender's next request
+            # carries this one too, as soon as a slot frees: taking that slot for this answer
+            # alone would only make the others wait longer): the answer joins the portal's
+            # next request; the turn is recorded first, so a repeated delivery sends nothing
+            _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
+                          assistant, turn.user_name)  # fmt: skip
+            _store_turn(services, dialog_pk, turn, before, after, understanding, reply,
+                        think_ms, None)  # fmt: skip
+            outbox.push(services, turn.member_id, outbox.Entry(
+                turn.chat_id, dialog_pk, turn.message_id, turn.received_at,
+                {name: [method, params] for name, (method, params) in writes.items()},
+            ))  # fmt: skip
+            queued.append(True)
+            _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
+            return after.state
+    if writes and outbox.chat_waiting(services, turn.member_id, turn.chat_id):
+        outbox.wait_for_chat(services, turn.member_id, turn.chat_id)
     if writes:
         result = client.batch(writes, halt=False)
         answered_at = utc_now()
@@ -520,12 +566,23 @@ def _process_locked(
         from b24app.assistant.handoff import hand_off
 
         hand_off(services, client, turn, dialog_pk, portal_id, after, script, assistant)
+    _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
+    return after.state
+
+
+def _tag_first(
+    services: Services,
+    first_turn: bool,
+    lead_id: int | None,
+    portal_id: int,
+    line_id: str,
+    channel: str,
+) -> None:
     if first_turn and lead_id:
         # background work, off this queue: the tag must not hold the chat's next answer
         from b24app.assistant.jobs import enqueue_tagging
 
         enqueue_tagging(services, portal_id, lead_id, ai_channel_of(f"{line_id}|{channel.upper()}"))
-    return after.state
 
 
 def _offered_buttons(state: DialogState, script: Script) -> list[str]:

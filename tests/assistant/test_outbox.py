@@ -1,0 +1,136 @@
+"""Answers of one portal's chats that wait for its bucket share one ``batch`` request: end to
+end through two real ``b24app worker`` processes against the emulator with its limiter on
+(2 req/s, burst 50), the app's and the portal's buckets drained first. Every step is awaited
+by condition (the recorded turns, the bot's messages), never by time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
+
+from b24app.assistant import outbox
+from b24app.context import Services
+from b24app.devportal import DevPortal
+from b24app.devportal.portal import Portal as EmuPortal
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import AssistantTurn
+from tests.assistant.conftest import enable_assistant
+from tests.assistant.test_worker import start_chat_n
+from tests.assistant.test_worker import turns
+from tests.assistant.test_worker import wait_for
+from tests.assistant.test_worker import WorkerChat
+from tests.plugins.worker import WorkerProcess
+
+CHATS = 12
+
+
+def _idle(emulator: DevPortal, services: Services) -> bool:
+    started = [StartedJobRegistry(queue=services.queue(q)) for q in ("assistant", "events")]
+    return (
+        emulator.wait_idle(timeout=0.05)
+        and all(services.queue(q).count == 0 for q in ("assistant", "events"))
+        and all(r.count == 0 for r in started)
+    )
+
+
+def _replies_of(services: Services, chat: WorkerChat) -> list[str]:
+    with services.db() as session:
+        dialog_pk = session.scalar(
+            select(AssistantDialog.id).where(AssistantDialog.chat_id == chat.chat_id)
+        )
+        return [
+            r
+            for r in session.scalars(
+                select(AssistantTurn.reply)
+                .where(AssistantTurn.dialog_id == dialog_pk)
+                .order_by(AssistantTurn.id)
+            )
+        ]
+
+
+def _drain_buckets(services: Services, portal: EmuPortal) -> None:
+    """Another client of the portal used the whole burst (both sides agree)."""
+    services.bitrix(portal.member_id).bucket.fill()
+    portal.bucket.prefill(portal.bucket.burst)
+
+
+def test_waiting_answers_of_many_chats_share_requests(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    rq_worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    enable_assistant(services, installed_portal)
+    rq_worker_factory()
+    rq_worker_factory()
+    chats = [start_chat_n(emulator, installed_portal, services, n + 1) for n in range(CHATS)]
+    wait_for(lambda: _idle(emulator, services), what="the greetings and their tagging")
+    requests_before = emulator.http_requests(installed_portal)
+    sends_before = len(emulator.calls("imbot.v2.chat.message.send", installed_portal))
+
+    _drain_buckets(services, installed_portal)
+    for chat in chats:  # two messages per chat, back to back
+        chat.portal.client_writes(chat.chat_id, "маникюр")
+        chat.portal.client_writes(chat.chat_id, "завтра после 18")
+    wait_for(lambda: len(turns(services)) == 3 * CHATS, timeout=120, what="every turn")
+    wait_for(lambda: all(len(c.bot_messages()) == 3 for c in chats), timeout=120,
+             what="every answer")  # fmt: skip
+    wait_for(lambda: _idle(emulator, services), what="the senders to stop")
+
+    answers = 2 * CHATS
+    sends = emulator.calls("imbot.v2.chat.message.send", installed_portal)[sends_before:]
+    assert len(sends) == answers  # each answer exactly once
+    assert all(s.ok and s.in_batch for s in sends)
+    requests = emulator.http_requests(installed_portal) - requests_before
+    assert requests <= answers // 2, f"{requests} requests for {answers} answers"
+    # the chat shows its answers in the order its turns were taken (the chat's lock orders
+    # the turns; an answer queued behind another of the same chat never overtakes it)
+    for chat in chats:
+        shown = [m["text"] for m in chat.bot_messages()]
+        assert shown == _replies_of(services, chat)
+        ids = [t.message_id for t in turns(services) if t.dialog_id == _pk(services, chat)]
+        assert len(ids) == len(set(ids)) == 3  # the greeting and one turn per message
+    assert all(t.answered_at is not None and t.total_ms > 0 for t in turns(services))
+    redis = services.redis
+    assert redis.llen(outbox.OUTBOX + installed_portal.member_id) == 0
+    assert not any(int(v) for v in redis.hvals(outbox.CHATS + installed_portal.member_id))
+
+    # a lone message with room in the bucket goes at once in its own request
+    services.bitrix(installed_portal.member_id).bucket.reset()
+    installed_portal.bucket.prefill(0)
+    requests_before = emulator.http_requests(installed_portal)
+    batches_before = len(emulator.calls("batch", installed_portal))
+    chats[0].say("+7 (912) 345-67-89")
+    wait_for(lambda: len(chats[0].bot_messages()) == 4, what="the lone answer")
+    batches = emulator.calls("batch", installed_portal)[batches_before:]
+    assert len(batches) == 1 and len(batches[0].params["cmd"]) == 1
+    typing = emulator.calls("imbot.v2.chat.inputaction.notify", installed_portal)
+    assert emulator.http_requests(installed_portal) - requests_before == 2  # typing + answer
+    assert typing  # the bucket had room: typing was shown
+
+
+def _pk(services: Services, chat: WorkerChat) -> int:
+    with services.db() as session:
+        pk = session.scalar(
+            select(AssistantDialog.id).where(AssistantDialog.chat_id == chat.chat_id)
+        )
+        assert pk is not None
+        return pk
+
+
+def test_a_sender_that_died_is_replaced_by_the_sweep(
+    emulator: DevPortal, installed_portal: EmuPortal, services: Services
+) -> None:
+    """Answers left in the outbox with no sender are sent by the cron sweep's job."""
+    member = installed_portal.member_id
+    outbox.push(services, member, outbox.Entry("chat1", 0, 1, 0.0, {"send": [
+        "imbot.v2.Chat.Message.send",
+        {"botId": 1, "dialogId": "chat1", "fields": {"message": "x"}}]}))  # fmt: skip
+    services.redis.set(outbox.SENDER + member, "dead", px=50)  # a sender's lock, expiring
+    assert outbox.flush(services, member) is None  # the (dead) sender holds the portal
+    wait_for(lambda: not services.redis.exists(outbox.SENDER + member), what="the lock to expire")
+    assert outbox.flush(services, member) == 1
+    assert services.redis.llen(outbox.OUTBOX + member) == 0
+    assert outbox.chat_waiting(services, member, "chat1") == 0
