@@ -613,12 +613,27 @@ def _apply_deal(ctx: PortalCtx, deal_id: int, answer: BatchResult) -> Applied:
     deal_field = str(ctx.registration.get("deal_field") or DEFAULT_LEAD_FIELD)
     fetched = read_deal(answer, deal_id, deal_field)
     lead_id = fetched[0].lead_id if fetched is not None else None
+    tags: dict[int, str] = {}  # written for the whole round by _after_deals
     if lead_id is None or lead_lock_key(ctx.portal_id, lead_id) in ctx.held:
-        return Applied(deal_id, apply_deal(ctx.services, ctx.member_id, deal_id, fetched))
+        outcome = apply_deal(ctx.services, ctx.member_id, deal_id, fetched, tags=tags)
+        return Applied(deal_id, outcome, follow_up=tags)
     # Lock order deal → lead, the same as process_deal's; nothing holds a lead and waits
     # for a deal, so this wait cannot close a cycle.
     with lead_lock(ctx.services, ctx.portal_id, lead_id):
-        return Applied(deal_id, apply_deal(ctx.services, ctx.member_id, deal_id, fetched))
+        outcome = apply_deal(ctx.services, ctx.member_id, deal_id, fetched, tags=tags)
+        return Applied(deal_id, outcome, follow_up=tags)
 
 
-register(EntityType("deal", _deal_commands, _apply_deal, _deal_lock_key))
+def _after_deals(ctx: PortalCtx, applied: list[Applied]) -> None:
+    """Outside the deals' locks: the round's AI tags in batches, as for leads."""
+    from b24app.leads.tagging import tag_ai_leads
+
+    channels: dict[int, str] = {}
+    for item in applied:
+        if isinstance(item.follow_up, dict):
+            channels.update(item.follow_up)
+    if channels:
+        tag_ai_leads(ctx.services, ctx.portal_id, channels)
+
+
+register(EntityType("deal", _deal_commands, _apply_deal, _deal_lock_key, _after_deals))

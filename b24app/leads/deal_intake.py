@@ -193,10 +193,14 @@ def apply_deal(
     *,
     auto_tag: bool = True,
     origin: str = "event",
+    tags: dict[int, str] | None = None,
 ) -> str:
     """Record a fetched deal (None: the CRM no longer has it); returns what happened:
     ``created``, ``linked`` (a converted lead's journey got its deal), ``changed``,
-    ``unchanged``, ``stale``, ``deleted``, ``gone`` or ``no_portal``."""
+    ``unchanged``, ``stale``, ``deleted``, ``gone`` or ``no_portal``.
+
+    ``tags``: the coalesced intake collects the AI tag to write (journey key → channel) and
+    writes the round's tags in one batch instead of one request per deal here."""
     from b24app.leads.intake import _sync_timers
 
     with services.db() as session:
@@ -224,7 +228,9 @@ def apply_deal(
         ai_channel = journey.ai_channel or "other"
     if outcome.lifecycle_changed or not had_journey:
         _sync_timers(services, portal_id, key)
-    if wants_tag:
+    if wants_tag and tags is not None:
+        tags[key] = ai_channel
+    elif wants_tag:
         from b24app.leads.tagging import tag_ai_lead
 
         tag_ai_lead(services, portal_id, key, ai_channel, None)

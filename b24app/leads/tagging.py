@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -153,7 +154,8 @@ def tag_ai_lead(
 
 
 def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -> set[int]:
-    """:func:`tag_ai_lead` for many leads of one portal at once (the coalesced intake):
+    """:func:`tag_ai_lead` for many journeys of one portal at once (the coalesced intake;
+    keys are lead ids or -deal ids, each written on the lead or deal the journey lives on):
     every claim first, then ONE batch of field writes (50 per request), then one batch of
     timeline comments for the leads whose field was written — the order of the single-lead
     path (field, then comment) kept per lead. A lead whose write failed is un-claimed, as
@@ -168,50 +170,68 @@ def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -
         member_id = portal.member_id
         lang = portal.lang or "ru"
         lead_field = str((portal.registration or {}).get("lead_field") or DEFAULT_LEAD_FIELD)
+        deal_field = str((portal.registration or {}).get("deal_field") or lead_field)
         claimed: dict[int, str] = {}
+        targets = {}
         for lead_id, raw in channels.items():
             channel = (raw or "other")[:64]
             if _claim(session, portal_id, lead_id, channel, stamp):
                 claimed[lead_id] = channel
+                # A lead's or a deal's journey (key -deal_id); it may live on its deal now.
+                targets[lead_id] = crm_target(get_lead(session, portal_id, lead_id), lead_id)
     if not claimed:
         return set()
     client = services.bitrix(member_id)
     failed: set[int] = set()
+
+    def name(key: int) -> str:  # batch command names: letters, digits and "_" (no "-")
+        return f"n{-key}" if key < 0 else str(key)
+
     try:
         fields = client.batch(
             {
-                f"f{lead_id}": (
+                f"f{name(key)}": (
                     "crm.item.update",
                     {
-                        "entityTypeId": 1,
-                        "id": lead_id,
-                        "fields": {lead_field: field_value(channel, lang)},
+                        "entityTypeId": targets[key].entity_type_id,
+                        "id": targets[key].entity_id,
+                        "fields": {
+                            (lead_field if targets[key].entity_type_id == 1 else deal_field): (
+                                field_value(channel, lang)
+                            )
+                        },
                         "useOriginalUfNames": "Y",
                     },
                 )
-                for lead_id, channel in claimed.items()
+                for key, channel in claimed.items()
             }
         )
-        failed = {i for i in claimed if f"f{i}" in fields.errors or f"f{i}" not in fields.results}
+        failed = {
+            i
+            for i in claimed
+            if f"f{name(i)}" in fields.errors or f"f{name(i)}" not in fields.results
+        }
         written = [i for i in claimed if i not in failed]
         if written:
             notes = client.batch(
                 {
-                    f"c{lead_id}": (
+                    f"c{name(key)}": (
                         "crm.timeline.comment.add",
                         {
                             "fields": {
-                                "ENTITY_ID": lead_id,
-                                "ENTITY_TYPE": "lead",
-                                "COMMENT": comment_text(claimed[lead_id], lang, None),
+                                "ENTITY_ID": targets[key].entity_id,
+                                "ENTITY_TYPE": targets[key].entity_type,
+                                "COMMENT": comment_text(claimed[key], lang, None),
                             }
                         },
                     )
-                    for lead_id in written
+                    for key in written
                 }
             )
             failed |= {
-                i for i in written if f"c{i}" in notes.errors or f"c{i}" not in notes.results
+                i
+                for i in written
+                if f"c{name(i)}" in notes.errors or f"c{name(i)}" not in notes.results
             }
     except Exception:
         failed = set(claimed)
@@ -223,7 +243,7 @@ def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -
                     update(Lead)
                     .where(
                         Lead.portal_id == portal_id,
-                        Lead.lead_id.in_(sorted(failed)),
+                        or_(*(journey_where(key) for key in sorted(failed))),
                         Lead.ai_tagged_at == stamp,
                     )
                     .values(ai_tagged_at=None)

@@ -204,12 +204,19 @@ def test_without_coalescing_each_event_is_read_alone(
 def test_a_burst_of_deal_events_is_read_25_deals_per_request(
     emulator, installed_portal, services, run_jobs, busy_drainer
 ) -> None:  # type: ignore[no-untyped-def]
-    """100 new deals, each updated once (200 ONCRMDEAL* events) while a drainer is busy:
-    every deal recorded on its own journey with at most 200 / 20 reading requests, through
-    the emulator's 2 req/s / 50 limiter (no limit errors)."""
+    """100 new deals (every 4th from a Telegram bot), each updated once (200 ONCRMDEAL*
+    events) while a drainer is busy: every deal recorded on its own journey with at most
+    200 / 20 reading requests, through the emulator's 2 req/s / 50 limiter (no limit errors);
+    the 25 AI deals tagged on the deal with one batch of fields and one of comments."""
     portal = db_portal(services, installed_portal)
     before = len(lead_reads(emulator, installed_portal))
-    ids = [installed_portal.add_deal({"TITLE": f"D{i}", "SOURCE_ID": "CALL"}) for i in range(100)]
+    before_batches = len(emulator.calls("batch", installed_portal))
+    ids = [
+        installed_portal.add_deal(
+            {"TITLE": f"D{i}", "SOURCE_ID": "2|TELEGRAM" if i % 4 == 0 else "CALL"}
+        )
+        for i in range(100)
+    ]
     for deal_id in ids:
         installed_portal.update_deal(deal_id, {"STAGE_ID": "PREPARATION"})
     queue_events(emulator, run_jobs, busy_drainer(installed_portal))
@@ -220,9 +227,17 @@ def test_a_burst_of_deal_events_is_read_25_deals_per_request(
     assert recorded is not None and {a.kind for a in recorded} == {"deal"}
     reads = lead_reads(emulator, installed_portal)[before:]
     assert sum(reads) == 100 and len(reads) <= 200 // 20, reads
-    for deal_id in ids:
+    for i, deal_id in enumerate(ids):
         row = journey(services, portal.id, deal_id=deal_id)
         assert row.lead_id is None and row.deal_stage_id == "PREPARATION"
+        assert (row.ai_tagged_at is not None) == (i % 4 == 0)
+        notes = [c for c in comments(installed_portal, deal_id) if c["ENTITY_TYPE"] == "deal"]
+        assert len(notes) == (1 if i % 4 == 0 else 0)
+    updates = emulator.calls("crm.item.update", installed_portal, in_batch=True)
+    assert len(updates) == 25
+    assert not emulator.calls("crm.item.update", installed_portal, in_batch=False)
+    new_batches = emulator.calls("batch", installed_portal)[before_batches:]
+    assert len(new_batches) == len(reads) + 2  # the reads, 1 batch of fields, 1 of comments
     assert not emulator.calls(portal=installed_portal, error="QUERY_LIMIT_EXCEEDED")
     assert coalesce.pending_count(services, installed_portal.member_id) == 0
 
