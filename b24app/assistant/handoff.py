@@ -13,7 +13,9 @@ timeline comment on the lead.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -78,6 +80,80 @@ def session_handoff_call(chat_id: str, assistant: dict[str, Any]) -> tuple[str, 
     return "imopenlines.bot.session.operator", {"CHAT_ID": chat_id}
 
 
+@dataclass(frozen=True)
+class HandoffPlan:
+    """The hand-off's commands (summary, session call, timeline comment) and what
+    :func:`finish_handoff` needs once they ran."""
+
+    writes: dict[str, tuple[str, dict[str, Any]]]
+    method: str
+    lead_id: int | None
+    triggered: dt.datetime
+    reason: str
+
+
+def plan_handoff(
+    services: Services,
+    turn: Turn,
+    dialog_pk: int,
+    state: DialogState,
+    script: Script,
+    assistant: dict[str, Any],
+) -> HandoffPlan | None:
+    """The hand-off's batch commands; None when an operator was notified already."""
+    triggered = utc_now()
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        if dialog.operator_notified_at is not None:
+            return None
+        dialog.handoff_at = dialog.handoff_at or triggered
+        lead_id = dialog.lead_id
+    text = summary(state, script, turn.user_name)
+    method, params = session_handoff_call(turn.chat_id, assistant)
+    writes: dict[str, tuple[str, dict[str, Any]]] = {
+        "handoff_summary": (
+            "imbot.v2.Chat.Message.send",
+            {
+                "botId": turn.bot_id,
+                "dialogId": turn.dialog_id,
+                "fields": {"message": text, "system": True},
+            },
+        ),  # fmt: skip
+        "handoff_session": (method, params),
+    }
+    if lead_id:
+        writes["handoff_comment"] = (
+            "crm.timeline.comment.add",
+            {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
+        )
+    return HandoffPlan(writes, method, lead_id, triggered, state.handoff_reason or "")
+
+
+def finish_handoff(services: Services, result: Any, plan: HandoffPlan, dialog_pk: int,
+                   portal_id: int) -> None:  # fmt: skip
+    """After the batch that carried :attr:`HandoffPlan.writes`: the operator is notified
+    and the lead's first-reply SLA starts from the trigger.
+
+    :raise BitrixError: the session call was refused (the job's retry hands off again).
+    """
+    session_error = result.errors.get("handoff_session")
+    if session_error and str(session_error.get("error")) != "WRONG_CHAT":
+        # WRONG_CHAT "Operator is not a bot": a person already holds the dialog — done.
+        raise BitrixError(
+            str(session_error.get("error") or "HANDOFF_FAILED"),
+            str(session_error.get("error_description") or ""),
+            method=plan.method,
+        )
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        dialog.operator_notified_at = utc_now()
+    if plan.lead_id:
+        engine.start_timer(services, portal_id, plan.lead_id, POLICY, now=plan.triggered)
+    log.info("dialog handed off (%s)", plan.reason)
+
+
 def hand_off(
     services: Services,
     client: Any,
@@ -88,47 +164,10 @@ def hand_off(
     script: Script,
     assistant: dict[str, Any],
 ) -> bool:
-    """Post the summary, pass the session to a person, start the first-reply SLA."""
-    triggered = utc_now()
-    with services.db() as session:
-        dialog = session.get(AssistantDialog, dialog_pk)
-        assert dialog is not None
-        if dialog.operator_notified_at is not None:
-            return False
-        dialog.handoff_at = dialog.handoff_at or triggered
-        lead_id = dialog.lead_id
-    text = summary(state, script, turn.user_name)
-    method, params = session_handoff_call(turn.chat_id, assistant)
-    writes: dict[str, tuple[str, dict[str, Any]]] = {
-        "summary": (
-            "imbot.v2.Chat.Message.send",
-            {
-                "botId": turn.bot_id,
-                "dialogId": turn.dialog_id,
-                "fields": {"message": text, "system": True},
-            },
-        ),  # fmt: skip
-        "session": (method, params),
-    }
-    if lead_id:
-        writes["comment"] = (
-            "crm.timeline.comment.add",
-            {"fields": {"ENTITY_ID": lead_id, "ENTITY_TYPE": "lead", "COMMENT": text}},
-        )
-    result = client.batch(writes, halt=False)
-    session_error = result.errors.get("session")
-    if session_error and str(session_error.get("error")) != "WRONG_CHAT":
-        # WRONG_CHAT "Operator is not a bot": a person already holds the dialog — done.
-        raise BitrixError(
-            str(session_error.get("error") or "HANDOFF_FAILED"),
-            str(session_error.get("error_description") or ""),
-            method=method,
-        )
-    with services.db() as session:
-        dialog = session.get(AssistantDialog, dialog_pk)
-        assert dialog is not None
-        dialog.operator_notified_at = utc_now()
-    if lead_id:
-        engine.start_timer(services, portal_id, lead_id, POLICY, now=triggered)
-    log.info("dialog handed off (%s)", state.handoff_reason)
+    """Post the summary, pass the session to a person, start the first-reply SLA (one
+    batch of its own: a retried hand-off; a turn's hand-off rides with its answer)."""
+    plan = plan_handoff(services, turn, dialog_pk, state, script, assistant)
+    if plan is None:
+        return False
+    finish_handoff(services, client.batch(plan.writes, halt=False), plan, dialog_pk, portal_id)
     return True

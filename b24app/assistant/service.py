@@ -544,6 +544,16 @@ def _process_locked(
             queued.append(True)
             _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
             return after.state
+    plan = None
+    if "handoff" in reply.actions:
+        from b24app.assistant.handoff import plan_handoff
+
+        # The answer and the hand-off in ONE request, answer first: on a busy portal the
+        # hand-off no longer waits for the bucket a second time.
+        plan = plan_handoff(services, turn, dialog_pk, after, script, assistant)
+        if plan is not None:
+            writes.update(plan.writes)
+    result = None
     if writes and outbox.chat_waiting(services, turn.member_id, turn.chat_id):
         outbox.wait_for_chat(services, turn.member_id, turn.chat_id)
     if writes:
@@ -562,10 +572,11 @@ def _process_locked(
                   assistant, turn.user_name)  # fmt: skip
     _store_turn(services, dialog_pk, turn, before, after, understanding, reply, think_ms,
                 answered_at)  # fmt: skip
-    if "handoff" in reply.actions:
-        from b24app.assistant.handoff import hand_off
+    if plan is not None and result is not None:
+        from b24app.assistant.handoff import finish_handoff
 
-        hand_off(services, client, turn, dialog_pk, portal_id, after, script, assistant)
+        # After the turn is stored: a refused session call retries the hand-off alone.
+        finish_handoff(services, result, plan, dialog_pk, portal_id)
     _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
     return after.state
 

@@ -85,6 +85,14 @@ def test_asking_for_a_person_hands_off_with_a_summary(
     summary = [m for m in chat.bot_messages() if m["id"] in assistant_portal.imbot.system]
     assert summary and "клиент попросил человека" in summary[0]["text"]
     assert "Маникюр" in summary[0]["text"]
+    # The answer and the hand-off went in ONE request (a busy portal's bucket is waited for
+    # once), the answer first.
+    (handoff,) = [c for c in emulator.calls("batch", assistant_portal)
+                  if "imopenlines.bot.session.operator" in str(c.params.get("cmd"))]  # fmt: skip
+    commands = [str(c) for c in (handoff.params.get("cmd") or {}).values()]
+    assert sum(c.startswith("imbot.v2.Chat.Message.send") for c in commands) == 2
+    texts = [m["text"] for m in chat.bot_messages()]
+    assert texts.index(reply) < texts.index(summary[0]["text"])
     before = len(chat.bot_messages())
     chat.say("алло")  # the bot no longer gets the chat's messages
     assert len(chat.bot_messages()) == before
