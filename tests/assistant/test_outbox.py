@@ -38,7 +38,7 @@ def _idle(emulator: DevPortal, services: Services) -> bool:
 def _replies_of(services: Services, chat: WorkerChat) -> list[str]:
     with services.db() as session:
         dialog_pk = session.scalar(
-            select(AssistantDialog.id).where(AssistantDialog.chat_id == chat.chat_id)
+            select(AssistantDialog.id).where(AssistantDialog.chat_id == str(chat.chat_id))
         )
         return [
             r
@@ -114,7 +114,7 @@ def test_waiting_answers_of_many_chats_share_requests(
 def _pk(services: Services, chat: WorkerChat) -> int:
     with services.db() as session:
         pk = session.scalar(
-            select(AssistantDialog.id).where(AssistantDialog.chat_id == chat.chat_id)
+            select(AssistantDialog.id).where(AssistantDialog.chat_id == str(chat.chat_id))
         )
         assert pk is not None
         return pk
