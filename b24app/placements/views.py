@@ -625,9 +625,8 @@ def _settings_page(
         with services().db() as session:
             values = settings_form.settings_to_form(load_settings(session, viewer.portal_id))
             costs_text = settings_form.costs_to_text(_costs(session, viewer.portal_id))
-    fields_by_entity: dict[str, list[dict[str, str]]] = (
-        _registration(viewer.portal_id).get("date_fields") or {}
-    )
+    registration = _registration(viewer.portal_id)  # read once for the page's three blocks
+    fields_by_entity: dict[str, list[dict[str, str]]] = registration.get("date_fields") or {}
     return _page(
         "settings.html",
         viewer,
@@ -638,8 +637,8 @@ def _settings_page(
         saved=saved,
         weekdays=WEEKDAYS,
         policies=settings_form.POLICIES,
-        pipelines=_pipelines(viewer.portal_id),
-        workflow_templates=_workflow_templates(viewer.portal_id),
+        pipelines=_pipelines(viewer.portal_id, registration),
+        workflow_templates=list(registration.get("workflow_templates") or []),
         date_fields=fields_by_entity,
         date_choices=[f"{e}:{f['id']}" for e, rows in fields_by_entity.items() for f in rows],
         add_missing=_add_missing(viewer.portal_id),
@@ -657,13 +656,11 @@ def _add_missing(portal_id: int) -> bool:
         return bool(load_settings(session, portal_id).get("deal_stages_add_missing"))
 
 
-def _pipelines(portal_id: int) -> list[dict[str, Any]]:
+def _pipelines(portal_id: int, registration: dict[str, Any]) -> list[dict[str, Any]]:
     """The deal pipelines with their stages and stage maps (the settings page's deal block)."""
     from b24app.placements.deal_stages_form import pipelines_view
 
     with services().db() as session:
-        portal = session.get(Portal, portal_id)
-        registration = dict(portal.registration or {}) if portal is not None else {}
         return pipelines_view(registration, load_settings(session, portal_id))
 
 

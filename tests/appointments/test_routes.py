@@ -46,20 +46,25 @@ def test_robot_and_booking_for_the_same_visit_make_one_appointment(
     assert [a.starts_at for a in appointments(services) if a.lead_id == lead] == [when]
 
 
-def test_date_field_creates_moves_and_cancels(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
-) -> None:
-    admin = installed_portal.tokens_for(1).access_token
+def _visit_field(installed_portal: Any, services: Services, portal_id: int, entity: str) -> None:
+    """A datetime user field UF_CRM_VISIT on ``entity``, picked as the appointment time."""
     import requests
 
+    admin = installed_portal.tokens_for(1).access_token
     requests.post(
-        installed_portal.client_endpoint + "crm.lead.userfield.add",
+        installed_portal.client_endpoint + f"crm.{entity}.userfield.add",
         json={"fields": {"FIELD_NAME": "VISIT", "USER_TYPE_ID": "datetime"}, "auth": admin},
         timeout=10,
     ).raise_for_status()
     with services.db() as session:
         save_settings(session, portal_id, {"appointments": {
-            "date_field": {"entity": "lead", "field": "UF_CRM_VISIT"}}})  # fmt: skip
+            "date_field": {"entity": entity, "field": "UF_CRM_VISIT"}}})  # fmt: skip
+
+
+def test_date_field_creates_moves_and_cancels(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    _visit_field(installed_portal, services, portal_id, "lead")
     first = (utc_now() + dt.timedelta(days=2)).replace(microsecond=0, second=0)
     local = first.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=3)))
     lead_id = installed_portal.add_lead({"TITLE": "Визит", "NAME": "Ирина",
@@ -88,17 +93,7 @@ def test_deal_date_field_creates_and_moves(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
     """The admin may keep the appointment time on the deal: its events move the reminders."""
-    import requests
-
-    admin = installed_portal.tokens_for(1).access_token
-    requests.post(
-        installed_portal.client_endpoint + "crm.deal.userfield.add",
-        json={"fields": {"FIELD_NAME": "VISIT", "USER_TYPE_ID": "datetime"}, "auth": admin},
-        timeout=10,
-    ).raise_for_status()
-    with services.db() as session:
-        save_settings(session, portal_id, {"appointments": {
-            "date_field": {"entity": "deal", "field": "UF_CRM_VISIT"}}})  # fmt: skip
+    _visit_field(installed_portal, services, portal_id, "deal")
     first = (utc_now() + dt.timedelta(days=2)).replace(microsecond=0, second=0)
     contact = installed_portal.add_contact("Павел", "Орлов")
     deal_id = installed_portal.add_deal(
