@@ -25,7 +25,8 @@ def test_installer_page_finishes_the_install(emulator, live_app, portal, page, r
         time.sleep(0.05)
     screenshot(page, "install-finished")
     assert portal.install_finished, "installFinish was not called in the page"
-    assert frame.locator("#install").get_attribute("data-state") == "finished"
+    # The page marks the card after the parent has answered installFinish, a moment later.
+    frame.locator("#install[data-state='finished']").wait_for(timeout=deadline_seconds() * 1000)
     assert any(m.get("command") for m in portal.frame_messages)
     run_jobs()
     assert {e["event"] for e in portal.events} >= set(EVENTS)

@@ -80,9 +80,9 @@ def test_dashboard_in_the_portal_frame_russian(installed_portal, services, page)
     assert frame.locator("#kpi-no-show .value").inner_text().replace("\u00a0", " ") == "25,0 %"
     assert "bad" in (frame.locator("#kpi-no-show").get_attribute("class") or "")  # 25 % ≥ 12 %
     assert frame.locator("#kpi-conversion .value").inner_text().replace("\u00a0", " ") == "41,7 %"
-    canvas = frame.locator("#trend-chart")
+    # app.js marks the canvas once Chart.js has drawn: wait for the mark, not for the element.
+    canvas = frame.locator("#trend-chart[data-drawn='1']")
     canvas.wait_for(timeout=deadline_seconds() * 1000)
-    assert canvas.get_attribute("data-drawn") == "1"
     assert canvas.evaluate(CANVAS_INK) > 500, "the trend chart drew nothing"
     assert frame.locator("#employees tbody tr").count() == 3
     assert _wait_for(
