@@ -42,10 +42,12 @@ from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
 from b24app.leads.lifecycle import add_moves
 from b24app.leads.lifecycle import apply_fields
+from b24app.leads.lifecycle import apply_lead_to_deal_journey
 from b24app.leads.lifecycle import HistoryEntry
 from b24app.leads.lifecycle import new_lead
 from b24app.leads.lifecycle import parse_history
 from b24app.leads.lifecycle import refresh_stage_times
+from b24app.leads.lifecycle import settle_conversions
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import normalise_lead
 from b24app.leads.tagging import DEFAULT_LEAD_FIELD
@@ -201,10 +203,14 @@ def _store_round(
                 lead = new_lead(portal_id, snap)
                 session.add(lead)
                 existing[snap.lead_id] = lead
-            apply_fields(lead, snap, statuses, classify(snap, rules), lead_channel(snap))
+            if lead.deal_id is not None:  # its deal's event came first: the deal leads
+                apply_lead_to_deal_journey(lead, snap, classify(snap, rules))
+            else:
+                apply_fields(lead, snap, statuses, classify(snap, rules), lead_channel(snap))
         session.flush()
         add_moves(session, portal_id, moves, statuses, origin="backfill")
         refresh_stage_times(session, portal_id, list(existing.values()))
+        settle_conversions(session, portal_id, existing.values())
         state = session.get(BackfillState, portal_id)
         assert state is not None
         for key, value in state_update.items():

@@ -38,6 +38,7 @@ from b24app.leads.deal_snapshot import parse_deal_history
 from b24app.leads.journeys import journey_key
 from b24app.leads.lifecycle import add_moves
 from b24app.leads.lifecycle import refresh_stage_times
+from b24app.leads.lifecycle import settle_conversions
 from b24app.storage.models import BackfillState
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
@@ -121,9 +122,14 @@ def _store_deals(
                     cache[("deal", journey.deal_id)] = journey
                 if journey.lead_id is not None:
                     cache[("lead", journey.lead_id)] = journey
+        journeys = []
         for deal in deals:
             mapping = stage_map(registration, settings, deal.category_id)
-            record_deal(session, portal_id, deal, [], mapping, rules, "backfill", cache)
+            journey, _ = record_deal(
+                session, portal_id, deal, [], mapping, rules, "backfill", cache
+            )
+            journeys.append(journey)
+        settle_conversions(session, portal_id, journeys)
         _progress(session, portal_id, update)
 
 

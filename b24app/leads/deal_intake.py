@@ -38,6 +38,7 @@ from b24app.leads.lifecycle import apply_fields
 from b24app.leads.lifecycle import HistoryEntry
 from b24app.leads.lifecycle import Outcome
 from b24app.leads.lifecycle import refresh_stage_times
+from b24app.leads.lifecycle import settle_conversions
 from b24app.leads.lifecycle import TRACKED_FIELDS
 from b24app.leads.tagging import DEFAULT_LEAD_FIELD
 from b24app.settings import load_settings
@@ -179,6 +180,8 @@ def record_deal(
     outcome.moves_added = add_moves(session, portal_id, entries or [], mapping, origin)
     if outcome.moves_added or outcome.created:
         refresh_stage_times(session, portal_id, [journey])
+    if cache is None:  # the backfill settles a whole round at once
+        settle_conversions(session, portal_id, [journey])
     if not outcome.created:
         after = tuple(getattr(journey, n) for n in DEAL_TRACKED)
         outcome.changed = {n for n, a, b in zip(DEAL_TRACKED, before, after, strict=True) if a != b}

@@ -376,6 +376,61 @@ def refresh_stage_times(
             lead.first_reply_kind = "status"
 
 
+# Bitrix24's lead success status: exactly one per portal, the system status CONVERTED
+# (PLATFORM h.4); assumed fixed, as system statuses cannot be renamed.
+LEAD_SUCCESS_STATUS = "CONVERTED"
+
+
+def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Lead]) -> int:
+    """Journeys that go on on the deal their lead was converted into: the lead's move to its
+    success status was the hand-over (:attr:`Stage.CONVERTED`), not a visit nor a reply.
+
+    Every path that learns of the deal calls this, because a path that stored the lead's
+    moves first could not tell: the install's lead backfill reads leads before deals, and a
+    portal's default map makes the success status *came* when it has no "Пришёл" status. Moves
+    re-staged here give back the *came* time (and a status first reply) they alone had set;
+    returns how many moves changed."""
+    linked = {j.lead_id: j for j in journeys if j.lead_id is not None and j.deal_id is not None}
+    if not linked:
+        return 0
+    wrong = session.execute(
+        select(LeadStageChange.lead_id, LeadStageChange.changed_at).where(
+            LeadStageChange.portal_id == portal_id,
+            LeadStageChange.lead_id.in_(linked),
+            LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
+            LeadStageChange.stage != Stage.CONVERTED,
+        )
+    ).all()
+    if not wrong:
+        return 0
+    changed = rows_affected(
+        session.execute(
+            update(LeadStageChange)
+            .where(
+                LeadStageChange.portal_id == portal_id,
+                LeadStageChange.lead_id.in_({lead_id for lead_id, _ in wrong}),
+                LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
+                LeadStageChange.stage != Stage.CONVERTED,
+            )
+            .values(stage=Stage.CONVERTED)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    touched = []
+    for lead_id, at in wrong:
+        journey = linked[lead_id]
+        journey.came_at = None  # set again below from the moves that really say "came"
+        if journey.first_reply_kind == "status" and journey.first_reply_at == max(
+            at, journey.created_at
+        ):
+            journey.first_reply_at = None
+            journey.first_reply_kind = None
+        touched.append(journey)
+    session.flush()
+    refresh_stage_times(session, portal_id, touched)
+    return changed
+
+
 def record_snapshot(
     session: Session,
     portal_id: int,
@@ -417,6 +472,8 @@ def record_snapshot(
     outcome.moves_added = add_moves(session, portal_id, history or [], statuses, origin)
     if outcome.moves_added or outcome.created:
         refresh_stage_times(session, portal_id, [lead])
+    if outcome.moves_added and lead.deal_id is not None:
+        settle_conversions(session, portal_id, [lead])
     if not outcome.created:
         after = _tracked(lead)
         outcome.changed = {

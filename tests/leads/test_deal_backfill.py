@@ -118,3 +118,45 @@ def test_deal_backfill_completes_resumes_and_saves_requests(
     assert baseline >= 40 * deal_requests, (baseline, deal_requests)
     print(f"deal backfill: {deal_requests} requests for {N_DEALS} deals and their moves; "
           f"page by page (crm.deal.list + history): {baseline} ({baseline / deal_requests:.0f}x)")  # fmt: skip
+
+
+def test_converted_leads_imported_before_their_deals_are_no_visits(emulator, services) -> None:  # type: ignore[no-untyped-def]
+    """A simple-mode portal: every lead moved to CONVERTED at once, which the portal's default
+    map calls *came* (no "Пришёл" status). The lead phase stores those moves before it can
+    know the deals; when the deals arrive the moves become conversions: the one client who
+    came is the won deal's, and a conversion at second 0 is no first reply."""
+    emu_portal = emulator.create_portal("simple-import", crm_mode="simple")
+    leads = [emu_portal.add_lead({"TITLE": f"Чат {i}"}, events=False) for i in range(3)]
+    won = emu_portal.deal_of_lead(leads[0])
+    assert won is not None
+    emu_portal.update_deal(won, {"STAGE_ID": "WON", "OPPORTUNITY": 2500}, events=False)
+    emu_portal.prepare_install(None, api_only=True)
+    tokens = emu_portal.tokens_for(1)
+    with services.db() as session:
+        session.add(
+            Portal(
+                member_id=emu_portal.member_id, domain=emu_portal.domain,
+                client_endpoint=emu_portal.client_endpoint,
+                server_endpoint=emu_portal.server_endpoint,
+                access_token=tokens.access_token, refresh_token=tokens.refresh_token,
+                token_expires_at=dt.datetime.fromtimestamp(tokens.expires_at, dt.UTC).replace(
+                    tzinfo=None
+                ),
+                application_token=emu_portal.application_token, crm_mode="simple",
+                registration={"lead_field": "UF_CRM_B24APP_AI", "statuses": STATUSES,
+                              "deal_stages": {"0": {"new": "NEW", "came": "WON"}}},
+            )
+        )  # fmt: skip
+    backfill_portal(emu_portal.member_id, services=services)
+    with services.db() as session:
+        journeys = {j.lead_id: j for j in session.scalars(select(Lead))}
+        assert set(journeys) == set(leads)
+        assert [lead for lead, j in journeys.items() if j.came_at is not None] == [leads[0]]
+        assert journeys[leads[0]].opportunity == 2500
+        assert all(j.first_reply_at is None for lead, j in journeys.items() if lead != leads[0])
+        stages = set(
+            session.execute(
+                select(LeadStageChange.stage).where(LeadStageChange.status_id == "CONVERTED")
+            ).scalars()
+        )
+        assert stages == {Stage.CONVERTED}

@@ -10,13 +10,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from b24app.context import Services
 from b24app.devportal import DevPortal
 from b24app.devportal.deals import add_pipeline
 from b24app.leads.journeys import find_journey
+from b24app.storage.db import rows_affected
 from b24app.storage.models import EntityType
 from b24app.storage.models import Lead
+from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Stage
 from tests.leads.test_intake import db_portal
 
@@ -67,6 +70,36 @@ def test_converted_lead_is_one_journey_on_its_deal(installed_portal, services, s
     assert row.stage == Stage.CAME and row.came_at is not None
     assert row.opportunity == Decimal("3500.00")
     assert journeys(services, pid) == 1
+
+
+def test_a_conversion_stored_as_a_visit_is_settled_by_the_deal(
+    installed_portal, services, settle
+) -> None:  # type: ignore[no-untyped-def]
+    """The lead's move to CONVERTED reached the store as *came* (the install's lead backfill
+    reads leads before deals and cannot tell); the deal's next event makes it a conversion."""
+    portal = installed_portal
+    pid = db_portal(services, portal).id
+    lead_id = portal.add_lead({"TITLE": "Анна", "SOURCE_ID": "CALL"})
+    settle()
+    deal_id = portal.convert_lead(lead_id)
+    settle()
+    with services.db() as session:
+        moved = session.execute(
+            update(LeadStageChange)
+            .where(LeadStageChange.lead_id == lead_id, LeadStageChange.status_id == "CONVERTED")
+            .values(stage=Stage.CAME)
+        )
+        assert rows_affected(moved) == 1
+        row = find_journey(session, pid, lead_id=lead_id)
+        assert row is not None
+        row.came_at = row.created_at
+    portal.update_deal(deal_id, {"STAGE_ID": "EXECUTING"}, by_user=2)
+    settle()
+    row = journey(services, pid, lead_id=lead_id)
+    assert row.came_at is None and row.deal_stage_id == "EXECUTING"
+    portal.update_deal(deal_id, {"STAGE_ID": "WON"}, by_user=2)
+    settle()
+    assert journey(services, pid, lead_id=lead_id).came_at is not None
 
 
 def test_direct_deal_starts_its_own_journey(installed_portal, services, settle) -> None:  # type: ignore[no-untyped-def]
