@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from redis import Redis
 from werkzeug.serving import make_server
 
 from b24app.config import Settings
+from b24app.ports import free_port
 
 DEMO_CLIENT_ID = "local.b24app.demo"
 
@@ -53,14 +53,8 @@ def _demo_secrets(workdir: Path) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     binary = shutil.which("redis-server")
     if binary is None:
         raise click.ClickException("redis-server is not installed (./dev demo installs it)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from sqlalchemy import text
 from b24app import context
 from b24app import create_app
 from b24app.config import Settings
+from b24app.ports import free_port
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
 
@@ -38,12 +38,6 @@ pytest_plugins = [
 
 # A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

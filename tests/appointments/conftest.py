@@ -75,3 +75,39 @@ def journey(services: Services, journey_id: int) -> Lead:
         assert row is not None
         session.expunge(row)
         return row
+
+
+def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0) -> list[Timer]:
+    """Time is driven, not raced: the portal's pending reminders move so the earliest is due
+    ``first_in`` seconds from now, the gaps between them kept, their RQ jobs with them.
+
+    Tests book far ahead (a slow machine may take long to record a booking, and a reminder
+    already past is skipped, never sent late), check the due times, then call this.
+    Returns the moved timers (detached), earliest first."""
+    from b24app.sla.engine import remove_job
+    from b24app.sla.engine import schedule_job
+    from b24app.storage.models import TimerState
+
+    now = utc_now().replace(microsecond=0)
+    with services.db() as session:
+        pending = list(
+            session.scalars(
+                select(Timer)
+                .where(
+                    Timer.portal_id == portal_id,
+                    Timer.policy == "appointment",
+                    Timer.state == TimerState.PENDING,
+                )
+                .order_by(Timer.due_at)
+            )
+        )
+        assert pending, "no pending reminder to drive"
+        shift = pending[0].due_at - (now + dt.timedelta(seconds=first_in))
+        for timer in pending:
+            timer.due_at = timer.due_at - shift
+        session.flush()
+        session.expunge_all()
+    for timer in pending:  # after the commit: the job reads the row
+        remove_job(services, timer.job_id)
+        schedule_job(services, timer, now)
+    return pending

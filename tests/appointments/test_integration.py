@@ -3,8 +3,9 @@ client's chat as reminders at their times, the client's "1" confirms it on the d
 chat → the workflow; neither → the to-do; moved, deleted, short-notice and duplicate bookings.
 
 Offsets are policy minutes: ``B24APP_SLA_SECONDS_PER_MINUTE=1`` (set before the worker starts,
-which computes the due times in the booking job) makes "20m" twenty seconds. Waits are
-deadlines, never timings.
+which computes the due times in the booking job) makes "20m" twenty seconds. Bookings are made
+ten minutes ahead and the reminders' time is then driven (``drive_reminders``), so a slow
+machine never makes a reminder "already past"; waits are deadlines, never timings.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from b24app.storage.models import TimerState
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
 from tests.appointments.conftest import attempts
+from tests.appointments.conftest import drive_reminders
 from tests.appointments.conftest import make_journey
 from tests.appointments.conftest import utc_now
 from tests.plugins.worker import WorkerProcess
@@ -44,6 +46,10 @@ def at(seconds: float) -> dt.datetime:
     return utc_now().replace(tzinfo=dt.UTC, microsecond=0) + dt.timedelta(seconds=seconds)
 
 
+def pending(services: Services) -> list[Any]:
+    return [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
+
+
 def fired(services: Services) -> list[Any]:
     return [t for t in appointment_timers(services) if t.state == TimerState.FIRED]
 
@@ -57,7 +63,13 @@ def test_reminders_reach_the_chat_on_time_and_the_reply_shows_confirmed(
     make_journey(services, portal_id, deal_id=501, contact_id=contact)
     chat = installed_portal.open_chat([("deal", 501)])
     rq_worker.start()
-    installed_portal.add_booking(at(32), name="Окрашивание", deal_id=501, contact_id=contact)
+    installed_portal.add_booking(at(600), name="Окрашивание", deal_id=501, contact_id=contact)
+    wait_for(lambda: len(pending(services)) == 2)
+    starts = appointments(services)[0].starts_at
+    assert [starts - t.due_at for t in pending(services)] == [
+        dt.timedelta(seconds=20), dt.timedelta(seconds=8),
+    ]  # "20m", "8m"  # fmt: skip
+    drive_reminders(services, portal_id)
     # The message reaches the chat a moment before its timer is marked fired: wait for both.
     wait_for(lambda: len(fired(services)) == 2, timeout=90)
     messages = installed_portal.chat_messages(chat.id)
@@ -95,11 +107,15 @@ def test_no_chat_goes_to_the_workflow_then_with_neither_to_the_todo(
     make_journey(services, portal_id, deal_id=502)
     make_journey(services, portal_id, deal_id=503)
     rq_worker.start()
-    installed_portal.add_booking(at(15), name="Чистка", deal_id=502)
+    installed_portal.add_booking(at(600), name="Чистка", deal_id=502)
+    wait_for(lambda: len(pending(services)) == 1)
+    drive_reminders(services, portal_id)
     wait_for(lambda: len(installed_portal.workflows) == 1, timeout=90)
     assert installed_portal.workflows[0]["document_id"][2] == "DEAL_502"
     configure(services, portal_id, workflow={"template_id": None})
-    installed_portal.add_booking(at(15), name="Чистка", deal_id=503)
+    installed_portal.add_booking(at(600), name="Чистка", deal_id=503)
+    wait_for(lambda: len(pending(services)) == 1)
+    drive_reminders(services, portal_id)
     wait_for(lambda: len(fired(services)) == 2, timeout=90)
     assert [a[:2] for a in attempts(services)] == [
         ("chat", False), ("workflow", True), ("chat", False), ("workflow", False), ("todo", True),
@@ -119,15 +135,30 @@ def test_moved_deleted_short_notice_and_duplicate_bookings(
     deleted_chat = installed_portal.open_chat([("deal", 602)])
     twice_chat = installed_portal.open_chat([("deal", 603)])
     rq_worker.start()
-    moved = installed_portal.add_booking(at(45), deal_id=601)
-    deleted = installed_portal.add_booking(at(45), deal_id=602)
+    moved = installed_portal.add_booking(at(600), deal_id=601)
+    deleted = installed_portal.add_booking(at(600), deal_id=602)
     emulator.delivery.duplicate = True
-    installed_portal.add_booking(at(45), deal_id=603)
+    installed_portal.add_booking(at(600), deal_id=603)
     emulator.delivery.duplicate = False
     wait_for(lambda: len(appointments(services)) == 3
              and len([t for t in appointment_timers(services)]) == 3)  # fmt: skip
-    installed_portal.move_booking(moved, at(55))
+    new_start = at(700)
+    installed_portal.move_booking(moved, new_start)
     installed_portal.delete_booking(deleted)
+    rows = {a.deal_id: a for a in appointments(services)}
+
+    def moved_and_deleted() -> bool:
+        rows.update({a.deal_id: a for a in appointments(services)})
+        due = {t.level.split("@")[1]: t.due_at for t in pending(services)}
+        return (
+            rows[602].status == AppointmentStatus.CANCELLED
+            and str(rows[602].id) not in due
+            and due.get(str(rows[601].id)) == rows[601].starts_at - dt.timedelta(seconds=8)
+        )
+
+    wait_for(moved_and_deleted)
+    assert rows[601].starts_at == new_start.replace(tzinfo=None)
+    drive_reminders(services, portal_id)
     wait_for(lambda: len(fired(services)) == 2, timeout=90)  # the moved one and the twice one
     assert len(installed_portal.chat_messages(moved_chat.id)) == 1
     time.sleep(2)  # give a duplicate a chance to show up
@@ -141,4 +172,3 @@ def test_moved_deleted_short_notice_and_duplicate_bookings(
         t for t in appointment_timers(services) if t.level.endswith(f"@{rows[601].id}")
     )
     assert moved_timer.fired_at is not None and moved_timer.fired_at >= moved_timer.due_at
-    assert moved_timer.due_at == rows[601].starts_at - dt.timedelta(seconds=8)

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from b24app.appointments.remind import APPOINTMENT_POLICY
 from b24app.context import Services
 from b24app.kpi.metrics import compute_dashboard
 from b24app.kpi.metrics import period_for
@@ -26,12 +25,11 @@ from b24app.leads.journeys import find_journey
 from b24app.robots import definitions as d
 from b24app.settings import load_settings
 from b24app.settings import save_settings
-from b24app.sla.engine import remove_job
-from b24app.sla.engine import schedule_job
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
+from tests.appointments.conftest import drive_reminders
 from tests.plugins.worker import WorkerProcess
 from tests.sla.test_integration import notifications
 from tests.sla.test_integration import wait_for
@@ -48,26 +46,6 @@ def journey(services: Services, portal_id: int, deal_id: int) -> Lead | None:
 def timer_state(services: Services, key: int, level: str) -> str | None:
     with services.db() as session:
         return session.scalar(select(Timer.state).where(Timer.lead_id == key, Timer.level == level))
-
-
-def make_reminders_due(services: Services, portal_id: int) -> None:
-    """Move the portal's pending appointment reminders to now, jobs included."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with services.db() as session:
-        pending = session.scalars(
-            select(Timer).where(
-                Timer.portal_id == portal_id,
-                Timer.policy == APPOINTMENT_POLICY,
-                Timer.state == TimerState.PENDING,
-            )
-        ).all()
-        assert pending, "no pending reminder"
-        jobs = [(timer.id, timer.job_id) for timer in pending]
-        for timer in pending:
-            timer.due_at = now
-    for timer_id, job_id in jobs:  # after the commit: the job reads the row
-        remove_job(services, job_id)
-        schedule_job(services, Timer(id=timer_id, job_id=job_id, due_at=now), now)
 
 
 @pytest.mark.parametrize("mode", ["classic", "simple"])
@@ -138,7 +116,7 @@ def test_a_client_journey_on_deals_end_to_end(
     assert portal.robot_result(token)["return_values"]["reminders_scheduled"] == 1
     # Time is driven: the reminder (1 "minute" = 1 s before an appointment 30 minutes away)
     # is made due now instead of racing a slow machine's clock.
-    make_reminders_due(services, portal_id)
+    drive_reminders(services, portal_id)
     wait_for(
         lambda: any(
             a["OWNER_TYPE_ID"] == "2"

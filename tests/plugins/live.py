@@ -33,9 +33,15 @@ class LiveServer:
 
     def __init__(self, app: Any, port: int) -> None:
         self.app = app
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
-        )
+        try:
+            self.server: BaseWSGIServer = make_server(
+                "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
+            )
+        except SystemExit as exc:
+            # werkzeug exits the process when the port is taken; a SystemExit inside a
+            # fixture derails pytest's fixture bookkeeping for every later test of the
+            # worker, so it becomes this test's error only.
+            raise OSError(f"127.0.0.1:{port} is taken") from exc
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
