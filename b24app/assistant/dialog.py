@@ -254,6 +254,14 @@ def step(
         index = [fmt_slot(dt.datetime.fromisoformat(o), script.lang) for o in s.offered].index(
             u.choice
         )
+        chosen = dt.datetime.fromisoformat(s.offered[index])
+        service = script.service(s.service)
+        duration = service.duration if service else 60
+        if chosen not in free_times(When(day=chosen.date(), at=chosen.time()), duration):
+            # Taken since it was offered (another client's pre-booking, the salon's own
+            # booking): fresh times for the same wish, nothing booked.
+            s = replace(s, offered=[], start=None, fails=0)
+            return _ask(s, script, free_times, script.text("slot_taken"))
         s = replace(s, start=s.offered[index], fails=0)
         reply = _ask(s, script, free_times)
         reply.actions.append("prebook")

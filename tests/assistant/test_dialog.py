@@ -64,6 +64,24 @@ def test_full_dialog_to_confirmed() -> None:
     assert r.state.state == "confirmed" and not r.actions
 
 
+def test_a_time_taken_since_it_was_offered_is_not_booked() -> None:
+    """Between the offer and the tap another client pre-booked 19:00: fresh times, no
+    pre-booking; the next pick of a free time books as usual."""
+    r = say(DialogState(), "Маникюр завтра после 18, +7 912 345-67-89")
+    r = say(r.state, "Анна")
+    assert r.state.state == "slot" and "Сб 28.11 19:00" in r.buttons
+
+    def taken(when: When, duration: int) -> list[dt.datetime]:
+        return [t for t in free_times(when, duration) if t.hour != 19]
+
+    r = say(r.state, "Сб 28.11 19:00", times=taken, choices=r.buttons)
+    assert r.actions == [] and r.state.start is None and r.state.state == "slot"
+    assert r.text.startswith("Это время уже заняли")
+    assert r.buttons == ["Сб 28.11 18:00", "Сб 28.11 20:00"]
+    r = say(r.state, "Сб 28.11 20:00", times=taken, choices=r.buttons)
+    assert r.actions == ["prebook"] and r.state.start == "2026-11-28T20:00"
+
+
 def test_one_message_fills_several_slots() -> None:
     r = say(DialogState(), "Хочу на маникюр завтра после 18, меня зовут Анна, 89123456789")
     assert r.state.state == "slot"

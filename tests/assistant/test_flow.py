@@ -70,6 +70,34 @@ def test_full_dialog_to_a_confirmed_prebooking(
     assert assistant_portal.imbot.typing[chat.chat_id]  # typing shown before answers
 
 
+def test_two_clients_offered_the_same_time_only_one_gets_it(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    """Both are offered the same times; the first pre-books one, the second taps it later:
+    the second is told it was taken and gets fresh times without it."""
+    first = open_client_chat(emulator, assistant_portal, settle_jobs)
+    second = open_client_chat(emulator, assistant_portal, settle_jobs)
+    for chat in (first, second):
+        chat.say("Маникюр")
+        chat.say("завтра после 18")
+        chat.say("+7 (912) 345-67-89")
+        chat.say("Анна")
+    wanted = first.buttons()[0]
+    assert wanted in second.buttons()
+    assert "Подтверждаете" in first.say(wanted)
+    answer = second.say(wanted)
+    assert answer.startswith("Это время уже заняли")
+    assert second.buttons() and wanted not in second.buttons()
+    with services.db() as session:
+        dialogs = {d.lead_id: d for d in session.scalars(select(AssistantDialog))}
+    assert dialogs[first.lead_id].booking_start is not None
+    assert dialogs[second.lead_id].booking_start is None
+    assert dialogs[second.lead_id].state == "slot"
+
+
 def test_asking_for_a_person_hands_off_with_a_summary(
     emulator: DevPortal,
     assistant_portal: EmuPortal,
