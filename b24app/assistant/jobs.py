@@ -4,10 +4,16 @@ Job id ``asst-<member_id>-<chat>-<message id>`` with RQ's ``unique=True``: a del
 comes twice while its job waits is enqueued once, and a later repeat finds its turn already
 recorded (unique per dialog and message id) and sends nothing. Nothing slow shares the queue,
 so a worker listening on it first answers within the 3 s target.
+
+Order: two quick messages of one chat are two jobs that two workers may start together, and
+either may take the chat's lock first. So every message also waits in a small per-chat list
+(Redis, by message id; Bitrix24's ids grow within a chat): the job holding the lock answers the
+chat's earlier waiting messages first, and their own jobs later find them answered.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -46,8 +52,52 @@ def turn_job_id(turn: Turn) -> str:
     return _UNSAFE.sub("_", f"asst-{turn.member_id}-{turn.chat_id}-{suffix}")
 
 
+WAITING_TTL = 3600  # a chat's waiting list outlives any job of it (retries included)
+
+
+def _waiting_keys(member_id: str, chat_id: str) -> tuple[str, str]:
+    base = f"b24app:asst:waiting:{member_id}:{chat_id}"
+    return base + ":order", base + ":turns"
+
+
+def waiting_before(services: Services, turn: Turn) -> list[Turn]:
+    """The chat's messages still waiting that came before ``turn``, oldest first."""
+    order, turns = _waiting_keys(turn.member_id, turn.chat_id)
+    ids = [str(m.decode() if isinstance(m, bytes) else m)
+           for m in services.redis.zrangebyscore(order, "-inf", f"({turn.message_id}")]  # fmt: skip
+    if not ids:
+        return []
+    found = []
+    for raw in services.redis.hmget(turns, ids):
+        if raw is None:
+            continue
+        try:
+            found.append(Turn(**json.loads(raw)))
+        except (TypeError, ValueError):
+            continue  # written by another version: its own job answers it
+    return found
+
+
+def answered(services: Services, turn: Turn) -> None:
+    """``turn`` no longer waits (answered, or found answered)."""
+    order, turns = _waiting_keys(turn.member_id, turn.chat_id)
+    member = str(turn.message_id)
+    pipe = services.redis.pipeline(transaction=False)
+    pipe.zrem(order, member)
+    pipe.hdel(turns, member)
+    pipe.execute()
+
+
 def enqueue_turn(services: Services, turn: Turn) -> bool:
     """Queue the answer to one message; False if the same delivery is already queued."""
+    order, turns = _waiting_keys(turn.member_id, turn.chat_id)
+    member = str(turn.message_id)
+    pipe = services.redis.pipeline(transaction=False)
+    pipe.zadd(order, {member: turn.message_id})
+    pipe.hset(turns, member, json.dumps(asdict(turn), ensure_ascii=False))
+    pipe.expire(order, WAITING_TTL)
+    pipe.expire(turns, WAITING_TTL)
+    pipe.execute()
     try:
         services.queue(QUEUE).enqueue(
             answer_turn,

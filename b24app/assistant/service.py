@@ -35,7 +35,9 @@ from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
 from b24app.assistant.dialog import step
+from b24app.assistant.jobs import answered
 from b24app.assistant.jobs import Turn
+from b24app.assistant.jobs import waiting_before
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.slots import busy_from_bookings
 from b24app.assistant.slots import free_times
@@ -388,8 +390,21 @@ def process_turn(services: Services, turn: Turn) -> str:
     with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id):
         with lock:
             try:
+                # The chat's earlier messages first, whichever job took the lock first.
+                for earlier in waiting_before(services, turn):
+                    try:
+                        _process_locked(services, earlier, portal_id, registration, settings,
+                                        script, assistant, calendar, tz, queued)  # fmt: skip
+                    except PortalUnavailable:
+                        raise
+                    except Exception:
+                        # its own job retries it; this message is not held hostage
+                        log.exception("an earlier message of the chat failed")
+                        continue
+                    answered(services, earlier)
                 outcome = _process_locked(services, turn, portal_id, registration, settings,
                                           script, assistant, calendar, tz, queued)  # fmt: skip
+                answered(services, turn)
             except PortalUnavailable:
                 return "portal_unavailable"
         if queued:

@@ -98,6 +98,36 @@ def test_two_clients_offered_the_same_time_only_one_gets_it(
     assert dialogs[second.lead_id].state == "slot"
 
 
+def test_two_quick_messages_are_answered_in_their_order(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+) -> None:
+    """The client sends "Маникюр" and "завтра после 18" at once and a worker starts on the
+    second first: the first is still answered first, then the second, and once each."""
+    chat = open_client_chat(emulator, assistant_portal, settle_jobs)
+    assistant_portal.client_writes(chat.chat_id, "Маникюр")
+    assistant_portal.client_writes(chat.chat_id, "завтра после 18")
+    assert emulator.wait_idle(timeout=30)
+    queue = services.queue("assistant")
+    jobs = queue.get_jobs()
+    assert len(jobs) == 2
+    queue.remove(jobs[1])
+    queue.enqueue_job(jobs[1], at_front=True)  # the second message's job runs first
+    settle_jobs()
+    with services.db() as session:
+        dialog = session.scalars(select(AssistantDialog)).one()
+        turns = session.scalars(
+            select(AssistantTurn).where(AssistantTurn.dialog_id == dialog.id)
+            .order_by(AssistantTurn.id)
+        ).all()  # fmt: skip
+        assert [t.state_after for t in turns] == ["service", "when", "contact"]
+        assert turns[1].message_id < turns[2].message_id  # answered in the client's order
+    replies = [m["text"] for m in chat.bot_messages()]
+    assert "Когда" in replies[-2] and "телефон" in replies[-1]
+
+
 def test_asking_for_a_person_hands_off_with_a_summary(
     emulator: DevPortal,
     assistant_portal: EmuPortal,
