@@ -400,7 +400,8 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
         return None
     from b24app.reach.rephrase import Rephraser
 
-    rephraser = Rephraser(services.redis, config.llm_api_url, config.llm_api_key, config.llm_model)
+    rephraser = Rephraser(services.redis, config.llm_api_url, config.llm_api_key,
+                          config.llm_model, session=services.http_session())  # fmt: skip
     return lambda template, lang: rephraser.template_for(template, lang)[0]
 
 

@@ -222,6 +222,7 @@ def _understander(services: Services, assistant: dict[str, Any]) -> ModelUnderst
             settings.llm_api_key,
             settings.llm_model,
             timeout=settings.assistant_llm_timeout,
+            session=services.http_session(),  # the worker's: a warm connection, no handshake
         )
     return None
 

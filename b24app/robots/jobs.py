@@ -563,7 +563,7 @@ def qualify(ctx: RobotContext, params: dict[str, Any]) -> Outcome:
     responsible, notification); confident junk is left to the workflow's own conditions."""
     answers = q.Answers(params["goal"], params["desired_time"], params["contact"])
     conf = ctx.settings.get("qualifier") or {}
-    raw = q.make_qualifier(ctx.services.settings).qualify(answers)
+    raw = q.make_qualifier(ctx.services.settings, ctx.services.http_session()).qualify(answers)
     verdict = q.apply_threshold(raw, float(conf.get("threshold", 0.6)))
     values = {"verdict": verdict.verdict, "confidence": verdict.confidence}
     ru, en = VERDICT_TEXT[verdict.verdict]

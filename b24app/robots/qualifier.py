@@ -311,10 +311,12 @@ class LlmQualifier:
         return Verdict(verdict, round(confidence, 2), ("llm",), source="llm")
 
 
-def make_qualifier(settings: Settings) -> Qualifier:
-    """The LLM qualifier when an API key is configured, else the rule-based one."""
+def make_qualifier(settings: Settings, session: requests.Session | None = None) -> Qualifier:
+    """The LLM qualifier when an API key is configured, else the rule-based one; ``session``:
+    the worker's shared HTTP session (one TLS connection to the model's API, not one per job)."""
     if settings.llm_api_key:
-        return LlmQualifier(settings.llm_api_url, settings.llm_api_key, settings.llm_model)
+        return LlmQualifier(settings.llm_api_url, settings.llm_api_key, settings.llm_model,
+                            session=session)  # fmt: skip
     return RuleQualifier()
 
 

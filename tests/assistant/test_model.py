@@ -84,3 +84,19 @@ def test_model_cannot_remove_a_handoff_intent(stub: LlmStub) -> None:
 def test_unreachable_model_falls_back() -> None:
     model = ModelUnderstander("http://127.0.0.1:9/v1", "k", "m", timeout=0.5)
     assert model.understand("ммм", now=NOW).source == "rules_fallback"
+
+
+def test_the_model_rides_the_workers_shared_http_session(services) -> None:  # type: ignore[no-untyped-def]
+    """No new connection (and TLS handshake) per turn: the worker thread's HTTP session."""
+    import dataclasses
+
+    from b24app.assistant.service import _understander
+
+    with_key = dataclasses.replace(
+        services, settings=dataclasses.replace(services.settings, llm_api_key="test-key")
+    )
+    first = _understander(with_key, {"model": True})
+    second = _understander(with_key, {"model": True})
+    assert first is not None and second is not None
+    assert first.session is second.session is with_key.http_session()
+    assert _understander(with_key, {"model": False}) is None
