@@ -78,7 +78,7 @@ def journey(services: Services, journey_id: int) -> Lead:
 
 
 def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0) -> list[Timer]:
-    """Time is driven, not raced: the portal's pending reminders move so the earliest is due
+    """Time is driven, not raced: the portal's reminders not yet due move so the earliest is due
     ``first_in`` seconds from now, the gaps between them kept, their RQ jobs with them.
 
     Tests book far ahead (a slow machine may take long to record a booking, and a reminder
@@ -97,6 +97,7 @@ def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0
                     Timer.portal_id == portal_id,
                     Timer.policy == "appointment",
                     Timer.state == TimerState.PENDING,
+                    Timer.due_at > now,  # one already due may be firing: not ours to move
                 )
                 .order_by(Timer.due_at)
             )

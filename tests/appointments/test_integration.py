@@ -110,7 +110,7 @@ def test_no_chat_goes_to_the_workflow_then_with_neither_to_the_todo(
     installed_portal.add_booking(at(600), name="Чистка", deal_id=502)
     wait_for(lambda: len(pending(services)) == 1)
     drive_reminders(services, portal_id)
-    wait_for(lambda: len(installed_portal.workflows) == 1, timeout=90)
+    wait_for(lambda: len(installed_portal.workflows) == 1 and len(fired(services)) == 1)
     assert installed_portal.workflows[0]["document_id"][2] == "DEAL_502"
     configure(services, portal_id, workflow={"template_id": None})
     installed_portal.add_booking(at(600), name="Чистка", deal_id=503)
