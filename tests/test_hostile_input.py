@@ -122,6 +122,17 @@ def test_random_forms_never_500_and_write_nothing(
     assert row_counts(services) == before and queued_jobs(services) == jobs
 
 
+def test_index_only_forms_on_every_route_are_a_clean_4xx(app, services, two_portals) -> None:  # type: ignore[no-untyped-def]
+    """``0=a&1=b``: a form whose field names are indices (it once parsed to a list: 500)."""
+    client = app.test_client()
+    before, jobs = row_counts(services), queued_jobs(services)
+    for route in inbound_routes(app):
+        response = client.post(route, data="0=a&1=b",
+                               content_type="application/x-www-form-urlencoded")  # fmt: skip
+        _assert_clean_4xx(response)
+    assert row_counts(services) == before and queued_jobs(services) == jobs
+
+
 @hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(options=deep_json, route_index=st.integers(min_value=0, max_value=10_000))
 def test_deep_placement_options_never_500(app, services, two_portals, options, route_index) -> None:

@@ -60,7 +60,9 @@ def parse_php_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 if not isinstance(child, dict):
                     raise MalformedPayload(f"form key {key[:60]!r} is both a value and a container")
                 node = child
-    return _listify(root)
+    # The top level holds field names, always a mapping (as PHP's $_POST): ``0=a&1=b`` is
+    # two fields named "0" and "1", never a list a view would call ``.get`` on.
+    return {k: _listify(v) for k, v in root.items()}
 
 
 def _listify(node: Any) -> Any:

@@ -63,6 +63,12 @@ def test_numeric_keys_become_lists() -> None:
     }
 
 
+def test_the_top_level_is_always_a_mapping_of_field_names() -> None:
+    """``0=a&1=b`` (hostile input) is two fields, not a list a view would call ``.get`` on."""
+    assert parse_php_form([("0", "a"), ("1", "b")]) == {"0": "a", "1": "b"}
+    assert parse_php_form([("0[0]", "a"), ("0[1]", "b")]) == {"0": ["a", "b"]}
+
+
 @pytest.mark.parametrize(
     "key",
     ["auth[member_id", "auth]x[", "[x]", "a" + "[b]" * 9, "auth[x]]"],
