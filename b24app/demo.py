@@ -258,7 +258,15 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
             raise click.ClickException("the demo install failed: see the log above")
         summary = _finish_seed(settings, portal, seeded, started) if seeded else ""
         if seeded is None:
-            time.sleep(1.0)  # let the worker finish the ONAPPINSTALL registration
+            # The install job registers the events, then imports the (empty) CRM: waiting for
+            # the import's end means the journeys below reach the app as events, bound.
+            from b24app import context
+
+            waiting = context.build_services(settings)
+            try:
+                _wait_backfilled(waiting, portal.member_id)
+            finally:
+                waiting.dispose()
         _seed(portal)  # today's few journeys through real events (one across lead and deal)
         _enable_assistant(settings, portal.member_id)
         for _ in range(300):  # the bot is registered by the install job; then attach it

@@ -32,10 +32,10 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
         health = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                health = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
                 if health.status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or busy starting: ask again
                 time.sleep(0.3)
         assert health is not None and health.status_code == 200
         assert health.json()["schema"]["current"] is True

@@ -11,6 +11,7 @@ import sys
 import time
 
 from tests.conftest import free_port
+from tests.waiting import deadline_seconds
 
 
 def test_demo_in_simple_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +37,7 @@ def test_demo_in_simple_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
             return None, 0
 
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + deadline_seconds(180)
         while time.monotonic() < deadline and proc.poll() is None:
             if state() == ("simple", 1):
                 break

@@ -50,8 +50,8 @@ def test_serve_on_an_empty_sqlite_file_migrates_and_answers(tmp_path, redis_serv
     def answered() -> bool:
         assert proc.poll() is None, "serve exited"
         try:
-            answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=5))
-        except requests.ConnectionError:
+            answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=10))
+        except requests.RequestException:  # not up yet, or its worker still importing the app
             return False
         return True
 

@@ -27,7 +27,7 @@ def test_metrics_count_events_rest_calls_and_timers(
 ) -> None:
     """After an install and a chat lead: events in, REST calls for the portal, pending timers."""
     installed_portal.add_lead({"TITLE": "Чат", "SOURCE_ID": "1|OPENLINE", "ASSIGNED_BY_ID": 2})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     run_jobs()
     text = requests.get(services.settings.public_url + "/metrics", timeout=10,
                         headers={"Authorization": f"Bearer {services.settings.metrics_token}"}).text  # fmt: skip
@@ -61,11 +61,11 @@ def test_no_secret_or_client_data_in_logs(emulator, live_app, portal, run_jobs, 
         lead = portal.add_lead({"TITLE": "Запись", "NAME": "Анастасия", "LAST_NAME": "Петрова",
                                 "PHONE": [{"VALUE": "+79161234567", "VALUE_TYPE": "MOBILE"}],
                                 "SOURCE_ID": "2|TELEGRAM", "ASSIGNED_BY_ID": 2})  # fmt: skip
-        emulator.wait_idle()
+        assert emulator.wait_idle()
         run_jobs()
         token = portal.run_robot(d.QUALIFY, lead, {"goal": "маникюр", "desired_time": "завтра",
                                                    "contact": "+79161234567"})  # fmt: skip
-        emulator.wait_idle()
+        assert emulator.wait_idle()
         run_jobs()
     finally:
         root.removeHandler(handler)

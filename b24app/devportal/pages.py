@@ -146,6 +146,16 @@ def frame_message(emu: DevPortal, portal: Portal, request: Request, command: str
     except ValueError:
         body = {}
     params = body.get("params") if isinstance(body, dict) else None
+    # Recorded first: whoever sees the command's effect (install finished) sees the command.
+    with portal.lock:
+        portal.frame_messages.append(
+            {
+                "command": command,
+                "params": params,
+                "app_sid": body.get("appSid"),
+                "time": time.time(),
+            }
+        )
     answer: dict[str, Any] = {}
     if command == "setInstallFinish":
         portal.finish_install()
@@ -159,15 +169,6 @@ def frame_message(emu: DevPortal, portal: Portal, request: Request, command: str
     elif command == "setAppOption" and isinstance(params, dict):
         with portal.lock:
             portal.options[str(params.get("name"))] = params.get("value")
-    with portal.lock:
-        portal.frame_messages.append(
-            {
-                "command": command,
-                "params": params,
-                "app_sid": body.get("appSid"),
-                "time": time.time(),
-            }
-        )
     return Response(json.dumps(answer), content_type="application/json")
 
 

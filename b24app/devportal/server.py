@@ -131,12 +131,14 @@ class DevPortal:
         robot_delivery_workers: int = 2,
         delivery_timeout: float = 10.0,
         access_ttl: int = 3600,
+        idle_timeout: float = 10.0,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.app_base_url = app_base_url.rstrip("/")
         self.rate = rate
         self.burst = burst
+        self.idle_timeout = idle_timeout  # wait_idle()'s default (tests: their deadline)
         self._bind = (host, port)
         self.recorder = Recorder()
         self.tokens = TokenStore(access_ttl=access_ttl)
@@ -301,9 +303,10 @@ class DevPortal:
         """POSTs the portals made to the app (events, robot calls, installer, widgets)."""
         return self.recorder.deliveries(kind, name, self._slug(portal))
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued event/robot delivery has been answered."""
-        return self.delivery.wait_idle(timeout)
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event/robot delivery has been answered (at most
+        ``timeout`` seconds, default ``idle_timeout``)."""
+        return self.delivery.wait_idle(self.idle_timeout if timeout is None else timeout)
 
     def inject_fault(self, kind: str, **options: Any) -> Fault:
         """Shortcut for ``faults.inject``; ``portal=`` may be a Portal."""

@@ -75,14 +75,20 @@
 
   var framed = window.top !== window.self;
   if (framed && window.B24Js && window.B24Js.initializeB24Frame) {
-    var timeout = new Promise(function (resolve, reject) { setTimeout(function () { reject(new Error('timeout')); }, 5000); });
-    Promise.race([window.B24Js.initializeB24Frame(), timeout]).then(function (b24) {
+    // No answer from the parent in 5 s: shown as standalone meanwhile; a late answer (a busy
+    // browser, a slow portal page) still makes the page ready and fits the frame.
+    var waiting = setTimeout(function () {
+      document.documentElement.setAttribute('data-b24', 'standalone');
+    }, 5000);
+    window.B24Js.initializeB24Frame().then(function (b24) {
+      clearTimeout(waiting);
       $b24 = b24;
       document.documentElement.setAttribute('data-b24', 'ready');
       fit();
       showUserNames();
       window.addEventListener('resize', debounce(fit, 150));
     }).catch(function () {
+      clearTimeout(waiting);
       document.documentElement.setAttribute('data-b24', 'standalone');
     });
   } else {

@@ -28,7 +28,7 @@ def test_robot_and_booking_for_the_same_visit_make_one_appointment(
     # The robot passes no name: the lead's is read once, at creation (the booking's deal 91
     # has no contact in the emulator: "no name" from it does not wipe the lead's).
     installed_portal.add_booking(when.replace(tzinfo=dt.UTC), deal_id=91)
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.journey_id == journey_id and appt.source == "robot"
@@ -69,7 +69,7 @@ def test_date_field_creates_moves_and_cancels(
     local = first.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=3)))
     lead_id = installed_portal.add_lead({"TITLE": "Визит", "NAME": "Ирина",
                                          "UF_CRM_VISIT": local.isoformat()})  # fmt: skip
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.source == "field" and appt.lead_id == lead_id and appt.starts_at == first
@@ -78,12 +78,12 @@ def test_date_field_creates_moves_and_cancels(
     installed_portal.update_lead(
         lead_id, {"UF_CRM_VISIT": moved.replace(tzinfo=dt.UTC).isoformat()}
     )
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.starts_at == moved
     installed_portal.update_lead(lead_id, {"UF_CRM_VISIT": ""})
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CANCELLED
@@ -100,7 +100,7 @@ def test_deal_date_field_creates_and_moves(
         {"TITLE": "Визит", "CONTACT_ID": contact,
          "UF_CRM_VISIT": first.replace(tzinfo=dt.UTC).isoformat()}
     )  # fmt: skip
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.source == "field" and appt.deal_id == deal_id and appt.starts_at == first
@@ -112,7 +112,7 @@ def test_deal_date_field_creates_and_moves(
     installed_portal.update_deal(
         deal_id, {"UF_CRM_VISIT": moved.replace(tzinfo=dt.UTC).isoformat()}
     )
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.starts_at == moved

@@ -78,7 +78,7 @@ def settle_jobs(emulator: DevPortal, run_jobs: Callable[..., None]) -> Callable[
 
     def settle() -> None:
         for _ in range(2):
-            assert emulator.wait_idle(timeout=30)
+            assert emulator.wait_idle()
             run_jobs()
 
     return settle

@@ -109,7 +109,7 @@ def test_two_quick_messages_are_answered_in_their_order(
     chat = open_client_chat(emulator, assistant_portal, settle_jobs)
     assistant_portal.client_writes(chat.chat_id, "Маникюр")
     assistant_portal.client_writes(chat.chat_id, "завтра после 18")
-    assert emulator.wait_idle(timeout=30)
+    assert emulator.wait_idle()
     queue = services.queue("assistant")
     jobs = queue.get_jobs()
     assert len(jobs) == 2

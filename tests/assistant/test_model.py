@@ -12,6 +12,7 @@ import pytest
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.understanding import Service
 from tests.assistant.llm_stub import LlmStub
+from tests.waiting import deadline_seconds
 
 NOW = dt.datetime(2026, 11, 27, 14, 0, tzinfo=ZoneInfo("Europe/Moscow"))
 SERVICES = [Service("peel", ("Пилинг", "Peel"))]
@@ -23,8 +24,9 @@ def stub() -> Iterator[LlmStub]:
         yield server
 
 
-def make(stub: LlmStub, timeout: float = 5.0) -> ModelUnderstander:
-    return ModelUnderstander(stub.url, "test-key", "stub", timeout=timeout)
+def make(stub: LlmStub, timeout: float | None = None) -> ModelUnderstander:
+    """Generous by default: only the timeout test means to run out of time."""
+    return ModelUnderstander(stub.url, "test-key", "stub", timeout=timeout or deadline_seconds())
 
 
 def test_model_fills_what_the_rules_missed(stub: LlmStub) -> None:

@@ -76,7 +76,7 @@ def test_conversion_and_deal_events(
     assert lead["STATUS_ID"] == "CONVERTED" and lead["STATUS_SEMANTIC_ID"] == "S"
     installed.update_deal(deal_id, {"STAGE_ID": "EXECUTING"})
     installed.delete_deal(deal_id)
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     forms = [r["form"] for r in sink.find("/h")]
     assert sorted(f["event"] for f in forms) == [
         "ONCRMDEALADD", "ONCRMDEALDELETE", "ONCRMDEALUPDATE", "ONCRMLEADUPDATE"
@@ -102,7 +102,7 @@ def test_simple_mode_converts_every_new_lead(
     deals = rest("crm.deal.list", filter={"LEAD_ID": lead_id}).json()["result"]
     assert len(deals) == 1 and deals[0]["STAGE_ID"] == "NEW"
     assert rest("crm.lead.get", id=lead_id).json()["result"]["STATUS_ID"] == "CONVERTED"
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     # Delivered concurrently, like the portal's queue: the order is not guaranteed.
     assert sorted(r["form"]["event"] for r in sink.find("/h")) == [
         "ONCRMDEALADD", "ONCRMLEADADD", "ONCRMLEADUPDATE"
@@ -118,7 +118,7 @@ def test_robot_on_a_deal_document(
     )  # fmt: skip
     deal_id = installed.add_deal({"TITLE": "D"})
     installed.run_robot("r1", deal_id, entity="deal")
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     [call] = sink.find("/robot")
     assert call["form"]["document_id[2]"] == f"DEAL_{deal_id}"
     assert call["form"]["document_type[1]"] == "CCrmDocumentDeal"

@@ -3,7 +3,6 @@ the emulator's install page and the emulator records ``installFinish``."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from b24app.devportal import DevPortal
 from b24app.devportal import Portal
 from tests.plugins.live import LiveServer
 from tests.waiting import deadline_seconds
+from tests.waiting import wait_for
 
 VENDOR = Path(__file__).parents[2] / "b24app" / "static" / "vendor" / "b24jssdk"
 
@@ -74,14 +74,17 @@ def test_install_finish_through_the_frame_protocol(
         "done", timeout=deadline_seconds() * 1000
     )
     assert frame.locator("#out").inner_text() == "done ru DEFAULT 1"
-    deadline = time.monotonic() + deadline_seconds()
-    while not portal.install_finished and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Each command reaches the parent page, which reports it with its own fetch: wait for both.
+    wait_for(
+        lambda: (
+            {"setInstallFinish", "resizeWindow"} <= {m["command"] for m in portal.frame_messages}
+        )
+    )
     assert portal.install_finished
-    commands = [m["command"] for m in portal.frame_messages]
-    assert "setInstallFinish" in commands
     resize = next(m for m in portal.frame_messages if m["command"] == "resizeWindow")
     assert resize["params"]["height"] == 432
-    assert page.locator("#b24-title").inner_text() == "Installer ru"
-    assert page.locator("#app-frame").evaluate("f => f.style.height") == "432px"
+    sync_api.expect(page.locator("#b24-title")).to_have_text(
+        "Installer ru", timeout=deadline_seconds() * 1000
+    )
+    wait_for(lambda: page.locator("#app-frame").evaluate("f => f.style.height") == "432px")
     assert emulator.deliveries(kind="event", name="ONAPPINSTALL", portal=portal)

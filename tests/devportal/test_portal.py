@@ -50,11 +50,11 @@ def test_events_only_after_install_finish(emulator: DevPortal, portal: Portal, s
     assert rest("event.bind", event="ONCRMLEADADD", handler=emulator.app_url("/h")).json()["result"]
     assert rest("app.info").json()["result"]["INSTALLED"] is False
     portal.add_lead({"TITLE": "early"})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     assert sink.find("/h") == [] and portal.skipped_deliveries
     portal.finish_install()
     lead_id = portal.add_lead({"TITLE": "late"})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     [delivery] = sink.find("/h")
     assert set(delivery["form"]) == _keys("oncrmleadadd_event.form.json")
     assert delivery["form"]["data[FIELDS][ID]"] == str(lead_id)
@@ -78,7 +78,7 @@ def test_rest_changes_fire_events_and_automation_has_no_tokens(
     installed.update_lead(lead_id, {"TITLE": "z"}, by_user=None)
     installed.add_activity(lead_id, kind="call", direction="outgoing")
     installed.delete_lead(lead_id)
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     forms = [r["form"] for r in sink.find("/h")]
     events = sorted(f["event"] for f in forms)
     assert events == ["ONCRMACTIVITYADD", "ONCRMLEADDELETE", "ONCRMLEADUPDATE", "ONCRMLEADUPDATE"]
@@ -91,7 +91,7 @@ def test_delivery_switches(emulator: DevPortal, rest: Rest, installed: Portal, s
     emulator.delivery.hold()
     ids = [installed.add_lead({"TITLE": str(i)}) for i in range(3)]
     assert emulator.delivery.release(order="reverse") == 3
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     got = [int(r["form"]["data[FIELDS][ID]"]) for r in sink.find("/h")]
     assert sorted(got) == ids
     emulator.delivery.duplicate = True
@@ -120,7 +120,7 @@ def test_robot_call_shape_and_event_send(
     assert rest("bizproc.robot.list").json()["result"] == ["lead_tagger"]
     lead_id = installed.add_lead({"TITLE": "r"})
     token = installed.run_robot("lead_tagger", lead_id, {"tag": "hot", "comment": "from robot"})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     [call] = sink.find("/robots/lead_tagger")
     assert set(call["form"]) == _keys("robot_handler_call_lead.DERIVED.form.json")
     assert call["form"]["document_id[2]"] == f"LEAD_{lead_id}"

@@ -53,7 +53,7 @@ def busy_drainer(services: Services) -> Callable[[EmuPortal], Any]:
 
 def queue_events(emulator: DevPortal, run_jobs: Callable[..., None], lock: Any) -> None:
     """Deliver the emulator's events and run the event jobs while another drainer runs."""
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     with lock:
         run_jobs("events")
 
@@ -86,7 +86,7 @@ def test_a_burst_is_read_25_leads_per_request(
     new_batches = emulator.calls("batch", installed_portal)[before_batches:]
     assert len(new_batches) == 3 + 2  # 3 reads, 1 batch of fields, 1 of comments
     # The tags' own ONCRMLEADUPDATE events come back and write nothing.
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     assert len(emulator.calls("crm.item.update", installed_portal, in_batch=True)) == 20
     assert coalesce.pending_count(services, installed_portal.member_id) == 0
@@ -98,7 +98,7 @@ def test_single_event_on_an_idle_portal_is_read_by_its_own_job(
     """Nothing else waiting: the event's job drains at once, one request for one lead."""
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Один", "SOURCE_ID": "CALL"})
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     assert lead_reads(emulator, installed_portal) == [1]
     assert lead_row(services, portal.id, lead_id).stage == Stage.NEW
@@ -113,7 +113,7 @@ def test_duplicates_are_one_read_and_deleted_leads_are_marked(
     portal = db_portal(services, installed_portal)
     kept = installed_portal.add_lead({"TITLE": "kept", "SOURCE_ID": "CALL"})
     gone = installed_portal.add_lead({"TITLE": "gone", "SOURCE_ID": "CALL"})
-    run_jobs("events") if emulator.wait_idle(30) else None
+    run_jobs("events") if emulator.wait_idle() else None
     lead_row(services, portal.id, gone)
     emulator.delivery.duplicate = True
     for n in range(3):
@@ -127,7 +127,7 @@ def test_duplicates_are_one_read_and_deleted_leads_are_marked(
     assert lead_reads(emulator, installed_portal)[before:] == [2]
     assert lead_row(services, portal.id, gone).deleted_at is not None
     assert lead_row(services, portal.id, kept).deleted_at is None
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     assert lead_row(services, portal.id, gone).deleted_at is not None
 
@@ -194,7 +194,7 @@ def test_without_coalescing_each_event_is_read_alone(
     monkeypatch.setattr(services, "settings", services.settings.replace(rest_coalesce=False))
     portal = db_portal(services, installed_portal)
     ids = [installed_portal.add_lead({"TITLE": f"x{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     assert lead_reads(emulator, installed_portal) == [1] * 5
     for lead_id in ids:
@@ -248,7 +248,7 @@ def test_a_single_deal_event_is_read_at_once(
     portal = db_portal(services, installed_portal)
     before = len(lead_reads(emulator, installed_portal))
     deal_id = installed_portal.add_deal({"TITLE": "Одна", "SOURCE_ID": "CALL"})
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     assert lead_reads(emulator, installed_portal)[before:] == [1]
     assert journey(services, portal.id, deal_id=deal_id).entity_type == "deal"
@@ -266,7 +266,7 @@ def test_a_converted_lead_and_its_deal_in_one_round(
     monkeypatch.setattr(intake, "LOCK_TIMEOUT", 1)
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     deal_id = installed_portal.convert_lead(lead_id, by_user=2)
     queue_events(emulator, run_jobs, busy_drainer(installed_portal))
@@ -296,10 +296,10 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
 
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     run_jobs("events")
     deal_id = installed_portal.convert_lead(lead_id, by_user=2)
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     services.queue("events").empty()  # only the deal is pending
     coalesce.push(services, installed_portal.member_id, "deal", deal_id)
     key = lead_lock_key(portal.id, lead_id)
@@ -370,7 +370,7 @@ def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
     bucket = services.bitrix(member).bucket
     monkeypatch.setattr(coalesce, "YIELD_SECONDS", 1.0)  # a full bucket: ≥ 1 s for bulk
     ids = [installed_portal.add_lead({"TITLE": f"b{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
-    assert emulator.wait_idle(30)
+    assert emulator.wait_idle()
     before = len(lead_reads(emulator, installed_portal))
     bucket.fill()
     run_jobs("events")

@@ -28,7 +28,7 @@ from tests.leads.test_intake import db_portal
 def settle(emulator: DevPortal, run_jobs: Callable[..., None]) -> Callable[[], None]:
     def run() -> None:
         for _ in range(3):
-            assert emulator.wait_idle(10)
+            assert emulator.wait_idle()
             run_jobs("events")
 
     return run

@@ -79,7 +79,7 @@ def test_a_client_journey_on_deals_end_to_end(
         found = portal.deal_of_lead(lead_id)
         assert found is not None
         deal_id = found
-    assert emulator.wait_idle(10)
+    assert emulator.wait_idle()
     rq_worker.start()
 
     wait_for(lambda: timer_state(services, lead_id, "escalate") == TimerState.FIRED, 60)

@@ -32,7 +32,7 @@ def settle(emulator: DevPortal, run_jobs: Callable[..., None]) -> Callable[[], N
 
     def run() -> None:
         for _ in range(3):
-            assert emulator.wait_idle(10)
+            assert emulator.wait_idle()
             run_jobs("events")
 
     return run

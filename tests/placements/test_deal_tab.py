@@ -66,7 +66,7 @@ def test_admin_maps_deal_stages_per_pipeline(
     deal_id = installed_portal.add_deal({"TITLE": "Маникюр"})
     installed_portal.update_deal(deal_id, {"STAGE_ID": "EXECUTING"})
     for _ in range(3):
-        assert emulator.wait_idle(10)
+        assert emulator.wait_idle()
         run_jobs("events")
     with services.db() as session:
         journey = find_journey(session, portal_id, deal_id=deal_id)
@@ -85,7 +85,7 @@ def test_deal_tab_names_the_deal_stage_as_the_portal_does(
     deal_id = installed_portal.add_deal({"TITLE": "Стрижка"})
     installed_portal.update_deal(deal_id, {"STAGE_ID": "PREPAYMENT_INVOICE"})
     for _ in range(3):
-        assert emulator.wait_idle(10)
+        assert emulator.wait_idle()
         run_jobs("events")
     page = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": str(deal_id)})
     assert "(PREPAYMENT_INVOICE)" in page.text  # names not loaded yet: the code shows

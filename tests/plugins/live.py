@@ -21,6 +21,7 @@ from werkzeug.serving import WSGIRequestHandler
 from b24app.config import Settings
 from b24app.devportal import DevPortal
 from b24app.devportal import Portal
+from tests.waiting import deadline_seconds
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -58,10 +59,14 @@ class LiveServer:
 
 @pytest.fixture
 def emulator(settings: Settings) -> Iterator[DevPortal]:
+    # A loaded CI machine may take seconds to answer a delivery: the test's deadline, not
+    # the emulator's 10 s, bounds both a delivery and a wait for the deliveries to end.
     emu = DevPortal(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
         app_base_url=settings.public_url,
+        delivery_timeout=deadline_seconds(),
+        idle_timeout=deadline_seconds(),
     )
     emu.start()
     yield emu

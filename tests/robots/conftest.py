@@ -15,7 +15,7 @@ def run(
 ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Run robot ``code`` as an automation rule would and return what the app sent back."""
     token = portal.run_robot(code, lead_id, props or {})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     run_jobs("events")
     result = portal.robot_result(token)
     assert result is not None, "the app never called bizproc.event.send"
@@ -34,6 +34,6 @@ def portal_row(services, portal) -> Portal:  # type: ignore[no-untyped-def]
 def lead_id(installed_portal, emulator, run_jobs) -> int:  # type: ignore[no-untyped-def]
     """A new lead (responsible: manager 2) in the installed portal."""
     new_id = installed_portal.add_lead({"TITLE": "Заявка с сайта", "ASSIGNED_BY_ID": 2})
-    emulator.wait_idle()
+    assert emulator.wait_idle()
     run_jobs()
     return int(new_id)
