@@ -4,6 +4,8 @@ plans. Counts only, no timed assertions (the drain is sped up where it would be 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from b24app import context
@@ -22,6 +24,7 @@ from tests.bitrix.conftest import Sleeps
 from tests.bitrix.test_client_emulator import client_for
 from tests.bitrix.test_client_emulator import connect
 from tests.bitrix.test_client_emulator import run_parallel
+from tests.waiting import deadline_seconds
 
 
 def paced_client(
@@ -44,25 +47,31 @@ def test_emulator_prefilled_bucket_refuses_the_overflow(emulator: DevPortal) -> 
 def test_shared_bucket_already_40_of_50_full(
     services: context.Services, emulator: DevPortal, settings: Settings
 ) -> None:
-    """80 calls from 4 workers into a bucket another integration filled to 40/50: after
+    """48 calls from 4 workers into a bucket another integration filled to 40/50: after
     the first QUERY_LIMIT_EXCEEDED the client assumes the bucket full and paces from there,
     so only a handful are refused (target ≤ 5) and every call succeeds.
 
-    The drain is 10/s instead of 2/s so the test takes seconds; the arithmetic is the same.
+    The drain is 5/s instead of 2/s so the test takes seconds; the arithmetic is the same.
+    The bucket is filled the moment every worker is ready (a barrier's action), and the
+    client's own bucket lets its first 38 calls go at once: the emulator refuses unless
+    the workers need over 5 s for them (28 units of drain), a stall far beyond CI's.
     """
-    portal = emulator.create_portal("shared", rate=10, burst=50)
+    portal = emulator.create_portal("shared", rate=5, burst=50)
     connect(services, portal)
-    portal.bucket.prefill(40)
-    fast = settings.replace(rest_rate=10.0, rest_burst=50)
+    fast = settings.replace(rest_rate=5.0, rest_burst=50)
+    assert client_for(services, portal, fast).bucket.burst == 38  # the margin above
+    start = threading.Barrier(4, action=lambda: portal.bucket.prefill(40),
+                              timeout=deadline_seconds())  # fmt: skip
 
     def worker(i: int) -> int:
         b24 = client_for(services, portal, fast)
-        for _ in range(20):
+        start.wait()
+        for _ in range(12):
             b24.call("user.current")
-        return 20
+        return 12
 
     results, errors = run_parallel(4, worker)
-    assert errors == [] and sum(results) == 80
+    assert errors == [] and sum(results) == 48
     refused = len(emulator.calls(portal=portal, error="QUERY_LIMIT_EXCEEDED"))
     assert 1 <= refused <= 5
 
