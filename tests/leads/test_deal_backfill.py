@@ -40,6 +40,12 @@ def deal_portal(emulator, services):  # type: ignore[no-untyped-def]
     for deal_id in deals[N_LEADS - WON // 2 : N_LEADS + WON // 2]:
         emu_portal.update_deal(deal_id, {"STAGE_ID": "WON", "OPPORTUNITY": 2000},
                                at=start + dt.timedelta(days=30), events=False)  # fmt: skip
+    store_installed(services, emu_portal)
+    return emu_portal
+
+
+def store_installed(services, emu_portal, **columns) -> None:  # type: ignore[no-untyped-def]
+    """The app's row of ``emu_portal`` as an install leaves it (tokens, registration)."""
     emu_portal.prepare_install(None, api_only=True)
     tokens = emu_portal.tokens_for(1)
     with services.db() as session:
@@ -55,9 +61,9 @@ def deal_portal(emulator, services):  # type: ignore[no-untyped-def]
                 application_token=emu_portal.application_token,
                 registration={"lead_field": "UF_CRM_B24APP_AI", "statuses": STATUSES,
                               "deal_stages": {"0": {"new": "NEW", "came": "WON"}}},
+                **columns,
             )
         )  # fmt: skip
-    return emu_portal
 
 
 def test_deal_backfill_completes_resumes_and_saves_requests(
@@ -130,23 +136,7 @@ def test_converted_leads_imported_before_their_deals_are_no_visits(emulator, ser
     won = emu_portal.deal_of_lead(leads[0])
     assert won is not None
     emu_portal.update_deal(won, {"STAGE_ID": "WON", "OPPORTUNITY": 2500}, events=False)
-    emu_portal.prepare_install(None, api_only=True)
-    tokens = emu_portal.tokens_for(1)
-    with services.db() as session:
-        session.add(
-            Portal(
-                member_id=emu_portal.member_id, domain=emu_portal.domain,
-                client_endpoint=emu_portal.client_endpoint,
-                server_endpoint=emu_portal.server_endpoint,
-                access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                token_expires_at=dt.datetime.fromtimestamp(tokens.expires_at, dt.UTC).replace(
-                    tzinfo=None
-                ),
-                application_token=emu_portal.application_token, crm_mode="simple",
-                registration={"lead_field": "UF_CRM_B24APP_AI", "statuses": STATUSES,
-                              "deal_stages": {"0": {"new": "NEW", "came": "WON"}}},
-            )
-        )  # fmt: skip
+    store_installed(services, emu_portal, crm_mode="simple")
     backfill_portal(emu_portal.member_id, services=services)
     with services.db() as session:
         journeys = {j.lead_id: j for j in session.scalars(select(Lead))}
