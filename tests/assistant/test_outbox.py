@@ -19,9 +19,9 @@ from b24app.storage.models import AssistantTurn
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.test_worker import start_chat_n
 from tests.assistant.test_worker import turns
-from tests.assistant.test_worker import wait_for
 from tests.assistant.test_worker import WorkerChat
 from tests.plugins.worker import WorkerProcess
+from tests.waiting import wait_for
 
 CHATS = 12
 
@@ -74,9 +74,8 @@ def test_waiting_answers_of_many_chats_share_requests(
     for chat in chats:  # two messages per chat, back to back
         chat.portal.client_writes(chat.chat_id, "маникюр")
         chat.portal.client_writes(chat.chat_id, "завтра после 18")
-    wait_for(lambda: len(turns(services)) == 3 * CHATS, timeout=120, what="every turn")
-    wait_for(lambda: all(len(c.bot_messages()) == 3 for c in chats), timeout=120,
-             what="every answer")  # fmt: skip
+    wait_for(lambda: len(turns(services)) == 3 * CHATS, what="every turn")
+    wait_for(lambda: all(len(c.bot_messages()) == 3 for c in chats), what="every answer")
     wait_for(lambda: _idle(emulator, services), what="the senders to stop")
 
     answers = 2 * CHATS
