@@ -14,6 +14,7 @@ from b24app.storage.models import AssistantDialog
 from tests.assistant.conftest import enable_assistant
 from tests.plugins.browser import screenshot
 from tests.plugins.worker import WorkerProcess
+from tests.waiting import wait_for
 
 TIMEOUT = 60_000  # ms: generous, the machine is shared
 
@@ -74,6 +75,8 @@ def test_full_dialog_to_a_confirmed_booking(chat_page: Any, services: Services) 
     assert chosen in last_bot(page).inner_text()
     assert page.locator("#status").get_attribute("data-holder") == "bot"
     screenshot(page, "assistant-chat-confirmed")
+    # the worker sends the reply before it commits the dialog: wait for the commit
+    wait_for(lambda: dialog(services).state == "confirmed", what="the confirmed dialog")
     state = dialog(services)
     assert state.state == "confirmed" and state.booking_start is not None
     assert state.slots["phone"] == "+79123456789" and state.slots["name"] == "Анна"
@@ -93,5 +96,6 @@ def test_asking_for_a_person_shows_the_handoff(chat_page: Any, services: Service
     page.press("#operator-text", "Enter")
     page.locator("#messages .msg.operator", has_text="Это Мария").wait_for(timeout=TIMEOUT)
     screenshot(page, "assistant-chat-handoff")
+    wait_for(lambda: dialog(services).operator_notified_at is not None, what="the operator note")
     state = dialog(services)
     assert state.handoff_reason == "operator" and state.operator_notified_at is not None

@@ -5,7 +5,6 @@ over), and a hand-off. Each turn is awaited by condition (its recorded turn), ne
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
@@ -23,16 +22,9 @@ from tests.assistant.conftest import ClientChat
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.llm_stub import LlmStub
 from tests.plugins.worker import WorkerProcess
+from tests.waiting import wait_for
 
 MSK = ZoneInfo("Europe/Moscow")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.05)
 
 
 def turns(services: Services) -> list[AssistantTurn]:
@@ -198,6 +190,11 @@ def test_free_times_follow_the_booking_resources_slots_and_bookings(
     assert [b.split()[-1] for b in offered] == ["11:30", "13:30", "14:30"], offered
     assert all(label in b for b in offered)
     assert emulator.calls("booking.v1.resource.slots.list", installed_portal, in_batch=True)
+    # the cache must outlive a slow machine: the check below is about reads, not about time
+    cached = list(services.redis.scan_iter(f"b24app:booking-avail:{installed_portal.member_id}:*"))
+    assert cached
+    for key in cached:
+        services.redis.persist(key)
 
     # staff books 13:30 in the Booking UI: the event patches the cached window
     installed_portal.add_booking(dt.datetime.combine(day, dt.time(13, 30), tzinfo=MSK), 60)

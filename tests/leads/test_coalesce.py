@@ -367,6 +367,9 @@ def test_a_drainer_facing_a_busy_bucket_frees_its_worker(
     reads them all in one request."""
     portal = db_portal(services, installed_portal)
     member = installed_portal.member_id
+    # a slow refill: the full bucket's wait is minutes, so a stalled machine cannot let it
+    # drain below YIELD_SECONDS before the drainer looks
+    monkeypatch.setattr(services, "settings", services.settings.replace(rest_rate=0.05))
     bucket = services.bitrix(member).bucket
     monkeypatch.setattr(coalesce, "YIELD_SECONDS", 1.0)  # a full bucket: ≥ 1 s for bulk
     ids = [installed_portal.add_lead({"TITLE": f"b{i}", "SOURCE_ID": "CALL"}) for i in range(5)]
