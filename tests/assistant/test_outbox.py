@@ -67,7 +67,11 @@ def test_waiting_answers_of_many_chats_share_requests(
     rq_worker_factory: Callable[..., WorkerProcess],
 ) -> None:
     enable_assistant(services, installed_portal)
-    workers = [rq_worker_factory(), rq_worker_factory()]
+    # The workers' bucket refills at 1/s instead of 2/s: once filled (below), a slow machine
+    # that takes s seconds to restart them frees s slots, not 2s, before the answers meet
+    # it (the greetings fit the empty bucket's burst).
+    slow = {"B24APP_REST_RATE": "1"}
+    workers = [rq_worker_factory(env=slow), rq_worker_factory(env=slow)]
     chats = [start_chat_n(emulator, installed_portal, services, n + 1) for n in range(CHATS)]
     wait_for(lambda: _idle(emulator, services), what="the greetings and their tagging")
     requests_before = emulator.http_requests(installed_portal)
