@@ -36,6 +36,7 @@ from rq import get_current_job
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -114,16 +115,21 @@ def accept_call(
 ) -> bool:
     """Record the call and enqueue its job; ``False`` when this event token was seen before.
 
-    The row and the job go together: the enqueue happens inside the transaction, so a failed
-    enqueue leaves no row behind (and a redelivery can still be accepted).
+    The row is committed *before* the job is queued: a worker may take the job the moment it
+    exists, and it must find the row (queued inside the transaction, a worker that was quick
+    — or a commit that was slow — saw no row, dropped the call as lost, and the workflow
+    waited forever). A failed enqueue deletes the row again, so Bitrix24's repeat can still
+    be accepted; a crash between the commit and the enqueue leaves a ``queued`` row that
+    :func:`requeue_lost_calls` queues within a minute.
     """
     key = document_key(document_id)
+    hashed = token_hash(event_token)
     try:
         with services.db() as session:
             session.add(
                 RobotCall(
                     portal_id=portal_id,
-                    token_hash=token_hash(event_token),
+                    token_hash=hashed,
                     code=code,
                     lead_id=key,
                     state=CallState.QUEUED,
@@ -139,10 +145,22 @@ def accept_call(
                     ),
                 )
             )
-            session.flush()
-            _enqueue(services, portal_id, member_id, code, event_token, document_id, properties)
-    except (IntegrityError, DuplicateJobError):
+    except IntegrityError:
         return False
+    try:
+        _enqueue(services, portal_id, member_id, code, event_token, document_id, properties)
+    except DuplicateJobError:
+        pass  # this call's job is queued already (the lost-call sweep was quicker)
+    except Exception:
+        with services.db() as session:
+            session.execute(
+                delete(RobotCall).where(
+                    RobotCall.portal_id == portal_id,
+                    RobotCall.token_hash == hashed,
+                    RobotCall.state == CallState.QUEUED,
+                )
+            )
+        raise
     return True
 
 
@@ -278,7 +296,7 @@ def run_robot(
                     RobotCall.portal_id == portal.id, RobotCall.token_hash == key
                 )
             )
-            if call is None:  # the accepting transaction lost; nothing to answer for
+            if call is None:  # withdrawn (its enqueue failed) or the portal's data deleted
                 log.warning("robot call without its record dropped")
                 return CallState.FAILED
             if call.state in (CallState.SENT, CallState.EXPIRED):

@@ -6,6 +6,9 @@ scheduler) on the test's database and private Redis.
 * ``rq_worker_factory(*args, env=None, start=True)`` — more workers (e.g. ``"--queue",
   "timers"``), started at once by default, all stopped after the test.
 
+Each worker's output (its log and RQ's) goes to a file under the test's ``tmp_path``; when the
+test fails, the last lines of every worker's log are added to its report.
+
 Handle: ``.start()``, ``.stop()`` (SIGTERM: RQ's warm shutdown), ``.kill()`` (SIGKILL: a
 crash), ``.restart()`` and ``.running``. ``start()`` returns once the scheduler holds its lock,
 so a job scheduled after it is picked up. A killed worker leaves RQ's scheduler lock for ~61 s;
@@ -28,7 +31,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -74,12 +79,18 @@ class WorkerProcess:
     """One ``b24app worker`` subprocess."""
 
     def __init__(
-        self, settings: Settings, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        settings: Settings,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        log_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.env: dict[str, str] = dict(env or {})
         self.args = tuple(args)
         self.proc: subprocess.Popen[bytes] | None = None
+        # Every start appends to the same file, so a restarted worker's history is kept.
+        self.log_path = log_path
 
     @property
     def running(self) -> bool:
@@ -89,17 +100,29 @@ class WorkerProcess:
         if self.running:
             return self
         exe = shutil.which("b24app") or os.path.join(os.path.dirname(sys.executable), "b24app")
-        self.proc = subprocess.Popen(
-            [exe, "worker", *self.args],
-            env=worker_env(self.settings, self.env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            # Its own process group: the scheduler and work-horse children are forks of it,
-            # and a SIGKILL of the worker alone would leave them running as orphans.
-            start_new_session=True,
-        )
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                [exe, "worker", *self.args],
+                env=worker_env(self.settings, self.env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                # Its own process group: the scheduler and work-horse children are forks of
+                # it, and a SIGKILL of the worker alone would leave them running as orphans.
+                start_new_session=True,
+            )
+        finally:
+            if not isinstance(output, int):
+                output.close()  # the child holds its own descriptor
         self._wait_registered()
         return self
+
+    def log_tail(self, lines: int = 200) -> str:
+        """The last ``lines`` lines the worker wrote ("" when it writes to no file)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def _wait_registered(self, timeout: float | None = None) -> None:
         # Ready when RQ has registered this process as a worker and a scheduler (this one's,
@@ -181,24 +204,52 @@ class WorkerProcess:
             pass
 
 
+_WORKERS = pytest.StashKey[list[WorkerProcess]]()
+
+
+def _track(request: pytest.FixtureRequest, worker: WorkerProcess) -> WorkerProcess:
+    request.node.stash.setdefault(_WORKERS, []).append(worker)
+    return worker
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """A failing test's report carries the tail of each of its workers' logs: what the worker
+    did (or did not) is usually the reason, and the subprocess's output is otherwise lost."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    workers: list[WorkerProcess] = item.stash.get(_WORKERS, [])
+    for number, worker in enumerate(workers, start=1):
+        tail = worker.log_tail()
+        if tail:
+            report.sections.append((f"worker {number} {' '.join(worker.args)}".strip(), tail))
+
+
 @pytest.fixture
-def rq_worker(settings: Settings, services: object) -> Iterator[WorkerProcess]:
+def rq_worker(
+    request: pytest.FixtureRequest, settings: Settings, services: object, tmp_path: Path
+) -> Iterator[WorkerProcess]:
     """A ``b24app worker`` handle, not yet running: call ``.start()`` once the test's setup is
     done (and ``env`` set); killed after the test."""
-    worker = WorkerProcess(settings)
+    worker = _track(request, WorkerProcess(settings, log_path=tmp_path / "worker.log"))
     yield worker
     worker.kill()
 
 
 @pytest.fixture
 def rq_worker_factory(
-    settings: Settings, services: object
+    request: pytest.FixtureRequest, settings: Settings, services: object, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """``make(*args, env=None, start=True)`` → another worker; all stopped after the test."""
     workers: list[WorkerProcess] = []
 
     def make(*args: str, env: dict[str, str] | None = None, start: bool = True) -> WorkerProcess:
-        worker = WorkerProcess(settings, env, args)
+        log_path = tmp_path / f"worker-{len(workers) + 1}.log"
+        worker = _track(request, WorkerProcess(settings, env, args, log_path=log_path))
         workers.append(worker)
         return worker.start() if start else worker
 
