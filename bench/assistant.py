@@ -272,6 +272,7 @@ def main() -> None:
         one = scenario("one portal", emu, portals[:1], dialogs, args.think, args.handoff_every,
                        args.timeout)  # fmt: skip
         one_until = time.time()
+        one_booked = _bookings(portals[:1])
         many = scenario(f"{n_portals} portals", emu, portals, dialogs, args.think,
                         args.handoff_every, args.timeout)  # fmt: skip
         print(f"\nassistant bench: scale {args.scale}, think {args.think}s, "
@@ -312,6 +313,11 @@ def main() -> None:
                 f"{statistics.mean(per_request):.1f}, max {max(per_request)} "
                 f"({len(per_request)} requests)"
             )
+        if args.booking:
+            made, overlaps = _bookings(portals)
+            print(f"pre-bookings on resource 1: one portal {one_booked[0]}, "
+                  f"{n_portals} portals {made - one_booked[0]}; overlapping pairs "
+                  f"{one_booked[1]} / {overlaps}")  # fmt: skip
         refused = len(emu.calls(error="QUERY_LIMIT_EXCEEDED"))
         print(f"QUERY_LIMIT_EXCEEDED answers (both scenarios): {refused}")
     finally:
@@ -322,6 +328,24 @@ def main() -> None:
         emu.stop()
         services.dispose()
         redis.stop()
+
+
+def _bookings(portals: list[EmuPortal]) -> tuple[int, int]:
+    """Bookings on the portals' resource 1, and how many pairs of them overlap in time (two
+    clients pre-booked into the same slot: the assistant's re-check must keep this at 0)."""
+    made = overlaps = 0
+    for portal in portals:
+        with portal.lock:
+            periods = sorted(
+                (b["datePeriod"]["from"]["timestamp"], b["datePeriod"]["to"]["timestamp"])
+                for b in portal.booking.bookings.values()
+                if 1 in b["resourceIds"]
+            )
+        made += len(periods)
+        overlaps += sum(
+            1 for i, (_, end) in enumerate(periods) for start, _ in periods[i + 1 :] if start < end
+        )
+    return made, overlaps
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from b24app import logs
 from b24app.appointments.resources import availability
 from b24app.assistant import bot as botapi
+from b24app.assistant import claims
 from b24app.assistant import outbox
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Reply
@@ -323,6 +324,7 @@ def _crm_writes(
 
 def _after_answer(
     services: Services,
+    member_id: str,
     client: Any,
     dialog_pk: int,
     before: DialogState,
@@ -339,15 +341,14 @@ def _after_answer(
 
     if "prebook" in reply.actions and after.start:
         service = script.service(after.service)
-        local = dt.datetime.fromisoformat(after.start).replace(tzinfo=calendar.time_zone)
-        start = local.astimezone(dt.UTC).replace(tzinfo=None)
+        start, minutes = _prebook_span(after, script, calendar)
         booking.prebook(
-            services, client, dialog_pk, start_utc=start,
-            minutes=service.duration if service else 60,
+            services, client, dialog_pk, start_utc=start, minutes=minutes,
             service_title=service.title(script.lang) if service else "",
             client_name=after.name or client_name, time_zone=str(calendar.time_zone),
             resource_id=assistant.get("booking_resource_id"),
         )  # fmt: skip
+        claims.release(services.redis, member_id, dialog_pk)  # the row holds the time now
         with services.db() as session:
             dialog = session.get(AssistantDialog, dialog_pk)
             assert dialog is not None
@@ -358,6 +359,7 @@ def _after_answer(
                 journey.booking_at = start
     elif before.start and not after.start and after.state != "handoff":
         booking.release(services, client, dialog_pk)
+        claims.release(services.redis, member_id, dialog_pk)
         with services.db() as session:
             dialog = session.get(AssistantDialog, dialog_pk)
             assert dialog is not None
@@ -368,6 +370,16 @@ def _after_answer(
                 journey.booking_at = None
     if "confirm" in reply.actions:
         booking.confirm(services, dialog_pk)
+
+
+def _prebook_span(
+    after: DialogState, script: Script, calendar: WorkCalendar
+) -> tuple[dt.datetime, int]:
+    """The chosen time as naive UTC, and the service's length in minutes."""
+    assert after.start is not None
+    service = script.service(after.service)
+    local = dt.datetime.fromisoformat(after.start).replace(tzinfo=calendar.time_zone)
+    return local.astimezone(dt.UTC).replace(tzinfo=None), service.duration if service else 60
 
 
 def process_turn(services: Services, turn: Turn) -> str:
@@ -498,9 +510,15 @@ def _process_locked(
         understanding = understand(turn.text, now=now, services=script.services,
                                    expect=before.state, choices=choices)  # fmt: skip
     resource_id = int(assistant.get("booking_resource_id") or 0)
-    with services.db() as session:
-        busy = busy_intervals(session, portal_id, tz, dialog_pk,
-                              prebookings_only=bool(resource_id))  # fmt: skip
+
+    def taken_now(prebookings_only: bool) -> list[Interval]:
+        # what the app knows is taken, and the times other chats are pre-booking right now
+        with services.db() as session:
+            known = busy_intervals(session, portal_id, tz, dialog_pk,
+                                   prebookings_only=prebookings_only)  # fmt: skip
+        return known + claims.claimed(services.redis, turn.member_id, tz, dialog_pk)
+
+    busy = taken_now(bool(resource_id))
     step_minutes = int(assistant.get("slot_step_minutes") or 60)
     local_now = now.replace(tzinfo=None)
 
@@ -512,11 +530,19 @@ def _process_locked(
             if times is not None:
                 return times
             # no answer from the portal, or no slot settings: the app's own view of the week
-            with services.db() as session:
-                busy[:] = busy_intervals(session, portal_id, tz, dialog_pk)
+            busy[:] = taken_now(False)
         return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
 
     reply = step(before, understanding, script, offer)
+    if "prebook" in reply.actions and reply.state.start:
+        # Another chat may be taking the same time on another worker right now: the re-check
+        # (the step again, on a fresh read) and the claim go under the portal's slot lock.
+        with claims.slot_lock(services.redis, turn.member_id):
+            busy[:] = taken_now(bool(resource_id))
+            reply = step(before, understanding, script, offer)
+            if "prebook" in reply.actions and reply.state.start:
+                start_utc, minutes = _prebook_span(reply.state, script, calendar)
+                claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes)
     after = reply.state
     think_ms = int((time.monotonic() - think_start) * 1000)
 
@@ -549,8 +575,8 @@ def _process_locked(
             # carries this one too, as soon as a slot frees: taking that slot for this answer
             # alone would only make the others wait longer): the answer joins the portal's
             # next request; the turn is recorded first, so a repeated delivery sends nothing
-            _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
-                          assistant, turn.user_name)  # fmt: skip
+            _after_answer(services, turn.member_id, client, dialog_pk, before, after, reply,
+                          script, calendar, assistant, turn.user_name)  # fmt: skip
             _store_turn(services, dialog_pk, turn, before, after, understanding, reply,
                         think_ms, None)  # fmt: skip
             outbox.push(services, turn.member_id, outbox.Entry(
@@ -584,8 +610,8 @@ def _process_locked(
                     str(sent.get("error_description") or ""),
                     method="imbot.v2.Chat.Message.send",
                 )
-    _after_answer(services, client, dialog_pk, before, after, reply, script, calendar,
-                  assistant, turn.user_name)  # fmt: skip
+    _after_answer(services, turn.member_id, client, dialog_pk, before, after, reply, script,
+                  calendar, assistant, turn.user_name)  # fmt: skip
     _store_turn(services, dialog_pk, turn, before, after, understanding, reply, think_ms,
                 answered_at)  # fmt: skip
     if plan is not None and result is not None:

@@ -3,14 +3,21 @@ install, a whole dialog to a confirmed pre-booking with CRM writes, the hand-off
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from b24app.assistant import service
 from b24app.assistant.bot import BOT_CODE
+from b24app.assistant.dialog import Reply
 from b24app.context import Services
 from b24app.devportal import DevPortal
 from b24app.devportal.portal import Portal as EmuPortal
+from b24app.settings import load_settings
+from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
 from b24app.storage.models import Lead
@@ -290,3 +297,51 @@ def test_a_resource_without_slot_settings_offers_the_working_hours(
     without = open_client_chat(emulator, installed_portal, settle_jobs)
     without.say(text)
     assert with_resource.buttons() and with_resource.buttons() == without.buttons()
+
+
+def test_two_clients_tapping_the_same_time_at_once_only_one_gets_it(
+    emulator: DevPortal,
+    assistant_portal: EmuPortal,
+    services: Services,
+    settle_jobs: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second client's turn has checked the time and found it free when the first
+    client's chat (on another worker) pre-books it: the second is still told it was taken,
+    because the re-check and the claim happen under the portal's slot lock on a fresh read.
+    Before, both were pre-booked into the same time (`bench/assistant.py --booking`)."""
+    first = open_client_chat(emulator, assistant_portal, settle_jobs)
+    second = open_client_chat(emulator, assistant_portal, settle_jobs)
+    for chat in (first, second):
+        for text in ("Маникюр", "завтра после 18", "+7 (912) 345-67-89", "Анна"):
+            chat.say(text)
+    wanted = first.buttons()[0]
+    assert wanted in second.buttons()
+    with services.db() as session:
+        dialogs = {d.lead_id: d.id for d in session.scalars(select(AssistantDialog))}
+        portal = get_portal(session, assistant_portal.member_id)
+        assert portal is not None
+        tz = WorkCalendar.from_settings(load_settings(session, portal.id)).time_zone
+    real_step = service.step
+    raced: list[str] = []
+
+    def step_then_the_other_chat_books(*args: Any, **kwargs: Any) -> Reply:
+        reply = real_step(*args, **kwargs)
+        if "prebook" in reply.actions and not raced and reply.state.start:
+            # what the first chat's worker writes meanwhile: its pre-booking of that time
+            local = dt.datetime.fromisoformat(reply.state.start).replace(tzinfo=tz)
+            start = local.astimezone(dt.UTC).replace(tzinfo=None)
+            with services.db() as session:
+                row = session.get(AssistantDialog, dialogs[first.lead_id])
+                assert row is not None
+                row.booking_start, row.booking_end = start, start + dt.timedelta(hours=1)
+            raced.append(reply.state.start)
+        return reply
+
+    monkeypatch.setattr(service, "step", step_then_the_other_chat_books)
+    answer = second.say(wanted)
+    assert raced  # the race happened after the second chat's first check
+    assert answer.startswith("Это время уже заняли")
+    assert wanted not in second.buttons()
+    with services.db() as session:
+        assert session.get(AssistantDialog, dialogs[second.lead_id]).booking_start is None  # type: ignore[union-attr]
