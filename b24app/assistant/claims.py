@@ -4,8 +4,9 @@ A dialog's pre-booking becomes visible to the other chats when ``prebook`` write
 the answer is sent, and after ``booking.v1.booking.add`` on a Booking resource). Two chats'
 turns run on different workers: both could re-check the tapped time before either wrote it,
 and both were pre-booked into it (``bench/assistant.py --booking``: 2 overlapping pairs of
-5 bookings on one portal). Now the re-check and the claim happen under the portal's slot lock,
-and the claim is visible at once: a Redis hash per portal, dialog → ``start|end|expires``
+5 bookings on one portal). Now a turn that taps a time reads what is taken, re-checks and
+claims under the portal's slot lock (``service._process_locked``), and the claim is visible at
+once: a Redis hash per portal, dialog → ``start|end|expires``
 (UTC epoch seconds). A claim ends when the pre-booking row is written (it takes over), or
 after :data:`CLAIM_TTL` when the turn never finishes (a crashed worker leaves no phantom
 time); a retried turn claims again.

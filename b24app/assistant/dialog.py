@@ -218,6 +218,12 @@ def _ask(s: DialogState, script: Script, free_times: FreeTimes, prefix: str = ""
     return Reply(lead + text, s, [script.text("btn_yes"), script.text("btn_change")])
 
 
+def may_prebook(state: DialogState, u: Understanding) -> bool:
+    """The client tapped one of the offered times: this turn may pre-book it (the caller
+    decides and claims the time under the portal's slot lock, see ``assistant.claims``)."""
+    return state.state == "slot" and bool(u.choice)
+
+
 def step(
     state: DialogState,
     u: Understanding,
@@ -250,9 +256,10 @@ def step(
     expect = state.state if state.state in ORDER else None
     s = _absorb(state, u)
 
-    if expect == "slot" and u.choice:
+    if may_prebook(state, u):
+        tapped = str(u.choice)
         index = [fmt_slot(dt.datetime.fromisoformat(o), script.lang) for o in s.offered].index(
-            u.choice
+            tapped
         )
         chosen = dt.datetime.fromisoformat(s.offered[index])
         service = script.service(s.service)

@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import select
@@ -33,6 +34,7 @@ from b24app.assistant import bot as botapi
 from b24app.assistant import claims
 from b24app.assistant import outbox
 from b24app.assistant.dialog import DialogState
+from b24app.assistant.dialog import may_prebook
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
 from b24app.assistant.dialog import step
@@ -518,7 +520,6 @@ def _process_locked(
                                    prebookings_only=prebookings_only)  # fmt: skip
         return known + claims.claimed(services.redis, turn.member_id, tz, dialog_pk)
 
-    busy = taken_now(bool(resource_id))
     step_minutes = int(assistant.get("slot_step_minutes") or 60)
     local_now = now.replace(tzinfo=None)
 
@@ -533,16 +534,20 @@ def _process_locked(
             busy[:] = taken_now(False)
         return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
 
-    reply = step(before, understanding, script, offer)
-    if "prebook" in reply.actions and reply.state.start:
-        # Another chat may be taking the same time on another worker right now: the re-check
-        # (the step again, on a fresh read) and the claim go under the portal's slot lock.
-        with claims.slot_lock(services.redis, turn.member_id):
-            busy[:] = taken_now(bool(resource_id))
-            reply = step(before, understanding, script, offer)
-            if "prebook" in reply.actions and reply.state.start:
-                start_utc, minutes = _prebook_span(reply.state, script, calendar)
-                claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes)
+    # A tapped time: another chat may be taking the same time on another worker right now, so
+    # the read of what is taken, the step's re-check and the claim go under the portal's slot
+    # lock (other turns never wait for it).
+    slot_lock = (
+        claims.slot_lock(services.redis, turn.member_id)
+        if may_prebook(before, understanding)
+        else nullcontext()
+    )
+    with slot_lock:
+        busy = taken_now(bool(resource_id))
+        reply = step(before, understanding, script, offer)
+        if "prebook" in reply.actions and reply.state.start:
+            start_utc, minutes = _prebook_span(reply.state, script, calendar)
+            claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes)
     after = reply.state
     think_ms = int((time.monotonic() - think_start) * 1000)
 

@@ -3,11 +3,12 @@ install, a whole dialog to a confirmed pre-booking with CRM writes, the hand-off
 
 from __future__ import annotations
 
-import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rq.job import Job
 from sqlalchemy import select
 
 from b24app.assistant import service
@@ -16,14 +17,13 @@ from b24app.assistant.dialog import Reply
 from b24app.context import Services
 from b24app.devportal import DevPortal
 from b24app.devportal.portal import Portal as EmuPortal
-from b24app.settings import load_settings
-from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.portals import get_portal
 from tests.assistant.conftest import open_client_chat
+from tests.waiting import deadline_seconds
 
 
 def test_bot_registered_at_install_once(installed_portal: EmuPortal, services: Services) -> None:
@@ -306,42 +306,59 @@ def test_two_clients_tapping_the_same_time_at_once_only_one_gets_it(
     settle_jobs: Callable[[], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The second client's turn has checked the time and found it free when the first
-    client's chat (on another worker) pre-books it: the second is still told it was taken,
-    because the re-check and the claim happen under the portal's slot lock on a fresh read.
-    Before, both were pre-booked into the same time (`bench/assistant.py --booking`)."""
-    first = open_client_chat(emulator, assistant_portal, settle_jobs)
-    second = open_client_chat(emulator, assistant_portal, settle_jobs)
-    for chat in (first, second):
+    """Both clients tap the same time and their turns run at once (two workers): one gets it,
+    the other is told it was taken — the read of what is taken, the re-check and the claim
+    happen under the portal's slot lock. Before, both were pre-booked into the same time
+    (`bench/assistant.py --booking`: 2 overlapping pairs among 5 pre-bookings)."""
+    chats = [open_client_chat(emulator, assistant_portal, settle_jobs) for _ in range(2)]
+    for chat in chats:
         for text in ("Маникюр", "завтра после 18", "+7 (912) 345-67-89", "Анна"):
             chat.say(text)
-    wanted = first.buttons()[0]
-    assert wanted in second.buttons()
-    with services.db() as session:
-        dialogs = {d.lead_id: d.id for d in session.scalars(select(AssistantDialog))}
-        portal = get_portal(session, assistant_portal.member_id)
-        assert portal is not None
-        tz = WorkCalendar.from_settings(load_settings(session, portal.id)).time_zone
+    wanted = chats[0].buttons()[0]
+    assert wanted in chats[1].buttons()
+    for chat in chats:
+        assistant_portal.client_writes(chat.chat_id, wanted)
+    assert emulator.wait_idle()
+    queue = services.queue("assistant")
+    taps = queue.get_jobs()
+    assert len(taps) == 2
+    for job in taps:
+        queue.remove(job)
+
+    # Each turn's step waits (boundedly) for the other's: without the lock both check the
+    # time before either claims it; with it, the second cannot start until the first is done.
     real_step = service.step
-    raced: list[str] = []
+    entered: list[int] = []
+    both_in = threading.Event()
 
-    def step_then_the_other_chat_books(*args: Any, **kwargs: Any) -> Reply:
-        reply = real_step(*args, **kwargs)
-        if "prebook" in reply.actions and not raced and reply.state.start:
-            # what the first chat's worker writes meanwhile: its pre-booking of that time
-            local = dt.datetime.fromisoformat(reply.state.start).replace(tzinfo=tz)
-            start = local.astimezone(dt.UTC).replace(tzinfo=None)
-            with services.db() as session:
-                row = session.get(AssistantDialog, dialogs[first.lead_id])
-                assert row is not None
-                row.booking_start, row.booking_end = start, start + dt.timedelta(hours=1)
-            raced.append(reply.state.start)
-        return reply
+    def step_meeting_the_other(*args: Any, **kwargs: Any) -> Reply:
+        entered.append(1)
+        if len(entered) >= 2:
+            both_in.set()
+        both_in.wait(timeout=5)
+        return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(service, "step", step_then_the_other_chat_books)
-    answer = second.say(wanted)
-    assert raced  # the race happened after the second chat's first check
-    assert answer.startswith("Это время уже заняли")
-    assert wanted not in second.buttons()
+    monkeypatch.setattr(service, "step", step_meeting_the_other)
+    failures: list[BaseException] = []
+
+    def run(job: Job) -> None:  # what a worker does with the job, on a thread of its own
+        try:
+            job.func(*job.args, **job.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in taps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=deadline_seconds())
+    assert not any(t.is_alive() for t in threads) and not failures, failures
+    monkeypatch.undo()
+    settle_jobs()  # the answers that waited in the outbox
+
+    answers = sorted(chat.last_reply() for chat in chats)
+    assert "Подтверждаете" in answers[0], answers
+    assert answers[1].startswith("Это время уже заняли"), answers
     with services.db() as session:
-        assert session.get(AssistantDialog, dialogs[second.lead_id]).booking_start is None  # type: ignore[union-attr]
+        booked = [d.booking_start for d in session.scalars(select(AssistantDialog))]
+    assert len([b for b in booked if b is not None]) == 1
