@@ -25,7 +25,6 @@ def create_app(
     from b24app import context
     from b24app import errors
     from b24app import logs
-    from b24app import metrics
     from b24app.assistant.views import bp as assistant_bp
     from b24app.handlers.views import bp as handlers_bp
     from b24app.health import bp as health_bp
@@ -50,7 +49,6 @@ def create_app(
 
     logs.configure(settings.log_level)
     errors.init_app(app)
-    metrics.init_app(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(install_bp, url_prefix="/install")
     app.register_blueprint(handlers_bp, url_prefix="/handlers")

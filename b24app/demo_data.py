@@ -87,7 +87,7 @@ def prepare_portal(portal: Any) -> None:
             portal.add_user(uid, NAME=name, LAST_NAME=last, UF_DEPARTMENT=[2],
                             WORK_POSITION="Администратор")  # fmt: skip
     # The salon's booking statuses (with the IDs the app would create, so it reuses them).
-    from b24app.install.registration import STAGES
+    from b24app.install.stages import STAGES
 
     have = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "STATUS"}
     for stage, sort in (("qualified", 23), ("confirmed", 26), ("came", 45), ("no_show", 70)):

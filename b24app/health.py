@@ -1,13 +1,29 @@
-"""``/health``: the database and Redis answer, or the probe says which one does not."""
+"""Operations probes: ``/health`` (the database and Redis answer, or the probe says which one
+does not) and ``/metrics`` (Prometheus text format, behind a bearer token; the counters are
+in :mod:`b24app.metrics`)."""
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Blueprint
+from flask import current_app
 from flask import jsonify
+from flask import request
+from flask import Response
 from flask.typing import ResponseReturnValue
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import generate_latest
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy import text
 
+from b24app.errors import ApiError
+from b24app.metrics import exposed_registry
+from b24app.metrics import TIMERS_PENDING
 from b24app.storage.migrate import schema_state
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
 from b24app.web import services
 
 bp = Blueprint("health", __name__)
@@ -41,3 +57,27 @@ def health() -> ResponseReturnValue:
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "degraded", **checks, "schema": schema}
     return jsonify(body), 200 if healthy else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus metrics, behind a bearer token.
+
+    ``B24APP_METRICS_TOKEN`` unset: ``/metrics`` is 404 (off). Set: the scraper sends
+    ``Authorization: Bearer <token>``; anything else is 401.
+    """
+    expected = current_app.config["B24APP_SETTINGS"].metrics_token
+    if not expected:
+        raise ApiError(404, "Not found.")
+    header = request.headers.get("Authorization", "")
+    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise ApiError(401, "A valid metrics token is required.")
+    with services().db() as session:
+        TIMERS_PENDING.set(
+            session.scalar(
+                select(func.count()).select_from(Timer).where(Timer.state == TimerState.PENDING)
+            )
+            or 0
+        )
+    return Response(generate_latest(exposed_registry()), mimetype=CONTENT_TYPE_LATEST)

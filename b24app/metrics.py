@@ -4,24 +4,20 @@ REST calls, limit hits, escalations and job failures happen in the RQ workers, e
 gunicorn workers: with ``PROMETHEUS_MULTIPROC_DIR`` set (the same directory for the web app
 and the workers on a host, emptied at deploy), every process writes its counters there and
 ``/metrics`` sums them (prometheus_client's multiprocess mode). Without it, ``/metrics`` shows
-this process's counters only (tests, the demo).
+this process's counters only (tests, the demo). The ``/metrics`` page itself is a view of
+:mod:`b24app.health`: this module is below the REST client that counts its calls here, so it
+imports nothing of the app.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
-from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import Counter
 from prometheus_client import Gauge
-from prometheus_client import generate_latest
 from prometheus_client import multiprocess
-
-if TYPE_CHECKING:
-    from flask import Flask
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -52,45 +48,6 @@ REST_LIMIT_HITS = Counter(
     "QUERY_LIMIT_EXCEEDED / OPERATION_TIME_LIMIT answers",
     registry=REGISTRY,
 )
-
-
-def init_app(app: Flask) -> None:
-    """Expose ``/metrics`` (Prometheus text format) on the app, behind a bearer token.
-
-    ``B24APP_METRICS_TOKEN`` unset: ``/metrics`` is 404 (off). Set: the scraper sends
-    ``Authorization: Bearer <token>``; anything else is 401.
-    """
-    import hmac
-
-    from flask import request
-    from flask import Response
-
-    from b24app.errors import ApiError
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        expected = app.config["B24APP_SETTINGS"].metrics_token
-        if not expected:
-            raise ApiError(404, "Not found.")
-        header = request.headers.get("Authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise ApiError(401, "A valid metrics token is required.")
-        from sqlalchemy import func
-        from sqlalchemy import select
-
-        from b24app.storage.models import Timer
-        from b24app.storage.models import TimerState
-        from b24app.web import services
-
-        with services().db() as session:
-            TIMERS_PENDING.set(
-                session.scalar(
-                    select(func.count()).select_from(Timer).where(Timer.state == TimerState.PENDING)
-                )
-                or 0
-            )
-        return Response(generate_latest(exposed_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 def exposed_registry() -> CollectorRegistry:

@@ -18,7 +18,6 @@ from b24app.context import Services
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
     from b24app.assistant.outbox import flush_waiting_portals
-    from b24app.bitrix.restlog import purge_rest_log
     from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
@@ -26,6 +25,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.leads.coalesce import drain_waiting_portals
     from b24app.leads.deal_intake import refresh_all_crm_modes
     from b24app.plans import refresh_stale_plans
+    from b24app.restlog import purge_rest_log
     from b24app.robots.jobs import requeue_lost_calls
     from b24app.sla.reconcile import reconcile_timers
 

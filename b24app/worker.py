@@ -46,7 +46,7 @@ JOB_MODULES = (
     "b24app.robots.jobs",
     "b24app.sla.jobs",
     "b24app.sla.reconcile",
-    "b24app.bitrix.restlog",
+    "b24app.restlog",
     "b24app.appointments.booking",
     "b24app.appointments.replies",
     "b24app.appointments.routes",

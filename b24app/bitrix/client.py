@@ -37,6 +37,7 @@ from redis import Redis
 from redis.exceptions import LockError
 from redis.exceptions import RedisError
 
+from b24app import metrics
 from b24app.bitrix.budget import command_methods
 from b24app.bitrix.budget import current_priority
 from b24app.bitrix.budget import limits_for
@@ -157,11 +158,6 @@ def _masked(text: str) -> str:
 
 
 def _count(metric: str, member_id: str, outcome: str | None = None) -> None:
-    # Imported lazily: b24app.metrics also defines the Flask /metrics view.
-    try:
-        from b24app import metrics
-    except Exception:  # metrics are optional for the client
-        return
     # member_id is not a label (tenant enumeration, unbounded cardinality): see b24app.metrics
     if metric == "calls":
         metrics.REST_CALLS.labels(outcome=outcome or "ok").inc()

@@ -11,17 +11,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
+from b24app.event_queue import FAILURE_TTL
+from b24app.event_queue import QUEUE
+from b24app.event_queue import RETRY
 
-QUEUE = "events"
-RETRY = Retry(max=3, interval=[5, 30, 120])
-FAILURE_TTL = 7 * 86400
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
 DEAL_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE")

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from b24app.install.stages import semantics
+from b24app.install.stages import STAGES
+
 MODES = {1: "classic", 2: "simple"}
 
 
@@ -80,12 +83,9 @@ def stages_by_category(statuses: list[dict[str, Any]]) -> dict[int, list[dict[st
 
 def map_pipeline(stages: list[dict[str, Any]]) -> dict[str, str]:
     """Default map of one pipeline's stages onto our lifecycle stages (see the module doc)."""
-    from b24app.install.registration import _semantics
-    from b24app.install.registration import STAGES
-
     mapping: dict[str, str] = {}
-    process = [s for s in stages if _semantics(s) == "P"]
-    success = next((s for s in stages if _semantics(s) == "S"), None)
+    process = [s for s in stages if semantics(s) == "P"]
+    success = next((s for s in stages if semantics(s) == "S"), None)
     if process:
         mapping["new"] = str(process[0]["STATUS_ID"])
     for stage, spec in STAGES.items():
@@ -146,15 +146,12 @@ def missing_stages(
 ) -> dict[str, dict[str, Any]]:
     """``crm.status.add`` fields of the "Пришёл" / "Не пришёл" stages each pipeline lacks
     (no stage with our id or a known name), keyed ``"<category>:<stage>"``."""
-    from b24app.install.registration import _semantics
-    from b24app.install.registration import STAGES
-
     per_category = stages_by_category(statuses)
     out: dict[str, dict[str, Any]] = {}
     for category in sorted(set(categories) | set(per_category)):
         stages = per_category.get(category, [])
         prefix = "" if category == 0 else f"C{category}:"
-        success = next((s for s in stages if _semantics(s) == "S"), None)
+        success = next((s for s in stages if semantics(s) == "S"), None)
         last = max((int(s.get("SORT") or 0) for s in stages), default=0)
         for stage, (suffix, names) in ADDED.items():
             aliases = STAGES[stage]["aliases"]

@@ -25,6 +25,8 @@ from b24app.handlers.definitions import APP_EVENTS
 from b24app.handlers.definitions import CLIENT_EVENTS
 from b24app.handlers.definitions import EVENTS
 from b24app.install import deal_registration
+from b24app.install.stages import semantics
+from b24app.install.stages import STAGES
 from b24app.placements.definitions import PLACEMENTS
 from b24app.robots import definitions as robot_definitions
 
@@ -32,37 +34,6 @@ log = logging.getLogger(__name__)
 
 LEAD_FIELD = "B24APP_AI"  # Bitrix24 prefixes UF_CRM_
 LEAD_FIELD_NAME = "UF_CRM_" + LEAD_FIELD
-
-# Our lifecycle stages, the status we create when the portal has none, and the names that
-# make an existing status count as ours (admins often created "Пришёл" themselves).
-STAGES: dict[str, dict[str, Any]] = {
-    "qualified": {
-        "status_id": "B24APP_QUALIFIED",
-        "name": {"ru": "Квалифицирован", "en": "Qualified"},
-        "aliases": {"квалифицирован", "квалифицирована", "qualified", "квалификация"},
-    },
-    "confirmed": {
-        "status_id": "B24APP_CONFIRMED",
-        "name": {"ru": "Запись подтверждена", "en": "Booking confirmed"},
-        "aliases": {
-            "запись подтверждена",
-            "подтверждена",
-            "подтвержден",
-            "confirmed",
-            "booking confirmed",
-        },
-    },
-    "came": {
-        "status_id": "B24APP_CAME",
-        "name": {"ru": "Пришёл", "en": "Came"},
-        "aliases": {"пришёл", "пришел", "пришла", "came", "visited", "визит состоялся"},
-    },
-    "no_show": {
-        "status_id": "B24APP_NO_SHOW",
-        "name": {"ru": "Не пришёл", "en": "No-show"},
-        "aliases": {"не пришёл", "не пришел", "не пришла", "no-show", "no show", "noshow"},
-    },
-}
 
 
 @dataclass
@@ -288,12 +259,6 @@ def _lead_field() -> dict[str, Any]:
     }
 
 
-def _semantics(item: dict[str, Any]) -> str:
-    extra = item.get("EXTRA") or {}
-    sem = item.get("SEMANTICS") or (extra.get("SEMANTICS") if isinstance(extra, dict) else None)
-    return {"success": "S", "failure": "F", "process": "P"}.get(str(sem), str(sem or "P"))
-
-
 def map_statuses(
     items: list[dict[str, Any]], lang: str
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -305,8 +270,8 @@ def map_statuses(
       and confirmed between the last in-progress status and success, no-show after all.
     """
     ordered = sorted(items, key=lambda i: int(i.get("SORT") or 0))
-    process = [i for i in ordered if _semantics(i) == "P"]
-    success = next((i for i in ordered if _semantics(i) == "S"), None)
+    process = [i for i in ordered if semantics(i) == "P"]
+    success = next((i for i in ordered if semantics(i) == "S"), None)
     mapping: dict[str, str] = {}
     to_create: dict[str, dict[str, Any]] = {}
     if process:

@@ -33,10 +33,10 @@ from sqlalchemy import select
 
 from b24app import logs
 from b24app.bitrix.budget import bulk_rest
+from b24app.bitrix.chain import chain_rows
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.client import MAX_BATCH
 from b24app.bitrix.client import PAGE_SIZE
-from b24app.bitrix.errors import from_envelope
 from b24app.context import Services
 from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
@@ -50,7 +50,7 @@ from b24app.leads.lifecycle import refresh_stage_times
 from b24app.leads.lifecycle import settle_conversions
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import normalise_lead
-from b24app.leads.tagging import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
 from b24app.settings import load_settings
 from b24app.storage.models import BackfillState
 from b24app.storage.models import Lead
@@ -108,41 +108,6 @@ def _history_params(bound: int | str) -> dict[str, Any]:
     }
 
 
-def _rows(value: Any, items_key: str | None = None) -> list[dict[str, Any]]:
-    if items_key is not None and isinstance(value, dict):
-        value = value.get(items_key)
-    if isinstance(value, dict):
-        value = list(value.values())
-    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
-
-
-def _chain(
-    answer_results: Mapping[str, Any],
-    answer_errors: Mapping[str, Any],
-    prefix: str,
-    pages: int,
-    last: int,
-    items_key: str | None,
-    method: str,
-) -> tuple[list[dict[str, Any]], bool]:
-    """Rows of one chain of pages (``p0``…), and whether the chain reached the end."""
-    rows: list[dict[str, Any]] = []
-    for k in range(pages):
-        cmd = f"{prefix}{k}"
-        if cmd in answer_errors:
-            if k == 0:
-                raise from_envelope(answer_errors[cmd], None, method)
-            return rows, False  # the next round restarts the chain from the last row seen
-        page = _rows(answer_results.get(cmd), items_key)
-        fresh = [r for r in page if int(r["ID"]) > last]
-        rows.extend(fresh)
-        if fresh:
-            last = int(fresh[-1]["ID"])
-        if len(page) < PAGE_SIZE:
-            return rows, True
-    return rows, False
-
-
 def fetch_round(
     client: BitrixClient,
     lead_field: str,
@@ -165,7 +130,7 @@ def fetch_round(
         bound = last_lead if k == 0 else f"$result[p{k - 1}][{PAGE_SIZE - 1}][ID]"
         commands[f"p{k}"] = ("crm.lead.list", _lead_params(bound, lead_field))
     answer = client.batch(commands)
-    history_rows, history_done = _chain(
+    history_rows, history_done = chain_rows(
         answer.results, answer.errors, "h", history_pages, last_history, "items",
         "crm.stagehistory.list",
     )  # fmt: skip
@@ -173,7 +138,7 @@ def fetch_round(
         leads: list[dict[str, Any]] = []
         done = True
     else:
-        leads, done = _chain(
+        leads, done = chain_rows(
             answer.results, answer.errors, "p", lead_pages, last_lead, None, "crm.lead.list"
         )
     return Round(leads, done, parse_history(history_rows), history_done)

@@ -54,11 +54,28 @@ from typing import Any
 
 from redis.exceptions import LockError
 
+from b24app import context
 from b24app import logs
 from b24app.bitrix.budget import bulk_rest
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import MAX_BATCH
 from b24app.context import Services
+from b24app.event_queue import FAILURE_TTL
+from b24app.event_queue import QUEUE
+from b24app.event_queue import RETRY
+from b24app.leads.deal_intake import apply_deal
+from b24app.leads.deal_intake import deal_commands
+from b24app.leads.deal_intake import read_deal
+from b24app.leads.deal_intake import refresh_crm_mode
+from b24app.leads.intake import lead_commands
+from b24app.leads.intake import read_lead
+from b24app.leads.intake import record_fetched
+from b24app.leads.intake import Recorded
+from b24app.leads.intake import UNKNOWN
+from b24app.leads.items import lead_lock
+from b24app.leads.items import lead_lock_key
+from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import tag_ai_leads
 from b24app.settings import load_settings
 from b24app.storage.models import PortalStatus
 from b24app.storage.portals import get_portal
@@ -73,7 +90,7 @@ DRAINER = "b24app:lock:drain:"
 SCHEDULED = "b24app:drain-scheduled:"  # a continuation is scheduled (TTL: its delay + 30 s)
 PENDING_TTL = 2 * 86400
 DRAINER_TTL = 120
-ITEM_LOCK_TTL = 120  # as intake.LOCK_TIMEOUT
+ITEM_LOCK_TTL = 120  # as items.LOCK_TIMEOUT
 SLICE_SECONDS = 20.0
 # A drainer that would wait longer than this for its portal's bucket frees its worker and
 # comes back when the slot is due. Shorter waits — one slot of a saturated bucket, 0.5 s at
@@ -424,18 +441,13 @@ def submit(services: Services, member_id: str, kind: str, entity_id: int) -> str
 
 def drain_job(member_id: str) -> int:
     """RQ job (``events``): continue draining a portal; returns the items recorded."""
-    from b24app import context
-
     services = context.current()
     services.redis.delete(SCHEDULED + member_id)
     return len(drain(services, member_id) or [])
 
 
 def enqueue_drain(services: Services, member_id: str) -> None:
-    from b24app.handlers.jobs import FAILURE_TTL
-    from b24app.handlers.jobs import RETRY
-
-    services.queue("events").enqueue(
+    services.queue(QUEUE).enqueue(
         drain_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
     )
 
@@ -444,13 +456,10 @@ def schedule_drain(services: Services, member_id: str, delay: float) -> bool:
     """Continue draining in ``delay`` seconds (at the front of the queue: the delay was the
     other portals' turn); False when a continuation is scheduled already. Event jobs only
     queue their item meanwhile."""
-    from b24app.handlers.jobs import FAILURE_TTL
-    from b24app.handlers.jobs import RETRY
-
     ttl_ms = int((delay + 30) * 1000)  # a lost job: the cron sweep takes over after this
     if not services.redis.set(SCHEDULED + member_id, "1", nx=True, px=ttl_ms):
         return False
-    services.queue("events").enqueue_in(
+    services.queue(QUEUE).enqueue_in(
         timedelta(seconds=delay), drain_job, member_id,
         result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY, at_front=True,
     )  # fmt: skip
@@ -460,8 +469,6 @@ def schedule_drain(services: Services, member_id: str, delay: float) -> bool:
 def drain_waiting_portals() -> int:
     """Cron (every minute): start a drainer for every portal with pending items and none
     running (its drainer died, or its last continuation was lost); returns how many."""
-    from b24app import context
-
     services = context.current()
     started = 0
     for raw in services.redis.smembers(PORTALS):
@@ -478,10 +485,6 @@ def drain_waiting_portals() -> int:
 
 
 def _apply_lead(ctx: PortalCtx, lead_id: int, answer: BatchResult) -> Applied:
-    from b24app.leads.intake import read_lead
-    from b24app.leads.intake import record_fetched
-    from b24app.leads.tagging import DEFAULT_LEAD_FIELD
-
     lead_field = str(ctx.registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     statuses: dict[str, str] = dict(ctx.registration.get("statuses") or {})
     rules = ctx.settings.get("ai_rules") or {}
@@ -517,8 +520,6 @@ def _converted(answer: BatchResult, lead_id: int) -> Any:
     """The lead's deal from the round's shared ``crm.deal.list`` (None: not converted), or
     :data:`~b24app.leads.intake.UNKNOWN` (not asked, failed, or more than one page: the
     lead then asks alone)."""
-    from b24app.leads.intake import UNKNOWN
-
     if "deals" not in answer.results or "deals" in answer.errors or answer.next.get("deals"):
         return UNKNOWN
     rows = answer.results["deals"]
@@ -539,10 +540,6 @@ def _after_leads(ctx: PortalCtx, applied: list[Applied]) -> None:
     A converted lead's deal is queued here like a deal event (read in the drain's next
     round, 25 per request) instead of read at once, unless this drain recorded it already;
     the CRM mode is re-read at most once per call."""
-    from b24app.leads.deal_intake import refresh_crm_mode
-    from b24app.leads.intake import Recorded
-    from b24app.leads.tagging import tag_ai_leads
-
     channels: dict[int, str] = {}
     recheck = False
     for item in applied:
@@ -566,35 +563,13 @@ def _after_leads(ctx: PortalCtx, applied: list[Applied]) -> None:
         tag_ai_leads(ctx.services, ctx.portal_id, channels)
 
 
-def _lead_commands(lead_id: int) -> Commands:
-    from b24app.leads.intake import lead_commands
-
-    return lead_commands(lead_id)
-
-
-def _lead_lock_key(portal_id: int, lead_id: int) -> str:
-    from b24app.leads.intake import lead_lock_key
-
-    return lead_lock_key(portal_id, lead_id)
-
-
-register(
-    EntityType("lead", _lead_commands, _apply_lead, _lead_lock_key, _after_leads, _lead_shared)
-)
+register(EntityType("lead", lead_commands, _apply_lead, lead_lock_key, _after_leads, _lead_shared))
 
 
 # -- deals ----------------------------------------------------------------------------------
 
 
-def _deal_commands(deal_id: int) -> Commands:
-    from b24app.leads.deal_intake import deal_commands
-
-    return deal_commands(deal_id)
-
-
 def _deal_lock_key(portal_id: int, deal_id: int) -> str:
-    from b24app.leads.intake import lead_lock_key
-
     # The per-journey lock: a deal is locked as journey key -deal_id, as process_deal does.
     return lead_lock_key(portal_id, -deal_id)
 
@@ -604,12 +579,6 @@ def _apply_deal(ctx: PortalCtx, deal_id: int, answer: BatchResult) -> Applied:
     deal — its lead's lock too, as :func:`~b24app.leads.deal_intake.process_deal` does, so
     the lead's job and the deal's never both start the journey. When the lead is in the same
     round, the round holds that lock already."""
-    from b24app.leads.deal_intake import apply_deal
-    from b24app.leads.deal_intake import read_deal
-    from b24app.leads.intake import lead_lock
-    from b24app.leads.intake import lead_lock_key
-    from b24app.leads.tagging import DEFAULT_LEAD_FIELD
-
     deal_field = str(ctx.registration.get("deal_field") or DEFAULT_LEAD_FIELD)
     fetched = read_deal(answer, deal_id, deal_field)
     lead_id = fetched[0].lead_id if fetched is not None else None
@@ -626,8 +595,6 @@ def _apply_deal(ctx: PortalCtx, deal_id: int, answer: BatchResult) -> Applied:
 
 def _after_deals(ctx: PortalCtx, applied: list[Applied]) -> None:
     """Outside the deals' locks: the round's AI tags in batches, as for leads."""
-    from b24app.leads.tagging import tag_ai_leads
-
     channels: dict[int, str] = {}
     for item in applied:
         if isinstance(item.follow_up, dict):
@@ -636,4 +603,4 @@ def _after_deals(ctx: PortalCtx, applied: list[Applied]) -> None:
         tag_ai_leads(ctx.services, ctx.portal_id, channels)
 
 
-register(EntityType("deal", _deal_commands, _apply_deal, _deal_lock_key, _after_deals))
+register(EntityType("deal", deal_commands, _apply_deal, _deal_lock_key, _after_deals))

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from b24app.bitrix.chain import chain_rows
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.client import MAX_BATCH
 from b24app.bitrix.client import PAGE_SIZE
 from b24app.context import Services
-from b24app.leads.backfill import _chain
 from b24app.leads.deal_intake import record_deal
 from b24app.leads.deal_intake import stage_map
 from b24app.leads.deal_snapshot import DealSnapshot
@@ -86,13 +86,15 @@ def fetch_deals(
     client: BitrixClient, last: int, deal_field: str
 ) -> tuple[list[DealSnapshot], bool]:
     answer = client.batch(deal_page_commands(last, deal_field))
-    rows, done = _chain(answer.results, answer.errors, "p", MAX_BATCH, last, None, "crm.deal.list")
+    rows, done = chain_rows(
+        answer.results, answer.errors, "p", MAX_BATCH, last, None, "crm.deal.list"
+    )
     return [normalise_deal(r, deal_field) for r in rows], done
 
 
 def fetch_moves(client: BitrixClient, last: int) -> tuple[list[dict[str, Any]], bool]:
     answer = client.batch(history_page_commands(last))
-    return _chain(
+    return chain_rows(
         answer.results, answer.errors, "h", MAX_BATCH, last, "items", "crm.stagehistory.list"
     )
 

@@ -23,14 +23,21 @@ from b24app import logs
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
+from b24app.install.deal_registration import crm_mode
+from b24app.install.deal_registration import map_pipeline
+from b24app.install.deal_registration import stage_entity
+from b24app.install.deal_registration import stage_list
 from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
 from b24app.leads.deal_snapshot import DealSnapshot
 from b24app.leads.deal_snapshot import HISTORY_SELECT
 from b24app.leads.deal_snapshot import normalise_deal
 from b24app.leads.deal_snapshot import parse_deal_history
-from b24app.leads.intake import item_commands
-from b24app.leads.intake import read_item
+from b24app.leads.items import cancel_timers
+from b24app.leads.items import item_commands
+from b24app.leads.items import lead_lock
+from b24app.leads.items import read_item
+from b24app.leads.items import sync_timers
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.leads.lifecycle import add_moves
@@ -40,7 +47,8 @@ from b24app.leads.lifecycle import Outcome
 from b24app.leads.lifecycle import refresh_stage_times
 from b24app.leads.lifecycle import settle_conversions
 from b24app.leads.lifecycle import TRACKED_FIELDS
-from b24app.leads.tagging import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import tag_recorded
 from b24app.settings import load_settings
 from b24app.storage.models import EntityType
 from b24app.storage.models import Lead
@@ -204,8 +212,6 @@ def apply_deal(
 
     ``tags``: the coalesced intake collects the AI tag to write (journey key → channel) and
     writes the round's tags in one batch instead of one request per deal here."""
-    from b24app.leads.intake import _sync_timers
-
     with services.db() as session:
         portal = get_portal(session, member_id)
         if portal is None or portal.status == PortalStatus.UNINSTALLED:
@@ -230,13 +236,11 @@ def apply_deal(
         )
         ai_channel = journey.ai_channel or "other"
     if outcome.lifecycle_changed or not had_journey:
-        _sync_timers(services, portal_id, key)
+        sync_timers(services, portal_id, key)
     if wants_tag and tags is not None:
         tags[key] = ai_channel
     elif wants_tag:
-        from b24app.leads.tagging import tag_ai_lead
-
-        tag_ai_lead(services, portal_id, key, ai_channel, None)
+        tag_recorded(services, portal_id, key, ai_channel, None)
     if outcome.created:
         return "created"
     if not had_journey:
@@ -249,15 +253,13 @@ def apply_deal(
 
 def mark_deal_deleted(services: Services, portal_id: int, deal_id: int) -> str:
     """A deleted deal ends a journey it started; a converted lead's journey loses its deal."""
-    from b24app.leads.intake import _cancel_timers
-
     with services.db() as session:
         journey = find_journey(session, portal_id, deal_id=deal_id)
         if journey is None or journey.deleted_at is not None:
             return "gone"
         key = journey_key(journey)
         journey.deleted_at = utc_now()
-    _cancel_timers(services, portal_id, key)
+    cancel_timers(services, portal_id, key)
     log.info("deal deleted")
     return "deleted"
 
@@ -276,8 +278,6 @@ def process_deal(
     later one records the later state); a deal with a ``LEAD_ID`` also takes its lead's lock,
     so the lead's job and the deal's never both start the journey.
     """
-    from b24app.leads.intake import lead_lock
-
     with services.db() as session:
         portal = get_portal(session, member_id)
         if portal is None or portal.status == PortalStatus.UNINSTALLED:
@@ -320,8 +320,6 @@ def after_conversion(
 
 def refresh_crm_mode(services: Services, member_id: str) -> str | None:
     """Read ``crm.settings.mode.get`` and store it; returns the mode (None: portal gone)."""
-    from b24app.install.deal_registration import crm_mode
-
     with services.db() as session:
         portal = get_portal(session, member_id)
         if portal is None or portal.status != PortalStatus.ACTIVE:
@@ -366,10 +364,6 @@ def refresh_all_crm_modes() -> int:
 def learn_pipeline(services: Services, member_id: str, category_id: int) -> dict[str, Any]:
     """A pipeline created after install: read its stages, store the default map (one call);
     returns the portal's updated registration."""
-    from b24app.install.deal_registration import map_pipeline
-    from b24app.install.deal_registration import stage_entity
-    from b24app.install.deal_registration import stage_list
-
     rows = services.bitrix(member_id).call(
         "crm.status.list",
         {"filter": {"ENTITY_ID": stage_entity(category_id)}, "order": {"SORT": "ASC"}},

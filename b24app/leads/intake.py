@@ -14,8 +14,6 @@ lead as a reply (see :mod:`b24app.leads.lifecycle`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,15 @@ from b24app.bitrix.errors import NotFound
 from b24app.context import Services
 from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
+from b24app.leads.deal_intake import after_conversion
+from b24app.leads.deal_intake import converted_deal
+from b24app.leads.deal_intake import deal_journey_key
+from b24app.leads.deal_intake import refresh_crm_mode
+from b24app.leads.items import cancel_timers
+from b24app.leads.items import item_commands
+from b24app.leads.items import lead_lock
+from b24app.leads.items import read_item
+from b24app.leads.items import sync_timers
 from b24app.leads.lifecycle import get_lead
 from b24app.leads.lifecycle import HistoryEntry
 from b24app.leads.lifecycle import mark_deleted
@@ -35,7 +42,8 @@ from b24app.leads.lifecycle import record_snapshot
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import normalise_lead
 from b24app.leads.snapshot import parse_time
-from b24app.leads.tagging import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
+from b24app.leads.tag_writes import tag_recorded
 from b24app.settings import load_settings
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import Stage
@@ -44,70 +52,12 @@ from b24app.storage.portals import get_portal
 log = logging.getLogger(__name__)
 
 HISTORY_SELECT = ["ID", "TYPE_ID", "OWNER_ID", "CREATED_TIME", "STATUS_ID", "STATUS_SEMANTIC_ID"]
-LOCK_TIMEOUT = 120
 # Activity TYPE_ID: 2 call, 4 e-mail; DIRECTION 2 = outgoing.
 OUTGOING = "2"
 CHAT_PROVIDERS = frozenset({"IMOPENLINES_SESSION", "CRM_SMS", "CRM_WHATSAPP", "CRM_TELEGRAM"})
 
 
 UNKNOWN: Any = object()  # record_fetched(converted=…): not read yet, ask the CRM
-
-
-def lead_lock_key(portal_id: int, lead_id: int) -> str:
-    return f"b24app:lock:lead:{portal_id}:{lead_id}"
-
-
-@contextmanager
-def lead_lock(services: Services, portal_id: int, lead_id: int) -> Iterator[None]:
-    """One worker at a time per lead (two events of one lead may be processed at once)."""
-    with services.redis.lock(
-        lead_lock_key(portal_id, lead_id),
-        timeout=LOCK_TIMEOUT,
-        blocking_timeout=LOCK_TIMEOUT,
-    ):
-        yield
-
-
-def item_commands(
-    entity_type_id: int, entity_id: int, item_key: str, history_key: str, select: list[str]
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The ``batch`` commands that read one CRM item (lead 1, deal 2) and its stage history."""
-    return {
-        item_key: (
-            "crm.item.get",
-            {"entityTypeId": entity_type_id, "id": entity_id, "useOriginalUfNames": "Y"},
-        ),
-        history_key: (
-            "crm.stagehistory.list",
-            {
-                "entityTypeId": entity_type_id,
-                "filter": {"OWNER_ID": entity_id},
-                "order": {"ID": "ASC"},
-                "select": select,
-            },
-        ),
-    }
-
-
-def read_item(
-    answer: BatchResult, item_key: str, history_key: str
-) -> tuple[dict[str, Any], list[Any] | None] | None:
-    """The answers to :func:`item_commands` → (raw item, raw history rows) or None if the
-    item is gone; the rows are None when the history could not be read."""
-    error = answer.error(item_key)
-    if isinstance(error, NotFound):
-        return None
-    if error is not None:
-        raise error
-    body = answer.results.get(item_key)
-    item = body.get("item") if isinstance(body, dict) and "item" in body else body
-    if not isinstance(item, dict):
-        raise ValueError("crm.item.get answered without an item")
-    if history_key in answer.errors:
-        return item, None
-    raw = answer.results.get(history_key)
-    found = raw.get("items") if isinstance(raw, dict) else raw
-    return item, list(found or [])
 
 
 def lead_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -139,18 +89,6 @@ def read_lead(
     if rows is not None:
         history = [e for e in parse_history(rows) if e.lead_id == lead_id]
     return normalise_lead(item, lead_field), history
-
-
-def _cancel_timers(services: Services, portal_id: int, lead_id: int) -> None:
-    from b24app.sla.engine import cancel_lead_timers
-
-    cancel_lead_timers(services, portal_id, lead_id)
-
-
-def _sync_timers(services: Services, portal_id: int, lead_id: int) -> None:
-    from b24app.sla.engine import sync_lead_timers
-
-    sync_lead_timers(services, portal_id, lead_id)
 
 
 def process_lead(
@@ -185,9 +123,7 @@ def process_lead(
         )  # fmt: skip
     after_recorded(services, member_id, portal_id, lead_id, recorded, crm_mode)
     if recorded.tag_channel is not None:
-        from b24app.leads.tagging import tag_ai_lead
-
-        tag_ai_lead(services, portal_id, lead_id, recorded.tag_channel, None)
+        tag_recorded(services, portal_id, lead_id, recorded.tag_channel, None)
     return recorded.outcome
 
 
@@ -238,15 +174,13 @@ def record_fetched(
         with services.db() as session:
             marked = mark_deleted(session, portal_id, lead_id)
         if marked:
-            _cancel_timers(services, portal_id, lead_id)
+            cancel_timers(services, portal_id, lead_id)
             log.info("lead deleted")
         return Recorded("deleted" if marked else "gone")
     snap, history = fetched
     classification = classify(snap, rules)
     converted_into = None
     if snap.status_semantic == "S":
-        from b24app.leads.deal_intake import converted_deal
-
         # Converted into a deal: that status is the hand-over, not a reply nor a visit.
         converted_into = (
             converted_deal(services.bitrix(member_id), lead_id)
@@ -267,7 +201,7 @@ def record_fetched(
         )
         ai_channel = lead.ai_channel or "other"
     if outcome.lifecycle_changed:
-        _sync_timers(services, portal_id, lead_id)
+        sync_timers(services, portal_id, lead_id)
     if outcome.created:
         result = "created"
     elif outcome.changed:
@@ -295,14 +229,10 @@ def after_recorded(
     """Follow a conversion into its deal and re-read the CRM mode when the lead contradicts
     it; outside the lead's lock."""
     if recorded.converted_into is not None:
-        from b24app.leads.deal_intake import after_conversion
-
         # Converted on arrival while we think "classic": the admin may have switched to simple.
         recheck = recorded.first_sight and crm_mode != "simple"
         after_conversion(services, member_id, recorded.converted_into, first_sight=recheck)
     elif recorded.rechecks_mode(crm_mode):
-        from b24app.leads.deal_intake import refresh_crm_mode
-
         refresh_crm_mode(services, member_id)
 
 
@@ -350,8 +280,6 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
     if at is None:
         return "not_a_reply"
     if owner_type == "2":
-        from b24app.leads.deal_intake import deal_journey_key
-
         lead_id = deal_journey_key(services, member_id, lead_id)
     with logs.bind(member_id=member_id, lead_id=lead_id):
         with services.db() as session:
@@ -365,7 +293,7 @@ def process_activity(services: Services, member_id: str, activity_id: int) -> st
             after = get_lead(session, portal_id, lead_id)
             moved = after is not None and after.first_reply_at != previous
         if first or moved:
-            _sync_timers(services, portal_id, lead_id)
+            sync_timers(services, portal_id, lead_id)
             log.info("first reply recorded (%s)", kind)
             return "replied"
         return "not_first"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from b24app import context
-from b24app.bitrix.restlog import purge_rest_log
+from b24app.restlog import purge_rest_log
 from b24app.storage.models import RestLog
 from b24app.storage.models import utc_now
 

@@ -21,7 +21,7 @@ from b24app.context import Services
 from b24app.devportal import DevPortal
 from b24app.devportal import Portal as EmuPortal
 from b24app.leads import coalesce
-from b24app.leads.intake import lead_lock_key
+from b24app.leads.items import lead_lock_key
 from b24app.storage.models import Lead
 from b24app.storage.models import Stage
 from tests.leads.test_deal_intake import journey
@@ -261,9 +261,9 @@ def test_a_converted_lead_and_its_deal_in_one_round(
     """The lead's update and its new deal wait together: one round reads both; the deal
     needs its lead's lock, which the round itself holds (no wait: a wait would time out,
     here after 1 s, and fail the round), and the journey is one."""
-    from b24app.leads import intake
+    from b24app.leads import items
 
-    monkeypatch.setattr(intake, "LOCK_TIMEOUT", 1)
+    monkeypatch.setattr(items, "LOCK_TIMEOUT", 1)
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
     assert emulator.wait_idle()
@@ -292,8 +292,6 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     """A converted lead's deal is recorded under its lead's lock (the per-journey lock, as
     process_deal does): while another worker holds the lead, the record waits for it and
     then runs under the drainer's own hold of that lock."""
-    from b24app.leads import deal_intake
-
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
     assert emulator.wait_idle()
@@ -307,13 +305,13 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     assert other.acquire(blocking=False)
     token = other.local.token
     holders: list[bytes | None] = []
-    real = deal_intake.apply_deal
+    real = coalesce.apply_deal
 
     def apply_deal(*args, **kwargs):  # type: ignore[no-untyped-def]
         holders.append(services.redis.get(key))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(deal_intake, "apply_deal", apply_deal)
+    monkeypatch.setattr(coalesce, "apply_deal", apply_deal)
     release = threading.Timer(0.3, other.release)  # the other worker finishes
     release.start()
     try:

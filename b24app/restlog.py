@@ -21,7 +21,8 @@ def purge_rest_log(days: int) -> int:
     """Delete REST log rows older than ``days`` (at least 3); return how many went.
 
     A plain job function (RQ / cron): it takes a primitive and reaches the database through
-    :func:`b24app.context.current`.
+    :func:`b24app.context.current` (which is why it lives here and not beside the REST client
+    that writes the rows: :mod:`b24app.bitrix` stands below the process services).
     """
     keep = max(MIN_DAYS, int(days))
     cutoff = utc_now() - dt.timedelta(days=keep)
