@@ -238,11 +238,11 @@ def step(
             return handoff(_absorb(state, u), script, intent)
     if state.state == "confirmed":
         # A reply to an appointment reminder reaching the bot's chat reads as the reminders
-        # read it (b24app.appointments.replies): "1"/"да" confirms, "2"/"перенести" → a person.
-        verdict = reminder_verdict(u.text)
-        if verdict == "change" or u.has("back") or u.has("cancel"):
+        # read it (one classifier, understanding.classify_reply): "1"/"да" confirms,
+        # "2"/"перенести"/"не смогу" → a person.
+        if u.has("reschedule") or u.has("back") or u.has("cancel"):
             return handoff(state, script, "change_after_confirm")
-        if verdict == "confirm" or u.has("confirm"):
+        if u.has("confirm"):
             return Reply(script.text("see_you"), state, actions=["confirm"])
         return Reply(script.text("already_confirmed"), state)
 
@@ -291,13 +291,6 @@ def step(
     if expect is None and s.state == "cancelled":
         s = replace(s, state="new")
     return _ask(s, script, free_times, greeting)
-
-
-def reminder_verdict(text: str) -> str:
-    """``confirm``/``change``/``other`` by the appointment reminders' own rules."""
-    from b24app.appointments.replies import classify
-
-    return classify(text)
 
 
 def _confirmed_text(s: DialogState, script: Script) -> str:

@@ -421,10 +421,7 @@ def classify_reply(text: str) -> str | None:
     if len(tokens) <= _SHORT:
         cancel = cancel or any(t in _CANCEL for t in tokens)
         confirm = confirm or (
-            not cancel
-            and "не" not in tokens
-            and not re.search(r"\d", lowered)  # «давайте в 10» answers with a time
-            and any(t in _CONFIRM for t in tokens)
+            not cancel and "не" not in tokens and any(t in _CONFIRM for t in tokens)
         )
     if confirm and cancel:
         return None
