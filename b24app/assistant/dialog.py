@@ -113,6 +113,28 @@ def fmt_slot(moment: dt.datetime, lang: str) -> str:
     return f"{day} {moment:%d.%m %H:%M}"
 
 
+def fmt_wish(s: DialogState, script: Script) -> str:
+    """«Маникюр, вторник 8 декабря, 20:00» / "Manicure, Tuesday 8 December, after 18:00"."""
+    service = script.service(s.service)
+    parts = [service.title(script.lang) if service else (s.service or "")]
+    when = s.when or When()
+    if when.day:
+        weekday = translate(script.lang, f"assistant.wdf.{when.day.weekday()}")
+        month = translate(script.lang, f"assistant.month.{when.day.month}")
+        parts.append(f"{weekday} {when.day.day} {month}")
+    hm = "%H:%M"
+    if when.at:
+        parts.append(when.at.strftime(hm))
+    elif when.earliest and when.latest:
+        parts.append(script.text("between", start=when.earliest.strftime(hm),
+                                 end=when.latest.strftime(hm)))  # fmt: skip
+    elif when.earliest:
+        parts.append(script.text("after", time=when.earliest.strftime(hm)))
+    elif when.latest:
+        parts.append(script.text("before", time=when.latest.strftime(hm)))
+    return ", ".join(p for p in parts if p)
+
+
 def _useful(u: Understanding, expect: str) -> bool:
     keys = {
         "service": ("service",),
@@ -204,7 +226,10 @@ def _ask(s: DialogState, script: Script, free_times: FreeTimes, prefix: str = ""
         )
         key = "slot_exact" if exact else "slot"
         listing = "\n".join(f"{i}. {b}" for i, b in enumerate(buttons, 1))
-        return Reply(lead + script.text(key) + "\n" + listing, s, buttons)
+        # What was understood, read back before anything is pre-booked: the tap on a time is
+        # the client's yes to it.
+        readback = script.text("readback", wish=fmt_wish(s, script)) + " "
+        return Reply(lead + readback + script.text(key) + "\n" + listing, s, buttons)
     service = script.service(s.service)
     assert s.start is not None
     start = dt.datetime.fromisoformat(s.start)
@@ -245,6 +270,12 @@ def step(
         if u.has("confirm"):
             return Reply(script.text("see_you"), state, actions=["confirm"])
         return Reply(script.text("already_confirmed"), state)
+
+    if u.ambiguous_hour is not None and not (u.when and u.when.has_time) and not u.choice:
+        # «в 8»: morning or evening? A wrong time is worse than a question.
+        hour = u.ambiguous_hour
+        s = replace(_absorb(state, u), state="when", fails=0)
+        return Reply(script.text("ask_ampm", hour=hour), s, [f"{hour:02d}:00", f"{hour + 12}:00"])
 
     greeting = ""
     if state.state in ("new", "cancelled"):
