@@ -505,7 +505,7 @@ def _number(word: str) -> int | None:
     return value
 
 
-def _digits(text: str) -> str:
+def digits_of(text: str) -> str:
     """Numbers written as words become digits («двадцать четвертое» → 24, «полшестого» →
     5:30, «без пятнадцати пять» → 4:45, «в половине третьего» → 2:30)."""
     out: list[str] = []
@@ -882,7 +882,7 @@ def find_when(text: str, now: dt.datetime) -> tuple[When, float] | None:
 
 
 def _find_when(norm: str, now: dt.datetime) -> tuple[When, float, int | None]:
-    text = _digits(_GREETINGS_RE.sub(lambda m: " " * len(m.group(0)), norm))
+    text = digits_of(_GREETINGS_RE.sub(lambda m: " " * len(m.group(0)), norm))
     days, rest = _find_days(text, now.date())
     day = _pick_day(text, days)
     when, score, ambiguous = find_time(rest)
