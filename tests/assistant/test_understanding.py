@@ -298,3 +298,31 @@ def test_service_matching_cost_does_not_grow_with_synonyms() -> None:
     hits = service_index.cache_info().hits
     understand("хочу синоним9x3 завтра", now=MONDAY, services=big)
     assert service_index.cache_info().hits == hits + 1  # the same index, not rebuilt
+
+
+def test_safety_vocabulary_per_business_kind_and_per_portal() -> None:
+    from b24app.assistant.understanding import safety_vocabulary
+
+    clinic = safety_vocabulary("clinic")
+    assert not understand("анализ крови в среду", now=MONDAY, safety=clinic).intents
+    assert understand("у меня температура", now=MONDAY, safety=clinic).topic == "medical"
+    salon = safety_vocabulary("salon", {"medical": ["ботокс"]})
+    result = understand("можно ботокс после чистки?", now=MONDAY, safety=salon)
+    assert result.has("sensitive") and result.topic == "medical"
+    assert not understand("можно ботокс после чистки?", now=MONDAY).intents
+
+
+def test_portal_safety_words_are_bounded_by_the_settings_schema() -> None:
+    from marshmallow import ValidationError
+
+    from b24app.assistant.settings_form import safety_from_text
+    from b24app.settings import AssistantSchema
+
+    words = safety_from_text("medical: ботокс, филлеры\nrefund: компенсация")
+    assert words == {"medical": ["ботокс", "филлеры"], "refund": ["компенсация"]}
+    AssistantSchema().load({"kind": "clinic", "safety_words": words})
+    for bad in ({"kind": "spa"}, {"safety_words": {"gossip": ["x1"]}},
+                {"safety_words": {"medical": ["w" * 65]}},
+                {"safety_words": {"medical": [f"w{i}" for i in range(101)]}}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            AssistantSchema().load(bad)
