@@ -170,10 +170,15 @@ def _ner() -> tuple[Any, Any]:
     return Segmenter(), NewsNERTagger(NewsEmbedding())
 
 
-def warm_up() -> None:
-    """Load the dictionaries and the NER model now (a worker calls this once at start)."""
+def warm_up(*, ner: bool = True) -> None:
+    """Load the dictionaries (and the NER model) now, not on a client's first message.
+
+    The worker loads pymorphy3's dictionaries at start (~0.1 s, ~15 MB; a forked work-horse
+    inherits them); the NER model (~0.5 s, ~185 MB with numpy) stays lazy: it is asked only
+    for a capitalised word that is both a name and a common noun («Вера», «Роза»)."""
     _morph()
-    _ner()
+    if ner:
+        _ner()
     understand("Анна, завтра в 10 на маникюр", now=dt.datetime(2026, 1, 1), expect="contact")
 
 
@@ -236,7 +241,10 @@ class Lexicon:
             keys = tuple(lemma(w) for w in words(phrase))
             if not keys:
                 continue
-            self.phrases.setdefault(keys[0], []).append((keys, label, score))
+            # one-word phrases by their word, longer ones by their first two words: a message
+            # word looks at the phrases that can match there, not at every phrase it starts
+            first = keys[0] if len(keys) == 1 else keys[0] + " " + keys[1]
+            self.phrases.setdefault(first, []).append((keys, label, score))
             if fuzzy:
                 for key in keys:
                     stem = _stem(key)
@@ -267,8 +275,11 @@ class Lexicon:
         found: list[tuple[str, float, int]] = []
         starts = range(len(tokens) if limit is None else min(limit, len(tokens)))
         for i in starts:
-            for key in keys[i]:
-                for phrase, label, score in self.phrases.get(key, ()):
+            firsts = set(keys[i])
+            for j in range(i + 1, min(i + 4, len(keys))):  # a second word up to two words on
+                firsts |= {f"{a} {b}" for a in keys[i] for b in keys[j]}
+            for first in firsts:
+                for phrase, label, score in self.phrases.get(first, ()):
                     if self._rest(keys, i + 1, phrase[1:]):
                         fuzzy = not (phrase[0] == tokens[i] or phrase[0] == lemma(tokens[i]))
                         found.append((label, score - (0.05 if fuzzy else 0), len(phrase)))
@@ -384,7 +395,7 @@ def find_topics(tokens: Sequence[str], vocabulary: tuple[tuple[str, tuple[str, .
 _ALONE = {"1": "confirm", "+": "confirm", "2": "cancel"}  # a reminder's numbered answers
 _CONFIRM = frozenset(
     "да ага угу подтверждать подтвердить подтверждаю подтверждаем подтверждено подтверждена "
-    "буду приду придем прийти ок окей ok okay yes yep yeah y confirm confirmed sure + хорошо "
+    "буду приду придем прийти ок окей ok okay yes yep yeah y confirm confirmed sure хорошо "
     "верно конечно согласен согласна записывайте отлично correct fine great".split()
 )  # fmt: skip
 _CANCEL = frozenset(
@@ -454,7 +465,9 @@ def find_intents(tokens: Sequence[str], vocabulary: tuple[tuple[str, tuple[str, 
 # --- services --------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(
+    maxsize=32
+)  # portals served by one worker, each ~1 s to build at 40,000 synonyms
 def service_index(services: tuple[Service, ...]) -> Lexicon:
     """The portal's services as one index, built once per set of services (settings version)."""
     return Lexicon(
