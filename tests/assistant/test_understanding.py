@@ -4,9 +4,13 @@ intents relative to the portal's local "now" (Friday 27 Nov 2026, 14:00 Moscow).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from b24app.assistant.understanding import find_phone
 from b24app.assistant.understanding import Service
@@ -326,3 +330,12 @@ def test_portal_safety_words_are_bounded_by_the_settings_schema() -> None:
                 {"safety_words": {"medical": [f"w{i}" for i in range(101)]}}):  # fmt: skip
         with pytest.raises(ValidationError):
             AssistantSchema().load(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=list("0123456789 :.-+()ачсвдопн,ёЁАВ8"), max_size=300) | st.text())
+def test_any_text_reads_without_error(text: str) -> None:
+    """Client text is data: whatever it is, the reading ends with a bounded result."""
+    result = understand(text + " в 25:99 32.13", now=MONDAY, services=SALON, expect="contact")
+    assert json.loads(json.dumps(result.as_dict()))["source"] == "rules"
+    assert len(result.text) <= 2000
