@@ -116,8 +116,14 @@ def fmt_slot(moment: dt.datetime, lang: str) -> str:
 def fmt_wish(s: DialogState, script: Script) -> str:
     """«Маникюр, вторник 8 декабря, 20:00» / "Manicure, Tuesday 8 December, after 18:00"."""
     service = script.service(s.service)
-    parts = [service.title(script.lang) if service else (s.service or "")]
-    when = s.when or When()
+    parts = [service.title(script.lang) if service else (s.service or ""), fmt_when(s.when, script)]
+    return ", ".join(p for p in parts if p)
+
+
+def fmt_when(when: When | None, script: Script) -> str:
+    """«вторник 8 декабря, после 18:00»: a window never reads as an exact time."""
+    when = when or When()
+    parts = []
     if when.day:
         weekday = translate(script.lang, f"assistant.wdf.{when.day.weekday()}")
         month = translate(script.lang, f"assistant.month.{when.day.month}")
@@ -353,8 +359,7 @@ def summary(s: DialogState, script: Script, client: str = "") -> str:
             )
         )
     elif s.when:
-        wish = s.when.as_dict()
-        parts.append(script.text("summary_when", when=" ".join(v for v in wish.values() if v)))
+        parts.append(script.text("summary_when", when=fmt_when(s.when, script)))
     if s.phone:
         parts.append(script.text("summary_phone", phone=s.phone))
     return " ".join(parts)

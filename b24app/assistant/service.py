@@ -34,6 +34,7 @@ from b24app.assistant import bot as botapi
 from b24app.assistant import claims
 from b24app.assistant import outbox
 from b24app.assistant.dialog import DialogState
+from b24app.assistant.dialog import fmt_when
 from b24app.assistant.dialog import may_prebook
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
@@ -292,8 +293,7 @@ def _crm_writes(
     if after.start:
         lines.append(script.text("summary_start", when=after.start.replace("T", " ")))
     elif after.when:
-        wish = " ".join(v for v in after.when.as_dict().values() if v)
-        lines.append(script.text("summary_when", when=wish))
+        lines.append(script.text("summary_when", when=fmt_when(after.when, script)))
     if after.phone:
         lines.append(script.text("summary_phone", phone=after.phone))
     comments = " ".join(lines)

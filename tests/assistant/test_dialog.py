@@ -194,3 +194,10 @@ def test_a_reminder_reply_after_confirmation_reads_as_the_reminders_read_it() ->
     assert say(confirmed, "не получится").state.state == "handoff"
     assert say(confirmed, "перенесите на пятницу").state.state == "handoff"
     assert say(confirmed, "да, перенесите").state.state == "handoff"  # a reschedule wins
+
+
+def test_the_operators_summary_never_reads_a_window_as_an_exact_time() -> None:
+    r = say(DialogState(), "Маникюр завтра после 18")
+    r = say(r.state, "позовите оператора")
+    text = summary(r.state, SCRIPT)
+    assert "суббота 28 ноября, после 18:00" in text and "2026-11-28 18:00" not in text
