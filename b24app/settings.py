@@ -133,12 +133,16 @@ DEFAULTS: dict[str, Any] = {
             {
                 "code": "coloring",
                 "name": {"ru": "Окрашивание", "en": "Colouring"},
-                "synonyms": ["покрасить", "покраска", "color", "colour"],
+                "synonyms": ["покрасить волосы", "покраска", "color", "colour"],
                 "duration": 120,
                 "price": 5000,
             },
         ],
         "slot_step_minutes": 60,
+        # The business kind picks the default hand-off vocabulary (medical, legal, complaint,
+        # refund: b24app.assistant.understanding.DEFAULT_SAFETY); the portal adds its words.
+        "kind": "salon",
+        "safety_words": {},
         "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
         "queue_id": None,  # the open line's ID for "queue"
         # Pre-book in Online Booking on this resource (booking.v1.booking.add); None: the
@@ -264,6 +268,14 @@ class AssistantSchema(_Strict):
     questions = fields.Nested(AssistantQuestionsSchema)
     services = fields.List(fields.Nested(AssistantServiceSchema), validate=validate.Length(max=50))
     slot_step_minutes = fields.Integer(validate=validate.Range(min=5, max=240))
+    kind = fields.String(validate=validate.OneOf(("salon", "clinic", "trainer")))
+    safety_words = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(("medical", "legal", "complaint", "refund"))),
+        values=fields.List(
+            fields.String(validate=validate.Length(min=2, max=64)),
+            validate=validate.Length(max=100),
+        ),
+    )
     handoff = fields.String(validate=validate.OneOf(("operator", "queue")))
     queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     booking_resource_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))

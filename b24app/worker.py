@@ -28,6 +28,7 @@ from rq.worker import BaseWorker
 from b24app import context
 from b24app import logs
 from b24app import metrics
+from b24app.assistant.understanding import warm_up
 from b24app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def make_worker(
     logs.configure(settings.log_level)
     os.register_at_fork(after_in_child=_dispose_pool_in_child)
     preload_job_modules()
+    warm_up(ner=False)  # the assistant's dictionaries once per process, before any fork
     names = [settings.queue_prefix + q for q in queues] if queues else list(settings.queue_names)
     worker_class = ForkingAppWorker if fork else InProcessAppWorker
     return worker_class(

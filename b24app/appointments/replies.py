@@ -11,9 +11,10 @@ event may not reach an app that is not the chat's connector; the documented alte
 open-line chatbot (``imbot.v2``, ``ONIMBOTV2MESSAGEADD``) — issue 13's assistant can feed the
 same :func:`handle_reply`.
 
-Matching is by rules, never free-text guessing (:func:`classify`): ``confirm`` (1, да,
-подтверждаю, буду, ok, yes, confirm, 👍, ✅ …), ``change`` (2, перенести, отменить, не смогу,
-cancel, reschedule, no, 👎, ❌ …), else ``other``. A reply that matches both is ``other``.
+Matching is by rules, never free-text guessing (:func:`classify`, the assistant's one reply
+classifier): ``confirm`` (1, да, подтверждаю, буду, ok, yes, confirm, 👍, ✅, «+», угу …),
+``change`` (2, перенести, отменить, не смогу, не получится, cancel, reschedule, no, 👎, ❌ …),
+else ``other``. A reply that says yes and no at once is ``other``.
 
 The answer is applied to the nearest coming appointment whose reminder went to that chat:
 confirm → the appointment and its journey are Confirmed and the journey's confirmation SLA
@@ -33,6 +34,7 @@ from sqlalchemy import select
 
 from b24app import context
 from b24app.appointments.store import active_portal
+from b24app.assistant.understanding import classify_reply
 from b24app.context import Services
 from b24app.leads.journeys import journey_key
 from b24app.sla.engine import stop_timers
@@ -43,35 +45,13 @@ from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
 
-CONFIRM_WORDS = frozenset(
-    "1 да ага угу подтверждаю подтверждаем подтвердить подтверждено подтверждена буду приду "
-    "придем придём ок окей ok okay yes yep y confirm confirmed sure +".split()
-)
-CHANGE_WORDS = frozenset(
-    "2 нет перенести перенос перенесите отменить отмените отмена отменяю cancel cancelled "
-    "canceled reschedule move no nope".split()
-)
-CHANGE_PHRASES = ("не смогу", "не приду", "не получится", "не успею", "can't", "cannot",
-                  "can not", "won't", "will not", "not come")  # fmt: skip
-CONFIRM_EMOJI = ("👍", "✅", "👌", "🆗")
-CHANGE_EMOJI = ("👎", "❌", "🚫")
-_WORD = re.compile(r"[\w+']+", re.UNICODE)
-
 
 def classify(text: str) -> str:
-    """``confirm``, ``change`` or ``other`` for a client's reply (ru/en rules)."""
-    lowered = text.strip().lower().replace("ё", "е")[:500]
-    if not lowered:
-        return "other"
-    confirm = any(e in lowered for e in CONFIRM_EMOJI)
-    change = any(e in lowered for e in CHANGE_EMOJI) or any(p in lowered for p in CHANGE_PHRASES)
-    words = _WORD.findall(lowered)
-    if not change:
-        confirm = confirm or any(w in CONFIRM_WORDS for w in words)
-    change = change or any(w in CHANGE_WORDS for w in words)
-    if confirm and change:
-        return "other"
-    return "confirm" if confirm else "change" if change else "other"
+    """``confirm``, ``change`` or ``other`` for a client's reply (ru/en): the assistant's
+    reply classifier (:func:`b24app.assistant.understanding.classify_reply`), so a reminder's
+    answer and the assistant's turn are read by one rule; cancel and reschedule are a change."""
+    verdict = classify_reply(text)
+    return "confirm" if verdict == "confirm" else "change" if verdict else "other"
 
 
 def parse_message(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -113,6 +113,34 @@ def fmt_slot(moment: dt.datetime, lang: str) -> str:
     return f"{day} {moment:%d.%m %H:%M}"
 
 
+def fmt_wish(s: DialogState, script: Script) -> str:
+    """«Маникюр, вторник 8 декабря, 20:00» / "Manicure, Tuesday 8 December, after 18:00"."""
+    service = script.service(s.service)
+    parts = [service.title(script.lang) if service else (s.service or ""), fmt_when(s.when, script)]
+    return ", ".join(p for p in parts if p)
+
+
+def fmt_when(when: When | None, script: Script) -> str:
+    """«вторник 8 декабря, после 18:00»: a window never reads as an exact time."""
+    when = when or When()
+    parts = []
+    if when.day:
+        weekday = translate(script.lang, f"assistant.wdf.{when.day.weekday()}")
+        month = translate(script.lang, f"assistant.month.{when.day.month}")
+        parts.append(f"{weekday} {when.day.day} {month}")
+    hm = "%H:%M"
+    if when.at:
+        parts.append(when.at.strftime(hm))
+    elif when.earliest and when.latest:
+        parts.append(script.text("between", start=when.earliest.strftime(hm),
+                                 end=when.latest.strftime(hm)))  # fmt: skip
+    elif when.earliest:
+        parts.append(script.text("after", time=when.earliest.strftime(hm)))
+    elif when.latest:
+        parts.append(script.text("before", time=when.latest.strftime(hm)))
+    return ", ".join(p for p in parts if p)
+
+
 def _useful(u: Understanding, expect: str) -> bool:
     keys = {
         "service": ("service",),
@@ -204,7 +232,10 @@ def _ask(s: DialogState, script: Script, free_times: FreeTimes, prefix: str = ""
         )
         key = "slot_exact" if exact else "slot"
         listing = "\n".join(f"{i}. {b}" for i, b in enumerate(buttons, 1))
-        return Reply(lead + script.text(key) + "\n" + listing, s, buttons)
+        # What was understood, read back before anything is pre-booked: the tap on a time is
+        # the client's yes to it.
+        readback = script.text("readback", wish=fmt_wish(s, script)) + " "
+        return Reply(lead + readback + script.text(key) + "\n" + listing, s, buttons)
     service = script.service(s.service)
     assert s.start is not None
     start = dt.datetime.fromisoformat(s.start)
@@ -238,13 +269,19 @@ def step(
             return handoff(_absorb(state, u), script, intent)
     if state.state == "confirmed":
         # A reply to an appointment reminder reaching the bot's chat reads as the reminders
-        # read it (b24app.appointments.replies): "1"/"да" confirms, "2"/"перенести" → a person.
-        verdict = reminder_verdict(u.text)
-        if verdict == "change" or u.has("back") or u.has("cancel"):
+        # read it (one classifier, understanding.classify_reply): "1"/"да" confirms,
+        # "2"/"перенести"/"не смогу" → a person.
+        if u.has("reschedule") or u.has("back") or u.has("cancel"):
             return handoff(state, script, "change_after_confirm")
-        if verdict == "confirm" or u.has("confirm"):
+        if u.has("confirm"):
             return Reply(script.text("see_you"), state, actions=["confirm"])
         return Reply(script.text("already_confirmed"), state)
+
+    if u.ambiguous_hour is not None and not (u.when and u.when.has_time) and not u.choice:
+        # «в 8»: morning or evening? A wrong time is worse than a question.
+        hour = u.ambiguous_hour
+        s = replace(_absorb(state, u), state="when", fails=0)
+        return Reply(script.text("ask_ampm", hour=hour), s, [f"{hour:02d}:00", f"{hour + 12}:00"])
 
     greeting = ""
     if state.state in ("new", "cancelled"):
@@ -293,13 +330,6 @@ def step(
     return _ask(s, script, free_times, greeting)
 
 
-def reminder_verdict(text: str) -> str:
-    """``confirm``/``change``/``other`` by the appointment reminders' own rules."""
-    from b24app.appointments.replies import classify
-
-    return classify(text)
-
-
 def _confirmed_text(s: DialogState, script: Script) -> str:
     service = script.service(s.service)
     assert s.start is not None
@@ -329,8 +359,7 @@ def summary(s: DialogState, script: Script, client: str = "") -> str:
             )
         )
     elif s.when:
-        wish = s.when.as_dict()
-        parts.append(script.text("summary_when", when=" ".join(v for v in wish.values() if v)))
+        parts.append(script.text("summary_when", when=fmt_when(s.when, script)))
     if s.phone:
         parts.append(script.text("summary_phone", phone=s.phone))
     return " ".join(parts)

@@ -34,6 +34,7 @@ from b24app.assistant import bot as botapi
 from b24app.assistant import claims
 from b24app.assistant import outbox
 from b24app.assistant.dialog import DialogState
+from b24app.assistant.dialog import fmt_when
 from b24app.assistant.dialog import may_prebook
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
@@ -49,6 +50,7 @@ from b24app.assistant.slots import local_at
 from b24app.assistant.slots import parse_ranges
 from b24app.assistant.slots import resource_starts
 from b24app.assistant.slots import SEARCH_DAYS
+from b24app.assistant.understanding import safety_vocabulary
 from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
@@ -291,8 +293,7 @@ def _crm_writes(
     if after.start:
         lines.append(script.text("summary_start", when=after.start.replace("T", " ")))
     elif after.when:
-        wish = " ".join(v for v in after.when.as_dict().values() if v)
-        lines.append(script.text("summary_when", when=wish))
+        lines.append(script.text("summary_when", when=fmt_when(after.when, script)))
     if after.phone:
         lines.append(script.text("summary_phone", phone=after.phone))
     comments = " ".join(lines)
@@ -503,14 +504,17 @@ def _process_locked(
     think_start = time.monotonic()
     now = dt.datetime.now(tz)
     choices = _offered_buttons(before, script)
+    safety = safety_vocabulary(str(assistant.get("kind") or "salon"), assistant.get("safety_words"))
     model = _understander(services, assistant)
     understanding: Understanding
     if model is not None:
         understanding = model.understand(turn.text, now=now, services=script.services,
-                                         expect=before.state, choices=choices)  # fmt: skip
+                                         expect=before.state, choices=choices,
+                                         lang=script.lang, safety=safety)  # fmt: skip
     else:
         understanding = understand(turn.text, now=now, services=script.services,
-                                   expect=before.state, choices=choices)  # fmt: skip
+                                   expect=before.state, choices=choices,
+                                   lang=script.lang, safety=safety)  # fmt: skip
     resource_id = int(assistant.get("booking_resource_id") or 0)
 
     def taken_now(prebookings_only: bool) -> list[Interval]:

@@ -51,6 +51,18 @@ def services_to_text(services: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def safety_from_text(text: Any) -> dict[str, list[str]]:
+    """«medical: ботокс, филлеры» a line → {"medical": ["ботокс", "филлеры"]} (the schema
+    bounds the topics, the count and the length)."""
+    out: dict[str, list[str]] = {}
+    for line in str(text or "").splitlines():
+        topic, _, words = line.partition(":")
+        items = [w.strip() for w in words.split(",") if w.strip()]
+        if topic.strip() and items:
+            out.setdefault(topic.strip().lower(), []).extend(items)
+    return out
+
+
 def form_to_changes(form: dict[str, Any]) -> dict[str, Any] | None:
     if "asst_services" not in form:
         return None
@@ -66,6 +78,8 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any] | None:
             "contact": str(form.get("asst_q_contact", "")).strip(),
         },
         "services": services_from_text(form.get("asst_services")),
+        "kind": str(form.get("asst_kind", "salon")).strip() or "salon",
+        "safety_words": safety_from_text(form.get("asst_safety")),
         "handoff": str(form.get("asst_handoff", "operator")).strip() or "operator",
         "queue_id": _int_or_none(form.get("asst_queue_id")),
         "booking_resource_id": _int_or_none(form.get("asst_resource_id")),
@@ -84,6 +98,10 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "asst_q_when": questions.get("when") or "",
         "asst_q_contact": questions.get("contact") or "",
         "asst_services": services_to_text(a.get("services") or []),
+        "asst_kind": a.get("kind") or "salon",
+        "asst_safety": "\n".join(
+            f"{topic}: {', '.join(words)}" for topic, words in (a.get("safety_words") or {}).items()
+        ),
         "asst_handoff": a.get("handoff") or "operator",
         "asst_queue_id": a.get("queue_id") or "",
         "asst_resource_id": a.get("booking_resource_id") or "",

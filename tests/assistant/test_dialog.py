@@ -169,3 +169,35 @@ def test_replies_to_a_reminder_in_a_confirmed_dialog() -> None:
     assert r.state.state == "handoff"
     r = say(confirmed, "спасибо")
     assert r.state.state == "confirmed" and not r.actions
+
+
+def test_a_bare_hour_is_asked_and_the_wish_is_read_back_before_prebooking() -> None:
+    """«в 8» may be 8:00 or 20:00: the assistant asks instead of guessing; the offer of free
+    times reads back what it understood, and only the tap on a time pre-books."""
+    r = say(DialogState(), "Хочу на маникюр завтра в 8")
+    assert r.text == "В 8 утра или в 8 вечера?" and r.buttons == ["08:00", "20:00"]
+    assert r.state.service == "manicure" and r.state.when == When(dt.date(2026, 11, 28))
+    assert not r.actions
+    r = say(r.state, "20:00")
+    assert r.state.when == When(dt.date(2026, 11, 28), at=dt.time(20))
+    r = say(r.state, "+7 912 345-67-89, Анна")
+    assert r.state.state == "slot" and not r.actions
+    assert r.text.startswith("Маникюр, суббота 28 ноября, 20:00 — верно?")
+    r = say(r.state, "Сб 28.11 20:00", choices=r.buttons)
+    assert r.actions == ["prebook"]
+
+
+def test_a_reminder_reply_after_confirmation_reads_as_the_reminders_read_it() -> None:
+    confirmed = DialogState(state="confirmed", service="manicure", start="2026-11-28T19:00")
+    assert say(confirmed, "👍").actions == ["confirm"]
+    assert say(confirmed, "угу").actions == ["confirm"]
+    assert say(confirmed, "не получится").state.state == "handoff"
+    assert say(confirmed, "перенесите на пятницу").state.state == "handoff"
+    assert say(confirmed, "да, перенесите").state.state == "handoff"  # a reschedule wins
+
+
+def test_the_operators_summary_never_reads_a_window_as_an_exact_time() -> None:
+    r = say(DialogState(), "Маникюр завтра после 18")
+    r = say(r.state, "позовите оператора")
+    text = summary(r.state, SCRIPT)
+    assert "суббота 28 ноября, после 18:00" in text and "2026-11-28 18:00" not in text
