@@ -158,7 +158,7 @@ def backfill(member_id: str, restart: bool) -> None:
 
 
 def _register_demo() -> None:
-    from b24app.demo import demo
+    from devportal.demo import demo
 
     main.add_command(demo)
 

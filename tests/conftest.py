@@ -25,9 +25,9 @@ from sqlalchemy import text
 from b24app import context
 from b24app import create_app
 from b24app.config import Settings
-from b24app.ports import free_port
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
+from devportal.ports import free_port
 
 pytest_plugins = [
     "tests.plugins.live",

@@ -1,6 +1,6 @@
 """Live fixtures: the Bitrix24 emulator and the Flask app served over real HTTP.
 
-* ``emulator`` — a started :class:`b24app.devportal.DevPortal` whose client id/secret match
+* ``emulator`` — a started :class:`devportal.DevPortal` whose client id/secret match
   the ``settings`` fixture and whose app base URL is ``settings.public_url``;
 * ``live_app`` — the Flask app on ``app_port`` (what ``settings.public_url`` points at),
   served by a threaded werkzeug server in a background thread;
@@ -19,8 +19,8 @@ from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
 
 from b24app.config import Settings
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
+from devportal import DevPortal
+from devportal import Portal
 from tests.waiting import deadline_seconds
 
 
