@@ -1,4 +1,4 @@
-"""``b24app demo``: the whole app on one machine with embedded defaults.
+"""``b24app-demo`` (what ``./dev demo`` runs): the whole app on one machine with embedded defaults.
 
 Starts a private ``redis-server`` (unless ``B24APP_REDIS_URL`` is set), an SQLite database under
 ``instance/demo/``, the portal emulator, the web app, an RQ worker with its scheduler and the
@@ -312,3 +312,7 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+
+
+if __name__ == "__main__":  # python -m devportal.demo, as the tests start it
+    demo()
