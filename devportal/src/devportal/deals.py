@@ -19,7 +19,10 @@ import time
 from typing import Any
 from typing import TYPE_CHECKING
 
+from devportal.errors import item_not_found
+from devportal.errors import RestError
 from devportal.leads import as_str
+from devportal.leads import modify_lead
 from devportal.leads import to_item_value
 from devportal.leads import uf_camel
 
@@ -211,8 +214,6 @@ def _apply(portal: Portal, row: dict[str, Any], fields: dict[str, Any]) -> None:
             try:
                 row[key] = f"{float(str(value or 0)):.2f}"
             except ValueError:
-                from devportal.errors import RestError
-
                 raise RestError(400, "", f"{key} must be a number") from None
         elif key in DEAL_STANDARD and key not in DEAL_READ_ONLY and key != "STAGE_ID":
             row[key] = as_str(value)
@@ -222,8 +223,6 @@ def create_deal(
     portal: Portal, fields: dict[str, Any], user_id: int, ts: float | None = None
 ) -> int:
     """Insert a deal (lock held) and record its creation in the deal stage history."""
-    from devportal.errors import RestError
-
     ts = time.time() if ts is None else ts
     now = portal.now_str(ts)
     row: dict[str, Any] = {name: None for name in DEAL_STANDARD}
@@ -272,8 +271,6 @@ def modify_deal(
     portal: Portal, deal_id: int, fields: dict[str, Any], user_id: int, ts: float | None = None
 ) -> None:
     """Update a deal; a STAGE_ID change is a move (history TYPE_ID 2, or 3 if final)."""
-    from devportal.errors import item_not_found
-
     row = portal.deals.get(deal_id)
     if row is None:
         raise item_not_found()
@@ -380,8 +377,6 @@ def convert_lead(
 ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
     """Convert a lead into contact + deal (lock held); returns the deal id and the events
     to emit (``ONCRMLEADUPDATE``, ``ONCRMDEALADD``)."""
-    from devportal.rest import crm_lead
-
     lead = portal.leads.get(lead_id)
     if lead is None:
         raise KeyError(lead_id)
@@ -406,7 +401,7 @@ def convert_lead(
         ),
         "CONVERTED",
     )
-    crm_lead.modify(portal, lead_id, {"STATUS_ID": success}, user_id, ts)
+    modify_lead(portal, lead_id, {"STATUS_ID": success}, user_id, ts)
     lead["CONTACT_ID"] = str(contact_id)
     return deal_id, [
         ("ONCRMLEADUPDATE", {"FIELDS": {"ID": str(lead_id)}}),

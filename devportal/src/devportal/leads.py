@@ -11,9 +11,18 @@ underscore, as in the docs' example), or unchanged with ``useOriginalUfNames=Y``
 from __future__ import annotations
 
 import bisect
+import re
+import time
 from datetime import datetime
 from datetime import tzinfo
 from typing import Any
+from typing import TYPE_CHECKING
+
+from devportal.errors import not_found_lead
+from devportal.errors import RestError
+
+if TYPE_CHECKING:
+    from devportal.portal import Portal
 
 # (crm.lead name, crm.item name, kind). kind: int | float | str | date | yn
 LEAD_FIELDS: list[tuple[str, str, str]] = [
@@ -263,3 +272,88 @@ def item_name_to_upper(name: str, uf_names: list[str]) -> str:
         if uf_camel(uf) == name:
             return uf
     return name
+
+
+# -- writes (lock held by the caller): crm.lead.*, crm.item.* and the portal's helpers ---
+
+UF_NAME_RE = re.compile(r"^UF_CRM_[A-Z0-9_]+$")
+
+
+def _apply(portal: Portal, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    ufs = set(portal.uf_names())
+    for key, value in fields.items():
+        key = str(key)
+        if key in MULTIFIELDS:
+            portal.leads.add_multifield(row, key, value)
+        elif key in ufs:
+            row[key] = [as_str(v) for v in value] if isinstance(value, list) else as_str(value)
+        elif key == "OPPORTUNITY":
+            try:
+                row[key] = f"{float(str(value or 0)):.2f}"
+            except ValueError:
+                raise RestError(400, "", "OPPORTUNITY must be a number") from None
+        elif key in STANDARD and key not in READ_ONLY:
+            row[key] = as_str(value)
+
+
+def _set_status(
+    portal: Portal, row: dict[str, Any], status_id: str, user_id: int, ts: float
+) -> None:
+    semantic = portal.status_semantics("STATUS", status_id) or "P"
+    row["STATUS_ID"] = status_id
+    row["STATUS_SEMANTIC_ID"] = semantic
+    row["MOVED_BY_ID"] = str(user_id)
+    row["MOVED_TIME"] = portal.now_str(ts)
+    row["DATE_CLOSED"] = portal.now_str(ts) if semantic in ("S", "F") else ""
+
+
+def create_lead(
+    portal: Portal, fields: dict[str, Any], user_id: int, ts: float | None = None
+) -> int:
+    """Insert a lead (lock held by the caller) and record its creation in stage history."""
+    ts = time.time() if ts is None else ts
+    now = portal.now_str(ts)
+    row: dict[str, Any] = {name: None for name in STANDARD}
+    row.update(
+        {
+            "TITLE": "", "NAME": "", "BIRTHDATE": "", "IS_RETURN_CUSTOMER": "N",
+            "CURRENCY_ID": "RUB" if portal.lang == "ru" else "USD", "OPPORTUNITY": "0.00",
+            "IS_MANUAL_OPPORTUNITY": "N", "HAS_PHONE": "N", "HAS_EMAIL": "N", "HAS_IMOL": "N",
+            "ASSIGNED_BY_ID": str(user_id), "CREATED_BY_ID": str(user_id),
+            "MODIFY_BY_ID": str(user_id), "DATE_CREATE": now, "DATE_MODIFY": now,
+            "OPENED": "Y", "LAST_ACTIVITY_BY": str(user_id), "LAST_ACTIVITY_TIME": now,
+        }
+    )  # fmt: skip
+    for uf in portal.uf_names():
+        row[uf] = None
+    _apply(portal, row, fields)
+    status = row.get("STATUS_ID") or portal.lead_status_ids()[0]
+    _set_status(portal, row, status, user_id, ts)
+    if not row["TITLE"]:
+        row["TITLE"] = (
+            f"Лид #{portal.leads.next_id}"
+            if portal.lang == "ru"
+            else f"Lead #{portal.leads.next_id}"
+        )
+    lead_id = portal.leads.insert(row)
+    portal.record_stage(lead_id, status, 1, ts)
+    return lead_id
+
+
+def modify_lead(
+    portal: Portal, lead_id: int, fields: dict[str, Any], user_id: int, ts: float | None = None
+) -> None:
+    """Update a lead; a STATUS_ID change moves it (stage history TYPE_ID 2, or 3 if final)."""
+    row = portal.leads.get(lead_id)
+    if row is None:
+        raise not_found_lead()
+    ts = time.time() if ts is None else ts
+    old_status = row.get("STATUS_ID")
+    new_status = fields.get("STATUS_ID")
+    _apply(portal, row, {k: v for k, v in fields.items() if k != "STATUS_ID"})
+    if new_status and new_status != old_status:
+        _set_status(portal, row, str(new_status), user_id, ts)
+        final = row["STATUS_SEMANTIC_ID"] in ("S", "F")
+        portal.record_stage(lead_id, str(new_status), 3 if final else 2, ts)
+    row["MODIFY_BY_ID"] = str(user_id)
+    row["DATE_MODIFY"] = portal.now_str(ts)

@@ -31,14 +31,17 @@ from devportal.booking import BookingStore
 from devportal.booking import default_slots
 from devportal.imbot import ImBots
 from devportal.leads import as_str
+from devportal.leads import create_lead
 from devportal.leads import fmt_dt
 from devportal.leads import LeadStore
+from devportal.leads import modify_lead
 from devportal.limits import LeakyBucket
 from devportal.limits import OperatingTime
 from devportal.oauth import TokenPair
 from devportal.openlines import OpenLineChat
 from devportal.openlines import OpenLines
 from devportal.recording import DeliveryRecord
+from devportal.rest import crm_misc
 from devportal.rest.workflows import default_templates
 
 if TYPE_CHECKING:
@@ -541,11 +544,9 @@ class Portal:
         events: bool = True,
     ) -> int:
         """Create a lead as ``by_user`` (None = an automation rule: event without tokens)."""
-        from devportal.rest import crm_lead
-
         ts = created_at.timestamp() if isinstance(created_at, datetime) else created_at
         with self.lock:
-            lead_id = crm_lead.create(self, dict(fields or {}), by_user or self.admin_user_id, ts)
+            lead_id = create_lead(self, dict(fields or {}), by_user or self.admin_user_id, ts)
             out = (
                 self.event_deliveries("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}}, by_user)
                 if events
@@ -567,11 +568,9 @@ class Portal:
         at: datetime | float | None = None,
         events: bool = True,
     ) -> None:
-        from devportal.rest import crm_lead
-
         ts = at.timestamp() if isinstance(at, datetime) else at
         with self.lock:
-            crm_lead.modify(self, lead_id, dict(fields), by_user or self.admin_user_id, ts)
+            modify_lead(self, lead_id, dict(fields), by_user or self.admin_user_id, ts)
             out = self._crm_event("ONCRMLEADUPDATE", lead_id, by_user) if events else []
         self.send_events(out)
 
@@ -691,8 +690,6 @@ class Portal:
         at: datetime | float | None = None,
     ) -> int:
         """A call/e-mail/meeting on a lead, as a manager logs it; fires ``ONCRMACTIVITYADD``."""
-        from devportal.rest import crm_misc
-
         type_id = {"meeting": 1, "call": 2, "task": 3, "email": 4}[kind]
         fields = {
             "OWNER_TYPE_ID": 1,
@@ -725,8 +722,6 @@ class Portal:
     ) -> list[int]:
         """``n`` leads without events (a back-fill fixture). Any argument may be a callable
         ``f(i) -> value``; ``fields(i)`` returns extra fields. Stage history is recorded."""
-        from devportal.rest import crm_lead
-
         base = start.timestamp() if isinstance(start, datetime) else start
         if base is None:
             base = time.time() - n * step_seconds
@@ -745,7 +740,7 @@ class Portal:
                 }
                 if fields is not None:
                     row.update(pick(fields, i) or {})
-                ids.append(crm_lead.create(self, row, 1, base + i * step_seconds))
+                ids.append(create_lead(self, row, 1, base + i * step_seconds))
         return ids
 
     # -- Online Booking and open-line chats (what a receptionist / the client does) -------------

@@ -50,13 +50,11 @@ from devportal.portal import Portal
 from devportal.recording import CallRecord
 from devportal.recording import DeliveryRecord
 from devportal.recording import Recorder
+from devportal.rest import all_methods  # noqa: F401  (registers every method)
 from devportal.rest import call
 from devportal.rest import Ctx
 from devportal.rest import ListResult
-from devportal.rest import load_all
 from devportal.rest import METHODS
-
-load_all()
 
 FAULT_ERRORS: dict[str, tuple[int, str, str]] = {
     "query_limit": (503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),

@@ -98,23 +98,3 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return list(value.values())
     return [value]
-
-
-def load_all() -> None:
-    """Import every area module so its methods register."""
-    from devportal.rest import app_methods  # noqa: F401
-    from devportal.rest import bizproc  # noqa: F401
-    from devportal.rest import booking  # noqa: F401
-    from devportal.rest import crm_contact  # noqa: F401
-    from devportal.rest import crm_deal  # noqa: F401
-    from devportal.rest import crm_item  # noqa: F401
-    from devportal.rest import crm_lead  # noqa: F401
-    from devportal.rest import crm_misc  # noqa: F401
-    from devportal.rest import crm_status  # noqa: F401
-    from devportal.rest import events  # noqa: F401
-    from devportal.rest import imbot  # noqa: F401
-    from devportal.rest import messaging  # noqa: F401
-    from devportal.rest import openlines  # noqa: F401
-    from devportal.rest import placements  # noqa: F401
-    from devportal.rest import users  # noqa: F401
-    from devportal.rest import workflows  # noqa: F401

@@ -9,6 +9,7 @@ from typing import Any
 from devportal import deals
 from devportal.errors import item_not_found
 from devportal.errors import RestError
+from devportal.leads import UF_NAME_RE
 from devportal.query import parse_filter
 from devportal.query import parse_order
 from devportal.query import parse_start
@@ -114,8 +115,6 @@ def deal_fields(ctx: Ctx) -> dict[str, Any]:
 
 @method("crm.deal.userfield.add", admin=True)
 def deal_userfield_add(ctx: Ctx) -> int:
-    from devportal.rest.crm_lead import UF_NAME_RE
-
     fields = as_dict(ctx.param("fields", "FIELDS"))
     name = str(fields.get("FIELD_NAME") or "").upper()
     if not name:

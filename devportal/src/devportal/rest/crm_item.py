@@ -9,9 +9,11 @@ from typing import Any
 from devportal.errors import item_not_found
 from devportal.errors import RestError
 from devportal.leads import CAMEL_TO_UPPER
+from devportal.leads import create_lead
 from devportal.leads import from_item_fields
 from devportal.leads import item_name_to_upper
 from devportal.leads import KIND
+from devportal.leads import modify_lead
 from devportal.leads import to_item
 from devportal.query import parse_filter
 from devportal.query import parse_order
@@ -59,7 +61,7 @@ def item_add(ctx: Ctx) -> dict[str, Any]:
         return crm_deal.item_add(ctx)
     _entity(ctx)
     fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
-    lead_id = crm_lead.create(ctx.portal, fields, ctx.user_id)
+    lead_id = create_lead(ctx.portal, fields, ctx.user_id)
     ctx.emit("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}})
     crm_lead.emit_simple_mode_conversion(ctx, lead_id)
     return {"item": _item(ctx, lead_id)}
@@ -74,7 +76,7 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
     if ctx.portal.leads.get(lead_id) is None:
         raise item_not_found()
     fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
-    crm_lead.modify(ctx.portal, lead_id, fields, ctx.user_id)
+    modify_lead(ctx.portal, lead_id, fields, ctx.user_id)
     ctx.emit("ONCRMLEADUPDATE", {"FIELDS": {"ID": str(lead_id)}})
     return {"item": _item(ctx, lead_id)}
 

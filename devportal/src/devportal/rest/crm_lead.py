@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
-import time
 from typing import Any
-from typing import TYPE_CHECKING
 
+from devportal.deals import after_lead_created
 from devportal.errors import not_found_lead
 from devportal.errors import RestError
-from devportal.leads import as_str
+from devportal.leads import create_lead
+from devportal.leads import KIND
+from devportal.leads import modify_lead
 from devportal.leads import MULTIFIELDS
 from devportal.leads import READ_ONLY
 from devportal.leads import STANDARD
+from devportal.leads import UF_NAME_RE
 from devportal.query import parse_filter
 from devportal.query import parse_order
 from devportal.query import parse_start
@@ -25,11 +26,6 @@ from devportal.rest import method
 from devportal.rest.crm_common import select_fields
 from devportal.rest.crm_common import uf_label
 
-if TYPE_CHECKING:
-    from devportal.portal import Portal
-
-UF_NAME_RE = re.compile(r"^UF_CRM_[A-Z0-9_]+$")
-
 
 def _lead_id(raw: Any) -> int:
     try:
@@ -38,90 +34,10 @@ def _lead_id(raw: Any) -> int:
         raise RestError(400, "", "ID is not defined or invalid") from None
 
 
-def _apply(portal: Portal, row: dict[str, Any], fields: dict[str, Any]) -> None:
-    ufs = set(portal.uf_names())
-    for key, value in fields.items():
-        key = str(key)
-        if key in MULTIFIELDS:
-            portal.leads.add_multifield(row, key, value)
-        elif key in ufs:
-            row[key] = (
-                [as_str(v) for v in as_list(value)] if isinstance(value, list) else as_str(value)
-            )
-        elif key == "OPPORTUNITY":
-            try:
-                row[key] = f"{float(str(value or 0)):.2f}"
-            except ValueError:
-                raise RestError(400, "", "OPPORTUNITY must be a number") from None
-        elif key in STANDARD and key not in READ_ONLY:
-            row[key] = as_str(value)
-
-
-def _set_status(
-    portal: Portal, row: dict[str, Any], status_id: str, user_id: int, ts: float
-) -> None:
-    semantic = portal.status_semantics("STATUS", status_id) or "P"
-    row["STATUS_ID"] = status_id
-    row["STATUS_SEMANTIC_ID"] = semantic
-    row["MOVED_BY_ID"] = str(user_id)
-    row["MOVED_TIME"] = portal.now_str(ts)
-    row["DATE_CLOSED"] = portal.now_str(ts) if semantic in ("S", "F") else ""
-
-
-def create(portal: Portal, fields: dict[str, Any], user_id: int, ts: float | None = None) -> int:
-    """Insert a lead (lock held by the caller) and record its creation in stage history."""
-    ts = time.time() if ts is None else ts
-    now = portal.now_str(ts)
-    row: dict[str, Any] = {name: None for name in STANDARD}
-    row.update(
-        {
-            "TITLE": "", "NAME": "", "BIRTHDATE": "", "IS_RETURN_CUSTOMER": "N",
-            "CURRENCY_ID": "RUB" if portal.lang == "ru" else "USD", "OPPORTUNITY": "0.00",
-            "IS_MANUAL_OPPORTUNITY": "N", "HAS_PHONE": "N", "HAS_EMAIL": "N", "HAS_IMOL": "N",
-            "ASSIGNED_BY_ID": str(user_id), "CREATED_BY_ID": str(user_id),
-            "MODIFY_BY_ID": str(user_id), "DATE_CREATE": now, "DATE_MODIFY": now,
-            "OPENED": "Y", "LAST_ACTIVITY_BY": str(user_id), "LAST_ACTIVITY_TIME": now,
-        }
-    )  # fmt: skip
-    for uf in portal.uf_names():
-        row[uf] = None
-    _apply(portal, row, fields)
-    status = row.get("STATUS_ID") or portal.lead_status_ids()[0]
-    _set_status(portal, row, status, user_id, ts)
-    if not row["TITLE"]:
-        row["TITLE"] = (
-            f"Лид #{portal.leads.next_id}"
-            if portal.lang == "ru"
-            else f"Lead #{portal.leads.next_id}"
-        )
-    lead_id = portal.leads.insert(row)
-    portal.record_stage(lead_id, status, 1, ts)
-    return lead_id
-
-
-def modify(
-    portal: Portal, lead_id: int, fields: dict[str, Any], user_id: int, ts: float | None = None
-) -> None:
-    """Update a lead; a STATUS_ID change moves it (stage history TYPE_ID 2, or 3 if final)."""
-    row = portal.leads.get(lead_id)
-    if row is None:
-        raise not_found_lead()
-    ts = time.time() if ts is None else ts
-    old_status = row.get("STATUS_ID")
-    new_status = fields.get("STATUS_ID")
-    _apply(portal, row, {k: v for k, v in fields.items() if k != "STATUS_ID"})
-    if new_status and new_status != old_status:
-        _set_status(portal, row, str(new_status), user_id, ts)
-        final = row["STATUS_SEMANTIC_ID"] in ("S", "F")
-        portal.record_stage(lead_id, str(new_status), 3 if final else 2, ts)
-    row["MODIFY_BY_ID"] = str(user_id)
-    row["DATE_MODIFY"] = portal.now_str(ts)
-
-
 @method("crm.lead.add")
 def lead_add(ctx: Ctx) -> int:
     fields = as_dict(ctx.param("fields", "FIELDS"))
-    lead_id = create(ctx.portal, fields, ctx.user_id)
+    lead_id = create_lead(ctx.portal, fields, ctx.user_id)
     ctx.emit("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}})
     emit_simple_mode_conversion(ctx, lead_id)
     return lead_id
@@ -129,8 +45,6 @@ def lead_add(ctx: Ctx) -> int:
 
 def emit_simple_mode_conversion(ctx: Ctx, lead_id: int) -> None:
     """Simple CRM mode converts a new lead into a deal at once (devportal.deals)."""
-    from devportal.deals import after_lead_created
-
     for name, data in after_lead_created(ctx.portal, lead_id, ctx.user_id):
         ctx.emit(name, data)
 
@@ -138,7 +52,7 @@ def emit_simple_mode_conversion(ctx: Ctx, lead_id: int) -> None:
 @method("crm.lead.update")
 def lead_update(ctx: Ctx) -> bool:
     lead_id = _lead_id(ctx.param("id", "ID"))
-    modify(ctx.portal, lead_id, as_dict(ctx.param("fields", "FIELDS")), ctx.user_id)
+    modify_lead(ctx.portal, lead_id, as_dict(ctx.param("fields", "FIELDS")), ctx.user_id)
     ctx.emit("ONCRMLEADUPDATE", {"FIELDS": {"ID": str(lead_id)}})
     return True
 
@@ -178,8 +92,6 @@ def lead_list(ctx: Ctx) -> ListResult:
 
 @method("crm.lead.fields")
 def lead_fields(ctx: Ctx) -> dict[str, Any]:
-    from devportal.leads import KIND
-
     types = {"int": "integer", "float": "double", "date": "datetime", "yn": "char", "str": "string"}
     out: dict[str, Any] = {}
     for name in STANDARD:

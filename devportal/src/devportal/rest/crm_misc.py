@@ -14,6 +14,7 @@ from devportal.query import parse_start
 from devportal.query import select_page
 from devportal.rest import as_dict
 from devportal.rest import as_list
+from devportal.rest import crm_deal
 from devportal.rest import Ctx
 from devportal.rest import ListResult
 from devportal.rest import method
@@ -30,8 +31,6 @@ def stagehistory_list(ctx: Ctx) -> ListResult:
     """Lead stage history (entityTypeId 1; deals, 2, in :mod:`.crm_deal`). IDs are numbers;
     the docs show no sample."""
     if str(ctx.param("entityTypeId")) == "2":
-        from devportal.rest import crm_deal
-
         return crm_deal.stagehistory_list(ctx)
     if str(ctx.param("entityTypeId")) != "1":
         raise RestError(400, "ERROR_ARGUMENT", "entityTypeId: only leads (1) are emulated")
