@@ -14,7 +14,7 @@ How it is seeded, fast and through the product's own paths where one exists:
 4. three new chat leads arrive as real events now: their first-reply timers fire in 3
    minutes while you watch.
 
-Random but reproducible (fixed seed). Only ``b24app demo`` uses this module.
+Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses this module.
 """
 
 from __future__ import annotations
