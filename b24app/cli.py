@@ -157,15 +157,6 @@ def backfill(member_id: str, restart: bool) -> None:
     click.echo(f"{imported} leads imported")
 
 
-def _register_demo() -> None:
-    from b24app.demo import demo
-
-    main.add_command(demo)
-
-
-_register_demo()
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
 

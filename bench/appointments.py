@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from b24app import context  # noqa: E402
 from b24app.appointments.remind import schedule_appointment  # noqa: E402
 from b24app.config import Settings  # noqa: E402
-from b24app.devportal import DevPortal  # noqa: E402
 from b24app.settings import save_settings  # noqa: E402
 from b24app.storage.models import Appointment  # noqa: E402
 from b24app.storage.models import Lead  # noqa: E402
@@ -52,6 +51,7 @@ from b24app.storage.models import TimerState  # noqa: E402
 from b24app.storage.models import utc_now  # noqa: E402
 from bench.timers import database  # noqa: E402
 from bench.timers import percentiles  # noqa: E402
+from devportal import DevPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import WorkerProcess  # noqa: E402

@@ -44,11 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
-from b24app.devportal import DevPortal  # noqa: E402
-from b24app.devportal.portal import Portal as EmuPortal  # noqa: E402
 from b24app.settings import save_settings  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
 from b24app.storage.portals import get_portal  # noqa: E402
+from devportal import DevPortal  # noqa: E402
+from devportal.portal import Portal as EmuPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import worker_env  # noqa: E402

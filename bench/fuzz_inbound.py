@@ -34,10 +34,10 @@ from b24app.bitrix.payload import encode_php_form
 from b24app.bitrix.payload import MalformedPayload
 from b24app.bitrix.payload import parse_php_form
 from b24app.config import Settings
-from b24app.demo import _start_redis
 from b24app.storage.migrate import upgrade
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
+from devportal.demo import _start_redis
 
 NON_ASCII_DIGITS = "²³¹٠١٢۰۱০১߀०੦௦๐႐𝟎𝟘０"
 PORTALS = {"a" * 32: "token-of-portal-a-0001", "b" * 32: "token-of-portal-b-0002"}

@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
-from b24app.devportal import DevPortal  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
 from b24app.storage.models import Lead  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
+from devportal import DevPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import worker_env  # noqa: E402

@@ -51,8 +51,6 @@ sys.path.insert(0, str(ROOT))
 
 from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
-from b24app.devportal import DevPortal  # noqa: E402
-from b24app.devportal import Portal as EmuPortal  # noqa: E402
 from b24app.robots.definitions import KPI_SNAPSHOT  # noqa: E402
 from b24app.sla import engine  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
@@ -62,6 +60,8 @@ from b24app.storage.models import Timer  # noqa: E402
 from b24app.storage.portals import get_portal  # noqa: E402
 from bench.load_burst import _up  # noqa: E402
 from bench.load_burst import _wait  # noqa: E402
+from devportal import DevPortal  # noqa: E402
+from devportal import Portal as EmuPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import worker_env  # noqa: E402

@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
-from b24app.devportal import DevPortal  # noqa: E402
 from b24app.sla import engine  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
 from b24app.storage.models import Lead  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import utc_now  # noqa: E402
+from devportal import DevPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.plugins.worker import WorkerProcess  # noqa: E402

@@ -1,9 +1,9 @@
 """Shared fixtures: a private redis-server, a private database (SQLite or PostgreSQL), the
 services, the Flask app and its test client.
 
-Set ``B24APP_TEST_DATABASE=postgresql`` to run the whole suite on PostgreSQL
-(127.0.0.1:5432, trust auth): each test session creates its own database and drops it at the
-end, so nobody else's data is touched. Redis is a ``redis-server`` started on a free port.
+Set ``B24APP_TEST_DATABASE=postgresql`` to run the suite on PostgreSQL (127.0.0.1:5432, trust
+auth; ``-m db`` selects the tests that reach a database): each test session creates its own
+database and drops it at the end, so nobody else's data is touched. Redis is a ``redis-server`` started on a free port.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from sqlalchemy import text
 from b24app import context
 from b24app import create_app
 from b24app.config import Settings
-from b24app.ports import free_port
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
+from devportal.ports import free_port
 
 pytest_plugins = [
     "tests.plugins.live",
@@ -35,6 +35,18 @@ pytest_plugins = [
     "tests.plugins.install",
     "tests.plugins.browser",
 ]
+
+# Fixtures that reach a database the suite's B24APP_TEST_DATABASE chooses: a test whose
+# fixture closure holds one is marked ``db``, and the PostgreSQL pass of ./dev test runs only
+# those (``-m db``); the rest (the emulator, parsers, the demo on its own SQLite file) run once.
+DATABASE_FIXTURES = frozenset({"database_url", "empty_postgres"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
 
 # A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,12 +141,23 @@ def app_port() -> int:
     return free_port()
 
 
+# The app's credentials, shared by ``settings`` and the emulator (tests/plugins/live.py),
+# which needs no database: its own tests stay out of the PostgreSQL pass.
+CLIENT_ID = "local.test.app"
+CLIENT_SECRET = "test-client-secret-0123456789abcdef0123"
+
+
 @pytest.fixture
-def settings(database_url: str, redis_server: RedisServer, app_port: int) -> Settings:
+def public_url(app_port: int) -> str:
+    return f"http://127.0.0.1:{app_port}"
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: RedisServer, public_url: str) -> Settings:
     return Settings(
-        client_id="local.test.app",
-        client_secret="test-client-secret-0123456789abcdef0123",
-        public_url=f"http://127.0.0.1:{app_port}",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        public_url=public_url,
         database_url=database_url,
         redis_url=redis_server.url,
         secret_key="test-secret-key-0123456789abcdef01234567",

@@ -1,4 +1,4 @@
-"""``b24app demo`` (what ``./dev demo`` runs) starts everything and ``/health`` answers."""
+"""``b24app-demo`` (what ``./dev demo`` runs) starts everything and ``/health`` answers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
     port, emu_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "b24app.cli", "demo", "--port", str(port),
+        [sys.executable, "-m", "devportal.demo", "--port", str(port),
          "--emulator-port", str(emu_port), "--workdir", str(tmp_path)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,

@@ -18,7 +18,7 @@ def test_demo_in_simple_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
     port, emu_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "b24app.cli", "demo", "--port", str(port),
+        [sys.executable, "-m", "devportal.demo", "--port", str(port),
          "--emulator-port", str(emu_port), "--workdir", str(tmp_path), "--crm-mode", "simple"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from b24app import ports
+from devportal import ports
 
 
 def test_ports_come_from_below_the_ephemeral_range_and_are_free() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal.portal import Portal as EmuPortal
 from b24app.settings import save_settings
 from b24app.storage.portals import get_portal
+from devportal import DevPortal
+from devportal.portal import Portal as EmuPortal
 
 
 def enable_assistant(services: Services, emu_portal: EmuPortal, **changes: Any) -> None:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.devportal.portal import Portal as EmuPortal
 from b24app.storage.models import AssistantDialog
+from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import enable_assistant
 from tests.plugins.browser import screenshot
 from tests.plugins.worker import WorkerProcess

@@ -15,13 +15,13 @@ from b24app.assistant import service
 from b24app.assistant.bot import BOT_CODE
 from b24app.assistant.dialog import Reply
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal.portal import Portal as EmuPortal
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.portals import get_portal
+from devportal import DevPortal
+from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import open_client_chat
 from tests.waiting import deadline_seconds
 

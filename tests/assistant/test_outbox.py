@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from b24app.assistant import outbox
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal.portal import Portal as EmuPortal
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
+from devportal import DevPortal
+from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.test_worker import start_chat_n
 from tests.assistant.test_worker import turns

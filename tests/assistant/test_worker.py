@@ -14,10 +14,10 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal.portal import Portal as EmuPortal
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
+from devportal import DevPortal
+from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import ClientChat
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.llm_stub import LlmStub

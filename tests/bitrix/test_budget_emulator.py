@@ -17,9 +17,9 @@ from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import RateLimited
 from b24app.config import Settings
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
 from b24app.storage.portals import DbTokenStore
+from devportal import DevPortal
+from devportal import Portal
 from tests.bitrix.conftest import Sleeps
 from tests.bitrix.test_client_emulator import client_for
 from tests.bitrix.test_client_emulator import connect

@@ -1,4 +1,4 @@
-"""The REST client against the portal emulator over real HTTP (``b24app.devportal``).
+"""The REST client against the portal emulator over real HTTP (``devportal``).
 
 These exercise what ``responses`` cannot: a real OAuth server rotating refresh tokens, the
 portal's own leaky bucket, and ``$result[…]`` substitution inside ``batch``.
@@ -16,11 +16,11 @@ from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.config import Settings
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.portals import DbTokenStore
 from b24app.storage.portals import get_portal
+from devportal import DevPortal
+from devportal import Portal
 from tests.bitrix.conftest import install_portal
 
 

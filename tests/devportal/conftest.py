@@ -11,7 +11,7 @@ import requests
 from flask import Flask
 from flask import request
 
-from b24app.devportal import Portal
+from devportal import Portal
 from tests.plugins.live import LiveServer
 
 

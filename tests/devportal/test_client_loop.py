@@ -7,7 +7,7 @@ import time
 from typing import Any
 from unittest.mock import ANY
 
-from b24app.devportal import Portal
+from devportal import Portal
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 from tests.devportal.conftest import Sink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from b24app.devportal import Portal
+from devportal import Portal
 from tests.devportal.conftest import Sink
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from b24app.devportal import Portal
+from devportal import Portal
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 

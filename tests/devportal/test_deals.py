@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
-from b24app.devportal.deals import add_pipeline
+from devportal import DevPortal
+from devportal import Portal
+from devportal.deals import add_pipeline
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 from tests.devportal.conftest import Sink

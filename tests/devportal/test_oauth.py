@@ -6,8 +6,8 @@ import json
 
 import requests
 
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
+from devportal import DevPortal
+from devportal import Portal
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask import send_from_directory
 
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
+from devportal import DevPortal
+from devportal import Portal
 from tests.plugins.live import LiveServer
 from tests.waiting import deadline_seconds
 from tests.waiting import wait_for

@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
+from devportal import DevPortal
+from devportal import Portal
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 from tests.devportal.conftest import Sink

@@ -7,9 +7,9 @@ import json
 import pytest
 import requests
 
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
-from b24app.devportal.limits import LeakyBucket
+from devportal import DevPortal
+from devportal import Portal
+from devportal.limits import LeakyBucket
 from tests.conftest import FIXTURES
 from tests.devportal.conftest import Rest
 

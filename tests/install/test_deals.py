@@ -4,9 +4,9 @@ an older install up to date and re-reads the mode."""
 
 from __future__ import annotations
 
-from b24app.devportal.deals import add_pipeline
 from b24app.install.registration import LEAD_FIELD_NAME
 from b24app.storage.portals import get_portal
+from devportal.deals import add_pipeline
 
 DEAL_EVENTS = {"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE"}
 

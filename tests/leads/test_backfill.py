@@ -11,13 +11,13 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
 from b24app.leads.backfill import backfill_portal
 from b24app.storage.models import BackfillState
 from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
+from devportal import DevPortal
 
 N_LEADS = 20_000
 MOVED = 120  # leads moved to "qualified" after creation (3 history pages of moves)

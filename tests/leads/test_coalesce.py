@@ -18,12 +18,12 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal as EmuPortal
 from b24app.leads import coalesce
 from b24app.leads.items import lead_lock_key
 from b24app.storage.models import Lead
 from b24app.storage.models import Stage
+from devportal import DevPortal
+from devportal import Portal as EmuPortal
 from tests.leads.test_deal_intake import journey
 from tests.leads.test_intake import comments
 from tests.leads.test_intake import db_portal

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from b24app.devportal.deals import bulk_create_deals
 from b24app.leads.backfill import backfill_portal
 from b24app.storage.models import BackfillState
 from b24app.storage.models import EntityType
@@ -18,6 +17,7 @@ from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
+from devportal.deals import bulk_create_deals
 from tests.leads.test_backfill import fast_services  # noqa: F401  (fixture)
 from tests.leads.test_backfill import Killed
 from tests.leads.test_backfill import STATUSES

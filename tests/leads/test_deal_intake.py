@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal.deals import add_pipeline
 from b24app.leads.journeys import find_journey
 from b24app.storage.db import rows_affected
 from b24app.storage.models import EntityType
 from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Stage
+from devportal import DevPortal
+from devportal.deals import add_pipeline
 from tests.leads.test_intake import db_portal
 
 

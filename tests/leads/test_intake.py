@@ -13,14 +13,14 @@ import requests
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal as EmuPortal
 from b24app.leads.lifecycle import get_lead
 from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.portals import get_portal
+from devportal import DevPortal
+from devportal import Portal as EmuPortal
 
 WRITES = ("crm.item.update", "crm.lead.update", "crm.timeline.comment.add")
 

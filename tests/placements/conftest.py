@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from b24app.devportal import Portal as EmuPortal
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
+from devportal import Portal as EmuPortal
 
 
 @dataclass

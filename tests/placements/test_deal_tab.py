@@ -79,7 +79,7 @@ def test_deal_tab_names_the_deal_stage_as_the_portal_does(
     """The deal's stage by the portal's name (``crm.status.list`` DEAL_STAGE / DEAL_STAGE_N,
     refreshed into the directory), not our stage with the code."""
     from b24app import directory
-    from b24app.devportal.deals import add_pipeline
+    from devportal.deals import add_pipeline
 
     pipeline = add_pipeline(installed_portal, "Салон на Ленина")
     deal_id = installed_portal.add_deal({"TITLE": "Стрижка"})

@@ -1,7 +1,7 @@
 """Live fixtures: the Bitrix24 emulator and the Flask app served over real HTTP.
 
-* ``emulator`` — a started :class:`b24app.devportal.DevPortal` whose client id/secret match
-  the ``settings`` fixture and whose app base URL is ``settings.public_url``;
+* ``emulator`` — a started :class:`devportal.DevPortal` whose client id/secret match
+  the ``settings`` fixture and whose app base URL is ``public_url`` (no database needed);
 * ``live_app`` — the Flask app on ``app_port`` (what ``settings.public_url`` points at),
   served by a threaded werkzeug server in a background thread;
 * ``portal`` — one emulated portal (``salon``, Russian, Europe/Moscow), app not installed.
@@ -19,8 +19,10 @@ from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
 
 from b24app.config import Settings
-from b24app.devportal import DevPortal
-from b24app.devportal import Portal
+from devportal import DevPortal
+from devportal import Portal
+from tests.conftest import CLIENT_ID
+from tests.conftest import CLIENT_SECRET
 from tests.waiting import deadline_seconds
 
 
@@ -58,13 +60,13 @@ class LiveServer:
 
 
 @pytest.fixture
-def emulator(settings: Settings) -> Iterator[DevPortal]:
+def emulator(public_url: str) -> Iterator[DevPortal]:
     # A loaded CI machine may take seconds to answer a delivery: the test's deadline, not
     # the emulator's 10 s, bounds both a delivery and a wait for the deliveries to end.
     emu = DevPortal(
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        app_base_url=settings.public_url,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        app_base_url=public_url,
         delivery_timeout=deadline_seconds(),
         idle_timeout=deadline_seconds(),
     )

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from b24app.context import Services
-from b24app.devportal import DevPortal
+from devportal import DevPortal
 from tests.conftest import FIXTURES
 from tests.plugins.live import LiveServer
 from tests.reliability.conftest import db_portal

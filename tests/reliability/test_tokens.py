@@ -18,10 +18,10 @@ from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.config import Settings
 from b24app.context import Services
-from b24app.devportal import DevPortal
 from b24app.storage.models import Lead
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import RestLog
+from devportal import DevPortal
 from tests.plugins.worker import worker_env
 from tests.reliability.conftest import db_portal
 

@@ -1,0 +1,318 @@
+"""``b24app-demo`` (what ``./dev demo`` runs): the whole app on one machine with embedded defaults.
+
+Starts a private ``redis-server`` (unless ``B24APP_REDIS_URL`` is set), an SQLite database under
+``instance/demo/``, the portal emulator, the web app, an RQ worker with its scheduler and the
+cron process; installs the app into an emulated salon portal exactly as Bitrix24 would, seeds 90 days of
+the salon's history (``devportal.demo_data``) and prints what to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+from redis import Redis
+from werkzeug.serving import make_server
+
+from b24app.config import Settings
+from devportal.ports import free_port
+
+DEMO_CLIENT_ID = "local.b24app.demo"
+
+
+def _demo_secrets(workdir: Path) -> dict[str, str]:
+    """Random ``client_secret``/``secret_key`` for the demo, made once and kept in the work
+    directory (the demo's stored tokens stay readable across runs). The worker and cron the
+    demo starts refuse default secrets like any production process; ``B24APP_*`` values
+    given in the environment win."""
+    import json
+    import secrets
+
+    path = workdir / "secrets.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(k), str) for k in ("client_secret", "secret_key")
+    ):
+        stored = {k: secrets.token_urlsafe(48) for k in ("client_secret", "secret_key")}
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    return {
+        "client_secret": os.environ.get("B24APP_CLIENT_SECRET") or stored["client_secret"],
+        "secret_key": os.environ.get("B24APP_SECRET_KEY") or stored["secret_key"],
+    }
+
+
+def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise click.ClickException("redis-server is not installed (./dev demo installs it)")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            if Redis(port=port).ping():
+                return proc, f"redis://127.0.0.1:{port}/0"
+        except Exception:
+            time.sleep(0.05)
+    proc.kill()
+    raise click.ClickException("redis-server did not start")
+
+
+def _wait_backfilled(services: Any, member_id: str, timeout: float = 300.0) -> int:
+    """The install's backfill (in the worker) has imported the portal's leads."""
+    from sqlalchemy import select
+
+    from b24app.storage.models import BackfillState
+    from b24app.storage.models import Portal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.db() as session:
+            state = session.scalar(
+                select(BackfillState).join(Portal, Portal.id == BackfillState.portal_id)
+                .where(Portal.member_id == member_id)
+            )  # fmt: skip
+            if state is not None and state.phase == "done":
+                return int(state.imported)
+        time.sleep(0.2)
+    raise click.ClickException("the demo's backfill did not finish in time")
+
+
+def _seed_crm(portal: Any) -> Any:
+    """Before the install: the salon's 90 days in the emulated CRM (devportal.demo_data)."""
+    from devportal import demo_data
+
+    demo_data.prepare_portal(portal)
+    return demo_data.seed_portal(portal)
+
+
+def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -> str:
+    """After the install's backfill: the app-side history, names, roll-up, live leads;
+    returns the summary to print."""
+    from sqlalchemy import select
+
+    from b24app import context
+    from b24app import directory
+    from b24app.kpi import rollup
+    from b24app.settings import load_settings
+    from b24app.storage.models import Portal
+    from devportal import demo_data
+
+    services = context.build_services(settings)
+    context.set_current(services)
+    imported = _wait_backfilled(services, portal.member_id)
+    t_backfill = time.perf_counter()
+    counts = demo_data.fill_store(services, portal.member_id, seeded)
+    directory.refresh(services, portal.member_id)
+    with services.db() as session:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
+        assert portal_id is not None
+        rollup.refresh_portal(session, portal_id, load_settings(session, portal_id))
+    live = demo_data.live_leads(portal)
+    done = time.perf_counter()
+    return (
+        f"  seeded:            {seeded.leads:,} journeys over {demo_data.DAYS} days in the CRM "
+        f"({seeded.seconds:.1f} s); the install's backfill imported {imported:,} leads "
+        f"({t_backfill - started - seeded.seconds:.1f} s after the install began); "
+        f"{counts['breaches']} SLA breaches, {counts['escalations']} escalations; "
+        f"history ready in {done - started:.1f} s\n"
+        f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
+        "first-reply reminders fire in 3 minutes, escalations in 30\n"
+    )
+
+
+def _seed(portal: object) -> None:
+    """A few leads like a salon's morning: two via the AI assistant, one call, one web form."""
+    add = portal.add_lead  # type: ignore[attr-defined]
+    update = portal.update_lead  # type: ignore[attr-defined]
+    ai_chat = add({"TITLE": "Маникюр, Telegram-бот", "NAME": "Анна", "SOURCE_ID": "2|TELEGRAM",
+                   "ASSIGNED_BY_ID": 2, "OPPORTUNITY": "2500"})  # fmt: skip
+    add({"TITLE": "Стрижка", "NAME": "Мария", "SOURCE_ID": "WEB", "UTM_SOURCE": "ai_bot",
+         "UTM_CAMPAIGN": "autumn_ai", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    call = add({"TITLE": "Пропущенный звонок", "NAME": "Олег", "SOURCE_ID": "CALL",
+                "ASSIGNED_BY_ID": 2})  # fmt: skip
+    add({"TITLE": "Запись на массаж", "NAME": "Ирина", "SOURCE_ID": "WEBFORM",
+         "UTM_SOURCE": "yandex", "UTM_CAMPAIGN": "massage_nov", "ASSIGNED_BY_ID": 3})  # fmt: skip
+    if getattr(portal, "crm_mode", 1) == 2:
+        # Simple mode: every lead became a deal at once; the AI chat client books and comes.
+        deal = portal.deal_of_lead(ai_chat)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "PREPARATION"}, by_user=2)  # type: ignore[attr-defined]
+        portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+        return
+    update(ai_chat, {"STATUS_ID": "IN_PROCESS"})
+    update(call, {"STATUS_ID": "IN_PROCESS"})
+    # Classic mode: the AI chat client books, the manager converts the lead into a deal.
+    deal = portal.convert_lead(ai_chat, by_user=2)  # type: ignore[attr-defined]
+    portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+
+
+def _enable_assistant(settings: Settings, member_id: str) -> None:
+    """The demo salon answers its open-line chats with the AI assistant."""
+    from b24app import context
+    from b24app.settings import save_settings
+    from b24app.storage.portals import get_portal
+
+    services = context.build_services(settings)
+    try:
+        with services.db() as session:
+            row = get_portal(session, member_id)
+            if row is not None:
+                save_settings(session, row.id, {"assistant": {"enabled": True},
+                                                "reminders": {"business_name": "Салон «Лето»"}})  # fmt: skip
+    finally:
+        services.dispose()
+
+
+@click.command()
+@click.option("--port", default=5000, show_default=True, type=int, help="the app's port")
+@click.option("--emulator-port", default=5080, show_default=True, type=int)
+@click.option("--workdir", default="instance/demo", show_default=True)
+@click.option("--seed/--no-seed", default=True, show_default=True,
+              help="Seed 90 days of the salon's history (classic CRM mode)")  # fmt: skip
+@click.option(
+    "--crm-mode",
+    type=click.Choice(["classic", "simple"]),
+    default="classic",
+    show_default=True,
+    help="the emulated portal's CRM mode: classic (leads + deals) or simple (deals only)",
+)
+def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool) -> None:
+    """Run the local demo: app + worker + cron + an emulated Bitrix24 portal."""
+    from b24app import create_app
+    from b24app.storage.migrate import upgrade
+    from devportal import DevPortal
+
+    work = Path(workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        redis_url = os.environ.get("B24APP_REDIS_URL")
+        if not redis_url:
+            redis_proc, redis_url = _start_redis(work)
+            stack.callback(redis_proc.kill)
+        secrets = _demo_secrets(work)
+        settings = Settings.from_env(
+            client_id=os.environ.get("B24APP_CLIENT_ID", DEMO_CLIENT_ID),
+            client_secret=secrets["client_secret"],
+            secret_key=secrets["secret_key"],
+            public_url=f"http://127.0.0.1:{port}",
+            database_url=os.environ.get(
+                "B24APP_DATABASE_URL", f"sqlite:///{work / 'b24app.sqlite'}"
+            ),
+            redis_url=redis_url,
+            allow_insecure_endpoints=True,
+            rest_rate=5.0,
+            rest_burst=250,
+        )
+        upgrade(settings.database_url)
+        env = dict(os.environ)
+        env.update({
+            "B24APP_CLIENT_ID": settings.client_id, "B24APP_CLIENT_SECRET": settings.client_secret,
+            "B24APP_PUBLIC_URL": settings.public_url, "B24APP_DATABASE_URL": settings.database_url,
+            "B24APP_REDIS_URL": settings.redis_url, "B24APP_SECRET_KEY": settings.secret_key,
+            "B24APP_ALLOW_INSECURE_ENDPOINTS": "1", "B24APP_REST_RATE": "5",
+            "B24APP_REST_BURST": "250",
+        })  # fmt: skip
+        for role in ("worker", "cron"):
+            proc = subprocess.Popen([sys.executable, "-m", "b24app.cli", role], env=env)
+            stack.callback(proc.terminate)
+        # the assistant's answers get a worker of their own (nothing slow shares it)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b24app.cli", "worker", "--queue", "assistant"], env=env
+        )
+        stack.callback(proc.terminate)
+
+        emulator = DevPortal(
+            settings.client_id, settings.client_secret, settings.public_url,
+            rate=5, burst=250, port=emulator_port,
+        ).start()  # fmt: skip
+        stack.callback(emulator.stop)
+        app = create_app(settings=settings)
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        stack.callback(server.shutdown)
+        import threading
+
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        started = time.perf_counter()
+        portal = emulator.create_portal(slug="salon", lang="ru", crm_mode=crm_mode)
+        # The 90-day history is a classic (leads first) portal's; simple mode gets the few
+        # journeys of _seed below only.
+        seeded = _seed_crm(portal) if seed and crm_mode == "classic" else None
+        result = portal.install()
+        if result.installer is None or result.installer.status_code != 200:
+            raise click.ClickException("the demo install failed: see the log above")
+        summary = _finish_seed(settings, portal, seeded, started) if seeded else ""
+        if seeded is None:
+            # The install job registers the events, then imports the (empty) CRM: waiting for
+            # the import's end means the journeys below reach the app as events, bound.
+            from b24app import context
+
+            waiting = context.build_services(settings)
+            try:
+                _wait_backfilled(waiting, portal.member_id)
+            finally:
+                waiting.dispose()
+        _seed(portal)  # today's few journeys through real events (one across lead and deal)
+        _enable_assistant(settings, portal.member_id)
+        for _ in range(300):  # the bot is registered by the install job; then attach it
+            if portal.imbot.bots:
+                with portal.lock:
+                    portal.imbot.attach(1)
+                break
+            time.sleep(0.1)
+        tab = f"{emulator.url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID="
+        click.echo(
+            f"\nb24app demo is running (Ctrl-C to stop), started in "
+            f"{time.perf_counter() - started:.1f} s\n{summary}"
+            f"  app health:        {settings.public_url}/health\n"
+            f"  portal (emulated): {emulator.url}/salon/page/app\n"
+            f"  KPI widget:        {emulator.url}/salon/page/placement/CRM_ANALYTICS_MENU\n"
+            f"  lead tab:          {tab}1\n"
+            f"  deal tab:          {emulator.url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
+            f"  CRM mode:          {crm_mode}\n"
+            f"  client chat (AI):  {emulator.url}/salon/page/chat\n"
+            f"  play the client:   {emulator.url}/salon/page/client  (book in 121 minutes: the\n"
+            f"                     2 h reminder reaches the chat a minute later; answer 1 or 2)\n"
+            f"  database:          {settings.database_url}\n"
+            "\nWhat to look at:\n"
+            "  * the KPI widget, 30 days then 90 days: conversion, no-shows (10–20 %), revenue\n"
+            "    and the average check, the trend; sources by their portal names (Telegram,\n"
+            "    WhatsApp, Instagram bots, the web form, calls, walk-ins);\n"
+            "  * Employees: Олег Продажин answers in ~20 minutes (breaches, escalations, fewer\n"
+            "    bookings), Светлана Быстрова in under a minute;\n"
+            "  * Marketing: vk_autumn and yandex_direct with their costs, CPL and ROI;\n"
+            "  * the ROI page; the lead tab of any lead (its stage history and timers);\n"
+            "  * in 3 minutes: the reminders of the three live leads in the emulator's\n"
+            "    notifications (Олег), and the breaches count going up.\n"
+        )
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stop:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":  # python -m devportal.demo, as the tests start it
+    demo()

@@ -1,0 +1,245 @@
+"""The demo salon's history: ~90 days, ~1,500 client journeys, 5 staff, bookings, no-shows,
+revenue, two campaigns with costs, SLA breaches and escalations, and a few live timers.
+
+How it is seeded, fast and through the product's own paths where one exists:
+
+1. before the install, the journeys are written straight into the emulator's CRM
+   (``add_lead``/``update_lead`` with past times and ``events=False``: in memory, the stage
+   history recorded as Bitrix24 would) — what a salon's portal holds when it installs the app;
+2. the install's own **backfill** imports them (``crm.lead.list`` + stage history in chained
+   batches: a handful of HTTP requests for 1,500 leads);
+3. what the portal does not say is filled into the app's store the way the running app
+   would have recorded it: appointment times (the reminders robot), the first-reply SLA
+   timers that fired (breaches, escalations), the owner's campaign costs;
+4. three new chat leads arrive as real events now: their first-reply timers fire in 3
+   minutes while you watch.
+
+Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+
+from b24app.context import Services
+from b24app.storage.models import CampaignCost
+from b24app.storage.models import Lead
+from b24app.storage.models import Portal
+from b24app.storage.models import Timer
+from b24app.storage.models import TimerState
+from b24app.storage.models import utc_now
+
+DAYS = 90
+JOURNEYS = 1500
+
+# id: (name, last name, median first reply in seconds, no-show probability, weight)
+STAFF: dict[int, tuple[str, str, float, float, float]] = {
+    2: ("Мария", "Менеджерова", 95, 0.15, 1.2),
+    3: ("Олег", "Продажин", 1100, 0.18, 1.0),  # the slow one
+    4: ("Ирина", "Старшая", 160, 0.14, 0.8),
+    5: ("Светлана", "Быстрова", 55, 0.10, 1.1),
+    6: ("Дмитрий", "Мастеров", 130, 0.24, 0.9),
+}
+# source id: (name or None if the portal has it, weight, is a chat)
+SOURCES: dict[str, tuple[str | None, float, bool]] = {
+    "2|TELEGRAM": (None, 0.22, True),
+    "3|WHATSAPP": ("Открытая линия - WhatsApp", 0.20, True),
+    "4|INSTAGRAM": ("Открытая линия - Instagram", 0.15, True),
+    "WEBFORM": (None, 0.18, False),
+    "CALL": (None, 0.17, False),
+    "WALKIN": ("Пришёл с улицы", 0.08, False),
+}
+# service, price ₽, weight
+SERVICES = [("Маникюр", 1800, 0.3), ("Стрижка", 2500, 0.25), ("Массаж", 3500, 0.15),
+            ("Окрашивание", 6500, 0.12), ("Брови", 1200, 0.18)]  # fmt: skip
+CAMPAIGNS = {"vk_autumn": ("vk", Decimal(45000)), "yandex_direct": ("yandex", Decimal(60000))}
+CLIENTS = ["Анна", "Екатерина", "Ольга", "Наталья", "Юлия", "Дарья", "Полина", "Алина",
+           "Виктория", "Ксения", "Марина", "Светлана", "Елена", "Татьяна", "Ирина"]  # fmt: skip
+
+
+@dataclass
+class Seeded:
+    """What was seeded, for the summary and the app-side fill."""
+
+    leads: int = 0
+    appointments: dict[int, dt.datetime] = field(default_factory=dict)
+    replies: dict[int, tuple[dt.datetime, dt.datetime, int, bool]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def prepare_portal(portal: Any) -> None:
+    """The salon's staff and its open-line / walk-in sources (before the app is installed)."""
+    for uid, (name, last, *_rest) in STAFF.items():
+        if uid not in portal.users:
+            portal.add_user(uid, NAME=name, LAST_NAME=last, UF_DEPARTMENT=[2],
+                            WORK_POSITION="Администратор")  # fmt: skip
+    # The salon's booking statuses (with the IDs the app would create, so it reuses them).
+    from b24app.install.stages import STAGES
+
+    have = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "STATUS"}
+    for stage, sort in (("qualified", 23), ("confirmed", 26), ("came", 45), ("no_show", 70)):
+        spec = STAGES[stage]
+        if spec["status_id"] not in have:
+            portal._add_status("STATUS", spec["status_id"], spec["name"]["ru"], sort, "", False)
+    known = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "SOURCE"}
+    for i, (code, (label, _w, _chat)) in enumerate(SOURCES.items()):
+        if label and code not in known:
+            portal._add_status("SOURCE", code, label, 200 + i, "", False)
+
+
+STATUSES = {"new": "NEW", "qualified": "B24APP_QUALIFIED", "confirmed": "B24APP_CONFIRMED",
+            "came": "B24APP_CAME", "no_show": "B24APP_NO_SHOW"}  # fmt: skip
+
+
+def seed_portal(
+    portal: Any, statuses: dict[str, str] | None = None, now: dt.datetime | None = None
+) -> Seeded:
+    """Write the journeys into the emulator's CRM with their past times (no events)."""
+    started = time.perf_counter()
+    statuses = statuses or STATUSES
+    rng = random.Random(2026)
+    moment = now or utc_now()
+    out = Seeded()
+    staff_weights = {uid: s[4] for uid, s in STAFF.items()}
+    source_weights = {code: s[1] for code, s in SOURCES.items()}
+    service_weights = {i: s[2] for i, s in enumerate(SERVICES)}
+    utc = dt.UTC
+    for _ in range(JOURNEYS):
+        # More leads lately (the AI bots were rolled out), working hours 9–21 Moscow time.
+        day_back = int(DAYS * (1 - rng.random() ** 0.8))
+        local_hour = rng.uniform(9, 21)
+        created = (moment - dt.timedelta(days=day_back)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        ) + dt.timedelta(hours=local_hour - 3)
+        if created > moment - dt.timedelta(minutes=20):
+            created = moment - dt.timedelta(minutes=rng.randint(20, 600))
+        source = _pick(rng, source_weights)
+        manager = _pick(rng, staff_weights)
+        service, price, _w = SERVICES[_pick(rng, service_weights)]
+        fields: dict[str, Any] = {
+            "TITLE": f"{service} — {source.split('|')[-1].title()}",
+            "NAME": rng.choice(CLIENTS),
+            "SOURCE_ID": source,
+            "ASSIGNED_BY_ID": manager,
+            "CURRENCY_ID": "RUB",
+        }
+        if source in ("4|INSTAGRAM", "2|TELEGRAM") and rng.random() < 0.45:
+            fields.update(UTM_SOURCE="vk", UTM_MEDIUM="cpc", UTM_CAMPAIGN="vk_autumn")
+        elif source == "WEBFORM" and rng.random() < 0.6:
+            fields.update(UTM_SOURCE="yandex", UTM_MEDIUM="cpc", UTM_CAMPAIGN="yandex_direct")
+        lead_id = portal.add_lead(fields, created_at=created.replace(tzinfo=utc), events=False)
+        out.leads += 1
+        chat = SOURCES[source][2]
+        if source == "WALKIN":
+            reply_s = rng.uniform(20, 90)
+        else:
+            reply_s = rng.lognormvariate(0, 0.7) * STAFF[manager][2]
+        if rng.random() < 0.04 and moment - created > dt.timedelta(hours=2):
+            continue  # nobody ever answered
+        replied = created + dt.timedelta(seconds=reply_s)
+        if replied >= moment:
+            continue
+        out.replies[lead_id] = (created, replied, manager, chat)
+
+        def move(status: str, at: dt.datetime, lead: int = lead_id, who: int = manager,
+                 **extra: Any) -> bool:  # fmt: skip
+            if at >= moment:
+                return False
+            portal.update_lead(lead, {"STATUS_ID": status, **extra}, at=at.replace(tzinfo=utc),
+                               by_user=who, events=False)  # fmt: skip
+            return True
+
+        move("IN_PROCESS", replied)
+        if rng.random() < 0.08:
+            move("JUNK", replied + dt.timedelta(minutes=rng.randint(2, 30)))
+            continue
+        # Slow replies lose clients: the slow manager qualifies fewer.
+        keep = 0.5 if reply_s < 600 else 0.3
+        if rng.random() > keep:
+            continue
+        qualified = replied + dt.timedelta(minutes=rng.randint(5, 90))
+        if not move(statuses["qualified"], qualified):
+            continue
+        appointment = (qualified + dt.timedelta(days=rng.randint(1, 5))).replace(
+            minute=0, second=0, microsecond=0
+        )
+        out.appointments[lead_id] = appointment
+        if rng.random() > 0.82:
+            continue  # booked, never confirmed
+        confirmed = min(qualified + dt.timedelta(hours=rng.uniform(1, 20)), appointment)
+        if not move(statuses["confirmed"], confirmed):
+            continue
+        if rng.random() < STAFF[manager][3]:
+            move(statuses["no_show"], appointment + dt.timedelta(minutes=30))
+        else:
+            move(statuses["came"], appointment + dt.timedelta(hours=1),
+                 OPPORTUNITY=str(price + rng.choice([0, 0, 0, 300, 500, 1000])))  # fmt: skip
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def fill_store(services: Services, member_id: str, seeded: Seeded) -> dict[str, int]:
+    """What the running app would have recorded besides the CRM: appointment times (the
+    reminders robot), fired first-reply SLA timers (3 min: reminder; 30 min: escalation to
+    the head of department), campaign costs, the owner."""
+    from b24app.settings import save_settings
+
+    breaches = escalations = 0
+    with services.db() as session:
+        portal = session.scalar(select(Portal).where(Portal.member_id == member_id))
+        assert portal is not None
+        for lead_id, at in seeded.appointments.items():
+            session.execute(
+                update(Lead)
+                .where(Lead.portal_id == portal.id, Lead.lead_id == lead_id)
+                .values(booking_at=at)
+            )
+        for lead_id, (created, replied, manager, chat) in seeded.replies.items():
+            if not chat:
+                continue
+            for level, minutes, recipient in (("remind", 3, manager), ("escalate", 30, 4)):
+                due = created + dt.timedelta(minutes=minutes)
+                if replied <= due:
+                    break
+                session.add(Timer(portal_id=portal.id, lead_id=lead_id, policy="first_reply",
+                                  level=level, due_at=due, started_at=created,
+                                  state=TimerState.FIRED, fired_at=due + dt.timedelta(seconds=1),
+                                  recipient_user_id=recipient,
+                                  job_id=f"demo-{lead_id}-{level}", payload={"done": ["notify"]}))  # fmt: skip
+                breaches += level == "remind"
+                escalations += level == "escalate"
+        month = utc_now().date().replace(day=1)
+        for _ in range(4):
+            for campaign, (_src, cost) in CAMPAIGNS.items():
+                session.add(CampaignCost(portal_id=portal.id, utm_campaign=campaign,
+                                         month=month.strftime("%Y-%m"), cost=cost))  # fmt: skip
+            month = (month - dt.timedelta(days=1)).replace(day=1)
+        save_settings(session, portal.id, {"owner_user_id": 1})
+    return {"breaches": breaches, "escalations": escalations}
+
+
+def live_leads(portal: Any) -> list[int]:
+    """Three chat leads arriving now through real events: SLA timers start, and fire."""
+    return [
+        portal.add_lead(
+            {"TITLE": f"{what} — Telegram", "NAME": name, "SOURCE_ID": source, "ASSIGNED_BY_ID": 3}
+        )  # fmt: skip
+        for what, name, source in (
+            ("Маникюр", "Вера", "2|TELEGRAM"),
+            ("Окрашивание", "Лидия", "3|WHATSAPP"),
+            ("Массаж", "Нина", "4|INSTAGRAM"),
+        )
+    ]

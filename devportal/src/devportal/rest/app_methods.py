@@ -1,0 +1,69 @@
+"""``app.info``, ``app.option.*``, ``server.time``, ``scope``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from devportal.errors import RestError
+from devportal.rest import as_dict
+from devportal.rest import Ctx
+from devportal.rest import method
+
+
+@method("app.info")
+def app_info(ctx: Ctx) -> dict[str, Any]:
+    portal = ctx.portal
+    return {
+        "ID": 1,
+        "CODE": portal.emu.client_id,
+        "VERSION": int(portal.version) if str(portal.version).isdigit() else portal.version,
+        "STATUS": portal.app_status,
+        "INSTALLED": portal.install_finished,
+        "PAYMENT_EXPIRED": "N",
+        "DAYS": None,
+        "LANGUAGE_ID": portal.lang,
+        "LICENSE": portal.license,
+        "LICENSE_TYPE": portal.license.split("_", 1)[-1],
+        "LICENSE_FAMILY": portal.license.split("_", 1)[-1],
+    }
+
+
+@method("app.option.set", admin=True)
+def app_option_set(ctx: Ctx) -> bool:
+    options = as_dict(ctx.param("options"))
+    if not options:
+        raise RestError(400, "ERROR_ARGUMENT", "Wrong option data", argument="options")
+    ctx.portal.options.update(options)
+    return True
+
+
+@method("app.option.get")
+def app_option_get(ctx: Ctx) -> Any:
+    name = ctx.param("option")
+    if name:
+        return ctx.portal.options.get(str(name))
+    return dict(ctx.portal.options)
+
+
+@method("user.option.set")
+def user_option_set(ctx: Ctx) -> bool:
+    ctx.portal.user_options.setdefault(ctx.user_id, {}).update(as_dict(ctx.param("options")))
+    return True
+
+
+@method("user.option.get")
+def user_option_get(ctx: Ctx) -> Any:
+    options = ctx.portal.user_options.get(ctx.user_id, {})
+    name = ctx.param("option")
+    return options.get(str(name)) if name else dict(options)
+
+
+@method("server.time")
+def server_time(ctx: Ctx) -> str:
+    return ctx.portal.now_str(time.time())
+
+
+@method("scope")
+def scope(ctx: Ctx) -> list[str]:
+    return ctx.portal.scope.split(",")
