@@ -118,6 +118,9 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
     imported = _wait_backfilled(services, portal.member_id)
     t_backfill = time.perf_counter()
     counts = demo_data.fill_store(services, portal.member_id, seeded)
+    t_replay = time.perf_counter()
+    replayed = demo_data.replay_reminders(services, portal, seeded)
+    t_replayed = time.perf_counter()
     directory.refresh(services, portal.member_id)
     with services.db() as session:
         portal_id = session.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
@@ -130,7 +133,9 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         f"({seeded.seconds:.1f} s); the install's backfill imported {imported:,} leads "
         f"({t_backfill - started - seeded.seconds:.1f} s after the install began); "
         f"{counts['breaches']} SLA breaches, {counts['escalations']} escalations; "
-        f"history ready in {done - started:.1f} s\n"
+        f"{replayed['appointments']:,} appointments, {replayed['reminders']:,} reminders "
+        f"({replayed['attempts']:,} attempts) and {replayed['replies']:,} client answers "
+        f"replayed ({t_replayed - t_replay:.1f} s); history ready in {done - started:.1f} s\n"
         f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
         "first-reply reminders fire in 3 minutes, escalations in 30\n"
     )

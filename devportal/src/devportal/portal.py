@@ -627,6 +627,16 @@ class Portal:
             out = self._crm_event("ONCRMDEALUPDATE", deal_id, by_user) if events else []
         self.send_events(out)
 
+    def add_lead_field(self, name: str, user_type: str, label: str) -> int:
+        """The admin adds a lead user field in the CRM settings (no event)."""
+        from devportal.rest import crm_lead
+
+        with self.lock:
+            return crm_lead.add_userfield(
+                self, {"FIELD_NAME": name, "USER_TYPE_ID": user_type, "EDIT_FORM_LABEL": label,
+                       "LIST_COLUMN_LABEL": label},
+            )  # fmt: skip
+
     def add_contact(self, name: str, last_name: str = "", **fields: Any) -> int:
         """A CRM contact (a booking's client, a deal's ``CONTACT_ID``); no event."""
         with self.lock:
