@@ -384,7 +384,7 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
                     continue
                 send_appointment_reminder(replay, claimed, now=at)
                 counts["reminders"] += 1
-                reply = _client_answer(rng, replay, claimed, at)
+                reply = _client_answer(rng, replay, portal, claimed, at)
                 if reply is not None:
                     order += 1
                     heapq.heappush(events, (reply[0], order, "reply", reply[1:]))
@@ -414,16 +414,23 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
 
 
 def _client_answer(
-    rng: random.Random, services: Services, claimed: dict[str, Any], at: dt.datetime
-) -> tuple[dt.datetime, int, str] | None:
-    """Whether (and when, and what) the client answers the reminder just sent to their chat."""
+    rng: random.Random, services: Services, portal: Any, claimed: dict[str, Any],
+    at: dt.datetime,
+) -> tuple[dt.datetime, int, str] | None:  # fmt: skip
+    """Whether (and when, and what) the client answers the reminder just sent to their chat;
+    the reminder in the emulated chat gets the time it was sent at."""
     with services.db() as session:
         appt = session.get(Appointment, claimed["appointment_id"])
         if appt is None or appt.chat_id is None or appt.reminded_at != at:
             return None  # not delivered to a chat this time
-        if appt.reminded_via != "chat" or appt.confirmed_at is not None:
+        if appt.reminded_via != "chat":
             return None
-        chat_id, starts = int(appt.chat_id), appt.starts_at
+        chat_id, starts, confirmed = int(appt.chat_id), appt.starts_at, appt.confirmed_at
+    with portal.lock:
+        sent = portal.openlines.chats[chat_id].messages[-1]
+        sent.created = at.replace(tzinfo=dt.UTC).timestamp()
+    if confirmed is not None:
+        return None
     roll = rng.random()
     for text, weight in REPLIES:
         if roll < weight:
