@@ -326,12 +326,7 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
         assert portal_id is not None
         save_settings(session, portal_id, {"appointments": {
             "date_field": {"entity": "lead", "field": VISIT_FIELD}}})  # fmt: skip
-    pool = services.redis.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs["db"] = 15 if int(kwargs.get("db") or 0) != 15 else 14
-    private = Redis(
-        connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    )
+    private = _empty_redis_db(services.redis)
     replay = context.build_services(
         dataclasses.replace(services.settings, rest_rate=1e6, rest_burst=10**9), redis=private
     )
@@ -411,6 +406,22 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
         private.flushdb()
         replay.dispose()
     return counts
+
+
+def _empty_redis_db(redis: Redis) -> Redis:
+    """A database of the same Redis server that holds nothing (the replay's own, emptied
+    after it: a ``B24APP_REDIS_URL`` shared with other data keeps that data)."""
+    pool = redis.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    for db in range(15, 0, -1):
+        if db == int(kwargs.get("db") or 0):
+            continue
+        conn = Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
+                                                    **{**kwargs, "db": db}))  # fmt: skip
+        if conn.dbsize() == 0:
+            return conn
+        conn.close()
+    raise RuntimeError("the demo's replay needs an empty Redis database (1-15)")
 
 
 def _client_answer(
