@@ -314,7 +314,8 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     the moment it happened at.
 
     The history is replayed at full speed: the portal's bucket and the app's REST budget are
-    lifted for it (it happened over 90 days), and the timers' RQ jobs go to a Redis database
+    lifted for it (it happened over 90 days), the portal's event deliveries are held, and
+    the timers' RQ jobs go to a Redis database
     of the replay's own that no worker reads and that is emptied at the end — the replay
     fires them itself. Appointments still to come are then armed for the real worker.
     """
@@ -331,6 +332,10 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
         dataclasses.replace(services.settings, rest_rate=1e6, rest_burst=10**9), redis=private
     )
     bucket, portal.bucket = portal.bucket, LeakyBucket(1e9, 10**9)
+    # The events the replayed calls raise (our reminders in the chats, the managers' tasks)
+    # were delivered back then: not now, to a handler that would only drop them.
+    with portal.lock:
+        portal.events_held = True
     # a line per failed channel is news in a running app, noise in a replay of 1,000 reminders
     chatty = logging.getLogger("b24app.appointments")
     level = chatty.level
@@ -402,6 +407,8 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
             ) or 0)  # fmt: skip
     finally:
         chatty.setLevel(level)
+        with portal.lock:
+            portal.events_held = False
         portal.bucket = bucket
         private.flushdb()
         replay.dispose()

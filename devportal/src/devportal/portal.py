@@ -179,6 +179,8 @@ class Portal:
         self.robot_calls: dict[str, RobotCall] = {}
         self.frame_messages: list[dict[str, Any]] = []
         self.skipped_deliveries: list[tuple[str, str]] = []
+        # True while nothing is delivered (the demo replaying its past: devportal.demo_data)
+        self.events_held = False
         self._event_pairs: dict[int, TokenPair] = {}
 
     # -- identity and urls -----------------------------------------------------------------
@@ -506,6 +508,8 @@ class Portal:
         if not self.install_finished:
             if any(b["event"] == event for b in self.events):
                 self.skipped_deliveries.append((event, "app not install-finished"))
+            return []
+        if self.events_held:
             return []
         out = []
         for binding in self.events:
