@@ -50,8 +50,8 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
 
         try:
             # The last step of the seeding: the live leads' SLA timers.
-            wait_for(lambda: count("SELECT count(*) FROM timers WHERE state = 'pending'") >= 3,
-                     what="the demo's history seeded")  # fmt: skip
+            live = "SELECT count(*) FROM timers WHERE state = 'pending' AND policy = 'first_reply'"
+            wait_for(lambda: count(live) >= 3, what="the demo's history seeded")
             assert count("SELECT count(*) FROM kpi_daily_state") == 1
             assert count("SELECT count(*) FROM leads") >= 1500
             assert count("SELECT count(*) FROM leads WHERE came_at IS NOT NULL") > 300
@@ -59,6 +59,16 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
             assert count("SELECT count(*) FROM timers WHERE level = 'escalate'") > 10
             assert count("SELECT count(*) FROM campaign_costs") == 8
             assert count("SELECT count(*) FROM portal_directory WHERE kind = 'user'") >= 6
+            # The appointments of the 90 days came through the date-field route, were reminded
+            # by each channel (and fell through some), and clients answered in their chats.
+            assert count("SELECT count(*) FROM appointments WHERE journey_id IS NOT NULL") > 400
+            for channel in ("chat", "workflow", "todo"):
+                sql = f"SELECT count(*) FROM reminder_attempts WHERE channel = '{channel}' AND ok"
+                assert count(sql) > 50, channel
+            assert count("SELECT count(*) FROM reminder_attempts WHERE NOT ok") > 50
+            assert count("SELECT count(*) FROM appointments WHERE confirmed_at IS NOT NULL") > 50
+            assert count("SELECT count(*) FROM appointments WHERE status = 'reschedule'") > 0
+            assert count("SELECT count(*) FROM appointments WHERE reminded_via IS NULL") > 50
         finally:
             engine.dispose()
     finally:

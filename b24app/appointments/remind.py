@@ -247,11 +247,15 @@ def claim_appointment_timer(
     }
 
 
-def send_appointment_reminder(services: Services, snap: dict[str, Any]) -> str:
+def send_appointment_reminder(
+    services: Services, snap: dict[str, Any], now: dt.datetime | None = None
+) -> str:
     """Deliver a claimed reminder and record the outcome — the attempts, the appointment's
     ``reminded_*``, the timer's state and the REST log rows — in **one** transaction:
     ``fired``, ``skipped`` (a permanent error) or, for a transient one, the claim released
-    and the error raised for the job's retry (as :func:`b24app.sla.jobs.send_claimed`)."""
+    and the error raised for the job's retry (as :func:`b24app.sla.jobs.send_claimed`).
+    ``now`` (default: the clock) is when the attempts are recorded: the demo replays its
+    salon's past reminders at their due times (``devportal.demo_data``)."""
     from b24app.sla.jobs import PERMANENT_ERRORS
 
     tried: list[dict[str, Any]] = []
@@ -261,24 +265,25 @@ def send_appointment_reminder(services: Services, snap: dict[str, Any]) -> str:
     ):
         try:
             with urgent_rest():  # a due reminder goes before bulk reads (issue 14)
-                sent, recipient = deliver(services, snap, tried)
+                sent, recipient = deliver(services, snap, tried, now)
         except PERMANENT_ERRORS as exc:
             log.warning("timer %s not sent: %s", snap["timer_id"], type(exc).__name__)
-            _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__)
+            _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
             return "skipped"
         except Exception:
-            _close(services, snap, tried, None)
+            _close(services, snap, tried, None, now=now)
             raise
-        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient)
+        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now)
     return "fired"
 
 
 def _close(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]], state: str | None,
     *, sent: str | None = None, recipient: int | None = None, skip: str | None = None,
+    now: dt.datetime | None = None,
 ) -> None:  # fmt: skip
     """The one closing transaction (``state`` None: release the claim for a retry)."""
-    now = utc_now()
+    now = now or utc_now()
     with services.db() as session:
         session.add_all(
             ReminderAttempt(
@@ -406,8 +411,9 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
 
 
 def deliver(
-    services: Services, snap: dict[str, Any], tried: list[dict[str, Any]]
-) -> tuple[str | None, int]:
+    services: Services, snap: dict[str, Any], tried: list[dict[str, Any]],
+    now: dt.datetime | None = None,
+) -> tuple[str | None, int]:  # fmt: skip
     """Try the channels in order until one works, appending each attempt to ``tried``;
     returns the channel that delivered (None: none did) and the recipient user id (the
     responsible manager for the to-do, 0 when the client was reached directly)."""
@@ -425,7 +431,7 @@ def deliver(
         result = _try(client, channel, snap, settings, text, why)
         tried.append(
             {"channel": channel, "ok": result.ok, "error": result.error[:255],
-             "detail": result.detail[:64], "attempted_at": utc_now(),
+             "detail": result.detail[:64], "attempted_at": now or utc_now(),
              "chat_id": result.chat_id}
         )  # fmt: skip
         if result.ok:

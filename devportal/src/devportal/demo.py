@@ -118,6 +118,9 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
     imported = _wait_backfilled(services, portal.member_id)
     t_backfill = time.perf_counter()
     counts = demo_data.fill_store(services, portal.member_id, seeded)
+    t_replay = time.perf_counter()
+    replayed = demo_data.replay_reminders(services, portal, seeded)
+    t_replayed = time.perf_counter()
     directory.refresh(services, portal.member_id)
     with services.db() as session:
         portal_id = session.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
@@ -130,7 +133,9 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         f"({seeded.seconds:.1f} s); the install's backfill imported {imported:,} leads "
         f"({t_backfill - started - seeded.seconds:.1f} s after the install began); "
         f"{counts['breaches']} SLA breaches, {counts['escalations']} escalations; "
-        f"history ready in {done - started:.1f} s\n"
+        f"{replayed['appointments']:,} appointments, {replayed['reminders']:,} reminders "
+        f"({replayed['attempts']:,} attempts) and {replayed['replies']:,} client answers "
+        f"replayed ({t_replayed - t_replay:.1f} s); history ready in {done - started:.1f} s\n"
         f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
         "first-reply reminders fire in 3 minutes, escalations in 30\n"
     )
@@ -293,6 +298,12 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
             "  * the KPI widget, 30 days then 90 days: conversion, no-shows (10–20 %), revenue\n"
             "    and the average check, the trend; sources by their portal names (Telegram,\n"
             "    WhatsApp, Instagram bots, the web form, calls, walk-ins);\n"
+            "  * its «Записи и напоминания клиентам»: every appointment (the leads' visit time\n"
+            "    field), reminded in the client's chat, by the SMS workflow (set up 45 days ago)\n"
+            "    or not at all (walk-ins; a to-do before the workflow), the no-show rate of each\n"
+            "    (90 days: reminded clients miss fewer visits), and the delivery by channel (the\n"
+            "    chat falls through to SMS for clients with no open chat); the clients' «1» in\n"
+            "    the confirmed share;\n"
             "  * Employees: Олег Продажин answers in ~20 minutes (breaches, escalations, fewer\n"
             "    bookings), Светлана Быстрова in under a minute;\n"
             "  * Marketing: vk_autumn and yandex_direct with their costs, CPL and ROI;\n"

@@ -11,7 +11,14 @@ How it is seeded, fast and through the product's own paths where one exists:
 3. what the portal does not say is filled into the app's store the way the running app
    would have recorded it: appointment times (the reminders robot), the first-reply SLA
    timers that fired (breaches, escalations), the owner's campaign costs;
-4. three new chat leads arrive as real events now: their first-reply timers fire in 3
+4. the appointments and their reminders are **replayed through the app's code** at the
+   moments they happened (:func:`replay_reminders`): each booked lead's visit time (a lead
+   date field) read by the date-field route, each reminder claimed and sent over REST —
+   the client's open-line chat, else the SMS workflow (set up 45 days ago), else a to-do —
+   and the clients' «1» / «2» answers in their chats through the reply route; walk-ins book
+   the next free hour (too soon for a reminder), and a client the reminder reached misses
+   fewer visits, which is what the dashboard's "reminded vs not" shows;
+5. three new chat leads arrive as real events now: their first-reply timers fire in 3
    minutes while you watch.
 
 Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses this module.
@@ -19,7 +26,10 @@ Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import heapq
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -27,16 +37,30 @@ from dataclasses import field
 from decimal import Decimal
 from typing import Any
 
+from redis import ConnectionPool
+from redis import Redis
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
+from b24app import context
+from b24app.appointments.remind import APPOINTMENT_POLICY
+from b24app.appointments.remind import claim_appointment_timer
+from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.remind import send_appointment_reminder
+from b24app.appointments.replies import handle_reply
+from b24app.appointments.routes import follow_date_field
 from b24app.context import Services
+from b24app.settings import save_settings
+from b24app.storage.models import Appointment
 from b24app.storage.models import CampaignCost
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
+from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from devportal.limits import LeakyBucket
 
 DAYS = 90
 JOURNEYS = 1500
@@ -72,6 +96,8 @@ class Seeded:
 
     leads: int = 0
     appointments: dict[int, dt.datetime] = field(default_factory=dict)
+    # lead id -> when the visit was booked (the time was put into VISIT_FIELD)
+    booked: dict[int, dt.datetime] = field(default_factory=dict)
     replies: dict[int, tuple[dt.datetime, dt.datetime, int, bool]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -94,12 +120,26 @@ def prepare_portal(portal: Any) -> None:
         spec = STAGES[stage]
         if spec["status_id"] not in have:
             portal._add_status("STATUS", spec["status_id"], spec["name"]["ru"], sort, "", False)
+    if VISIT_FIELD not in portal.uf_names():
+        portal.add_lead_field(VISIT_FIELD, "datetime", "Дата и время визита")
     known = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "SOURCE"}
     for i, (code, (label, _w, _chat)) in enumerate(SOURCES.items()):
         if label and code not in known:
             portal._add_status("SOURCE", code, label, 200 + i, "", False)
 
 
+# The salon connected its SMS workflow this many days ago: before, a client without an open
+# chat was reminded by a to-do for the manager only.
+WORKFLOW_SINCE_DAYS = 45
+SMS_TEMPLATE_ID = 526  # devportal.rest.workflows.default_templates: the lead "SMS reminder"
+# what a client answers a chat reminder with (unconfirmed: the first two weights count)
+REPLIES = (("1", 0.55), ("2", 0.07), ("Спасибо!", 0.05))
+# The lead field the salon's administrators put the visit time in (the app follows it: the
+# "date field" route of b24app.appointments.routes).
+VISIT_FIELD = "UF_CRM_VISIT_AT"
+# connector of the open-line chat a chat source's client writes from
+CONNECTORS = {"2|TELEGRAM": "telegrambot", "3|WHATSAPP": "whatsapp",
+              "4|INSTAGRAM": "fbinstagramdirect"}  # fmt: skip
 STATUSES = {"new": "NEW", "qualified": "B24APP_QUALIFIED", "confirmed": "B24APP_CONFIRMED",
             "came": "B24APP_CAME", "no_show": "B24APP_NO_SHOW"}  # fmt: skip
 
@@ -111,6 +151,7 @@ def seed_portal(
     started = time.perf_counter()
     statuses = statuses or STATUSES
     rng = random.Random(2026)
+    story = random.Random(11)  # apart from rng: the CRM history's draws stay as they were
     moment = now or utc_now()
     out = Seeded()
     staff_weights = {uid: s[4] for uid, s in STAFF.items()}
@@ -176,13 +217,32 @@ def seed_portal(
         appointment = (qualified + dt.timedelta(days=rng.randint(1, 5))).replace(
             minute=0, second=0, microsecond=0
         )
+        if source == "WALKIN" or (source == "CALL" and story.random() < 0.5):
+            # taken at once, for the next free hour: too soon for any reminder
+            appointment = qualified.replace(minute=0, second=0, microsecond=0) + dt.timedelta(
+                hours=2
+            )
         out.appointments[lead_id] = appointment
+        out.booked[lead_id] = qualified
+        visit = portal.now_str(appointment.replace(tzinfo=utc).timestamp())
+        portal.update_lead(lead_id, {VISIT_FIELD: visit}, at=qualified.replace(tzinfo=utc),
+                           by_user=manager, events=False)  # fmt: skip
+        reached = appointment - qualified > dt.timedelta(hours=2) and (
+            appointment > moment - dt.timedelta(days=WORKFLOW_SINCE_DAYS)
+        )
+        if chat:  # the client's messenger chat, bound to the lead; some sessions were closed
+            with portal.lock:
+                room = portal.openlines.open_chat([("lead", lead_id)],
+                                                  connector_id=CONNECTORS[source])  # fmt: skip
+                room.active = story.random() > 0.15
+            reached = reached or room.active
         if rng.random() > 0.82:
             continue  # booked, never confirmed
         confirmed = min(qualified + dt.timedelta(hours=rng.uniform(1, 20)), appointment)
         if not move(statuses["confirmed"], confirmed):
             continue
-        if rng.random() < STAFF[manager][3]:
+        # What the product sells: a client the reminder reached comes more often.
+        if rng.random() < STAFF[manager][3] * (0.7 if reached else 1.8):
             move(statuses["no_show"], appointment + dt.timedelta(minutes=30))
         else:
             move(statuses["came"], appointment + dt.timedelta(hours=1),
@@ -243,3 +303,156 @@ def live_leads(portal: Any) -> list[int]:
             ("Массаж", "Нина", "4|INSTAGRAM"),
         )
     ]
+
+
+def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[str, int]:
+    """The appointments of the 90 days and what the app did about them, through the app's own
+    code: each booked lead's visit time is read by the date-field route (one ``crm.item.get``
+    each), each reminder is claimed and sent over the portal's REST at its due time by the
+    functions the timer job runs (chat → SMS workflow → to-do), and each client's answer in
+    the chat goes through the reply route. Time is driven, not waited for: every step gets
+    the moment it happened at.
+
+    The history is replayed at full speed: the portal's bucket and the app's REST budget are
+    lifted for it (it happened over 90 days), the portal's event deliveries are held, and
+    the timers' RQ jobs go to a Redis database
+    of the replay's own that no worker reads and that is emptied at the end — the replay
+    fires them itself. Appointments still to come are then armed for the real worker.
+    """
+    member_id = portal.member_id
+    now = utc_now()
+    rng = random.Random(7)
+    with services.db() as session:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
+        assert portal_id is not None
+        save_settings(session, portal_id, {"appointments": {
+            "date_field": {"entity": "lead", "field": VISIT_FIELD}}})  # fmt: skip
+    private = _empty_redis_db(services.redis)
+    replay = context.build_services(
+        dataclasses.replace(services.settings, rest_rate=1e6, rest_burst=10**9), redis=private
+    )
+    bucket, portal.bucket = portal.bucket, LeakyBucket(1e9, 10**9)
+    # The events the replayed calls raise (our reminders in the chats, the managers' tasks)
+    # were delivered back then: not now, to a handler that would only drop them.
+    with portal.lock:
+        portal.events_held = True
+    # a line per failed channel is news in a running app, noise in a replay of 1,000 reminders
+    chatty = logging.getLogger("b24app.appointments")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)
+    counts = {"appointments": 0, "reminders": 0, "replies": 0}
+    try:
+        for lead_id in sorted(seeded.appointments, key=lambda lead: seeded.booked[lead]):
+            follow_date_field(replay, member_id, "lead", lead_id)
+        with replay.db() as session:
+            rows = session.execute(
+                select(Appointment.id, Appointment.lead_id, Appointment.starts_at).where(
+                    Appointment.portal_id == portal_id, Appointment.source == "field"
+                )
+            ).all()
+        counts["appointments"] = len(rows)
+        for appointment_id, lead, _starts in rows:  # armed as when it was booked
+            schedule_appointment(replay, appointment_id, now=seeded.booked[int(lead or 0)])
+        with replay.db() as session:
+            timers = session.execute(
+                select(Timer.id, Timer.due_at).where(
+                    Timer.portal_id == portal_id,
+                    Timer.policy == APPOINTMENT_POLICY,
+                    Timer.state == TimerState.PENDING,
+                    Timer.due_at <= now,
+                )  # fmt: skip
+            ).all()
+        # (moment, order, kind, argument): reminders at their due times, the workflow set up,
+        # the clients' answers a little after a chat reminder
+        events: list[tuple[dt.datetime, int, str, Any]] = [
+            (due, i, "remind", timer_id) for i, (timer_id, due) in enumerate(timers)
+        ]
+        events.append((now - dt.timedelta(days=WORKFLOW_SINCE_DAYS), -1, "workflow", None))
+        heapq.heapify(events)
+        order = len(events)
+        while events:
+            at, _, kind, arg = heapq.heappop(events)
+            if kind == "workflow":
+                with services.db() as session:
+                    save_settings(session, portal_id, {"appointments": {"workflow": {
+                        "template_id": SMS_TEMPLATE_ID, "document_type": "LEAD"}}})  # fmt: skip
+            elif kind == "remind":
+                with replay.db() as session:
+                    timer = session.get(Timer, arg)
+                    claimed = claim_appointment_timer(replay, session, timer, at) if timer else None
+                if not isinstance(claimed, dict):
+                    continue
+                send_appointment_reminder(replay, claimed, now=at)
+                counts["reminders"] += 1
+                reply = _client_answer(rng, replay, portal, claimed, at)
+                if reply is not None:
+                    order += 1
+                    heapq.heappush(events, (reply[0], order, "reply", reply[1:]))
+            else:
+                chat_id, text = arg
+                with portal.lock:
+                    room = portal.openlines.chats[chat_id]
+                    message = portal.openlines.add_message(
+                        room, room.client_user_id, "client", text
+                    )
+                    message.created = at.replace(tzinfo=dt.UTC).timestamp()
+                handle_reply(replay, member_id, chat_id, text, now=at)
+                counts["replies"] += 1
+        for appointment_id, _lead, starts in rows:
+            if starts > now:  # still to come: the real worker sends the rest
+                schedule_appointment(services, appointment_id)
+        with replay.db() as session:
+            counts["attempts"] = int(session.scalar(
+                select(func.count(ReminderAttempt.id)).where(ReminderAttempt.portal_id == portal_id)
+            ) or 0)  # fmt: skip
+    finally:
+        chatty.setLevel(level)
+        with portal.lock:
+            portal.events_held = False
+        portal.bucket = bucket
+        private.flushdb()
+        replay.dispose()
+    return counts
+
+
+def _empty_redis_db(redis: Redis) -> Redis:
+    """A database of the same Redis server that holds nothing (the replay's own, emptied
+    after it: a ``B24APP_REDIS_URL`` shared with other data keeps that data)."""
+    pool = redis.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    for db in range(15, 0, -1):
+        if db == int(kwargs.get("db") or 0):
+            continue
+        conn = Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
+                                                    **{**kwargs, "db": db}))  # fmt: skip
+        if conn.dbsize() == 0:
+            return conn
+        conn.close()
+    raise RuntimeError("the demo's replay needs an empty Redis database (1-15)")
+
+
+def _client_answer(
+    rng: random.Random, services: Services, portal: Any, claimed: dict[str, Any],
+    at: dt.datetime,
+) -> tuple[dt.datetime, int, str] | None:  # fmt: skip
+    """Whether (and when, and what) the client answers the reminder just sent to their chat;
+    the reminder in the emulated chat gets the time it was sent at."""
+    with services.db() as session:
+        appt = session.get(Appointment, claimed["appointment_id"])
+        if appt is None or appt.chat_id is None or appt.reminded_at != at:
+            return None  # not delivered to a chat this time
+        if appt.reminded_via != "chat":
+            return None
+        chat_id, starts, confirmed = int(appt.chat_id), appt.starts_at, appt.confirmed_at
+    with portal.lock:
+        sent = portal.openlines.chats[chat_id].messages[-1]
+        sent.created = at.replace(tzinfo=dt.UTC).timestamp()
+    if confirmed is not None:
+        return None
+    roll = rng.random()
+    for text, weight in REPLIES:
+        if roll < weight:
+            answer = at + dt.timedelta(minutes=rng.uniform(2, 90))
+            return (answer, chat_id, text) if answer < starts else None
+        roll -= weight
+    return None

@@ -182,6 +182,8 @@ class Portal:
         self.robot_calls: dict[str, RobotCall] = {}
         self.frame_messages: list[dict[str, Any]] = []
         self.skipped_deliveries: list[tuple[str, str]] = []
+        # True while nothing is delivered (the demo replaying its past: devportal.demo_data)
+        self.events_held = False
         self._event_pairs: dict[int, TokenPair] = {}
 
     # -- identity and urls -----------------------------------------------------------------
@@ -510,6 +512,8 @@ class Portal:
             if any(b["event"] == event for b in self.events):
                 self.skipped_deliveries.append((event, "app not install-finished"))
             return []
+        if self.events_held:
+            return []
         out = []
         for binding in self.events:
             if binding["event"] != event or binding["offline"]:
@@ -625,6 +629,16 @@ class Portal:
             deals_mod.modify_deal(self, deal_id, dict(fields), by_user or self.admin_user_id, ts)
             out = self._crm_event("ONCRMDEALUPDATE", deal_id, by_user) if events else []
         self.send_events(out)
+
+    def add_lead_field(self, name: str, user_type: str, label: str) -> int:
+        """The admin adds a lead user field in the CRM settings (no event)."""
+        from devportal.rest import crm_lead
+
+        with self.lock:
+            return crm_lead.add_userfield(
+                self, {"FIELD_NAME": name, "USER_TYPE_ID": user_type, "EDIT_FORM_LABEL": label,
+                       "LIST_COLUMN_LABEL": label},
+            )  # fmt: skip
 
     def add_contact(self, name: str, last_name: str = "", **fields: Any) -> int:
         """A CRM contact (a booking's client, a deal's ``CONTACT_ID``); no event."""

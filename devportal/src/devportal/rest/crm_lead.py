@@ -126,7 +126,12 @@ def _uf_out(uf: dict[str, Any]) -> dict[str, Any]:
 
 @method("crm.lead.userfield.add", admin=True)
 def userfield_add(ctx: Ctx) -> int:
-    fields = as_dict(ctx.param("fields", "FIELDS"))
+    return add_userfield(ctx.portal, as_dict(ctx.param("fields", "FIELDS")))
+
+
+def add_userfield(portal: Any, fields: dict[str, Any]) -> int:
+    """A lead user field from ``crm.lead.userfield.add``'s ``fields`` (also the admin's
+    settings page, :meth:`devportal.portal.Portal.add_lead_field`); returns its id."""
     name = str(fields.get("FIELD_NAME") or "").upper()
     if not name:
         raise RestError(400, "ERROR_CORE", "FIELD_NAME is required")
@@ -134,7 +139,6 @@ def userfield_add(ctx: Ctx) -> int:
         name = "UF_CRM_" + name
     if len(name) > 50 or not UF_NAME_RE.match(name):
         raise RestError(400, "ERROR_CORE", "Invalid FIELD_NAME")
-    portal = ctx.portal
     if name in portal.uf_names():
         raise RestError(400, "ERROR_CORE", f"Field {name} already exists")
     uf_id = portal.next_userfield_id

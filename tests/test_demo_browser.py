@@ -1,0 +1,115 @@
+"""The demo as a new user first sees it: ``b24app-demo`` started as ``./dev demo`` starts it,
+then the KPI widget opened in a real headless Chromium inside the emulated portal. The
+appointments block — how many, reminded vs not, by channel, confirmed, no-shows — and the
+delivery by channel are filled from the 90 days the demo replays through the app."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port
+from tests.plugins.browser import screenshot
+from tests.waiting import deadline_seconds
+
+READY = "b24app demo is running"
+
+
+def _number(text: str) -> float:
+    """A figure as the dashboard prints it (``1 234``, ``14,9 %``); ``—`` is no figure."""
+    cleaned = re.sub(r"[\s\u00a0\u202f%₽]", "", text).replace(",", ".")
+    assert cleaned not in ("", "—"), f"no figure in {text!r}"
+    return float(cleaned)
+
+
+@pytest.fixture
+def demo(tmp_path: Any) -> Iterator[dict[str, Any]]:
+    """The demo, running: its URLs and what it printed until it was ready."""
+    port, emu_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devportal.demo", "--port", str(port),
+         "--emulator-port", str(emu_port), "--workdir", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + deadline_seconds(300)
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(READY in line for line in lines):
+                break
+            time.sleep(0.2)
+        assert any(READY in line for line in lines), "".join(lines)[-2000:]
+        time.sleep(0.5)  # the rest of the summary is printed in the same write
+        yield {"emulator": f"http://127.0.0.1:{emu_port}", "printed": "".join(lines)}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.browser
+def test_demo_dashboard_shows_appointments_reminders_and_outcomes(demo, page) -> None:
+    """First open of the demo's KPI widget (its default 30 days, then 90): appointments,
+    reminded and not reminded, each with a no-show rate, the channels that reminded, the
+    delivery by channel — and in 90 days the to-dos of the weeks before the SMS workflow."""
+    page.goto(f"{demo['emulator']}/salon/page/placement/CRM_ANALYTICS_MENU")
+    frame = page.frame_locator("#app-frame")
+    frame.locator("#appointments").wait_for(timeout=deadline_seconds() * 1000)
+
+    def cells(row: str) -> list[str]:
+        return frame.locator(f"{row} td").all_inner_texts()
+
+    def check(days: str) -> list[str]:
+        total = cells("#appt-total")
+        reminded = cells("#appt-reminded")
+        not_reminded = cells("#appt-not-reminded")
+        assert _number(total[1]) >= 100, (days, total)
+        assert 0 < _number(total[2]) <= 100, (days, total)  # confirmed
+        assert 0 < _number(total[3]) < 50, (days, total)  # no-shows among known outcomes
+        assert _number(reminded[1]) > 0 and _number(not_reminded[1]) > 0, (reminded, not_reminded)
+        if days == "90d":  # the proof on screen (30 days hold too few unreminded visits to say)
+            assert _number(reminded[3]) < _number(not_reminded[3]), (reminded, not_reminded)
+        else:
+            assert _number(reminded[3]) >= 0 and _number(not_reminded[3]) >= 0
+        rows = " | ".join(frame.locator("#appointments tbody tr").all_inner_texts())
+        assert "Чат клиента" in rows and "Бизнес-процесс (SMS)" in rows, rows
+        delivery = frame.locator("#appt-delivery tbody tr").all_inner_texts()
+        assert len(delivery) >= 2 and not any("Нет данных" in r for r in delivery), delivery
+        assert _number(frame.locator("#kpi-no-show .value").inner_text()) > 0
+        return delivery
+
+    recent = check("30d")
+    # the attempts carry the times they were made at: the to-dos are all older than 30 days
+    assert not any("Дело менеджеру" in row for row in recent), recent
+    screenshot(page, "demo-dashboard-30d")
+    frame.locator("#period-select").select_option("90d")
+    frame.locator("#period-form button[type=submit]").click()
+    frame.locator("#period-select option[value='90d'][selected]").wait_for(
+        state="attached", timeout=deadline_seconds() * 1000
+    )
+    frame.locator("#appointments").wait_for(timeout=deadline_seconds() * 1000)
+    delivery = check("90d")
+    # the weeks before the SMS workflow: the manager's to-do was all a client without a chat got
+    assert any("Дело менеджеру" in row for row in delivery), delivery
+    screenshot(page, "demo-dashboard-90d")
