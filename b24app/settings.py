@@ -272,7 +272,8 @@ class AssistantSchema(_Strict):
 class PortalSettingsSchema(_Strict):
     """Validates a (partial) settings document; unknown keys are an error, not ignored."""
 
-    time_zone = fields.String()
+    # an IANA name ("Europe/Moscow", "America/Argentina/Buenos_Aires"): short, no dots
+    time_zone = fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$"))
     working_hours = fields.Dict(
         keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
         values=fields.List(fields.String(validate=validate.Regexp(_HHMM)), allow_none=True),
@@ -302,7 +303,8 @@ class PortalSettingsSchema(_Strict):
     def _zone(self, value: str, **_: Any) -> None:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        # a directory of the tz database ("Europe") is an OSError, not ZoneInfoNotFoundError
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValidationError("unknown time zone") from exc
 
     @validates("working_hours")
