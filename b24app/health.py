@@ -1,12 +1,20 @@
-"""``/health``: the database and Redis answer, or the probe says which one does not."""
+"""``/health``: the database and Redis answer, or the probe says which one does not.
+
+Anyone gets only ``{"status": "ok" | "degraded"}`` (and 200/503): which component failed and
+the migration revision help an attacker as much as an operator, so the details need the
+metrics token (``Authorization: Bearer <B24APP_METRICS_TOKEN>``), as ``/metrics`` does.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import current_app
 from flask import jsonify
+from flask import request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from b24app.metrics import presents_token
 from b24app.storage.migrate import schema_state
 from b24app.web import services
 
@@ -15,7 +23,8 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
-    """200 with ``{"database": "ok", "redis": "ok"}``, or 503 naming what failed."""
+    """200 ``{"status": "ok"}`` or 503 ``{"status": "degraded"}``; with the metrics token also
+    ``database``, ``redis`` (``ok`` or what failed) and the ``schema`` revision."""
     checks: dict[str, str] = {}
     svc = services()
     try:
@@ -39,5 +48,8 @@ def health() -> ResponseReturnValue:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if healthy else "degraded", **checks, "schema": schema}
-    return jsonify(body), 200 if healthy else 503
+    status = {"status": "ok" if healthy else "degraded"}
+    token = current_app.config["B24APP_SETTINGS"].metrics_token
+    if not presents_token(request.headers.get("Authorization"), token):
+        return jsonify(status), 200 if healthy else 503
+    return jsonify({**status, **checks, "schema": schema}), 200 if healthy else 503

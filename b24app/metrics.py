@@ -54,14 +54,24 @@ REST_LIMIT_HITS = Counter(
 )
 
 
+def presents_token(authorization: str | None, expected: str) -> bool:
+    """``Authorization: Bearer <expected>`` (compared in constant time); never with no token
+    configured. The one check of /metrics and of /health's details."""
+    import hmac
+
+    header = authorization or ""
+    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    return bool(expected and presented) and hmac.compare_digest(
+        presented.encode(), expected.encode()
+    )
+
+
 def init_app(app: Flask) -> None:
     """Expose ``/metrics`` (Prometheus text format) on the app, behind a bearer token.
 
     ``B24APP_METRICS_TOKEN`` unset: ``/metrics`` is 404 (off). Set: the scraper sends
     ``Authorization: Bearer <token>``; anything else is 401.
     """
-    import hmac
-
     from flask import request
     from flask import Response
 
@@ -72,9 +82,7 @@ def init_app(app: Flask) -> None:
         expected = app.config["B24APP_SETTINGS"].metrics_token
         if not expected:
             raise ApiError(404, "Not found.")
-        header = request.headers.get("Authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        if not presents_token(request.headers.get("Authorization"), expected):
             raise ApiError(401, "A valid metrics token is required.")
         from sqlalchemy import func
         from sqlalchemy import select
