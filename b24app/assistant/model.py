@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from b24app.assistant.understanding import find_name
 from b24app.assistant.understanding import INTENTS
 from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
@@ -62,6 +63,16 @@ def missed(rules: Understanding, expect: str | None) -> bool:
         return True
     wanted = EXPECTED_SCORES.get(expect or "", ())
     return bool(wanted) and not any(rules.scores.get(k, 0) >= ASK_BELOW for k in wanted)
+
+
+def _checked_name(value: Any) -> str | None:
+    """The model's name only if the rules would take it as a reply to "your name?"
+    (:func:`find_name`: up to three words of letters and hyphens, not "да"/"hello"…): it is
+    stored into the CRM and written into reminders."""
+    if not isinstance(value, str) or len(value) > 100:
+        return None
+    found = find_name(value, expected=True)
+    return found[0] if found else None
 
 
 class ModelUnderstander:
@@ -144,7 +155,7 @@ class ModelUnderstander:
         service = rules.service or data.get("service")
         if service and not rules.service:
             scores["service"] = confidence
-        name = rules.name or (str(data["name"])[:60] if data.get("name") else None)
+        name = rules.name or _checked_name(data.get("name"))
         if name and not rules.name:
             scores["name"] = confidence
         return replace(
