@@ -365,8 +365,7 @@ def _replace(tree: Any, path: tuple[str, ...], value: Any) -> Any:
     node = tree
     for part in path[:-1]:
         node = node[int(part)] if isinstance(node, list) else node[part]
-    if isinstance(node, list):
-        node = node  # lists keep their length: replace the item
+    if isinstance(node, list):  # a list keeps its length (no gap in the indices)
         node[int(path[-1])] = value if value is not _ABSENT else ""
     elif value is _ABSENT:
         node.pop(path[-1], None)
@@ -398,13 +397,8 @@ def _field_name(path: tuple[str, ...]) -> str:
 
 
 def _hostile_request(
-    client,
-    method: str,
-    route: str,
-    body: str,
-    query: str,  # type: ignore[no-untyped-def]
-    auth: dict[str, Any],
-):
+    client: Any, method: str, route: str, body: str, query: str, auth: dict[str, Any]
+) -> Any:
     headers = {"Authorization": "Bearer test-metrics-token"}
     if "t=" not in body and "AUTH_ID=" not in body:
         headers["X-B24App-Session"] = auth["page_token"]
