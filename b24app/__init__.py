@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from typing import TYPE_CHECKING
 
+from b24app.config import InsecureSecret
+from b24app.config import require_strong_secrets
 from b24app.config import Settings
 
 if TYPE_CHECKING:  # importing b24app must not load Flask (the REST client and jobs don't need it)
@@ -19,7 +21,14 @@ def create_app(
 
     ``test_config`` overrides Flask config keys; ``services`` may be passed in it under the key
     ``B24APP_SERVICES`` to share one set of connections with a test.
+
+    :raise InsecureSecret: a default or short ``B24APP_SECRET_KEY``/``B24APP_CLIENT_SECRET``
+        (one line on stderr), unless ``settings.allow_weak_secrets``: the check is here, not
+        only in the CLI, so ``flask --app b24app run`` or ``gunicorn 'b24app:create_app()'``
+        cannot serve pages signed with a public key.
     """
+    import sys
+
     from flask import Flask
 
     from b24app import context
@@ -33,6 +42,12 @@ def create_app(
     from b24app.robots.views import bp as robots_bp
 
     settings = settings or Settings.from_env()
+    if not settings.allow_weak_secrets:
+        try:
+            require_strong_secrets(settings)
+        except InsecureSecret as exc:
+            print(exc.message, file=sys.stderr)
+            raise
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,

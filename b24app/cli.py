@@ -161,12 +161,21 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
+EXPORT_WEBHOOK_ENV = "B24APP_EXPORT_WEBHOOK"
+
+
 @main.command("export")
 @click.option(
     "--webhook",
     required=True,
-    envvar="B24APP_EXPORT_WEBHOOK",
-    help="Incoming webhook URL https://<portal>/rest/<user_id>/<code>/",
+    envvar=EXPORT_WEBHOOK_ENV,
+    show_envvar=True,
+    metavar="URL",
+    help=(
+        "Incoming webhook URL https://<portal>/rest/<user_id>/<code>/ — the code is a"
+        f" credential: set it in {EXPORT_WEBHOOK_ENV} instead (an argument is visible to every"
+        " user of the machine in the process list and stays in the shell history)"
+    ),
 )
 @click.option(
     "--out",
@@ -181,13 +190,25 @@ if __name__ == "__main__":  # pragma: no cover
               help="What to export (default: all)")  # fmt: skip
 def export_command(webhook: str, out_dir: str, entities: tuple[str, ...]) -> None:
     """Export a portal's leads, stage history, statuses and users to CSV through an incoming
-    webhook (no app install needed; fast-bitrix24 batches the pages)."""
+    webhook (no app install needed; fast-bitrix24 batches the pages).
+
+    Give the webhook in B24APP_EXPORT_WEBHOOK, not on the command line, e.g.:
+    read -rs B24APP_EXPORT_WEBHOOK; export B24APP_EXPORT_WEBHOOK; b24app export
+    """
     from pathlib import Path
+
+    from click.core import ParameterSource
 
     from b24app.export import ENTITIES
     from b24app.export import export
     from b24app.export import ExportError
 
+    if click.get_current_context().get_parameter_source("webhook") == ParameterSource.COMMANDLINE:
+        click.echo(
+            f"warning: --webhook puts the webhook's secret code in the process list and the"
+            f" shell history; set {EXPORT_WEBHOOK_ENV} instead",
+            err=True,
+        )
     try:
         counts = export(webhook, Path(out_dir), entities or tuple(ENTITIES))
     except ExportError as exc:

@@ -59,6 +59,9 @@ class Settings:
     rest_log_days: int = 7
     # Allow plain-http loopback endpoints (the portal emulator); never in production.
     allow_insecure_endpoints: bool = False
+    # Let the app factory start with a default or short ``secret_key``/``client_secret``:
+    # a throwaway local run only (the test suite and the demo make strong ones instead).
+    allow_weak_secrets: bool = False
     # OAuth servers whose word we trust about an install (comma-separated ``server_endpoint``s):
     # the installer POST and ONAPPINSTALL are verified against ``app.info`` there, never
     # against the DOMAIN or endpoint the request names.
@@ -134,7 +137,8 @@ def weak_secrets(settings: Settings) -> list[str]:
 
 
 def require_strong_secrets(settings: Settings) -> None:
-    """Refuse to run ``serve``/``worker``/``cron``/WSGI with a default or short secret.
+    """Refuse to run the app (:func:`b24app.create_app`, so ``flask run`` and any WSGI server
+    too), ``serve``/``worker``/``cron`` with a default or short secret.
 
     With the default ``B24APP_SECRET_KEY`` anyone could sign admin page sessions and decrypt
     the stored tokens; the demo and the test suite pass their own settings instead.

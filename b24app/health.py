@@ -1,10 +1,11 @@
-"""Operations probes: ``/health`` (the database and Redis answer, or the probe says which one
-does not) and ``/metrics`` (Prometheus text format, behind a bearer token; the counters are
-in :mod:`b24app.metrics`)."""
+"""``/health``: the database and Redis answer, or the probe says which one does not.
+
+Anyone gets only ``{"status": "ok" | "degraded"}`` (and 200/503): which component failed and
+the migration revision help an attacker as much as an operator, so the details need the
+metrics token (``Authorization: Bearer <B24APP_METRICS_TOKEN>``), as ``/metrics`` does.
+"""
 
 from __future__ import annotations
-
-import hmac
 
 from flask import Blueprint
 from flask import current_app
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from b24app.errors import ApiError
 from b24app.metrics import exposed_registry
+from b24app.metrics import presents_token
 from b24app.metrics import TIMERS_PENDING
 from b24app.storage.migrate import schema_state
 from b24app.storage.models import Timer
@@ -31,7 +33,8 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
-    """200 with ``{"database": "ok", "redis": "ok"}``, or 503 naming what failed."""
+    """200 ``{"status": "ok"}`` or 503 ``{"status": "degraded"}``; with the metrics token also
+    ``database``, ``redis`` (``ok`` or what failed) and the ``schema`` revision."""
     checks: dict[str, str] = {}
     svc = services()
     try:
@@ -55,8 +58,11 @@ def health() -> ResponseReturnValue:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if healthy else "degraded", **checks, "schema": schema}
-    return jsonify(body), 200 if healthy else 503
+    status = {"status": "ok" if healthy else "degraded"}
+    token = current_app.config["B24APP_SETTINGS"].metrics_token
+    if not presents_token(request.headers.get("Authorization"), token):
+        return jsonify(status), 200 if healthy else 503
+    return jsonify({**status, **checks, "schema": schema}), 200 if healthy else 503
 
 
 @bp.get("/metrics")
@@ -69,9 +75,7 @@ def metrics() -> Response:
     expected = current_app.config["B24APP_SETTINGS"].metrics_token
     if not expected:
         raise ApiError(404, "Not found.")
-    header = request.headers.get("Authorization", "")
-    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if not presents_token(request.headers.get("Authorization"), expected):
         raise ApiError(401, "A valid metrics token is required.")
     with services().db() as session:
         TIMERS_PENDING.set(

@@ -11,6 +11,7 @@ imports nothing of the app.
 
 from __future__ import annotations
 
+import hmac
 import os
 from typing import Any
 
@@ -48,6 +49,16 @@ REST_LIMIT_HITS = Counter(
     "QUERY_LIMIT_EXCEEDED / OPERATION_TIME_LIMIT answers",
     registry=REGISTRY,
 )
+
+
+def presents_token(authorization: str | None, expected: str) -> bool:
+    """``Authorization: Bearer <expected>`` (compared in constant time); never with no token
+    configured. The one check of /metrics and of /health's details."""
+    header = authorization or ""
+    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    return bool(expected and presented) and hmac.compare_digest(
+        presented.encode(), expected.encode()
+    )
 
 
 def exposed_registry() -> CollectorRegistry:

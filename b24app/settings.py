@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from b24app import templating
 from b24app.appointments.config import AppointmentsSchema
 from b24app.appointments.config import DEFAULTS as APPOINTMENT_DEFAULTS
+from b24app.bounded import BoundedDict
+from b24app.bounded import BoundedList
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -182,10 +184,29 @@ class SlaSchema(_Strict):
     timeline_comment = fields.Boolean()
 
 
+# Every list and mapping of the document has a count limit and every string a length limit:
+# one portal's settings are read by jobs that share the workers of all portals (issue 19).
+MAX_EXTRA_DAYS = 366  # extra days off / workdays: a year of them
+MAX_OFFSETS = 5  # reminder offsets (as the appointments' own)
+MAX_TEMPLATES = 20
+MAX_PIPELINES = 100  # deal pipelines with a stage map
+MAX_LINES = 50  # open lines the assistant serves
+MAX_SERVICES = 50
+# Synonyms: every client message is matched against each of them, and each goes into every
+# model prompt (b24app.assistant.model), so there is a limit per service and in all.
+MAX_SYNONYMS_PER_SERVICE = 20
+MAX_SYNONYMS = 200
+MAX_SERVICE_NAME = 100
+
+
 class HolidaysSchema(_Strict):
     country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), allow_none=True)
-    extra_days_off = fields.List(fields.String(validate=validate.Regexp(_DATE)))
-    extra_workdays = fields.List(fields.String(validate=validate.Regexp(_DATE)))
+    extra_days_off = BoundedList(
+        fields.String(validate=validate.Regexp(_DATE)), max_items=MAX_EXTRA_DAYS
+    )
+    extra_workdays = BoundedList(
+        fields.String(validate=validate.Regexp(_DATE)), max_items=MAX_EXTRA_DAYS
+    )
 
 
 MAX_AI_RULES = 100  # per list: every event job of the portal checks each of them
@@ -193,17 +214,15 @@ MAX_PATTERN_LENGTH = 64
 
 
 class AiRulesSchema(_Strict):
-    source_ids = fields.List(
+    source_ids = BoundedList(
         fields.String(validate=validate.Length(min=1, max=MAX_PATTERN_LENGTH)),
-        validate=validate.Length(max=MAX_AI_RULES),
+        max_items=MAX_AI_RULES,
     )
-    utm_sources = fields.List(
-        fields.String(validate=validate.Length(min=1, max=128)),
-        validate=validate.Length(max=MAX_AI_RULES),
+    utm_sources = BoundedList(
+        fields.String(validate=validate.Length(min=1, max=128)), max_items=MAX_AI_RULES
     )
-    markers = fields.List(
-        fields.String(validate=validate.Length(min=1, max=128)),
-        validate=validate.Length(max=MAX_AI_RULES),
+    markers = BoundedList(
+        fields.String(validate=validate.Length(min=1, max=128)), max_items=MAX_AI_RULES
     )
 
 
@@ -221,10 +240,13 @@ class TemplateSchema(_Strict):
 
 class RemindersSchema(_Strict):
     business_name = fields.String(validate=validate.Length(max=200))
-    offsets = fields.List(fields.String(validate=validate.Regexp(r"^\d{1,4}[hm]$")))
-    templates = fields.Dict(
+    offsets = BoundedList(
+        fields.String(validate=validate.Regexp(r"^\d{1,4}[hm]$")), max_items=MAX_OFFSETS
+    )
+    templates = BoundedDict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z0-9_]{1,32}$")),
         values=fields.Nested(TemplateSchema),
+        max_items=MAX_TEMPLATES,
     )
 
 
@@ -246,10 +268,17 @@ class QualifierSchema(_Strict):
     handoff_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
 
+class ServiceNameSchema(_Strict):
+    ru = fields.String(validate=validate.Length(max=MAX_SERVICE_NAME))
+    en = fields.String(validate=validate.Length(max=MAX_SERVICE_NAME))
+
+
 class AssistantServiceSchema(_Strict):
     code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,32}$"))
-    name = fields.Nested(TemplateSchema, required=True)
-    synonyms = fields.List(fields.String(validate=validate.Length(min=2, max=64)))
+    name = fields.Nested(ServiceNameSchema, required=True)
+    synonyms = BoundedList(
+        fields.String(validate=validate.Length(min=2, max=64)), max_items=MAX_SYNONYMS_PER_SERVICE
+    )
     duration = fields.Integer(validate=validate.Range(min=5, max=12 * 60))
     price = fields.Float(allow_none=True, validate=validate.Range(min=0))
 
@@ -262,11 +291,11 @@ class AssistantQuestionsSchema(_Strict):
 
 class AssistantSchema(_Strict):
     enabled = fields.Boolean()
-    lines = fields.List(fields.String(validate=validate.Regexp(r"^\d{1,10}$")))
+    lines = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,10}$")), max_items=MAX_LINES)
     model = fields.Boolean()
     greeting = fields.String(validate=validate.Length(max=1000))
     questions = fields.Nested(AssistantQuestionsSchema)
-    services = fields.List(fields.Nested(AssistantServiceSchema), validate=validate.Length(max=50))
+    services = BoundedList(fields.Nested(AssistantServiceSchema), max_items=MAX_SERVICES)
     slot_step_minutes = fields.Integer(validate=validate.Range(min=5, max=240))
     kind = fields.String(validate=validate.OneOf(("salon", "clinic", "trainer")))
     safety_words = fields.Dict(
@@ -280,14 +309,24 @@ class AssistantSchema(_Strict):
     queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     booking_resource_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
+    @validates("services")
+    def _synonyms(self, value: list[dict[str, Any]], **_: Any) -> None:
+        total = sum(len(s.get("synonyms") or ()) for s in value)
+        if total > MAX_SYNONYMS:
+            raise ValidationError(f"at most {MAX_SYNONYMS} synonyms in all services ({total})")
+
 
 class PortalSettingsSchema(_Strict):
     """Validates a (partial) settings document; unknown keys are an error, not ignored."""
 
-    time_zone = fields.String()
-    working_hours = fields.Dict(
+    # an IANA name ("Europe/Moscow", "America/Argentina/Buenos_Aires"): short, no dots
+    time_zone = fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$"))
+    working_hours = BoundedDict(
         keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
-        values=fields.List(fields.String(validate=validate.Regexp(_HHMM)), allow_none=True),
+        values=BoundedList(
+            fields.String(validate=validate.Regexp(_HHMM)), max_items=2, allow_none=True
+        ),
+        max_items=len(WEEKDAYS),
     )
     holidays = fields.Nested(HolidaysSchema)
     owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
@@ -298,14 +337,16 @@ class PortalSettingsSchema(_Strict):
     reports = fields.Nested(ReportsSchema)
     qualifier = fields.Nested(QualifierSchema)
     deal_stages_add_missing = fields.Boolean()
-    deal_stage_map = fields.Dict(
+    deal_stage_map = BoundedDict(
         keys=fields.String(validate=validate.Regexp(r"^\d{1,6}$")),
-        values=fields.Dict(
+        values=BoundedDict(
             keys=fields.String(
                 validate=validate.OneOf(["qualified", "confirmed", "came", "no_show"])
             ),
             values=fields.String(validate=validate.Length(min=1, max=64)),
+            max_items=4,
         ),
+        max_items=MAX_PIPELINES,
     )
     assistant = fields.Nested(AssistantSchema)
     appointments = fields.Nested(AppointmentsSchema)
@@ -314,7 +355,8 @@ class PortalSettingsSchema(_Strict):
     def _zone(self, value: str, **_: Any) -> None:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        # a directory of the tz database ("Europe") is an OSError, not ZoneInfoNotFoundError
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValidationError("unknown time zone") from exc
 
     @validates("working_hours")
@@ -324,6 +366,20 @@ class PortalSettingsSchema(_Strict):
                 continue
             if len(span) != 2 or span[0] >= span[1]:
                 raise ValidationError(f"{day}: expected [open, close] with open < close")
+
+
+def bounded_services(services: Any) -> list[dict[str, Any]]:
+    """The assistant's services within the schema's limits: a document stored before the
+    limits existed (issue 19) is cut here rather than matched whole on every message."""
+    out: list[dict[str, Any]] = []
+    budget = MAX_SYNONYMS
+    for item in services[:MAX_SERVICES] if isinstance(services, list) else []:
+        if not isinstance(item, dict):
+            continue
+        synonyms = list(item.get("synonyms") or ())[: min(MAX_SYNONYMS_PER_SERVICE, budget)]
+        budget -= len(synonyms)
+        out.append({**item, "synonyms": synonyms})
+    return out
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -167,6 +167,7 @@ def run_backend(name: str, url: str, n_leads: int, runs: int, days: int = 1095) 
     settings = Settings(
         database_url=url,
         secret_key="bench-secret-key-0123456789abcdef01234567",
+        client_secret="bench-client-secret-0123456789abcdef0123",
         redis_url="redis://127.0.0.1:1/0",
     )
     services = context.build_services(settings)

@@ -59,3 +59,19 @@ def test_wrong_webhook_code_is_refused(emulator: Any, tmp_path: Any) -> None:
     assert bad not in result.output
     result = CliRunner().invoke(main, ["export", "--webhook", "not a url", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "not a webhook URL" in result.output
+
+
+def test_the_webhook_comes_from_the_environment_and_the_argument_warns(tmp_path: Any) -> None:
+    """Issue 19 item 3e: ``--webhook URL`` puts the credential in argv (``ps``, shell history).
+    B24APP_EXPORT_WEBHOOK is the documented way; the option still works, with a warning."""
+    out = ["--out", str(tmp_path)]
+    help_text = CliRunner().invoke(main, ["export", "--help"]).output
+    assert "B24APP_EXPORT_WEBHOOK" in " ".join(help_text.split())
+    from_env = CliRunner().invoke(
+        main, ["export", *out], env={"B24APP_EXPORT_WEBHOOK": "not a url"}
+    )
+    assert from_env.exit_code == 1 and "not a webhook URL" in from_env.output
+    assert "warning" not in from_env.output
+    from_argv = CliRunner().invoke(main, ["export", "--webhook", "not a url", *out])
+    assert from_argv.exit_code == 1 and "not a webhook URL" in from_argv.output
+    assert "warning: --webhook" in from_argv.stderr and "B24APP_EXPORT_WEBHOOK" in from_argv.stderr

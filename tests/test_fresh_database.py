@@ -31,6 +31,7 @@ def _env(database_url: str, redis_url: str) -> dict[str, str]:
         "B24APP_DATABASE_URL": database_url, "B24APP_REDIS_URL": redis_url,
         "B24APP_SECRET_KEY": "fresh-database-test-" + "k3y" * 16,
         "B24APP_CLIENT_SECRET": "fresh-database-test-" + "s3cr3t" * 8,
+        "B24APP_METRICS_TOKEN": "fresh-database-metrics",
     })  # fmt: skip
     return env
 
@@ -50,7 +51,13 @@ def test_serve_on_an_empty_sqlite_file_migrates_and_answers(tmp_path, redis_serv
     def answered() -> bool:
         assert proc.poll() is None, "serve exited"
         try:
-            answers.append(requests.get(f"http://127.0.0.1:{port}/health", timeout=10))
+            answers.append(
+                requests.get(
+                    f"http://127.0.0.1:{port}/health",
+                    timeout=10,
+                    headers={"Authorization": "Bearer fresh-database-metrics"},
+                )
+            )
         except requests.RequestException:  # not up yet, or its worker still importing the app
             return False
         return True

@@ -77,3 +77,48 @@ def test_wsgi_entry_loads_with_strong_secrets(tmp_path) -> None:
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [{}, {"secret_key": STRONG}, {"client_secret": STRONG}, {"secret_key": "short",
+                                                               "client_secret": STRONG}],
+)  # fmt: skip
+def test_the_factory_refuses_default_secrets(services, settings, capsys, weak) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 3a: ``flask --app b24app run`` and ``gunicorn 'b24app:create_app()'``
+    bypass the CLI; the factory itself refuses (exit status 2, one line on stderr)."""
+    from b24app import create_app
+    from b24app.config import InsecureSecret
+
+    defaults = {"secret_key": Settings.secret_key, "client_secret": Settings.client_secret}
+    chosen = settings.replace(**{**defaults, **weak})
+    with pytest.raises(InsecureSecret) as info:
+        create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=chosen)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "B24APP_" in err[0] and "secrets.token_urlsafe(48)" in err[0]
+
+
+def test_the_factory_starts_with_weak_secrets_only_when_told(services, settings) -> None:  # type: ignore[no-untyped-def]
+    """``B24APP_ALLOW_WEAK_SECRETS=1``: the explicit switch for a throwaway local run."""
+    from b24app import create_app
+
+    chosen = settings.replace(secret_key=Settings.secret_key, client_secret=Settings.client_secret,
+                              allow_weak_secrets=True)  # fmt: skip
+    app = create_app({"TESTING": True, "B24APP_SERVICES": services}, settings=chosen)
+    assert app.test_client().get("/health").status_code == 200
+    assert Settings.from_env({"B24APP_ALLOW_WEAK_SECRETS": "1"}).allow_weak_secrets is True
+
+
+def test_flask_run_style_import_refuses_default_secrets() -> None:
+    """``create_app()`` with nothing but the environment (what ``flask --app b24app`` and
+    ``gunicorn 'b24app:create_app()'`` call): refused before connecting anywhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
+    env["B24APP_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    env["B24APP_DATABASE_URL"] = "sqlite:////nonexistent/x.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import b24app; b24app.create_app()"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "B24APP_SECRET_KEY" in proc.stderr

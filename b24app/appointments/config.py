@@ -22,6 +22,8 @@ from marshmallow import RAISE
 from marshmallow import Schema
 from marshmallow import validate
 
+from b24app.bounded import BoundedList
+
 CHANNELS = ("chat", "workflow", "todo")
 
 DEFAULTS: dict[str, Any] = {
@@ -68,12 +70,11 @@ class PromptSchema(_Strict):
 
 
 class AppointmentsSchema(_Strict):
-    offsets = fields.List(
-        fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")),
-        validate=validate.Length(max=5),
-    )
-    channels = fields.List(
-        fields.String(validate=validate.OneOf(CHANNELS)), validate=validate.Length(min=1, max=3)
+    offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
+    channels = BoundedList(
+        fields.String(validate=validate.OneOf(CHANNELS)),
+        max_items=len(CHANNELS),
+        validate=validate.Length(min=1),
     )
     sender_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     workflow = fields.Nested(WorkflowSchema)

@@ -57,15 +57,20 @@ def classify(text: str) -> str:
 def parse_message(data: dict[str, Any]) -> dict[str, Any] | None:
     """The fields we use from ``data`` of ``ONOPENLINEMESSAGEADD``; None if not a client's.
 
-    :raise ValueError: the chat or message id is not a number.
+    :raise ValueError: the connector, chat or message is not an object, or the chat or message
+        id is not a number.
     """
     items = data.get("DATA")
-    first = items[0] if isinstance(items, list) and items else (items or {}).get("0")
+    first = items[0] if isinstance(items, list) and items else (
+        items.get("0") if isinstance(items, dict) else None
+    )  # fmt: skip
     if not isinstance(first, dict):
         return None
     connector = first.get("connector") or {}
     message = first.get("message") or {}
     chat = first.get("chat") or {}
+    if not all(isinstance(part, dict) for part in (connector, message, chat)):
+        raise ValueError("data[DATA][0][connector], [chat] and [message] must be objects")
     try:
         chat_id = int(str(chat.get("id")))
         message_id = int(str(message.get("id")))

@@ -5,6 +5,10 @@ comes twice while its job waits is enqueued once, and a later repeat finds its t
 recorded (unique per dialog and message id) and sends nothing. Nothing slow shares the queue,
 so a worker listening on it first answers within the 3 s target.
 
+The job carries ids only (portal, chat, message): the client's text and name wait in the chat's
+waiting list below, which expires after ``WAITING_TTL``, so a failed job kept for
+``FAILURE_TTL`` holds no phone numbers or health words (issue 19).
+
 Order: two quick messages of one chat are two jobs that two workers may start together, and
 either may take the chat's lock first. So every message also waits in a small per-chat list
 (Redis, by message id; Bitrix24's ids grow within a chat): the job holding the lock answers the
@@ -60,6 +64,18 @@ def _waiting_keys(member_id: str, chat_id: str) -> tuple[str, str]:
     return base + ":order", base + ":turns"
 
 
+def _waiting_turn(services: Services, member_id: str, chat_id: str, message_id: int) -> Turn | None:
+    """The waiting message ``message_id`` of a chat; None when it was answered (or expired)."""
+    _order, turns = _waiting_keys(member_id, chat_id)
+    raw = services.redis.hget(turns, str(message_id))
+    if raw is None:
+        return None
+    try:
+        return Turn(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # written by another version
+
+
 def waiting_before(services: Services, turn: Turn) -> list[Turn]:
     """The chat's messages still waiting that came before ``turn``, oldest first."""
     order, turns = _waiting_keys(turn.member_id, turn.chat_id)
@@ -101,7 +117,9 @@ def enqueue_turn(services: Services, turn: Turn) -> bool:
     try:
         services.queue(QUEUE).enqueue(
             answer_turn,
-            **asdict(turn),
+            member_id=turn.member_id,
+            chat_id=turn.chat_id,
+            message_id=turn.message_id,
             job_id=turn_job_id(turn),
             unique=True,
             result_ttl=0,
@@ -113,25 +131,18 @@ def enqueue_turn(services: Services, turn: Turn) -> bool:
     return True
 
 
-def answer_turn(
-    member_id: str,
-    bot_id: int,
-    chat_id: str,
-    dialog_id: str,
-    message_id: int,
-    text: str,
-    user_id: int,
-    user_name: str,
-    entity_id: str,
-    entity_data2: str,
-    received_at: float,
-) -> str:
-    """RQ job: show typing, understand, answer, write to the CRM, hand off when needed."""
+def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:
+    """RQ job: show typing, understand, answer, write to the CRM, hand off when needed.
+
+    The message is read from the chat's waiting list; gone means an earlier job of the chat
+    answered it under the chat's lock (or it waited longer than ``WAITING_TTL``)."""
     from b24app.assistant.service import process_turn
 
-    turn = Turn(member_id, bot_id, chat_id, dialog_id, message_id, text, user_id, user_name,
-                entity_id, entity_data2, received_at)  # fmt: skip
-    return process_turn(context.current(), turn)
+    services = context.current()
+    turn = _waiting_turn(services, member_id, chat_id, message_id)
+    if turn is None:
+        return "answered_already"
+    return process_turn(services, turn)
 
 
 def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from b24app.assistant.understanding import digits_of
+from b24app.assistant.understanding import find_name
 from b24app.assistant.understanding import INTENTS
 from b24app.assistant.understanding import normalise
 from b24app.assistant.understanding import Service
@@ -75,6 +76,16 @@ def said_in(text: str, hhmm: str) -> bool:
     numbers = {int(n) for n in re.findall(r"\d{1,2}", digits_of(normalise(text)))}
     hours = {hour, hour - 12 if hour > 12 else hour, 12 if hour in (0, 12) else hour}
     return bool(numbers & hours) and (minute == 0 or minute in numbers or minute == 30)
+
+
+def _checked_name(value: Any) -> str | None:
+    """The model's name only if the rules would take it as a reply to "your name?"
+    (:func:`find_name`: up to three words of letters and hyphens, not "да"/"hello"…): it is
+    stored into the CRM and written into reminders."""
+    if not isinstance(value, str) or len(value) > 100:
+        return None
+    found = find_name(value, expected=True)
+    return found[0] if found else None
 
 
 class ModelUnderstander:
@@ -164,7 +175,7 @@ class ModelUnderstander:
         service = rules.service or data.get("service")
         if service and not rules.service:
             scores["service"] = confidence
-        name = rules.name or (str(data["name"])[:60] if data.get("name") else None)
+        name = rules.name or _checked_name(data.get("name"))
         if name and not rules.name:
             scores["name"] = confidence
         return replace(

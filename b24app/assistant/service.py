@@ -60,6 +60,7 @@ from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
 from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
+from b24app.settings import bounded_services
 from b24app.settings import load_settings
 from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import Appointment
@@ -99,7 +100,7 @@ def parse_bindings(entity_data2: str) -> dict[str, int]:
 
 def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, Any]]:
     a = settings.get("assistant") or {}
-    services = [Service.from_settings(s) for s in a.get("services") or []]
+    services = [Service.from_settings(s) for s in bounded_services(a.get("services"))]
     script = Script(
         services=services,
         lang=lang,
