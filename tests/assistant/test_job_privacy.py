@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from b24app.assistant import jobs
 from b24app.context import Services
+from b24app.worker import InProcessAppWorker
 from tests.assistant.test_views import form
 from tests.assistant.test_views import post
 from tests.assistant.test_views import stored_portal  # noqa: F401 (a fixture)
@@ -36,7 +36,7 @@ def test_a_failed_job_holds_no_client_text(
     job = queue.jobs[0]
     job.retries_left = 0  # this run is its last try: straight to the failed registry
     job.save()
-    SimpleWorker([queue], connection=services.redis).work(burst=True)
+    InProcessAppWorker([queue], connection=services.redis).work(burst=True)
 
     failed = FailedJobRegistry(queue=queue).get_job_ids()
     assert failed == [job.id]

@@ -1,6 +1,6 @@
 """Install fixtures: an emulator portal installed into the live app, and a job runner.
 
-``run_jobs()`` drains the RQ queues with an in-process ``SimpleWorker`` (no scheduler): the
+``run_jobs()`` drains the RQ queues with the app's in-process worker (no scheduler): the
 real RQ machinery on the real private Redis, for tests that need jobs done but are not about
 timing. Timer tests use the ``rq_worker`` subprocess fixture instead.
 """
@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from rq import SimpleWorker
 
 from b24app import metrics
 from b24app.context import Services
+from b24app.worker import InProcessAppWorker
 
 
 def drain_queues(services: Services, queues: tuple[str, ...] | None = None) -> None:
     """Run every queued job (and jobs they enqueue) until the queues are empty."""
     names = queues or ("assistant", "events", "timers", "default", "bulk")
-    worker = SimpleWorker(
+    worker = InProcessAppWorker(
         [services.queue(n) for n in names],
         connection=services.redis,
         exception_handlers=[metrics.count_failed_job],
@@ -29,7 +29,7 @@ def drain_queues(services: Services, queues: tuple[str, ...] | None = None) -> N
 
 @pytest.fixture
 def run_jobs(services: Services) -> Callable[..., None]:
-    """``run_jobs()`` drains the queues in-process with a real RQ SimpleWorker."""
+    """``run_jobs()`` drains the queues in-process with the app's real RQ worker."""
 
     def run(*queues: str) -> None:
         drain_queues(services, queues or None)
