@@ -7,6 +7,7 @@ import time
 from typing import Any
 from typing import TYPE_CHECKING
 
+from b24app.devportal.errors import access_denied_old_api
 from b24app.devportal.errors import not_found_lead
 from b24app.devportal.errors import RestError
 from b24app.devportal.leads import as_str
@@ -148,6 +149,8 @@ def lead_get(ctx: Ctx) -> dict[str, Any]:
     row = ctx.portal.leads.get(_lead_id(ctx.param("id", "ID")))
     if row is None:
         raise not_found_lead()
+    if not ctx.portal.may_read(ctx.user_id, "lead", row):
+        raise access_denied_old_api()
     return dict(row)
 
 
