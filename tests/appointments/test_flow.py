@@ -26,6 +26,7 @@ from tests.appointments.conftest import attempts
 from tests.appointments.conftest import journey
 from tests.appointments.conftest import make_journey
 from tests.appointments.conftest import utc_now
+from tests.placements.conftest import crm_items
 
 
 def book(emulator: Any, portal: Any, run_jobs: Any, hours: float, **kw: Any) -> int:
@@ -67,6 +68,7 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
+    crm_items(installed_portal, "lead", 1077)
     tab = installed_portal.open_placement("CRM_LEAD_DETAIL_TAB", {"ID": "1077"}).text
     assert 'id="lead-appointments"' in tab and tab.count("attempt-ok") == 2
     assert "подтверждена клиентом" in tab
