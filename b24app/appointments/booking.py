@@ -3,10 +3,16 @@
 ``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` carry only the booking id: :func:`process_booking` reads
 the booking, its clients and its deal links in **one** ``batch`` (``booking.v1.booking.get``,
 ``.client.list``, ``.externalData.list``), links it to the client journey through the deal
-(else the contact) and creates or moves the appointment, whose reminders follow. A booking
-that is gone (``ONBOOKINGDELETE``, or ``get`` answering 1021) cancels its appointment — from
-our own copy, since a deleted booking can no longer be read. A repeated or late event re-reads
-the current state, so processing is idempotent whatever the order. Each event also patches the
+(else the contact) and creates or moves the appointment, whose reminders follow.
+
+An event is a claim, not a fact (any employee can forge one with the application token their
+browser holds), so ``ONBOOKINGDELETE`` is read the same way: only ``get`` answering 1021
+("Booking not found", tests/fixtures/client-loop/error_booking_not_found_1021.json) cancels
+the appointment — from our own copy, since a deleted booking can no longer be read. A delete
+of a booking that Bitrix24 still has is processed as an update and cancels nothing. Any other
+failure of the read (network, rate limit, another error, an answer without a booking) raises,
+so the job is retried: it is never taken for "gone". A repeated or late event re-reads the
+current state, so processing is idempotent whatever the order. Each event also patches the
 cached resource availability the assistant offers times from (``resources.note_booking``).
 
 :func:`import_bookings` (on install) scans the window of the next ``import_days`` days with
@@ -38,7 +44,9 @@ from b24app.storage.models import Appointment
 log = logging.getLogger(__name__)
 
 BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
-NOT_FOUND = ("1021", "1019")
+# What ``booking.v1.booking.get`` answers for a booking that does not exist (CLIENT-LOOP §1.4;
+# 1019 is the code of ``.update``, never of ``get``).
+NOT_FOUND = "1021"
 
 
 def links(clients: Any, external: Any) -> tuple[int | None, int | None]:
@@ -107,14 +115,17 @@ def apply_booking(
     return "changed" if changed else "unchanged"
 
 
-def process_booking(services: Services, member_id: str, booking_id: int, *, deleted: bool) -> str:
-    """Bring the appointment of one booking in line with Bitrix24 (event job body)."""
+def process_booking(
+    services: Services, member_id: str, booking_id: int, *, claimed_deleted: bool = False
+) -> str:
+    """Bring the appointment of one booking in line with Bitrix24 (event job body).
+
+    ``claimed_deleted``: the event said the booking was deleted. Only logged: what Bitrix24
+    answers decides (see the module docstring).
+    """
     portal_id = _portal_id(services, member_id)
     if portal_id is None:
         return "portal_inactive"
-    if deleted:
-        note_booking(services, member_id, booking_id, None)
-        return cancel_booking(services, portal_id, booking_id)
     client = services.bitrix(member_id)
     result = client.batch(
         {
@@ -127,14 +138,18 @@ def process_booking(services: Services, member_id: str, booking_id: int, *, dele
     )
     error = result.errors.get("booking")
     if error is not None:
-        if str(error.get("error")) in NOT_FOUND:
+        if str(error.get("error")) == NOT_FOUND:
             note_booking(services, member_id, booking_id, None)
             return cancel_booking(services, portal_id, booking_id)
         raise RuntimeError(f"booking.v1.booking.get failed: {error.get('error')}")
     booking = (result.results.get("booking") or {}).get("booking")
-    note_booking(services, member_id, booking_id, booking or None)
-    if not booking:
-        return cancel_booking(services, portal_id, booking_id)
+    if not isinstance(booking, dict) or not booking.get("id"):
+        # Not a "not found" answer: retried, never taken for a deleted booking.
+        raise RuntimeError("booking.v1.booking.get answered without a booking")
+    if claimed_deleted:
+        log.warning("ONBOOKINGDELETE for booking %s, which Bitrix24 still has: read as an "
+                    "update, nothing cancelled", booking_id)  # fmt: skip
+    note_booking(services, member_id, booking_id, booking)
     clients, external = result.results.get("clients"), result.results.get("links")
     deal_id, contact_id = links(clients, external)
     name = names.booking_name(result, deal_id, contact_id)

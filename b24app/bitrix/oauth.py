@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import from_envelope
 from b24app.bitrix.errors import from_oauth
 from b24app.bitrix.errors import is_error_envelope
@@ -195,6 +196,48 @@ def oauth_app_info(
     return dict(body["result"])
 
 
+def call_as_user(
+    client_endpoint: str,
+    access_token: str,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    timeout: float = 5.0,
+    allow_insecure: bool = False,
+) -> Any:
+    """One REST call with a **user's own** token (a page's ``AUTH_ID``); returns ``result``.
+
+    What Bitrix24 answers is what that user may do, so this is how the app asks "may this
+    person see / do X". No retries, no refresh and no shared bucket: a person is waiting, and
+    the token is not the portal's. ``client_endpoint`` must come from a trusted source (the
+    stored portal), never from the request being checked.
+
+    :raise BitrixError: the error envelope as its subclass (``AccessDenied``, ``NotFound``…).
+    :raise TransportError: no JSON answer. :raise InsecureEndpoint: a non-https endpoint.
+    """
+    base = check_endpoint(client_endpoint, allow_insecure=allow_insecure)
+    url = (base if base.endswith("/") else base + "/") + method
+    try:
+        response = requests.post(
+            url,
+            json={**(params or {}), "auth": access_token},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise TransportError("NETWORK_ERROR", type(exc).__name__, None, method=method) from None
+    body = _json_body(response)
+    if is_error_envelope(body):
+        raise from_envelope(body, response.status_code, method)
+    if response.status_code != 200 or not isinstance(body, dict) or "result" not in body:
+        raise TransportError(
+            f"HTTP_{response.status_code}", "answer without a result", response.status_code,
+            method=method,
+        )  # fmt: skip
+    return body["result"]
+
+
 def user_is_admin(
     client_endpoint: str, access_token: str, *, timeout: float = 5.0, allow_insecure: bool = False
 ) -> bool:
@@ -205,19 +248,10 @@ def user_is_admin(
     admin".
     """
     try:
-        base = check_endpoint(client_endpoint, allow_insecure=allow_insecure)
-    except InsecureEndpoint:
+        result = call_as_user(
+            client_endpoint, access_token, "user.admin", timeout=timeout,
+            allow_insecure=allow_insecure,
+        )  # fmt: skip
+    except (BitrixError, InsecureEndpoint):
         return False
-    url = (base if base.endswith("/") else base + "/") + "user.admin.json"
-    try:
-        response = requests.post(
-            url,
-            data={"auth": access_token},
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=timeout,
-            allow_redirects=False,
-        )
-        body = response.json()
-    except (requests.RequestException, ValueError):
-        return False
-    return response.status_code == 200 and isinstance(body, dict) and body.get("result") is True
+    return result is True

@@ -107,7 +107,7 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             from b24app.appointments.booking import process_booking
 
             return process_booking(
-                services, member_id, entity_id, deleted=event == "ONBOOKINGDELETE"
+                services, member_id, entity_id, claimed_deleted=event == "ONBOOKINGDELETE"
             )
     except PortalUnavailable:
         return "portal_unavailable"

@@ -9,6 +9,10 @@ DOMAIN or SERVER_ENDPOINT) says the posted ``AUTH_ID`` belongs to that same ``me
 with the user's own token on the portal's stored ``client_endpoint``. A positive answer is
 cached in Redis for a few minutes under a hash of the token, so re-opening a widget is fast.
 
+A CRM tab shows an item's data only when Bitrix24 confirms that **this** user may read the
+item (:func:`confirm_item_access`): ``crm.item.get`` with the user's own ``AUTH_ID``, one
+request per tab open, not cached — a right taken away counts at the next open.
+
 Follow-up requests (period change, CSV, settings save, JSON) carry ``t``: an itsdangerous
 token signed with the app's ``SECRET_KEY`` and bound to portal id, member id, user id and the
 admin flag. The iframe is third-party, so no cookies are used.
@@ -29,6 +33,8 @@ from itsdangerous import URLSafeTimedSerializer
 from redis.exceptions import RedisError
 
 from b24app.bitrix.errors import BitrixError
+from b24app.bitrix.errors import RateLimited
+from b24app.bitrix.oauth import call_as_user
 from b24app.bitrix.oauth import InsecureEndpoint
 from b24app.bitrix.oauth import oauth_app_info
 from b24app.bitrix.oauth import user_is_admin
@@ -107,6 +113,42 @@ def verify_frame(services: Services, form: dict[str, Any], lang: str) -> Viewer:
         lang=lang,
         status=portal.status,
     )
+
+
+# crm.item.get's entityTypeId of the CRM items that have a tab of ours.
+ENTITY_TYPE_IDS = {"lead": 1, "deal": 2}
+
+
+def confirm_item_access(
+    services: Services, viewer: Viewer, auth_id: str, entity: str, item_id: int
+) -> None:
+    """Bitrix24 confirms that the viewer may read this lead / deal, or the tab shows nothing.
+
+    ``crm.item.get`` (entityTypeId 1 / 2) with the viewer's own frame token (``AUTH_ID``,
+    already verified by :func:`verify_frame`) on the portal's stored REST endpoint: an item
+    the user may not read answers ``ACCESS_DENIED`` (documented for ``crm.item.get``), one that
+    does not exist ``NOT_FOUND``. The item's data in the answer is not used: the tab shows our
+    own records of it.
+
+    :raise ApiError 403: Bitrix24 refused (access denied, not found, the token refused).
+    :raise ApiError 503: Bitrix24 could not be asked (network, 5xx, a rate limit).
+    """
+    with services.db() as session:
+        portal = session.get(Portal, viewer.portal_id)
+        endpoint = portal.client_endpoint if portal is not None else ""
+    try:
+        call_as_user(
+            endpoint, auth_id, "crm.item.get",
+            {"entityTypeId": ENTITY_TYPE_IDS[entity], "id": item_id},
+            timeout=VERIFY_TIMEOUT_S, allow_insecure=services.settings.allow_insecure_endpoints,
+        )  # fmt: skip
+    except InsecureEndpoint as exc:
+        raise ApiError(403, "The portal's REST endpoint is not trusted.") from exc
+    except BitrixError as exc:
+        if isinstance(exc, RateLimited) or exc.status is None or exc.status >= 500:
+            raise ApiError(503, "Bitrix24 could not confirm your access; try again.") from exc
+        log.info("%s %s refused to user %s: %s", entity, item_id, viewer.user_id, exc.code)
+        raise ApiError(403, "Bitrix24 does not let you see this item.") from exc
 
 
 def _ask_oauth_server(services: Services, portal: Portal, auth_id: str) -> dict[str, Any]:

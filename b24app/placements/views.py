@@ -2,8 +2,10 @@
 lead tab, the ROI calculator, the settings page, CSV exports and the dashboard's JSON.
 
 Every framed POST is verified (:func:`trust.verify_frame`); the page then carries a signed
-session token ``t`` for its own follow-up requests. Views only read the app's own store —
-figures come from SQL aggregation, never from paging the CRM.
+session token ``t`` for its own follow-up requests. The lead and deal tabs show an item only
+after Bitrix24 confirms that the viewer may read it (:func:`trust.confirm_item_access`).
+Views only read the app's own store — figures come from SQL aggregation, never from paging
+the CRM.
 """
 
 from __future__ import annotations
@@ -351,6 +353,9 @@ def deal_tab() -> ResponseReturnValue:
     from b24app.leads.journeys import journey_key
 
     deal_id = options["ID"]
+    refused = _refused_item(viewer, form, "deal", deal_id)
+    if refused is not None:
+        return refused
     with services().db() as session:
         journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
         key = journey_key(journey) if journey is not None else -deal_id
@@ -364,7 +369,24 @@ def lead_tab() -> ResponseReturnValue:
     options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
     if viewer.needs_reauth:
         return _reauth(viewer)
+    refused = _refused_item(viewer, form, "lead", options["ID"])
+    if refused is not None:
+        return refused
     return _journey_tab(viewer, options["ID"], options["ID"], "lead")
+
+
+def _refused_item(
+    viewer: Viewer, form: dict[str, Any], entity: str, item_id: int
+) -> Response | None:
+    """None when Bitrix24 confirms the viewer may read the item (trust.confirm_item_access);
+    else the page saying so, with nothing of the item: 403 refused, 503 could not ask."""
+    try:
+        trust.confirm_item_access(services(), viewer, form["AUTH_ID"], entity, item_id)
+    except ApiError as exc:
+        key = "tab.no_access" if exc.status == 403 else "tab.unconfirmed"
+        return _page("notice.html", viewer, status=exc.status, notice_title=f"{key}_title",
+                     notice_text=key)  # fmt: skip
+    return None
 
 
 def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> Response:

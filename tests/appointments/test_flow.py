@@ -8,7 +8,12 @@ the queues; timers are fired by calling their job. The real-worker version is
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from b24app.context import Services
 from b24app.settings import save_settings
@@ -21,6 +26,7 @@ from tests.appointments.conftest import attempts
 from tests.appointments.conftest import journey
 from tests.appointments.conftest import make_journey
 from tests.appointments.conftest import utc_now
+from tests.placements.conftest import crm_items
 
 
 def book(emulator: Any, portal: Any, run_jobs: Any, hours: float, **kw: Any) -> int:
@@ -62,6 +68,7 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
+    crm_items(installed_portal, "lead", 1077)
     tab = installed_portal.open_placement("CRM_LEAD_DETAIL_TAB", {"ID": "1077"}).text
     assert 'id="lead-appointments"' in tab and tab.count("attempt-ok") == 2
     assert "подтверждена клиентом" in tab
@@ -118,6 +125,69 @@ def test_moved_deleted_short_notice_and_duplicate_events(
     short = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
     assert [t.level.split("@")[0] for t in short] == ["2h"]
     assert short[0].due_at > utc_now()
+
+
+def forged_booking_event(
+    portal: Any, services: Services, event: str, booking_id: int, ts: int | None = None
+) -> int:
+    """An employee posts ``event`` for ``booking_id`` with the application token their browser
+    holds (the real form shape); returns the HTTP status. (``ts`` makes the delivery's job id:
+    the same second twice is one delivery.)"""
+    fixture = (
+        Path(__file__).parents[1] / "fixtures/client-loop/onbookingupdate_event.DERIVED.form.json"
+    )
+    form: dict[str, str] = json.loads(fixture.read_text())
+    form.update({"event": event, "data[ID]": str(booking_id), "ts": str(ts or int(time.time())),
+                 "auth[member_id]": portal.member_id,
+                 "auth[application_token]": portal.application_token})  # fmt: skip
+    url = services.settings.public_url + "/handlers/booking"
+    return requests.post(url, data=form, timeout=15).status_code
+
+
+def test_a_forged_delete_of_a_live_booking_cancels_nothing(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """ONBOOKINGDELETE is a claim: the booking is read back, Bitrix24 still has it, so the
+    appointment and its reminders stay; the genuine delete later still cancels them."""
+    make_journey(services, portal_id, deal_id=81)
+    booking_id = book(emulator, installed_portal, run_jobs, 30, deal_id=81)
+    due = [(t.due_at, t.state) for t in appointment_timers(services)]
+    assert forged_booking_event(installed_portal, services, "ONBOOKINGDELETE", booking_id) == 200
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.status == AppointmentStatus.SCHEDULED
+    assert [(t.due_at, t.state) for t in appointment_timers(services)] == due
+    assert {state for _due, state in due} == {TimerState.PENDING}
+    installed_portal.delete_booking(booking_id)
+    assert emulator.wait_idle()
+    run_jobs()
+    (appt,) = appointments(services)
+    assert appt.status == AppointmentStatus.CANCELLED
+    assert {t.state for t in appointment_timers(services)} == {TimerState.CANCELLED}
+
+
+def test_a_delete_that_cannot_be_checked_cancels_nothing(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """Bitrix24 fails to read the booking back (an internal error, then a rate limit, as the
+    batch's answer for ``get``): the job fails to be retried later; the appointment is not
+    taken for gone. (A failed request as a whole raises from the client the same way.)"""
+    make_journey(services, portal_id, deal_id=82)
+    booking_id = book(emulator, installed_portal, run_jobs, 30, deal_id=82)
+    for i, kind in enumerate(("internal_error", "query_limit")):
+        emulator.inject_fault(kind, portal=installed_portal.slug, method="booking.v1.booking.get")
+        ts = int(time.time()) + i
+        assert (
+            forged_booking_event(installed_portal, services, "ONBOOKINGDELETE", booking_id, ts)
+            == 200
+        )
+        run_jobs()
+        emulator.faults.clear()
+        (appt,) = appointments(services)
+        assert appt.status == AppointmentStatus.SCHEDULED
+        assert {t.state for t in appointment_timers(services)} == {TimerState.PENDING}
+    retried = services.queue("events").scheduled_job_registry.get_job_ids()
+    assert len(retried) == 2  # both come back (RQ retry), to read the booking again
 
 
 def test_change_request_makes_a_task_and_operator_messages_are_ignored(

@@ -160,3 +160,30 @@ def test_notifications_comments_tasks_options(rest: Rest, installed: Portal) -> 
                 deadline="2026-12-01T10:00:00").json()["result"]["id"] > 0  # fmt: skip
     rest("app.option.set", options={"settings": "v1"})
     assert rest("app.option.get", option="settings").json()["result"] == "v1"
+
+
+def test_a_user_reads_only_the_items_they_may_read(installed: Portal) -> None:
+    """Admin: every lead and deal. User 2: only those assigned to them, until granted the kind;
+    refused with the documented crm.item.get error (and crm.lead/deal.get's "Access denied")."""
+    mine = installed.add_lead({"TITLE": "Mine", "ASSIGNED_BY_ID": 2})
+    theirs = installed.add_lead({"TITLE": "Theirs", "ASSIGNED_BY_ID": 3})
+    deal = installed.add_deal({"TITLE": "Deal", "ASSIGNED_BY_ID": 3})
+    admin = Rest(installed, installed.tokens_for(1).access_token)
+    user = Rest(installed, installed.tokens_for(2).access_token)
+    for lead in (mine, theirs):
+        assert admin("crm.item.get", entityTypeId=1, id=lead).status_code == 200
+    assert admin("crm.item.get", entityTypeId=2, id=deal).json()["result"]["item"]["id"] == deal
+    assert user("crm.item.get", entityTypeId=1, id=mine).json()["result"]["item"]["id"] == mine
+    assert user("crm.lead.get", id=mine).json()["result"]["TITLE"] == "Mine"
+    denied = {"error": "ACCESS_DENIED",
+              "error_description": "You do not have permission to view this item"}  # fmt: skip
+    for entity_type_id, item in ((1, theirs), (2, deal)):
+        refused = user("crm.item.get", entityTypeId=entity_type_id, id=item)
+        assert refused.status_code == 400 and refused.json() == denied
+    for method, item in (("crm.lead.get", theirs), ("crm.deal.get", deal)):
+        assert user(method, id=item).json() == {"error": "", "error_description": "Access denied"}
+    missing = user("crm.item.get", entityTypeId=1, id=9999).json()
+    assert missing["error"] == "NOT_FOUND"  # not found comes first
+    installed.grant_crm_read(2, "deal")
+    assert user("crm.item.get", entityTypeId=2, id=deal).status_code == 200
+    assert user("crm.item.get", entityTypeId=1, id=theirs).json() == denied

@@ -37,6 +37,20 @@ class Framed:
         return self.client.post(path, query_string=query, data=form)
 
 
+def crm_items(emu_portal: EmuPortal, entity: str, *ids: int, assigned_by: int = 1) -> None:
+    """Leads or deals with these ids in the emulated CRM (no events): a tab shows an item only
+    when Bitrix24 lets the viewer read it, so seeded journeys need their items. Ids are taken
+    in ascending order, each above the ones before."""
+    store = emu_portal.leads if entity == "lead" else emu_portal.deals
+    add = emu_portal.add_lead if entity == "lead" else emu_portal.add_deal
+    for item_id in sorted(ids):
+        if store.get(item_id) is not None:
+            continue
+        assert item_id >= store.next_id, "ids must be above the ones the emulator has given"
+        store.next_id = item_id
+        add({"ASSIGNED_BY_ID": assigned_by}, events=False)
+
+
 def register_portal(services: Any, emu_portal: EmuPortal) -> int:
     """Make the emulated portal known to the app, as the install flow would."""
     emu_portal.prepare_install(None, api_only=True)

@@ -17,6 +17,7 @@ from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
+from tests.placements.conftest import crm_items
 from tests.plugins.browser import screenshot
 from tests.waiting import deadline_seconds
 
@@ -115,6 +116,7 @@ def test_dashboard_in_english_and_period_change(installed_portal, services, page
 def test_lead_tab_in_the_lead_card(installed_portal, services, page) -> None:
     """The lead card's tab shows this lead's timeline with the fired SLA timer."""
     _seed(services, installed_portal.member_id)
+    crm_items(installed_portal, "lead", 112)
     url = installed_portal.page_url("placement/CRM_LEAD_DETAIL_TAB") + "?ID=112"
     frame = _open(page, url, "#lead-tab")
     assert frame.locator("#lead-tab h2").inner_text() == "Лид №112"
@@ -175,6 +177,7 @@ def test_awkward_names_show_sensibly(installed_portal, services, page) -> None:
     width = frame.locator("body").evaluate("b => b.scrollWidth")
     assert width <= 1280, f"the page is {width}px wide"
     screenshot(page, "dashboard-awkward-names")
+    crm_items(installed_portal, "lead", 500, 503)
     for lead_id in (500, 503):
         url = installed_portal.page_url("placement/CRM_LEAD_DETAIL_TAB") + f"?ID={lead_id}"
         tab = _open(page, url, "#lead-tab")

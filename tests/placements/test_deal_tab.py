@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from b24app.storage.models import Portal
+from tests.placements.conftest import crm_items
 
 
 def test_dashboard_says_which_crm_mode(installed_portal, services) -> None:  # type: ignore[no-untyped-def]
@@ -23,6 +24,8 @@ def test_dashboard_says_which_crm_mode(installed_portal, services) -> None:  # t
 
 
 def test_deal_tab_of_an_unknown_deal_and_bad_options(installed_portal) -> None:  # type: ignore[no-untyped-def]
+    """A deal Bitrix24 has but our journal does not: the tab says so."""
+    crm_items(installed_portal, "deal", 99)
     page = installed_portal.open_placement("CRM_DEAL_DETAIL_TAB", {"ID": "99"})
     assert (
         page.status_code == 200 and "Сделка №99" in page.text and 'id="lead-missing"' in page.text

@@ -14,6 +14,7 @@ from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
+from tests.placements.conftest import crm_items
 from tests.placements.test_browser import _open
 from tests.plugins.browser import screenshot
 
@@ -37,6 +38,7 @@ def _seed(services: Any, member_id: str) -> None:
 @pytest.mark.browser
 def test_deal_tab_in_the_deal_card(installed_portal, services, page) -> None:  # type: ignore[no-untyped-def]
     _seed(services, installed_portal.member_id)
+    crm_items(installed_portal, "deal", 70)
     url = installed_portal.page_url("placement/CRM_DEAL_DETAIL_TAB") + "?ID=70"
     frame = _open(page, url, "#lead-tab")
     assert frame.locator("#lead-tab h2").inner_text() == "Сделка №70"

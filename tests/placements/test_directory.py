@@ -17,6 +17,7 @@ from b24app.storage.models import Lead
 from b24app.storage.models import LeadStageChange
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
+from tests.placements.conftest import crm_items
 
 
 @pytest.fixture
@@ -136,6 +137,7 @@ def test_lead_tab_orders_the_stage_history_and_names_stages(framed, services) ->
     """NEW and IN_PROCESS in the same second, stored in reverse: New comes first, by the
     portal's status names."""
     directory.refresh(services, framed.emu_portal.member_id)
+    crm_items(framed.emu_portal, "lead", 5)
     created = dt.datetime(2026, 11, 2, 7, 0)
     with services.db() as s:
         s.add(Lead(portal_id=framed.portal_id, lead_id=5, created_at=created,

@@ -10,6 +10,7 @@ import pytest
 
 from b24app.settings import DEFAULTS
 from b24app.settings import load_settings
+from tests.placements.conftest import crm_items
 from tests.placements.test_views import _settings_form
 from tests.placements.test_views import _token
 
@@ -54,6 +55,7 @@ _URL_WITH_TOKEN = re.compile(r"""(?:href|action|src)=["'][^"']*[?&]t=""")
 
 
 def _pages(framed: Any) -> dict[str, Any]:
+    crm_items(framed.emu_portal, "lead", 1)
     token = _token(framed.open("/app/", "DEFAULT", None))
     return {
         "main": framed.open("/app/", "DEFAULT", None),

@@ -21,6 +21,7 @@ from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
+from tests.placements.conftest import crm_items
 from tests.placements.conftest import register_portal
 
 
@@ -164,6 +165,7 @@ def test_reauth_required_portal_shows_the_reinstall_page(framed, services) -> No
 
 def test_lead_tab_shows_the_timeline(framed, services) -> None:
     """CRM_LEAD_DETAIL_TAB with {"ID": "5"}: created, first reply, stage moves, fired timers."""
+    crm_items(framed.emu_portal, "lead", 5)
     created = dt.datetime(2026, 11, 2, 7, 0)
     with services.db() as s:
         s.add(Lead(portal_id=framed.portal_id, lead_id=5, created_at=created, is_ai=True,
@@ -189,6 +191,7 @@ def test_lead_tab_shows_the_timeline(framed, services) -> None:
 
 def test_lead_tab_for_an_unknown_lead_explains(framed) -> None:
     """A lead not yet in the journal gets a friendly message, not an error."""
+    crm_items(framed.emu_portal, "lead", 77)
     response = framed.open("/app/lead-tab", "CRM_LEAD_DETAIL_TAB", {"ID": "77"})
     assert response.status_code == 200 and 'id="lead-missing"' in response.get_data(as_text=True)
 

@@ -126,6 +126,14 @@ Behaviour and the assumptions where the docs are silent
   paging. The demo resources' ranges (``booking.default_slots``) are our choice: the docs do
   not say what a resource has before ``set``. ``booking.add`` checks neither the slots nor
   overlapping bookings (whether Bitrix24 refuses those with 1018 is not documented).
+* CRM read permission per user (a model: the docs say only "a user with read access to the
+  item"): an admin reads every lead and deal; any other user reads only the items they are
+  responsible for (``ASSIGNED_BY_ID``) unless ``portal.grant_crm_read(user_id, "lead" |
+  "deal")`` lets them read all of that kind (like a CRM role with "all" instead of "own"
+  read access). Refused: ``crm.item.get`` → 400 ``ACCESS_DENIED`` "You do not have
+  permission to view this item" (documented); ``crm.lead.get`` / ``crm.deal.get`` → 400
+  ``""`` "Access denied" (the docs give only the message). A missing item is "not found"
+  first. The check holds inside ``batch`` too (same token); list methods are not filtered.
 * Admin-only (403 ``ACCESS_DENIED``): event.bind/unbind, placement.bind/get/unbind,
   bizproc.robot.*, app.option.set, crm.status.add/update/delete,
   crm.lead.userfield.add/update/delete.

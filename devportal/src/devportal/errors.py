@@ -50,3 +50,15 @@ def not_found_lead() -> RestError:
 
 def item_not_found() -> RestError:
     return RestError(400, "NOT_FOUND", "Element not found")
+
+
+def item_access_denied() -> RestError:
+    """``crm.item.get`` on an item the user may not read (documented: 400 ACCESS_DENIED)."""
+    return RestError(400, "ACCESS_DENIED", "You do not have permission to view this item")
+
+
+def access_denied_old_api() -> RestError:
+    """``crm.lead.get`` / ``crm.deal.get`` on an item the user may not read: the docs give
+    only the message "Access denied"; the code is empty and the status 400, as for their
+    "Not found" (our reading)."""
+    return RestError(400, "", "Access denied")

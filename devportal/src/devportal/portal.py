@@ -125,6 +125,8 @@ class Portal:
             self.add_user(**raw)
         if admin_user_id in self.users:
             self.users[admin_user_id]["ADMIN"] = True
+        # CRM read permission beyond one's own items: user id -> {"lead", "deal"} (see may_read)
+        self.crm_read_all: dict[int, set[str]] = {}
         self.departments: dict[int, dict[str, Any]] = {
             int(d["ID"]): dict(d)
             for d in (departments if departments is not None else defaults.DEFAULT_DEPARTMENTS)
@@ -232,6 +234,19 @@ class Portal:
     def is_admin(self, user_id: int) -> bool:
         user = self.users.get(user_id)
         return bool(user and user.get("ADMIN"))
+
+    def grant_crm_read(self, user_id: int, entity: str) -> None:
+        """Let ``user_id`` read every ``entity`` ("lead" / "deal"), not only their own."""
+        with self.lock:
+            self.crm_read_all.setdefault(user_id, set()).add(entity)
+
+    def may_read(self, user_id: int, entity: str, row: dict[str, Any]) -> bool:
+        """May ``user_id`` read this lead/deal row? Admins read all; others read the items they
+        are responsible for (``ASSIGNED_BY_ID``) unless granted the entity (our model of a
+        CRM role with "own items" read access; see the package docstring)."""
+        if self.is_admin(user_id) or entity in self.crm_read_all.get(user_id, ()):
+            return True
+        return str(row.get("ASSIGNED_BY_ID") or "") == str(user_id)
 
     def tokens_for(self, user_id: int | None = None) -> TokenPair:
         """A fresh token pair for a user (default: the admin), as if they opened the app."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from devportal import deals
+from devportal.errors import access_denied_old_api
+from devportal.errors import item_access_denied
 from devportal.errors import item_not_found
 from devportal.errors import RestError
 from devportal.leads import UF_NAME_RE
@@ -64,6 +66,8 @@ def deal_get(ctx: Ctx) -> dict[str, Any]:
     row = ctx.portal.deals.get(_deal_id(ctx.param("id", "ID")))
     if row is None:
         raise _not_found()
+    if not ctx.portal.may_read(ctx.user_id, "deal", row):
+        raise access_denied_old_api()
     return dict(row)
 
 
@@ -167,7 +171,11 @@ def _item(ctx: Ctx, deal_id: int) -> dict[str, Any]:
 
 
 def item_get(ctx: Ctx) -> dict[str, Any]:
-    return {"item": _item(ctx, item_id(ctx))}
+    deal_id = item_id(ctx)
+    row = ctx.portal.deals.get(deal_id)
+    if row is not None and not ctx.portal.may_read(ctx.user_id, "deal", row):
+        raise item_access_denied()
+    return {"item": _item(ctx, deal_id)}
 
 
 def item_add(ctx: Ctx) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devportal.errors import item_access_denied
 from devportal.errors import item_not_found
 from devportal.errors import RestError
 from devportal.leads import CAMEL_TO_UPPER
@@ -52,7 +53,11 @@ def item_get(ctx: Ctx) -> dict[str, Any]:
     if _is_deal(ctx):
         return crm_deal.item_get(ctx)
     _entity(ctx)
-    return {"item": _item(ctx, item_id(ctx))}
+    lead_id = item_id(ctx)
+    row = ctx.portal.leads.get(lead_id)
+    if row is not None and not ctx.portal.may_read(ctx.user_id, "lead", row):
+        raise item_access_denied()
+    return {"item": _item(ctx, lead_id)}
 
 
 @method("crm.item.add")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devportal.deals import after_lead_created
+from devportal.errors import access_denied_old_api
 from devportal.errors import not_found_lead
 from devportal.errors import RestError
 from devportal.leads import create_lead
@@ -62,6 +63,8 @@ def lead_get(ctx: Ctx) -> dict[str, Any]:
     row = ctx.portal.leads.get(_lead_id(ctx.param("id", "ID")))
     if row is None:
         raise not_found_lead()
+    if not ctx.portal.may_read(ctx.user_id, "lead", row):
+        raise access_denied_old_api()
     return dict(row)
 
 
