@@ -18,6 +18,7 @@ import re
 from dataclasses import asdict
 from dataclasses import dataclass
 
+from rq import get_current_job
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
@@ -131,7 +132,23 @@ def answer_turn(
 
     turn = Turn(member_id, bot_id, chat_id, dialog_id, message_id, text, user_id, user_name,
                 entity_id, entity_data2, received_at)  # fmt: skip
-    return process_turn(context.current(), turn)
+    services = context.current()
+    try:
+        return process_turn(services, turn)
+    except Exception:
+        job = get_current_job()
+        if job is None or not job.retries_left:
+            # its last try failed: the chat's later messages no longer answer it first
+            answered(services, turn)
+        raise
+
+
+def release_hold(member_id: str, dialog_pk: int, booked_at: str) -> str:
+    """RQ job (``timers``, scheduled at the pre-booking): an unconfirmed pre-booking expires,
+    see :mod:`b24app.assistant.holds`."""
+    from b24app.assistant.holds import expire
+
+    return expire(context.current(), member_id, dialog_pk, booked_at)
 
 
 def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: str) -> None:
