@@ -101,6 +101,8 @@ def range_starts(
     for r in ranges:
         # a range's own day may start the day before or after ours in another zone
         for shift in (-1, 0, 1):
+            if not dt.date.min < day < dt.date.max and shift:
+                continue  # no day before the first or after the last date Python has
             own_day = day + dt.timedelta(days=shift)
             if own_day.weekday() not in r.weekdays:
                 continue
