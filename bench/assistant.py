@@ -68,6 +68,16 @@ SCRIPT = ["маникюр", "завтра после 18", "+7 (912) 345-67-89", 
 HOLD_SCRIPT = ["маникюр", "после 18", "+7 (912) 345-67-89", "Анна", "1"]  # never "да"
 
 
+def hold_script(i: int, own_phone: bool) -> list[str]:
+    """The ``i``-th visitor asks for an evening of its own among the next 14 days (as the
+    issue's visitors spread over the window) and taps the first time offered."""
+    import datetime as dt
+
+    day = dt.date.today() + dt.timedelta(days=1 + i % 14)
+    script = [f"{day:%d.%m} после 18" if t == "после 18" else t for t in HOLD_SCRIPT]
+    return with_phone(script, i) if own_phone else script
+
+
 def with_phone(script: list[str], i: int) -> list[str]:
     """The script with the ``i``-th client's own phone."""
     return [f"+7 (912) {100 + i % 900:03d}-67-89" if t == SCRIPT[2] else t for t in script]
@@ -371,7 +381,7 @@ def holds_bench(services: Any, portals: list[EmuPortal], visitors: int, think: f
     threads = []
     for p, portal in enumerate(portals):
         for i in range(visitors):
-            script = HOLD_SCRIPT if p == 0 else with_phone(HOLD_SCRIPT, i)
+            script = hold_script(i, own_phone=p == 1)
             threads.append(threading.Thread(target=play, args=(portal, script, think, i, timeout),
                                             daemon=True))  # fmt: skip
     for thread in threads:

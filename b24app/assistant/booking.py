@@ -31,6 +31,7 @@ from b24app.assistant.bot import int_id
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.leads.journeys import find_journey
+from b24app.reach import is_transient
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import utc_now
@@ -117,13 +118,23 @@ def prebook(
     schedule_appointment(services, appointment_id)
 
 
-def release(services: Services, client: Any, dialog_pk: int) -> None:
+def release(
+    services: Services, client: Any, dialog_pk: int, *, raise_transient: bool = False
+) -> None:
     """The client went back after the pre-booking, or it expired unconfirmed: free the time
-    again (the journey's appointment time goes with it)."""
+    again (the journey's appointment time goes with it). The booking is deleted first: with
+    ``raise_transient`` (the expiry job) a limit or outage is raised before anything changed,
+    so the job's retry deletes it instead of leaving it behind. Call under the chat's lock."""
     with services.db() as session:
         dialog = session.get(AssistantDialog, dialog_pk)
         assert dialog is not None
-        booking_id, appointment_id = dialog.booking_id, dialog.appointment_id
+        booking_id = dialog.booking_id
+    if booking_id:
+        _delete_booking(services, client, booking_id, raise_transient=raise_transient)
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        appointment_id = dialog.appointment_id
         dialog.booking_start = dialog.booking_end = dialog.booked_at = None
         dialog.booking_id = dialog.appointment_id = None
         if appointment_id:
@@ -133,8 +144,6 @@ def release(services: Services, client: Any, dialog_pk: int) -> None:
         )
         if journey is not None:
             journey.booking_at = None
-    if booking_id:
-        _delete_booking(services, client, booking_id)
     if appointment_id:
         schedule_appointment(services, appointment_id)  # disarms its reminders
 
@@ -164,10 +173,14 @@ def _cancel_row(session: Any, appointment_id: int) -> None:
         cancel_appointment(session, row)
 
 
-def _delete_booking(services: Services, client: Any, booking_id: int) -> None:
+def _delete_booking(
+    services: Services, client: Any, booking_id: int, *, raise_transient: bool = False
+) -> None:
     try:
         client.call("booking.v1.booking.delete", {"id": booking_id})
     except BitrixError as exc:
+        if raise_transient and is_transient(exc):
+            raise
         log.info("booking %s not deleted: %s", booking_id, exc)
         return
     note_booking(services, client.member_id, booking_id, None)

@@ -156,7 +156,7 @@ def expire(services: Services, member_id: str, dialog_pk: int, booked_at: str) -
                 return "confirmed"
             bot_id, reply_to = dialog.bot_id, dialog.dialog_id
         client = services.bitrix(member_id)
-        booking.release(services, client, dialog_pk)
+        booking.release(services, client, dialog_pk, raise_transient=True)
         claims.release(services.redis, member_id, dialog_pk)
         with services.db() as session:
             dialog = session.get(AssistantDialog, dialog_pk)
