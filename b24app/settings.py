@@ -145,6 +145,11 @@ DEFAULTS: dict[str, Any] = {
         # refund: b24app.assistant.understanding.DEFAULT_SAFETY); the portal adds its words.
         "kind": "salon",
         "safety_words": {},
+        # unconfirmed pre-bookings expire, one client holds one, new dialogs per line and
+        # hour, how far ahead it books (b24app.assistant.holds, .rate, .slots)
+        "hold_minutes": 30,
+        "dialogs_per_hour": 30,
+        "horizon_days": 60,
         "handoff": "operator",  # operator (imopenlines.bot.session.operator) or queue
         "queue_id": None,  # the open line's ID for "queue"
         # Pre-book in Online Booking on this resource (booking.v1.booking.add); None: the
@@ -305,6 +310,10 @@ class AssistantSchema(_Strict):
             validate=validate.Length(max=100),
         ),
     )
+    # bounds as in b24app.assistant.holds.HOLD_MINUTES, rate.PER_HOUR, slots.HORIZON_DAYS
+    hold_minutes = fields.Integer(validate=validate.Range(min=5, max=1440))
+    dialogs_per_hour = fields.Integer(validate=validate.Range(min=1, max=1000))
+    horizon_days = fields.Integer(validate=validate.Range(min=1, max=365))
     handoff = fields.String(validate=validate.OneOf(("operator", "queue")))
     queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     booking_resource_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))

@@ -20,6 +20,16 @@ Measured from the emulator's own records:
 * hand-off time — from that POST to ``imopenlines.bot.session.operator`` taking effect.
 
     python bench/assistant.py [--scale 0.4] [--think 6] [--assistant-workers 2]
+
+Each dialog types its own phone, and the line's rate of new dialogs is set out of the way
+(``dialogs_per_hour`` 1000): this bench measures answers, not the holds' limits.
+
+``--holds N`` plays the issue-19 attack instead: N anonymous visitors on portal 0 who all type
+one phone, and N on portal 1 with a phone each, every one tapping the first evening time
+offered and never confirming (the portals' default limits: one unconfirmed hold per phone,
+30 new dialogs per line and hour, holds expire after 30 minutes). It prints the times held,
+the taps refused and the chats sent to the operators, then moves the release jobs' due time
+to now (the clock is driven, not waited for) and prints how many times were freed.
 """
 
 from __future__ import annotations
@@ -55,6 +65,24 @@ from tests.plugins.worker import worker_env  # noqa: E402
 from tests.plugins.worker import WorkerProcess  # noqa: E402
 
 SCRIPT = ["маникюр", "завтра после 18", "+7 (912) 345-67-89", "Анна", "1", "да"]
+HOLD_SCRIPT = ["маникюр", "после 18", "+7 (912) 345-67-89", "Анна", "1"]  # never "да"
+
+
+def hold_script(i: int, own_phone: bool) -> list[str]:
+    """The ``i``-th visitor asks for an evening of its own among the next 14 days (as the
+    issue's visitors spread over the window) and taps the first time offered."""
+    import datetime as dt
+
+    day = dt.date.today() + dt.timedelta(days=1 + i % 14)
+    script = [f"{day:%d.%m} после 18" if t == "после 18" else t for t in HOLD_SCRIPT]
+    return with_phone(script, i) if own_phone else script
+
+
+def with_phone(script: list[str], i: int) -> list[str]:
+    """The script with the ``i``-th client's own phone."""
+    return [f"+7 (912) {100 + i % 900:03d}-67-89" if t == SCRIPT[2] else t for t in script]
+
+
 HANDOFF_SCRIPT = ["маникюр", "позовите администратора"]
 
 
@@ -177,7 +205,9 @@ def scenario(name: str, emu: DevPortal, portals: list[EmuPortal], dialogs: int, 
     def run(i: int) -> None:
         portal = portals[i % len(portals)]
         script = (
-            HANDOFF_SCRIPT if handoff_every and i % handoff_every == handoff_every - 1 else SCRIPT
+            HANDOFF_SCRIPT
+            if handoff_every and i % handoff_every == handoff_every - 1
+            else with_phone(SCRIPT, i)
         )
         chat_id, missed = play(portal, script, think, i, timeout)
         with lock:
@@ -212,6 +242,7 @@ def main() -> None:
     parser.add_argument("--assistant-workers", type=int, default=2)
     parser.add_argument("--gunicorn", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0, help="per answer")
+    parser.add_argument("--holds", type=int, default=0, help="visitors per portal (issue 19)")
     parser.add_argument(
         "--booking",
         action="store_true",
@@ -262,12 +293,17 @@ def main() -> None:
                 row = get_portal(session, portal.member_id)
                 assert row is not None
                 assistant: dict[str, Any] = {"enabled": True}
+                if not args.holds:
+                    assistant["dialogs_per_hour"] = 1000
                 if args.booking:
                     assistant["booking_resource_id"] = 1
                 save_settings(session, row.id, {"assistant": assistant})
             with portal.lock:
                 portal.imbot.attach(1)  # the admin attaches the bot to the open line
         emu.wait_idle(600)
+        if args.holds:
+            holds_bench(services, portals[:2], args.holds, args.think, args.timeout)
+            return
         one_since = time.time()
         one = scenario("one portal", emu, portals[:1], dialogs, args.think, args.handoff_every,
                        args.timeout)  # fmt: skip
@@ -328,6 +364,67 @@ def main() -> None:
         emu.stop()
         services.dispose()
         redis.stop()
+
+
+def holds_bench(services: Any, portals: list[EmuPortal], visitors: int, think: float,
+                timeout: float) -> None:  # fmt: skip
+    """The issue-19 attack on two portals (one phone / a phone each), then the holds' expiry."""
+    from rq.job import Job
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    from b24app.i18n import translate
+    from b24app.storage.models import AssistantDialog
+    from b24app.storage.models import AssistantTurn
+
+    started = time.monotonic()
+    threads = []
+    for p, portal in enumerate(portals):
+        for i in range(visitors):
+            script = hold_script(i, own_phone=p == 1)
+            threads.append(threading.Thread(target=play, args=(portal, script, think, i, timeout),
+                                            daemon=True))  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    refusal = translate("ru", "assistant.hold_elsewhere")
+
+    def count(portal: EmuPortal) -> tuple[int, int, int]:
+        with services.db() as session:
+            portal_id = get_portal(session, portal.member_id).id  # type: ignore[union-attr]
+            mine = AssistantDialog.portal_id == portal_id
+            held = session.scalar(select(func.count()).where(
+                mine, AssistantDialog.booking_start.is_not(None)))  # fmt: skip
+            refused = session.scalar(
+                select(func.count()).select_from(AssistantTurn)
+                .join(AssistantDialog, AssistantDialog.id == AssistantTurn.dialog_id)
+                .where(mine, AssistantTurn.reply == refusal)
+            )  # fmt: skip
+            limited = session.scalar(select(func.count()).where(
+                mine, AssistantDialog.handoff_reason == "rate_limited"))  # fmt: skip
+        return int(held or 0), int(refused or 0), int(limited or 0)
+
+    print(f"\nholds bench: {visitors} visitors per portal, think {think}s, wall {seconds:.1f}s")
+    for name, portal in zip(("one phone", "a phone each"), portals, strict=False):
+        held, refused, limited = count(portal)
+        print(f"{name:>13}: times held {held}, taps refused {refused}, "
+              f"chats to operators (rate) {limited}")  # fmt: skip
+    registry = services.queue("timers").scheduled_job_registry
+    due = [j for j in registry.get_job_ids() if j.startswith("asst-hold-")]
+    print(f"release jobs scheduled: {len(due)}")
+    for job_id in due:  # drive the clock: every release job is due now
+        registry.schedule(Job.fetch(job_id, connection=services.redis), time_now_utc())
+    _wait(lambda: all(count(portal)[0] == 0 for portal in portals), timeout, "holds released")
+    print(f"held after the release jobs ran: {[count(portal)[0] for portal in portals]}, "
+          f"{time.monotonic() - started - seconds:.1f}s after the drive")  # fmt: skip
+
+
+def time_now_utc() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
 
 
 def _bookings(portals: list[EmuPortal]) -> tuple[int, int]:

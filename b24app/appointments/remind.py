@@ -69,6 +69,7 @@ from b24app.sla.reminders import render_reminder
 from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import AssistantDialog
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalSettings
@@ -223,6 +224,22 @@ def claim_appointment_timer(
     assert appt is not None and portal is not None
     if not rows_affected(session.execute(claim_statement(timer.id, now))):
         return "busy"
+    # A pre-booking of the assistant on a chat bound to a lead only: the lead's phone is the
+    # one a chat visitor typed (the assistant wrote it there), and no one at the salon has
+    # confirmed it; no SMS workflow goes to it (a deal's or contact's phone is the CRM's own).
+    chat_typed_phone = (
+        session.scalar(
+            select(AssistantDialog.id)
+            .where(
+                AssistantDialog.portal_id == appt.portal_id,
+                AssistantDialog.appointment_id == appt.id,
+                AssistantDialog.deal_id.is_(None),
+                AssistantDialog.contact_id.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
     return {
         "timer_id": timer.id,
         "appointment_id": appt.id,
@@ -242,6 +259,7 @@ def claim_appointment_timer(
         "service": appt.service,
         "confirmed": appt.status == AppointmentStatus.CONFIRMED,
         "chat_id": appt.chat_id,
+        "chat_typed_phone": chat_typed_phone,
         "payload": dict(timer.payload or {}),
         "settings": effective_settings(settings_row),
     }
@@ -371,6 +389,8 @@ def _try(
             known = (first[0][0], first[0][1], int(snap["chat_id"])) if first else None
         return send_chat(client, _targets(snap), sender, text, known=known)
     if channel == "workflow":
+        if snap.get("chat_typed_phone"):
+            return Delivery(False, error="phone_typed_in_chat")
         workflow = config["workflow"]
         kind = workflow.get("document_type") or "DEAL"
         local_time = snap["starts_at"].replace(tzinfo=dt.UTC).isoformat()

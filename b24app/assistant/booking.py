@@ -6,7 +6,9 @@ that resource, then the client (``booking.v1.booking.client.set``, a CRM contact
 neither clients nor links) and the deal (``booking.v1.booking.externalData.set``) when the chat
 is bound to them (CLIENT-LOOP §1.3, §1.6). The appointment row carries the ``booking_id``, so
 the ``ONBOOKINGADD`` that follows finds it instead of adding a second one. Going back after a
-pre-booking deletes the booking and cancels the appointment; a confirmation marks it confirmed.
+pre-booking, or its expiry unconfirmed (``assistant.holds``), deletes the booking (and drops it
+from the cached window at once, so the time is offered again without waiting for the event)
+and cancels the appointment; a confirmation marks it confirmed.
 
 Free times (``service.resource_times``): with a resource set, its slot ranges
 (``booking.v1.resource.slots.list``) minus its bookings in the window (``booking.v1.booking.
@@ -22,11 +24,14 @@ import logging
 from typing import Any
 
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.resources import note_booking
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
 from b24app.assistant.bot import int_id
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
+from b24app.leads.journeys import find_journey
+from b24app.reach import is_transient
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import utc_now
@@ -59,7 +64,7 @@ def prebook(
     booking_id: int | None = None
     if resource_id:
         if old_booking:
-            _delete_booking(client, old_booking)
+            _delete_booking(services, client, old_booking)
         ts = int(start_utc.replace(tzinfo=dt.UTC).timestamp())
         period = {
             "from": {"timestamp": ts, "timezone": time_zone},
@@ -113,18 +118,32 @@ def prebook(
     schedule_appointment(services, appointment_id)
 
 
-def release(services: Services, client: Any, dialog_pk: int) -> None:
-    """The client went back after the pre-booking: free the time again."""
+def release(
+    services: Services, client: Any, dialog_pk: int, *, raise_transient: bool = False
+) -> None:
+    """The client went back after the pre-booking, or it expired unconfirmed: free the time
+    again (the journey's appointment time goes with it). The booking is deleted first: with
+    ``raise_transient`` (the expiry job) a limit or outage is raised before anything changed,
+    so the job's retry deletes it instead of leaving it behind. Call under the chat's lock."""
     with services.db() as session:
         dialog = session.get(AssistantDialog, dialog_pk)
         assert dialog is not None
-        booking_id, appointment_id = dialog.booking_id, dialog.appointment_id
+        booking_id = dialog.booking_id
+    if booking_id:
+        _delete_booking(services, client, booking_id, raise_transient=raise_transient)
+    with services.db() as session:
+        dialog = session.get(AssistantDialog, dialog_pk)
+        assert dialog is not None
+        appointment_id = dialog.appointment_id
         dialog.booking_start = dialog.booking_end = dialog.booked_at = None
         dialog.booking_id = dialog.appointment_id = None
         if appointment_id:
             _cancel_row(session, appointment_id)
-    if booking_id:
-        _delete_booking(client, booking_id)
+        journey = find_journey(
+            session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
+        )
+        if journey is not None:
+            journey.booking_at = None
     if appointment_id:
         schedule_appointment(services, appointment_id)  # disarms its reminders
 
@@ -154,8 +173,14 @@ def _cancel_row(session: Any, appointment_id: int) -> None:
         cancel_appointment(session, row)
 
 
-def _delete_booking(client: Any, booking_id: int) -> None:
+def _delete_booking(
+    services: Services, client: Any, booking_id: int, *, raise_transient: bool = False
+) -> None:
     try:
         client.call("booking.v1.booking.delete", {"id": booking_id})
     except BitrixError as exc:
+        if raise_transient and is_transient(exc):
+            raise
         log.info("booking %s not deleted: %s", booking_id, exc)
+        return
+    note_booking(services, client.member_id, booking_id, None)

@@ -86,6 +86,8 @@ class Script:
     greeting: str = ""
     questions: dict[str, str] = field(default_factory=dict)
     business_name: str = ""
+    # the last day the assistant books (its horizon); a later day wished is refused
+    last_day: dt.date | None = None
 
     def service(self, code: str | None) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
@@ -249,6 +251,25 @@ def _ask(s: DialogState, script: Script, free_times: FreeTimes, prefix: str = ""
     return Reply(lead + text, s, [script.text("btn_yes"), script.text("btn_change")])
 
 
+def _too_far(u: Understanding, script: Script) -> bool:
+    """The message wishes a day beyond the assistant's horizon."""
+    return bool(
+        script.last_day
+        and u.when is not None
+        and u.when.day is not None
+        and u.when.day > script.last_day
+        and u.scores.get("when", 0) >= SURE
+    )
+
+
+def hold_refused(state: DialogState, script: Script) -> Reply:
+    """The client already holds an unconfirmed pre-booking in another chat: nothing is booked,
+    the times offered stay on the buttons (``assistant.holds``)."""
+    s = replace(state, state="slot", start=None)
+    buttons = [fmt_slot(dt.datetime.fromisoformat(o), script.lang) for o in s.offered]
+    return Reply(script.text("hold_elsewhere"), s, buttons)
+
+
 def may_prebook(state: DialogState, u: Understanding) -> bool:
     """The client tapped one of the offered times: this turn may pre-book it (the caller
     decides and claims the time under the portal's slot lock, see ``assistant.claims``)."""
@@ -289,6 +310,13 @@ def step(
 
     if u.has("back") and state.state not in ("new", "cancelled"):
         return _ask(_back(state), script, free_times, script.text("back_ok"))
+
+    if _too_far(u, script):
+        # «31.12.9999»: everything else the message said is kept, the day is asked again
+        assert script.last_day is not None
+        s = replace(_absorb(state, replace(u, when=None)), fails=0)
+        prefix = script.text("too_far", date=f"{script.last_day:%d.%m.%Y}")
+        return _ask(s, script, free_times, (greeting + "\n" + prefix).strip())
 
     expect = state.state if state.state in ORDER else None
     s = _absorb(state, u)

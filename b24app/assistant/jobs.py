@@ -22,6 +22,7 @@ import re
 from dataclasses import asdict
 from dataclasses import dataclass
 
+from rq import get_current_job
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 
@@ -142,7 +143,22 @@ def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:
     turn = _waiting_turn(services, member_id, chat_id, message_id)
     if turn is None:
         return "answered_already"
-    return process_turn(services, turn)
+    try:
+        return process_turn(services, turn)
+    except Exception:
+        job = get_current_job()
+        if job is None or not job.retries_left:
+            # its last try failed: the chat's later messages no longer answer it first
+            answered(services, turn)
+        raise
+
+
+def release_hold(member_id: str, dialog_pk: int, booked_at: str) -> str:
+    """RQ job (``timers``, scheduled at the pre-booking): an unconfirmed pre-booking expires,
+    see :mod:`b24app.assistant.holds`."""
+    from b24app.assistant.holds import expire
+
+    return expire(context.current(), member_id, dialog_pk, booked_at)
 
 
 def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: str) -> None:

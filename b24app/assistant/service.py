@@ -17,6 +17,7 @@ repeated delivery sends nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -32,9 +33,12 @@ from b24app import logs
 from b24app.appointments.resources import availability
 from b24app.assistant import bot as botapi
 from b24app.assistant import claims
+from b24app.assistant import holds
 from b24app.assistant import outbox
+from b24app.assistant import rate
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import fmt_when
+from b24app.assistant.dialog import hold_refused
 from b24app.assistant.dialog import may_prebook
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
@@ -45,6 +49,7 @@ from b24app.assistant.jobs import waiting_before
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.slots import busy_from_bookings
 from b24app.assistant.slots import free_times
+from b24app.assistant.slots import horizon_days
 from b24app.assistant.slots import Interval
 from b24app.assistant.slots import local_at
 from b24app.assistant.slots import parse_ranges
@@ -74,7 +79,6 @@ from b24app.storage.portals import get_portal
 
 log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT = 30
 TYPING_HEADROOM = 25  # bucket slots kept for answers before typing is dropped
 WINDOW_SLACK_DAYS = 7  # a Booking window covers wishes up to a week ahead
 
@@ -186,6 +190,7 @@ def resource_times(
     now: dt.datetime,
     busy: Sequence[Interval],
     own_booking: int | None,
+    last_day: dt.date | None = None,
 ) -> list[dt.datetime] | None:
     """Free times of the Booking resource: its slot ranges minus its bookings in the window
     (one cached batch, ``b24app.appointments.resources``) and the other dialogs' pre-bookings.
@@ -214,7 +219,7 @@ def resource_times(
     )
     return free_times(calendar, when, duration, now=now, busy=[*busy, *taken],
                       starts=resource_starts(ranges, calendar, tz),
-                      until=local_at(found.complete_until, tz))  # fmt: skip
+                      until=local_at(found.complete_until, tz), last_day=last_day)  # fmt: skip
 
 
 # --- the turn --------------------------------------------------------------------------------
@@ -353,6 +358,7 @@ def _after_answer(
             resource_id=assistant.get("booking_resource_id"),
         )  # fmt: skip
         claims.release(services.redis, member_id, dialog_pk)  # the row holds the time now
+        holds.schedule_release(services, member_id, dialog_pk, holds.hold_minutes(assistant))
         with services.db() as session:
             dialog = session.get(AssistantDialog, dialog_pk)
             assert dialog is not None
@@ -364,16 +370,10 @@ def _after_answer(
     elif before.start and not after.start and after.state != "handoff":
         booking.release(services, client, dialog_pk)
         claims.release(services.redis, member_id, dialog_pk)
-        with services.db() as session:
-            dialog = session.get(AssistantDialog, dialog_pk)
-            assert dialog is not None
-            journey = find_journey(
-                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
-            )
-            if journey is not None:
-                journey.booking_at = None
+        holds.cancel_release(services, member_id, dialog_pk)
     if "confirm" in reply.actions:
         booking.confirm(services, dialog_pk)
+        holds.cancel_release(services, member_id, dialog_pk)
 
 
 def _prebook_span(
@@ -398,14 +398,9 @@ def process_turn(services: Services, turn: Turn) -> str:
     script, assistant = script_of(settings, "en" if lang.startswith("en") else "ru")
     calendar = WorkCalendar.from_settings(settings)
     tz = calendar.time_zone
-    lock = services.redis.lock(
-        f"b24app:lock:assistant:{turn.member_id}:{turn.chat_id}",
-        timeout=LOCK_TIMEOUT,
-        blocking_timeout=LOCK_TIMEOUT,
-    )
     queued: list[bool] = []
     with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id):
-        with lock:
+        with claims.chat_lock(services.redis, turn.member_id, turn.chat_id):
             try:
                 # The chat's earlier messages first, whichever job took the lock first.
                 for earlier in waiting_before(services, turn):
@@ -466,7 +461,7 @@ def _process_locked(
                 pending_handoff = (
                     dialog.state == "handoff"
                     and dialog.operator_notified_at is None
-                    and dialog.handoff_reason != "disabled"
+                    and dialog.handoff_reason not in ("disabled", "rate_limited")
                 )
                 if not pending_handoff:
                     return "duplicate"
@@ -475,6 +470,7 @@ def _process_locked(
         before = DialogState.load(dialog.state, dialog.slots, dialog.handoff_reason)
         own_booking = dialog.booking_id
         first_turn = dialog.turns == 0
+        client_user_id = dialog.client_user_id
         lead_id = dialog.lead_id
         channel = dialog.channel
         line_id = dialog.line_id
@@ -493,6 +489,12 @@ def _process_locked(
     if before.state == "handoff":
         _store_turn(services, dialog_pk, turn, before, before, None, Reply("", before), 0, None)
         return "operator"
+    if first_turn and not rate.admit_dialog(
+        services.redis, turn.member_id, line_id, turn.chat_id, rate.per_hour(assistant)
+    ):
+        log.info("line %s: over its new dialogs per hour, the chat goes to the operators", line_id)
+        _silent_handoff(services, client, turn, dialog_pk, assistant, reason="rate_limited")
+        return "rate_limited"
 
     if first_turn and lead_id:
         from b24app.assistant.handoff import hold_first_reply
@@ -504,18 +506,27 @@ def _process_locked(
                       {"botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"})  # fmt: skip
     think_start = time.monotonic()
     now = dt.datetime.now(tz)
+    script = dataclasses.replace(
+        script, last_day=now.date() + dt.timedelta(days=horizon_days(assistant))
+    )
     choices = _offered_buttons(before, script)
     safety = safety_vocabulary(str(assistant.get("kind") or "salon"), assistant.get("safety_words"))
     model = _understander(services, assistant)
     understanding: Understanding
-    if model is not None:
-        understanding = model.understand(turn.text, now=now, services=script.services,
-                                         expect=before.state, choices=choices,
-                                         lang=script.lang, safety=safety)  # fmt: skip
-    else:
-        understanding = understand(turn.text, now=now, services=script.services,
-                                   expect=before.state, choices=choices,
-                                   lang=script.lang, safety=safety)  # fmt: skip
+    try:
+        if model is not None:
+            understanding = model.understand(turn.text, now=now, services=script.services,
+                                             expect=before.state, choices=choices,
+                                             lang=script.lang, safety=safety)  # fmt: skip
+        else:
+            understanding = understand(turn.text, now=now, services=script.services,
+                                       expect=before.state, choices=choices,
+                                       lang=script.lang, safety=safety)  # fmt: skip
+    except (OverflowError, ValueError):
+        # a date out of every range ("31.12.9999 после 22" plus a day): read as nothing
+        # understood, answered like any unclear message instead of failing the job
+        log.warning("message not understood: a value out of range", exc_info=True)
+        understanding = Understanding(text=turn.text)
     resource_id = int(assistant.get("booking_resource_id") or 0)
 
     def taken_now(prebookings_only: bool) -> list[Interval]:
@@ -532,12 +543,13 @@ def _process_locked(
         if resource_id:
             times = resource_times(services, client, turn.member_id, resource_id, calendar,
                                    when, duration, now=local_now, busy=busy,
-                                   own_booking=own_booking)  # fmt: skip
+                                   own_booking=own_booking, last_day=script.last_day)  # fmt: skip
             if times is not None:
                 return times
             # no answer from the portal, or no slot settings: the app's own view of the week
             busy[:] = taken_now(False)
-        return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes)
+        return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes,
+                          last_day=script.last_day)  # fmt: skip
 
     # A tapped time: another chat may be taking the same time on another worker right now, so
     # the read of what is taken, the step's re-check and the claim go under the portal's slot
@@ -551,8 +563,14 @@ def _process_locked(
         busy = taken_now(bool(resource_id))
         reply = step(before, understanding, script, offer)
         if "prebook" in reply.actions and reply.state.start:
-            start_utc, minutes = _prebook_span(reply.state, script, calendar)
-            claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes)
+            who = reply.state.phone, client_user_id
+            if holds.held_elsewhere(services, turn.member_id, portal_id, dialog_pk, *who,
+                                    holds.hold_minutes(assistant)):  # fmt: skip
+                reply = hold_refused(reply.state, script)
+            else:
+                start_utc, minutes = _prebook_span(reply.state, script, calendar)
+                claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes,
+                             holds.owner(*who))  # fmt: skip
     after = reply.state
     think_ms = int((time.monotonic() - think_start) * 1000)
 
@@ -715,9 +733,15 @@ def _call_quietly(client: Any, method: str, params: dict[str, Any]) -> None:
 
 
 def _silent_handoff(
-    services: Services, client: Any, turn: Turn, dialog_pk: int, assistant: dict[str, Any]
+    services: Services,
+    client: Any,
+    turn: Turn,
+    dialog_pk: int,
+    assistant: dict[str, Any],
+    reason: str = "disabled",
 ) -> None:
-    """The assistant is off (or not for this line): the chat goes straight to the operators."""
+    """The assistant is off (or not for this line, or the line is over its rate of new
+    dialogs): the chat goes straight to the operators."""
     from b24app.assistant.handoff import session_handoff_call
 
     method, params = session_handoff_call(turn.chat_id, assistant)
@@ -726,7 +750,7 @@ def _silent_handoff(
         dialog = session.get(AssistantDialog, dialog_pk)
         assert dialog is not None
         dialog.state = "handoff"
-        dialog.handoff_reason = "disabled"
+        dialog.handoff_reason = reason
         dialog.handoff_at = dialog.operator_notified_at = utc_now()
 
 

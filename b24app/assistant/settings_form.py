@@ -67,7 +67,18 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any] | None:
     if "asst_services" not in form:
         return None
     lines = [p.strip() for p in str(form.get("asst_lines", "")).split(",") if p.strip()]
+    # the holds' limits (b24app.assistant.holds, .rate, .slots): an empty field keeps the value
+    limits = {
+        key: value
+        for key, value in (
+            ("hold_minutes", _int_or_none(form.get("asst_hold_minutes"))),
+            ("dialogs_per_hour", _int_or_none(form.get("asst_dialogs_per_hour"))),
+            ("horizon_days", _int_or_none(form.get("asst_horizon_days"))),
+        )
+        if value is not None
+    }
     return {
+        **limits,
         "enabled": _checked(form, "asst_enabled"),
         "model": _checked(form, "asst_model"),
         "lines": lines,
@@ -105,4 +116,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "asst_handoff": a.get("handoff") or "operator",
         "asst_queue_id": a.get("queue_id") or "",
         "asst_resource_id": a.get("booking_resource_id") or "",
+        "asst_hold_minutes": a.get("hold_minutes") or "",
+        "asst_dialogs_per_hour": a.get("dialogs_per_hour") or "",
+        "asst_horizon_days": a.get("horizon_days") or "",
     }

@@ -36,6 +36,10 @@ from b24app.sla.worktime import WorkCalendar
 log = logging.getLogger(__name__)
 
 SEARCH_DAYS = 14
+# How far ahead the assistant books (``settings["assistant"]["horizon_days"]``): a day wished
+# beyond it is refused in the chat, and no time after it is offered.
+DEFAULT_HORIZON_DAYS = 60
+HORIZON_DAYS = (1, 365)  # the settings schema's bounds too
 LEAD_MINUTES = 60  # nothing sooner than an hour from now
 DEFAULT_WINDOW = 3
 
@@ -70,6 +74,14 @@ class SlotRange:
         return cls(days, start, end, zone, size)
 
 
+def horizon_days(assistant: dict[str, Any]) -> int:
+    try:
+        days = int(assistant.get("horizon_days") or DEFAULT_HORIZON_DAYS)
+    except (TypeError, ValueError):
+        days = DEFAULT_HORIZON_DAYS
+    return min(max(days, HORIZON_DAYS[0]), HORIZON_DAYS[1])
+
+
 def parse_ranges(rows: Iterable[Any]) -> list[SlotRange]:
     return [r for r in (SlotRange.from_rest(x) for x in rows if isinstance(x, dict)) if r]
 
@@ -89,6 +101,8 @@ def range_starts(
     for r in ranges:
         # a range's own day may start the day before or after ours in another zone
         for shift in (-1, 0, 1):
+            if not dt.date.min < day < dt.date.max and shift:
+                continue  # no day before the first or after the last date Python has
             own_day = day + dt.timedelta(days=shift)
             if own_day.weekday() not in r.weekdays:
                 continue
@@ -166,6 +180,7 @@ def free_times(
     limit: int = DEFAULT_WINDOW,
     starts: Starts | None = None,
     until: dt.datetime | None = None,
+    last_day: dt.date | None = None,
 ) -> list[dt.datetime]:
     """Up to ``limit`` free local start times for ``when``, soonest first.
 
@@ -173,7 +188,9 @@ def free_times(
     window ("после 18", "утром") offers times inside it; a day with nothing free (or closed)
     moves on to the next days, keeping the window. ``starts`` replaces the working-hours
     candidates (a Booking resource's slot ranges, :func:`resource_starts`); nothing ending
-    after ``until`` (the end of what is known to be busy) is offered.
+    after ``until`` (the end of what is known to be busy) is offered, nothing on a day after
+    ``last_day`` (the assistant's horizon; it also keeps the day arithmetic far from
+    ``date.max``, whatever day was wished).
     """
     earliest = now + dt.timedelta(minutes=LEAD_MINUTES)
     first_day = when.day or earliest.date()
@@ -184,6 +201,10 @@ def free_times(
         return _day_candidates(calendar, day, duration, step)
 
     for offset in range(SEARCH_DAYS):
+        if last_day is not None and (first_day - last_day).days + offset > 0:
+            break
+        if (dt.date.max - first_day).days < offset:
+            break
         day = first_day + dt.timedelta(days=offset)
         options = [
             m

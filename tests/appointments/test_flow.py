@@ -15,10 +15,13 @@ from typing import Any
 
 import requests
 
+from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.store import upsert_appointment
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla.jobs import fire_timer
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import AssistantDialog
 from b24app.storage.models import TimerState
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
@@ -95,6 +98,33 @@ def test_no_chat_goes_to_the_workflow_and_neither_to_the_todo(
     ]  # fmt: skip
     todo = list(installed_portal.activities.values())[-1]
     assert "no_active_chat" in str(todo) and "no_workflow_configured" in str(todo)
+
+
+def test_no_sms_workflow_to_a_phone_typed_in_the_assistants_chat(
+    installed_portal: Any, services: Services, portal_id: int
+) -> None:
+    """The assistant's pre-booking on a chat bound to a lead only: the lead's phone is the one
+    the chat visitor typed, so the reminder skips the SMS workflow and goes to the to-do."""
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {
+            "workflow": {"template_id": 526, "document_type": "LEAD"}}})  # fmt: skip
+        appt, _ = upsert_appointment(
+            session, portal_id, starts_at=utc_now() + dt.timedelta(hours=30),
+            source="assistant", lead_id=1081, service="Маникюр",
+        )  # fmt: skip
+        session.flush()
+        session.add(AssistantDialog(
+            portal_id=portal_id, chat_id="991", dialog_id="chat991", bot_id=1, lead_id=1081,
+            state="confirm", slots={"phone": "+79120000000"}, turns=4, appointment_id=appt.id,
+        ))  # fmt: skip
+        appointment_id = appt.id
+    schedule_appointment(services, appointment_id)
+    assert fire_next(services) == "fired"
+    assert installed_portal.workflows == []
+    assert [(channel, ok) for channel, ok, _ in attempts(services)] == [
+        ("chat", False), ("workflow", False), ("todo", True),
+    ]  # fmt: skip
+    assert attempts(services)[1][2] == "phone_typed_in_chat"
 
 
 def test_moved_deleted_short_notice_and_duplicate_events(

@@ -201,3 +201,36 @@ def test_the_operators_summary_never_reads_a_window_as_an_exact_time() -> None:
     r = say(r.state, "позовите оператора")
     text = summary(r.state, SCRIPT)
     assert "суббота 28 ноября, после 18:00" in text and "2026-11-28 18:00" not in text
+
+
+def test_a_day_beyond_the_horizon_is_refused_and_the_rest_kept() -> None:
+    """«31.12.9999 в 18:00, +7…»: the phone is taken, the day asked again with the last day
+    the assistant books; in the confirmation step the pre-booking stays as it was."""
+    from dataclasses import replace
+
+    script = replace(SCRIPT, last_day=dt.date(2027, 1, 26))
+    u = understand("31.12.9999 в 18:00, +7 (912) 345-67-89", now=NOW, services=script.services,
+                   expect="when")  # fmt: skip
+    r = step(DialogState(state="when", service="manicure"), u, script, free_times)
+    assert "26.01.2027" in r.text and r.state.state == "when" and r.state.when is None
+    assert r.state.phone == "+79123456789" and not r.actions
+    held = DialogState(state="confirm", service="manicure", when=When(dt.date(2026, 11, 28)),
+                       phone="+79123456789", name="Анна", start="2026-11-28T18:00")  # fmt: skip
+    u = understand("31.12.9999 после 22", now=NOW, services=script.services, expect="confirm")
+    r = step(held, u, script, free_times)
+    assert "26.01.2027" in r.text and r.state.start == held.start and not r.actions
+    u = understand("26.01.2027 в 18:00", now=NOW, services=script.services, expect="when")
+    r = step(DialogState(state="when", service="manicure"), u, script, free_times)
+    assert r.state.when is not None and r.state.state == "contact"
+
+
+def test_a_hold_elsewhere_books_nothing_and_keeps_the_times() -> None:
+    from b24app.assistant.dialog import hold_refused
+
+    tapped = DialogState(state="confirm", service="manicure", phone="+79123456789",
+                         offered=["2026-11-28T18:00", "2026-11-28T19:00"],
+                         start="2026-11-28T18:00")  # fmt: skip
+    r = hold_refused(tapped, SCRIPT)
+    assert "уже есть предварительная запись" in r.text and not r.actions
+    assert r.state.state == "slot" and r.state.start is None
+    assert r.buttons == ["Сб 28.11 18:00", "Сб 28.11 19:00"]

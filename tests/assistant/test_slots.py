@@ -173,3 +173,23 @@ def test_a_window_with_more_bookings_than_the_pages_is_known_up_to_the_last_one(
     last = PAGES * PAGE - 1
     assert found.complete_until == 1000 + last * 3600
     assert max(found.bookings) == last  # resource 2 holds the odd ones
+
+
+def test_no_day_beyond_the_last_day_and_no_overflow() -> None:
+    """A wish near ``date.max`` ends the search instead of raising OverflowError, and nothing
+    after ``last_day`` (the assistant's horizon) is offered."""
+    cal = calendar()
+    every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    starts = resource_starts(parse_ranges(rows((every_day, 600, 840, 60, "Europe/Moscow"))),
+                             cal, MSK)  # fmt: skip
+    now = dt.datetime(2026, 12, 1, 10, 0)
+    far = When(day=dt.date(9999, 12, 31), earliest=dt.time(12, 0))
+    assert hhmm(free_times(cal, far, 60, now=now, starts=starts)) == ["12:00", "13:00"]
+    assert free_times(cal, far, 60, now=now, starts=starts, last_day=dt.date(2027, 1, 30)) == []
+    assert free_times(cal, When(day=dt.date.max), 60, now=now) == []  # working hours
+    soon = When(day=dt.date(2026, 12, 2), earliest=dt.time(12, 0))
+    full = [(dt.datetime(2026, 12, 2), dt.datetime(2026, 12, 3))]  # the wished day is taken
+    offered = free_times(cal, soon, 60, now=now, busy=full, starts=starts)
+    assert offered[0] == dt.datetime(2026, 12, 3, 12)
+    assert free_times(cal, soon, 60, now=now, busy=full, starts=starts,
+                      last_day=dt.date(2026, 12, 2)) == []  # fmt: skip

@@ -33,7 +33,8 @@ def test_admin_saves_the_assistant(framed, services) -> None:  # type: ignore[no
     form = _settings_form(token, asst_enabled="on", asst_lines="1, 3", asst_greeting="Привет!",
                           asst_q_service="Что делаем?", asst_q_when="", asst_q_contact="",
                           asst_services=SERVICES, asst_handoff="queue", asst_queue_id="3",
-                          asst_resource_id="7")  # fmt: skip
+                          asst_resource_id="7", asst_hold_minutes="20",
+                          asst_dialogs_per_hour="", asst_horizon_days="90")  # fmt: skip
     response = framed.client.post("/app/settings", data=form)
     assert response.status_code == 200, response.get_data(as_text=True)
     with services.db() as s:
@@ -44,6 +45,9 @@ def test_admin_saves_the_assistant(framed, services) -> None:  # type: ignore[no
     assert [x["code"] for x in stored["services"]] == ["manicure", "peel"]
     assert stored["services"][0]["duration"] == 90 and stored["services"][0]["price"] == 2500
     assert (stored["handoff"], stored["queue_id"], stored["booking_resource_id"]) == ("queue", 3, 7)
+    # the holds' limits; an empty field keeps the default
+    assert (stored["hold_minutes"], stored["dialogs_per_hour"], stored["horizon_days"]) == (
+        20, 30, 90)  # fmt: skip
 
 
 def test_invalid_service_is_refused(framed, services) -> None:  # type: ignore[no-untyped-def]
