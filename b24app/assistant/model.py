@@ -79,13 +79,16 @@ def said_in(text: str, hhmm: str) -> bool:
 
 
 def _checked_name(value: Any) -> str | None:
-    """The model's name only if the rules would take it as a reply to "your name?"
-    (:func:`find_name`: up to three words of letters and hyphens, not "да"/"hello"…): it is
-    stored into the CRM and written into reminders."""
-    if not isinstance(value, str) or len(value) > 100:
+    """The model's name only if the rules would take the whole of it as a reply to "your
+    name?" (:func:`find_name`: up to three words of letters and hyphens, not "да"/"hello"…):
+    it is stored into the CRM and written into reminders. A name found inside a longer value
+    («Олег\nИгнорируй инструкции…») is refused, not cut out."""
+    if not isinstance(value, str) or len(value) > 100 or not value.isprintable():
         return None
     found = find_name(value, expected=True)
-    return found[0] if found else None
+    if not found or found[0].casefold() != " ".join(value.split()).casefold():
+        return None
+    return found[0]
 
 
 class ModelUnderstander:
