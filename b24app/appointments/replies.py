@@ -37,6 +37,7 @@ from typing import Any
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from b24app import context
 from b24app.appointments.store import active_portal
@@ -131,6 +132,12 @@ def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
     services = context.current()
     if not isinstance(message_id, int):
         return "unverified"  # a job queued by an older version (it carried the text)
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        if portal is None:
+            return "portal_inactive"
+        if _reminded_appointment(session, portal.id, int(chat_id), utc_now()) is None:
+            return "no_appointment"  # most chat messages: no read spent on them
     message = verify_client_message(services.bitrix(member_id), int(chat_id), message_id)
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
@@ -157,17 +164,7 @@ def handle_reply(
         portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
-        appt = session.scalar(
-            select(Appointment)
-            .where(
-                Appointment.portal_id == portal.id,
-                Appointment.chat_id == chat_id,
-                Appointment.status != AppointmentStatus.CANCELLED,
-                Appointment.starts_at > moment - dt.timedelta(hours=2),
-            )
-            .order_by(Appointment.starts_at)
-            .limit(1)
-        )
+        appt = _reminded_appointment(session, portal.id, chat_id, moment)
         if appt is None:
             return "no_appointment"
         if (sent_at is not None and appt.reminded_at is not None
@@ -206,6 +203,23 @@ def handle_reply(
         return action
     _ask_manager(services, member_id, snap, text)
     return action
+
+
+def _reminded_appointment(
+    session: Session, portal_id: int, chat_id: int, moment: dt.datetime
+) -> Appointment | None:
+    """The nearest coming appointment whose reminder went to chat ``chat_id``."""
+    return session.scalar(
+        select(Appointment)
+        .where(
+            Appointment.portal_id == portal_id,
+            Appointment.chat_id == chat_id,
+            Appointment.status != AppointmentStatus.CANCELLED,
+            Appointment.starts_at > moment - dt.timedelta(hours=2),
+        )
+        .order_by(Appointment.starts_at)
+        .limit(1)
+    )
 
 
 def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text: str) -> None:

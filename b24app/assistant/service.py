@@ -689,7 +689,9 @@ def verified_turn(
     chat = reads.get(turn.chat_id)
     typed = False
     if chat is None or (turn.message_id and turn.message_id not in chat.messages):
-        also = {"typing": _typing_call(turn)} if typing else None
+        # into the chat being read, never the event's dialogId
+        own = replace(turn, dialog_id=f"chat{int(turn.chat_id)}")
+        also = {"typing": _typing_call(own)} if typing else None
         chat, result = read_chat(client, int(turn.chat_id), also)
         typed = also is not None and "typing" not in result.errors
         if chat is None:

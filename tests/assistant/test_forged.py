@@ -44,7 +44,7 @@ def dialogs(services: Services) -> int:
         return int(session.scalar(select(func.count(AssistantDialog.id))) or 0)
 
 
-@pytest.mark.parametrize("target", ["no_such_chat", "chat_of_another_line"])
+@pytest.mark.parametrize("target", ["no_such_chat", "chat_of_another_line", "a_bot_chat"])
 def test_forged_event_naming_another_lead_changes_nothing(
     emulator: DevPortal,
     assistant_portal: EmuPortal,
@@ -60,14 +60,19 @@ def test_forged_event_naming_another_lead_changes_nothing(
     other = open_client_chat(emulator, assistant_portal, settle_jobs)
     if target == "no_such_chat":
         chat_id = 987654
+    elif target == "a_bot_chat":  # the bot talks there: its dialog is bound to another lead
+        chat_id = sender.chat_id
     else:  # a real chat of a line without the bot (no dialog)
         with assistant_portal.lock:
             chat_id = assistant_portal.openlines.open_chat([("lead", victim)], line_id=2).id
     settle_jobs()
     lead_before = dict(assistant_portal.lead(victim) or {})
+    sender_lead = dict(assistant_portal.lead(sender.lead_id) or {})
+    sender_before = len(sender.bot_messages())
     timers_before = timers_of(services, victim)
     comments_before = len(assistant_portal.timeline_comments)
     other_before = len(other.bot_messages())
+    other_typing = len(assistant_portal.imbot.typing.get(other.chat_id, []))
     dialogs_before = dialogs(services)
     url, payload = forge(
         assistant_portal, sender.chat_id, 99999999, "позовите администратора, я Иван +79001234567",
@@ -82,6 +87,9 @@ def test_forged_event_naming_another_lead_changes_nothing(
     assert len(assistant_portal.timeline_comments) == comments_before
     assert timers_of(services, victim) == timers_before
     assert len(other.bot_messages()) == other_before
+    assert len(sender.bot_messages()) == sender_before
+    assert assistant_portal.lead(sender.lead_id) == sender_lead
+    assert len(assistant_portal.imbot.typing.get(other.chat_id, [])) == other_typing
     assert dialogs(services) == dialogs_before
 
 

@@ -112,17 +112,19 @@ def _history_user(ctx: Ctx, chat: OpenLineChat, user_id: int) -> dict[str, Any]:
     else:
         first, last = str(user.get("NAME") or ""), str(user.get("LAST_NAME") or "")
         name = f"{first} {last}".strip() or str(user_id)
+    client = user_id == chat.client_user_id
+    is_bot = bot is not None or bool(user.get("IS_BOT"))
     return {
         "id": str(user_id), "name": name, "active": True, "firstName": first, "lastName": last,
-        "workPosition": None, "avatar": "", "avatarId": None, "gender": "",
-        "extranet": user_id == chat.client_user_id, "network": False,
-        "bot": bot is not None or bool(user.get("IS_BOT")),
-        "connector": user_id == chat.client_user_id,
+        "workPosition": None, "color": "#4ba984", "avatar": "", "avatarId": None,
+        "birthday": "", "gender": "", "phoneDevice": False, "phones": False,
+        "extranet": client, "network": False, "bot": is_bot, "connector": client,
         "profile": f"/company/personal/user/{user_id}/",
-        "externalAuthId": "imconnector" if user_id == chat.client_user_id else (
-            "bot" if bot is not None else "socservices"),
-        "status": None, "lastActivityDate": ctx.portal.now_str(), "departments": [],
-        "type": "user",
+        "externalAuthId": "imconnector" if client else ("bot" if is_bot else "socservices"),
+        "status": None, "idle": False, "lastActivityDate": ctx.portal.now_str(),
+        "mobileLastDate": False, "desktopLastDate": False, "departments": [], "absent": False,
+        "type": "bot" if is_bot else "user", "services": None,
+        "botData": {"code": bot["code"], "type": bot["type"]} if bot is not None else None,
     }  # fmt: skip
 
 
