@@ -104,6 +104,8 @@ class Figures:
     unanswered: int
     seconds: float
     rest_requests: int
+    turn_requests: int  # HTTP requests of the assistant's turns (chat reads and writes)
+    events: int  # bot events delivered (client messages and joins)
 
     def rows(self) -> list[tuple[str, str]]:
         rate = self.turns / self.seconds if self.seconds else 0.0
@@ -117,6 +119,8 @@ class Figures:
              f"{pct(self.handoffs, 50):.2f} / {pct(self.handoffs, 99):.2f} (n={len(self.handoffs)})"),
             ("unanswered messages", str(self.unanswered)),
             ("REST HTTP requests", str(self.rest_requests)),
+            ("turn requests / bot event",
+             f"{self.turn_requests}/{self.events} = {self.turn_requests / max(self.events, 1):.2f}"),
             ("wall time (s)", f"{self.seconds:.1f}"),
         ]  # fmt: skip
 
@@ -223,9 +227,25 @@ def scenario(name: str, emu: DevPortal, portals: list[EmuPortal], dialogs: int, 
     answers, handoffs = measure(emu, portals, chats, since)
     turns = sum(1 for r in emu.deliveries(kind="event", name="ONIMBOTV2MESSAGEADD")
                 if (r.sent_at or 0) >= since)  # fmt: skip
+    slugs = {p.slug for p in portals}
+    events = sum(1 for r in emu.deliveries(kind="event")
+                 if r.name in ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT")
+                 and r.portal in slugs and (r.sent_at or 0) >= since)  # fmt: skip
+    turn_requests = sum(1 for call in emu.calls(in_batch=False)
+                        if call.portal in slugs and call.time >= since and _of_turn(call))  # fmt: skip
     return Figures(name, dialogs, len(portals), turns, answers, handoffs,
                    sum(m for _, _, m in results), seconds,
-                   emu.http_requests() - start_requests)  # fmt: skip
+                   emu.http_requests() - start_requests, turn_requests, events)  # fmt: skip
+
+
+def _of_turn(call: Any) -> bool:
+    """A request of an assistant turn: it reads the chat or acts in it (imbot / imopenlines),
+    alone or in a batch (the CRM write rides in the answer's batch)."""
+    if call.method != "batch":
+        return call.method.startswith(("imbot.", "imopenlines."))
+    cmd = call.params.get("cmd") or {}
+    values = cmd.values() if isinstance(cmd, dict) else cmd
+    return any(str(v).lower().startswith(("imbot.", "imopenlines.")) for v in values)
 
 
 def main() -> None:

@@ -11,6 +11,12 @@ event may not reach an app that is not the chat's connector; the documented alte
 open-line chatbot (``imbot.v2``, ``ONIMBOTV2MESSAGEADD``) — issue 13's assistant can feed the
 same :func:`handle_reply`.
 
+Trust: the event is a claim (any employee's frame holds the ``application_token``), so the
+view queues only its chat and message ids; :func:`reply_job` reads the message back with the
+app's token (:func:`b24app.bitrix.chat_history.verify_client_message`, the rule shared with the
+assistant) and goes on only when Bitrix24 shows the chat's client wrote it, with Bitrix24's
+text, and only for a message not older than the appointment's last reminder.
+
 Matching is by rules, never free-text guessing (:func:`classify`, the assistant's one reply
 classifier): ``confirm`` (1, да, подтверждаю, буду, ok, yes, confirm, 👍, ✅, «+», угу …),
 ``change`` (2, перенести, отменить, не смогу, не получится, cancel, reschedule, no, 👎, ❌ …),
@@ -29,12 +35,15 @@ import logging
 import re
 from typing import Any
 
+from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from b24app import context
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
+from b24app.bitrix.chat_history import verify_client_message
 from b24app.context import Services
 from b24app.leads.journeys import journey_key
 from b24app.sla.engine import stop_timers
@@ -44,6 +53,8 @@ from b24app.storage.models import Lead
 from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
+
+CLOCK_SLACK = dt.timedelta(minutes=1)  # Bitrix24's clock against ours
 
 
 def classify(text: str) -> str:
@@ -85,46 +96,66 @@ def parse_message(data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -> bool:
+    """Queue the reading of a possible reply: only the chat and message ids travel (the
+    event's text is not trusted, :func:`reply_job` reads the message back)."""
     job_id = re.sub(
         r"[^A-Za-z0-9_-]", "_", f"olm-{member_id}-{message['chat_id']}-{message['message_id']}"
     )
     try:
         services.queue("events").enqueue(
-            reply_job, member_id, message["chat_id"], message["text"][:2000],
+            reply_job, member_id, message["chat_id"], message["message_id"],
             job_id=job_id, unique=True, result_ttl=0, failure_ttl=7 * 86400,
+            retry=Retry(max=3, interval=[5, 30, 120]),
         )  # fmt: skip
     except DuplicateJobError:
         return False
     return True
 
 
-def reply_job(member_id: str, chat_id: int, text: str) -> str:
-    """RQ job: apply the client's reply in chat ``chat_id``."""
-    return handle_reply(context.current(), member_id, chat_id, text)
+def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
+    """RQ job: read message ``message_id`` of chat ``chat_id`` back from Bitrix24 and apply it
+    when the chat's client wrote it (an event is a claim: any employee can post one)."""
+    services = context.current()
+    if not isinstance(message_id, int):
+        return "unverified"  # a job queued by an older version (it carried the text)
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        if portal is None:
+            return "portal_inactive"
+        if _reminded_appointment(session, portal.id, int(chat_id), utc_now()) is None:
+            return "no_appointment"  # most chat messages: no read spent on them
+    message = verify_client_message(services.bitrix(member_id), int(chat_id), message_id)
+    if message is None:
+        log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
+        return "unverified"
+    return handle_reply(services, member_id, message.chat.id, message.text,
+                        sent_at=message.sent_at)  # fmt: skip
 
 
 def handle_reply(
-    services: Services, member_id: str, chat_id: int, text: str, now: dt.datetime | None = None
+    services: Services,
+    member_id: str,
+    chat_id: int,
+    text: str,
+    now: dt.datetime | None = None,
+    *,
+    sent_at: dt.datetime | None = None,
 ) -> str:
+    """Apply the client's verified reply ``text`` of chat ``chat_id``; ``sent_at`` (naive
+    UTC, Bitrix24's date of the message): a message older than the appointment's last
+    reminder does not answer it (a replayed old «1» confirms nothing)."""
     moment = now or utc_now()
     kind = classify(text)
     with services.db() as session:
         portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
-        appt = session.scalar(
-            select(Appointment)
-            .where(
-                Appointment.portal_id == portal.id,
-                Appointment.chat_id == chat_id,
-                Appointment.status != AppointmentStatus.CANCELLED,
-                Appointment.starts_at > moment - dt.timedelta(hours=2),
-            )
-            .order_by(Appointment.starts_at)
-            .limit(1)
-        )
+        appt = _reminded_appointment(session, portal.id, chat_id, moment)
         if appt is None:
             return "no_appointment"
+        if (sent_at is not None and appt.reminded_at is not None
+                and sent_at < appt.reminded_at - CLOCK_SLACK):  # fmt: skip
+            return "before_reminder"
         if kind == "other":
             return "left_to_manager"
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
@@ -158,6 +189,23 @@ def handle_reply(
         return action
     _ask_manager(services, member_id, snap, text)
     return action
+
+
+def _reminded_appointment(
+    session: Session, portal_id: int, chat_id: int, moment: dt.datetime
+) -> Appointment | None:
+    """The nearest coming appointment whose reminder went to chat ``chat_id``."""
+    return session.scalar(
+        select(Appointment)
+        .where(
+            Appointment.portal_id == portal_id,
+            Appointment.chat_id == chat_id,
+            Appointment.status != AppointmentStatus.CANCELLED,
+            Appointment.starts_at > moment - dt.timedelta(hours=2),
+        )
+        .order_by(Appointment.starts_at)
+        .limit(1)
+    )
 
 
 def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text: str) -> None:

@@ -13,6 +13,12 @@ one ``batch`` (:mod:`b24app.assistant.outbox`); with room in the bucket it goes 
 
 Per chat, turns run one at a time (a Redis lock); a turn is recorded once per message id, so a
 repeated delivery sends nothing.
+
+Trust (issue 19): the bot event is a claim. Before a turn changes anything, the chat is read
+back with the app's token (:mod:`b24app.bitrix.chat_history`, one ``batch`` that also carries
+the typing indicator in a chat the bot already talks in): only a message the chat's client
+wrote is answered, with Bitrix24's text, author and CRM binding, and the answer goes to the
+chat it was read from. A repeat of an answered message is recognised before any read.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -60,6 +67,9 @@ from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
+from b24app.bitrix.chat_history import Chat
+from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
@@ -399,6 +409,7 @@ def process_turn(services: Services, turn: Turn) -> str:
     calendar = WorkCalendar.from_settings(settings)
     tz = calendar.time_zone
     queued: list[bool] = []
+    reads: dict[str, Chat] = {}  # the chat as read back from Bitrix24 under this lock
     with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id):
         with claims.chat_lock(services.redis, turn.member_id, turn.chat_id):
             try:
@@ -406,7 +417,7 @@ def process_turn(services: Services, turn: Turn) -> str:
                 for earlier in waiting_before(services, turn):
                     try:
                         _process_locked(services, earlier, portal_id, registration, settings,
-                                        script, assistant, calendar, tz, queued)  # fmt: skip
+                                        script, assistant, calendar, tz, queued, reads)  # fmt: skip
                     except PortalUnavailable:
                         raise
                     except Exception:
@@ -415,7 +426,7 @@ def process_turn(services: Services, turn: Turn) -> str:
                         continue
                     answered(services, earlier)
                 outcome = _process_locked(services, turn, portal_id, registration, settings,
-                                          script, assistant, calendar, tz, queued)  # fmt: skip
+                                          script, assistant, calendar, tz, queued, reads)  # fmt: skip
                 answered(services, turn)
             except PortalUnavailable:
                 return "portal_unavailable"
@@ -441,10 +452,38 @@ def _process_locked(
     calendar: WorkCalendar,
     tz: dt.tzinfo,
     queued: list[bool],
+    reads: dict[str, Chat],
 ) -> str:
     """The turn under its chat's lock; appends True to ``queued`` when its answer was put in
-    the portal's outbox (the caller sends it after releasing the lock)."""
+    the portal's outbox (the caller sends it after releasing the lock).
+
+    The event is only a hint: before anything changes, the message, its author and the chat's
+    CRM binding are read back from Bitrix24 (:func:`verified_turn`); the turn goes on with what
+    Bitrix24 said, and a message Bitrix24 does not show as the client's changes nothing."""
     client = services.bitrix(turn.member_id, interactive=True)
+    with services.db() as session:
+        known = _find_dialog(session, portal_id, turn.chat_id)
+        if known is not None and turn.message_id and known.state != "handoff":
+            seen = session.scalar(
+                select(AssistantTurn.id).where(
+                    AssistantTurn.dialog_id == known.id,
+                    AssistantTurn.message_id == turn.message_id,
+                )
+            )
+            if seen is not None:
+                return "duplicate"  # answered already: nothing to read or change
+        elif known is not None and not turn.message_id and known.turns:
+            return "duplicate"  # greeted already
+        # typing rides in the read's request, but only into a chat the bot already talks in
+        # (the dialog's chat; a first event's chat is typed in once verified)
+        early_typing = (
+            known is not None and known.state != "handoff" and (_served(assistant, known.line_id))
+        )
+    checked = verified_turn(client, turn, reads, early_typing and _room_for_typing(client))
+    if checked is None:
+        log.warning("chat event not confirmed by Bitrix24: ignored")
+        return "unverified"
+    turn, typed = checked
     with services.db() as session:
         dialog = _load_dialog(session, portal_id, turn)
         dialog_pk = dialog.id
@@ -479,10 +518,7 @@ def _process_locked(
 
         hand_off(services, client, turn, dialog_pk, portal_id, before, script, assistant)
         return "handoff_retried"
-    served = assistant.get("enabled") and (
-        not assistant.get("lines") or line_id in [str(x) for x in assistant["lines"]]
-    )
-    if not served:
+    if not _served(assistant, line_id):
         if before.state != "handoff":
             _silent_handoff(services, client, turn, dialog_pk, assistant)
         return "not_served"
@@ -501,9 +537,8 @@ def _process_locked(
 
         hold_first_reply(services, portal_id, lead_id)
 
-    if _room_for_typing(client):
-        _call_quietly(client, "imbot.v2.Chat.InputAction.notify",
-                      {"botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"})  # fmt: skip
+    if not typed and _room_for_typing(client):
+        _call_quietly(client, *_typing_call(turn))
     think_start = time.monotonic()
     now = dt.datetime.now(tz)
     script = dataclasses.replace(
@@ -649,6 +684,56 @@ def _process_locked(
         finish_handoff(services, result, plan, dialog_pk, portal_id)
     _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
     return after.state
+
+
+def _served(assistant: dict[str, Any], line_id: str) -> bool:
+    return bool(assistant.get("enabled")) and (
+        not assistant.get("lines") or line_id in [str(x) for x in assistant["lines"]]
+    )
+
+
+def _typing_call(turn: Turn) -> tuple[str, dict[str, Any]]:
+    return "imbot.v2.Chat.InputAction.notify", {
+        "botId": turn.bot_id, "dialogId": turn.dialog_id, "actionType": "TYPING"
+    }  # fmt: skip
+
+
+def verified_turn(
+    client: Any, turn: Turn, reads: dict[str, Chat], typing: bool
+) -> tuple[Turn, bool] | None:
+    """``turn`` rebuilt from what Bitrix24 says (:mod:`b24app.bitrix.chat_history`), and
+    whether typing was shown; None when Bitrix24 does not confirm the event.
+
+    One read per lock hold serves the chat's waiting messages too (the read holds them all).
+    A message event must name a message the chat's client wrote; a join event a chat the bot
+    is in. Text, author, CRM binding and the dialog answered come from the read, never from
+    the event. ``userInChat`` may be empty (the docs allow it): then membership is not
+    checked, the client's message is."""
+    chat = reads.get(turn.chat_id)
+    typed = False
+    if chat is None or (turn.message_id and turn.message_id not in chat.messages):
+        # into the chat being read, never the event's dialogId
+        own = replace(turn, dialog_id=f"chat{int(turn.chat_id)}")
+        also = {"typing": _typing_call(own)} if typing else None
+        chat, result = read_chat(client, int(turn.chat_id), also)
+        typed = also is not None and "typing" not in result.errors
+        if chat is None:
+            return None
+        reads[turn.chat_id] = chat
+    if chat.members and turn.bot_id not in chat.members:
+        return None  # not a chat of this bot
+    if turn.message_id:
+        message = client_message(chat, turn.message_id)
+        if message is None:
+            return None
+        author_id, author_name, text = message.author_id, message.author_name, message.text
+    else:
+        author_id, author_name = next(iter(chat.clients.items()), (0, ""))
+        text = ""
+    verified = replace(turn, chat_id=str(chat.id), dialog_id=chat.dialog_id, text=text,
+                       user_id=author_id, user_name=author_name, entity_id=chat.entity_id,
+                       entity_data2=chat.entity_data2)  # fmt: skip
+    return verified, typed
 
 
 def _tag_first(

@@ -2,7 +2,10 @@
 
 Parse → validate → authenticate the portal (``auth[application_token]``) → check the bot is
 the one this app registered on that portal → enqueue one job on the ``assistant`` queue (a
-queue nothing slow shares) under a deterministic id → answer 200 at once. v2 webhook delivery
+queue nothing slow shares) under a deterministic id → answer 200 at once. The event is a
+claim (any employee can post one with the ``application_token``): the job reads the message,
+its author and the chat's CRM binding back from Bitrix24 before anything changes
+(:func:`b24app.assistant.service.verified_turn`). v2 webhook delivery
 has no guaranteed retries, so the view never does slow work (CLIENT-LOOP §3.7).
 """
 

@@ -70,7 +70,8 @@ def booking_event() -> ResponseReturnValue:
 @bp.post("/openlines")
 def openline_event() -> ResponseReturnValue:
     """``ONOPENLINEMESSAGEADD``: a client's message is queued as a possible answer to a
-    reminder; operators', bots' and system messages are acknowledged and ignored.
+    reminder; operators', bots' and system messages are acknowledged and ignored. The event
+    is a claim: the job reads the message back from Bitrix24 before it counts.
 
     :raise 400: malformed envelope or message. :raise 403: unknown portal or wrong token.
     """

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from b24app.devportal import DevPortal
-from b24app.devportal.portal import Portal as EmuPortal
 from rq.job import Job
 from sqlalchemy import select
 
@@ -17,6 +15,8 @@ from b24app.context import Services
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
+from devportal import DevPortal
+from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import enable_assistant
 from tests.assistant.test_worker import _open_day
 from tests.assistant.test_worker import start_chat

@@ -182,3 +182,30 @@ def test_workflows_admin_only_and_document_checks(installed: Portal) -> None:
     installed.license = "ru_free"
     assert admin("bizproc.workflow.start", **start).status_code == 403
     assert len(installed.workflows) == 1
+
+
+def test_session_history_has_the_documented_shape_and_authors(
+    rest: Rest, installed: Portal
+) -> None:
+    from b24app.bitrix.chat_history import client_message
+    from b24app.bitrix.chat_history import parse_history
+
+    chat = installed.open_chat([("lead", 12)])
+    said = installed.client_writes(chat.id, "1")
+    answered = installed.operator_writes(chat.id, 2, "Спасибо!")
+    got = rest("imopenlines.session.history.get", CHAT_ID=chat.id).json()["result"]
+    documented = fixture("imopenlines_session_history_get.response.json")["result"]
+    assert set(got) == set(documented)
+    assert set(got["chat"][str(chat.id)]) >= set(documented["chat"]["1763"])
+    assert set(got["message"][str(said)]) == set(documented["message"]["85851"])
+    assert set(got["users"][str(chat.client_user_id)]) >= set(documented["users"]["103"])
+    assert got["chat"][str(chat.id)]["entityData2"] == "LEAD|12|COMPANY|0|CONTACT|0|DEAL|0"
+    parsed = parse_history(got, chat.id)
+    assert parsed is not None
+    assert client_message(parsed, said) is not None
+    assert client_message(parsed, answered) is None
+    by_session = rest("imopenlines.session.history.get", SESSION_ID=got["sessionId"]).json()
+    assert by_session["result"]["chatId"] == chat.id
+    assert rest("imopenlines.session.history.get").json()["error"] == "MISSING_REQUIRED_PARAM"
+    missing = rest("imopenlines.session.history.get", CHAT_ID=999999).json()
+    assert missing["error"] == "INVALID_SESSION_ID"

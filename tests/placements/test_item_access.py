@@ -2,7 +2,7 @@
 
 The tab asks Bitrix24 (``crm.item.get`` with the viewer's own frame token) once per open; the
 emulator answers as a portal whose non-admins read only the items assigned to them unless
-granted (b24app/devportal/__init__.py).
+granted (devportal/src/devportal/__init__.py).
 """
 
 from __future__ import annotations

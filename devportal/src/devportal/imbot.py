@@ -156,6 +156,7 @@ def message_event(
     bot = portal.imbot.bots.get(state.bot_id or 0)
     if state.holder != "bot" or bot is None or bot.get("eventMode") != "webhook":
         return []
+    chat.members.add(int(bot["id"]))  # the bot holding the session is in the chat
     data = {
         "message": {
             "id": str(message.id),

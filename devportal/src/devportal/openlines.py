@@ -54,6 +54,7 @@ class OpenLineChat:
     members: set[int] = field(default_factory=set)
     messages: list[ChatMessage] = field(default_factory=list)
     active: bool = True
+    session_id: int = 0  # the chat's Open Lines session (one per chat here)
 
     def as_rest(self) -> dict[str, str]:
         return {
@@ -71,6 +72,7 @@ class OpenLines:
     next_chat_id: int = 1763
     next_message_id: int = 19880117
     next_guest_id: int = 1985
+    next_session_id: int = 321
 
     def open_chat(
         self,
@@ -88,7 +90,9 @@ class OpenLines:
             external_chat_id=str(209607941 + self.next_chat_id),
             bindings={(t.lower(), int(i)) for t, i in bindings},
             members=set(members or []),
+            session_id=self.next_session_id,
         )
+        self.next_session_id += 1
         chat.members.add(chat.client_user_id)
         self.chats[chat.id] = chat
         self.next_chat_id += 1

@@ -38,6 +38,7 @@ from devportal.leads import modify_lead
 from devportal.limits import LeakyBucket
 from devportal.limits import OperatingTime
 from devportal.oauth import TokenPair
+from devportal.openlines import ChatMessage
 from devportal.openlines import OpenLineChat
 from devportal.openlines import OpenLines
 from devportal.recording import DeliveryRecord
@@ -849,6 +850,31 @@ class Portal:
             chat = self.openlines.chats[chat_id]
             chat.members.add(user_id)
             return self.openlines.add_message(chat, user_id, "operator", text).id
+
+    def employee_posts(self, url: str, payload: dict[str, Any]) -> requests.Response:
+        """An employee posts a hand-made event to the app (a FORGED event): any employee's
+        app frame holds the portal's ``application_token``, so the form carries the right
+        token and the event's usual shape, with whatever chat, message, lead or text the
+        employee chose. Sent at once, form-encoded as Bitrix24 sends events, outside the
+        delivery queue and without any trace in the portal's own state."""
+        form = flatten_php_form(payload)
+        return requests.post(url, data=form, timeout=10)
+
+    def message_events(
+        self, chat_id: int, message_id: int, text: str, *, author_id: int | None = None
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Event name → (URL, payload) of the events a message would cause in the chat
+        (``ONOPENLINEMESSAGEADD``, ``ONIMBOTV2MESSAGEADD`` to the bot holding it), for a
+        message that need NOT be in the chat: material for :meth:`employee_posts`."""
+        with self.lock:
+            chat = self.openlines.chats[chat_id]
+            message = ChatMessage(message_id, chat.id, author_id or chat.client_user_id,
+                                  "client", text, time.time())  # fmt: skip
+            out = self.event_deliveries(
+                "ONOPENLINEMESSAGEADD", self.openlines.event_data(chat, message), None
+            )
+            out += imbot.message_event(self, chat, message)
+        return {payload["event"]: (url, payload) for url, payload in out}
 
     def chat_messages(self, chat_id: int) -> list[dict[str, Any]]:
         with self.lock:

@@ -1,10 +1,16 @@
 """``imopenlines.crm.chat.get`` / ``getLastId`` / ``user.add`` and ``imopenlines.crm.message.add``
-(CLIENT-LOOP §2.1). Errors have string codes here; ``CHAT_ID`` comes out as a string."""
+(CLIENT-LOOP §2.1), and ``imopenlines.session.history.get`` (how the app reads a chat's
+messages and their authors back). Errors have string codes here; ``CHAT_ID`` comes out as a
+string."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from devportal.errors import argument_error
 from devportal.errors import RestError
+from devportal.imbot import entity_data2
+from devportal.imbot import entity_id
 from devportal.openlines import CRM_TYPES
 from devportal.openlines import OpenLineChat
 from devportal.rest import Ctx
@@ -92,3 +98,96 @@ def message_add(ctx: Ctx) -> int:
     message = ctx.portal.openlines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
     ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.openlines.event_data(chat, message))
     return message.id
+
+
+def _history_user(ctx: Ctx, chat: OpenLineChat, user_id: int) -> dict[str, Any]:
+    """``users.<id>`` of ``session.history.get``: the client is the connector user."""
+    bot = ctx.portal.imbot.bots.get(user_id)
+    user = ctx.portal.users.get(user_id) or {}
+    if user_id == chat.client_user_id:
+        name, first, last = f"Guest {user_id}", "Guest", ""
+    elif bot is not None:
+        title = str((bot.get("properties") or {}).get("name") or bot["code"])
+        name, first, last = title, title, ""
+    else:
+        first, last = str(user.get("NAME") or ""), str(user.get("LAST_NAME") or "")
+        name = f"{first} {last}".strip() or str(user_id)
+    client = user_id == chat.client_user_id
+    is_bot = bot is not None or bool(user.get("IS_BOT"))
+    return {
+        "id": str(user_id), "name": name, "active": True, "firstName": first, "lastName": last,
+        "workPosition": None, "color": "#4ba984", "avatar": "", "avatarId": None,
+        "birthday": "", "gender": "", "phoneDevice": False, "phones": False,
+        "extranet": client, "network": False, "bot": is_bot, "connector": client,
+        "profile": f"/company/personal/user/{user_id}/",
+        "externalAuthId": "imconnector" if client else ("bot" if is_bot else "socservices"),
+        "status": None, "idle": False, "lastActivityDate": ctx.portal.now_str(),
+        "mobileLastDate": False, "desktopLastDate": False, "departments": [], "absent": False,
+        "type": "bot" if is_bot else "user", "services": None,
+        "botData": {"code": bot["code"], "type": bot["type"]} if bot is not None else None,
+    }  # fmt: skip
+
+
+@method("imopenlines.session.history.get")
+def session_history_get(ctx: Ctx) -> dict[str, Any]:
+    """The chat's (only) session, in the documented shape (``imopenlines-session-history-
+    get.md``): messages keyed by id with ``senderid`` (0 = system), the authors in ``users``
+    (``connector: true`` for the client, ``bot: true`` for bots), the chat's ``entityData*``.
+    The caller need not be a chat member ("any user")."""
+    session_raw, chat_raw = ctx.param("SESSION_ID"), ctx.param("CHAT_ID")
+    if session_raw in (None, "") and chat_raw in (None, ""):
+        raise RestError(400, "MISSING_REQUIRED_PARAM", "Session ID or Chat ID must be provided")
+    chats = ctx.portal.openlines.chats
+    try:
+        if session_raw not in (None, ""):
+            wanted = int(str(session_raw))
+            chat = next((c for c in chats.values() if c.session_id == wanted), None)
+        else:
+            chat = chats.get(int(str(chat_raw)))
+    except ValueError:
+        chat = None
+    if chat is None:
+        raise RestError(
+            400, "INVALID_SESSION_ID", "Unable to determine session ID from provided parameters"
+        )
+    key = f"chat{chat.id}"
+    messages = {
+        str(m.id): {
+            "id": str(m.id), "chatid": str(chat.id),
+            "senderid": "0" if m.kind == "system" else str(m.author_id),
+            "recipientid": key, "date": ctx.portal.now_str(m.created),
+            "text": m.text, "textlegacy": m.text, "params": [],
+        }
+        for m in chat.messages
+    }  # fmt: skip
+    authors = {m.author_id for m in chat.messages if m.kind != "system" and m.author_id}
+    users = {str(u): _history_user(ctx, chat, u) for u in sorted(authors | chat.members)}
+    ids = {t: i for t, i in chat.bindings}
+    data1 = (f"Y|{'LEAD' if 'lead' in ids else 'NONE'}|{ids.get('lead', 0)}|N|N|"
+             f"{chat.session_id}|{int(chat.messages[0].created) if chat.messages else 0}|0|0|0")  # fmt: skip
+    return {
+        "chatId": chat.id, "canJoin": "Y", "canVoteHead": "N", "sessionId": chat.session_id,
+        "sessionVoteHead": 0, "sessionCommentHead": None, "userId": key,
+        "message": messages, "usersMessage": {key: list(reversed(messages))}, "users": users,
+        "openlines": {"canvoteashead": {str(chat.line_id): False}},
+        "userInGroup": [], "woUserInGroup": [],
+        "chat": {str(chat.id): {
+            "id": str(chat.id), "parentChatId": 0, "parentMessageId": 0,
+            "name": f"Guest {chat.client_user_id}", "owner": "0", "color": "#ba9c7b",
+            "extranet": False, "avatar": "", "call": "0", "callNumber": "",
+            "entityType": "LINES", "entityId": entity_id(chat), "entityData1": data1,
+            "entityData2": entity_data2(chat), "entityData3": "",
+            "messageCount": len(chat.messages), "public": "",
+            "muteList": {str(u): False for u in sorted(chat.members)},
+            "managerList": [], "dateCreate": ctx.portal.now_str(
+                chat.messages[0].created if chat.messages else None),
+            "type": "lines", "entityLink": {"type": "LINES", "url": "", "id": entity_id(chat)},
+            "permissions": {"manageUsersAdd": "member", "manageUsersDelete": "manager",
+                            "manageUi": "member", "manageSettings": "owner",
+                            "manageMessages": "member", "canPost": "member"},
+            "textFieldEnabled": True, "backgroundId": None, "messageType": "L", "isNew": False,
+        }},
+        "userBlockChat": {str(chat.id): {str(u): False for u in sorted(chat.members)}},
+        "userInChat": {str(chat.id): sorted(chat.members)},
+        "files": [],
+    }  # fmt: skip
