@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.db)
 
 
-# A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
+# The documented wire formats the tests feed the app (provenance: tests/fixtures/README.md).
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -1,4 +1,4 @@
-"""Appointments from Online Booking (CLIENT-LOOP §1, Gotchas 1–5).
+"""Appointments from Online Booking (wire formats in ``tests/fixtures/client-loop/booking_*``).
 
 ``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` carry only the booking id: :func:`process_booking` reads
 the booking, its clients and its deal links in **one** ``batch`` (``booking.v1.booking.get``,
@@ -44,8 +44,8 @@ from b24app.storage.models import Appointment
 log = logging.getLogger(__name__)
 
 BOOKING_EVENTS = ("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")
-# What ``booking.v1.booking.get`` answers for a booking that does not exist (CLIENT-LOOP §1.4;
-# 1019 is the code of ``.update``, never of ``get``).
+# What ``booking.v1.booking.get`` answers for a booking that does not exist (1021, as do
+# ``.client.*`` and ``.externalData.*``; 1019 is the code of ``.update``, never of ``get``).
 NOT_FOUND = "1021"
 
 

@@ -1,12 +1,13 @@
 """A Bitrix24 Booking resource's availability: its slot settings and the bookings holding it in
-a time window, read in **one** ``batch`` and cached briefly per portal (CLIENT-LOOP §1.5, §1.7).
+a time window, read in **one** ``batch`` and cached briefly per portal.
 
-Bitrix24 has no free-slot query (gotcha 6): the free times are computed by the caller from
-``booking.v1.resource.slots.list`` (weekly ranges: minutes since 00:00 in the range's own
-time zone, weekdays, slot size) minus ``booking.v1.booking.list`` filtered by ``within``. The
-list has no resource filter, so the window's bookings of *every* resource are read, ordered by
-start, ``PAGES`` pages of 50 in the same batch; when the last page is full the window is only
-known up to the start of its last booking (``complete_until``), and nothing later is offered.
+Bitrix24 has no free-slot query (its slots are weekly availability settings), so the free
+times are computed by the caller from ``booking.v1.resource.slots.list`` (weekly ranges:
+minutes since 00:00 in the range's own time zone, weekdays, slot size) minus
+``booking.v1.booking.list`` filtered by ``within``. The list has no resource filter, so the
+window's bookings of *every* resource are read, ordered by start, ``PAGES`` pages of 50 in the
+same batch; when the last page is full the window is only known up to the start of its last
+booking (``complete_until``), and nothing later is offered.
 
 The cache (``CACHE_SECONDS``) is what keeps an answer at <= 1 REST request on the answer's path:
 the chats of one portal share it, a miss is filled by one of them (a Redis lock) while the

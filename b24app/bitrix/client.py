@@ -5,7 +5,7 @@ threads. Its state lives outside the process on purpose:
 
 * tokens in the token store (the DB), written with a compare-and-set on ``version``;
 * the refresh is serialised per portal by a Redis lock, because refresh tokens rotate and
-  two workers refreshing at once would leave one of them holding a dead pair (b24jssdk#182);
+  two workers refreshing at once would leave one of them holding a dead pair;
 * the rate limit is a Redis leaky bucket shared by all processes (:mod:`.ratelimit`);
 * an ``OPERATION_TIME_LIMIT`` block for a method is a Redis key, so every worker waits;
 * the portal's plan (bucket size), the per-method ``time.operating`` figures and the urgent
@@ -303,7 +303,7 @@ class BitrixClient:
         items_key: str | None = None,
         batch_pages: int = MAX_BATCH,
     ) -> Iterator[dict[str, Any]]:
-        """Every row, in ``id_field`` order, the fast way (PLATFORM c.4 "huge data").
+        """Every row, in ``id_field`` order, the fast way Bitrix24 recommends for big exports.
 
         Each page is ``order[ID]=ASC``, ``filter[>ID]=<last seen>``, ``start=-1`` (no
         ``total`` count). ``batch_pages`` such pages go in ONE ``batch`` request, chained:
@@ -627,7 +627,7 @@ class BitrixClient:
         return response.status_code, body, response.headers.get("Location")
 
     def _follow_redirect(self, auth: PortalAuth, method: str, location: str) -> PortalAuth:
-        """The portal moved (PLATFORM b.2): re-POST at the new address and remember it.
+        """The portal moved (its old address answers 302): re-POST there and remember it.
 
         A redirect is followed only on the portal's own host, or to another host that the
         trusted OAuth server confirms is now this portal's (``app.info``: same ``member_id``,

@@ -3,7 +3,7 @@
 An answer is an error when its JSON body **has** an ``error`` key: the code may be the empty
 string (``crm.lead.get`` "Not found") and some errors arrive with HTTP 200
 (``placement.bind``, OAuth ``wrong_client``), so neither the status nor the truthiness of the
-code is a reliable signal (PLATFORM b.2).
+code is a reliable signal (``tests/fixtures/error_crm_lead_get_not_found.json``).
 
 Messages never contain tokens: they are built from the code, the description and the
 method name only, and masked once more on the way out.
@@ -19,7 +19,8 @@ from b24app.logs import mask_secrets
 # Codes that mean "the entity does not exist" (crm.item.* says NOT_FOUND; crm.lead.get says
 # "" + "Not found"; a few older methods say ERROR_NOT_FOUND / ERROR_ENTITY_NOT_FOUND).
 NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_ENTITY_NOT_FOUND"})
-# 401 answers a token refresh can cure (JSSDK refreshes on both; b24jssdk#182).
+# 401 answers a token refresh can cure (Bitrix24's JS SDK refreshes on both;
+# tests/fixtures/error_invalid_token.json).
 REFRESHABLE_CODES = frozenset({"expired_token", "invalid_token"})
 # OAuth-server answers that mean no refresh will ever work again: the portal must re-authorise.
 REVOKED_CODES = frozenset(

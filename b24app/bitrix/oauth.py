@@ -1,8 +1,8 @@
 """Talking to the Bitrix24 OAuth server: refreshing a portal's token pair, and ``app.info``.
 
 The OAuth server differs by region (``oauth.bitrix.info`` west, ``oauth.bitrix24.tech``
-east; b24phpsdk#405), so its address is never hard-coded: every URL is derived from the
-``server_endpoint`` the portal itself sent us at install (PLATFORM b.1, gotcha 4).
+east), so its address is never hard-coded: every URL is derived from the
+``server_endpoint`` the portal itself sent us at install (``auth[server_endpoint]``).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def oauth_app_info(
 
     The trusted way to verify a placement/app-page ``AUTH_ID`` or an installer token: the
     answer names the ``client_id`` and ``install.member_id`` the token belongs to, which the
-    posted DOMAIN cannot fake (PLATFORM f.4). Returns ``result``; raises like a REST call.
+    posted DOMAIN cannot fake (docs/security.md). Returns ``result``; raises like a REST call.
     """
     base = check_endpoint(server_endpoint, allow_insecure=allow_insecure)
     url = base if base.endswith("/") else base + "/"

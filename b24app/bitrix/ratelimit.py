@@ -1,7 +1,7 @@
 """A leaky bucket per portal in Redis, shared by every web and worker process.
 
 Bitrix24 counts HTTP requests per portal in a leaky bucket (2 req/s drain, 50 deep; 5/250
-on Enterprise) and refuses the overflow with ``503 QUERY_LIMIT_EXCEEDED`` (PLATFORM c.1).
+on Enterprise) and refuses the overflow with ``503 QUERY_LIMIT_EXCEEDED``.
 A per-process throttle cannot keep N workers under one shared limit, so the bucket state
 lives in Redis and is updated by one Lua script (atomic, no read-modify-write race). The
 script reads Redis' own clock, so processes on hosts with skewed clocks still agree.

@@ -1,4 +1,4 @@
-"""Envelopes of the client-loop events (CLIENT-LOOP §1.8, open-line events page).
+"""Envelopes of the client-loop events (``tests/fixtures/client-loop/on*_event*``).
 
 * ``ONBOOKINGADD`` / ``UPDATE`` / ``DELETE``: ``data[ID]`` only (``onbookingadd_event``).
 * ``ONOPENLINEMESSAGEADD``: ``data[DATA][0][connector|chat|message|…]``; the shape is checked

@@ -1,4 +1,4 @@
-"""What a Bitrix24 event delivery carries (PLATFORM d.2): a form with bracket keys.
+"""What a Bitrix24 event delivery carries: a form with bracket keys (tests/fixtures/raw/).
 
 ``event=ONCRMLEADADD``, ``data[FIELDS][ID]=1000983``, ``ts=1742807175``,
 ``auth[member_id]``, ``auth[application_token]`` (+ tokens, which may be missing when an

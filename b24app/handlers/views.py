@@ -3,8 +3,8 @@ install (lead added/updated/deleted, activity added).
 
 Parse the form → validate the envelope → authenticate the portal → enqueue one job on the
 ``events`` queue under a deterministic id → answer 200 at once. Bitrix24 never re-sends an
-event and slows down handlers that answer slowly (PLATFORM d.2), so nothing here calls
-Bitrix24 or touches more than the portal row.
+event (a failed delivery is only recorded) and delays events to handlers that answer slowly,
+so nothing here calls Bitrix24 or touches more than the portal row.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Run on install (a ``bulk``-queue job, :func:`b24app.handlers.jobs.enqueue_backfill`) and on
 demand (``b24app backfill --member-id X``). Resumable and cheap on the portal's limits:
 
-* **Fast paging** (PLATFORM c.4): every page is ``order[ID]=ASC``, ``filter[>ID]=<last>``,
-  ``start=-1`` (no ``total`` count); 50 pages go in ONE ``batch`` request, each page
-  filtering on the last row of the page before it (``$result[p3][49][ID]``), so one HTTP
-  request reads up to 2,500 rows.
+* **Fast paging**, as Bitrix24 advises for big exports: every page is ``order[ID]=ASC``,
+  ``filter[>ID]=<last>``, ``start=-1`` (no ``total`` count); 50 pages go in ONE ``batch``
+  request, each page filtering on the last row of the page before it
+  (``$result[p3][49][ID]``), so one HTTP request reads up to 2,500 rows.
 * **Moves only**: the status each lead was created in (and its time) is on the lead itself,
   so the stage history is read with ``filter[>TYPE_ID]=1`` — only real moves. While leads
   are being read, one slot of each batch carries the next history page, so a portal with

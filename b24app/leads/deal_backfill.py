@@ -3,7 +3,7 @@
 Runs as the second part of the install-time backfill (:func:`b24app.leads.backfill.
 backfill_portal` hands over when the leads are done: phases ``deals`` then ``deal_history``),
 so converted leads are already journeys and their deals join them (``LEAD_ID``). Same
-technique as for leads (PLATFORM c.4): every page is ``order[ID]=ASC``, ``filter[>ID]``,
+technique as :mod:`b24app.leads.backfill`: every page is ``order[ID]=ASC``, ``filter[>ID]``,
 ``start=-1``; 50 chained pages per ``batch`` request (``$result[p3][49][ID]``), so one
 request reads up to 2,500 deals (20,000 deals: 8 requests instead of 400 page by page).
 The moves (``crm.stagehistory.list`` entityTypeId 2, ``>TYPE_ID`` 1: only real moves) are read

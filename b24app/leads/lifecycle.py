@@ -377,7 +377,8 @@ def refresh_stage_times(
 
 
 # Bitrix24's lead success status: exactly one per portal, the system status CONVERTED
-# (PLATFORM h.4); assumed fixed, as system statuses cannot be renamed.
+# (tests/fixtures/crm_status_list_lead_STATUS.json); assumed fixed, as system statuses cannot
+# be renamed.
 LEAD_SUCCESS_STATUS = "CONVERTED"
 
 

@@ -3,8 +3,9 @@
 ``crm.item.get``/``crm.item.list`` answer in camelCase with numbers as numbers (``stageId``,
 ``assignedById``, ``updatedTime``, ``fm[]``); ``crm.lead.get``/``crm.lead.list`` answer in
 UPPER_CASE with strings (``STATUS_ID``, ``"ASSIGNED_BY_ID": "1"``, ``DATE_MODIFY``, ``IM[]``).
-:func:`normalise_lead` turns either into a :class:`LeadSnapshot` (PLATFORM h.1, h.2), with
-every time as naive UTC like everything stored in the database.
+:func:`normalise_lead` turns either into a :class:`LeadSnapshot`, with every time as naive
+UTC like everything stored in the database (both shapes: tests/fixtures/crm_item_get_lead.json,
+tests/fixtures/crm_lead_get.json).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A framed POST is trusted when (1) the portal named by ``member_id`` exists and t
 ``APPLICATION_TOKEN`` is its own (constant-time, :func:`b24app.web.authenticate`), and (2) the
 **OAuth server** the portal registered with (its stored ``server_endpoint`` — never the posted
 DOMAIN or SERVER_ENDPOINT) says the posted ``AUTH_ID`` belongs to that same ``member_id``
-(PLATFORM f.4). The user id comes from that answer, the admin flag from ``user.admin`` called
+(docs/security.md). The user id comes from that answer, the admin flag from ``user.admin`` called
 with the user's own token on the portal's stored ``client_endpoint``. A positive answer is
 cached in Redis for a few minutes under a hash of the token, so re-opening a widget is fast.
 

@@ -1,4 +1,4 @@
-"""The client's open-line chat as a channel (CLIENT-LOOP §2.1, Gotcha 7).
+"""The client's open-line chat as a channel (``imopenlines.crm.chat.get`` / ``.message.add``).
 
 Which chat: the open-line chat bound to the first of ``targets`` (deal, then lead, then
 contact) that has an **active** one — ``imopenlines.crm.chat.get`` with the default

@@ -1,4 +1,4 @@
-"""An admin-picked business process as a channel (CLIENT-LOOP §2.3, Gotchas 8–9): the portal's
+"""An admin-picked business process as a channel: no REST method sends an SMS, so the portal's
 own SMS / WhatsApp provider sends the text from a workflow action. ``bizproc.workflow.start``
 is admin-only and works on paid, demo and NFR plans only; the app calls it with its stored
 (installing admin's) token. The template's entity must match the document (a deal template on

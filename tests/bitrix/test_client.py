@@ -386,7 +386,7 @@ def test_redirect_is_reposted_and_endpoint_updated(
     b24: BitrixClient, store: DbTokenStore, rsps: Any
 ) -> None:
     """A moved portal 302s: the client re-POSTs the same body to Location and stores the new
-    client_endpoint (PLATFORM b.2), instead of letting requests turn it into a GET."""
+    client_endpoint, instead of letting requests turn the POST into a GET."""
     new = "https://renamed.bitrix24.com/rest/"
     _app_info_says(rsps, "renamed.bitrix24.com")
     rsps.post(ENDPOINT + "crm.lead.add", status=302, headers={"Location": new + "crm.lead.add"})

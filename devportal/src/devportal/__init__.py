@@ -120,7 +120,7 @@ Behaviour and the assumptions where the docs are silent
   a ``batch`` (as a per-command error). ``hang`` waits ``hang_seconds`` (or until stop) and
   then answers 504.
 * Booking resources' slot settings (``booking.v1.resource.slots.list/set/unset``, shapes of
-  the docs and the RU simulator spec): ``set`` replaces the ranges (replace vs append is
+  the docs and of the Russian docs' method spec): ``set`` replaces the ranges (replace vs append is
   silent); a range outside the documented rules (0-1440, ``to`` >= ``from``, ``Mon``..``Sun``,
   a known time zone, ``slotSize`` > 0) → error 0; an unknown resource → 1009; ``list`` has no
   paging. The demo resources' ranges (``booking.default_slots``) are our choice: the docs do

@@ -1,12 +1,13 @@
 """Online Booking (Онлайн-запись) of an emulated portal: resources, bookings, their clients and
-deal links, in the shapes of ``booking.v1.*`` (CLIENT-LOOP §1).
+deal links, in the shapes of ``booking.v1.*`` (tests/fixtures/client-loop/booking_*).
 
 The booking object carries no clients and no CRM links (they are separate lists); there is no
 confirmation or visit state. Each resource has its **slot settings** (``booking.v1.resource.
 slots.*``: weekly ranges ``{id, from, to, timezone, weekDays, slotSize}``, minutes since 00:00
 in the range's own time zone); they are availability settings, not free times — Bitrix24 has
-no free-slot query (CLIENT-LOOP gotcha 6), so the app computes free times from them. People's actions (:meth:`BookingStore` via ``Portal.booking_*``
-helpers) fire ``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
+no free-slot query, so the app computes free times from them. People's actions
+(:meth:`BookingStore` via ``Portal.booking_*`` helpers) fire ``ONBOOKINGADD`` /
+``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
 """
 
 from __future__ import annotations

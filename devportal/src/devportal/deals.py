@@ -3,8 +3,8 @@
 (``crm.status`` ENTITY_ID ``DEAL_STAGE`` / ``DEAL_STAGE_<id>``, stage ids ``C<id>:NEW``), deal
 stage history, contacts, the conversion of a lead into contact + deal, and the CRM mode.
 
-Conversion (a person presses "Convert" in the lead card; REST has no conversion method,
-PLATFORM h.1): a contact is created from the lead's name, a deal in pipeline 0 with
+Conversion (a person presses "Convert" in the lead card; REST has no conversion method):
+a contact is created from the lead's name, a deal in pipeline 0 with
 ``LEAD_ID``, ``CONTACT_ID`` and the lead's source, UTM, amount and responsible, and the lead
 moves to ``CONVERTED`` (its success status). In **simple mode** (``crm.settings.mode.get`` →
 2) every new lead is converted at once, the way the portal does it; the lead row stays readable
@@ -290,7 +290,7 @@ def record_deal_stage(
     portal: Portal, deal_id: int, stage_id: str, category_id: int, type_id: int, ts: float
 ) -> None:
     """A ``crm.stagehistory.list`` (entityTypeId 2) row: STAGE_ID, STAGE_SEMANTIC_ID,
-    CATEGORY_ID (PLATFORM h.4)."""
+    CATEGORY_ID (semantics: P in progress, S success, F failure)."""
     sem = portal.status_semantics(stage_entity(category_id), stage_id) or "P"
     entry_id = len(portal.deal_history) + 1
     entry = {

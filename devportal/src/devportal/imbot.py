@@ -3,13 +3,13 @@ chats (with keyboards), typing, and the Open Lines session (bot → operator).
 
 Builds on the open-line chats of :mod:`devportal.openlines`. A bot answers a line
 only once attached to it (:meth:`ImBots.attach`, what the admin does in the line's settings:
-there is no REST call for that, CLIENT-LOOP §3.2); chats of other lines go to operators. While
+there is no REST call for that); chats of other lines go to operators. While
 the session of a chat is held by the bot, every client message is also delivered to the bot's
 ``webhookUrl`` as ``ONIMBOTV2MESSAGEADD`` — form-encoded, every scalar a string, the bot's own
 tokens in ``data[bot][auth]`` and the event's ``auth`` carrying ``application_token``; a new
-chat on a line with a bot sends ``ONIMBOTV2JOINCHAT``. The payload follows the v2 events page
+chat on a line with a bot sends ``ONIMBOTV2JOINCHAT``. The payload follows Bitrix24's v2 event docs
 (``data.bot``, ``data.message``, ``data.chat``, ``data.user``, camelCase); fields the docs do
-not show in our copy (``chat.entityData2`` etc.) mirror the v1 event's ``CHAT_ENTITY_*``.
+not show (``chat.entityData2`` etc.) mirror the v1 event's ``CHAT_ENTITY_*``.
 
 ``imopenlines.bot.session.operator`` hands the chat to the line's first free operator
 (a system message says so), ``transfer`` to a user or a queue, ``finish`` closes it; after a
@@ -91,7 +91,7 @@ def entity_data2(chat: OpenLineChat) -> str:
 
 
 def bot_auth(portal: Portal, bot: dict[str, Any]) -> dict[str, str]:
-    """``data[bot][auth]``: the bot's own OAuth credentials (CLIENT-LOOP §3.4)."""
+    """``data[bot][auth]``: the bot's own OAuth credentials (the event's ``auth`` is the user's)."""
     pair = portal.tokens_for(portal.admin_user_id)
     return {
         "access_token": pair.access_token,

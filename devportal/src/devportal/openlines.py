@@ -1,4 +1,4 @@
-"""Open-line chats of an emulated portal, bound to CRM items (CLIENT-LOOP §2.1, §3.3).
+"""Open-line chats of an emulated portal, bound to CRM items.
 
 A chat has a numeric id (REST gives it out as the **string** ``CHAT_ID`` from
 ``imopenlines.crm.chat.get``), a connector (``telegrambot``, ``whatsapp``, ``livechat``…),

@@ -1,7 +1,7 @@
 """Browser pages that frame the app the way Bitrix24 does, and the parent side of the
 b24jssdk frame protocol.
 
-How Bitrix24 opens an app (§a.2): the portal page holds an ``<iframe name="DOMAIN|PROTOCOL|
+How Bitrix24 opens an app: the portal page holds an ``<iframe name="DOMAIN|PROTOCOL|
 APP_SID">`` and auto-submits a hidden ``<form target=…>`` to the handler URL, with
 ``DOMAIN, PROTOCOL, LANG, APP_SID`` in the action's query string and the tokens in the body.
 The b24jssdk reads ``window.name`` to find the portal origin and app sid, then talks to the

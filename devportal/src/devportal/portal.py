@@ -315,7 +315,7 @@ class Portal:
     def frame_payload(
         self, user_id: int, placement: str, options: dict[str, Any] | None, lang: str | None
     ) -> tuple[dict[str, str], dict[str, str]]:
-        """(query, form) of an app page / installer / widget POST (§a.2, §f.3)."""
+        """(query, form) of an app page / installer / widget POST, split as Bitrix24 sends it."""
         pair = self.tokens_for(user_id)
         query = {
             "DOMAIN": self.domain,
@@ -996,7 +996,7 @@ class Portal:
         lang: str | None = None,
         handler: str | None = None,
     ) -> requests.Response:
-        """A user opens a widget: POST to its HANDLER (query/body split as in §f.3)."""
+        """A user opens a widget: POST to its HANDLER (split as :meth:`frame_payload`)."""
         if not self.install_finished:
             raise RuntimeError("widgets are not shown before installFinish")
         binding = self.placement_binding(code, handler)

@@ -1,4 +1,4 @@
-"""``bizproc.robot.*``, ``bizproc.event.send``, ``bizproc.activity.log`` (§e)."""
+"""``bizproc.robot.*``, ``bizproc.event.send``, ``bizproc.activity.log``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``booking.v1.*`` (CLIENT-LOOP §1): bookings, their clients and deal links, resources and
+"""``booking.v1.*``: bookings, their clients and deal links, resources and
 their slot settings (``resource.slots.list/set/unset``; 1009 for an unknown resource).
 
 Errors here carry a **numeric** ``error`` (1021 not found, 1019 not found on update, 1018
@@ -281,8 +281,8 @@ def resource_get(ctx: Ctx) -> dict[str, Any]:
 
 @method("booking.v1.resource.slots.list")
 def slots_list(ctx: Ctx) -> dict[str, Any]:
-    """``{"slots": [{from, id, slotSize, timezone, to, weekDays}]}``; all at once (the RU
-    simulator spec: ``total`` is always 0, no paging)."""
+    """``{"slots": [{from, id, slotSize, timezone, to, weekDays}]}``; all at once (the Russian
+    docs' method spec: ``total`` is always 0, no paging)."""
     resource_id = _resource_id(ctx)
     return {"slots": [dict(r) for r in ctx.portal.booking.slots.get(resource_id, [])]}
 

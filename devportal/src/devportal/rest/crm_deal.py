@@ -1,6 +1,6 @@
 """``crm.deal.*``, ``crm.deal.userfield.*``, ``crm.item.*`` for entityTypeId 2, deal pipelines
 (``crm.category.list``, ``crm.dealcategory.list/.default.get/.stage.list``) and
-``crm.settings.mode.get`` (1 classic, 2 simple: PLATFORM h.1, h.4)."""
+``crm.settings.mode.get`` (1 classic, 2 simple: every new lead becomes a deal at once)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``event.bind``, ``event.get``, ``event.unbind``, ``events`` (§d.1)."""
+"""``event.bind``, ``event.get``, ``event.unbind``, ``events``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Chatbots 2.0 (``imbot.v2.*``) and the Open Lines session methods a bot uses
-(``imopenlines.bot.session.*``), CLIENT-LOOP §3. State lives in :mod:`devportal.imbot`.
+(``imopenlines.bot.session.*``). State lives in :mod:`devportal.imbot`.
 
 Only the app that registered a bot may act as it (``BOT_ID_ERROR`` otherwise). Errors use the
 documented string codes. Method names are case-insensitive (the server lower-cases them), so

@@ -1,7 +1,7 @@
 """``imopenlines.crm.chat.get`` / ``getLastId`` / ``user.add`` and ``imopenlines.crm.message.add``
-(CLIENT-LOOP §2.1), and ``imopenlines.session.history.get`` (how the app reads a chat's
-messages and their authors back). Errors have string codes here; ``CHAT_ID`` comes out as a
-string."""
+(the client's chat bound to a CRM item), and ``imopenlines.session.history.get`` (how the app
+reads a chat's messages and their authors back). Errors have string codes here; ``CHAT_ID``
+comes out as a string."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``placement.bind``, ``placement.get``, ``placement.list``, ``placement.unbind`` (§f.1)."""
+"""``placement.bind``, ``placement.get``, ``placement.list``, ``placement.unbind``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``bizproc.workflow.template.list`` and ``bizproc.workflow.start`` (CLIENT-LOOP §2.3).
+"""``bizproc.workflow.template.list`` and ``bizproc.workflow.start``.
 
 Both are administrator-only; ``start`` works only on paid, demo or NFR licences. Templates are
 seeded per portal (``Portal.workflow_templates``); a started workflow is recorded in
