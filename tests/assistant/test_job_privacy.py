@@ -48,8 +48,19 @@ def test_a_failed_job_holds_no_client_text(
     raw = b"".join(v for v in services.redis.hgetall(f"rq:job:{job.id}").values())
     for word in ("916", "диабет", "Зинаида"):
         assert word.encode() not in stored and word.encode() not in raw
-    # the text itself waits only in the chat's list, which expires within WAITING_TTL
-    order, turns = jobs._waiting_keys(kept.kwargs["member_id"], kept.kwargs["chat_id"])
+    # the text waited only in the chat's list (expiring within WAITING_TTL); its last try
+    # failed, so the message left that list too (later messages are not held behind it)
+    for key in jobs._waiting_keys(kept.kwargs["member_id"], kept.kwargs["chat_id"]):
+        dumped = services.redis.dump(key) or b""
+        for word in ("916", "диабет", "Зинаида"):
+            assert word.encode() not in dumped
+
+
+@pytest.mark.usefixtures("stored_portal")
+def test_a_waiting_message_expires_with_the_chats_list(client: Any, services: Services) -> None:
+    post(client, form(**{"data[message][text]": TEXT, "data[user][name]": NAME}))
+    kwargs = services.queue(jobs.QUEUE).jobs[0].kwargs
+    order, turns = jobs._waiting_keys(kwargs["member_id"], kwargs["chat_id"])
     assert 0 < services.redis.ttl(turns) <= jobs.WAITING_TTL
 
 
