@@ -2,7 +2,8 @@
 
 Runs a yargy extractor (rules, ``morph_pipeline``, ``dictionary``, ``gte/lte/type('INT')``
 predicates and ``fact`` interpretations) and today's ``understand()`` over
-``bench/nlu_corpus.jsonl`` and ``bench/nlu_holdout.jsonl``, scored with ``bench/nlu.py``'s
+``bench/nlu_corpus.jsonl``, ``bench/nlu_holdout.jsonl`` and ``bench/nlu_fresh.jsonl`` (44
+messages written after both grammars, annotated for day and time only), scored with ``bench/nlu.py``'s
 functions: day and time/window precision/recall/F1, WRONG TIMES, p50/p99 ms per message
 after warm-up, and the grammar's size in lines.
 
