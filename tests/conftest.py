@@ -8,6 +8,7 @@ end, so nobody else's data is touched. Redis is a ``redis-server`` started on a 
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from b24app.config import Settings
 from b24app.ports import free_port
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
+from b24app.worker import TIMER_POLICY_MODULES
 
 pytest_plugins = [
     "tests.plugins.live",
@@ -35,6 +37,11 @@ pytest_plugins = [
     "tests.plugins.install",
     "tests.plugins.browser",
 ]
+
+# The test session runs timer jobs in its own process (fire_timer called directly, RQ's
+# SimpleWorker), so it registers the timer policies as the worker does (b24app/worker.py).
+for _module in TIMER_POLICY_MODULES:
+    importlib.import_module(_module)
 
 # A copy of ../shared/bitrix24/fixtures: the documented wire formats the tests feed the app.
 FIXTURES = Path(__file__).parent / "fixtures"
