@@ -25,6 +25,7 @@ from b24app.leads.journeys import crm_target
 from b24app.leads.journeys import journey_where
 from b24app.settings import load_settings
 from b24app.sla.engine import lead_handled
+from b24app.sla.engine import LEVELS
 from b24app.sla.engine import SLA_POLICIES
 from b24app.storage.models import Lead
 from b24app.storage.models import Portal
@@ -35,6 +36,7 @@ from b24app.timers.fire import skip
 from b24app.timers.fire import Steps
 from b24app.timers.registry import register
 from b24app.timers.registry import Send
+from b24app.timers.registry import UnknownPolicy
 
 POLICY_NAMES = {
     "first_reply": ("первый ответ", "first reply"),
@@ -68,6 +70,10 @@ def entity_title(lang: str, target: dict[str, Any]) -> str:
 def prepare_sla(services: Services, session: Session, timer: Timer, now: dt.datetime) -> str | Send:
     """The SLA policy (:mod:`b24app.timers.registry`): skip a handled journey or a portal
     that is gone, else snapshot what the send needs and send it after the transaction."""
+    if timer.level not in LEVELS:
+        # Not a ladder's level: a timer of a policy whose module this process did not import
+        # (registered for every other name, this policy must not take it for an SLA).
+        raise UnknownPolicy(f"{timer.policy!r} ({timer.level!r}) is no SLA ladder")
     portal = session.get(Portal, timer.portal_id)
     lead = session.scalar(
         select(Lead).where(Lead.portal_id == timer.portal_id, journey_where(timer.lead_id))

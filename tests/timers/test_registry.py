@@ -131,3 +131,22 @@ def test_a_pending_manager_reminder_of_an_earlier_version_is_skipped_unsent(
     state, payload = state_of(services, timer_id)
     assert state == TimerState.SKIPPED and payload["skip_reason"] == "legacy_reminder"
     assert emulator.http_requests(installed_portal) == before
+
+
+def test_the_sla_catch_all_takes_no_timer_of_another_policy(
+    emulator: Any, installed_portal: Any, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SLA policy serves every name no module claims (a robot's own ladder), but only
+    ladder levels: an appointment timer in a process that lacks the appointment policy fails
+    and stays pending instead of becoming an SLA notification."""
+    portal_id = portal_id_of(services, installed_portal.member_id)
+    lead_id = int(installed_portal.add_lead({"TITLE": "Чат", "ASSIGNED_BY_ID": 2}, events=False))
+    make_lead(services, portal_id, lead_id)
+    timer_id = pending_timer(services, portal_id, lead_id, "appointment", "2h@7")
+    sla_only = {k: v for k, v in registry._BY_NAME.items() if k != "appointment"}
+    monkeypatch.setattr(registry, "_BY_NAME", sla_only)
+    before = emulator.http_requests(installed_portal)
+    with pytest.raises(registry.UnknownPolicy):
+        fire_timer(timer_id)
+    assert state_of(services, timer_id)[0] == TimerState.PENDING
+    assert emulator.http_requests(installed_portal) == before
