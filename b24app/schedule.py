@@ -27,7 +27,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.plans import refresh_stale_plans
     from b24app.restlog import purge_rest_log
     from b24app.robots.jobs import requeue_lost_calls
-    from b24app.sla.reconcile import reconcile_timers
+    from b24app.timers.reconcile import reconcile_timers
 
     return [
         (reconcile_timers, "timers", 60, {}),

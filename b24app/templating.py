@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 
-# The documented placeholders of reminder texts (b24app/sla/reminders.py, settings DEFAULTS).
+# The documented placeholders of reminder texts (b24app/appointments/reminder_text.py, settings DEFAULTS).
 PLACEHOLDERS: frozenset[str] = frozenset(
     {"client_name", "service", "date", "time", "business_name"}
 )

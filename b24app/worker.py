@@ -34,10 +34,18 @@ from b24app.config import Settings
 log = logging.getLogger(__name__)
 
 
+# The modules that register the timer policies (b24app/timers/registry.py): a timer job can
+# run only in a process that imported them, so the worker does before it forks, and the test
+# session does in tests/conftest.py.
+TIMER_POLICY_MODULES = (
+    "b24app.sla.alerts",
+    "b24app.appointments.remind",
+)
 # Job modules imported once in the parent: RQ forks a work-horse per job, and a module first
 # imported in the child (requests, holidays calendars, SQLAlchemy models…) is imported again for
 # every job — measured at ~0.5 s per SLA timer job before this preload.
 JOB_MODULES = (
+    *TIMER_POLICY_MODULES,
     "b24app.assistant.jobs",
     "b24app.assistant.service",
     "b24app.handlers.jobs",
@@ -45,8 +53,8 @@ JOB_MODULES = (
     "b24app.kpi.reports",
     "b24app.leads.backfill",
     "b24app.robots.jobs",
-    "b24app.sla.jobs",
-    "b24app.sla.reconcile",
+    "b24app.timers.fire",
+    "b24app.timers.reconcile",
     "b24app.restlog",
     "b24app.appointments.booking",
     "b24app.appointments.replies",

@@ -58,6 +58,7 @@ from b24app.storage.models import Lead  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
 from b24app.storage.portals import get_portal  # noqa: E402
+from b24app.timers.engine import cancel_where  # noqa: E402
 from bench.load_burst import _up  # noqa: E402
 from bench.load_burst import _wait  # noqa: E402
 from devportal import DevPortal  # noqa: E402
@@ -242,7 +243,7 @@ def _sla_timers(stack: Stack, portal: EmuPortal, count: int, t0: float) -> dict[
         dues[f"b24app|sla|{lead_id}|first_reply|remind"] = due.replace(tzinfo=dt.UTC).timestamp()
     # One reminder per timer: the escalation level (30 "minutes" = 30 s here) is not part
     # of the scenario.
-    engine.cancel_where(
+    cancel_where(
         services, Timer.portal_id == portal_id, Timer.lead_id.in_(ids), Timer.level == "escalate"
     )
     return dues

@@ -8,6 +8,7 @@ database and drops it at the end, so nobody else's data is touched. Redis is a `
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from b24app import create_app
 from b24app.config import Settings
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
+from b24app.worker import TIMER_POLICY_MODULES
 from devportal.ports import free_port
 
 pytest_plugins = [
@@ -49,6 +51,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # The documented wire formats the tests feed the app (provenance: tests/fixtures/README.md).
+
+# The test session runs timer jobs in its own process (fire_timer called directly, RQ's
+# SimpleWorker), so it registers the timer policies as the worker does (b24app/worker.py).
+for _module in TIMER_POLICY_MODULES:
+    importlib.import_module(_module)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

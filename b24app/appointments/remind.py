@@ -1,4 +1,4 @@
-"""Reminders of an appointment, on the SLA timer engine (:mod:`b24app.sla.engine`), and their
+"""Reminders of an appointment, on the timer engine (:mod:`b24app.timers`), and their
 delivery to the client by the first channel that works.
 
 Timers
@@ -8,7 +8,8 @@ Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``
 :class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
 id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
 linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
-wakes :func:`b24app.sla.jobs.fire_timer`. Reconciliation, claims and retries work as for SLA
+wakes :func:`b24app.timers.fire.fire_timer`, which hands it to :func:`prepare_reminder`
+(registered for the policy on import). Reconciliation, claims and retries work as for SLA
 timers, in two transactions per send: :func:`claim_appointment_timer` checks, claims and
 reads everything in the job's first one (committed before any REST call), and
 :func:`send_appointment_reminder` records the attempts, the appointment's ``reminded_*``, the
@@ -46,6 +47,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments.reminder_text import parse_offset
+from b24app.appointments.reminder_text import render_reminder
 from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
@@ -57,15 +60,6 @@ from b24app.reach.todo import add_todo
 from b24app.reach.workflow import start_workflow
 from b24app.settings import effective_settings
 from b24app.settings import load_settings
-from b24app.sla.engine import ceil_second
-from b24app.sla.engine import job_id_for
-from b24app.sla.engine import naive_utc
-from b24app.sla.engine import remove_job
-from b24app.sla.engine import schedule_job
-from b24app.sla.engine import seconds_per_minute
-from b24app.sla.jobs import claim_statement
-from b24app.sla.reminders import parse_offset
-from b24app.sla.reminders import render_reminder
 from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
@@ -79,10 +73,25 @@ from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
 from b24app.storage.portals import portal_auth
+from b24app.timers.engine import cancel_where
+from b24app.timers.engine import ceil_second
+from b24app.timers.engine import job_id_for
+from b24app.timers.engine import naive_utc
+from b24app.timers.engine import remove_job
+from b24app.timers.engine import schedule_job
+from b24app.timers.engine import seconds_per_minute
+from b24app.timers.fire import claim_statement
+from b24app.timers.fire import PERMANENT_ERRORS
+from b24app.timers.fire import skip
+from b24app.timers.registry import register
+from b24app.timers.registry import Send
 
 log = logging.getLogger(__name__)
 
 APPOINTMENT_POLICY = "appointment"
+# The manager-only reminders of earlier versions (a to-do per offset); nothing schedules them
+# any more, and one still pending is skipped (the appointment route cancels them first).
+LEGACY_REMINDER_POLICY = "reminder"
 
 
 def level_for(offset: str, appointment_id: int) -> str:
@@ -199,7 +208,7 @@ def claim_appointment_timer(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | dict[str, Any]:
     """Check, claim and snapshot a due appointment reminder in the caller's transaction
-    (:func:`b24app.sla.jobs.fire_timer`'s, which read ``timer``): ``"skipped"`` / ``"busy"``
+    (:func:`b24app.timers.fire.fire_timer`'s, which read ``timer``): ``"skipped"`` / ``"busy"``
     or the snapshot :func:`send_appointment_reminder` sends from. One transaction instead of a
     read, a claim and a re-read: the claim is committed with it, before anything is sent."""
     # The appointment, its portal, journey and settings in one statement.
@@ -271,10 +280,9 @@ def send_appointment_reminder(
     """Deliver a claimed reminder and record the outcome — the attempts, the appointment's
     ``reminded_*``, the timer's state and the REST log rows — in **one** transaction:
     ``fired``, ``skipped`` (a permanent error) or, for a transient one, the claim released
-    and the error raised for the job's retry (as :func:`b24app.sla.jobs.send_claimed`).
+    and the error raised for the job's retry (as :func:`b24app.timers.fire.send_claimed`).
     ``now`` (default: the clock) is when the attempts are recorded: the demo replays its
     salon's past reminders at their due times (``devportal.demo_data``)."""
-    from b24app.sla.jobs import PERMANENT_ERRORS
 
     tried: list[dict[str, Any]] = []
     with (
@@ -459,3 +467,34 @@ def deliver(
         why.append(f"{channel}: {result.error}")
         log.info("reminder channel %s failed: %s", channel, result.error)
     return None, 0
+
+
+def prepare_reminder(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str | Send:
+    """The appointment reminder policy (:mod:`b24app.timers.registry`): checked and claimed
+    in the job's first transaction, delivered after it."""
+    claimed = claim_appointment_timer(services, session, timer, now)
+    if isinstance(claimed, str):
+        return claimed
+    return lambda: send_appointment_reminder(services, claimed)
+
+
+def skip_legacy_reminder(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str:
+    return skip(timer, "legacy_reminder")
+
+
+def cancel_legacy_reminders(services: Services, portal_id: int, lead_id: int) -> int:
+    """Cancel the journey's pending manager-only reminders of earlier versions."""
+    return cancel_where(
+        services,
+        Timer.portal_id == portal_id,
+        Timer.lead_id == lead_id,
+        Timer.policy == LEGACY_REMINDER_POLICY,
+    )
+
+
+register(prepare_reminder, APPOINTMENT_POLICY)
+register(skip_legacy_reminder, LEGACY_REMINDER_POLICY)

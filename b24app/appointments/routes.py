@@ -25,6 +25,7 @@ from sqlalchemy import update
 
 from b24app.appointments.names import fetch_names
 from b24app.appointments.names import person_name
+from b24app.appointments.remind import cancel_legacy_reminders
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
@@ -33,7 +34,6 @@ from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.leads.snapshot import parse_time
 from b24app.settings import load_settings
-from b24app.sla.reminders import cancel_reminders
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Portal
@@ -88,7 +88,7 @@ def _place(
     if unnamed is not None:
         _read_name(services, unnamed, appointment_id, entity, entity_id)
     if entity == "lead":
-        cancel_reminders(services, portal_id, entity_id)  # the legacy manager-only reminders
+        cancel_legacy_reminders(services, portal_id, entity_id)  # the legacy manager-only reminders
     return schedule_appointment(services, appointment_id)
 
 

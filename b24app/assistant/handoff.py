@@ -31,6 +31,7 @@ from b24app.storage.models import AssistantDialog
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.timers.engine import job_id_for
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def hold_first_reply(services: Services, portal_id: int, lead_id: int) -> None:
                         due_at=now,
                         started_at=now,
                         state=TimerState.CANCELLED,
-                        job_id=engine.job_id_for(portal_id, lead_id, POLICY, level),
+                        job_id=job_id_for(portal_id, lead_id, POLICY, level),
                         payload={},
                     )
                 )

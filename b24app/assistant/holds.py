@@ -42,13 +42,13 @@ from b24app.assistant.dialog import fmt_slot
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.i18n import translate
-from b24app.sla.engine import as_aware
-from b24app.sla.engine import ceil_second
-from b24app.sla.engine import remove_job
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
+from b24app.timers.engine import as_aware
+from b24app.timers.engine import ceil_second
+from b24app.timers.engine import remove_job
 
 log = logging.getLogger(__name__)
 

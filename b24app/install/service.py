@@ -417,7 +417,7 @@ def confirm_uninstall_job(portal_id: int, clean: bool) -> bool:
 def cleanup_portal(portal_id: int, clean: bool) -> None:
     """RQ job: cancel every timer of an uninstalled portal; with CLEAN delete its data."""
     from b24app import context
-    from b24app.sla.engine import cancel_portal_timers
+    from b24app.timers.engine import cancel_portal_timers
 
     services = context.current()
     cancel_portal_timers(services, portal_id)

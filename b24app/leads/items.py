@@ -15,8 +15,8 @@ from typing import Any
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import NotFound
 from b24app.context import Services
-from b24app.sla.engine import cancel_lead_timers
 from b24app.sla.engine import sync_lead_timers
+from b24app.timers.engine import cancel_lead_timers
 
 LOCK_TIMEOUT = 120
 

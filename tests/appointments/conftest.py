@@ -84,9 +84,9 @@ def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0
     Tests book far ahead (a slow machine may take long to record a booking, and a reminder
     already past is skipped, never sent late), check the due times, then call this.
     Returns the moved timers (detached), earliest first."""
-    from b24app.sla.engine import remove_job
-    from b24app.sla.engine import schedule_job
     from b24app.storage.models import TimerState
+    from b24app.timers.engine import remove_job
+    from b24app.timers.engine import schedule_job
 
     now = utc_now().replace(microsecond=0)
     with services.db() as session:

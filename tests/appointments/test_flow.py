@@ -19,10 +19,10 @@ from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.store import upsert_appointment
 from b24app.context import Services
 from b24app.settings import save_settings
-from b24app.sla.jobs import fire_timer
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import TimerState
+from b24app.timers.fire import fire_timer
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
 from tests.appointments.conftest import attempts

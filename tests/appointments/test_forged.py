@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from b24app.context import Services
-from b24app.sla.jobs import fire_timer
 from b24app.storage.models import AppointmentStatus
+from b24app.timers.fire import fire_timer
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
 from tests.appointments.conftest import make_journey

@@ -23,11 +23,11 @@ from b24app.config import Settings
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla import engine
-from b24app.sla.reconcile import reconcile_timers
 from b24app.storage.migrate import upgrade
 from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
+from b24app.timers.reconcile import reconcile_timers
 from devportal import DevPortal
 from tests.conftest import RedisServer
 from tests.plugins.worker import WorkerProcess

@@ -11,6 +11,7 @@ from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla import engine
 from b24app.storage.models import TimerState
+from b24app.timers.engine import cancel_portal_timers
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import make_portal
 from tests.sla.conftest import NOW
@@ -35,7 +36,7 @@ def test_duplicate_start_schedules_once(services: Services) -> None:
         [f"sla-{portal_id}-7-first_reply-remind", f"sla-{portal_id}-7-first_reply-escalate"]
     )
     job = Job.fetch(ids[0], connection=services.redis)
-    assert job.func_name == "b24app.sla.jobs.fire_timer"
+    assert job.func_name == "b24app.timers.fire.fire_timer"
 
 
 def test_stop_cancels_rows_and_removes_jobs(services: Services) -> None:
@@ -59,7 +60,7 @@ def test_uninstall_cancels_every_timer_of_the_portal_only(services: Services) ->
     for lead_id in (1, 2, 3):
         engine.start_timer(services, portal_id, lead_id, "first_reply", now=NOW)
     engine.start_timer(services, other, 1, "first_reply", now=NOW)
-    assert engine.cancel_portal_timers(services, portal_id) == 6
+    assert cancel_portal_timers(services, portal_id) == 6
     assert sorted(scheduled_ids(services)) == [
         f"sla-{other}-1-first_reply-escalate",
         f"sla-{other}-1-first_reply-remind",

@@ -19,10 +19,11 @@ from sqlalchemy import select
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla import engine
-from b24app.sla.reconcile import reconcile_timers
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
+from b24app.timers import engine as timer_engine
+from b24app.timers.reconcile import reconcile_timers
 from tests.plugins.worker import WorkerProcess
 from tests.sla.conftest import make_lead
 from tests.sla.conftest import update_lead
@@ -230,7 +231,7 @@ def test_transient_send_failure_is_retried_and_sent_once(
 
     Time is driven, not raced: the retry comes after 1 s instead of production's 5 s (the
     retry policy travels with the job, which this process enqueues)."""
-    monkeypatch.setattr(engine, "RETRY", (3, [1, 1, 1]))
+    monkeypatch.setattr(timer_engine, "RETRY", (3, [1, 1, 1]))
     rq_worker.start()
     rq_worker.env["B24APP_REST_MAX_RETRIES"] = "0"  # the client gives up at once: RQ retries
     rq_worker.restart()  # a new process, with that environment

@@ -8,10 +8,10 @@ from rq.registry import ScheduledJobRegistry
 
 from b24app.context import Services
 from b24app.sla import engine
-from b24app.sla.reconcile import GIVE_UP_AFTER
-from b24app.sla.reconcile import reconcile
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.timers.reconcile import GIVE_UP_AFTER
+from b24app.timers.reconcile import reconcile
 from tests.sla.conftest import make_portal
 from tests.sla.conftest import timer_row
 

@@ -6,13 +6,13 @@ job is still in Redis, and:
 
 * job missing (Redis restarted without persistence, a job lost, a failed job expired after
   its retries) → scheduled again at its due time, or enqueued at once when already overdue;
-* claim older than :data:`b24app.sla.jobs.STALE_CLAIM` without ``fired_at`` (the worker died
+* claim older than :data:`b24app.timers.fire.STALE_CLAIM` without ``fired_at`` (the worker died
   between claim and send) → its job is replaced and enqueued at once; the new job re-claims;
 * job missing and the due time more than :data:`GIVE_UP_AFTER` ago → ``skipped``
   (``expired``): a notification days late helps nobody.
 
 Nothing is sent twice: a re-created job for a timer that fired meanwhile finds it fired (or
-claimed) and does nothing — see :mod:`b24app.sla.jobs`.
+claimed) and does nothing — see :mod:`b24app.timers.fire`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from sqlalchemy import update
 
 from b24app import context
 from b24app.context import Services
-from b24app.sla.engine import remove_job
-from b24app.sla.engine import schedule_job
-from b24app.sla.jobs import STALE_CLAIM
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.timers.engine import remove_job
+from b24app.timers.engine import schedule_job
+from b24app.timers.fire import STALE_CLAIM
 
 BATCH = 500
 GIVE_UP_AFTER = dt.timedelta(days=2)
