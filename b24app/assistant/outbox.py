@@ -42,6 +42,9 @@ from typing import Any
 from redis.exceptions import LockError
 from sqlalchemy import select
 
+from b24app.assistant.turns import FAILURE_TTL
+from b24app.assistant.turns import QUEUE
+from b24app.assistant.turns import RETRY
 from b24app.bitrix.client import MAX_BATCH
 from b24app.context import Services
 from b24app.storage.models import AssistantTurn
@@ -151,8 +154,6 @@ def _room_or_yield(services: Services, client: Any, may_wait: bool) -> bool:
     so answers computed meanwhile ride in this request). False when the caller should give
     the worker back instead: it may not wait, or answer jobs wait in the queue (they will
     add to this request; a flush job queued behind them sends it)."""
-    from b24app.assistant.jobs import QUEUE
-
     while not has_room(client):
         if not may_wait or services.queue(QUEUE).count > 0:
             return False
@@ -266,10 +267,6 @@ def flush_job(member_id: str) -> int:
 
 
 def enqueue_flush(services: Services, member_id: str) -> None:
-    from b24app.assistant.jobs import FAILURE_TTL
-    from b24app.assistant.jobs import QUEUE
-    from b24app.assistant.jobs import RETRY
-
     services.queue(QUEUE).enqueue(
         flush_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
     )

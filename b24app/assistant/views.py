@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from b24app import logs
 from b24app.assistant import jobs
 from b24app.assistant.schemas import BotEventSchema
+from b24app.assistant.turns import Turn
 from b24app.errors import ApiError
 from b24app.web import authenticate
 from b24app.web import read_form
@@ -61,7 +62,7 @@ def event() -> ResponseReturnValue:
         message_id, text = message["id"], message["text"]
     else:
         message_id, text = 0, ""  # the bot joined the chat: greet
-    turn = jobs.Turn(
+    turn = Turn(
         member_id=portal.member_id,
         bot_id=bot["id"],
         chat_id=str(chat["id"]),
