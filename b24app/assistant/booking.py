@@ -4,7 +4,7 @@
 With ``assistant.booking_resource_id`` set, the pre-booking is ``booking.v1.booking.add`` on
 that resource, then the client (``booking.v1.booking.client.set``, a CRM contact — leads can be
 neither clients nor links) and the deal (``booking.v1.booking.externalData.set``) when the chat
-is bound to them (CLIENT-LOOP §1.3, §1.6). The appointment row carries the ``booking_id``, so
+is bound to them (wire formats: tests/fixtures/client-loop/booking_v1_*). The appointment row carries the ``booking_id``, so
 the ``ONBOOKINGADD`` that follows finds it instead of adding a second one. Going back after a
 pre-booking, or its expiry unconfirmed (``assistant.holds``), deletes the booking (and drops it
 from the cached window at once, so the time is offered again without waiting for the event)

@@ -5,8 +5,8 @@ the one this app registered on that portal → enqueue one job on the ``assistan
 queue nothing slow shares) under a deterministic id → answer 200 at once. The event is a
 claim (any employee can post one with the ``application_token``): the job reads the message,
 its author and the chat's CRM binding back from Bitrix24 before anything changes
-(:func:`b24app.assistant.service.verified_turn`). v2 webhook delivery
-has no guaranteed retries, so the view never does slow work (CLIENT-LOOP §3.7).
+(:func:`b24app.assistant.service.verified_turn`). Bitrix24 does not promise to retry a v2
+webhook delivery, so the view never does slow work.
 """
 
 from __future__ import annotations
