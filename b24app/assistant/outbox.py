@@ -42,6 +42,7 @@ from typing import Any
 from redis.exceptions import LockError
 from sqlalchemy import select
 
+from b24app import context
 from b24app.assistant.turns import FAILURE_TTL
 from b24app.assistant.turns import QUEUE
 from b24app.assistant.turns import RETRY
@@ -259,8 +260,6 @@ def flush(
 def flush_job(member_id: str) -> int:
     """RQ job (``assistant``): send a portal's queued answers (waiting for the bucket while
     no answer job is queued)."""
-    from b24app import context
-
     services = context.current()
     services.redis.delete(FLUSH_QUEUED + member_id)  # answers queued from now schedule anew
     return flush(services, member_id) or 0
@@ -275,8 +274,6 @@ def enqueue_flush(services: Services, member_id: str) -> None:
 def flush_waiting_portals() -> int:
     """Cron (every minute): a sender for every portal with queued answers and none running
     (its sender died); returns how many were started."""
-    from b24app import context
-
     services = context.current()
     started = 0
     for raw in services.redis.smembers(PORTALS):
