@@ -4,7 +4,7 @@
 With ``assistant.booking_resource_id`` set, the pre-booking is ``booking.v1.booking.add`` on
 that resource, then the client (``booking.v1.booking.client.set``, a CRM contact — leads can be
 neither clients nor links) and the deal (``booking.v1.booking.externalData.set``) when the chat
-is bound to them (CLIENT-LOOP §1.3, §1.6). The appointment row carries the ``booking_id``, so
+is bound to them (wire formats: tests/fixtures/client-loop/booking_v1_*). The appointment row carries the ``booking_id``, so
 the ``ONBOOKINGADD`` that follows finds it instead of adding a second one. Going back after a
 pre-booking, or its expiry unconfirmed (``assistant.holds``), deletes the booking (and drops it
 from the cached window at once, so the time is offered again without waiting for the event)
@@ -32,6 +32,7 @@ from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.reach import is_transient
+from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import utc_now
@@ -155,8 +156,6 @@ def confirm(services: Services, dialog_pk: int) -> None:
         dialog.confirmed_at = dialog.confirmed_at or utc_now()
         appointment_id = dialog.appointment_id
         if appointment_id:
-            from b24app.storage.models import Appointment
-
             appointment = session.get(Appointment, appointment_id)
             if appointment is not None and appointment.status == AppointmentStatus.SCHEDULED:
                 appointment.status = AppointmentStatus.CONFIRMED
@@ -166,8 +165,6 @@ def confirm(services: Services, dialog_pk: int) -> None:
 
 
 def _cancel_row(session: Any, appointment_id: int) -> None:
-    from b24app.storage.models import Appointment
-
     row = session.get(Appointment, appointment_id)
     if row is not None:
         cancel_appointment(session, row)

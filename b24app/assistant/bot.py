@@ -2,7 +2,7 @@
 it makes as the bot. No Flask here.
 
 Chatbots 2.0 (``imbot.v2.*``) is the current API; v1 (``imbot.*``) is deprecated and a v1 bot
-never receives ``ONIMBOTV2*`` events (CLIENT-LOOP §3.1). The bot is registered by the app
+never receives ``ONIMBOTV2*`` events. The bot is registered by the app
 (OAuth), so no ``botToken`` is passed: "with OAuth the bot is tied to the app through
 ``client_id``". ``type=openline`` makes it an Open Lines bot; ``eventMode=webhook`` makes
 Bitrix24 POST ``ONIMBOTV2MESSAGEADD``/``ONIMBOTV2JOINCHAT`` (form-encoded, every scalar a

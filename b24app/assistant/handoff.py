@@ -23,7 +23,7 @@ from sqlalchemy import select
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import Script
 from b24app.assistant.dialog import summary
-from b24app.assistant.jobs import Turn
+from b24app.assistant.turns import Turn
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 from b24app.sla import engine

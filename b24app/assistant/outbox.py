@@ -42,6 +42,10 @@ from typing import Any
 from redis.exceptions import LockError
 from sqlalchemy import select
 
+from b24app import context
+from b24app.assistant.turns import FAILURE_TTL
+from b24app.assistant.turns import QUEUE
+from b24app.assistant.turns import RETRY
 from b24app.bitrix.client import MAX_BATCH
 from b24app.context import Services
 from b24app.storage.models import AssistantTurn
@@ -151,8 +155,6 @@ def _room_or_yield(services: Services, client: Any, may_wait: bool) -> bool:
     so answers computed meanwhile ride in this request). False when the caller should give
     the worker back instead: it may not wait, or answer jobs wait in the queue (they will
     add to this request; a flush job queued behind them sends it)."""
-    from b24app.assistant.jobs import QUEUE
-
     while not has_room(client):
         if not may_wait or services.queue(QUEUE).count > 0:
             return False
@@ -258,18 +260,12 @@ def flush(
 def flush_job(member_id: str) -> int:
     """RQ job (``assistant``): send a portal's queued answers (waiting for the bucket while
     no answer job is queued)."""
-    from b24app import context
-
     services = context.current()
     services.redis.delete(FLUSH_QUEUED + member_id)  # answers queued from now schedule anew
     return flush(services, member_id) or 0
 
 
 def enqueue_flush(services: Services, member_id: str) -> None:
-    from b24app.assistant.jobs import FAILURE_TTL
-    from b24app.assistant.jobs import QUEUE
-    from b24app.assistant.jobs import RETRY
-
     services.queue(QUEUE).enqueue(
         flush_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
     )
@@ -278,8 +274,6 @@ def enqueue_flush(services: Services, member_id: str) -> None:
 def flush_waiting_portals() -> int:
     """Cron (every minute): a sender for every portal with queued answers and none running
     (its sender died); returns how many were started."""
-    from b24app import context
-
     services = context.current()
     started = 0
     for raw in services.redis.smembers(PORTALS):

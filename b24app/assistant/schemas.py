@@ -1,6 +1,7 @@
 """What a Chatbots 2.0 webhook delivery carries (``ONIMBOTV2MESSAGEADD``/``ONIMBOTV2JOINCHAT``).
 
-Form-encoded bracket keys, every scalar a string (CLIENT-LOOP §3.3): ``event``,
+Form-encoded bracket keys, every scalar a string
+(tests/fixtures/client-loop/onimbotv2messageadd_openline.DERIVED.form.json): ``event``,
 ``data[bot][id|code]``, ``data[bot][auth][…]`` (the bot's own tokens; we reply with the app's),
 ``data[message][id|chatId|authorId|text]``, ``data[chat][id|dialogId|entityType|entityId|
 entityData2]``, ``data[user][id|name|bot|connector]``, and the top-level ``auth[member_id]``,

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
 
@@ -38,21 +39,26 @@ from sqlalchemy.orm import Session
 
 from b24app import logs
 from b24app.appointments.resources import availability
+from b24app.assistant import booking
 from b24app.assistant import bot as botapi
 from b24app.assistant import claims
 from b24app.assistant import holds
 from b24app.assistant import outbox
 from b24app.assistant import rate
 from b24app.assistant.dialog import DialogState
+from b24app.assistant.dialog import fmt_slot
 from b24app.assistant.dialog import fmt_when
 from b24app.assistant.dialog import hold_refused
 from b24app.assistant.dialog import may_prebook
 from b24app.assistant.dialog import Reply
 from b24app.assistant.dialog import Script
 from b24app.assistant.dialog import step
-from b24app.assistant.jobs import answered
-from b24app.assistant.jobs import Turn
-from b24app.assistant.jobs import waiting_before
+from b24app.assistant.handoff import finish_handoff
+from b24app.assistant.handoff import hand_off
+from b24app.assistant.handoff import HandoffPlan
+from b24app.assistant.handoff import hold_first_reply
+from b24app.assistant.handoff import plan_handoff
+from b24app.assistant.handoff import session_handoff_call
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.slots import busy_from_bookings
 from b24app.assistant.slots import free_times
@@ -62,6 +68,10 @@ from b24app.assistant.slots import local_at
 from b24app.assistant.slots import parse_ranges
 from b24app.assistant.slots import resource_starts
 from b24app.assistant.slots import SEARCH_DAYS
+from b24app.assistant.turns import answered
+from b24app.assistant.turns import enqueue_tagging
+from b24app.assistant.turns import Turn
+from b24app.assistant.turns import waiting_before
 from b24app.assistant.understanding import safety_vocabulary
 from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
@@ -70,6 +80,7 @@ from b24app.assistant.understanding import When
 from b24app.bitrix.chat_history import Chat
 from b24app.bitrix.chat_history import client_message
 from b24app.bitrix.chat_history import read_chat
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.context import Services
@@ -342,22 +353,13 @@ def _crm_writes(
 
 
 def _after_answer(
-    services: Services,
-    member_id: str,
-    client: Any,
-    dialog_pk: int,
-    before: DialogState,
-    after: DialogState,
-    reply: Reply,
-    script: Script,
-    calendar: WorkCalendar,
-    assistant: dict[str, Any],
-    client_name: str,
+    portal: _Portal, client: Any, dialog: _Dialog, think: _Thought, client_name: str
 ) -> None:
     """The pre-booking (appointment, Online Booking), its release on going back, the
     confirmation; and the journey's appointment time."""
-    from b24app.assistant import booking
-
+    services, member_id, dialog_pk = portal.services, portal.member_id, dialog.pk
+    before, after, reply, script = dialog.before, think.reply.state, think.reply, think.script
+    assistant, calendar = portal.assistant, portal.calendar
     if "prebook" in reply.actions and after.start:
         service = script.service(after.service)
         start, minutes = _prebook_span(after, script, calendar)
@@ -370,11 +372,10 @@ def _after_answer(
         claims.release(services.redis, member_id, dialog_pk)  # the row holds the time now
         holds.schedule_release(services, member_id, dialog_pk, holds.hold_minutes(assistant))
         with services.db() as session:
-            dialog = session.get(AssistantDialog, dialog_pk)
-            assert dialog is not None
-            journey = find_journey(
-                session, dialog.portal_id, lead_id=dialog.lead_id, deal_id=dialog.deal_id
-            )
+            row = session.get(AssistantDialog, dialog_pk)
+            assert row is not None
+            journey = find_journey(session, row.portal_id, lead_id=row.lead_id,
+                                   deal_id=row.deal_id)  # fmt: skip
             if journey is not None:
                 journey.booking_at = start
     elif before.start and not after.start and after.state != "handoff":
@@ -396,18 +397,60 @@ def _prebook_span(
     return local.astimezone(dt.UTC).replace(tzinfo=None), service.duration if service else 60
 
 
+@dataclass(frozen=True)
+class _Portal:
+    """The portal's side of a turn, read once per job: the same for every turn under the
+    chat's lock."""
+
+    services: Services
+    member_id: str
+    portal_id: int
+    registration: dict[str, Any]
+    script: Script
+    assistant: dict[str, Any]
+    calendar: WorkCalendar
+
+
+@dataclass(frozen=True)
+class _Dialog:
+    """What a turn needs of its dialog row, read once under the chat's lock."""
+
+    pk: int
+    before: DialogState
+    own_booking: int | None
+    first_turn: bool
+    client_user_id: int | None
+    lead_id: int | None
+    channel: str
+    line_id: str
+    pending_handoff: bool  # answered already, but its hand-off failed half-way
+
+
+@dataclass(frozen=True)
+class _Thought:
+    """What the turn understood and decided, and how long that took."""
+
+    understanding: Understanding
+    reply: Reply
+    script: Script  # the portal's, with this turn's last bookable day
+    think_ms: int
+
+
+Writes = dict[str, tuple[str, dict[str, Any]]]
+
+
 def process_turn(services: Services, turn: Turn) -> str:
     """Answer one client message (or greet on join). Returns what happened, for the logs."""
     with services.db() as session:
-        portal = get_portal(session, turn.member_id)
-        if portal is None or portal.status != PortalStatus.ACTIVE:
+        row = get_portal(session, turn.member_id)
+        if row is None or row.status != PortalStatus.ACTIVE:
             return "portal_unavailable"
-        portal_id, lang = portal.id, (portal.lang or "ru")
-        registration = dict(portal.registration or {})
+        portal_id, lang = row.id, (row.lang or "ru")
+        registration = dict(row.registration or {})
         settings = load_settings(session, portal_id)
     script, assistant = script_of(settings, "en" if lang.startswith("en") else "ru")
-    calendar = WorkCalendar.from_settings(settings)
-    tz = calendar.time_zone
+    portal = _Portal(services, turn.member_id, portal_id, registration, script, assistant,
+                     WorkCalendar.from_settings(settings))  # fmt: skip
     queued: list[bool] = []
     reads: dict[str, Chat] = {}  # the chat as read back from Bitrix24 under this lock
     with logs.bind(member_id=turn.member_id, chat_id=turn.chat_id):
@@ -416,8 +459,7 @@ def process_turn(services: Services, turn: Turn) -> str:
                 # The chat's earlier messages first, whichever job took the lock first.
                 for earlier in waiting_before(services, turn):
                     try:
-                        _process_locked(services, earlier, portal_id, registration, settings,
-                                        script, assistant, calendar, tz, queued, reads)  # fmt: skip
+                        _process_locked(portal, earlier, queued, reads)
                     except PortalUnavailable:
                         raise
                     except Exception:
@@ -425,8 +467,7 @@ def process_turn(services: Services, turn: Turn) -> str:
                         log.exception("an earlier message of the chat failed")
                         continue
                     answered(services, earlier)
-                outcome = _process_locked(services, turn, portal_id, registration, settings,
-                                          script, assistant, calendar, tz, queued, reads)  # fmt: skip
+                outcome = _process_locked(portal, turn, queued, reads)
                 answered(services, turn)
             except PortalUnavailable:
                 return "portal_unavailable"
@@ -441,61 +482,93 @@ def process_turn(services: Services, turn: Turn) -> str:
         return outcome
 
 
-def _process_locked(
-    services: Services,
-    turn: Turn,
-    portal_id: int,
-    registration: dict[str, Any],
-    settings: dict[str, Any],
-    script: Script,
-    assistant: dict[str, Any],
-    calendar: WorkCalendar,
-    tz: dt.tzinfo,
-    queued: list[bool],
-    reads: dict[str, Chat],
-) -> str:
-    """The turn under its chat's lock; appends True to ``queued`` when its answer was put in
-    the portal's outbox (the caller sends it after releasing the lock).
+def _process_locked(portal: _Portal, turn: Turn, queued: list[bool], reads: dict[str, Chat]) -> str:
+    """The turn under its chat's lock, as a pipeline: admit (read back, dialog) → understand
+    → decide → plan the writes → deliver → record. Appends True to ``queued`` when its answer
+    was put in the portal's outbox (the caller sends it after releasing the lock).
 
     The event is only a hint: before anything changes, the message, its author and the chat's
     CRM binding are read back from Bitrix24 (:func:`verified_turn`); the turn goes on with what
     Bitrix24 said, and a message Bitrix24 does not show as the client's changes nothing."""
+    services = portal.services
     client = services.bitrix(turn.member_id, interactive=True)
-    with services.db() as session:
-        known = _find_dialog(session, portal_id, turn.chat_id)
+    admitted = _admit(portal, client, turn, reads)
+    if isinstance(admitted, str):
+        return admitted
+    turn, typed, dialog = admitted
+    stopped = _not_for_the_assistant(portal, client, turn, dialog)
+    if stopped is not None:
+        return stopped
+    if dialog.first_turn and dialog.lead_id:
+        hold_first_reply(services, portal.portal_id, dialog.lead_id)
+    if not typed and _room_for_typing(client):
+        _call_quietly(client, *_typing_call(turn))
+    think = _think(portal, client, turn, dialog)
+    writes = _plan_writes(portal, turn, dialog, think)
+    if writes and not _sent_directly(portal, dialog, think.reply):
+        if outbox.portal_waiting(services, turn.member_id) or not outbox.has_room(client):
+            _queue_answer(portal, client, turn, dialog, think, writes)
+            queued.append(True)
+            _tag_first(portal, dialog)
+            return think.reply.state.state
+    answered_at, result, plan = _deliver(portal, client, turn, dialog, think, writes)
+    _record(portal, client, turn, dialog, think, answered_at)
+    if plan is not None and result is not None:
+        # After the turn is stored: a refused session call retries the hand-off alone.
+        finish_handoff(services, result, plan, dialog.pk, portal.portal_id)
+    _tag_first(portal, dialog)
+    return think.reply.state.state
+
+
+def _admit(
+    portal: _Portal, client: Any, turn: Turn, reads: dict[str, Chat]
+) -> tuple[Turn, bool, _Dialog] | str:
+    """The turn as Bitrix24 tells it, whether typing was shown, and its dialog; or why the
+    turn stops here (``duplicate``, ``unverified``)."""
+    with portal.services.db() as session:
+        known = _find_dialog(session, portal.portal_id, turn.chat_id)
         if known is not None and turn.message_id and known.state != "handoff":
-            seen = session.scalar(
-                select(AssistantTurn.id).where(
-                    AssistantTurn.dialog_id == known.id,
-                    AssistantTurn.message_id == turn.message_id,
-                )
-            )
-            if seen is not None:
+            if _turn_seen(session, known.id, turn.message_id):
                 return "duplicate"  # answered already: nothing to read or change
         elif known is not None and not turn.message_id and known.turns:
             return "duplicate"  # greeted already
         # typing rides in the read's request, but only into a chat the bot already talks in
         # (the dialog's chat; a first event's chat is typed in once verified)
         early_typing = (
-            known is not None and known.state != "handoff" and (_served(assistant, known.line_id))
+            known is not None
+            and known.state != "handoff"
+            and _served(portal.assistant, known.line_id)
         )
     checked = verified_turn(client, turn, reads, early_typing and _room_for_typing(client))
     if checked is None:
         log.warning("chat event not confirmed by Bitrix24: ignored")
         return "unverified"
     turn, typed = checked
-    with services.db() as session:
-        dialog = _load_dialog(session, portal_id, turn)
-        dialog_pk = dialog.id
+    dialog = _open_dialog(portal, turn)
+    if dialog is None:
+        return "duplicate"
+    return turn, typed, dialog
+
+
+def _turn_seen(session: Session, dialog_pk: int, message_id: int) -> bool:
+    return (
+        session.scalar(
+            select(AssistantTurn.id).where(
+                AssistantTurn.dialog_id == dialog_pk, AssistantTurn.message_id == message_id
+            )
+        )
+        is not None
+    )
+
+
+def _open_dialog(portal: _Portal, turn: Turn) -> _Dialog | None:
+    """The verified turn's dialog (made on its first turn); None when the turn was answered
+    already, unless only its hand-off failed half-way (then ``pending_handoff``)."""
+    with portal.services.db() as session:
+        dialog = _load_dialog(session, portal.portal_id, turn)
         pending_handoff = False
         if turn.message_id:
-            seen = session.scalar(
-                select(AssistantTurn.id).where(
-                    AssistantTurn.dialog_id == dialog.id,
-                    AssistantTurn.message_id == turn.message_id,
-                )
-            )
-            if seen is not None:
+            if _turn_seen(session, dialog.id, turn.message_id):
                 # answered already; only a hand-off that failed half-way is finished now
                 pending_handoff = (
                     dialog.state == "handoff"
@@ -503,82 +576,113 @@ def _process_locked(
                     and dialog.handoff_reason not in ("disabled", "rate_limited")
                 )
                 if not pending_handoff:
-                    return "duplicate"
+                    return None
         elif dialog.turns:
-            return "duplicate"  # greeted already
-        before = DialogState.load(dialog.state, dialog.slots, dialog.handoff_reason)
-        own_booking = dialog.booking_id
-        first_turn = dialog.turns == 0
-        client_user_id = dialog.client_user_id
-        lead_id = dialog.lead_id
-        channel = dialog.channel
-        line_id = dialog.line_id
-    if pending_handoff:
-        from b24app.assistant.handoff import hand_off
+            return None  # greeted already
+        return _Dialog(
+            pk=dialog.id,
+            before=DialogState.load(dialog.state, dialog.slots, dialog.handoff_reason),
+            own_booking=dialog.booking_id,
+            first_turn=dialog.turns == 0,
+            client_user_id=dialog.client_user_id,
+            lead_id=dialog.lead_id,
+            channel=dialog.channel,
+            line_id=dialog.line_id,
+            pending_handoff=pending_handoff,
+        )
 
-        hand_off(services, client, turn, dialog_pk, portal_id, before, script, assistant)
+
+def _not_for_the_assistant(portal: _Portal, client: Any, turn: Turn, dialog: _Dialog) -> str | None:
+    """Why the assistant does not answer this turn (a hand-off to finish, a line it does not
+    serve, a chat with the operators, a line over its rate), having done what that asks;
+    None when it answers."""
+    services, assistant, before = portal.services, portal.assistant, dialog.before
+    if dialog.pending_handoff:
+        hand_off(services, client, turn, dialog.pk, portal.portal_id, before, portal.script,
+                 assistant)  # fmt: skip
         return "handoff_retried"
-    if not _served(assistant, line_id):
+    if not _served(assistant, dialog.line_id):
         if before.state != "handoff":
-            _silent_handoff(services, client, turn, dialog_pk, assistant)
+            _silent_handoff(services, client, turn, dialog.pk, assistant)
         return "not_served"
     if before.state == "handoff":
-        _store_turn(services, dialog_pk, turn, before, before, None, Reply("", before), 0, None)
+        _store_turn(services, dialog.pk, turn, before, before, None, Reply("", before), 0, None)
         return "operator"
-    if first_turn and not rate.admit_dialog(
-        services.redis, turn.member_id, line_id, turn.chat_id, rate.per_hour(assistant)
+    if dialog.first_turn and not rate.admit_dialog(
+        services.redis, turn.member_id, dialog.line_id, turn.chat_id, rate.per_hour(assistant)
     ):
-        log.info("line %s: over its new dialogs per hour, the chat goes to the operators", line_id)
-        _silent_handoff(services, client, turn, dialog_pk, assistant, reason="rate_limited")
+        log.info("line %s: over its new dialogs per hour, the chat goes to the operators",
+                 dialog.line_id)  # fmt: skip
+        _silent_handoff(services, client, turn, dialog.pk, assistant, reason="rate_limited")
         return "rate_limited"
+    return None
 
-    if first_turn and lead_id:
-        from b24app.assistant.handoff import hold_first_reply
 
-        hold_first_reply(services, portal_id, lead_id)
-
-    if not typed and _room_for_typing(client):
-        _call_quietly(client, *_typing_call(turn))
+def _think(portal: _Portal, client: Any, turn: Turn, dialog: _Dialog) -> _Thought:
+    """Understand the message, then decide the answer; timed for the KPIs."""
     think_start = time.monotonic()
-    now = dt.datetime.now(tz)
-    script = dataclasses.replace(
-        script, last_day=now.date() + dt.timedelta(days=horizon_days(assistant))
-    )
+    now = dt.datetime.now(portal.calendar.time_zone)
+    last_day = now.date() + dt.timedelta(days=horizon_days(portal.assistant))
+    script = dataclasses.replace(portal.script, last_day=last_day)
+    understanding = _understand(portal, turn, dialog.before, script, now)
+    reply = _decide(portal, client, turn, dialog, script, understanding, now)
+    think_ms = int((time.monotonic() - think_start) * 1000)
+    return _Thought(understanding, reply, script, think_ms)
+
+
+def _understand(
+    portal: _Portal, turn: Turn, before: DialogState, script: Script, now: dt.datetime
+) -> Understanding:
+    """What the message says, read by the model when the portal has one, else by the rules."""
+    assistant = portal.assistant
     choices = _offered_buttons(before, script)
     safety = safety_vocabulary(str(assistant.get("kind") or "salon"), assistant.get("safety_words"))
-    model = _understander(services, assistant)
-    understanding: Understanding
+    model = _understander(portal.services, assistant)
     try:
         if model is not None:
-            understanding = model.understand(turn.text, now=now, services=script.services,
-                                             expect=before.state, choices=choices,
-                                             lang=script.lang, safety=safety)  # fmt: skip
-        else:
-            understanding = understand(turn.text, now=now, services=script.services,
-                                       expect=before.state, choices=choices,
-                                       lang=script.lang, safety=safety)  # fmt: skip
+            return model.understand(turn.text, now=now, services=script.services,
+                                    expect=before.state, choices=choices,
+                                    lang=script.lang, safety=safety)  # fmt: skip
+        return understand(turn.text, now=now, services=script.services,
+                          expect=before.state, choices=choices,
+                          lang=script.lang, safety=safety)  # fmt: skip
     except (OverflowError, ValueError):
         # a date out of every range ("31.12.9999 после 22" plus a day): read as nothing
         # understood, answered like any unclear message instead of failing the job
         log.warning("message not understood: a value out of range", exc_info=True)
-        understanding = Understanding(text=turn.text)
+        return Understanding(text=turn.text)
+
+
+def _decide(
+    portal: _Portal,
+    client: Any,
+    turn: Turn,
+    dialog: _Dialog,
+    script: Script,
+    understanding: Understanding,
+    now: dt.datetime,
+) -> Reply:
+    """The dialog's step: the answer, the free times it offers, and for a tapped time the
+    claim on it (or a refusal when the client holds a pre-booking in another chat)."""
+    services, assistant, calendar = portal.services, portal.assistant, portal.calendar
+    tz = calendar.time_zone
     resource_id = int(assistant.get("booking_resource_id") or 0)
+    step_minutes = int(assistant.get("slot_step_minutes") or 60)
+    local_now = now.replace(tzinfo=None)
 
     def taken_now(prebookings_only: bool) -> list[Interval]:
         # what the app knows is taken, and the times other chats are pre-booking right now
         with services.db() as session:
-            known = busy_intervals(session, portal_id, tz, dialog_pk,
+            known = busy_intervals(session, portal.portal_id, tz, dialog.pk,
                                    prebookings_only=prebookings_only)  # fmt: skip
-        return known + claims.claimed(services.redis, turn.member_id, tz, dialog_pk)
-
-    step_minutes = int(assistant.get("slot_step_minutes") or 60)
-    local_now = now.replace(tzinfo=None)
+        return known + claims.claimed(services.redis, turn.member_id, tz, dialog.pk)
 
     def offer(when: When, duration: int) -> list[dt.datetime]:
         if resource_id:
             times = resource_times(services, client, turn.member_id, resource_id, calendar,
                                    when, duration, now=local_now, busy=busy,
-                                   own_booking=own_booking, last_day=script.last_day)  # fmt: skip
+                                   own_booking=dialog.own_booking,
+                                   last_day=script.last_day)  # fmt: skip
             if times is not None:
                 return times
             # no answer from the portal, or no slot settings: the app's own view of the week
@@ -591,25 +695,28 @@ def _process_locked(
     # lock (other turns never wait for it).
     slot_lock = (
         claims.slot_lock(services.redis, turn.member_id)
-        if may_prebook(before, understanding)
+        if may_prebook(dialog.before, understanding)
         else nullcontext()
     )
     with slot_lock:
         busy = taken_now(bool(resource_id))
-        reply = step(before, understanding, script, offer)
+        reply = step(dialog.before, understanding, script, offer)
         if "prebook" in reply.actions and reply.state.start:
-            who = reply.state.phone, client_user_id
-            if holds.held_elsewhere(services, turn.member_id, portal_id, dialog_pk, *who,
+            who = reply.state.phone, dialog.client_user_id
+            if holds.held_elsewhere(services, turn.member_id, portal.portal_id, dialog.pk, *who,
                                     holds.hold_minutes(assistant)):  # fmt: skip
                 reply = hold_refused(reply.state, script)
             else:
                 start_utc, minutes = _prebook_span(reply.state, script, calendar)
-                claims.claim(services.redis, turn.member_id, dialog_pk, start_utc, minutes,
+                claims.claim(services.redis, turn.member_id, dialog.pk, start_utc, minutes,
                              holds.owner(*who))  # fmt: skip
-    after = reply.state
-    think_ms = int((time.monotonic() - think_start) * 1000)
+    return reply
 
-    writes: dict[str, tuple[str, dict[str, Any]]] = {}
+
+def _plan_writes(portal: _Portal, turn: Turn, dialog: _Dialog, think: _Thought) -> Writes:
+    """The answer as the bot (with its keyboard) and what the turn learned for the CRM item."""
+    reply = think.reply
+    writes: Writes = {}
     if reply.text:
         fields: dict[str, Any] = {"message": reply.text}
         keyboard = botapi.keyboard(reply.buttons, turn.bot_id)
@@ -619,71 +726,85 @@ def _process_locked(
             "imbot.v2.Chat.Message.send",
             {"botId": turn.bot_id, "dialogId": turn.dialog_id, "fields": fields},
         )
-    with services.db() as session:
-        current = session.get(AssistantDialog, dialog_pk)
+    with portal.services.db() as session:
+        current = session.get(AssistantDialog, dialog.pk)
         assert current is not None
-        writes.update(_crm_writes(current, before, after, reply, script, registration))
-    answered_at: dt.datetime | None = None
-    # Queued only when nothing later in this turn reads a result back or must follow the
-    # answer in the chat: a pre-booking on a Booking resource (booking.add's id), the delete
-    # of such a booking, a hand-off. Without a resource both are our own rows only.
-    direct_only = (
+        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script,
+                                  portal.registration))  # fmt: skip
+    return writes
+
+
+def _sent_directly(portal: _Portal, dialog: _Dialog, reply: Reply) -> bool:
+    """Whether the answer must go in this turn's own request, never the outbox: something
+    later in the turn reads a result back or must follow the answer in the chat (a
+    pre-booking on a Booking resource needs booking.add's id, the delete of such a booking,
+    a hand-off). Without a resource both are our own rows only."""
+    before, after = dialog.before, reply.state
+    resource_id = int(portal.assistant.get("booking_resource_id") or 0)
+    return bool(
         ("prebook" in reply.actions and after.start and resource_id)
-        or (before.start and not after.start and after.state != "handoff" and own_booking)
+        or (before.start and not after.start and after.state != "handoff" and dialog.own_booking)
         or "handoff" in reply.actions
     )
-    if writes and not direct_only:
-        if outbox.portal_waiting(services, turn.member_id) or not outbox.has_room(client):
-            # the bucket is empty, or answers already wait for it (the sender's next request
-            # carries this one too, as soon as a slot frees: taking that slot for this answer
-            # alone would only make the others wait longer): the answer joins the portal's
-            # next request; the turn is recorded first, so a repeated delivery sends nothing
-            _after_answer(services, turn.member_id, client, dialog_pk, before, after, reply,
-                          script, calendar, assistant, turn.user_name)  # fmt: skip
-            _store_turn(services, dialog_pk, turn, before, after, understanding, reply,
-                        think_ms, None)  # fmt: skip
-            outbox.push(services, turn.member_id, outbox.Entry(
-                turn.chat_id, dialog_pk, turn.message_id, turn.received_at,
-                {name: [method, params] for name, (method, params) in writes.items()},
-            ))  # fmt: skip
-            queued.append(True)
-            _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
-            return after.state
+
+
+def _queue_answer(
+    portal: _Portal, client: Any, turn: Turn, dialog: _Dialog, think: _Thought, writes: Writes
+) -> None:
+    """Deliver through the outbox: the bucket is empty, or answers already wait for it (the
+    sender's next request carries this one too, as soon as a slot frees: taking that slot for
+    this answer alone would only make the others wait longer). The turn is recorded first,
+    so a repeated delivery sends nothing."""
+    _record(portal, client, turn, dialog, think, None)
+    outbox.push(portal.services, turn.member_id, outbox.Entry(
+        turn.chat_id, dialog.pk, turn.message_id, turn.received_at,
+        {name: [method, params] for name, (method, params) in writes.items()},
+    ))  # fmt: skip
+
+
+def _deliver(
+    portal: _Portal, client: Any, turn: Turn, dialog: _Dialog, think: _Thought, writes: Writes
+) -> tuple[dt.datetime | None, BatchResult | None, HandoffPlan | None]:
+    """Deliver in this turn's own ``batch``: (answered at, the batch's result, the hand-off
+    plan). A hand-off rides in the same request, after the answer: on a busy portal it no
+    longer waits for the bucket a second time."""
+    services, reply = portal.services, think.reply
     plan = None
     if "handoff" in reply.actions:
-        from b24app.assistant.handoff import plan_handoff
-
-        # The answer and the hand-off in ONE request, answer first: on a busy portal the
-        # hand-off no longer waits for the bucket a second time.
-        plan = plan_handoff(services, turn, dialog_pk, after, script, assistant)
+        plan = plan_handoff(services, turn, dialog.pk, reply.state, think.script,
+                            portal.assistant)  # fmt: skip
         if plan is not None:
             writes.update(plan.writes)
-    result = None
-    if writes and outbox.chat_waiting(services, turn.member_id, turn.chat_id):
+    if not writes:
+        return None, None, plan
+    if outbox.chat_waiting(services, turn.member_id, turn.chat_id):
         outbox.wait_for_chat(services, turn.member_id, turn.chat_id)
-    if writes:
-        result = client.batch(writes, halt=False)
-        answered_at = utc_now()
-        if result.errors:
-            log.warning("assistant writes refused: %s", sorted(result.errors))
-            sent = result.errors.get("send")
-            if sent:
-                raise BitrixError(
-                    str(sent.get("error") or "SEND_FAILED"),
-                    str(sent.get("error_description") or ""),
-                    method="imbot.v2.Chat.Message.send",
-                )
-    _after_answer(services, turn.member_id, client, dialog_pk, before, after, reply, script,
-                  calendar, assistant, turn.user_name)  # fmt: skip
-    _store_turn(services, dialog_pk, turn, before, after, understanding, reply, think_ms,
-                answered_at)  # fmt: skip
-    if plan is not None and result is not None:
-        from b24app.assistant.handoff import finish_handoff
+    result = client.batch(writes, halt=False)
+    answered_at = utc_now()
+    if result.errors:
+        log.warning("assistant writes refused: %s", sorted(result.errors))
+        sent = result.errors.get("send")
+        if sent:
+            raise BitrixError(
+                str(sent.get("error") or "SEND_FAILED"),
+                str(sent.get("error_description") or ""),
+                method="imbot.v2.Chat.Message.send",
+            )
+    return answered_at, result, plan
 
-        # After the turn is stored: a refused session call retries the hand-off alone.
-        finish_handoff(services, result, plan, dialog_pk, portal_id)
-    _tag_first(services, first_turn, lead_id, portal_id, line_id, channel)
-    return after.state
+
+def _record(
+    portal: _Portal,
+    client: Any,
+    turn: Turn,
+    dialog: _Dialog,
+    think: _Thought,
+    answered_at: dt.datetime | None,
+) -> None:
+    """The booking side of the answer, then the turn itself (its row, the dialog's state)."""
+    _after_answer(portal, client, dialog, think, turn.user_name)
+    _store_turn(portal.services, dialog.pk, turn, dialog.before, think.reply.state,
+                think.understanding, think.reply, think.think_ms, answered_at)  # fmt: skip
 
 
 def _served(assistant: dict[str, Any], line_id: str) -> bool:
@@ -736,24 +857,14 @@ def verified_turn(
     return verified, typed
 
 
-def _tag_first(
-    services: Services,
-    first_turn: bool,
-    lead_id: int | None,
-    portal_id: int,
-    line_id: str,
-    channel: str,
-) -> None:
-    if first_turn and lead_id:
+def _tag_first(portal: _Portal, dialog: _Dialog) -> None:
+    if dialog.first_turn and dialog.lead_id:
         # background work, off this queue: the tag must not hold the chat's next answer
-        from b24app.assistant.jobs import enqueue_tagging
-
-        enqueue_tagging(services, portal_id, lead_id, ai_channel_of(f"{line_id}|{channel.upper()}"))
+        channel = ai_channel_of(f"{dialog.line_id}|{dialog.channel.upper()}")
+        enqueue_tagging(portal.services, portal.portal_id, dialog.lead_id, channel)
 
 
 def _offered_buttons(state: DialogState, script: Script) -> list[str]:
-    from b24app.assistant.dialog import fmt_slot
-
     if state.state == "slot":
         return [fmt_slot(dt.datetime.fromisoformat(o), script.lang) for o in state.offered]
     if state.state == "confirm":
@@ -827,8 +938,6 @@ def _silent_handoff(
 ) -> None:
     """The assistant is off (or not for this line, or the line is over its rate of new
     dialogs): the chat goes straight to the operators."""
-    from b24app.assistant.handoff import session_handoff_call
-
     method, params = session_handoff_call(turn.chat_id, assistant)
     _call_quietly(client, method, params)
     with services.db() as session:

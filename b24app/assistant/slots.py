@@ -7,8 +7,8 @@ Two sources of candidate start times:
   the appointments the app knows (the assistant's pre-bookings, the journeys' ``booking_at``);
 * with a Bitrix24 Booking resource, the resource's own **slot ranges** (``booking.v1.resource.
   slots.list``: weekdays, ``from``/``to`` minutes since 00:00 in the range's time zone,
-  ``slotSize``), minus the resource's bookings in the window (there is no free-slot API:
-  CLIENT-LOOP gotcha 6). A range offers starts at ``from``, ``from + slotSize``, … while the
+  ``slotSize``), minus the resource's bookings in the window (Bitrix24 has no method that
+  returns free slots). A range offers starts at ``from``, ``from + slotSize``, … while the
   service fits before ``to`` (the service's duration may span several slots: our reading, the
   docs only call ``slotSize`` "the booking duration"); a range in another time zone than the
   portal's is converted, so its day may fall across two local days; a wall time that does not

@@ -5,8 +5,8 @@ the one this app registered on that portal → enqueue one job on the ``assistan
 queue nothing slow shares) under a deterministic id → answer 200 at once. The event is a
 claim (any employee can post one with the ``application_token``): the job reads the message,
 its author and the chat's CRM binding back from Bitrix24 before anything changes
-(:func:`b24app.assistant.service.verified_turn`). v2 webhook delivery
-has no guaranteed retries, so the view never does slow work (CLIENT-LOOP §3.7).
+(:func:`b24app.assistant.service.verified_turn`). Bitrix24 does not promise to retry a v2
+webhook delivery, so the view never does slow work.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from b24app import logs
 from b24app.assistant import jobs
 from b24app.assistant.schemas import BotEventSchema
+from b24app.assistant.turns import Turn
 from b24app.errors import ApiError
 from b24app.web import authenticate
 from b24app.web import read_form
@@ -61,7 +62,7 @@ def event() -> ResponseReturnValue:
         message_id, text = message["id"], message["text"]
     else:
         message_id, text = 0, ""  # the bot joined the chat: greet
-    turn = jobs.Turn(
+    turn = Turn(
         member_id=portal.member_id,
         bot_id=bot["id"],
         chat_id=str(chat["id"]),

@@ -90,7 +90,10 @@ def test_an_unconfirmed_hold_expires_and_its_time_is_offered_again(
 
     # drive the clock: the job is due now
     registry.schedule(Job.fetch(job_id, connection=services.redis), dt.datetime.now(dt.UTC))
-    wait_for(lambda: dialog_of(services, first).booked_at is None, what="the hold's release")
+    # the release frees the booking, then sets the dialog's step (two transactions): wait
+    # for both
+    wait_for(lambda: (d := dialog_of(services, first)).booked_at is None and d.state == "when",
+             what="the hold's release")  # fmt: skip
     released = dialog_of(services, first)
     assert released.booking_id is None and released.booking_start is None
     assert released.state == "when"

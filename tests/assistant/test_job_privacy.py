@@ -9,7 +9,7 @@ import pytest
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from b24app.assistant import jobs
+from b24app.assistant import turns
 from b24app.context import Services
 from b24app.worker import InProcessAppWorker
 from tests.assistant.test_views import form
@@ -32,7 +32,7 @@ def test_a_failed_job_holds_no_client_text(
     monkeypatch.setattr("b24app.assistant.service.process_turn", broken)
     response = post(client, form(**{"data[message][text]": TEXT, "data[user][name]": NAME}))
     assert response.get_json() == {"status": "queued"}
-    queue = services.queue(jobs.QUEUE)
+    queue = services.queue(turns.QUEUE)
     job = queue.jobs[0]
     job.retries_left = 0  # this run is its last try: straight to the failed registry
     job.save()
@@ -50,7 +50,7 @@ def test_a_failed_job_holds_no_client_text(
         assert word.encode() not in stored and word.encode() not in raw
     # the text waited only in the chat's list (expiring within WAITING_TTL); its last try
     # failed, so the message left that list too (later messages are not held behind it)
-    for key in jobs._waiting_keys(kept.kwargs["member_id"], kept.kwargs["chat_id"]):
+    for key in turns._waiting_keys(kept.kwargs["member_id"], kept.kwargs["chat_id"]):
         dumped = services.redis.dump(key) or b""
         for word in ("916", "диабет", "Зинаида"):
             assert word.encode() not in dumped
@@ -59,9 +59,9 @@ def test_a_failed_job_holds_no_client_text(
 @pytest.mark.usefixtures("stored_portal")
 def test_a_waiting_message_expires_with_the_chats_list(client: Any, services: Services) -> None:
     post(client, form(**{"data[message][text]": TEXT, "data[user][name]": NAME}))
-    kwargs = services.queue(jobs.QUEUE).jobs[0].kwargs
-    order, turns = jobs._waiting_keys(kwargs["member_id"], kwargs["chat_id"])
-    assert 0 < services.redis.ttl(turns) <= jobs.WAITING_TTL
+    kwargs = services.queue(turns.QUEUE).jobs[0].kwargs
+    order, waiting = turns._waiting_keys(kwargs["member_id"], kwargs["chat_id"])
+    assert 0 < services.redis.ttl(waiting) <= turns.WAITING_TTL
 
 
 @pytest.mark.usefixtures("stored_portal")
@@ -71,16 +71,16 @@ def test_the_job_answers_the_waiting_message_it_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The job reads its message back from the waiting list; once answered, it is a no-op."""
-    seen: list[jobs.Turn] = []
+    seen: list[turns.Turn] = []
 
-    def record(_services: Services, turn: jobs.Turn) -> str:
+    def record(_services: Services, turn: turns.Turn) -> str:
         seen.append(turn)
-        jobs.answered(_services, turn)
+        turns.answered(_services, turn)
         return "answered"
 
     monkeypatch.setattr("b24app.assistant.service.process_turn", record)
     post(client, form(**{"data[message][text]": TEXT, "data[user][name]": NAME}))
-    job = services.queue(jobs.QUEUE).jobs[0]
+    job = services.queue(turns.QUEUE).jobs[0]
     assert job.func(*job.args, **job.kwargs) == "answered"
     assert [(t.text, t.user_name, t.message_id) for t in seen] == [(TEXT, NAME, 41047)]
     assert job.func(*job.args, **job.kwargs) == "answered_already" and len(seen) == 1
