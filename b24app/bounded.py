@@ -42,3 +42,13 @@ class BoundedDict(fields.Dict):
         if isinstance(value, Mapping) and len(value) > self.max_items:
             raise _too_many(self.max_items)
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def clamped(value: Any, default: int, bounds: tuple[int, int]) -> int:
+    """An integer setting within ``bounds``; ``default`` when unset or not a number (a
+    document stored before its schema checked the field)."""
+    try:
+        number = int(value or default)
+    except (TypeError, ValueError):
+        number = default
+    return min(max(number, bounds[0]), bounds[1])

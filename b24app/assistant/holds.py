@@ -40,6 +40,7 @@ from b24app.assistant import claims
 from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import fmt_slot
 from b24app.bitrix.errors import BitrixError
+from b24app.bounded import clamped
 from b24app.context import Services
 from b24app.i18n import translate
 from b24app.storage.models import AssistantDialog
@@ -63,11 +64,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 def hold_minutes(assistant: dict[str, Any]) -> int:
     """How long a pre-booking waits for its confirmation, within :data:`HOLD_MINUTES`."""
-    try:
-        minutes = int(assistant.get("hold_minutes") or DEFAULT_HOLD_MINUTES)
-    except (TypeError, ValueError):
-        minutes = DEFAULT_HOLD_MINUTES
-    return min(max(minutes, HOLD_MINUTES[0]), HOLD_MINUTES[1])
+    return clamped(assistant.get("hold_minutes"), DEFAULT_HOLD_MINUTES, HOLD_MINUTES)
 
 
 def release_job_id(member_id: str, dialog_pk: int) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 from redis import Redis
 
+from b24app.bounded import clamped
+
 DEFAULT_PER_HOUR = 30
 PER_HOUR = (1, 1000)  # the settings schema's bounds too
 WINDOW = 3600
@@ -32,11 +34,7 @@ return 1
 
 
 def per_hour(assistant: dict[str, Any]) -> int:
-    try:
-        rate = int(assistant.get("dialogs_per_hour") or DEFAULT_PER_HOUR)
-    except (TypeError, ValueError):
-        rate = DEFAULT_PER_HOUR
-    return min(max(rate, PER_HOUR[0]), PER_HOUR[1])
+    return clamped(assistant.get("dialogs_per_hour"), DEFAULT_PER_HOUR, PER_HOUR)
 
 
 def admit_dialog(

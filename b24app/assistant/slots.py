@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
 from b24app.assistant.understanding import When
+from b24app.bounded import clamped
 from b24app.sla.worktime import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,7 @@ class SlotRange:
 
 
 def horizon_days(assistant: dict[str, Any]) -> int:
-    try:
-        days = int(assistant.get("horizon_days") or DEFAULT_HORIZON_DAYS)
-    except (TypeError, ValueError):
-        days = DEFAULT_HORIZON_DAYS
-    return min(max(days, HORIZON_DAYS[0]), HORIZON_DAYS[1])
+    return clamped(assistant.get("horizon_days"), DEFAULT_HORIZON_DAYS, HORIZON_DAYS)
 
 
 def parse_ranges(rows: Iterable[Any]) -> list[SlotRange]:
