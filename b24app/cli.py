@@ -68,7 +68,12 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
 
 
 @main.command()
-@click.option("--queue", "queues", multiple=True, help="events, timers, default, bulk")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="assistant, timers, events, default, bulk (all of them by default)",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty")
 @click.option("--fork", is_flag=True, help="Run each job in a forked work-horse (isolation)")
 def worker(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
