@@ -74,6 +74,16 @@ def release_hold(member_id: str, dialog_pk: int, booked_at: str) -> str:
     return holds.expire(context.current(), member_id, dialog_pk, booked_at)
 
 
+def release_overdue_holds() -> int:
+    """Recurring job (every minute): release the pre-bookings whose own release job Redis lost
+    (see :mod:`b24app.assistant.holds`). Returns how many were released."""
+    services = context.current()
+    released = 0
+    for member_id, dialog_pk, booked_at in holds.overdue(services):
+        released += holds.expire(services, member_id, dialog_pk, booked_at) == "released"
+    return released
+
+
 def tag_lead(portal_id: int, lead_id: int, channel: str) -> bool:
     """RQ job (queued by :func:`b24app.assistant.turns.enqueue_tagging`): the AI-lead field
     and timeline comment (idempotent: once per lead)."""
