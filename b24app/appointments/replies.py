@@ -53,6 +53,8 @@ from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Lead
 from b24app.storage.models import utc_now
+from b24app.timers.engine import as_aware
+from b24app.timers.engine import ceil_second
 from b24app.timers.engine import seconds_per_minute
 
 log = logging.getLogger(__name__)
@@ -241,12 +243,12 @@ def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text:
 # answer is read from the chat's history (``imopenlines.session.history.get``, readable by the
 # app's token without being a chat member, b24app/bitrix/chat_history.py): after a reminder
 # went into a chat and while its appointment awaits an answer, at most ``len(WATCH_MINUTES)``
-# reads at growing intervals, none once it is answered, moved on by a newer reminder, or
+# reads (3, 15, 60 and 240 minutes after it), none once it is answered, moved on by a newer reminder, or
 # started. Every message read counts only as the chat's client's, after the reminder, with
 # Bitrix24's text (the rule of :func:`reply_job`). The assistant's bot, when it holds the
 # chat, hands the message over at once (:func:`route_bot_message`).
 
-WATCH_MINUTES = (2, 5, 15, 45, 120, 360)  # after the reminder; policy minutes (tests scale)
+WATCH_MINUTES = (3, 15, 60, 240)  # reads this long after the reminder; policy minutes
 DECISIVE = ("confirmed", "change_requested", "already_confirmed", "already_asked")
 
 
@@ -259,13 +261,14 @@ def watch_reminder(
     services: Services, member_id: str, appointment_id: int, chat_id: int, since: dt.datetime,
     step: int = 0, after_id: int = 0,
 ) -> None:  # fmt: skip
-    """Schedule read ``step`` of the chat a reminder went to at ``since`` (naive UTC)."""
+    """Schedule read ``step`` of the chat a reminder went to at ``since`` (naive UTC), at
+    ``WATCH_MINUTES[step]`` after it (at once when that is past)."""
     if step >= len(WATCH_MINUTES):
         return
-    delay = WATCH_MINUTES[step] * seconds_per_minute()
+    due = since + dt.timedelta(seconds=WATCH_MINUTES[step] * seconds_per_minute())
     stamp = since.replace(microsecond=0).isoformat()
-    services.queue("events").enqueue_in(
-        dt.timedelta(seconds=delay), watch_job, member_id, appointment_id, chat_id, stamp, step,
+    services.queue("events").enqueue_at(
+        as_aware(ceil_second(due)), watch_job, member_id, appointment_id, chat_id, stamp, step,
         after_id, job_id=_watch_job_id(member_id, appointment_id, stamp, step), result_ttl=0,
         failure_ttl=7 * 86400, retry=Retry(max=3, interval=[5, 30, 120]),
     )  # fmt: skip
