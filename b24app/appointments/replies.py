@@ -1,4 +1,10 @@
-"""The client's answer to a reminder, read from the open-line chat (``ONOPENLINEMESSAGEADD``).
+"""The client's answer to a reminder, from the open-line chat the reminder went to.
+
+Routes (docs/appointments.md, "The client's reply"): the chat read back while an answer is
+awaited (:func:`watch_reminder` / :func:`watch_job`, the route for Telegram, WhatsApp, VK and
+web-chat lines), the assistant's bot holding the chat (:func:`route_bot_message`), and
+``ONOPENLINEMESSAGEADD`` on a line of the app's own connector (:func:`reply_job`). All end in
+:func:`handle_reply` with a message Bitrix24 shows the chat's client wrote.
 
 Which event: the docs' ``OnOpenLineMessageAdd`` fires for every new message in an open-line
 chat — the client's, an operator's, a system one, and ours sent by
@@ -243,8 +249,8 @@ def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text:
 # answer is read from the chat's history (``imopenlines.session.history.get``, readable by the
 # app's token without being a chat member, b24app/bitrix/chat_history.py): after a reminder
 # went into a chat and while its appointment awaits an answer, at most ``len(WATCH_MINUTES)``
-# reads (3, 15, 60 and 240 minutes after it), none once it is answered, moved on by a newer reminder, or
-# started. Every message read counts only as the chat's client's, after the reminder, with
+# reads (3, 15, 60 and 240 minutes after it), none once it is answered, moved on by a newer
+# reminder, or started. Every message read counts only as the chat's client's, after the reminder, with
 # Bitrix24's text (the rule of :func:`reply_job`). The assistant's bot, when it holds the
 # chat, hands the message over at once (:func:`route_bot_message`).
 

@@ -121,3 +121,26 @@ def test_telegram_and_whatsapp_clients_1_reach_the_app_by_the_chat_read_back(
         timeout=90,
     )
     assert not [c for c in emulator.calls() if c.method == "event.offline.get"]
+
+
+def test_where_the_assistants_bot_holds_the_chat_it_hands_the_answer_over(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """The other documented route: the line's bot receives the client's «1»
+    (``ONIMBOTV2MESSAGEADD``); it is read back and confirms the reminded appointment at once
+    (no read of the chat needed), and the assistant does not answer it as a dialog turn."""
+    from tests.appointments.test_flow import book
+    from tests.appointments.test_flow import fire_next
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal)
+    make_journey(services, portal_id, deal_id=621)
+    chat = installed_portal.open_chat([("deal", 621)], connector_id="whatsapp")
+    book(emulator, installed_portal, run_jobs, 30, deal_id=621, resource_ids=[2])
+    assert fire_next(services) == "fired"
+    bot_said = [m for m in installed_portal.chat_messages(chat.id) if m["kind"] == "bot"]
+    installed_portal.client_writes(chat.id, "1")
+    assert emulator.wait_idle()
+    run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.CONFIRMED
+    assert [m for m in installed_portal.chat_messages(chat.id) if m["kind"] == "bot"] == bot_said
