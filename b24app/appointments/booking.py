@@ -32,7 +32,11 @@ from sqlalchemy import select
 from b24app import context
 from b24app.appointments import names
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.resources import booking_sends
 from b24app.appointments.resources import note_booking
+from b24app.appointments.resources import note_notices
+from b24app.appointments.resources import notice_commands
+from b24app.appointments.resources import stored_notices
 from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
@@ -95,8 +99,9 @@ def cancel_booking(services: Services, portal_id: int, booking_id: int) -> str:
 
 def apply_booking(
     services: Services, portal_id: int, booking: dict[str, Any], clients: Any, external: Any,
-    client_name: str | None = None,
+    client_name: str | None = None, sends: list[str] | None = None,
 ) -> str:  # fmt: skip
+    """``sends``: what Booking itself sends the client for it (``resources.booking_sends``)."""
     deal_id, contact_id = links(clients, external)
     with services.db() as session:
         appt, changed = upsert_appointment(
@@ -110,6 +115,9 @@ def apply_booking(
             service=str(booking.get("name") or ""),
             client_name=client_name,
         )
+        if appt.booking_sends != sends:
+            appt.booking_sends = sends
+            changed = True
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
     return "changed" if changed else "unchanged"
@@ -134,8 +142,11 @@ def process_booking(
             "links": ("booking.v1.booking.externalData.list", {"bookingId": booking_id}),
             # the client's name, chained in the same request (b24app.appointments.names)
             **names.booking_commands(),
+            # Booking's own client messages, when the last reading is old (resources.py)
+            **notice_commands(services, member_id, time.time()),
         }
     )
+    note_notices(services, member_id, result, time.time())
     error = result.errors.get("booking")
     if error is not None:
         if str(error.get("error")) == NOT_FOUND:
@@ -156,7 +167,8 @@ def process_booking(
     if name is None:  # the contact was not the booking's first client: one more request
         kind, item_id = ("contact", contact_id) if contact_id else ("deal", deal_id)
         name = names.fetch_names(client, {"c": (kind, int(item_id or 0))}).get("c")
-    return apply_booking(services, portal_id, booking, clients, external, name)
+    sends = booking_sends(stored_notices(services, member_id), booking.get("resourceIds"))
+    return apply_booking(services, portal_id, booking, clients, external, name, sends)
 
 
 def import_bookings(
@@ -171,6 +183,9 @@ def import_bookings(
             days = int(load_settings(session, portal_id)["appointments"]["import_days"])
     start = int(now if now is not None else time.time())
     client = services.bitrix(member_id)
+    commands = notice_commands(services, member_id, time.time())
+    if commands:
+        note_notices(services, member_id, client.batch(commands, halt=False), time.time())
     imported = 0
     offset: int | None = 0
     while offset is not None:
@@ -204,10 +219,12 @@ def _import_page(
         if contact_id or deal_id:
             wanted[str(b["id"])] = ("contact", contact_id) if contact_id else ("deal", deal_id or 0)
     found = names.fetch_names(client, wanted)
+    notices = stored_notices(services, client.member_id)
     for b in bookings:
         apply_booking(
             services, portal_id, b, result.results.get(f"c{b['id']}"),
             result.results.get(f"l{b['id']}"), found.get(str(b["id"]), ""),
+            booking_sends(notices, b.get("resourceIds")),
         )  # fmt: skip
     return len(bookings)
 

@@ -11,6 +11,9 @@
   ``document_type`` (``DEAL`` or ``LEAD``) and the names of its text / time parameters.
 * ``date_field`` — a datetime field of the lead or deal read as the appointment time.
 * ``confirm_prompt`` — appended to the reminder while the appointment is unconfirmed.
+* ``booking_nudge`` — where Bitrix24 Booking itself sends the confirmation request or the
+  reminder for a booking (its resource type's settings), the app sends no copy; with this on
+  it still sends its short reminders (≤ 2 h before). Off by default.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "import_days": 30,
     # Let the configured language model rephrase the reminder template (off by default).
     "rephrase": False,
+    "booking_nudge": False,
     "confirm_prompt": {
         "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
@@ -81,6 +85,7 @@ class AppointmentsSchema(_Strict):
     date_field = fields.Nested(DateFieldSchema)
     import_days = fields.Integer(validate=validate.Range(min=0, max=90))
     rephrase = fields.Boolean()
+    booking_nudge = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
 
 
@@ -182,6 +187,8 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
         },
         "date_field": _date_field(form),
         "rephrase": str(form.get("appt_rephrase") or "").lower() in ("on", "1", "true", "y"),
+        "booking_nudge": str(form.get("appt_booking_nudge") or "").lower()
+        in ("on", "1", "true", "y"),
         "confirm_prompt": {
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
@@ -203,6 +210,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_field_entity": section["date_field"].get("entity") or "",
         "appt_field": section["date_field"].get("field") or "",
         "appt_rephrase": bool(section.get("rephrase")),
+        "appt_booking_nudge": bool(section.get("booking_nudge")),
         "appt_date_choice": (
             f"{section['date_field']['entity']}:{section['date_field'].get('field') or ''}"
             if section["date_field"].get("entity")

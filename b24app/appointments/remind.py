@@ -49,6 +49,8 @@ from sqlalchemy.orm import Session
 from b24app import logs
 from b24app.appointments.reminder_text import parse_offset
 from b24app.appointments.reminder_text import render_reminder
+from b24app.appointments.replies import watch_reminder
+from b24app.appointments.resources import offsets_beside_booking
 from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
@@ -134,6 +136,10 @@ def schedule_appointment(
             appt.journey_id = found.id if found is not None else None
         settings = load_settings(session, appt.portal_id)
         offsets = [o.strip() for o in (appt.offsets or settings["appointments"]["offsets"])]
+        # where Bitrix24 Booking itself confirms or reminds, no second copy (resources.py)
+        offsets = offsets_beside_booking(
+            offsets, appt.booking_sends, bool(settings["appointments"].get("booking_nudge"))
+        )
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
@@ -300,6 +306,11 @@ def send_appointment_reminder(
             _close(services, snap, tried, None, now=now)
             raise
         _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now)
+    into = next((row for row in tried if row["ok"] and row.get("chat_id")), None)
+    if into is not None and now is None and not snap["confirmed"]:
+        # the client's answer is read back from the chat while it is awaited (replies.py)
+        watch_reminder(services, snap["member_id"], snap["appointment_id"],
+                       int(into["chat_id"]), into["attempted_at"])  # fmt: skip
     return "fired"
 
 

@@ -1,4 +1,10 @@
-"""The client's answer to a reminder, read from the open-line chat (``ONOPENLINEMESSAGEADD``).
+"""The client's answer to a reminder, from the open-line chat the reminder went to.
+
+Routes (docs/appointments.md, "The client's reply"): the chat read back while an answer is
+awaited (:func:`watch_reminder` / :func:`watch_job`, the route for Telegram, WhatsApp, VK and
+web-chat lines), the assistant's bot holding the chat (:func:`route_bot_message`), and
+``ONOPENLINEMESSAGEADD`` on a line of the app's own connector (:func:`reply_job`). All end in
+:func:`handle_reply` with a message Bitrix24 shows the chat's client wrote.
 
 Which event: the docs' ``OnOpenLineMessageAdd`` fires for every new message in an open-line
 chat — the client's, an operator's, a system one, and ours sent by
@@ -43,6 +49,8 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
+from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.chat_history import verify_client_message
 from b24app.context import Services
 from b24app.leads.journeys import journey_key
@@ -51,6 +59,9 @@ from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Lead
 from b24app.storage.models import utc_now
+from b24app.timers.engine import as_aware
+from b24app.timers.engine import ceil_second
+from b24app.timers.engine import seconds_per_minute
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +240,117 @@ def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text:
                 "TAG": f"b24app|appointment|{crm[0] if crm else when}"}),
         }
     )  # fmt: skip
+
+
+# --- the documented route: the chat read back while a reply is awaited ----------------------
+#
+# ``ONOPENLINEMESSAGEADD`` reaches only an app whose own connector the line uses
+# (on-open-line-message-add.md), so for Telegram, WhatsApp, VK and web-chat lines the client's
+# answer is read from the chat's history (``imopenlines.session.history.get``, readable by the
+# app's token without being a chat member, b24app/bitrix/chat_history.py): after a reminder
+# went into a chat and while its appointment awaits an answer, at most ``len(WATCH_MINUTES)``
+# reads (3, 15, 60 and 240 minutes after it), none once it is answered, moved on by a newer
+# reminder, or started. Every message read counts only as the chat's client's, after the reminder, with
+# Bitrix24's text (the rule of :func:`reply_job`). The assistant's bot, when it holds the
+# chat, hands the message over at once (:func:`route_bot_message`).
+
+WATCH_MINUTES = (3, 15, 60, 240)  # reads this long after the reminder; policy minutes
+DECISIVE = ("confirmed", "change_requested", "already_confirmed", "already_asked")
+
+
+def _watch_job_id(member_id: str, appointment_id: int, since: str, step: int) -> str:
+    raw = f"rw-{member_id}-{appointment_id}-{since}-{step}"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", raw)
+
+
+def watch_reminder(
+    services: Services, member_id: str, appointment_id: int, chat_id: int, since: dt.datetime,
+    step: int = 0, after_id: int = 0,
+) -> None:  # fmt: skip
+    """Schedule read ``step`` of the chat a reminder went to at ``since`` (naive UTC), at
+    ``WATCH_MINUTES[step]`` after it (at once when that is past)."""
+    if step >= len(WATCH_MINUTES):
+        return
+    due = since + dt.timedelta(seconds=WATCH_MINUTES[step] * seconds_per_minute())
+    stamp = since.replace(microsecond=0).isoformat()
+    services.queue("events").enqueue_at(
+        as_aware(ceil_second(due)), watch_job, member_id, appointment_id, chat_id, stamp, step,
+        after_id, job_id=_watch_job_id(member_id, appointment_id, stamp, step), result_ttl=0,
+        failure_ttl=7 * 86400, retry=Retry(max=3, interval=[5, 30, 120]),
+    )  # fmt: skip
+
+
+def _still_awaited(services: Services, member_id: str, appointment_id: int, chat_id: int,
+                   since: dt.datetime) -> str | None:  # fmt: skip
+    """Why no read is needed any more (None: the reply is still awaited in this chat)."""
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        appt = session.get(Appointment, appointment_id)
+        if portal is None or appt is None or appt.portal_id != portal.id:
+            return "gone"
+        if appt.status != AppointmentStatus.SCHEDULED:
+            return "answered"
+        if appt.chat_id != chat_id or (
+            appt.reminded_at is not None and appt.reminded_at - since > CLOCK_SLACK
+        ):
+            return "superseded"  # a newer reminder watches its own chat
+        if appt.starts_at <= utc_now():
+            return "passed"
+    return None
+
+
+def watch_job(member_id: str, appointment_id: int, chat_id: int, since_iso: str, step: int,
+              after_id: int) -> str:  # fmt: skip
+    """RQ job: read the chat once (one REST request) and apply the client's messages written
+    after the reminder and after ``after_id``, in order; the next read follows unless one
+    answered it."""
+    services = context.current()
+    since = dt.datetime.fromisoformat(since_iso)
+    stop = _still_awaited(services, member_id, appointment_id, chat_id, since)
+    if stop is not None:
+        return stop
+    chat, _ = read_chat(services.bitrix(member_id), chat_id)
+    outcome, last = "silent", after_id
+    for message_id in sorted(m for m in (chat.messages if chat else {}) if m > after_id):
+        last = message_id
+        message = client_message(chat, message_id) if chat is not None else None
+        if message is None or (
+            message.sent_at is not None and message.sent_at < since - CLOCK_SLACK
+        ):
+            continue
+        outcome = handle_reply(services, member_id, chat_id, message.text,
+                               sent_at=message.sent_at)  # fmt: skip
+        if outcome in DECISIVE:
+            return outcome
+    watch_reminder(services, member_id, appointment_id, chat_id, since, step + 1, last)
+    return outcome
+
+
+def awaits_reply(services: Services, member_id: str, chat_id: int) -> bool:
+    """Does an appointment reminded into this chat still await the client's answer (no REST)?"""
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        if portal is None:
+            return False
+        appt = _reminded_appointment(session, portal.id, int(chat_id), utc_now())
+        return (
+            appt is not None
+            and appt.status == AppointmentStatus.SCHEDULED
+            and (appt.reminded_at is not None)
+        )
+
+
+def route_bot_message(
+    services: Services, member_id: str, chat_id: int, message_id: int
+) -> str | None:
+    """A client's message the assistant's bot received (``ONIMBOTV2MESSAGEADD``, the documented
+    route where the bot holds the chat): the reply handler's outcome when it answered an
+    awaited reminder; None when it is not a reminder's answer (the assistant goes on)."""
+    if not message_id or not awaits_reply(services, member_id, chat_id):
+        return None
+    message = verify_client_message(services.bitrix(member_id), int(chat_id), int(message_id))
+    if message is None:
+        return None
+    outcome = handle_reply(services, member_id, message.chat.id, message.text,
+                           sent_at=message.sent_at)  # fmt: skip
+    return outcome if outcome in DECISIVE else None

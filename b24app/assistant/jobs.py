@@ -15,6 +15,7 @@ from rq import get_current_job
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
+from b24app.appointments.replies import route_bot_message
 from b24app.assistant import holds
 from b24app.assistant import service
 from b24app.assistant.turns import answered
@@ -58,6 +59,11 @@ def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:
     turn = waiting_turn(services, member_id, chat_id, message_id)
     if turn is None:
         return "answered_already"
+    # the client's answer to a reminder in this chat goes to the reply handler, not the dialog
+    routed = route_bot_message(services, member_id, int(chat_id), message_id)
+    if routed is not None:
+        answered(services, turn)
+        return f"reminder_{routed}"
     try:
         return service.process_turn(services, turn)
     except Exception:

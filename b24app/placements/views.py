@@ -30,6 +30,8 @@ from sqlalchemy import select
 from b24app import directory
 from b24app import i18n
 from b24app.appointments.config import align_with_template
+from b24app.appointments.resources import sides
+from b24app.appointments.resources import stored_notices
 from b24app.appointments.views import journey_appointments
 from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
@@ -664,7 +666,17 @@ def _settings_page(
         date_fields=fields_by_entity,
         date_choices=[f"{e}:{f['id']}" for e, rows in fields_by_entity.items() for f in rows],
         add_missing=_add_missing(viewer.portal_id),
+        booking_sides=_booking_sides(viewer),
     )
+
+
+def _booking_sides(viewer: Viewer) -> list[dict[str, Any]]:
+    """Who sends what per Booking resource type, from the stored settings and the last
+    reading of Booking's notifications (read by the booking jobs, never by this view)."""
+    with services().db() as session:
+        section = load_settings(session, viewer.portal_id)["appointments"]
+    notices = stored_notices(services(), viewer.member_id)
+    return sides(notices, section["offsets"], bool(section.get("booking_nudge")))
 
 
 def _admins_only(viewer: Viewer) -> Response:

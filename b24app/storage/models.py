@@ -388,6 +388,10 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
     # Reminder offsets of this appointment (the robot's); None = the portal's setting.
     offsets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # What Bitrix24 Booking itself sends the client for this booking ("confirmation",
+    # "reminder"), from its resource types' settings when the booking was read; None: not a
+    # booking, or not known (the app then sends all its reminders).
+    booking_sends: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The open-line chat the last reminder went to (replies there are read as answers).
     chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -20,6 +20,20 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+@pytest.fixture(autouse=True)
+def bookings_without_bookings_own_reminders(request: pytest.FixtureRequest) -> None:
+    """These tests are about the app's own reminders: the emulated portal's Booking sends no
+    confirmation request and no reminder of its own (Bitrix24's defaults are on, and where
+    they are the app sends no copy: ``test_coexist.py``). Only for tests with a portal."""
+    if "portal" not in request.fixturenames:
+        return
+    booking = request.getfixturevalue("portal").booking
+    for type_id in booking.types.types:
+        booking.types.switch(
+            type_id, isConfirmationNotificationOn=False, isReminderNotificationOn=False
+        )
+
+
 @pytest.fixture
 def portal_id(installed_portal: Any, services: Services) -> int:
     with services.db() as session:
@@ -112,3 +126,18 @@ def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0
         remove_job(services, timer.job_id)
         schedule_job(services, timer, now)
     return pending
+
+
+def run_scheduled(services: Services, run_jobs: Any) -> None:
+    """Run now the jobs scheduled on the ``events`` queue (the reads of a chat while a reply
+    is awaited, ``replies.watch_reminder``), then drain: in-process tests have no scheduler."""
+    from rq.registry import ScheduledJobRegistry
+
+    queue = services.queue("events")
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is not None:
+            registry.remove(job)
+            queue.enqueue_job(job)
+    run_jobs()

@@ -28,6 +28,7 @@ from tests.appointments.conftest import appointments
 from tests.appointments.conftest import attempts
 from tests.appointments.conftest import journey
 from tests.appointments.conftest import make_journey
+from tests.appointments.conftest import run_scheduled
 from tests.appointments.conftest import utc_now
 from tests.placements.conftest import crm_items
 
@@ -68,6 +69,8 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     installed_portal.client_writes(chat.id, "1")
     assert emulator.wait_idle()
     run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.SCHEDULED  # not read yet
+    run_scheduled(services, run_jobs)  # the chat read back while the reply is awaited
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
@@ -232,7 +235,7 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
     installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
     assert emulator.wait_idle()
-    run_jobs()
+    run_scheduled(services, run_jobs)
     assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
     (task,) = installed_portal.tasks
     assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]

@@ -17,22 +17,13 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from devportal.resource_types import ResourceTypes
+
 DEFAULT_RESOURCES: list[dict[str, Any]] = [
     {"id": 1, "typeId": 1, "name": "Мастер Ольга", "description": None, "isMain": "Y"},
     {"id": 2, "typeId": 2, "name": "Кабинет 1", "description": None, "isMain": "N"},
     {"id": 3, "typeId": 2, "name": "Кабинет 2", "description": None, "isMain": "N"},
 ]
-NOTIFICATION_DEFAULTS: dict[str, Any] = {
-    "isInfoNotificationOn": "Y", "templateTypeInfo": "animate", "infoNotificationDelay": None,
-    "isConfirmationNotificationOn": "Y", "templateTypeConfirmation": "animate",
-    "confirmationNotificationDelay": 86400, "confirmationNotificationRepetitions": None,
-    "confirmationNotificationRepetitionsInterval": 10800, "confirmationCounterDelay": 10800,
-    "isReminderNotificationOn": "Y", "templateTypeReminder": "base",
-    "reminderNotificationDelay": -1, "isFeedbackNotificationOn": "N",
-    "templateTypeFeedback": "animate", "isDelayedNotificationOn": "Y",
-    "templateTypeDelayed": "animate", "delayedNotificationDelay": 300,
-    "delayedCounterDelay": 300,
-}  # fmt: skip
 WEEK_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -60,10 +51,11 @@ class BookingStore:
     clients: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     external: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     resources: dict[int, dict[str, Any]] = field(
-        default_factory=lambda: {
-            int(r["id"]): {**r, **NOTIFICATION_DEFAULTS} for r in DEFAULT_RESOURCES
-        }
+        default_factory=lambda: {int(r["id"]): dict(r) for r in DEFAULT_RESOURCES}
     )
+    # the resource types, with Booking's own client notifications (their fields show on the
+    # resources too: ``types.overlay``)
+    types: ResourceTypes = field(default_factory=ResourceTypes)
     # resource id -> slot settings in the REST shape (``slots.list``), ids from ``next_slot_id``
     slots: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 1

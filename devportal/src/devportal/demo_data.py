@@ -112,6 +112,11 @@ def prepare_portal(portal: Any) -> None:
         if uid not in portal.users:
             portal.add_user(uid, NAME=name, LAST_NAME=last, UF_DEPARTMENT=[2],
                             WORK_POSITION="Администратор")  # fmt: skip
+    # Booking's own confirmation and reminder are off for the masters (the salon lets the app
+    # remind in the chat) and left on, as by default, for the rooms: the settings page shows
+    # both sides (docs/appointments.md, "Beside Bitrix24 Booking's own messages").
+    portal.booking.types.switch(1, isConfirmationNotificationOn=False,
+                                isReminderNotificationOn=False)  # fmt: skip
     # The salon's booking statuses (with the IDs the app would create, so it reuses them).
     from b24app.install.stages import STAGES
 

@@ -833,14 +833,16 @@ class Portal:
         return chat
 
     def client_writes(self, chat_id: int, text: str) -> int:
-        """The client answers in the messenger: a message + ONOPENLINEMESSAGEADD."""
+        """The client answers in the messenger: a message, ``ONIMBOTV2MESSAGEADD`` to the bot
+        holding the chat, ``ONOPENLINEMESSAGEADD`` only on the app's own connector's lines."""
         with self.lock:
             chat = self.openlines.chats[chat_id]
             message = self.openlines.add_message(chat, chat.client_user_id, "client", text)
-            out = self.event_deliveries(
-                "ONOPENLINEMESSAGEADD", self.openlines.event_data(chat, message), None
-            )
-            out += imbot.message_event(self, chat, message)
+            out = imbot.message_event(self, chat, message)
+            if self.openlines.reaches_app(chat):
+                out += self.event_deliveries(
+                    "ONOPENLINEMESSAGEADD", self.openlines.event_data(chat, message), None
+                )
         self.send_events(out)
         return message.id
 

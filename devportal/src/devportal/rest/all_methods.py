@@ -7,6 +7,7 @@ the helpers) so that the registry and its areas import one way only; the server 
 from devportal.rest import app_methods  # noqa: F401
 from devportal.rest import bizproc  # noqa: F401
 from devportal.rest import booking  # noqa: F401
+from devportal.rest import booking_types  # noqa: F401
 from devportal.rest import crm_contact  # noqa: F401
 from devportal.rest import crm_deal  # noqa: F401
 from devportal.rest import crm_item  # noqa: F401

@@ -96,7 +96,8 @@ def message_add(ctx: Ctx) -> int:
         raise RestError(403, "CANCELED", "You cannot send messages to the specified chat")
     kind = "bot" if ctx.portal.users[user_id].get("IS_BOT") else "operator"
     message = ctx.portal.openlines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
-    ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.openlines.event_data(chat, message))
+    if ctx.portal.openlines.reaches_app(chat):  # only the app's own connector's lines
+        ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.openlines.event_data(chat, message))
     return message.id
 
 
