@@ -53,7 +53,7 @@ from b24app.leads.snapshot import normalise_lead
 from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
 from b24app.settings import load_settings
 from b24app.storage.models import BackfillState
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
 
@@ -159,7 +159,7 @@ def _store_round(
         existing = {
             lead.lead_id: lead
             for lead in session.scalars(
-                select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id.in_(lead_ids))
+                select(Journey).where(Journey.portal_id == portal_id, Journey.lead_id.in_(lead_ids))
             )
         } if lead_ids else {}  # fmt: skip
         for snap in snapshots:

@@ -40,7 +40,7 @@ from b24app.leads.lifecycle import add_moves
 from b24app.leads.lifecycle import refresh_stage_times
 from b24app.leads.lifecycle import settle_conversions
 from b24app.storage.models import BackfillState
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import utc_now
 
@@ -111,12 +111,12 @@ def _store_deals(
     deal_ids = [d.deal_id for d in deals]
     lead_ids = [d.lead_id for d in deals if d.lead_id is not None]
     with services.db() as session:
-        cache: dict[tuple[str, int], Lead] = {}
+        cache: dict[tuple[str, int], Journey] = {}
         if deals:
             found = session.scalars(
-                select(Lead).where(
-                    Lead.portal_id == portal_id,
-                    or_(Lead.deal_id.in_(deal_ids), Lead.lead_id.in_(lead_ids)),
+                select(Journey).where(
+                    Journey.portal_id == portal_id,
+                    or_(Journey.deal_id.in_(deal_ids), Journey.lead_id.in_(lead_ids)),
                 )
             )
             for journey in found:
@@ -148,7 +148,7 @@ def _store_moves(
         journeys = {
             int(j.deal_id): j
             for j in session.scalars(
-                select(Lead).where(Lead.portal_id == portal_id, Lead.deal_id.in_(deal_ids))
+                select(Journey).where(Journey.portal_id == portal_id, Journey.deal_id.in_(deal_ids))
             )
             if j.deal_id is not None
         } if deal_ids else {}  # fmt: skip

@@ -51,7 +51,7 @@ from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
 from b24app.leads.tag_writes import tag_recorded
 from b24app.settings import load_settings
 from b24app.storage.models import EntityType
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import Stage
 from b24app.storage.models import utc_now
@@ -116,15 +116,15 @@ def record_deal(
     mapping: Mapping[str, str],
     rules: Mapping[str, Any],
     origin: str = "event",
-    cache: dict[tuple[str, int], Lead] | None = None,
-) -> tuple[Lead, Outcome]:
+    cache: dict[tuple[str, int], Journey] | None = None,
+) -> tuple[Journey, Outcome]:
     """Record one fetch of a deal on its journey (see the module docstring).
 
     ``cache`` (the backfill): every journey of the round's deals and leads, preloaded by
     ``("deal", id)`` / ``("lead", id)``; a missing key means "no journey" (no query).
     """
 
-    def find(kind: str, value: int) -> Lead | None:
+    def find(kind: str, value: int) -> Journey | None:
         if cache is not None:
             return cache.get((kind, value))
         if kind == "deal":
@@ -140,7 +140,7 @@ def record_deal(
     lead_free = deal.lead_id is not None and find("lead", deal.lead_id) is None
     before: tuple[Any, ...] = ()
     if journey is None:
-        journey = Lead(
+        journey = Journey(
             portal_id=portal_id,
             lead_id=deal.lead_id if lead_free else None,
             deal_id=deal.deal_id,

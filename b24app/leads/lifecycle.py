@@ -1,9 +1,9 @@
 """The lead lifecycle record: what the SLA engine and the KPIs read instead of the CRM.
 
-One :class:`~b24app.storage.models.Lead` row per portal and lead holds the creation time,
+One :class:`~b24app.storage.models.Journey` row per portal and lead holds the creation time,
 the first reply, the time each lifecycle stage was first reached, the responsible user,
 source, UTM tags, channel, AI flag and amount. Each status move is also kept as a
-:class:`~b24app.storage.models.LeadStageChange` row (unique per lead, status and time, so the
+:class:`~b24app.storage.models.JourneyStageChange` row (unique per lead, status and time, so the
 same move recorded twice — a repeated event, the backfill and an event — is one row).
 
 Stages
@@ -40,7 +40,7 @@ Ordering
 ========
 
 Events arrive late and out of order. Every snapshot carries the CRM's ``DATE_MODIFY``; a
-snapshot older than the one recorded (``Lead.modified_at``) never overwrites its fields.
+snapshot older than the one recorded (``Journey.modified_at``) never overwrites its fields.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from b24app.leads.classify import Classification
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import parse_time
 from b24app.storage.db import rows_affected
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.models import utc_now
@@ -167,7 +167,7 @@ def stage_for(status_id: str, semantic: str, statuses: Mapping[str, str]) -> str
     return Stage.OTHER
 
 
-def get_lead(session: Session, portal_id: int, lead_id: int) -> Lead | None:
+def get_lead(session: Session, portal_id: int, lead_id: int) -> Journey | None:
     """The lifecycle record of a lead, or None if the app has not seen it.
 
     ``lead_id`` is a journey key (:mod:`b24app.leads.journeys`): a lead id, or minus the id
@@ -194,15 +194,15 @@ def record_first_reply(
         return False
     moment = max(at, lead.created_at) if lead.created_at else at
     first = session.execute(
-        update(Lead)
-        .where(Lead.id == lead.id, Lead.first_reply_at.is_(None))
+        update(Journey)
+        .where(Journey.id == lead.id, Journey.first_reply_at.is_(None))
         .values(first_reply_at=moment, first_reply_kind=kind[:32])
     )
     if rows_affected(first) == 1:
         return True
     session.execute(
-        update(Lead)
-        .where(Lead.id == lead.id, Lead.first_reply_at > moment)
+        update(Journey)
+        .where(Journey.id == lead.id, Journey.first_reply_at > moment)
         .values(first_reply_at=moment, first_reply_kind=kind[:32])
     )
     return False
@@ -213,20 +213,22 @@ def mark_deleted(
 ) -> bool:
     """Mark a lead deleted in the CRM; False if unknown or already marked."""
     result = session.execute(
-        update(Lead)
-        .where(Lead.portal_id == portal_id, Lead.lead_id == lead_id, Lead.deleted_at.is_(None))
+        update(Journey)
+        .where(
+            Journey.portal_id == portal_id, Journey.lead_id == lead_id, Journey.deleted_at.is_(None)
+        )
         .values(deleted_at=at or utc_now())
     )
     return rows_affected(result) == 1
 
 
-def _tracked(lead: Lead) -> tuple[Any, ...]:
+def _tracked(lead: Journey) -> tuple[Any, ...]:
     return tuple(getattr(lead, name) for name in TRACKED_FIELDS)
 
 
-def new_lead(portal_id: int, snap: LeadSnapshot) -> Lead:
+def new_lead(portal_id: int, snap: LeadSnapshot) -> Journey:
     """An empty lifecycle record for a lead first seen now."""
-    return Lead(
+    return Journey(
         portal_id=portal_id,
         lead_id=snap.lead_id,
         created_at=snap.created_at or snap.modified_at or utc_now(),
@@ -246,7 +248,7 @@ def new_lead(portal_id: int, snap: LeadSnapshot) -> Lead:
 
 
 def apply_fields(
-    lead: Lead,
+    lead: Journey,
     snap: LeadSnapshot,
     statuses: Mapping[str, str],
     classification: Classification,
@@ -284,7 +286,7 @@ def apply_fields(
 
 
 def apply_lead_to_deal_journey(
-    lead: Lead, snap: LeadSnapshot, classification: Classification
+    lead: Journey, snap: LeadSnapshot, classification: Classification
 ) -> bool:
     """A lead snapshot on a journey that already has its deal (see :func:`record_snapshot`)."""
     if snap.created_at is not None and (
@@ -306,7 +308,7 @@ def add_moves(
     statuses: Mapping[str, str],
     origin: str,
 ) -> int:
-    """Store history entries as ``LeadStageChange`` rows not stored yet; returns how many."""
+    """Store history entries as ``JourneyStageChange`` rows not stored yet; returns how many."""
     wanted = {(e.lead_id, e.status_id, e.changed_at): e for e in entries}
     if not wanted:
         return 0
@@ -314,8 +316,13 @@ def add_moves(
     existing = set(
         session.execute(
             select(
-                LeadStageChange.lead_id, LeadStageChange.status_id, LeadStageChange.changed_at
-            ).where(LeadStageChange.portal_id == portal_id, LeadStageChange.lead_id.in_(lead_ids))
+                JourneyStageChange.journey_key,
+                JourneyStageChange.status_id,
+                JourneyStageChange.changed_at,
+            ).where(
+                JourneyStageChange.portal_id == portal_id,
+                JourneyStageChange.journey_key.in_(lead_ids),
+            )
         ).tuples()
     )
     added = 0
@@ -323,9 +330,9 @@ def add_moves(
         if key in existing:
             continue
         session.add(
-            LeadStageChange(
+            JourneyStageChange(
                 portal_id=portal_id,
-                lead_id=entry.lead_id,
+                journey_key=entry.lead_id,
                 status_id=entry.status_id,
                 stage=stage_for(entry.status_id, entry.semantic, statuses),
                 changed_at=entry.changed_at,
@@ -338,7 +345,7 @@ def add_moves(
 
 
 def refresh_stage_times(
-    session: Session, portal_id: int, leads: Iterable[Lead], now: dt.datetime | None = None
+    session: Session, portal_id: int, leads: Iterable[Journey], now: dt.datetime | None = None
 ) -> None:
     """Set the stage times and the status-change first reply of ``leads`` from their stored
     moves (earliest wins; nothing is ever cleared)."""
@@ -349,13 +356,13 @@ def refresh_stage_times(
         return
     rows = session.execute(
         select(
-            LeadStageChange.lead_id,
-            LeadStageChange.stage,
-            LeadStageChange.changed_at,
-            LeadStageChange.origin,
+            JourneyStageChange.journey_key,
+            JourneyStageChange.stage,
+            JourneyStageChange.changed_at,
+            JourneyStageChange.origin,
         )
-        .where(LeadStageChange.portal_id == portal_id, LeadStageChange.lead_id.in_(by_id))
-        .order_by(LeadStageChange.changed_at, LeadStageChange.id)
+        .where(JourneyStageChange.portal_id == portal_id, JourneyStageChange.journey_key.in_(by_id))
+        .order_by(JourneyStageChange.changed_at, JourneyStageChange.id)
     ).tuples()
     replied: dict[int, dt.datetime] = {}
     for lead_id, stage, changed_at, origin in rows:
@@ -382,7 +389,7 @@ def refresh_stage_times(
 LEAD_SUCCESS_STATUS = "CONVERTED"
 
 
-def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Lead]) -> int:
+def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Journey]) -> int:
     """Journeys that go on on the deal their lead was converted into: the lead's move to its
     success status was the hand-over (:attr:`Stage.CONVERTED`), not a visit nor a reply.
 
@@ -395,23 +402,23 @@ def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Lead
     if not linked:
         return 0
     wrong = session.execute(
-        select(LeadStageChange.lead_id, LeadStageChange.changed_at).where(
-            LeadStageChange.portal_id == portal_id,
-            LeadStageChange.lead_id.in_(linked),
-            LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
-            LeadStageChange.stage != Stage.CONVERTED,
+        select(JourneyStageChange.journey_key, JourneyStageChange.changed_at).where(
+            JourneyStageChange.portal_id == portal_id,
+            JourneyStageChange.journey_key.in_(linked),
+            JourneyStageChange.status_id == LEAD_SUCCESS_STATUS,
+            JourneyStageChange.stage != Stage.CONVERTED,
         )
     ).all()
     if not wrong:
         return 0
     changed = rows_affected(
         session.execute(
-            update(LeadStageChange)
+            update(JourneyStageChange)
             .where(
-                LeadStageChange.portal_id == portal_id,
-                LeadStageChange.lead_id.in_({lead_id for lead_id, _ in wrong}),
-                LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
-                LeadStageChange.stage != Stage.CONVERTED,
+                JourneyStageChange.portal_id == portal_id,
+                JourneyStageChange.journey_key.in_({lead_id for lead_id, _ in wrong}),
+                JourneyStageChange.status_id == LEAD_SUCCESS_STATUS,
+                JourneyStageChange.stage != Stage.CONVERTED,
             )
             .values(stage=Stage.CONVERTED)
             .execution_options(synchronize_session=False)
@@ -441,7 +448,7 @@ def record_snapshot(
     classification: Classification,
     channel: str,
     origin: str = "event",
-) -> tuple[Lead, Outcome]:
+) -> tuple[Journey, Outcome]:
     """Record what one fetch of a lead says: fields (unless stale), moves, stage times.
 
     ``history`` is the lead's ``crm.stagehistory.list``; without it (not readable) a status
@@ -487,7 +494,7 @@ def record_snapshot(
 class LeadChange:
     """What :func:`apply_snapshot` changed on the lifecycle record of one lead."""
 
-    lead: Lead
+    lead: Journey
     created: bool
     stage_changed: bool
     stale: bool

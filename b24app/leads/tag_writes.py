@@ -2,7 +2,7 @@
 
 Tagging writes the app's lead user field (``Portal.registration["lead_field"]``, created at
 install) with ``AI-lead · <channel>`` and adds one timeline comment, in one ``batch``
-request. "Once" is guarded by the lifecycle record: ``Lead.ai_tagged_at`` is set with a
+request. "Once" is guarded by the lifecycle record: ``Journey.ai_tagged_at`` is set with a
 compare-and-set (``UPDATE … WHERE ai_tagged_at IS NULL``) before anything is written, so
 two workers (the event job and the "Mark as AI-lead" robot) cannot both tag; if the write
 fails the mark is taken back and the error raised, so a retry can tag.
@@ -27,7 +27,7 @@ from b24app.leads.journeys import crm_target
 from b24app.leads.journeys import journey_where
 from b24app.leads.lifecycle import get_lead
 from b24app.storage.db import rows_affected
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import utc_now
 
@@ -57,12 +57,12 @@ def comment_text(channel: str, lang: str, note: str | None) -> str:
 def _claim(session: Session, portal_id: int, lead_id: int, channel: str, stamp: Any) -> bool:
     """Mark the lead tagged (compare-and-set on ``ai_tagged_at IS NULL``); False if it was."""
     claimed = session.execute(
-        update(Lead)
+        update(Journey)
         .where(
-            Lead.portal_id == portal_id,
+            Journey.portal_id == portal_id,
             journey_where(lead_id),
-            Lead.ai_tagged_at.is_(None),
-            Lead.deleted_at.is_(None),
+            Journey.ai_tagged_at.is_(None),
+            Journey.deleted_at.is_(None),
         )
         .values(ai_tagged_at=stamp, is_ai=True, ai_channel=channel)
     )
@@ -132,11 +132,11 @@ def tag_recorded(
         except Exception:
             with services.db() as session:
                 session.execute(
-                    update(Lead)
+                    update(Journey)
                     .where(
-                        Lead.portal_id == portal_id,
+                        Journey.portal_id == portal_id,
                         journey_where(lead_id),
-                        Lead.ai_tagged_at == stamp,
+                        Journey.ai_tagged_at == stamp,
                     )
                     .values(ai_tagged_at=None)
                 )
@@ -232,11 +232,11 @@ def tag_ai_leads(services: Services, portal_id: int, channels: dict[int, str]) -
         if failed:
             with services.db() as session:
                 session.execute(
-                    update(Lead)
+                    update(Journey)
                     .where(
-                        Lead.portal_id == portal_id,
+                        Journey.portal_id == portal_id,
                         or_(*(journey_where(key) for key in sorted(failed))),
-                        Lead.ai_tagged_at == stamp,
+                        Journey.ai_tagged_at == stamp,
                     )
                     .values(ai_tagged_at=None)
                 )

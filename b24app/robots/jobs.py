@@ -59,7 +59,7 @@ from b24app.robots.schemas import describe_problems
 from b24app.robots.schemas import document_key
 from b24app.robots.schemas import load_properties
 from b24app.settings import load_settings
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import RobotCall
@@ -131,7 +131,7 @@ def accept_call(
                     portal_id=portal_id,
                     token_hash=hashed,
                     code=code,
-                    lead_id=key,
+                    journey_key=key,
                     state=CallState.QUEUED,
                     return_values={},
                     log_message="",
@@ -532,7 +532,7 @@ def kpi_snapshot(ctx: RobotContext, params: dict[str, Any]) -> Outcome:
             session.scalars(
                 select(Timer).where(
                     Timer.portal_id == ctx.portal_id,
-                    Timer.lead_id == ctx.lead_id,
+                    Timer.journey_key == ctx.lead_id,
                     Timer.policy != "reminder",
                 )
             )
@@ -565,7 +565,7 @@ def sla_status(timers: list[Timer], first_reply_at: dt.datetime | None) -> str:
     return "ok"
 
 
-def _lead(session: Any, portal_id: int, lead_id: int) -> Lead | None:
+def _lead(session: Any, portal_id: int, lead_id: int) -> Journey | None:
     return find_journey(session, portal_id, key=lead_id)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from b24app.context import Services
 from b24app.leads import coalesce
 from b24app.leads.items import lead_lock_key
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Stage
 from devportal import DevPortal
 from devportal import Portal as EmuPortal
@@ -280,7 +280,7 @@ def test_a_converted_lead_and_its_deal_in_one_round(
     with services.db() as session:
         assert (
             session.scalar(
-                select(func.count()).select_from(Lead).where(Lead.portal_id == portal.id)
+                select(func.count()).select_from(Journey).where(Journey.portal_id == portal.id)
             )
             == 1
         )
@@ -349,7 +349,7 @@ def test_a_simple_mode_burst_costs_no_request_per_lead(
     assert not [c for c in calls if c.method == "crm.deal.list" and not c.in_batch]
     assert not [c for c in calls if c.error == "QUERY_LIMIT_EXCEEDED"]
     with services.db() as session:
-        rows = session.scalars(select(Lead).where(Lead.portal_id == stored.id)).all()
+        rows = session.scalars(select(Journey).where(Journey.portal_id == stored.id)).all()
         by_lead = {r.lead_id: r.deal_id for r in rows}
     assert len(rows) == 100
     assert all(by_lead[i] == portal.deal_of_lead(i) for i in ids)
