@@ -23,10 +23,10 @@ from b24app import logs
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
-from b24app.install.deal_registration import crm_mode
-from b24app.install.deal_registration import map_pipeline
-from b24app.install.deal_registration import stage_entity
-from b24app.install.deal_registration import stage_list
+from b24app.install.stages import crm_mode
+from b24app.install.stages import map_pipeline
+from b24app.install.stages import stage_entity
+from b24app.install.stages import stage_list
 from b24app.leads.classify import classify
 from b24app.leads.classify import lead_channel
 from b24app.leads.deal_snapshot import DealSnapshot
