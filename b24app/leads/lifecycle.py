@@ -57,9 +57,15 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app.leads.classify import Classification
+from b24app.leads.classify import classify
+from b24app.leads.classify import lead_channel
+from b24app.leads.journeys import find_journey
+from b24app.leads.journeys import journey_key
+from b24app.leads.snapshot import DealSnapshot
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import parse_time
 from b24app.storage.db import rows_affected
+from b24app.storage.models import EntityType
 from b24app.storage.models import Journey
 from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
@@ -86,10 +92,11 @@ TRACKED_FIELDS = (
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One ``crm.stagehistory.list`` row of a lead; ``created`` for TYPE_ID 1 (creation)."""
+    """One ``crm.stagehistory.list`` row of a lead or deal, under its journey's key;
+    ``created`` for TYPE_ID 1 (creation)."""
 
     history_id: int
-    lead_id: int
+    journey_key: int
     status_id: str
     semantic: str
     changed_at: dt.datetime
@@ -139,7 +146,7 @@ def parse_history(
         entries.append(
             HistoryEntry(
                 history_id=history_id,
-                lead_id=key,
+                journey_key=key,
                 status_id=status_id[:64],
                 semantic=str(row.get(semantic_key) or "").upper(),
                 changed_at=at,
@@ -173,8 +180,6 @@ def get_lead(session: Session, portal_id: int, lead_id: int) -> Journey | None:
     ``lead_id`` is a journey key (:mod:`b24app.leads.journeys`): a lead id, or minus the id
     of a deal that started a journey of its own.
     """
-    from b24app.leads.journeys import find_journey
-
     return find_journey(session, portal_id, key=lead_id)
 
 
@@ -309,7 +314,7 @@ def add_moves(
     origin: str,
 ) -> int:
     """Store history entries as ``JourneyStageChange`` rows not stored yet; returns how many."""
-    wanted = {(e.lead_id, e.status_id, e.changed_at): e for e in entries}
+    wanted = {(e.journey_key, e.status_id, e.changed_at): e for e in entries}
     if not wanted:
         return 0
     lead_ids = {key[0] for key in wanted}
@@ -332,7 +337,7 @@ def add_moves(
         session.add(
             JourneyStageChange(
                 portal_id=portal_id,
-                journey_key=entry.lead_id,
+                journey_key=entry.journey_key,
                 status_id=entry.status_id,
                 stage=stage_for(entry.status_id, entry.semantic, statuses),
                 changed_at=entry.changed_at,
@@ -513,8 +518,6 @@ def apply_snapshot(
     channel included); :func:`record_snapshot` with everything looked up. Without
     ``history`` a status different from the recorded one counts as a move at ``MOVED_TIME``.
     """
-    from b24app.leads.classify import classify
-    from b24app.leads.classify import lead_channel
     from b24app.settings import load_settings
 
     rules = load_settings(session, portal.id).get("ai_rules") or {}
@@ -531,3 +534,131 @@ def apply_snapshot(
         changed=frozenset(outcome.changed),
         moves_added=outcome.moves_added,
     )
+
+
+# -- deals ----------------------------------------------------------------------------------
+
+DEAL_TRACKED = (*TRACKED_FIELDS, "deal_id", "deal_stage_id", "category_id", "contact_id")
+# Where the client came from: a deal that does not say keeps what its lead said.
+KEPT_FROM_LEAD = ("source_id", "utm_source", "utm_medium", "utm_campaign", "utm_content",
+                  "utm_term", "channel")  # fmt: skip
+JourneyCache = dict[tuple[str, int], Journey]
+
+
+def record_deal(
+    session: Session,
+    portal_id: int,
+    deal: DealSnapshot,
+    history_rows: list[dict[str, Any]] | None,
+    mapping: Mapping[str, str],
+    rules: Mapping[str, Any],
+    origin: str = "event",
+    cache: JourneyCache | None = None,
+) -> tuple[Journey, Outcome]:
+    """Record one fetch of a deal on its journey: the one that already has the deal; else the
+    one of its ``LEAD_ID`` (a converted lead: the same journey goes on); else a new journey
+    started by the deal. A won deal (``S``) is *came* unless mapped otherwise and its
+    ``OPPORTUNITY`` the revenue; failed stages (``F``) are *junk*.
+
+    ``cache`` (the backfill): every journey of the round's deals and leads, preloaded by
+    ``("deal", id)`` / ``("lead", id)``; a missing key means "no journey" (no query).
+    """
+    outcome = Outcome()
+    journey, outcome.created = _deal_journey(session, portal_id, deal, cache)
+    before = () if outcome.created else tuple(getattr(journey, n) for n in DEAL_TRACKED)
+    previous_stage = journey.deal_stage_id
+    outcome.stale = not _apply_deal_fields(journey, deal, mapping, rules)
+    session.flush()
+    outcome.moves_added = add_moves(
+        session, portal_id, _deal_entries(journey, deal, history_rows, previous_stage, outcome),
+        mapping, origin,
+    )  # fmt: skip
+    if outcome.moves_added or outcome.created:
+        refresh_stage_times(session, portal_id, [journey])
+    if cache is None:  # the backfill settles a whole round at once
+        settle_conversions(session, portal_id, [journey])
+    if not outcome.created:
+        after = tuple(getattr(journey, n) for n in DEAL_TRACKED)
+        outcome.changed = {n for n, a, b in zip(DEAL_TRACKED, before, after, strict=True) if a != b}
+    return journey, outcome
+
+
+def _deal_journey(
+    session: Session, portal_id: int, deal: DealSnapshot, cache: JourneyCache | None
+) -> tuple[Journey, bool]:
+    """The deal's journey, or a new one (added to the session and the cache): (it, new)."""
+
+    def find(kind: str, value: int) -> Journey | None:
+        if cache is not None:
+            return cache.get((kind, value))
+        if kind == "deal":
+            return find_journey(session, portal_id, deal_id=value)
+        return find_journey(session, portal_id, lead_id=value)
+
+    journey = find("deal", deal.deal_id)
+    if journey is None and deal.lead_id is not None:
+        journey = find("lead", deal.lead_id)
+        if journey is not None and journey.deal_id not in (None, deal.deal_id):
+            journey = None  # the lead lives on another deal already: this one starts anew
+    if journey is not None:
+        return journey, False
+    lead_free = deal.lead_id is not None and find("lead", deal.lead_id) is None
+    journey = Journey(
+        portal_id=portal_id,
+        lead_id=deal.lead_id if lead_free else None,
+        deal_id=deal.deal_id,
+        entity_type=EntityType.LEAD if lead_free else EntityType.DEAL,
+        created_at=deal.created_at or deal.modified_at or utc_now(),
+        stage=Stage.NEW, status_id="", channel="other", is_ai=False, ai_channel="",
+        source_id="", utm_source="", utm_medium="", utm_campaign="", utm_content="",
+        utm_term="", currency_id="", deal_stage_id="",
+    )  # fmt: skip
+    session.add(journey)
+    if cache is not None:
+        cache[("deal", deal.deal_id)] = journey
+        if journey.lead_id is not None:
+            cache[("lead", journey.lead_id)] = journey
+    return journey, True
+
+
+def _apply_deal_fields(
+    journey: Journey, deal: DealSnapshot, mapping: Mapping[str, str], rules: Mapping[str, Any]
+) -> bool:
+    """The deal's fields on its journey; False when the fetch is older than the record."""
+    journey.deal_id = deal.deal_id
+    journey.contact_id = deal.contact_id or journey.contact_id
+    journey.category_id = deal.category_id
+    saved_status, saved_created = journey.status_id, journey.created_at
+    kept = {n: getattr(journey, n) for n in KEPT_FROM_LEAD} if journey.lead_id is not None else {}
+    snap = deal.as_lead_snapshot()
+    fresh = apply_fields(journey, snap, mapping, classify(snap, rules), lead_channel(snap))
+    if fresh:
+        journey.deal_stage_id = deal.stage_id
+        journey.status_id = saved_status if journey.lead_id is not None else ""
+        if saved_created is not None and journey.created_at > saved_created:
+            journey.created_at = saved_created  # the client first wrote on the lead
+        if kept and not (deal.source_id or deal.utm_source or deal.utm_campaign):
+            for name, value in kept.items():  # the deal does not say: the lead's stay
+                setattr(journey, name, value)
+    return fresh
+
+
+def _deal_entries(
+    journey: Journey,
+    deal: DealSnapshot,
+    history_rows: list[dict[str, Any]] | None,
+    previous_stage: str,
+    outcome: Outcome,
+) -> list[HistoryEntry]:
+    """The deal's moves under its journey's key; without a readable history, a stage other
+    than the recorded one counts as a move at ``MOVED_TIME``."""
+    key = journey_key(journey)
+    if history_rows is not None:
+        return parse_history(
+            history_rows, stage_key="STAGE_ID", semantic_key="STAGE_SEMANTIC_ID", journey_key=key
+        )
+    if not deal.stage_id or deal.stage_id == previous_stage:
+        return []
+    at = deal.moved_at or deal.modified_at or utc_now()
+    return [HistoryEntry(0, key, deal.stage_id, deal.stage_semantic, at,
+                         created=outcome.created and at <= (deal.created_at or at))]  # fmt: skip

@@ -280,7 +280,7 @@ def run_robot(
     if lead_id < 0:
         # A deal: the journey it belongs to (a converted lead's key, or its own); the deal's
         # read is part of the answer, so it is urgent too.
-        from b24app.leads.deal_intake import deal_journey_key
+        from b24app.leads.intake import deal_journey_key
 
         with urgent_rest():
             lead_id = deal_journey_key(services, member_id, -lead_id)
@@ -607,7 +607,7 @@ def hand_off(
     item = (client.call("crm.item.get", {"entityTypeId": type_id, "id": entity_id}) or {})["item"]
     statuses = ctx.registration.get("statuses") or {}
     if type_id == 2:  # a deal: its pipeline's stage map
-        from b24app.leads.deal_intake import stage_map
+        from b24app.leads.pipelines import stage_map
 
         category = int(item.get("categoryId") or 0)
         statuses = stage_map(ctx.registration, ctx.settings, category)

@@ -84,7 +84,7 @@ class Portal(Base):
     # What install registered: {"lead_field": "UF_CRM_B24APP_AI", "statuses": {"new": "NEW", ...}}
     registration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # crm.settings.mode.get: "classic" (leads + deals) or "simple" (no leads: every new lead is
-    # converted into a deal at once); re-read when it may have changed (see b24app.leads.deals).
+    # converted into a deal at once); re-read when it may have changed (see b24app.leads.pipelines).
     crm_mode: Mapped[str] = mapped_column(String(8), default="classic")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
@@ -332,7 +332,7 @@ class BackfillState(Base):
     )
     last_lead_id: Mapped[int] = mapped_column(Integer, default=0)
     last_history_id: Mapped[int] = mapped_column(Integer, default=0)
-    # Deals (b24app.leads.deal_backfill): the last deal id and deal-history id imported.
+    # Deals (b24app.leads.backfill): the last deal id and deal-history id imported.
     last_deal_id: Mapped[int] = mapped_column(Integer, default=0)
     last_deal_history_id: Mapped[int] = mapped_column(Integer, default=0)
     phase: Mapped[str] = mapped_column(String(16), default="leads")  # leads/history/done

@@ -116,7 +116,7 @@ def test_a_method_blocked_for_minutes_defers_the_event(services, monkeypatch) ->
     def blocked(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RateLimited("OPERATION_TIME_LIMIT", "Method is blocked", 429, retry_after=420)
 
-    monkeypatch.setattr(intake, "process_lead", blocked)
+    monkeypatch.setattr(intake, "process", blocked)
     from b24app.leads import coalesce
 
     monkeypatch.setattr(coalesce, "submit", blocked)

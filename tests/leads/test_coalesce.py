@@ -9,6 +9,7 @@ while the others take the events; no test depends on timing."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -154,9 +155,8 @@ def test_an_event_during_the_read_gets_a_fresh_read(
 
     entity = coalesce.ENTITIES["lead"]
     monkeypatch.setitem(
-        coalesce.ENTITIES, "lead", coalesce.EntityType(
-            "lead", entity.commands, apply_and_move, entity.lock_key, entity.after)
-    )  # fmt: skip
+        coalesce.ENTITIES, "lead", dataclasses.replace(entity, apply=apply_and_move, shared=None)
+    )
     coalesce.drain(services, installed_portal.member_id)
     assert calls == [lead_id, lead_id]
     assert lead_row(services, portal.id, lead_id).stage == Stage.QUALIFIED

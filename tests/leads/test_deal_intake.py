@@ -191,7 +191,7 @@ def test_switch_back_to_classic_is_noticed(
 
 
 def test_daily_cron_rereads_every_portals_mode(installed_portal, services) -> None:  # type: ignore[no-untyped-def]
-    from b24app.leads.deal_intake import refresh_all_crm_modes
+    from b24app.leads.pipelines import refresh_all_crm_modes
 
     installed_portal.set_crm_mode("simple")
     assert refresh_all_crm_modes() == 1
