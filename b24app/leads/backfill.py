@@ -294,8 +294,7 @@ def _save(session: Session, run: Run) -> None:
     state = session.get(BackfillState, run.portal_id)
     assert state is not None
     for key, value in run.state.items():
-        if key != "deals":
-            setattr(state, key, value)
+        setattr(state, key, value)
     if run.phase == PHASE_DONE:
         state.finished_at = utc_now()
         portal = session.get(Portal, run.portal_id)

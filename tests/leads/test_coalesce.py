@@ -290,7 +290,7 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     emulator, installed_portal, services, run_jobs, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A converted lead's deal is recorded under its lead's lock (the per-journey lock, as
-    process_deal does): while another worker holds the lead, the record waits for it and
+    intake.process does): while another worker holds the lead, the record waits for it and
     then runs under the drainer's own hold of that lock."""
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
