@@ -24,7 +24,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
     from b24app.kpi.reports import send_due_reports
     from b24app.kpi.rollup import refresh_rollups
     from b24app.leads.coalesce import drain_waiting_portals
-    from b24app.leads.deal_intake import refresh_all_crm_modes
+    from b24app.leads.pipelines import refresh_all_crm_modes
     from b24app.plans import refresh_stale_plans
     from b24app.restlog import purge_rest_log
     from b24app.robots.jobs import requeue_lost_calls

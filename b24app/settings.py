@@ -106,7 +106,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
     # Deal stages per pipeline chosen by the admin ({"<pipeline>": {stage: STAGE_ID | "none"}});
-    # what is not chosen keeps the install's default (b24app.install.deal_registration).
+    # what is not chosen keeps the install's default (b24app.install.stages).
     "deal_stage_map": {},
     # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
     "deal_stages_add_missing": False,

@@ -43,7 +43,7 @@ from b24app.appointments.remind import schedule_appointment  # noqa: E402
 from b24app.config import Settings  # noqa: E402
 from b24app.settings import save_settings  # noqa: E402
 from b24app.storage.models import Appointment  # noqa: E402
-from b24app.storage.models import Lead  # noqa: E402
+from b24app.storage.models import Journey  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import ReminderAttempt  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
@@ -87,7 +87,7 @@ def add_appointments(
     with services.db() as session:
         now = utc_now()
         for deal_id, starts_at in zip(deals, starts, strict=True):
-            journey = Lead(portal_id=portal_id, deal_id=deal_id, entity_type="deal",
+            journey = Journey(portal_id=portal_id, deal_id=deal_id, entity_type="deal",
                            channel="chat", assigned_by_id=2, created_at=now)  # fmt: skip
             session.add(journey)
             session.flush()

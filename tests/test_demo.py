@@ -54,9 +54,9 @@ def test_demo_starts_installs_and_answers_health(tmp_path) -> None:
             live = "SELECT count(*) FROM timers WHERE state = 'pending' AND policy = 'first_reply'"
             wait_for(lambda: count(live) >= 3, what="the demo's history seeded")
             assert count("SELECT count(*) FROM kpi_daily_state") == 1
-            assert count("SELECT count(*) FROM leads") >= 1500
-            assert count("SELECT count(*) FROM leads WHERE came_at IS NOT NULL") > 300
-            assert count("SELECT count(*) FROM leads WHERE no_show_at IS NOT NULL") > 50
+            assert count("SELECT count(*) FROM journeys") >= 1500
+            assert count("SELECT count(*) FROM journeys WHERE came_at IS NOT NULL") > 300
+            assert count("SELECT count(*) FROM journeys WHERE no_show_at IS NOT NULL") > 50
             assert count("SELECT count(*) FROM timers WHERE level = 'escalate'") > 10
             assert count("SELECT count(*) FROM campaign_costs") == 8
             assert count("SELECT count(*) FROM portal_directory WHERE kind = 'user'") >= 6

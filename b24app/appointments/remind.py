@@ -6,7 +6,7 @@ Timers
 
 Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``) is a
 :class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
-id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
+id>`` (unique per appointment) and ``journey_key`` (0 until the appointment is
 linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
 wakes :func:`b24app.timers.fire.fire_timer`, which hands it to :func:`prepare_reminder`
 (registered for the policy on import). Reconciliation, claims and retries work as for SLA
@@ -66,7 +66,7 @@ from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalSettings
 from b24app.storage.models import PortalStatus
@@ -140,7 +140,7 @@ def schedule_appointment(
         offsets = offsets_beside_booking(
             offsets, appt.booking_sends, bool(settings["appointments"].get("booking_nudge"))
         )
-        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
         wanted = {
@@ -148,7 +148,7 @@ def schedule_appointment(
         }
         existing = _timers(session, appt.portal_id, appt.id)
         for level, timer in existing.items():
-            timer.lead_id = key
+            timer.journey_key = key
             if timer.state == TimerState.PENDING and (
                 not live or level not in wanted or wanted[level] <= moment
             ):
@@ -168,7 +168,7 @@ def schedule_appointment(
             if row is None:
                 row = Timer(
                     portal_id=appt.portal_id,
-                    lead_id=key,
+                    journey_key=key,
                     policy=APPOINTMENT_POLICY,
                     level=level,
                     job_id=job_id_for(appt.portal_id, 0, APPOINTMENT_POLICY, level),
@@ -195,7 +195,7 @@ def schedule_appointment(
 # --- firing ---------------------------------------------------------------------------------
 
 
-def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
+def _skip(appt: Appointment | None, journey: Journey | None, portal: Portal | None,
           now: dt.datetime) -> str | None:  # fmt: skip
     if portal is None or portal.status != PortalStatus.ACTIVE:
         return "portal_inactive"
@@ -219,9 +219,9 @@ def claim_appointment_timer(
     read, a claim and a re-read: the claim is committed with it, before anything is sent."""
     # The appointment, its portal, journey and settings in one statement.
     found = session.execute(
-        select(Appointment, Portal, Lead, PortalSettings)
+        select(Appointment, Portal, Journey, PortalSettings)
         .join(Portal, Portal.id == Appointment.portal_id)
-        .outerjoin(Lead, Lead.id == Appointment.journey_id)
+        .outerjoin(Journey, Journey.id == Appointment.journey_id)
         .outerjoin(PortalSettings, PortalSettings.portal_id == Appointment.portal_id)
         .where(
             Appointment.id == int((timer.payload or {}).get("appointment_id") or 0),
@@ -502,7 +502,7 @@ def cancel_legacy_reminders(services: Services, portal_id: int, lead_id: int) ->
     return cancel_where(
         services,
         Timer.portal_id == portal_id,
-        Timer.lead_id == lead_id,
+        Timer.journey_key == lead_id,
         Timer.policy == LEGACY_REMINDER_POLICY,
     )
 

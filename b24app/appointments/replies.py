@@ -57,7 +57,7 @@ from b24app.leads.journeys import journey_key
 from b24app.sla.engine import stop_timers
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import utc_now
 from b24app.timers.engine import as_aware
 from b24app.timers.engine import ceil_second
@@ -169,7 +169,7 @@ def handle_reply(
             return "before_reminder"
         if kind == "other":
             return "left_to_manager"
-        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else None
         if kind == "confirm":
             if appt.status == AppointmentStatus.CONFIRMED:

@@ -93,7 +93,7 @@ from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
@@ -187,11 +187,11 @@ def busy_intervals(
         if appointment_id != own:
             out.append((local(starts_at), local(starts_at + dt.timedelta(hours=1))))
     for (booking_at,) in session.execute(
-        select(Lead.booking_at).where(
-            Lead.portal_id == portal_id,
-            Lead.booking_at.is_not(None),
-            Lead.booking_at >= horizon,
-            Lead.deleted_at.is_(None),
+        select(Journey.booking_at).where(
+            Journey.portal_id == portal_id,
+            Journey.booking_at.is_not(None),
+            Journey.booking_at >= horizon,
+            Journey.deleted_at.is_(None),
         )
     ).all():
         if booking_at is not None:

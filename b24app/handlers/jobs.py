@@ -66,13 +66,15 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
     A portal that needs re-authorisation (revoked grant) or was uninstalled ends the job
     cleanly: retrying cannot help until the admin opens the app again.
     """
+    from b24app.appointments.routes import follow_date_field
+    from b24app.leads.intake import process
     from b24app.leads.intake import process_activity
-    from b24app.leads.intake import process_lead
+    from b24app.leads.kinds import DEAL
+    from b24app.leads.kinds import LEAD
 
     services = context.current()
     try:
         if event in COALESCED_EVENTS and services.settings.rest_coalesce:
-            from b24app.appointments.routes import follow_date_field
             from b24app.leads.coalesce import submit
 
             # Waiting events of the portal are read together, 25 items per request.
@@ -80,29 +82,14 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             outcome = submit(services, member_id, kind, entity_id)
             follow_date_field(services, member_id, kind, entity_id)
             return outcome
-        if event in LEAD_EVENTS:
-            outcome = process_lead(
-                services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE"
-            )
-            from b24app.appointments.routes import follow_date_field
-
-            follow_date_field(
-                services, member_id, "lead", entity_id, deleted=event == "ONCRMLEADDELETE"
-            )
+        if event in LEAD_EVENTS or event in DEAL_EVENTS:
+            entity_kind = LEAD if event in LEAD_EVENTS else DEAL
+            deleted = event in ("ONCRMLEADDELETE", "ONCRMDEALDELETE")
+            outcome = process(entity_kind, services, member_id, entity_id, deleted=deleted)
+            follow_date_field(services, member_id, entity_kind.name, entity_id, deleted=deleted)
             return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
-        if event in DEAL_EVENTS:
-            from b24app.appointments.routes import follow_date_field
-            from b24app.leads.deal_intake import process_deal
-
-            outcome = process_deal(
-                services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE"
-            )
-            follow_date_field(
-                services, member_id, "deal", entity_id, deleted=event == "ONCRMDEALDELETE"
-            )
-            return outcome
         if event in BOOKING_EVENTS:
             from b24app.appointments.booking import process_booking
 

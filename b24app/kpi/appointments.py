@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import ReminderAttempt
 
 
@@ -39,11 +39,11 @@ def appointment_kpis(
     """The appointment figures of ``[start, end)`` (naive UTC) as plain data."""
     confirmed = case(
         (and_(Appointment.confirmed_at.is_not(None)), 1),
-        (Lead.confirmed_at.is_not(None), 1),
+        (Journey.confirmed_at.is_not(None), 1),
         else_=0,
     )
-    came = case((Lead.came_at.is_not(None), 1), else_=0)
-    no_show = case((and_(Lead.no_show_at.is_not(None), Lead.came_at.is_(None)), 1), else_=0)
+    came = case((Journey.came_at.is_not(None), 1), else_=0)
+    no_show = case((and_(Journey.no_show_at.is_not(None), Journey.came_at.is_(None)), 1), else_=0)
     rows = session.execute(
         select(
             Appointment.reminded_via,
@@ -52,7 +52,7 @@ def appointment_kpis(
             func.sum(came),
             func.sum(no_show),
         )
-        .outerjoin(Lead, Lead.id == Appointment.journey_id)
+        .outerjoin(Journey, Journey.id == Appointment.journey_id)
         .where(
             Appointment.portal_id == portal_id,
             Appointment.starts_at >= start,

@@ -50,8 +50,8 @@ from b24app.settings import load_settings
 from b24app.settings import save_settings
 from b24app.settings import WEEKDAYS
 from b24app.storage.models import CampaignCost
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.web import frameable
@@ -399,18 +399,19 @@ def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> R
         settings = load_settings(session, viewer.portal_id)
         tz = settings["time_zone"]
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == viewer.portal_id, journey_where(lead_id))
+            select(Journey).where(Journey.portal_id == viewer.portal_id, journey_where(lead_id))
         )
         changes = session.scalars(
-            select(LeadStageChange)
+            select(JourneyStageChange)
             .where(
-                LeadStageChange.portal_id == viewer.portal_id, LeadStageChange.lead_id == lead_id
+                JourneyStageChange.portal_id == viewer.portal_id,
+                JourneyStageChange.journey_key == lead_id,
             )
-            .order_by(LeadStageChange.changed_at)
+            .order_by(JourneyStageChange.changed_at)
         ).all()
         timers = session.scalars(
             select(Timer)
-            .where(Timer.portal_id == viewer.portal_id, Timer.lead_id == lead_id)
+            .where(Timer.portal_id == viewer.portal_id, Timer.journey_key == lead_id)
             .order_by(Timer.due_at)
         ).all()
         names = directory.load_names(session, viewer.portal_id, viewer.lang)
@@ -428,7 +429,7 @@ def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> R
 
 
 def _lead_view(
-    lead: Lead,
+    lead: Journey,
     changes: Any,
     timers: Any,
     tz: str,

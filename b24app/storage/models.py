@@ -84,7 +84,7 @@ class Portal(Base):
     # What install registered: {"lead_field": "UF_CRM_B24APP_AI", "statuses": {"new": "NEW", ...}}
     registration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # crm.settings.mode.get: "classic" (leads + deals) or "simple" (no leads: every new lead is
-    # converted into a deal at once); re-read when it may have changed (see b24app.leads.deals).
+    # converted into a deal at once); re-read when it may have changed (see b24app.leads.pipelines).
     crm_mode: Mapped[str] = mapped_column(String(8), default="classic")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
@@ -137,13 +137,13 @@ class Stage:
 
 
 class EntityType:
-    """Where a client journey started (``Lead.entity_type``)."""
+    """Where a client journey started (``Journey.entity_type``)."""
 
     LEAD = "lead"
     DEAL = "deal"
 
 
-class Lead(Base):
+class Journey(Base):
     """The lifecycle record of one client journey: what the SLA engine and the KPIs read.
 
     A journey starts on a lead (``lead_id``) or on a deal created directly (``deal_id`` only);
@@ -152,17 +152,17 @@ class Lead(Base):
     unique where set (see :mod:`b24app.leads.journeys`).
     """
 
-    __tablename__ = "leads"
+    __tablename__ = "journeys"
     __table_args__ = (
-        UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
-        UniqueConstraint("portal_id", "deal_id", name="uq_leads_portal_deal"),
-        Index("ix_leads_portal_created", "portal_id", "created_at"),
+        UniqueConstraint("portal_id", "lead_id", name="uq_journeys_portal_lead"),
+        UniqueConstraint("portal_id", "deal_id", name="uq_journeys_portal_deal"),
+        Index("ix_journeys_portal_created", "portal_id", "created_at"),
         # The KPI roll-up's "changed since the last build" (b24app.kpi.rollup.changed_days).
-        Index("ix_leads_portal_updated", "portal_id", "updated_at"),
+        Index("ix_journeys_portal_updated", "portal_id", "updated_at"),
         # KPI dashboard (b24app.kpi.metrics): a covering index, so the period's aggregation
         # is an index-only range scan (no table look-up per lead).
         Index(
-            "ix_leads_kpi",
+            "ix_journeys_kpi",
             "portal_id",
             "created_at",
             "deleted_at",
@@ -182,6 +182,7 @@ class Lead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    # The CRM lead the journey started on (None for a deal created directly).
     lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The deal the journey lives on now (a converted lead, or a deal created directly).
     deal_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -220,19 +221,24 @@ class Lead(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 
 
-class LeadStageChange(Base):
-    """One status move of a lead (from events, backfill or robots); unique per time and status."""
+class JourneyStageChange(Base):
+    """One status move of a journey's lead (from events, backfill or robots); unique per time
+    and status. ``journey_key``: see :func:`b24app.leads.journeys.journey_key`."""
 
-    __tablename__ = "lead_stage_changes"
+    __tablename__ = "journey_stage_changes"
     __table_args__ = (
         UniqueConstraint(
-            "portal_id", "lead_id", "status_id", "changed_at", name="uq_lead_stage_changes_move"
+            "portal_id",
+            "journey_key",
+            "status_id",
+            "changed_at",
+            name="uq_journey_stage_changes_move",
         ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    lead_id: Mapped[int] = mapped_column(Integer)
+    journey_key: Mapped[int] = mapped_column(Integer)
     status_id: Mapped[str] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(16))
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -252,17 +258,19 @@ class Timer(Base):
 
     __tablename__ = "timers"
     __table_args__ = (
-        UniqueConstraint("portal_id", "lead_id", "policy", "level", name="uq_timers_key"),
+        UniqueConstraint("portal_id", "journey_key", "policy", "level", name="uq_timers_key"),
         Index("ix_timers_state_due", "state", "due_at"),
         # KPI breaches/escalations per period (b24app.kpi.metrics.timer_counts), index-only.
-        Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "lead_id"),
+        Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "journey_key"),
         # The KPI roll-up's "fired since the last build" (b24app.kpi.rollup.changed_days).
         Index("ix_timers_fired", "portal_id", "fired_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    lead_id: Mapped[int] = mapped_column(Integer)
+    # The journey it belongs to (b24app.leads.journeys.journey_key); 0 for an appointment's
+    # reminder whose journey is not known yet.
+    journey_key: Mapped[int] = mapped_column(Integer)
     # first_reply / confirmation / callback / custom / reminder
     policy: Mapped[str] = mapped_column(String(32))
     # remind / escalate for SLA; 24h / 2h / <n>m for reminders
@@ -288,7 +296,7 @@ class RobotCall(Base):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(String(64))
-    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    journey_key: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued/sent/failed/expired
     return_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     log_message: Mapped[str] = mapped_column(Text, default="")
@@ -324,7 +332,7 @@ class BackfillState(Base):
     )
     last_lead_id: Mapped[int] = mapped_column(Integer, default=0)
     last_history_id: Mapped[int] = mapped_column(Integer, default=0)
-    # Deals (b24app.leads.deal_backfill): the last deal id and deal-history id imported.
+    # Deals (b24app.leads.backfill): the last deal id and deal-history id imported.
     last_deal_id: Mapped[int] = mapped_column(Integer, default=0)
     last_deal_history_id: Mapped[int] = mapped_column(Integer, default=0)
     phase: Mapped[str] = mapped_column(String(16), default="leads")  # leads/history/done
@@ -371,7 +379,7 @@ class Appointment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     journey_id: Mapped[int | None] = mapped_column(
-        ForeignKey("leads.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("journeys.id", ondelete="SET NULL"), nullable=True
     )
     # The Bitrix24 ids it was learned from (a booking links to a deal and/or a contact only).
     booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

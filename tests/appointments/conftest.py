@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.storage.models import Appointment
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
@@ -47,7 +47,7 @@ def portal_id(installed_portal: Any, services: Services) -> int:
 def make_journey(services: Services, portal_id: int, *, deal_id: int, contact_id: int | None = None,
                  lead_id: int | None = None, assigned_by_id: int = 2) -> int:  # fmt: skip
     with services.db() as session:
-        row = Lead(
+        row = Journey(
             portal_id=portal_id, lead_id=lead_id, deal_id=deal_id, contact_id=contact_id,
             entity_type="deal" if lead_id is None else "lead", channel="chat",
             assigned_by_id=assigned_by_id, created_at=utc_now(),
@@ -83,9 +83,9 @@ def attempts(services: Services) -> list[tuple[str, bool, str]]:
         ]
 
 
-def journey(services: Services, journey_id: int) -> Lead:
+def journey(services: Services, journey_id: int) -> Journey:
     with services.db() as session:
-        row = session.get(Lead, journey_id)
+        row = session.get(Journey, journey_id)
         assert row is not None
         session.expunge(row)
         return row

@@ -54,7 +54,7 @@ from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.storage.models import Appointment
 from b24app.storage.models import CampaignCost
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
@@ -268,8 +268,8 @@ def fill_store(services: Services, member_id: str, seeded: Seeded) -> dict[str, 
         assert portal is not None
         for lead_id, at in seeded.appointments.items():
             session.execute(
-                update(Lead)
-                .where(Lead.portal_id == portal.id, Lead.lead_id == lead_id)
+                update(Journey)
+                .where(Journey.portal_id == portal.id, Journey.lead_id == lead_id)
                 .values(booking_at=at)
             )
         for lead_id, (created, replied, manager, chat) in seeded.replies.items():
@@ -279,7 +279,7 @@ def fill_store(services: Services, member_id: str, seeded: Seeded) -> dict[str, 
                 due = created + dt.timedelta(minutes=minutes)
                 if replied <= due:
                     break
-                session.add(Timer(portal_id=portal.id, lead_id=lead_id, policy="first_reply",
+                session.add(Timer(portal_id=portal.id, journey_key=lead_id, policy="first_reply",
                                   level=level, due_at=due, started_at=created,
                                   state=TimerState.FIRED, fired_at=due + dt.timedelta(seconds=1),
                                   recipient_user_id=recipient,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = "coexist_booking_sends"
-down_revision = "wt21_rollup_indexes"
+down_revision = "hj_journeys"  # chained at merge: hj_journeys → coexist_booking_sends
 branch_labels = None
 depends_on = None
 
