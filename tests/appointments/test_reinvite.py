@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from b24app.appointments.reinvite import REINVITE_POLICY
 from b24app.appointments.reinvite import schedule_reinvitation
 from b24app.appointments.reinvite_kpi import reinvite_conversion
@@ -54,8 +56,9 @@ def reinvite_timer(services: Services, appointment_id: int) -> Timer:
         return row
 
 
+@pytest.mark.usefixtures("fast")  # policy minutes of a second: the worker's due times
 def test_reinvitation_only_with_consent_and_its_conversion(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int,
     rq_worker: WorkerProcess,
 ) -> None:  # fmt: skip
     """Three no-shows: with consent → the chat gets free times; without → skipped

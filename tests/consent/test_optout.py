@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from b24app.context import Services
 from b24app.storage.models import ConsentKind
 from b24app.storage.models import TimerState
@@ -29,8 +31,9 @@ def ours(portal: Any, chat_id: int) -> list[str]:
     return [m["text"] for m in portal.chat_messages(chat_id) if m["kind"] != "client"]
 
 
+@pytest.mark.usefixtures("fast")  # policy minutes of a second: the worker's due times
 def test_stop_is_confirmed_once_and_no_later_reminder_goes(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int,
     rq_worker: WorkerProcess,
 ) -> None:  # fmt: skip
     """The first reminder goes; «СТОП» → one confirmation and an opt-out record; a second
