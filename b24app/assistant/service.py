@@ -83,6 +83,9 @@ from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
+from b24app.consent.contact import contact_of_chat
+from b24app.consent.optout import confirmation_text
+from b24app.consent.optout import opt_out
 from b24app.context import Services
 from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
@@ -625,9 +628,26 @@ def _think(portal: _Portal, client: Any, turn: Turn, dialog: _Dialog) -> _Though
     last_day = now.date() + dt.timedelta(days=horizon_days(portal.assistant))
     script = dataclasses.replace(portal.script, last_day=last_day)
     understanding = _understand(portal, turn, dialog.before, script, now)
-    reply = _decide(portal, client, turn, dialog, script, understanding, now)
+    if understanding.has("optout"):
+        reply = _opted_out(portal, turn, dialog, script)
+    else:
+        reply = _decide(portal, client, turn, dialog, script, understanding, now)
     think_ms = int((time.monotonic() - think_start) * 1000)
     return _Thought(understanding, reply, script, think_ms)
+
+
+def _opted_out(portal: _Portal, turn: Turn, dialog: _Dialog, script: Script) -> Reply:
+    """«СТОП» to the assistant: recorded (b24app/consent/optout.py), confirmed once — a
+    repeated one is not answered — and the dialog stays where it was (the client may still
+    write to book: the answers are not messages of the app's own accord)."""
+    chat_id = int(turn.chat_id) if turn.chat_id.isdigit() else None
+    client = contact_of_chat(turn.entity_data2, chat_id or 0, turn.user_id or None)
+    if chat_id is None:
+        client = replace(client, chat_id=None)
+    first = opt_out(portal.services, portal.portal_id, client, channel=dialog.channel,
+                    text=turn.text)  # fmt: skip
+    text = confirmation_text(script.lang) if first is not None else ""
+    return Reply(text, dialog.before, actions=["optout"])
 
 
 def _understand(
