@@ -30,6 +30,7 @@ from sqlalchemy import select
 from b24app import directory
 from b24app import i18n
 from b24app.appointments.config import align_with_template
+from b24app.appointments.reinvite_kpi import reinvite_conversion
 from b24app.appointments.views import journey_appointments
 from b24app.consent.contact import Contact
 from b24app.consent.privacy import client_of_journey
@@ -157,6 +158,10 @@ def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard,
         by_week = None if args.get("view") is None else args["view"] == "week"
         dashboard = rollup.compute_dashboard(
             session, viewer.portal_id, period, settings, by_week=by_week
+        )
+        # re-invitations after a no-show (b24app/appointments/reinvite_kpi.py)
+        dashboard.extra["reinvite"] = reinvite_conversion(
+            session, viewer.portal_id, period.start, period.end
         )
     return dashboard, settings
 
@@ -300,6 +305,7 @@ def dashboard_json() -> ResponseReturnValue:
         "employees": [_plain(r) for r in dashboard.employees()],
         "marketing": [_plain(r) for r in dashboard.marketing()],
         "appointments": dashboard.extra.get("appointments"),
+        "reinvite": dashboard.extra.get("reinvite"),
     }
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), mimetype="application/json"

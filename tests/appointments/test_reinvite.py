@@ -6,9 +6,11 @@ it counts in the conversion (b24app/appointments/reinvite.py, reinvite_kpi.py)."
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
+import requests
 
 from b24app.appointments.reinvite import REINVITE_POLICY
 from b24app.appointments.reinvite import schedule_reinvitation
@@ -112,6 +114,16 @@ def test_reinvitation_only_with_consent_and_its_conversion(
         assert reinvite_conversion(session, portal_id, *period) == {
             "sent": 1, "booked": 1, "conversion_pct": 100.0,
         }  # fmt: skip
+    page = installed_portal.open_app()
+    token = re.search(r'name="t" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    today = dt.date.today()
+    body = requests.get(
+        emulator.app_url("/app/api/dashboard.json"), headers={"X-B24App-Session": token},
+        params={"period": "custom", "from": str(today - dt.timedelta(days=1)),
+                "to": str(today + dt.timedelta(days=1))}, timeout=10,
+    ).json()  # fmt: skip
+    assert body["reinvite"] == {"sent": 1, "booked": 1, "conversion_pct": 100.0}
+    assert 'id="appt-reinvite"' in installed_portal.open_app().text
 
 
 def _appointments_of(services: Services, deal_id: int) -> int:
