@@ -46,3 +46,33 @@ class _Reinvite(_Strict):
 class ConsentSchema(_Strict):
     text = fields.Nested(_Text)
     reinvite = fields.Nested(_Reinvite)
+
+
+def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
+    """The settings page's ``consent_*`` fields → the ``consent`` section (validated later);
+    ``{}`` (no change) when the form has none of them."""
+    if not any(str(key).startswith("consent_") for key in form):
+        return {}
+    days = str(form.get("consent_reinvite_days") or "").strip()
+    reinvite: dict[str, Any] = {
+        "enabled": str(form.get("consent_reinvite") or "").lower() in ("on", "1", "true", "y"),
+    }
+    if days:  # blank: the days stored stay
+        reinvite["after_days"] = days
+    return {
+        "text": {
+            "ru": str(form.get("consent_text_ru") or "").strip(),
+            "en": str(form.get("consent_text_en") or "").strip(),
+        },
+        "reinvite": reinvite,
+    }
+
+
+def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
+    section = settings["consent"]
+    return {
+        "consent_text_ru": section["text"].get("ru") or "",
+        "consent_text_en": section["text"].get("en") or "",
+        "consent_reinvite": bool(section["reinvite"].get("enabled")),
+        "consent_reinvite_days": section["reinvite"].get("after_days") or "",
+    }

@@ -126,3 +126,28 @@ def test_tab_consent_export_and_erase(
     again = json.loads(requests.post(emulator.app_url("/app/privacy/export"),
                                      data=form_of(page), timeout=10).text)  # fmt: skip
     assert again["assistant_dialogs"] == [] and again["appointments"][0]["client_name"] is None
+
+
+def test_admin_sets_the_consent_text_and_the_reinvitation(framed: Any, services: Services) -> None:
+    """The settings page shows the consent text and the re-invitation; a save stores them,
+    a bad number of days is refused with nothing stored."""
+    from b24app.settings import load_settings
+    from tests.placements.test_views import _settings_form
+    from tests.placements.test_views import _token
+
+    page = framed.open("/app/settings", "DEFAULT", None)
+    html = page.get_data(as_text=True)
+    assert 'id="settings-consent"' in html and "Согласен(на) получать" in html
+    form = _settings_form(_token(page), consent_text_ru="Согласна на рассылку салона",
+                          consent_text_en="I agree", consent_reinvite="on",
+                          consent_reinvite_days="10")  # fmt: skip
+    saved = framed.client.post("/app/settings", data=form)
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    with services.db() as session:
+        consent = load_settings(session, framed.portal_id)["consent"]
+    assert consent == {"text": {"ru": "Согласна на рассылку салона", "en": "I agree"},
+                       "reinvite": {"enabled": True, "after_days": 10}}  # fmt: skip
+    bad = framed.client.post("/app/settings", data={**form, "consent_reinvite_days": "0"})
+    assert bad.status_code == 400
+    with services.db() as session:
+        assert load_settings(session, framed.portal_id)["consent"]["reinvite"]["after_days"] == 10
