@@ -198,6 +198,8 @@ def handle_reply(
             return "before_reminder"
         if kind == "other":
             return "left_to_manager"
+        if kind == "optout":  # recorded by reply_job with the message's author (_opt_out)
+            return "optout_not_applied"
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else None
         if kind == "confirm":

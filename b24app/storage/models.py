@@ -416,11 +416,13 @@ class ConsentRecord(Base):
     (an opt-out), bounded."""
 
     __tablename__ = "consent_records"
+    # The identifier first: a look-up ORs them (b24app/consent/contact.py), which SQLite and
+    # PostgreSQL answer with one index search per identifier only when each leads an index.
     __table_args__ = (
-        Index("ix_consent_records_contact", "portal_id", "contact_id"),
-        Index("ix_consent_records_chat", "portal_id", "chat_id"),
-        Index("ix_consent_records_chat_user", "portal_id", "chat_user_id"),
-        Index("ix_consent_records_phone", "portal_id", "phone"),
+        Index("ix_consent_records_contact", "contact_id", "portal_id"),
+        Index("ix_consent_records_chat", "chat_id", "portal_id"),
+        Index("ix_consent_records_chat_user", "chat_user_id", "portal_id"),
+        Index("ix_consent_records_phone", "phone", "portal_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -37,10 +37,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_records")),
     )
     with op.batch_alter_table("consent_records", schema=None) as batch_op:
-        batch_op.create_index("ix_consent_records_contact", ["portal_id", "contact_id"])
-        batch_op.create_index("ix_consent_records_chat", ["portal_id", "chat_id"])
-        batch_op.create_index("ix_consent_records_chat_user", ["portal_id", "chat_user_id"])
-        batch_op.create_index("ix_consent_records_phone", ["portal_id", "phone"])
+        # the identifier first: a look-up ORs them (b24app/consent/contact.py)
+        batch_op.create_index("ix_consent_records_contact", ["contact_id", "portal_id"])
+        batch_op.create_index("ix_consent_records_chat", ["chat_id", "portal_id"])
+        batch_op.create_index("ix_consent_records_chat_user", ["chat_user_id", "portal_id"])
+        batch_op.create_index("ix_consent_records_phone", ["phone", "portal_id"])
 
 
 def downgrade() -> None:
