@@ -40,7 +40,9 @@ from rapidfuzz.distance import Levenshtein
 
 # Intents that end the script: a person must take over.
 HANDOFF_INTENTS = ("operator", "complaint", "sensitive")
-INTENTS = HANDOFF_INTENTS + ("back", "confirm", "cancel", "reschedule", "greeting", "optout")
+# What the optional model may add. Not "optout": only the rules (classify_reply) read a
+# «СТОП», so a model's guess never silences a client (b24app/consent).
+INTENTS = HANDOFF_INTENTS + ("back", "confirm", "cancel", "reschedule", "greeting")
 TOPICS = ("medical", "legal", "complaint", "refund")
 # Which intent a safety topic raises (both hand off).
 TOPIC_INTENT = {"medical": "sensitive", "legal": "sensitive", "complaint": "complaint",
