@@ -46,6 +46,7 @@ from b24app import context
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import ClientMessage
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import verify_client_message
 from b24app.consent.contact import contact_of_chat
 from b24app.consent.optout import opt_out_in_chat
@@ -152,13 +153,8 @@ def _opt_out(services: Services, member_id: str, message: ClientMessage) -> str:
     hears one confirmation, in the chat, about its deal / lead / contact."""
     chat = message.chat
     contact = contact_of_chat(chat.entity_data2, chat.id, message.author_id)
-    parts = chat.entity_data2.split("|")
-    bound = dict(zip(parts[::2], parts[1::2], strict=False))
-    target = next(
-        ((kind.lower(), int(bound[kind])) for kind in ("DEAL", "LEAD", "CONTACT")
-         if str(bound.get(kind) or "").isdigit() and int(bound[kind]) > 0),
-        None,
-    )  # fmt: skip
+    bound = parse_bindings(chat.entity_data2)
+    target = next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
     with services.db() as session:
         portal = active_portal(session, member_id)
         if portal is None:

@@ -79,6 +79,7 @@ from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
 from b24app.bitrix.chat_history import Chat
 from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import BitrixError
@@ -114,16 +115,6 @@ def parse_entity(entity_id: str) -> tuple[str, str]:
     """(connector, line id) from ``telegrambot|2|209607941|744``."""
     parts = (entity_id or "").split("|")
     return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
-
-
-def parse_bindings(entity_data2: str) -> dict[str, int]:
-    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
-    parts = (entity_data2 or "").split("|")
-    out: dict[str, int] = {}
-    for kind, value in zip(parts[::2], parts[1::2], strict=False):
-        if value.isdigit() and int(value) > 0:
-            out[kind.upper()] = int(value)
-    return out
 
 
 def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, Any]]:

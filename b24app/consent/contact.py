@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import false
 from sqlalchemy import or_
 
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.storage.models import ConsentRecord
 
 
@@ -64,10 +65,5 @@ class Contact:
 def contact_of_chat(entity_data2: str, chat_id: int, chat_user_id: int | None) -> Contact:
     """The client of an open-line chat as Bitrix24 reads it back (``entityData2`` =
     ``LEAD|id|COMPANY|id|CONTACT|id|DEAL|id``, b24app/bitrix/chat_history.py)."""
-    parts = entity_data2.split("|")
-    bound = dict(zip(parts[::2], parts[1::2], strict=False))
-    try:
-        contact_id = int(bound.get("CONTACT") or 0) or None
-    except ValueError:
-        contact_id = None
+    contact_id = parse_bindings(entity_data2).get("CONTACT")
     return Contact(contact_id=contact_id, chat_id=int(chat_id), chat_user_id=chat_user_id)
