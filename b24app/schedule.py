@@ -17,6 +17,7 @@ from b24app.context import Services
 
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
+    from b24app.appointments.reinvite import arm_reinvitations
     from b24app.assistant.outbox import flush_waiting_portals
     from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
@@ -41,6 +42,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (refresh_stale_plans, "bulk", 3600, {}),
         (drain_waiting_portals, "events", 60, {}),
         (flush_waiting_portals, "assistant", 60, {}),
+        (arm_reinvitations, "timers", 300, {}),
     ]
 
 

@@ -8,8 +8,8 @@ not when it was scheduled: a «СТОП» written meanwhile stops it.
 Timers: one per no-show appointment (level ``ri@<appointment id>``, unique with the journey
 key), due ``after_days`` (``settings["consent"]["reinvite"]``, days scaled by
 ``B24APP_SLA_SECONDS_PER_MINUTE`` like every policy minute) after
-:func:`schedule_reinvitation` — which the code that records a no-show calls (issue 23's
-outcome). When due it is skipped, with the reason in ``payload["skip_reason"]``, if the
+:func:`schedule_reinvitation` — which the code that records a no-show may call at once, and
+the cron sweep :func:`arm_reinvitations` calls for every no-show marked lately that has none. When due it is skipped, with the reason in ``payload["skip_reason"]``, if the
 appointment is no longer a no-show, the client booked again since, has no consent
 (``no_consent``), or no open-line chat takes the message (advertising goes by chat only:
 the reminders' SMS workflow is the admin's service channel). Otherwise the message offers up
@@ -26,10 +26,15 @@ import datetime as dt
 import logging
 from typing import Any
 
+from sqlalchemy import cast
+from sqlalchemy import exists
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import String
 from sqlalchemy.orm import Session
 
+from b24app import context
 from b24app import i18n
 from b24app.appointments.resources import availability
 from b24app.assistant.slots import busy_from_bookings
@@ -118,6 +123,32 @@ def schedule_reinvitation(
         armed = Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
     schedule_job(services, armed, moment)
     return True
+
+
+RECENT = dt.timedelta(days=2)  # a no-show the sweep still arms (marked since)
+
+
+def arm_reinvitations() -> int:
+    """Cron job: arm the re-invitation of every no-show marked in the last :data:`RECENT`
+    that has none yet, on the portals that have them on — so a no-show recorded by any
+    route (issue 23's outcome, a person) is followed without that route knowing this
+    module. Returns how many were armed."""
+    services = context.current()
+    since = utc_now() - RECENT
+    armed_level = literal("ri@") + cast(Appointment.id, String)
+    with services.db() as session:
+        rows = session.execute(
+            select(Appointment.id, Appointment.portal_id).where(
+                Appointment.status == AppointmentStatus.NO_SHOW, Appointment.updated_at >= since,
+                ~exists().where(Timer.portal_id == Appointment.portal_id,
+                                Timer.policy == REINVITE_POLICY, Timer.level == armed_level),
+            )
+        ).all()  # fmt: skip
+        portals = {p for _, p in rows}
+        enabled = {
+            p for p in portals if load_settings(session, p)["consent"]["reinvite"]["enabled"]
+        }
+    return sum(schedule_reinvitation(services, a) for a, p in rows if p in enabled)
 
 
 def _booked_again(session: Session, appt: Appointment) -> bool:

@@ -129,3 +129,20 @@ def test_reinvitation_only_with_consent_and_its_conversion(
 def _appointments_of(services: Services, deal_id: int) -> int:
     with services.db() as session:
         return session.query(Appointment).filter(Appointment.deal_id == deal_id).count()
+
+
+def test_the_sweep_arms_recent_no_shows_once(
+    installed_portal: Any, services: Services, portal_id: int
+) -> None:
+    """The cron sweep arms a no-show marked lately on a portal with re-invitations on, once;
+    nothing while they are off (the default)."""
+    from b24app.appointments.reinvite import arm_reinvitations
+
+    contact = installed_portal.add_contact("Дина")
+    appointment_id = no_show(services, portal_id, 704, contact)
+    assert arm_reinvitations() == 0  # off by default
+    with services.db() as session:
+        save_settings(session, portal_id, {"consent": {"reinvite": {"enabled": True}}})
+    assert arm_reinvitations() == 1
+    assert arm_reinvitations() == 0  # armed already
+    assert reinvite_timer(services, appointment_id).state == TimerState.PENDING
