@@ -73,3 +73,30 @@ def test_stop_is_confirmed_once_and_no_later_reminder_goes(
     assert [t.state for t in appointment_timers(services)] == [
         TimerState.FIRED, TimerState.SKIPPED,
     ]  # fmt: skip
+
+
+def test_stop_in_one_chat_stops_the_reminders_of_another_deal(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """«отписаться» written in a chat about deal 611 stops the reminder of the contact's
+    appointment on deal 612 — by no channel, neither the chat nor the SMS workflow: the
+    client is matched by the contact's id (jobs in-process)."""
+    from b24app.timers.fire import fire_timer
+    from tests.appointments.test_flow import book
+
+    configure(services, portal_id, workflow={"template_id": 525})
+    contact = installed_portal.add_contact("Анна", "Петрова")
+    make_journey(services, portal_id, deal_id=611, contact_id=contact)
+    make_journey(services, portal_id, deal_id=612, contact_id=contact)
+    chat = installed_portal.open_chat([("deal", 611), ("contact", contact)])
+    assert emulator.wait_idle()
+    installed_portal.client_writes(chat.id, "отписаться")
+    assert emulator.wait_idle()
+    run_jobs()
+    assert [r.contact_id for r in records(services)] == [contact]
+    book(emulator, installed_portal, run_jobs, 30, contact_id=contact, deal_id=612)
+    (first, _) = pending(services)
+    assert fire_timer(first.id) == "skipped"
+    assert timer(services, first.id).payload["skip_reason"] == "opted_out"
+    assert installed_portal.workflows == []
+    assert len(ours(installed_portal, chat.id)) == 1  # the confirmation only
