@@ -146,3 +146,34 @@ def test_the_sweep_arms_recent_no_shows_once(
     assert arm_reinvitations() == 1
     assert arm_reinvitations() == 0  # armed already
     assert reinvite_timer(services, appointment_id).state == TimerState.PENDING
+
+
+def test_times_come_from_the_booking_resource(
+    installed_portal: Any, services: Services, portal_id: int
+) -> None:
+    """With the assistant's Booking resource, the times offered are the resource's slots
+    (09:00–13:00 here), not the working hours (jobs in-process)."""
+    from b24app.timers.fire import fire_timer
+
+    with installed_portal.lock:
+        installed_portal.booking.set_slots(1, [{
+            "from": 540, "to": 780, "slotSize": 60, "timezone": "Europe/Moscow",
+            "weekDays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        }])  # fmt: skip
+    with services.db() as session:
+        save_settings(session, portal_id, {
+            "assistant": {"booking_resource_id": 1},
+            "consent": {"reinvite": {"enabled": True, "after_days": 1}},
+        })  # fmt: skip
+    contact = installed_portal.add_contact("Ева")
+    chat = installed_portal.open_chat([("deal", 705), ("contact", contact)])
+    appointment_id = no_show(services, portal_id, 705, contact)
+    with services.db() as session:
+        record_consent(session, portal_id, Contact(contact_id=contact), source="tab", text="Да")
+    assert schedule_reinvitation(services, appointment_id)
+    assert fire_timer(reinvite_timer(services, appointment_id).id) == "fired"
+    times = reinvite_timer(services, appointment_id).payload["times"]
+    assert len(times) == 3
+    assert all("09:00" <= t[11:16] <= "12:00" for t in times), times
+    (sent,) = [m for m in installed_portal.chat_messages(chat.id) if m["kind"] != "client"]
+    assert times[0][8:10] + "." + times[0][5:7] + " " + times[0][11:16] in sent["text"]
