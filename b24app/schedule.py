@@ -17,6 +17,7 @@ from b24app.context import Services
 
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
+    from b24app.appointments.reinvite import arm_reinvitations
     from b24app.assistant.jobs import release_overdue_holds
     from b24app.assistant.outbox import flush_waiting_portals
     from b24app.directory import refresh_stale_directories
@@ -43,6 +44,7 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (drain_waiting_portals, "events", 60, {}),
         (flush_waiting_portals, "assistant", 60, {}),
         (release_overdue_holds, "timers", 60, {}),
+        (arm_reinvitations, "timers", 300, {}),
     ]
 
 

@@ -53,6 +53,8 @@ from b24app.appointments.replies import watch_reminder
 from b24app.appointments.resources import offsets_beside_booking
 from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
+from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
@@ -488,6 +490,9 @@ def prepare_reminder(
     claimed = claim_appointment_timer(services, session, timer, now)
     if isinstance(claimed, str):
         return claimed
+    client = Contact(contact_id=claimed["contact_id"], chat_id=claimed["chat_id"])
+    if not may_message(session, claimed["portal_id"], client, "service"):
+        return skip(timer, "opted_out")  # «СТОП» (b24app/consent/policy.py)
     return lambda: send_appointment_reminder(services, claimed)
 
 

@@ -24,7 +24,9 @@ assistant) and goes on only when Bitrix24 shows the chat's client wrote it, with
 text, and only for a message not older than the appointment's last reminder.
 
 Matching is by rules, never free-text guessing (:func:`classify`, the assistant's one reply
-classifier): ``confirm`` (1, да, подтверждаю, буду, ok, yes, confirm, 👍, ✅, «+», угу …),
+classifier): ``optout`` («СТОП», «отписаться», "unsubscribe": recorded and confirmed once,
+:mod:`b24app.consent.optout`, in ANY open-line chat the app hears, reminded or not),
+``confirm`` (1, да, подтверждаю, буду, ok, yes, confirm, 👍, ✅, «+», угу …),
 ``change`` (2, перенести, отменить, не смогу, не получится, cancel, reschedule, no, 👎, ❌ …),
 else ``other``. A reply that says yes and no at once is ``other``.
 
@@ -50,10 +52,15 @@ from b24app import context
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import ClientMessage
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.chat_history import verify_client_message
+from b24app.consent.contact import contact_of_chat
+from b24app.consent.optout import opt_out_in_chat
 from b24app.context import Services
 from b24app.leads.journeys import journey_key
+from b24app.settings import load_settings
 from b24app.sla.engine import stop_timers
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
@@ -69,11 +76,14 @@ CLOCK_SLACK = dt.timedelta(minutes=1)  # Bitrix24's clock against ours
 
 
 def classify(text: str) -> str:
-    """``confirm``, ``change`` or ``other`` for a client's reply (ru/en): the assistant's
-    reply classifier (:func:`b24app.assistant.understanding.classify_reply`), so a reminder's
-    answer and the assistant's turn are read by one rule; cancel and reschedule are a change."""
+    """``optout``, ``confirm``, ``change`` or ``other`` for a client's reply (ru/en): the
+    assistant's reply classifier (:func:`b24app.assistant.understanding.classify_reply`), so a
+    reminder's answer and the assistant's turn are read by one rule; cancel and reschedule are
+    a change."""
     verdict = classify_reply(text)
-    return "confirm" if verdict == "confirm" else "change" if verdict else "other"
+    if verdict in ("optout", "confirm"):
+        return verdict
+    return "change" if verdict else "other"
 
 
 def parse_message(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -112,9 +122,12 @@ def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -
     job_id = re.sub(
         r"[^A-Za-z0-9_-]", "_", f"olm-{member_id}-{message['chat_id']}-{message['message_id']}"
     )
+    # The event's text decides only whether a chat with no reminded appointment is worth a
+    # read: a claimed «СТОП» is read back (and acted on only if Bitrix24 shows it).
+    optout_claimed = classify(message["text"]) == "optout"
     try:
         services.queue("events").enqueue(
-            reply_job, member_id, message["chat_id"], message["message_id"],
+            reply_job, member_id, message["chat_id"], message["message_id"], optout_claimed,
             job_id=job_id, unique=True, result_ttl=0, failure_ttl=7 * 86400,
             retry=Retry(max=3, interval=[5, 30, 120]),
         )  # fmt: skip
@@ -123,7 +136,7 @@ def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -
     return True
 
 
-def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
+def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: bool = False) -> str:
     """RQ job: read message ``message_id`` of chat ``chat_id`` back from Bitrix24 and apply it
     when the chat's client wrote it (an event is a claim: any employee can post one)."""
     services = context.current()
@@ -133,14 +146,37 @@ def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
         portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
-        if _reminded_appointment(session, portal.id, int(chat_id), utc_now()) is None:
+        reminded = _reminded_appointment(session, portal.id, int(chat_id), utc_now())
+        if reminded is None and not optout_claimed:
             return "no_appointment"  # most chat messages: no read spent on them
     message = verify_client_message(services.bitrix(member_id), int(chat_id), message_id)
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
+    if classify(message.text) == "optout":
+        return _opt_out(services, member_id, message)
     return handle_reply(services, member_id, message.chat.id, message.text,
                         sent_at=message.sent_at)  # fmt: skip
+
+
+def _opt_out(services: Services, member_id: str, message: ClientMessage) -> str:
+    """«СТОП» in a chat: the client (the chat's CRM contact, else the chat and its author)
+    hears one confirmation, in the chat, about its deal / lead / contact."""
+    chat = message.chat
+    contact = contact_of_chat(chat.entity_data2, chat.id, message.author_id)
+    bound = parse_bindings(chat.entity_data2)
+    target = next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        if portal is None:
+            return "portal_inactive"
+        portal_id, lang = portal.id, portal.lang or "ru"
+        sender = int(load_settings(session, portal_id)["appointments"].get("sender_user_id")
+                     or portal.installer_user_id or 1)  # fmt: skip
+    return opt_out_in_chat(
+        services, services.bitrix(member_id), portal_id, contact, target=target, sender=sender,
+        lang=lang, channel=chat.entity_id.split("|", 1)[0], text=message.text,
+    )  # fmt: skip
 
 
 def handle_reply(
@@ -169,6 +205,8 @@ def handle_reply(
             return "before_reminder"
         if kind == "other":
             return "left_to_manager"
+        if kind == "optout":  # recorded by reply_job with the message's author (_opt_out)
+            return "optout_not_applied"
         journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else None
         if kind == "confirm":

@@ -46,6 +46,8 @@ from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import fmt_slot
 from b24app.bitrix.errors import BitrixError
 from b24app.bounded import clamped
+from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.context import Services
 from b24app.i18n import translate
 from b24app.settings import load_settings
@@ -206,7 +208,10 @@ def expire(services: Services, member_id: str, dialog_pk: int, booked_at: str) -
             else:  # the next message is read as the day and time wished
                 state = replace(state, state="when", when=None, start=None, offered=[], fails=0)
             dialog.state, dialog.slots = state.state, state.slots()
-    if not operator:
+            chat = int(dialog.chat_id) if dialog.chat_id.isdigit() else None
+            whom = Contact(dialog.contact_id, chat, dialog.client_user_id)
+            told = not operator and may_message(session, dialog.portal_id, whom, "service")
+    if told:  # not to an operator's chat, nor to a client who wrote «СТОП»
         when = fmt_slot(dt.datetime.fromisoformat(start), lang) if start else ""
         text = translate(lang, "assistant.hold_expired", when=when)
         try:

@@ -79,10 +79,14 @@ from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
 from b24app.bitrix.chat_history import Chat
 from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
+from b24app.consent.contact import contact_of_chat
+from b24app.consent.optout import confirmation_text
+from b24app.consent.optout import opt_out
 from b24app.context import Services
 from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
@@ -111,16 +115,6 @@ def parse_entity(entity_id: str) -> tuple[str, str]:
     """(connector, line id) from ``telegrambot|2|209607941|744``."""
     parts = (entity_id or "").split("|")
     return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
-
-
-def parse_bindings(entity_data2: str) -> dict[str, int]:
-    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
-    parts = (entity_data2 or "").split("|")
-    out: dict[str, int] = {}
-    for kind, value in zip(parts[::2], parts[1::2], strict=False):
-        if value.isdigit() and int(value) > 0:
-            out[kind.upper()] = int(value)
-    return out
 
 
 def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, Any]]:
@@ -625,9 +619,26 @@ def _think(portal: _Portal, client: Any, turn: Turn, dialog: _Dialog) -> _Though
     last_day = now.date() + dt.timedelta(days=horizon_days(portal.assistant))
     script = dataclasses.replace(portal.script, last_day=last_day)
     understanding = _understand(portal, turn, dialog.before, script, now)
-    reply = _decide(portal, client, turn, dialog, script, understanding, now)
+    if understanding.has("optout"):
+        reply = _opted_out(portal, turn, dialog, script)
+    else:
+        reply = _decide(portal, client, turn, dialog, script, understanding, now)
     think_ms = int((time.monotonic() - think_start) * 1000)
     return _Thought(understanding, reply, script, think_ms)
+
+
+def _opted_out(portal: _Portal, turn: Turn, dialog: _Dialog, script: Script) -> Reply:
+    """«СТОП» to the assistant: recorded (b24app/consent/optout.py), confirmed once — a
+    repeated one is not answered — and the dialog stays where it was (the client may still
+    write to book: the answers are not messages of the app's own accord)."""
+    chat_id = int(turn.chat_id) if turn.chat_id.isdigit() else None
+    client = contact_of_chat(turn.entity_data2, chat_id or 0, turn.user_id or None)
+    if chat_id is None:
+        client = replace(client, chat_id=None)
+    first = opt_out(portal.services, portal.portal_id, client, channel=dialog.channel,
+                    text=turn.text)  # fmt: skip
+    text = confirmation_text(script.lang) if first is not None else ""
+    return Reply(text, dialog.before, actions=["optout"])
 
 
 def _understand(

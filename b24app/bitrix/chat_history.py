@@ -165,6 +165,16 @@ def parse_history(result: Any, chat_id: int) -> Chat | None:
     )
 
 
+def parse_bindings(entity_data2: str) -> dict[str, int]:
+    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
+    parts = (entity_data2 or "").split("|")
+    out: dict[str, int] = {}
+    for kind, value in zip(parts[::2], parts[1::2], strict=False):
+        if value.isdigit() and int(value) > 0:
+            out[kind.upper()] = int(value)
+    return out
+
+
 def client_message(chat: Chat, message_id: int) -> ClientMessage | None:
     """THE rule: message ``message_id`` is in ``chat`` and its client wrote it (not an
     operator, not a bot, not the system)."""

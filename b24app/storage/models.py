@@ -362,6 +362,8 @@ class AppointmentStatus:
     CONFIRMED = "confirmed"
     RESCHEDULE_ASKED = "reschedule"  # the client asked to move or cancel: the manager acts
     CANCELLED = "cancelled"
+    # The client did not come (issue 23's outcome; b24app/appointments/reinvite.py keys off it).
+    NO_SHOW = "no_show"
 
 
 class Appointment(Base):
@@ -408,6 +410,48 @@ class Appointment(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class ConsentKind:
+    """What a :class:`ConsentRecord` says (b24app/consent/records.py)."""
+
+    ADVERTISING = "advertising"  # the client agreed to advertising (38-ФЗ art. 18)
+    OPT_OUT = "opt_out"  # «СТОП»: no non-essential message any more, on any channel
+
+
+class ConsentRecord(Base):
+    """One consent or opt-out of a client, as given: append-only, the latest of a kind wins.
+
+    The client is named by every identifier known when it was recorded (CRM contact, open-line
+    chat and its connector user, normalised phone); a look-up matches any of them
+    (b24app/consent/contact.py). ``text`` is what the client was shown (a consent) or wrote
+    (an opt-out), bounded."""
+
+    __tablename__ = "consent_records"
+    # The identifier first: a look-up ORs them (b24app/consent/contact.py), which SQLite and
+    # PostgreSQL answer with one index search per identifier only when each leads an index.
+    __table_args__ = (
+        Index("ix_consent_records_contact", "contact_id", "portal_id"),
+        Index("ix_consent_records_chat", "chat_id", "portal_id"),
+        Index("ix_consent_records_chat_user", "chat_user_id", "portal_id"),
+        Index("ix_consent_records_phone", "phone", "portal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # ConsentKind
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chat_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164
+    # Where: "chat" (the client wrote), "tab" (an employee recorded it), "admin" (erase).
+    source: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64), default="")  # connector: telegrambot, …
+    text: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)  # employee id
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    # An opt-out's one confirmation to the client was sent (never a second one).
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class ReminderAttempt(Base):
