@@ -14,6 +14,7 @@ from b24app.storage.models import ConsentRecord
 from b24app.storage.models import Timer
 from b24app.timers.engine import remove_job
 from b24app.timers.engine import schedule_job
+from tests.appointments.conftest import bookings_without_bookings_own_reminders  # noqa: F401
 from tests.appointments.conftest import portal_id  # noqa: F401  (the fixture)
 from tests.appointments.conftest import utc_now
 
