@@ -17,13 +17,18 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from redis import Redis
 from werkzeug.serving import make_server
 
 from b24app.config import Settings
+from devportal.deals import SIMPLE
 from devportal.ports import free_port
+
+if TYPE_CHECKING:
+    from devportal.portal import Portal as EmuPortal
 
 DEMO_CLIENT_ID = "local.b24app.demo"
 
@@ -141,10 +146,10 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
     )
 
 
-def _seed(portal: object) -> None:
+def _seed(portal: EmuPortal) -> None:
     """A few leads like a salon's morning: two via the AI assistant, one call, one web form."""
-    add = portal.add_lead  # type: ignore[attr-defined]
-    update = portal.update_lead  # type: ignore[attr-defined]
+    add = portal.crm.add_lead
+    update = portal.crm.update_lead
     ai_chat = add({"TITLE": "Маникюр, Telegram-бот", "NAME": "Анна", "SOURCE_ID": "2|TELEGRAM",
                    "ASSIGNED_BY_ID": 2, "OPPORTUNITY": "2500"})  # fmt: skip
     add({"TITLE": "Стрижка", "NAME": "Мария", "SOURCE_ID": "WEB", "UTM_SOURCE": "ai_bot",
@@ -153,17 +158,18 @@ def _seed(portal: object) -> None:
                 "ASSIGNED_BY_ID": 2})  # fmt: skip
     add({"TITLE": "Запись на массаж", "NAME": "Ирина", "SOURCE_ID": "WEBFORM",
          "UTM_SOURCE": "yandex", "UTM_CAMPAIGN": "massage_nov", "ASSIGNED_BY_ID": 3})  # fmt: skip
-    if getattr(portal, "crm_mode", 1) == 2:
+    if portal.crm.crm_mode == SIMPLE:
         # Simple mode: every lead became a deal at once; the AI chat client books and comes.
-        deal = portal.deal_of_lead(ai_chat)  # type: ignore[attr-defined]
-        portal.update_deal(deal, {"STAGE_ID": "PREPARATION"}, by_user=2)  # type: ignore[attr-defined]
-        portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+        deal = portal.crm.deal_of_lead(ai_chat)
+        assert deal is not None  # in the simple mode every lead is a deal at once
+        portal.crm.update_deal(deal, {"STAGE_ID": "PREPARATION"}, by_user=2)
+        portal.crm.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)
         return
     update(ai_chat, {"STATUS_ID": "IN_PROCESS"})
     update(call, {"STATUS_ID": "IN_PROCESS"})
     # Classic mode: the AI chat client books, the manager converts the lead into a deal.
-    deal = portal.convert_lead(ai_chat, by_user=2)  # type: ignore[attr-defined]
-    portal.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)  # type: ignore[attr-defined]
+    deal = portal.crm.convert_lead(ai_chat, by_user=2)
+    portal.crm.update_deal(deal, {"STAGE_ID": "WON"}, by_user=2)
 
 
 def _enable_assistant(settings: Settings, member_id: str) -> None:
@@ -258,7 +264,7 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
         # The 90-day history is a classic (leads first) portal's; simple mode gets the few
         # journeys of _seed below only.
         seeded = _seed_crm(portal) if seed and crm_mode == "classic" else None
-        result = portal.install()
+        result = portal.app.install()
         if result.installer is None or result.installer.status_code != 200:
             raise click.ClickException("the demo install failed: see the log above")
         summary = _finish_seed(settings, portal, seeded, started) if seeded else ""

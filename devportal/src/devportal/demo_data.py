@@ -109,23 +109,23 @@ def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
 def prepare_portal(portal: Any) -> None:
     """The salon's staff and its open-line / walk-in sources (before the app is installed)."""
     for uid, (name, last, *_rest) in STAFF.items():
-        if uid not in portal.users:
-            portal.add_user(uid, NAME=name, LAST_NAME=last, UF_DEPARTMENT=[2],
+        if uid not in portal.people.users:
+            portal.people.add_user(uid, NAME=name, LAST_NAME=last, UF_DEPARTMENT=[2],
                             WORK_POSITION="Администратор")  # fmt: skip
     # The salon's booking statuses (with the IDs the app would create, so it reuses them).
     from b24app.install.stages import STAGES
 
-    have = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "STATUS"}
+    have = {r["STATUS_ID"] for r in portal.crm.statuses.values() if r["ENTITY_ID"] == "STATUS"}
     for stage, sort in (("qualified", 23), ("confirmed", 26), ("came", 45), ("no_show", 70)):
         spec = STAGES[stage]
         if spec["status_id"] not in have:
-            portal._add_status("STATUS", spec["status_id"], spec["name"]["ru"], sort, "", False)
-    if VISIT_FIELD not in portal.uf_names():
-        portal.add_lead_field(VISIT_FIELD, "datetime", "Дата и время визита")
-    known = {r["STATUS_ID"] for r in portal.statuses.values() if r["ENTITY_ID"] == "SOURCE"}
+            portal.crm.add_status("STATUS", spec["status_id"], spec["name"]["ru"], sort, "", False)
+    if VISIT_FIELD not in portal.crm.uf_names():
+        portal.crm.add_lead_field(VISIT_FIELD, "datetime", "Дата и время визита")
+    known = {r["STATUS_ID"] for r in portal.crm.statuses.values() if r["ENTITY_ID"] == "SOURCE"}
     for i, (code, (label, _w, _chat)) in enumerate(SOURCES.items()):
         if label and code not in known:
-            portal._add_status("SOURCE", code, label, 200 + i, "", False)
+            portal.crm.add_status("SOURCE", code, label, 200 + i, "", False)
 
 
 # The salon connected its SMS workflow this many days ago: before, a client without an open
@@ -181,7 +181,7 @@ def seed_portal(
             fields.update(UTM_SOURCE="vk", UTM_MEDIUM="cpc", UTM_CAMPAIGN="vk_autumn")
         elif source == "WEBFORM" and rng.random() < 0.6:
             fields.update(UTM_SOURCE="yandex", UTM_MEDIUM="cpc", UTM_CAMPAIGN="yandex_direct")
-        lead_id = portal.add_lead(fields, created_at=created.replace(tzinfo=utc), events=False)
+        lead_id = portal.crm.add_lead(fields, created_at=created.replace(tzinfo=utc), events=False)
         out.leads += 1
         chat = SOURCES[source][2]
         if source == "WALKIN":
@@ -199,7 +199,7 @@ def seed_portal(
                  **extra: Any) -> bool:  # fmt: skip
             if at >= moment:
                 return False
-            portal.update_lead(lead, {"STATUS_ID": status, **extra}, at=at.replace(tzinfo=utc),
+            portal.crm.update_lead(lead, {"STATUS_ID": status, **extra}, at=at.replace(tzinfo=utc),
                                by_user=who, events=False)  # fmt: skip
             return True
 
@@ -225,14 +225,14 @@ def seed_portal(
         out.appointments[lead_id] = appointment
         out.booked[lead_id] = qualified
         visit = portal.now_str(appointment.replace(tzinfo=utc).timestamp())
-        portal.update_lead(lead_id, {VISIT_FIELD: visit}, at=qualified.replace(tzinfo=utc),
+        portal.crm.update_lead(lead_id, {VISIT_FIELD: visit}, at=qualified.replace(tzinfo=utc),
                            by_user=manager, events=False)  # fmt: skip
         reached = appointment - qualified > dt.timedelta(hours=2) and (
             appointment > moment - dt.timedelta(days=WORKFLOW_SINCE_DAYS)
         )
         if chat:  # the client's messenger chat, bound to the lead; some sessions were closed
             with portal.lock:
-                room = portal.openlines.open_chat([("lead", lead_id)],
+                room = portal.chats.lines.open_chat([("lead", lead_id)],
                                                   connector_id=CONNECTORS[source])  # fmt: skip
                 room.active = story.random() > 0.15
             reached = reached or room.active
@@ -294,7 +294,7 @@ def fill_store(services: Services, member_id: str, seeded: Seeded) -> dict[str, 
 def live_leads(portal: Any) -> list[int]:
     """Three chat leads arriving now through real events: SLA timers start, and fire."""
     return [
-        portal.add_lead(
+        portal.crm.add_lead(
             {"TITLE": f"{what} — Telegram", "NAME": name, "SOURCE_ID": source, "ASSIGNED_BY_ID": 3}
         )  # fmt: skip
         for what, name, source in (
@@ -335,7 +335,7 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     # The events the replayed calls raise (our reminders in the chats, the managers' tasks)
     # were delivered back then: not now, to a handler that would only drop them.
     with portal.lock:
-        portal.events_held = True
+        portal.bus.held = True
     # a line per failed channel is news in a running app, noise in a replay of 1,000 reminders
     chatty = logging.getLogger("b24app.appointments")
     level = chatty.level
@@ -391,8 +391,8 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
             else:
                 chat_id, text = arg
                 with portal.lock:
-                    room = portal.openlines.chats[chat_id]
-                    message = portal.openlines.add_message(
+                    room = portal.chats.lines.chats[chat_id]
+                    message = portal.chats.lines.add_message(
                         room, room.client_user_id, "client", text
                     )
                     message.created = at.replace(tzinfo=dt.UTC).timestamp()
@@ -408,7 +408,7 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     finally:
         chatty.setLevel(level)
         with portal.lock:
-            portal.events_held = False
+            portal.bus.held = False
         portal.bucket = bucket
         private.flushdb()
         replay.dispose()
@@ -445,7 +445,7 @@ def _client_answer(
             return None
         chat_id, starts, confirmed = int(appt.chat_id), appt.starts_at, appt.confirmed_at
     with portal.lock:
-        sent = portal.openlines.chats[chat_id].messages[-1]
+        sent = portal.chats.lines.chats[chat_id].messages[-1]
         sent.created = at.replace(tzinfo=dt.UTC).timestamp()
     if confirmed is not None:
         return None

@@ -413,8 +413,8 @@ class DevPortal:
                     "scope": portal.scope,
                     "expires": _iso(pair.expires_at),
                     "install": {
-                        "installed": portal.install_finished,
-                        "version": str(portal.version),
+                        "installed": portal.app.install_finished,
+                        "version": str(portal.app.version),
                         "status": portal.app_status,
                         "scope": portal.scope,
                         "domain": portal.domain,
@@ -526,7 +526,7 @@ class DevPortal:
         if method not in METHODS:
             raise method_not_found(method)
         value, outbox = self._run(portal, user_id, method, params)
-        portal.send_events(outbox)
+        portal.bus.send(outbox)
         portal.operating.add(method, portal.operating.cost(method, time.time() - start))
         return self._envelope(value, start, portal.operating.block(method))
 
@@ -553,7 +553,7 @@ class DevPortal:
             raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
         if self.tokens.is_expired(pair):
             raise RestError(401, "expired_token", "The access token provided has expired.")
-        if not portal.installed:
+        if not portal.app.installed:
             raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
         return pair.user_id
 
@@ -630,7 +630,7 @@ class DevPortal:
                 )
 
         result = run_batch(params, run)
-        portal.send_events(outbox)
+        portal.bus.send(outbox)
         if meter.batch_billing != "commands":
             meter.add("batch", billed)
         return self._envelope(result, start, meter.block("batch"))

@@ -26,7 +26,7 @@ def _contact_id(raw: Any) -> int:
 
 @method("crm.contact.get")
 def contact_get(ctx: Ctx) -> dict[str, Any]:
-    row = ctx.portal.contacts.get(_contact_id(ctx.param("id", "ID")))
+    row = ctx.portal.crm.contacts.get(_contact_id(ctx.param("id", "ID")))
     if row is None:
         raise RestError(400, "", "Not found")
     return dict(row)
