@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from typing import TYPE_CHECKING
 
+from devportal import contacts
 from devportal import deals as deals_mod
 from devportal import defaults
 from devportal.leads import create_lead
@@ -258,7 +259,7 @@ class Crm:
         """A CRM contact (a booking's client, a deal's ``CONTACT_ID``); no event."""
         p = self.portal
         with p.lock:
-            return deals_mod.add_contact(
+            return contacts.add_contact(
                 p, {"NAME": name, "LAST_NAME": last_name, **fields}, p.admin_user_id, None
             )
 

@@ -14,10 +14,11 @@ from devportal.rest import method
 @method("app.info")
 def app_info(ctx: Ctx) -> dict[str, Any]:
     portal = ctx.portal
+    version = portal.app.version
     return {
         "ID": 1,
         "CODE": portal.emu.client_id,
-        "VERSION": int(portal.app.version) if str(portal.app.version).isdigit() else portal.app.version,
+        "VERSION": int(version) if str(version).isdigit() else version,
         "STATUS": portal.app_status,
         "INSTALLED": portal.app.install_finished,
         "PAYMENT_EXPIRED": "N",

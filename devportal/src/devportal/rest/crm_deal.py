@@ -235,7 +235,9 @@ def item_list(ctx: Ctx) -> ListResult:
 
 def stagehistory_list(ctx: Ctx) -> ListResult:
     """``crm.stagehistory.list`` entityTypeId 2: STAGE_ID, STAGE_SEMANTIC_ID, CATEGORY_ID."""
-    return stage_history_list(ctx, ctx.portal.crm.deal_history_ids, ctx.portal.crm.deal_history_by_id.get)
+    return stage_history_list(
+        ctx, ctx.portal.crm.deal_history_ids, ctx.portal.crm.deal_history_by_id.get
+    )
 
 
 # -- pipelines ------------------------------------------------------------------------------

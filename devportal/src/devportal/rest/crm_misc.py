@@ -34,7 +34,9 @@ def stagehistory_list(ctx: Ctx) -> ListResult:
         return crm_deal.stagehistory_list(ctx)
     if str(ctx.param("entityTypeId")) != "1":
         raise RestError(400, "ERROR_ARGUMENT", "entityTypeId: only leads (1) are emulated")
-    return stage_history_list(ctx, ctx.portal.crm.stage_history_ids, ctx.portal.crm.stage_history_by_id.get)
+    return stage_history_list(
+        ctx, ctx.portal.crm.stage_history_ids, ctx.portal.crm.stage_history_by_id.get
+    )
 
 
 @method("crm.timeline.comment.add")

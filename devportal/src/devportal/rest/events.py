@@ -66,7 +66,8 @@ def event_bind(ctx: Ctx) -> bool:
 @method("event.get")
 def event_get(ctx: Ctx) -> list[dict[str, Any]]:
     return [
-        {k: b[k] for k in ("event", "handler", "auth_type", "offline")} for b in ctx.portal.bus.bindings
+        {k: b[k] for k in ("event", "handler", "auth_type", "offline")}
+        for b in ctx.portal.bus.bindings
     ]
 
 

@@ -70,7 +70,8 @@ def workflow_start(ctx: Ctx) -> str:
     if raw_template in (None, "", "0"):
         raise RestError(400, "ERROR_WRONG_WORKFLOW_ID", "Empty TEMPLATE_ID")
     template = next(
-        (t for t in ctx.portal.bizproc.workflow_templates if str(t["ID"]) == str(raw_template)), None
+        (t for t in ctx.portal.bizproc.workflow_templates if str(t["ID"]) == str(raw_template)),
+        None,
     )
     if template is None:
         raise RestError(400, "ERROR_WRONG_WORKFLOW_ID", "Template not found")
