@@ -217,10 +217,14 @@ def demo(port: int, emulator_port: int, workdir: str, crm_mode: str, seed: bool)
             stack.callback(redis_proc.kill)
         settings = _demo_settings(work, port, redis_url)
         upgrade(settings.database_url)
-        _start_workers(stack, settings)
+        _start_roles(stack, settings, ["worker"], ["worker", "--queue", "assistant"])
         emulator = _start_servers(stack, settings, port, emulator_port)
         started = time.perf_counter()
         summary = _open_salon(settings, emulator, crm_mode, seed, started)
+        # cron once the history is in: its timer reconciliation (every minute) would take the
+        # replay's past timers, whose jobs live in the replay's own Redis database, for lost
+        # ones and expire them, so a replay slower than a minute lost reminders
+        _start_roles(stack, settings, ["cron"])
         click.echo(
             f"\nb24app demo is running (Ctrl-C to stop), started in "
             f"{time.perf_counter() - started:.1f} s\n{summary}"
@@ -244,8 +248,9 @@ def _demo_settings(work: Path, port: int, redis_url: str) -> Settings:
     )
 
 
-def _start_workers(stack: ExitStack, settings: Settings) -> None:
-    """The RQ worker, cron, and the assistant's own worker (nothing slow shares it)."""
+def _start_roles(stack: ExitStack, settings: Settings, *roles: list[str]) -> None:
+    """``b24app <role>`` processes on the demo's settings: the RQ worker, the assistant's own
+    worker (nothing slow shares it), cron."""
     env = dict(os.environ)
     env.update({
         "B24APP_CLIENT_ID": settings.client_id, "B24APP_CLIENT_SECRET": settings.client_secret,
@@ -254,7 +259,7 @@ def _start_workers(stack: ExitStack, settings: Settings) -> None:
         "B24APP_ALLOW_INSECURE_ENDPOINTS": "1", "B24APP_REST_RATE": "5",
         "B24APP_REST_BURST": "250",
     })  # fmt: skip
-    for args in (["worker"], ["cron"], ["worker", "--queue", "assistant"]):
+    for args in roles:
         proc = subprocess.Popen([sys.executable, "-m", "b24app.cli", *args], env=env)
         stack.callback(proc.terminate)
 
