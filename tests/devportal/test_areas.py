@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from devportal import Portal
 from tests.devportal.conftest import Rest
 
@@ -29,6 +31,8 @@ def test_short_names_are_the_areas_own(installed: Portal) -> None:
     assert installed.leads is installed.crm.leads and installed.events is installed.bus.bindings
     assert installed.openlines is installed.chats.lines
     assert installed.application_token == installed.app.application_token != ""
+    with pytest.raises(AttributeError, match="portal.bus.held"):
+        installed.events_held = True  # type: ignore[attr-defined]
 
 
 def test_rest_and_actions_change_the_area_that_owns_the_state(

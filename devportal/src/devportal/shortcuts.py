@@ -20,8 +20,26 @@ if TYPE_CHECKING:
     from devportal.widgets import Widgets
 
 
+# State that moved into an area without keeping a short name: reading the old name fails
+# loudly, but writing it would only make a stray attribute nothing reads.
+MOVED = {
+    "events_held": "bus.held", "next_event_id": "bus.next_id",
+    "next_placement_id": "widgets.next_placement_id", "next_status_id": "crm.next_status_id",
+    "next_userfield_id": "crm.next_userfield_id", "next_activity_id": "crm.next_activity_id",
+    "next_contact_id": "crm.next_contact_id", "user_options": "app.user_options",
+    "departments": "people.departments", "crm_read_all": "people.crm_read_all",
+    "robot_calls": "bizproc.robot_calls", "deal_categories": "crm.deal_categories",
+    "userfields": "crm.userfields", "contacts": "crm.contacts",
+}  # fmt: skip
+
+
 class Shortcuts:
     """Mixed into :class:`devportal.portal.Portal`, which holds the areas."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in MOVED:
+            raise AttributeError(f"portal.{name} is portal.{MOVED[name]}")
+        super().__setattr__(name, value)
 
     people: People
     app: AppLifecycle
