@@ -52,7 +52,7 @@ def _lifecycle(portal: Any, event: str, user_id: int, **auth: str) -> list[tuple
         "event": event,
         "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"},
         "ts": str(int(time.time())),
-        "auth": {**portal._lifecycle_auth(portal.tokens_for(user_id)), **auth},
+        "auth": {**portal.app.lifecycle_auth(portal.tokens_for(user_id)), **auth},
     }
     return flatten_php_form(data)
 
@@ -182,7 +182,7 @@ def test_missed_uninstall_then_admin_reinstall_takes_the_new_token(
     new install carries a new application_token, and as Bitrix24 refuses the old tokens the
     new one is taken."""
     installed_portal.events.clear()  # the uninstall event goes nowhere
-    installed_portal.install_event_url = None
+    installed_portal.app.install_event_url = None
     installed_portal.uninstall(clean=False)
     assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
     result = installed_portal.install()

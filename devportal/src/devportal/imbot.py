@@ -106,7 +106,7 @@ def bot_auth(portal: Portal, bot: dict[str, Any]) -> dict[str, str]:
         "refresh_token": pair.refresh_token,
         "user_id": str(bot["id"]),
         "client_id": portal.emu.client_id,
-        "application_token": portal.application_token,
+        "application_token": portal.app.application_token,
     }
 
 
@@ -142,7 +142,7 @@ def _event(
             "client_endpoint": portal.client_endpoint,
             "server_endpoint": portal.server_endpoint,
             "member_id": portal.member_id,
-            "application_token": portal.application_token,
+            "application_token": portal.app.application_token,
         },
     }
     return bot["webhookUrl"], payload

@@ -1,7 +1,7 @@
 """Every REST area module, imported so its methods register in ``devportal.rest.METHODS``.
 
 Kept apart from ``devportal.rest`` (which the area modules import for ``Ctx``, ``method`` and
-the helpers) so that the registry and its areas import one way only; the server imports this.
+the helpers) so that the registry and its areas import one way only; the REST server (``devportal.rest_server``) imports this.
 """
 
 from devportal.rest import app_methods  # noqa: F401

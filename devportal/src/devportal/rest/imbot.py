@@ -49,7 +49,7 @@ def _chat_of_dialog(ctx: Ctx) -> OpenLineChat:
         raise RestError(400, "DIALOG_ID_EMPTY", "Dialog ID can't be empty")
     chat = None
     if dialog.startswith("chat") and dialog[4:].isdigit():
-        chat = ctx.portal.openlines.chats.get(int(dialog[4:]))
+        chat = ctx.portal.chats.lines.chats.get(int(dialog[4:]))
     if chat is None:
         raise RestError(400, "DIALOG_ID_ERROR", "Dialog not found")
     return chat
@@ -60,7 +60,7 @@ def _chat(ctx: Ctx) -> OpenLineChat:
     if raw in (None, ""):
         raise RestError(400, "CHAT_ID_EMPTY", "Chat ID can't be empty")
     try:
-        chat = ctx.portal.openlines.chats.get(int(str(raw)))
+        chat = ctx.portal.chats.lines.chats.get(int(str(raw)))
     except ValueError:
         chat = None
     if chat is None:
@@ -137,7 +137,7 @@ def message_send(ctx: Ctx) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " (...)"
     portal = ctx.portal
-    message = portal.openlines.add_message(chat, int(bot["id"]), "bot", text)
+    message = portal.chats.lines.add_message(chat, int(bot["id"]), "bot", text)
     keyboard = fields.get("keyboard")
     if keyboard:
         buttons = as_list(as_dict(keyboard).get("BUTTONS") if isinstance(keyboard, dict)
@@ -178,11 +178,11 @@ def _hand_to(ctx: Ctx, chat: OpenLineChat, session: Session, operator: int | Non
     session.handed_off_at = time.time()
     if operator:
         chat.members.add(operator)
-        who = portal.users.get(operator, {}).get("NAME", str(operator))
+        who = portal.people.users.get(operator, {}).get("NAME", str(operator))
         text = f"Диалог передан оператору: {who}"
     else:
         text = f"Диалог передан в очередь линии {queue}"
-    portal.openlines.add_message(chat, 0, "system", text)
+    portal.chats.lines.add_message(chat, 0, "system", text)
 
 
 @method("imopenlines.bot.session.operator")
@@ -229,5 +229,5 @@ def session_message_send(ctx: Ctx) -> bool:
     chat = _chat(ctx)
     text = str(ctx.param("MESSAGE") or "")
     if str(ctx.param("NAME") or "DEFAULT").upper() == "DEFAULT" and text:
-        ctx.portal.openlines.add_message(chat, 0, "system", text)
+        ctx.portal.chats.lines.add_message(chat, 0, "system", text)
     return True
