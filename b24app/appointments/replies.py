@@ -25,7 +25,7 @@ text, and only for a message not older than the appointment's last reminder.
 
 Matching is by rules, never free-text guessing (:func:`classify`, the assistant's one reply
 classifier): ``optout`` («СТОП», «отписаться», "unsubscribe": recorded and confirmed once,
-:mod:`b24app.consent.optout`, in ANY open-line chat the app hears, reminded or not),
+:mod:`b24app.consent.optout`, in any chat the app hears by one of its routes, reminded or not),
 ``confirm`` (1, да, подтверждаю, буду, ok, yes, confirm, 👍, ✅, «+», угу …),
 ``change`` (2, перенести, отменить, не смогу, не получится, cancel, reschedule, no, 👎, ❌ …),
 else ``other``. A reply that says yes and no at once is ``other``.
@@ -153,6 +153,12 @@ def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: boo
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
+    return apply_client_message(services, member_id, message)
+
+
+def apply_client_message(services: Services, member_id: str, message: ClientMessage) -> str:
+    """A message Bitrix24 confirmed as the chat's client's, whichever route brought it: an
+    opt-out is recorded (:func:`_opt_out`), anything else is a reminder's answer."""
     if classify(message.text) == "optout":
         return _opt_out(services, member_id, message)
     return handle_reply(services, member_id, message.chat.id, message.text,
@@ -356,10 +362,9 @@ def watch_job(member_id: str, appointment_id: int, chat_id: int, since_iso: str,
             message.sent_at is not None and message.sent_at < since - CLOCK_SLACK
         ):
             continue
-        outcome = handle_reply(services, member_id, chat_id, message.text,
-                               sent_at=message.sent_at)  # fmt: skip
-        if outcome in DECISIVE:
-            return outcome
+        outcome = apply_client_message(services, member_id, message)
+        if outcome in DECISIVE or classify(message.text) == "optout":
+            return outcome  # answered, or nothing more is sent to this client
     watch_reminder(services, member_id, appointment_id, chat_id, since, step + 1, last)
     return outcome
 

@@ -88,6 +88,10 @@ def test_stop_in_one_chat_stops_the_reminders_of_another_deal(
     contact = installed_portal.add_contact("Анна", "Петрова")
     make_journey(services, portal_id, deal_id=611, contact_id=contact)
     make_journey(services, portal_id, deal_id=612, contact_id=contact)
+    # a chat the app never reminded and no bot holds: only a line of the app's own connector
+    # tells the app of it (on-open-line-message-add.md); elsewhere the bot's or the reminder's
+    # route brings the «СТОП» (test above, tests/assistant/test_optout.py)
+    installed_portal.openlines.app_connectors.add("telegrambot")
     chat = installed_portal.open_chat([("deal", 611), ("contact", contact)])
     assert emulator.wait_idle()
     installed_portal.client_writes(chat.id, "отписаться")
