@@ -24,8 +24,10 @@ else ``other``. A reply that says yes and no at once is ``other``.
 
 The answer is applied to the nearest coming appointment whose reminder went to that chat:
 confirm → the appointment and its journey are Confirmed and the journey's confirmation SLA
-stops; change → a task for the responsible manager and a notification (once per appointment
-until it is moved); other → left to the manager (the chat is theirs anyway).
+stops; a move or a cancel is talked over in the chat (:mod:`b24app.appointments.reschedule`),
+and when the client asks for a person or the bot fails twice → a task for the responsible
+manager and a notification (once per appointment until it is moved); other → left to the
+manager (the chat is theirs anyway).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
+from b24app.appointments import reschedule
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import verify_client_message
@@ -156,6 +159,18 @@ def handle_reply(
         if (sent_at is not None and appt.reminded_at is not None
                 and sent_at < appt.reminded_at - CLOCK_SLACK):  # fmt: skip
             return "before_reminder"
+        appointment_id = appt.id
+    # a move or a cancel is talked over in the chat (b24app/appointments/reschedule.py)
+    talked = reschedule.answer(services, member_id, appointment_id, text, now=moment)
+    if talked is not None and talked != reschedule.HANDOFF:
+        return talked
+    if talked == reschedule.HANDOFF:
+        kind = "change"
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        appt = session.get(Appointment, appointment_id)
+        if portal is None or appt is None:
+            return "portal_inactive"
         if kind == "other":
             return "left_to_manager"
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None

@@ -232,6 +232,11 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
     installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
     assert emulator.wait_idle()
+    run_jobs()  # free times are offered in the chat (tests/appointments/test_reschedule.py)
+    assert "Свободное время" in installed_portal.chat_messages(chat.id)[-1]["text"]
+    assert installed_portal.tasks == []
+    installed_portal.client_writes(chat.id, "Хочу поговорить с человеком")
+    assert emulator.wait_idle()
     run_jobs()
     assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
     (task,) = installed_portal.tasks
