@@ -44,6 +44,7 @@ from devportal.openlines import OpenLines
 from devportal.recording import DeliveryRecord
 from devportal.rest import crm_misc
 from devportal.rest.workflows import default_templates
+from devportal.waitlist import WaitlistStore
 
 if TYPE_CHECKING:
     from devportal.server import DevPortal
@@ -172,6 +173,7 @@ class Portal:
         deals_mod.seed_pipeline(self, 0, "Общее" if lang.startswith("ru") else "General", 0)
         # Online Booking, open-line chats, workflow templates (client loop)
         self.booking = BookingStore()
+        self.waitlist = WaitlistStore()  # booking.v1.waitlist.* (devportal/rest/waitlist.py)
         for resource_id, ranges in default_slots(time_zone).items():
             self.booking.set_slots(resource_id, ranges)
         self.openlines = OpenLines()
