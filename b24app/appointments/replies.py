@@ -27,7 +27,8 @@ confirm → the appointment and its journey are Confirmed and the journey's conf
 stops; a move or a cancel is talked over in the chat (:mod:`b24app.appointments.reschedule`),
 and when the client asks for a person or the bot fails twice → a task for the responsible
 manager and a notification (once per appointment until it is moved); other → left to the
-manager (the chat is theirs anyway).
+manager (the chat is theirs anyway). A chat that was offered a freed time (a waitlist client's,
+:mod:`b24app.appointments.refill`) is read the same way and answers that offer first.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
+from b24app.appointments import refill
 from b24app.appointments import reschedule
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
@@ -125,12 +127,18 @@ def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
         portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
-        if _reminded_appointment(session, portal.id, int(chat_id), utc_now()) is None:
+        offered = refill.waiting(services, member_id, int(chat_id))
+        if not offered and _reminded_appointment(session, portal.id, int(chat_id),
+                                                 utc_now()) is None:  # fmt: skip
             return "no_appointment"  # most chat messages: no read spent on them
     message = verify_client_message(services.bitrix(member_id), int(chat_id), message_id)
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
+    if offered:  # the chat was offered a freed time (b24app/appointments/refill.py)
+        taken = refill.answer(services, member_id, message.chat.id, message.text)
+        if taken is not None:
+            return taken
     return handle_reply(services, member_id, message.chat.id, message.text,
                         sent_at=message.sent_at)  # fmt: skip
 

@@ -20,7 +20,8 @@ reads it back from Bitrix24 first) comes here when it is not a plain «1»:
   understood, nothing free) → :data:`HANDOFF`: the caller gives the chat to the manager as
   before (a task and a notification).
 
-The manager is notified of every move and cancel (``im.notify.system.add``). The talk's state
+The manager is notified of every move and cancel (``im.notify.system.add``); a booking's freed
+time is then offered to Booking's waitlist (:mod:`b24app.appointments.refill`). The talk's state
 (what was offered, the question asked, failures) is a Redis key per appointment that expires
 after :data:`TALK_SECONDS`; a talk is one at a time per appointment (a Redis lock).
 """
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from b24app.appointments.refill import enqueue_refill
+from b24app.appointments.refill import freed
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.resources import note_booking
 from b24app.appointments.store import cancel_appointment
@@ -327,9 +330,12 @@ def _move(
             return "taken"
         claims.claim(services.redis, visit.member_id, holder(visit.appointment_id), start,
                      talk.minutes)  # fmt: skip
+    before = None
     try:
-        if visit.booking_id is not None and not _move_booking(services, visit, start):
-            return _hand_off(services, visit)  # the booking is gone: a person sorts it out
+        if visit.booking_id is not None:
+            before = _move_booking(services, visit, start)
+            if before is None:
+                return _hand_off(services, visit)  # the booking is gone: a person sorts it out
         with services.db() as session:
             appt = session.get(Appointment, visit.appointment_id)
             if appt is not None:
@@ -344,15 +350,19 @@ def _move(
     _say(services, visit, visit.text("moved", when=when))
     old = fmt_slot(visit.local(visit.starts_at), visit.lang)
     _notify(services, visit, visit.text("notify_moved", old=old, when=when))
+    if before is not None:
+        enqueue_refill(services, visit.member_id,
+                       freed(visit.portal_id, visit.appointment_id, before, visit.service))  # fmt: skip
     return "moved"
 
 
-def _move_booking(services: Services, visit: Visit, start: dt.datetime) -> bool:
-    """Move the booking to ``start`` (naive UTC), its length kept; False when it is gone."""
+def _move_booking(services: Services, visit: Visit, start: dt.datetime) -> dict[str, Any] | None:
+    """Move the booking to ``start`` (naive UTC), its length kept; the booking as it was
+    before, or None when it is gone."""
     booking = _read_booking(services, visit)
     span = _period(booking) if booking is not None else None
     if booking is None or span is None:
-        return False
+        return None
     begin = int(start.replace(tzinfo=dt.UTC).timestamp())
     zone = str(((booking.get("datePeriod") or {}).get("from") or {}).get("timezone") or "UTC")
     period = {
@@ -364,16 +374,17 @@ def _move_booking(services: Services, visit: Visit, start: dt.datetime) -> bool:
     )
     note_booking(services, visit.member_id, int(visit.booking_id or 0),
                  {**booking, "datePeriod": period})  # fmt: skip
-    return True
+    return booking
 
 
 def _cancel(services: Services, visit: Visit) -> str:
     """The client said yes to «отменить?»: the booking (if Bitrix24 still has it) is deleted,
     the appointment and its reminders cancelled."""
-    if visit.booking_id is not None and _read_booking(services, visit) is not None:
+    booking = _read_booking(services, visit) if visit.booking_id is not None else None
+    if booking is not None:
         services.bitrix(visit.member_id).call("booking.v1.booking.delete",
                                               {"id": visit.booking_id})  # fmt: skip
-        note_booking(services, visit.member_id, visit.booking_id, None)
+        note_booking(services, visit.member_id, int(booking["id"]), None)
     with services.db() as session:
         appt = session.get(Appointment, visit.appointment_id)
         if appt is not None:
@@ -383,6 +394,9 @@ def _cancel(services: Services, visit: Visit) -> str:
     when = fmt_slot(visit.local(visit.starts_at), visit.lang)
     _say(services, visit, visit.text("cancelled", when=when))
     _notify(services, visit, visit.text("notify_cancelled", when=when))
+    if booking is not None:
+        enqueue_refill(services, visit.member_id,
+                       freed(visit.portal_id, visit.appointment_id, booking, visit.service))  # fmt: skip
     return "cancelled"
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app.appointments.resources import availability
+from b24app.appointments.resources import holds
 from b24app.assistant.understanding import When
 from b24app.bounded import clamped
 from b24app.context import Services
@@ -393,3 +394,24 @@ def offer_times(
                                 exclude_appointment=exclude_appointment)  # fmt: skip
     return free_times(calendar, when, duration, now=now, busy=[*known, *claimed], step=step,
                       last_day=last_day)  # fmt: skip
+
+
+def still_free(
+    client: Any,
+    resource_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: dt.tzinfo,
+    taken: Sequence[Interval] = (),
+) -> bool:
+    """Whether ``[start, end)`` (local naive) of the resource is free right now: the bookings
+    Bitrix24 has over it, read fresh (never the cache: this decides who gets a freed time),
+    and ``taken``, the times other chats are claiming."""
+    span = [int(m.replace(tzinfo=tz).timestamp()) for m in (start, end)]
+    page = client.call_raw(
+        "booking.v1.booking.list", {"filter": {"within": {"dateFrom": span[0], "dateTo": span[1]}}}
+    )
+    for row in (page.get("result") or {}).get("booking") or []:
+        if isinstance(row, dict) and holds(row, resource_id):
+            return False
+    return all(end <= b_start or start >= b_end for b_start, b_end in taken)

@@ -416,6 +416,27 @@ class ReminderAttempt(Base):
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
 
 
+class SlotRefill(Base):
+    """A freed time given to a client from Booking's waitlist (issue 23 item 3): counted by the
+    KPI "slots refilled"; their revenue through ``booking_id`` → the appointment → the journey."""
+
+    __tablename__ = "slot_refills"
+    __table_args__ = (Index("ix_slot_refills_portal", "portal_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    booking_id: Mapped[int] = mapped_column(Integer)  # the booking made for the client
+    waitlist_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the appointment that freed the time (cancelled or moved)
+    freed_appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), nullable=True
+    )
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    service: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
 class DirectoryEntry(Base):
     """A name the portal gives a code: a lead source or status (``crm.status.list``), an
     employee (``user.get``). Refreshed by a job (``b24app.directory``); pages only read it."""

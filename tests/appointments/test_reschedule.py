@@ -14,9 +14,11 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import SlotRefill
 from b24app.storage.models import TimerState
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
@@ -50,13 +52,14 @@ def says(portal: Any, chat_id: int, text: str, answers: int) -> str:
 
 
 def reminded(
-    services: Services, portal: Any, portal_id: int, deal_id: int, *, name: str = "Стрижка"
-) -> tuple[Any, int]:
+    services: Services, portal: Any, portal_id: int, deal_id: int, *, name: str = "Стрижка",
+    start: dt.datetime | None = None,
+) -> tuple[Any, int]:  # fmt: skip
     """A journey, its chat and a booking whose two reminders went to the chat."""
     contact = portal.add_contact("Анна", "Петрова")
     make_journey(services, portal_id, deal_id=deal_id, contact_id=contact, assigned_by_id=3)
     chat = portal.open_chat([("deal", deal_id)])
-    booking = portal.add_booking(at(600), name=name, deal_id=deal_id, contact_id=contact)
+    booking = portal.add_booking(start or at(600), name=name, deal_id=deal_id, contact_id=contact)
     wait_for(lambda: any(a.booking_id == booking for a in appointments(services))
              and len([t for t in appointment_timers(services)
                       if t.state == TimerState.PENDING]) >= 2)  # fmt: skip
@@ -126,3 +129,58 @@ def test_cancel_after_one_confirmation_and_a_person_on_request(
     assert answer.startswith("Передаю")
     wait_for(lambda: len(installed_portal.tasks) == 1)
     assert installed_portal.tasks[0]["ufCrmTask"] == ["D_703"]
+
+
+def slot_ahead(portal: Any, days: int = 2) -> dt.datetime:
+    """12:00 on a weekday at least ``days`` ahead, in the portal's zone: a start of the master's
+    slot ranges (Mon-Fri 10:00-20:00, devportal/booking.py)."""
+    day = dt.datetime.now(portal.tz).date() + dt.timedelta(days=days)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(12), tzinfo=portal.tz)
+
+
+def test_a_cancelled_time_goes_to_the_first_of_two_waitlist_clients_racing(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
+    rq_worker: WorkerProcess, rq_worker_factory: Any,
+) -> None:  # fmt: skip
+    configure(services, portal_id, offsets=["20m", "8m"])
+    portal = installed_portal
+    waiting = {}
+    for name in ("Белла", "Вера"):
+        contact = portal.add_contact(name, "Клиентова")
+        with portal.lock:
+            entry = portal.waitlist.add("хочу пораньше", contact_id=contact)
+        waiting[name] = (contact, entry, portal.open_chat([("contact", contact)]))
+    rq_worker.start()
+    rq_worker_factory()  # a second worker: the two «да» are answered at the same time
+    freed_at = slot_ahead(portal)
+    chat, booking = reminded(services, portal, portal_id, 801, start=freed_at)
+    says(portal, chat.id, "отмените", 1)
+    assert "отменена" in says(portal, chat.id, "да", 1)
+    for _, _, their in waiting.values():
+        wait_for(lambda c=their: any("Освободилось" in t for t in texts(portal, c.id)), timeout=90)
+    for _, _, their in waiting.values():
+        portal.client_writes(their.id, "да")
+    for _, _, their in waiting.values():
+        wait_for(lambda c=their: len(texts(portal, c.id)) >= 3, timeout=90)
+    answers = {name: texts(portal, w[2].id)[-1] for name, w in waiting.items()}
+    won = [n for n, text in answers.items() if text.startswith("Готово, вы записаны")]
+    lost = [n for n, text in answers.items() if "уже заняли" in text]
+    assert len(won) == 1 and len(lost) == 1, answers
+    winner, loser = waiting[won[0]], waiting[lost[0]]
+    start = int(freed_at.timestamp())
+    at_freed = [b for b in portal.booking.bookings.values()
+                if b["datePeriod"]["from"]["timestamp"] == start]  # fmt: skip
+    assert len(at_freed) == 1 and at_freed[0]["id"] != booking
+    new_id = at_freed[0]["id"]
+    assert portal.booking.clients[new_id][0]["id"] == winner[0]
+    assert winner[1] not in portal.waitlist.entries and loser[1] in portal.waitlist.entries
+    with services.db() as session:
+        refills = list(session.scalars(select(SlotRefill)))
+        assert [(r.booking_id, r.contact_id, r.waitlist_id) for r in refills] == [
+            (new_id, winner[0], winner[1])
+        ]
+    # the new booking becomes an appointment with its reminders, as any booking does
+    wait_for(lambda: any(a.booking_id == new_id for a in appointments(services)))
+    assert len(texts(portal, loser[2].id)) == 3  # offer, «да», gone: told once
