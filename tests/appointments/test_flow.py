@@ -244,6 +244,25 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert any(n["user_id"] == 3 for n in installed_portal.notifications)
 
 
+def test_two_answers_the_bot_cannot_use_hand_the_move_to_the_manager(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=81, assigned_by_id=4)
+    chat = installed_portal.open_chat([("deal", 81)])
+    book(emulator, installed_portal, run_jobs, 30, deal_id=81)
+    fire_next(services)
+    for text in ("2", "абракадабра", "ну такое"):
+        installed_portal.client_writes(chat.id, text)
+        assert emulator.wait_idle()
+        run_jobs()
+    said = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert "Свободное время" in said[-5] and said[-3].startswith("Не понял")
+    assert said[-1].startswith("Передаю")
+    assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
+    (task,) = installed_portal.tasks
+    assert task["responsibleId"] == "4" and task["ufCrmTask"] == ["D_81"]
+
+
 def test_install_imports_the_next_30_days_of_bookings(
     emulator: Any, live_app: Any, portal: Any, services: Services, run_jobs: Any
 ) -> None:
