@@ -1,7 +1,8 @@
 """Refill a freed time from Online Booking's waitlist (issue 23, item 3).
 
-When a client cancels or moves a booking in the reminder's chat
-(:mod:`b24app.appointments.reschedule`), :func:`refill_job` offers the freed time of that
+When a booking is cancelled or moved — by the client in the reminder's chat
+(:mod:`b24app.appointments.reschedule`), or in Bitrix24 (its event, :mod:`b24app.appointments.
+booking`) — :func:`refill_job` offers the freed time of that
 resource to the clients on Booking's waitlist: the entries made in the last
 :data:`LOOKBACK_DAYS` days (``booking.v1.waitlist.list``, ``filter.createdWithin``) and their
 contacts (``booking.v1.waitlist.client.list``, one ``batch``), each in their open-line chat.
@@ -41,6 +42,7 @@ from b24app.i18n import translate
 from b24app.reach.chat import send_chat
 from b24app.settings import load_settings
 from b24app.sla.worktime import WorkCalendar
+from b24app.storage.models import Appointment
 from b24app.storage.models import Portal
 from b24app.storage.models import SlotRefill
 
@@ -59,22 +61,39 @@ def _chat_key(member_id: str, chat_id: int) -> str:
     return f"b24app:refill:{member_id}:chat:{chat_id}"
 
 
-def freed(
+def freed_booking(
     portal_id: int, appointment_id: int, booking: dict[str, Any], service: str
 ) -> dict[str, Any]:
-    """What :func:`refill_job` needs of a booking that was just cancelled or moved (plain JSON:
-    it travels in the job)."""
+    """What :func:`refill_job` needs of a booking just cancelled or moved, as Bitrix24 had it
+    (plain JSON: it travels in the job)."""
     dates = booking["datePeriod"]
     return {
         "portal_id": portal_id, "appointment_id": appointment_id,
         "resource_ids": [int(r) for r in booking.get("resourceIds") or []],
         "start": int(dates["from"]["timestamp"]), "end": int(dates["to"]["timestamp"]),
-        "zone": str(dates["from"].get("timezone") or "UTC"), "service": service,
+        "zone": str(dates["from"].get("timezone") or ""), "service": service,
     }  # fmt: skip
 
 
+def freed_appointment(appt: Appointment) -> dict[str, Any] | None:
+    """The same for an appointment as we keep it (its booking may be gone already); None
+    when it is not a booking's."""
+    if not appt.resource_ids or appt.ends_at is None:
+        return None
+    return {
+        "portal_id": appt.portal_id, "appointment_id": appt.id,
+        "resource_ids": [int(r) for r in appt.resource_ids],
+        "start": _epoch(appt.starts_at), "end": _epoch(appt.ends_at), "zone": "",
+        "service": appt.service,
+    }  # fmt: skip
+
+
+def _epoch(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp())
+
+
 def enqueue_refill(services: Services, member_id: str, slot: dict[str, Any]) -> None:
-    """Offer the freed ``slot`` (:func:`freed`) in the background (the client who freed it is
+    """Offer the freed ``slot`` (:func:`freed_booking`) in the background (the client who freed it is
     answered first)."""
     if slot["resource_ids"]:
         services.queue("events").enqueue(refill_job, member_id, slot, result_ttl=0,
@@ -84,6 +103,8 @@ def enqueue_refill(services: Services, member_id: str, slot: dict[str, Any]) -> 
 def refill_job(member_id: str, slot: dict[str, Any]) -> int:
     """RQ job: offer the freed time to the waitlist's clients; returns the offers sent."""
     services = context.current()
+    if slot["start"] <= int(dt.datetime.now(dt.UTC).timestamp()):
+        return 0  # a time already begun is nobody's to take
     with services.db() as session:
         portal = session.get(Portal, slot["portal_id"])
         if portal is None:
@@ -92,10 +113,15 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
         sender = int((settings.get("appointments") or {}).get("sender_user_id")
                      or portal.installer_user_id or 1)  # fmt: skip
         lang, tz = portal.lang or "ru", WorkCalendar.from_settings(settings).time_zone
+    resources = ",".join(str(r) for r in slot["resource_ids"])
+    once = f"b24app:refill:{member_id}:freed:{resources}:{slot['start']}"
+    if not services.redis.set(once, 1, nx=True, ex=OFFER_SECONDS):
+        return 0  # the chat's move and the booking's event both report it: offered once
     client = services.bitrix(member_id)
     waiting = _waitlist(client, dt.datetime.now(tz).date())[:MAX_OFFERS]
     if not waiting:
         return 0
+    slot = {**slot, "zone": slot["zone"] or str(tz)}
     offer_id = int(services.redis.incr(f"b24app:refill:{member_id}:seq"))
     start = dt.datetime.fromtimestamp(slot["start"], tz).replace(tzinfo=None)
     text = translate(lang, "refill.offer", when=fmt_slot(start, lang), service=slot["service"])

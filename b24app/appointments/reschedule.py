@@ -37,7 +37,7 @@ from dataclasses import field
 from typing import Any
 
 from b24app.appointments.refill import enqueue_refill
-from b24app.appointments.refill import freed
+from b24app.appointments.refill import freed_booking
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.resources import note_booking
 from b24app.appointments.store import cancel_appointment
@@ -339,6 +339,8 @@ def _move(
         with services.db() as session:
             appt = session.get(Appointment, visit.appointment_id)
             if appt is not None:
+                if appt.ends_at is not None:
+                    appt.ends_at += start - appt.starts_at
                 appt.starts_at = start
                 appt.status = AppointmentStatus.SCHEDULED  # the reminders ask again
                 appt.confirmed_at = None
@@ -352,7 +354,7 @@ def _move(
     _notify(services, visit, visit.text("notify_moved", old=old, when=when))
     if before is not None:
         enqueue_refill(services, visit.member_id,
-                       freed(visit.portal_id, visit.appointment_id, before, visit.service))  # fmt: skip
+                       freed_booking(visit.portal_id, visit.appointment_id, before, visit.service))  # fmt: skip
     return "moved"
 
 
@@ -396,7 +398,7 @@ def _cancel(services: Services, visit: Visit) -> str:
     _notify(services, visit, visit.text("notify_cancelled", when=when))
     if booking is not None:
         enqueue_refill(services, visit.member_id,
-                       freed(visit.portal_id, visit.appointment_id, booking, visit.service))  # fmt: skip
+                       freed_booking(visit.portal_id, visit.appointment_id, booking, visit.service))  # fmt: skip
     return "cancelled"
 
 

@@ -388,6 +388,10 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
     # Reminder offsets of this appointment (the robot's); None = the portal's setting.
     offsets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A booking's resources and end, kept for what a cancel or a move frees (a deleted booking
+    # can no longer be read; b24app/appointments/refill.py). None: not from Online Booking.
+    resource_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # The open-line chat the last reminder went to (replies there are read as answers).
     chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)

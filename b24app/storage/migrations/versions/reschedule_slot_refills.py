@@ -1,4 +1,5 @@
-"""slot_refills: a freed time given to a client from Booking's waitlist (issue 23 item 3)
+"""slot_refills: a freed time given to a client from Booking's waitlist (issue 23 item 3);
+appointments.resource_ids / ends_at: what a booking's cancel or move frees
 
 Revision ID: reschedule_slot_refills
 Revises: wt21_rollup_indexes
@@ -37,8 +38,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_slot_refills")),
     )
     op.create_index("ix_slot_refills_portal", "slot_refills", ["portal_id", "starts_at"])
+    with op.batch_alter_table("appointments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resource_ids", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("ends_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("appointments", schema=None) as batch_op:
+        batch_op.drop_column("ends_at")
+        batch_op.drop_column("resource_ids")
     op.drop_index("ix_slot_refills_portal", table_name="slot_refills")
     op.drop_table("slot_refills")
