@@ -15,9 +15,9 @@ How it is seeded, fast and through the product's own paths where one exists:
    moments they happened (:func:`replay_reminders`): each booked lead's visit time (a lead
    date field) read by the date-field route, each reminder claimed and sent over REST —
    the client's open-line chat, else the SMS workflow (set up 45 days ago), else a to-do —
-   and the clients' «1» / «2» answers in their chats through the reply route; walk-ins book
-   the next free hour (too soon for a reminder), and a client the reminder reached misses
-   fewer visits, which is what the dashboard's "reminded vs not" shows;
+   and the clients' answers in their chats («1», «не смогу, позовите администратора») through
+   the reply route; walk-ins book the next free hour (too soon for a reminder), and a client
+   the reminder reached misses fewer visits, which is what the dashboard's "reminded vs not" shows;
 5. three new chat leads arrive as real events now: their first-reply timers fire in 3
    minutes while you watch.
 
@@ -133,7 +133,9 @@ def prepare_portal(portal: Any) -> None:
 WORKFLOW_SINCE_DAYS = 45
 SMS_TEMPLATE_ID = 526  # devportal.rest.workflows.default_templates: the lead "SMS reminder"
 # what a client answers a chat reminder with (unconfirmed: the first two weights count)
-REPLIES = (("1", 0.55), ("2", 0.07), ("Спасибо!", 0.05))
+# «1» confirms; a client who cannot come and asks for a person is the manager's to move
+# (a «2» alone is talked over in the chat: b24app/appointments/reschedule.py)
+REPLIES = (("1", 0.55), ("Не смогу, позовите администратора", 0.07), ("Спасибо!", 0.05))
 # The lead field the salon's administrators put the visit time in (the app follows it: the
 # "date field" route of b24app.appointments.routes).
 VISIT_FIELD = "UF_CRM_VISIT_AT"
