@@ -1,6 +1,6 @@
 """Reply watch benchmark: the REST cost of hearing the client's answer to a reminder by the
 documented route — the chat read back while the answer is awaited
-(:mod:`b24app.appointments.replies`, ``WATCH_MINUTES``) — since ``ONOPENLINEMESSAGEADD``
+(:mod:`b24app.appointments.watch`, ``WATCH_MINUTES``) — since ``ONOPENLINEMESSAGEADD``
 reaches only an app whose own connector the line uses.
 
 ``--reminders`` (400) reminders go into open-line chats of one emulated portal (Telegram,
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from b24app import context  # noqa: E402
 from b24app.appointments.replies import watch_job  # noqa: E402
-from b24app.appointments.replies import WATCH_MINUTES  # noqa: E402
+from b24app.appointments.watch import WATCH_MINUTES  # noqa: E402
 from b24app.config import Settings  # noqa: E402
 from b24app.storage.models import Appointment  # noqa: E402
 from b24app.storage.models import AppointmentStatus  # noqa: E402

@@ -49,8 +49,8 @@ from sqlalchemy.orm import Session
 from b24app import logs
 from b24app.appointments.reminder_text import parse_offset
 from b24app.appointments.reminder_text import render_reminder
-from b24app.appointments.replies import watch_reminder
 from b24app.appointments.resources import offsets_beside_booking
+from b24app.appointments.watch import watch_reminder
 from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
 from b24app.consent.contact import Contact

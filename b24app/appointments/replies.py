@@ -32,8 +32,11 @@ else ``other``. A reply that says yes and no at once is ``other``.
 
 The answer is applied to the nearest coming appointment whose reminder went to that chat:
 confirm → the appointment and its journey are Confirmed and the journey's confirmation SLA
-stops; change → a task for the responsible manager and a notification (once per appointment
-until it is moved); other → left to the manager (the chat is theirs anyway).
+stops; a move or a cancel is talked over in the chat (:mod:`b24app.appointments.reschedule`),
+and when the client asks for a person or the bot fails twice → a task for the responsible
+manager and a notification (once per appointment until it is moved); other → left to the
+manager (the chat is theirs anyway). A chat that was offered a freed time (a waitlist client's,
+:mod:`b24app.appointments.refill`) is read the same way and answers that offer first.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
+from b24app.appointments import refill
+from b24app.appointments import reschedule
 from b24app.appointments.store import active_portal
+from b24app.appointments.watch import watch_reminder
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import client_message
 from b24app.bitrix.chat_history import ClientMessage
@@ -66,9 +72,6 @@ from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
 from b24app.storage.models import utc_now
-from b24app.timers.engine import as_aware
-from b24app.timers.engine import ceil_second
-from b24app.timers.engine import seconds_per_minute
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +149,18 @@ def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: boo
         portal = active_portal(session, member_id)
         if portal is None:
             return "portal_inactive"
+        offered = refill.waiting(services, member_id, int(chat_id))
         reminded = _reminded_appointment(session, portal.id, int(chat_id), utc_now())
-        if reminded is None and not optout_claimed:
+        if not offered and reminded is None and not optout_claimed:
             return "no_appointment"  # most chat messages: no read spent on them
     message = verify_client_message(services.bitrix(member_id), int(chat_id), message_id)
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
+    if offered:  # the chat was offered a freed time (b24app/appointments/refill.py)
+        taken = refill.answer(services, member_id, message.chat.id, message.text)
+        if taken is not None:
+            return taken
     return apply_client_message(services, member_id, message)
 
 
@@ -209,6 +217,18 @@ def handle_reply(
         if (sent_at is not None and appt.reminded_at is not None
                 and sent_at < appt.reminded_at - CLOCK_SLACK):  # fmt: skip
             return "before_reminder"
+        appointment_id = appt.id
+    # a move or a cancel is talked over in the chat (b24app/appointments/reschedule.py)
+    talked = reschedule.answer(services, member_id, appointment_id, text, now=moment)
+    if talked is not None and talked != reschedule.HANDOFF:
+        return talked
+    if talked == reschedule.HANDOFF:
+        kind = "change"
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        appt = session.get(Appointment, appointment_id)
+        if portal is None or appt is None:
+            return "portal_inactive"
         if kind == "other":
             return "left_to_manager"
         if kind == "optout":  # recorded by reply_job with the message's author (_opt_out)
@@ -292,36 +312,15 @@ def _ask_manager(services: Services, member_id: str, snap: dict[str, Any], text:
 # (on-open-line-message-add.md), so for Telegram, WhatsApp, VK and web-chat lines the client's
 # answer is read from the chat's history (``imopenlines.session.history.get``, readable by the
 # app's token without being a chat member, b24app/bitrix/chat_history.py): after a reminder
-# went into a chat and while its appointment awaits an answer, at most ``len(WATCH_MINUTES)``
+# went into a chat and while its appointment awaits an answer, at most ``len(watch.WATCH_MINUTES)``
 # reads (3, 15, 60 and 240 minutes after it), none once it is answered, moved on by a newer
 # reminder, or started. Every message read counts only as the chat's client's, after the reminder, with
 # Bitrix24's text (the rule of :func:`reply_job`). The assistant's bot, when it holds the
 # chat, hands the message over at once (:func:`route_bot_message`).
 
-WATCH_MINUTES = (3, 15, 60, 240)  # reads this long after the reminder; policy minutes
 DECISIVE = ("confirmed", "change_requested", "already_confirmed", "already_asked")
-
-
-def _watch_job_id(member_id: str, appointment_id: int, since: str, step: int) -> str:
-    raw = f"rw-{member_id}-{appointment_id}-{since}-{step}"
-    return re.sub(r"[^A-Za-z0-9_-]", "_", raw)
-
-
-def watch_reminder(
-    services: Services, member_id: str, appointment_id: int, chat_id: int, since: dt.datetime,
-    step: int = 0, after_id: int = 0,
-) -> None:  # fmt: skip
-    """Schedule read ``step`` of the chat a reminder went to at ``since`` (naive UTC), at
-    ``WATCH_MINUTES[step]`` after it (at once when that is past)."""
-    if step >= len(WATCH_MINUTES):
-        return
-    due = since + dt.timedelta(seconds=WATCH_MINUTES[step] * seconds_per_minute())
-    stamp = since.replace(microsecond=0).isoformat()
-    services.queue("events").enqueue_at(
-        as_aware(ceil_second(due)), watch_job, member_id, appointment_id, chat_id, stamp, step,
-        after_id, job_id=_watch_job_id(member_id, appointment_id, stamp, step), result_ttl=0,
-        failure_ttl=7 * 86400, retry=Retry(max=3, interval=[5, 30, 120]),
-    )  # fmt: skip
+# a reply that opened a talk in the chat (b24app/appointments/reschedule.py): read again soon
+TALKING = ("times_offered", "cancel_asked", "not_understood")
 
 
 def _still_awaited(services: Services, member_id: str, appointment_id: int, chat_id: int,
@@ -365,7 +364,9 @@ def watch_job(member_id: str, appointment_id: int, chat_id: int, since_iso: str,
         outcome = apply_client_message(services, member_id, message)
         if outcome in DECISIVE or classify(message.text) == "optout":
             return outcome  # answered, or nothing more is sent to this client
-    watch_reminder(services, member_id, appointment_id, chat_id, since, step + 1, last)
+    talking = utc_now() if outcome in TALKING else None
+    watch_reminder(services, member_id, appointment_id, chat_id, since, step + 1, last,
+                   talking_since=talking)  # fmt: skip
     return outcome
 
 

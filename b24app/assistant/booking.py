@@ -10,7 +10,7 @@ pre-booking, or its expiry unconfirmed (``assistant.holds``), deletes the bookin
 from the cached window at once, so the time is offered again without waiting for the event)
 and cancels the appointment; a confirmation marks it confirmed.
 
-Free times (``service.resource_times``): with a resource set, its slot ranges
+Free times (``slots.offer_times``): with a resource set, its slot ranges
 (``booking.v1.resource.slots.list``) minus its bookings in the window (``booking.v1.booking.
 list``), read in one batch and cached per portal (``b24app.appointments.resources``), plus the
 other dialogs' pre-bookings; without one (or when the portal does not answer, or the resource

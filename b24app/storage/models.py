@@ -402,6 +402,10 @@ class Appointment(Base):
     # "reminder"), from its resource types' settings when the booking was read; None: not a
     # booking, or not known (the app then sends all its reminders).
     booking_sends: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A booking's resources and end, kept for what a cancel or a move frees (a deleted booking
+    # can no longer be read; b24app/appointments/refill.py). None: not from Online Booking.
+    resource_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # The open-line chat the last reminder went to (replies there are read as answers).
     chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -470,6 +474,27 @@ class ReminderAttempt(Base):
     error: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(String(64), default="")  # chat id, workflow id, …
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class SlotRefill(Base):
+    """A freed time given to a client from Booking's waitlist (issue 23 item 3): counted by the
+    KPI "slots refilled"; their revenue through ``booking_id`` → the appointment → the journey."""
+
+    __tablename__ = "slot_refills"
+    __table_args__ = (Index("ix_slot_refills_portal", "portal_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    booking_id: Mapped[int] = mapped_column(Integer)  # the booking made for the client
+    waitlist_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the appointment that freed the time (cancelled or moved)
+    freed_appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), nullable=True
+    )
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    service: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
 
 
 class DirectoryEntry(Base):

@@ -235,11 +235,62 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
     installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
     assert emulator.wait_idle()
-    run_scheduled(services, run_jobs)
+    run_scheduled(
+        services, run_jobs
+    )  # free times are offered in the chat (tests/appointments/test_reschedule.py)
+    assert "Свободное время" in installed_portal.chat_messages(chat.id)[-1]["text"]
+    assert installed_portal.tasks == []
+    installed_portal.client_writes(chat.id, "Хочу поговорить с человеком")
+    assert emulator.wait_idle()
+    run_jobs()
     assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
     (task,) = installed_portal.tasks
     assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]
     assert any(n["user_id"] == 3 for n in installed_portal.notifications)
+
+
+def test_two_answers_the_bot_cannot_use_hand_the_move_to_the_manager(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=81, assigned_by_id=4)
+    chat = installed_portal.open_chat([("deal", 81)])
+    book(emulator, installed_portal, run_jobs, 30, deal_id=81)
+    fire_next(services)
+    for text in ("2", "абракадабра", "ну такое"):
+        installed_portal.client_writes(chat.id, text)
+        assert emulator.wait_idle()
+        run_jobs()
+    said = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert "Свободное время" in said[-5] and said[-3].startswith("Не понял")
+    assert said[-1].startswith("Передаю")
+    assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
+    (task,) = installed_portal.tasks
+    assert task["responsibleId"] == "4" and task["ufCrmTask"] == ["D_81"]
+
+
+def test_a_booking_moved_or_deleted_in_bitrix24_offers_its_time_to_the_waitlist(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    contact = installed_portal.add_contact("Вера")
+    with installed_portal.lock:
+        installed_portal.waitlist.add("любое время", contact_id=contact)
+    chat = installed_portal.open_chat([("contact", contact)])
+    make_journey(services, portal_id, deal_id=82)
+    booking_id = book(emulator, installed_portal, run_jobs, 30, deal_id=82)
+    (appt,) = appointments(services)
+    assert appt.resource_ids == [1] and appt.ends_at == appt.starts_at + dt.timedelta(hours=1)
+    moved_to = utc_now().replace(tzinfo=dt.UTC, microsecond=0) + dt.timedelta(hours=40)
+    installed_portal.move_booking(booking_id, moved_to)
+    assert emulator.wait_idle()
+    run_jobs()
+    offers = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert len(offers) == 1 and offers[0].startswith("Освободилось время")
+    installed_portal.delete_booking(booking_id)
+    assert emulator.wait_idle()
+    run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.CANCELLED
+    offers = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert len(offers) == 2 and offers[1].startswith("Освободилось время")  # the moved-to time
 
 
 def test_install_imports_the_next_30_days_of_bookings(

@@ -44,7 +44,9 @@ from devportal.limits import LeakyBucket
 
 SMS_TEMPLATE_ID = 526  # devportal.rest.workflows.default_templates: the lead "SMS reminder"
 # what a client answers a chat reminder with (unconfirmed: the first two weights count)
-REPLIES = (("1", 0.55), ("2", 0.07), ("Спасибо!", 0.05))
+# «1» confirms; a client who cannot come and asks for a person is the manager's to move
+# (a «2» alone is talked over in the chat: b24app/appointments/reschedule.py)
+REPLIES = (("1", 0.55), ("Не смогу, позовите администратора", 0.07), ("Спасибо!", 0.05))
 # (moment, order, kind, argument) of the replay's time line
 Step = tuple[dt.datetime, int, str, Any]
 

@@ -42,6 +42,7 @@ from devportal.limits import OperatingTime
 from devportal.oauth import TokenPair
 from devportal.people import People
 from devportal.shortcuts import Shortcuts
+from devportal.waitlist import WaitlistStore
 from devportal.widgets import php_json
 from devportal.widgets import Widgets
 
@@ -93,6 +94,7 @@ class Portal(Shortcuts):
         self.crm = Crm(self, crm_mode)
         self.crm.seed_pipeline()
         self.booking = Bookings(self)
+        self.waitlist = WaitlistStore()  # booking.v1.waitlist.* (devportal/rest/waitlist.py)
         self.chats = Chats(self)
         self.imbot = ImBots()
         self.bizproc = Bizproc(self)
