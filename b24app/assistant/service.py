@@ -334,10 +334,7 @@ def _crm_writes(
             fields["PHONE"] = [{"VALUE": after.phone, "VALUE_TYPE": "MOBILE"}]
         if service and service.price is not None:
             fields["OPPORTUNITY"] = service.price
-        if "confirm" in reply.actions:
-            status = (registration.get("statuses") or {}).get("confirmed")
-            if status:
-                fields["STATUS_ID"] = status
+        # the confirmed stage: b24app/appointments/outcomes.py, with the appointment
         return {"crm": ("crm.lead.update", {"id": dialog.lead_id, "fields": fields})}
     if dialog.deal_id:
         deal_fields: dict[str, Any] = {"comments": comments}

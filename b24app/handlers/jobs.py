@@ -14,6 +14,7 @@ from datetime import timedelta
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
+from b24app.appointments.question import follow_stage
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
@@ -79,6 +80,7 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             kind = COALESCED_EVENTS[event]
             outcome = submit(services, member_id, kind, entity_id)
             follow_date_field(services, member_id, kind, entity_id)
+            follow_stage(services, member_id, kind, entity_id)
             return outcome
         if event in LEAD_EVENTS:
             outcome = process_lead(
@@ -89,6 +91,7 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             follow_date_field(
                 services, member_id, "lead", entity_id, deleted=event == "ONCRMLEADDELETE"
             )
+            follow_stage(services, member_id, "lead", entity_id)
             return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
@@ -102,6 +105,7 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             follow_date_field(
                 services, member_id, "deal", entity_id, deleted=event == "ONCRMDEALDELETE"
             )
+            follow_stage(services, member_id, "deal", entity_id)
             return outcome
         if event in BOOKING_EVENTS:
             from b24app.appointments.booking import process_booking

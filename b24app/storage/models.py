@@ -356,6 +356,16 @@ class AppointmentStatus:
     CANCELLED = "cancelled"
 
 
+class VisitOutcome:
+    """What happened at an appointment's time (``Appointment.outcome``): b24app/appointments/
+    outcomes.py records it once, from a button, a task or a stage moved by hand."""
+
+    CAME = "came"
+    NO_SHOW = "no_show"
+    MOVED = "moved"
+    ALL = (CAME, NO_SHOW, MOVED)
+
+
 class Appointment(Base):
     """A client's appointment (from Online Booking, a date field or the reminders robot),
     linked to its journey; one per (journey, time): two routes to one visit make one row."""
@@ -394,6 +404,12 @@ class Appointment(Base):
     reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Came / no-show / moved (:class:`VisitOutcome`), the first answer wins; ``outcome_source`` is
+    # button, task or stage, ``outcome_by`` the user who answered (0: the CRM's stage).
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    outcome_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 
