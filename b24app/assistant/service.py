@@ -304,7 +304,6 @@ def _crm_writes(
     after: DialogState,
     reply: Reply,
     script: Script,
-    registration: dict[str, Any],
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
     # Every CRM write costs a REST request and brings back an update event (the app's intake
@@ -726,8 +725,7 @@ def _plan_writes(portal: _Portal, turn: Turn, dialog: _Dialog, think: _Thought) 
     with portal.services.db() as session:
         current = session.get(AssistantDialog, dialog.pk)
         assert current is not None
-        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script,
-                                  portal.registration))  # fmt: skip
+        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script))
     return writes
 
 
