@@ -98,8 +98,9 @@ def due_times(appt: Appointment, settings: dict[str, Any]) -> tuple[dt.datetime,
 
 def arm_question(services: Services, appointment_id: int, now: dt.datetime | None = None) -> int:
     """(Re)arm the appointment's two questions from its time (a question already asked for
-    that time stays asked; a new time asks again); cancel them once it is cancelled, answered
-    or the portal asks nobody. Returns how many are pending."""
+    that time stays asked; a new time asks again; one whose time has passed when the
+    appointment is learned or moved is never asked); cancel them once it is cancelled,
+    answered or the portal asks nobody. Returns how many are pending."""
     moment = naive_utc(now)
     with services.db() as session:
         appt = session.get(Appointment, appointment_id)
@@ -142,9 +143,15 @@ def _arm(
     stale: list[str] = []
     for timer in existing.values():
         timer.lead_id = key
+    late = max(moment, utc_now())  # a replay's clock (the demo's) is never later than ours
     for level, due in zip(("ask", "admin"), dues or (), strict=False):
         name = f"{level}@{appt.id}"
         row = existing.get(name)
+        if due <= late and (row is None or row.due_at != due):
+            if row is not None and row.state == TimerState.PENDING:
+                row.state = TimerState.CANCELLED
+                stale.append(row.job_id)
+            continue  # learned (or moved) too late to ask: never asked late, as reminders
         if row is not None and row.due_at == due:
             if row.state == TimerState.PENDING:
                 armed.append(row)
