@@ -239,3 +239,25 @@ def _command_event(
             "domain": portal.domain,
         },  # fmt: skip
     }
+
+
+def test_the_task_way_asks_with_a_task_bound_to_the_deal(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """``outcome.ask = task``: the master gets a task on the deal (answered by its stage)."""
+    from b24app.timers.fire import fire_timer
+
+    portal = installed_portal
+    with services.db() as session:
+        save_settings(session, portal_id, {"appointments": {"outcome": {"ask": "task"}}})
+    deal = int(portal.add_deal({"TITLE": "Маникюр", "ASSIGNED_BY_ID": MASTER}))
+    assert emulator.wait_idle()
+    run_jobs()
+    portal.add_booking(at(3600), name="Маникюр", deal_id=deal)
+    assert emulator.wait_idle()
+    run_jobs()
+    assert fire_timer(outcome_timers(services)["ask"].id) == "fired"
+    (task,) = [t for t in portal.tasks if "клиент пришёл?" in t["title"]]
+    assert task["responsibleId"] == str(MASTER) and task["ufCrmTask"] == [f"D_{deal}"]
+    assert asked(portal, MASTER) == []
+    assert fire_timer(outcome_timers(services)["ask"].id) == "skipped"  # once
