@@ -26,6 +26,8 @@ import datetime as dt
 import logging
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -38,6 +40,7 @@ from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Lead
+from b24app.storage.models import LeadStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.models import utc_now
@@ -49,10 +52,14 @@ log = logging.getLogger(__name__)
 # closed item: junk and converted are the CRM's own ends).
 _MOVES_FROM: dict[str, tuple[str, ...]] = {
     Stage.CONFIRMED: (Stage.NEW, Stage.QUALIFIED, Stage.OTHER),
-    Stage.CAME: (Stage.NEW, Stage.QUALIFIED, Stage.CONFIRMED, Stage.OTHER, Stage.NO_SHOW),
+    Stage.CAME: (Stage.NEW, Stage.QUALIFIED, Stage.CONFIRMED, Stage.OTHER),
     Stage.NO_SHOW: (Stage.NEW, Stage.QUALIFIED, Stage.CONFIRMED, Stage.OTHER),
 }
 _STAGE_OF = {VisitOutcome.CAME: Stage.CAME, VisitOutcome.NO_SHOW: Stage.NO_SHOW}
+# A came / no-show stage reached this long before the appointment is about an earlier visit.
+STAGE_WINDOW = dt.timedelta(hours=12)
+# Our own stage move for an answered appointment comes back as an event a little later.
+ECHO = dt.timedelta(minutes=10)
 Move = tuple[str, dict[str, Any]]
 
 
@@ -157,9 +164,11 @@ def record_outcome(
         portal = session.get(Portal, appt.portal_id) if appt is not None else None
         if appt is None or portal is None or appt.status == AppointmentStatus.CANCELLED:
             return "missing"
+        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        if answer_from_stage(session, appt, journey) is not None:
+            return "already_known"  # a stage moved by hand came first (its event read late)
         if not claim_outcome(session, appointment_id, outcome, source, by, moment):
             return "already_known"
-        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         move = None
         stage = _STAGE_OF.get(outcome)
         if stage is not None and journey is not None:
@@ -171,3 +180,36 @@ def record_outcome(
         member_id = portal.member_id
     write_move(services, member_id, move)
     return "recorded"
+
+
+def answer_from_stage(session: Session, appt: Appointment, journey: Lead | None) -> str | None:
+    """Record the outcome a stage moved by hand already tells (None: it tells none): the
+    journey's first move to came / no-show since :data:`STAGE_WINDOW` before the appointment —
+    and since another appointment of the journey got its outcome (plus :data:`ECHO`, the
+    event of our own move for it), so one visit's answer never answers the next."""
+    if journey is None or appt.outcome is not None:
+        return None
+    since = appt.starts_at - STAGE_WINDOW
+    other = session.scalar(
+        select(func.max(Appointment.outcome_at)).where(
+            Appointment.journey_id == journey.id, Appointment.id != appt.id
+        )
+    )
+    if other is not None:
+        since = max(since, other + ECHO)
+    move = session.execute(
+        select(LeadStageChange.stage, LeadStageChange.changed_at)
+        .where(
+            LeadStageChange.portal_id == appt.portal_id,
+            LeadStageChange.lead_id == journey_key(journey),
+            LeadStageChange.stage.in_((Stage.CAME, Stage.NO_SHOW)),
+            LeadStageChange.changed_at >= since,
+        )
+        .order_by(LeadStageChange.changed_at)
+        .limit(1)
+    ).first()
+    if move is None:
+        return None
+    outcome = VisitOutcome.CAME if move.stage == Stage.CAME else VisitOutcome.NO_SHOW
+    claim_outcome(session, appt.id, outcome, "stage", 0, move.changed_at)
+    return outcome

@@ -24,7 +24,8 @@ question went to **that user** in **that message** (the timer's ``recipient_user
 command event of a keyboard button carries the message holding the keyboard, and Bitrix24
 offers no way to read back who pressed a button — the asked user and the message are what can
 be checked. A stage moved by hand to came / no-show before the question answers it too
-(:func:`answer_from_stage`, also checked when a timer fires).
+(:func:`b24app.appointments.outcomes.answer_from_stage`, also checked when a timer fires
+and before a button is recorded).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
-from b24app.appointments.outcomes import claim_outcome
+from b24app.appointments.outcomes import answer_from_stage
 from b24app.appointments.outcomes import record_outcome
+from b24app.appointments.outcomes import STAGE_WINDOW
 from b24app.assistant.bot import int_id
 from b24app.context import Services
 from b24app.i18n import translate
@@ -76,8 +78,6 @@ OUTCOME_POLICY = "outcome"
 COMMAND = "b24app_outcome"
 BUTTONS = ((VisitOutcome.CAME, "outcome.came"), (VisitOutcome.NO_SHOW, "outcome.no_show"),
            (VisitOutcome.MOVED, "outcome.moved"))  # fmt: skip
-# A came / no-show stage reached this long before the appointment is about an earlier visit.
-STAGE_WINDOW = dt.timedelta(hours=12)
 _PARAMS = re.compile(r"^\s*(\d{1,12})\s+(came|no_show|moved)\s*$")
 
 
@@ -168,19 +168,6 @@ def _arm(
         armed.append(row)
     session.flush()
     return [Timer(id=t.id, job_id=t.job_id, due_at=t.due_at) for t in armed], stale
-
-
-def answer_from_stage(session: Session, appt: Appointment, journey: Lead | None) -> str | None:
-    """Record the outcome a stage moved by hand already tells (None: it tells none)."""
-    if journey is None or appt.outcome is not None:
-        return None
-    since = appt.starts_at - STAGE_WINDOW
-    for outcome, at in ((VisitOutcome.CAME, journey.came_at),
-                        (VisitOutcome.NO_SHOW, journey.no_show_at)):  # fmt: skip
-        if at is not None and at >= since:
-            claim_outcome(session, appt.id, outcome, "stage", 0, at)
-            return outcome
-    return None
 
 
 def follow_stage(services: Services, member_id: str, entity: str, entity_id: int) -> int:
