@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
@@ -97,10 +98,19 @@ def asked(portal: Any, user_id: int) -> list[dict[str, Any]]:
         return [dict(m) for m in portal.imbot.personal.to_user(user_id)]
 
 
+def settled(services: Services) -> bool:
+    """No event job waiting or running: the booking's follow-up events (which re-arm the
+    questions from the booking's time) are all read, so a driven due time stays driven."""
+    queue = services.queue("events")
+    return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
+
+
 def book(portal: Any, services: Services, deal: int, contact: int) -> None:
     portal.add_booking(at(600), name="Маникюр", deal_id=deal, contact_id=contact)
     wait_for(lambda: len(appointments(services)) == 1 and len(outcome_timers(services)) == 2,
              what="the appointment and its questions")  # fmt: skip
+    assert portal.emu.wait_idle()
+    wait_for(lambda: settled(services), what="the booking's events read")
 
 
 def test_the_clients_1_confirms_moves_the_deal_and_stops_the_confirmation_sla(
