@@ -42,10 +42,10 @@ from tests.conftest import RedisServer  # noqa: E402
 
 
 def add_appointments(services: Any, portal_id: int, starts: list[dt.datetime],
-                     rng: random.Random) -> list[int]:  # fmt: skip
+                     rng: random.Random, first_deal: int = 1) -> list[int]:  # fmt: skip
     ids = []
     with services.db() as session:
-        for n, starts_at in enumerate(starts, start=1):
+        for n, starts_at in enumerate(starts, start=first_deal):
             journey = Lead(portal_id=portal_id, deal_id=n, entity_type="deal", channel="chat",
                            assigned_by_id=rng.choice((2, 3, 4)), created_at=starts_at,
                            source_id=rng.choice(("WEB", "CALL", "1|TELEGRAMBOT", "")))  # fmt: skip
@@ -85,7 +85,9 @@ def main() -> None:
     rng = random.Random(23)
     try:
         with services.db() as session:
-            portal = Portal(member_id="bench", domain="bench.bitrix24.ru", installer_user_id=1)
+            portal = Portal(member_id="bench", domain="bench.bitrix24.ru", installer_user_id=1,
+                            client_endpoint="https://bench.bitrix24.ru/rest/",
+                            server_endpoint="https://oauth.bitrix.info/rest/")  # fmt: skip
             session.add(portal)
             session.flush()
             portal_id = portal.id
@@ -102,7 +104,7 @@ def main() -> None:
 
         past = [now - dt.timedelta(minutes=rng.randint(60, 365 * 24 * 60))
                 for _ in range(args.history)]  # fmt: skip
-        add_appointments(services, portal_id, past, rng)
+        add_appointments(services, portal_id, past, rng, first_deal=len(ids) + 1)
         for days in (30, 90, 365):
             runs = []
             for _ in range(5):
