@@ -14,6 +14,9 @@
 * ``booking_nudge`` — where Bitrix24 Booking itself sends the confirmation request or the
   reminder for a booking (its resource type's settings), the app sends no copy; with this on
   it still sends its short reminders (≤ 2 h before). Off by default.
+* ``outcome`` — who saw it is asked after the appointment (b24app/appointments/question.py):
+  ``ask`` ``bot`` (a message with buttons), ``task`` or ``off``; ``length_minutes`` (an
+  appointment's length when its end is unknown) and ``grace_minutes`` after its end.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ DEFAULTS: dict[str, Any] = {
         "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
     },
+    "outcome": {"ask": "bot", "length_minutes": 60, "grace_minutes": 30},
 }
+OUTCOME_ASK = ("bot", "task", "off")
 
 
 class _Strict(Schema):
@@ -73,6 +78,12 @@ class PromptSchema(_Strict):
     en = fields.String(validate=validate.Length(max=300))
 
 
+class OutcomeSchema(_Strict):
+    ask = fields.String(validate=validate.OneOf(OUTCOME_ASK))
+    length_minutes = fields.Integer(validate=validate.Range(min=5, max=24 * 60))
+    grace_minutes = fields.Integer(validate=validate.Range(min=0, max=24 * 60))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -87,6 +98,7 @@ class AppointmentsSchema(_Strict):
     rephrase = fields.Boolean()
     booking_nudge = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
+    outcome = fields.Nested(OutcomeSchema)
 
 
 def _csv(value: Any) -> list[str]:
@@ -193,6 +205,20 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
         },
+        **_outcome_form(form),
+    }
+
+
+def _outcome_form(form: dict[str, Any]) -> dict[str, Any]:
+    """The page's ``appt_outcome_*`` fields (left out when the page has none)."""
+    if "appt_outcome_ask" not in form:
+        return {}
+    return {
+        "outcome": {
+            "ask": str(form.get("appt_outcome_ask") or "").strip(),
+            "length_minutes": str(form.get("appt_outcome_length") or "").strip() or 60,
+            "grace_minutes": str(form.get("appt_outcome_grace") or "").strip() or 0,
+        }
     }
 
 
@@ -218,4 +244,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         ),
         "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
         "appt_prompt_en": section["confirm_prompt"].get("en") or "",
+        "appt_outcome_ask": section["outcome"]["ask"],
+        "appt_outcome_length": section["outcome"]["length_minutes"],
+        "appt_outcome_grace": section["outcome"]["grace_minutes"],
     }

@@ -63,6 +63,7 @@ from b24app.storage.models import PortalStatus
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.storage.models import VisitOutcome
 from b24app.storage.portals import portal_auth
 from b24app.timers.engine import ceil_second
 from b24app.timers.engine import job_id_for
@@ -97,7 +98,7 @@ def schedule_reinvitation(
     moment = naive_utc(now)
     with services.db() as session:
         appt = session.get(Appointment, appointment_id)
-        if appt is None or appt.status != AppointmentStatus.NO_SHOW:
+        if appt is None or appt.outcome != VisitOutcome.NO_SHOW:
             return False
         config = load_settings(session, appt.portal_id)["consent"]["reinvite"]
         if not config["enabled"]:
@@ -139,7 +140,7 @@ def arm_reinvitations() -> int:
     with services.db() as session:
         rows = session.execute(
             select(Appointment.id, Appointment.portal_id).where(
-                Appointment.status == AppointmentStatus.NO_SHOW, Appointment.updated_at >= since,
+                Appointment.outcome == VisitOutcome.NO_SHOW, Appointment.outcome_at >= since,
                 ~exists().where(Timer.portal_id == Appointment.portal_id,
                                 Timer.policy == REINVITE_POLICY, Timer.level == armed_level),
             )
@@ -179,7 +180,7 @@ def _booked_again(session: Session, appt: Appointment) -> bool:
 def _skip_reason(appt: Appointment | None, portal: Portal | None) -> str | None:
     if portal is None or portal.status != PortalStatus.ACTIVE:
         return "portal_inactive"
-    if appt is None or appt.status != AppointmentStatus.NO_SHOW:
+    if appt is None or appt.outcome != VisitOutcome.NO_SHOW:
         return "not_a_no_show"
     return None
 

@@ -47,6 +47,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments.question import arm_question
 from b24app.appointments.reminder_text import parse_offset
 from b24app.appointments.reminder_text import render_reminder
 from b24app.appointments.resources import offsets_beside_booking
@@ -191,6 +192,7 @@ def schedule_appointment(
         remove_job(services, job_id)
     for timer_id, job_id, due_at in to_schedule:
         schedule_job(services, Timer(id=timer_id, job_id=job_id, due_at=due_at), moment)
+    arm_question(services, appointment_id, moment)  # and who saw it is asked afterwards
     return len(to_schedule)
 
 

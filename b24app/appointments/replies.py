@@ -31,8 +31,8 @@ classifier): ``optout`` («СТОП», «отписаться», "unsubscribe": 
 else ``other``. A reply that says yes and no at once is ``other``.
 
 The answer is applied to the nearest coming appointment whose reminder went to that chat:
-confirm → the appointment and its journey are Confirmed and the journey's confirmation SLA
-stops; a move or a cancel is talked over in the chat (:mod:`b24app.appointments.reschedule`),
+confirm → :func:`b24app.appointments.outcomes.confirm` (the appointment and its journey
+Confirmed, the confirmation SLA stopped, the deal or lead moved to the mapped stage); a move or a cancel is talked over in the chat (:mod:`b24app.appointments.reschedule`),
 and when the client asks for a person or the bot fails twice → a task for the responsible
 manager and a notification (once per appointment until it is moved); other → left to the
 manager (the chat is theirs anyway). A chat that was offered a freed time (a waitlist client's,
@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app.appointments import refill
 from b24app.appointments import reschedule
+from b24app.appointments.outcomes import confirm
 from b24app.appointments.store import active_portal
 from b24app.appointments.watch import watch_reminder
 from b24app.assistant.understanding import classify_reply
@@ -65,9 +66,7 @@ from b24app.bitrix.chat_history import verify_client_message
 from b24app.consent.contact import contact_of_chat
 from b24app.consent.optout import opt_out_in_chat
 from b24app.context import Services
-from b24app.leads.journeys import journey_key
 from b24app.settings import load_settings
-from b24app.sla.engine import stop_timers
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
@@ -233,37 +232,28 @@ def handle_reply(
             return "left_to_manager"
         if kind == "optout":  # recorded by reply_job with the message's author (_opt_out)
             return "optout_not_applied"
-        journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
-        key = journey_key(journey) if journey is not None else None
         if kind == "confirm":
             if appt.status == AppointmentStatus.CONFIRMED:
                 return "already_confirmed"
-            appt.status = AppointmentStatus.CONFIRMED
-            appt.confirmed_at = moment
-            if journey is not None and journey.confirmed_at is None:
-                journey.confirmed_at = moment
-            action = "confirmed"
         else:
             if appt.status == AppointmentStatus.RESCHEDULE_ASKED:
                 return "already_asked"
             appt.status = AppointmentStatus.RESCHEDULE_ASKED
-            action = "change_requested"
-        snap: dict[str, Any] = {
-            "portal_id": portal.id,
-            "lang": portal.lang or "ru",
-            "responsible": (journey.assigned_by_id if journey else None)
-            or portal.installer_user_id
-            or 1,
-            "deal_id": appt.deal_id,
-            "lead_id": appt.lead_id,
-            "starts_at": appt.starts_at,
-        }
-    if action == "confirmed":
-        if key is not None:
-            stop_timers(services, snap["portal_id"], key, "confirmation")
-        return action
+            journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
+            snap: dict[str, Any] = {
+                "portal_id": portal.id,
+                "lang": portal.lang or "ru",
+                "responsible": (journey.assigned_by_id if journey else None)
+                or portal.installer_user_id
+                or 1,
+                "deal_id": appt.deal_id,
+                "lead_id": appt.lead_id,
+                "starts_at": appt.starts_at,
+            }
+    if kind == "confirm":
+        return confirm(services, appointment_id, at=moment)
     _ask_manager(services, member_id, snap, text)
-    return action
+    return "change_requested"
 
 
 def _reminded_appointment(

@@ -180,7 +180,6 @@ def _crm_writes(
     after: DialogState,
     reply: Reply,
     script: Script,
-    registration: dict[str, Any],
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
     # Every CRM write costs a REST request and brings back an update event (the app's intake
@@ -210,10 +209,7 @@ def _crm_writes(
             fields["PHONE"] = [{"VALUE": after.phone, "VALUE_TYPE": "MOBILE"}]
         if service and service.price is not None:
             fields["OPPORTUNITY"] = service.price
-        if "confirm" in reply.actions:
-            status = (registration.get("statuses") or {}).get("confirmed")
-            if status:
-                fields["STATUS_ID"] = status
+        # the confirmed stage: b24app/appointments/outcomes.py, with the appointment
         return {"crm": ("crm.lead.update", {"id": dialog.lead_id, "fields": fields})}
     if dialog.deal_id:
         deal_fields: dict[str, Any] = {"comments": comments}
@@ -607,8 +603,7 @@ def _plan_writes(portal: _Portal, turn: Turn, dialog: _Dialog, think: _Thought) 
     with portal.services.db() as session:
         current = session.get(AssistantDialog, dialog.pk)
         assert current is not None
-        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script,
-                                  portal.registration))  # fmt: skip
+        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script))
     return writes
 
 

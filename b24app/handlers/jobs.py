@@ -14,6 +14,7 @@ from datetime import timedelta
 from rq.exceptions import DuplicateJobError
 
 from b24app import context
+from b24app.appointments.question import follow_stage
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
@@ -81,12 +82,14 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
             kind = COALESCED_EVENTS[event]
             outcome = submit(services, member_id, kind, entity_id)
             follow_date_field(services, member_id, kind, entity_id)
+            follow_stage(services, member_id, kind, entity_id)
             return outcome
         if event in LEAD_EVENTS or event in DEAL_EVENTS:
             entity_kind = LEAD if event in LEAD_EVENTS else DEAL
             deleted = event in ("ONCRMLEADDELETE", "ONCRMDEALDELETE")
             outcome = process(entity_kind, services, member_id, entity_id, deleted=deleted)
             follow_date_field(services, member_id, entity_kind.name, entity_id, deleted=deleted)
+            follow_stage(services, member_id, entity_kind.name, entity_id)
             return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)

@@ -638,7 +638,9 @@ def compute_dashboard(
         sla_minutes=sla_minutes,
         extra={
             "by_week": weekly,
-            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "appointments": appointment_kpis(
+                session, portal_id, period.start, period.end, settings.get("time_zone")
+            ),
             "assistant": assistant_kpis(session, portal_id, period.start, period.end),
         },
     )

@@ -644,7 +644,9 @@ def _assemble(
             "rollup": True,
             # Not lead counts: read from their own (small) tables for the period, as the
             # per-lead path does; the dashboard template shows both blocks.
-            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "appointments": appointment_kpis(
+                session, portal_id, period.start, period.end, settings.get("time_zone")
+            ),
             "assistant": assistant_kpis(session, portal_id, period.start, period.end),
         },
     )

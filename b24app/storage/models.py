@@ -362,8 +362,16 @@ class AppointmentStatus:
     CONFIRMED = "confirmed"
     RESCHEDULE_ASKED = "reschedule"  # the client asked to move or cancel: the manager acts
     CANCELLED = "cancelled"
-    # The client did not come (issue 23's outcome; b24app/appointments/reinvite.py keys off it).
+
+
+class VisitOutcome:
+    """What happened at an appointment's time (``Appointment.outcome``): b24app/appointments/
+    outcomes.py records it once, from a button, a task or a stage moved by hand."""
+
+    CAME = "came"
     NO_SHOW = "no_show"
+    MOVED = "moved"
+    ALL = (CAME, NO_SHOW, MOVED)
 
 
 class Appointment(Base):
@@ -412,6 +420,12 @@ class Appointment(Base):
     reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Came / no-show / moved (:class:`VisitOutcome`), the first answer wins; ``outcome_source`` is
+    # button, task or stage, ``outcome_by`` the user who answered (0: the CRM's stage).
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    outcome_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 

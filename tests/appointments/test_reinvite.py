@@ -21,9 +21,9 @@ from b24app.consent.records import record_opt_out
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.storage.models import Appointment
-from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
+from b24app.storage.models import VisitOutcome
 from tests.appointments.conftest import make_journey
 from tests.appointments.conftest import utc_now
 from tests.appointments.test_integration import at
@@ -40,7 +40,7 @@ def no_show(services: Services, portal_id: int, deal_id: int, contact_id: int) -
     with services.db() as session:
         row = Appointment(
             portal_id=portal_id, journey_id=journey, deal_id=deal_id, contact_id=contact_id,
-            service="Маникюр", client_name="Анна", status=AppointmentStatus.NO_SHOW,
+            service="Маникюр", client_name="Анна", outcome=VisitOutcome.NO_SHOW, outcome_at=utc_now(),
             starts_at=utc_now() - dt.timedelta(days=2),
         )  # fmt: skip
         session.add(row)

@@ -24,6 +24,7 @@ from dataclasses import field
 from typing import Any
 from typing import TYPE_CHECKING
 
+from devportal.bot_dialogs import PersonalDialogs
 from devportal.openlines import ChatMessage
 from devportal.openlines import OpenLineChat
 
@@ -55,6 +56,7 @@ class ImBots:
     sent: list[dict[str, Any]] = field(default_factory=list)  # every send, for benchmarks
     operators: list[int] = field(default_factory=lambda: list(DEFAULT_OPERATORS))
     lines: dict[int, int] = field(default_factory=dict)  # open line id → attached bot id
+    personal: PersonalDialogs = field(default_factory=PersonalDialogs)  # bots ↔ employees
 
     def by_code(self, code: str) -> dict[str, Any] | None:
         return next((b for b in self.bots.values() if b["code"] == code), None)

@@ -17,6 +17,7 @@ from devportal.imbot import Session
 from devportal.openlines import OpenLineChat
 from devportal.rest import as_dict
 from devportal.rest import as_list
+from devportal.rest import bot_commands
 from devportal.rest import Ctx
 from devportal.rest import method
 
@@ -129,6 +130,8 @@ def bot_list(ctx: Ctx) -> dict[str, Any]:
 @method("imbot.v2.chat.message.send")
 def message_send(ctx: Ctx) -> dict[str, Any]:
     bot = _bot(ctx)
+    if str(ctx.param("dialogId", "DIALOG_ID") or "").isdigit():
+        return bot_commands.personal_send(ctx, bot)  # a user's personal dialog with the bot
     chat = _chat_of_dialog(ctx)
     fields = as_dict(ctx.param("fields"))
     text = str(fields.get("message") or "").strip()
