@@ -9,8 +9,12 @@ contacts (``booking.v1.waitlist.client.list``, one ``batch``), each in their ope
 A waitlist entry names no resource and no day (REST has none; the wish is in its note, for a
 person): every entry is offered the time, at most :data:`MAX_OFFERS`.
 
-A client's verified «да» in that chat (:func:`b24app.appointments.replies.reply_job` routes it
-here) takes the time — **the first one only**: under the portal's slot lock (the one the
+A client's verified «да» in that chat takes the time. It reaches the app the way the client's
+answer to a reminder does: read back from the chat (:func:`offer_watch_job`, at
+:data:`OFFER_READ_MINUTES` after the offer while it is open: the documented route on Telegram,
+WhatsApp, VK and web-chat lines), or on a line of the app's own connector by
+``ONOPENLINEMESSAGEADD`` (:func:`b24app.appointments.replies.reply_job` routes it here). It
+takes the time — **the first one only**: under the portal's slot lock (the one the
 assistant's claims use, :mod:`b24app.assistant.claims`) the offer is taken once (a Redis
 ``SET NX``), the time is checked free again (Bitrix24's bookings, read fresh, and the other
 chats' claims), and ``booking.v1.booking.createfromwaitlist`` books it for the entry. The
@@ -35,6 +39,8 @@ from b24app.assistant import claims
 from b24app.assistant.dialog import fmt_slot
 from b24app.assistant.slots import still_free
 from b24app.assistant.understanding import classify_reply
+from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
@@ -45,12 +51,16 @@ from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import Appointment
 from b24app.storage.models import Portal
 from b24app.storage.models import SlotRefill
+from b24app.timers.engine import as_aware
+from b24app.timers.engine import ceil_second
+from b24app.timers.engine import seconds_per_minute
 
 log = logging.getLogger(__name__)
 
 LOOKBACK_DAYS = 30
 MAX_OFFERS = 20
 OFFER_SECONDS = 2 * 86400  # an offer not taken is forgotten after this (or at the time itself)
+OFFER_READ_MINUTES = (2, 10, 30, 120)  # an offered chat is read back this long after the offer
 
 
 def _offer_key(member_id: str, offer_id: int) -> str:
@@ -135,6 +145,7 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
         services.redis.set(_chat_key(member_id, int(sent.chat_id)), json.dumps({
             "offer": offer_id, "waitlist_id": waitlist_id, "contact_id": contact_id,
         }), ex=ttl)  # fmt: skip
+        watch_offer(services, member_id, int(sent.chat_id), _now_naive(), 0, 0)
     record = {**slot, "chats": offered, "sender": sender, "lang": lang, "tz": str(tz)}
     services.redis.set(_offer_key(member_id, offer_id), json.dumps(record), ex=ttl)
     log.info("freed time offered to %d waitlist clients", len(offered))
@@ -257,3 +268,47 @@ def _say(
     contact = ("contact", int(chat[1]))
     send_chat(services.bitrix(member_id), [contact], int(offer["sender"]), text,
               known=(*contact, int(chat[0])))  # fmt: skip
+
+
+def _now_naive() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def watch_offer(
+    services: Services, member_id: str, chat_id: int, since: dt.datetime, step: int,
+    after_id: int,
+) -> None:  # fmt: skip
+    """Schedule read ``step`` of a chat offered a freed time at ``since`` (naive UTC)."""
+    if step >= len(OFFER_READ_MINUTES):
+        return
+    due = since + dt.timedelta(seconds=OFFER_READ_MINUTES[step] * seconds_per_minute())
+    stamp = since.isoformat()
+    services.queue("events").enqueue_at(
+        as_aware(ceil_second(due)), offer_watch_job, member_id, chat_id, stamp, step, after_id,
+        job_id=f"rf-{member_id}-{chat_id}-{step}-{int(since.timestamp())}", result_ttl=0,
+        failure_ttl=7 * 86400,
+    )  # fmt: skip
+
+
+def offer_watch_job(member_id: str, chat_id: int, since_iso: str, step: int, after_id: int) -> str:
+    """RQ job: read an offered chat once and apply the client's answers written after the
+    offer (Bitrix24's text and author, the rule of b24app/bitrix/chat_history.py); the next
+    read follows while the offer is open and unanswered."""
+    services = context.current()
+    if not waiting(services, member_id, chat_id):
+        return "closed"  # answered, taken by another client, or expired
+    since = dt.datetime.fromisoformat(since_iso)
+    chat, _ = read_chat(services.bitrix(member_id), chat_id)
+    last = after_id
+    for message_id in sorted(m for m in (chat.messages if chat else {}) if m > after_id):
+        last = message_id
+        message = client_message(chat, message_id) if chat is not None else None
+        if message is None or (
+            message.sent_at is not None and message.sent_at < since - dt.timedelta(minutes=1)
+        ):  # Bitrix24's clock against ours
+            continue
+        outcome = answer(services, member_id, chat_id, message.text)
+        if outcome is not None:
+            return outcome
+    watch_offer(services, member_id, chat_id, since, step + 1, last)
+    return "silent"
