@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -72,6 +73,17 @@ def starts_at(booking: dict[str, Any]) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
 
 
+def booking_zone(booking: dict[str, Any]) -> str | None:
+    """The booking's own time zone (``datePeriod.from.timezone``), when it names a valid one."""
+    period = booking.get("datePeriod") if isinstance(booking, dict) else None
+    start = period.get("from") if isinstance(period, dict) else None
+    name = str(start.get("timezone") or "") if isinstance(start, dict) else ""
+    try:
+        return name if name and ZoneInfo(name) else None
+    except (ValueError, KeyError):
+        return None
+
+
 def _portal_id(services: Services, member_id: str) -> int | None:
     with services.db() as session:
         portal = active_portal(session, member_id)
@@ -110,6 +122,8 @@ def apply_booking(
             service=str(booking.get("name") or ""),
             client_name=client_name,
         )
+        # the booking's own time zone: its quiet hours and {time} (remind.wanted_times)
+        appt.time_zone = booking_zone(booking) or appt.time_zone
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
     return "changed" if changed else "unchanged"

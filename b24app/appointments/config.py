@@ -11,6 +11,10 @@
   ``document_type`` (``DEAL`` or ``LEAD``) and the names of its text / time parameters.
 * ``date_field`` — a datetime field of the lead or deal read as the appointment time.
 * ``confirm_prompt`` — appended to the reminder while the appointment is unconfirmed.
+* ``confirm_request`` — the one message a booking made less than the first offset ahead gets
+  at once instead of the reminders already past (the prompt is appended).
+* ``quiet_hours`` — ``from`` / ``to`` (``HH:MM``, the client's local time): no client message
+  in between (:mod:`b24app.appointments.quiet`); equal times = none.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
         "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
     },
+    "confirm_request": {
+        "ru": "{client_name}, вы записаны: {service} {date} в {time}.",
+        "en": "{client_name}, you are booked: {service} on {date} at {time}.",
+    },
+    "quiet_hours": {"from": "21:00", "to": "09:00"},
 }
 
 
@@ -69,6 +78,12 @@ class PromptSchema(_Strict):
     en = fields.String(validate=validate.Length(max=300))
 
 
+class QuietHoursSchema(_Strict):
+    from_ = fields.String(data_key="from", attribute="from",
+                          validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))  # fmt: skip
+    to = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -82,6 +97,8 @@ class AppointmentsSchema(_Strict):
     import_days = fields.Integer(validate=validate.Range(min=0, max=90))
     rephrase = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
+    confirm_request = fields.Nested(PromptSchema)
+    quiet_hours = fields.Nested(QuietHoursSchema)
 
 
 def _csv(value: Any) -> list[str]:

@@ -47,6 +47,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments import delivery
+from b24app.appointments.quiet import out_of_quiet
+from b24app.appointments.quiet import zone
 from b24app.appointments.reminder_text import parse_offset
 from b24app.appointments.reminder_text import render_reminder
 from b24app.bitrix.budget import urgent_rest
@@ -55,7 +58,7 @@ from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.reach import Delivery
-from b24app.reach.chat import send_chat
+from b24app.reach.chat import read_known
 from b24app.reach.todo import add_todo
 from b24app.reach.workflow import start_workflow
 from b24app.settings import effective_settings
@@ -114,6 +117,39 @@ def _timers(session: Any, portal_id: int, appointment_id: int) -> dict[str, Time
     return {t.level: t for t in rows}
 
 
+CONFIRM_LEVEL = "confirm"
+
+
+def wanted_times(
+    appt: Appointment, offsets: list[str], settings: dict[str, Any], moment: dt.datetime,
+    *, first_time: bool,
+) -> dict[str, dt.datetime]:  # fmt: skip
+    """Level → due time of the appointment's reminders, out of the quiet hours (in the
+    booking's time zone, else the portal's); a reminder with no time left is left out, and
+    two that land on one moment are one. A new appointment whose first offset is already
+    past gets one immediate confirmation request (``confirm``) instead."""
+    config = settings["appointments"]
+    quiet = config.get("quiet_hours") or {}
+    tz = zone(appt.time_zone, settings.get("time_zone"))
+    wanted: dict[str, dt.datetime] = {}
+    taken: set[dt.datetime] = set()
+    planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
+    if first_time and planned and max(appt.starts_at - due for _, due in planned) >= (
+        appt.starts_at - moment
+    ):
+        planned.insert(0, (level_for(CONFIRM_LEVEL, appt.id), moment))
+    for level, due in planned:
+        if due < moment and not level.startswith(f"{CONFIRM_LEVEL}@"):
+            continue  # past offsets are skipped, never sent at once (module docstring)
+        moved = out_of_quiet(due, appt.starts_at, moment, tz, quiet.get("from", ""),
+                             quiet.get("to", ""))  # fmt: skip
+        if moved is None or ceil_second(moved) in taken:
+            continue
+        wanted[level] = ceil_second(moved)
+        taken.add(wanted[level])
+    return wanted
+
+
 def schedule_appointment(
     services: Services, appointment_id: int, now: dt.datetime | None = None
 ) -> int:
@@ -137,21 +173,21 @@ def schedule_appointment(
         journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
-        wanted = {
-            level_for(o, appt.id): ceil_second(appt.starts_at - scaled_offset(o)) for o in offsets
-        }
         existing = _timers(session, appt.portal_id, appt.id)
+        wanted = wanted_times(appt, offsets, settings, moment, first_time=not existing)
         for level, timer in existing.items():
             timer.lead_id = key
             if timer.state == TimerState.PENDING and (
-                not live or level not in wanted or wanted[level] <= moment
+                not live
+                or (level not in wanted and not level.startswith(f"{CONFIRM_LEVEL}@"))
+                or (level in wanted and wanted[level] < moment)
             ):
                 timer.state = TimerState.CANCELLED
                 to_remove.append(timer.job_id)
         payload = {"appointment_id": appt.id, "starts_at": appt.starts_at.isoformat()}
         for level, due in wanted.items() if live else ():
-            if due <= moment:
-                continue  # past offsets are skipped, never sent at once (module docstring)
+            if due < moment:
+                continue
             row = existing.get(level)
             if row is not None and row.due_at == due and row.state in (
                 TimerState.PENDING, TimerState.FIRED,
@@ -268,6 +304,8 @@ def claim_appointment_timer(
         "service": appt.service,
         "confirmed": appt.status == AppointmentStatus.CONFIRMED,
         "chat_id": appt.chat_id,
+        "chat_facts": delivery.chat_facts(session, appt.portal_id, appt.chat_id),
+        "time_zone": appt.time_zone,
         "chat_typed_phone": chat_typed_phone,
         "payload": dict(timer.payload or {}),
         "settings": effective_settings(settings_row),
@@ -306,11 +344,17 @@ def send_appointment_reminder(
 def _close(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]], state: str | None,
     *, sent: str | None = None, recipient: int | None = None, skip: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, mark: tuple[int, str, str] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
-    """The one closing transaction (``state`` None: release the claim for a retry)."""
+    """The one closing transaction (``state`` None: release the claim for a retry);
+    ``mark``: (attempt id, state, reason) a delivery check found."""
     now = now or utc_now()
     with services.db() as session:
+        if mark is not None and mark[0]:
+            marked = {"state": mark[1], **({"error": mark[2][:255]} if mark[2] else {})}
+            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == mark[0])
+                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
         session.add_all(
             ReminderAttempt(
                 portal_id=snap["portal_id"],
@@ -321,9 +365,14 @@ def _close(
                 error=row["error"],
                 detail=row["detail"],
                 attempted_at=row["attempted_at"],
+                state=row.get("state", ""),
+                message_id=row.get("message_id"),
             )  # fmt: skip
             for row in tried
         )
+        for learned in [*(row.get("seen") for row in tried), seen]:
+            if learned:
+                delivery.remember_chat(session, snap["portal_id"], learned)
         delivered = next((row for row in tried if row["ok"]), None)
         if delivered is not None:
             values: dict[str, Any] = {"reminded_at": now}
@@ -350,7 +399,44 @@ def _close(
             if state == TimerState.FIRED:
                 timer = timer.values(fired_at=now, recipient_user_id=recipient)
         session.execute(timer.execution_options(synchronize_session=False))
+        check = _arm_check(session, snap, tried, now) if delivered is not None else None
         services.add_rest_log(session)
+    if check is not None:
+        schedule_job(services, check, now)
+
+
+def _arm_check(
+    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]], now: dt.datetime
+) -> Timer | None:
+    """The delivery check of a chat send still ``accepted`` (module ``delivery``): a timer of
+    policy :data:`CHECK_POLICY`, due :data:`~delivery.CHECK_MINUTES` later and before the
+    visit; its attempt row id in the payload. None when there is nothing to check."""
+    sent = next((r for r in tried if r["ok"] and r.get("state") == delivery.ACCEPTED), None)
+    if sent is None or not sent.get("message_id"):
+        return None
+    due = min(now + dt.timedelta(seconds=delivery.CHECK_MINUTES * seconds_per_minute()),
+              snap["starts_at"] - dt.timedelta(seconds=1))  # fmt: skip
+    level = f"{snap['level']}@{snap['appointment_id']}"
+    attempt_id = session.scalar(
+        select(ReminderAttempt.id)
+        .where(ReminderAttempt.appointment_id == snap["appointment_id"],
+               ReminderAttempt.message_id == sent["message_id"])
+        .order_by(ReminderAttempt.id.desc()).limit(1)
+    )  # fmt: skip
+    row = session.scalar(
+        select(Timer).where(Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY,
+                            Timer.level == level)  # fmt: skip
+    )
+    if row is None:
+        row = Timer(portal_id=snap["portal_id"], lead_id=0, policy=CHECK_POLICY, level=level,
+                    job_id=job_id_for(snap["portal_id"], 0, CHECK_POLICY, level))  # fmt: skip
+        session.add(row)
+    row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
+    row.claimed_at = row.fired_at = None
+    row.payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
+                   "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    session.flush()
+    return Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
 
 
 def reminder_text(
@@ -359,11 +445,19 @@ def reminder_text(
     client_name: str = "",
     rewrite: Callable[[str, str], str] | None = None,
 ) -> str:
-    """The portal's reminder template (+ the confirmation prompt while unconfirmed)."""
+    """The portal's reminder template (+ the confirmation prompt while unconfirmed), in the
+    booking's time zone; the immediate confirmation request (level ``confirm``) has its own
+    text."""
     lang = snap["lang"] if snap["lang"] in ("ru", "en") else "ru"
+    if snap.get("time_zone"):
+        settings = {**settings, "time_zone": snap["time_zone"]}
+    own = None
+    if snap["level"] == CONFIRM_LEVEL:
+        own = (settings["appointments"].get("confirm_request") or {}).get(lang) or None
     text = render_reminder(
         settings,
         template="default",
+        template_text=own,
         lang=lang,
         client_name=client_name or ("Здравствуйте" if lang == "ru" else "Hello"),
         service=snap["service"] or ("запись" if lang == "ru" else "your appointment"),
@@ -384,21 +478,26 @@ def _targets(snap: dict[str, Any]) -> list[tuple[str, int]]:
     ]
 
 
+def may_send(snap: dict[str, Any], channel: str) -> str | None:
+    """THE gate before any channel writes to the client: None = allowed, else the reason the
+    attempt records (consent and opt-out go here; the to-do, to the manager, is never
+    gated)."""
+    return None
+
+
 def _try(
     client: BitrixClient, channel: str, snap: dict[str, Any], settings: dict[str, Any],
-    text: str, why: list[str],
-) -> Delivery:  # fmt: skip
+    text: str, why: list[str], now: dt.datetime,
+) -> tuple[Delivery, dict[str, Any] | None]:  # fmt: skip
+    """One channel's attempt: the delivery and, for the chat, what was learned of it."""
     config = settings["appointments"]
     if channel == "chat":
         sender = int(config.get("sender_user_id") or snap["installer"])
-        known = None
-        if snap["chat_id"]:
-            first = _targets(snap)[:1]
-            known = (first[0][0], first[0][1], int(snap["chat_id"])) if first else None
-        return send_chat(client, _targets(snap), sender, text, known=known)
+        targets = _targets(snap)
+        return delivery.chat_step(client, snap, targets, sender, text, now)
     if channel == "workflow":
         if snap.get("chat_typed_phone"):
-            return Delivery(False, error="phone_typed_in_chat")
+            return Delivery(False, error="phone_typed_in_chat"), None
         workflow = config["workflow"]
         kind = workflow.get("document_type") or "DEAL"
         local_time = snap["starts_at"].replace(tzinfo=dt.UTC).isoformat()
@@ -408,7 +507,11 @@ def _try(
             kind,
             snap.get("deal_id") if kind == "DEAL" else snap.get("lead_id"),
             {workflow["text_param"]: text, workflow["time_param"]: local_time},
-        )
+        ), None
+    return _todo(client, snap, text, why), None
+
+
+def _todo(client: BitrixClient, snap: dict[str, Any], text: str, why: list[str]) -> Delivery:
     owner = next(iter(_targets(snap)), None)
     ru = snap["lang"] == "ru"
     title = (
@@ -423,6 +526,16 @@ def _try(
     )  # fmt: skip
     responsible = int(snap["responsible"] or snap["installer"])
     return add_todo(client, owner, responsible, title, f"{text}\n\n{note}", snap["starts_at"])
+
+
+def _state(channel: str, result: Delivery, seen: dict[str, Any] | None,
+           snap: dict[str, Any]) -> str:  # fmt: skip
+    if not result.ok:
+        return delivery.FAILED
+    if channel == "chat" and delivery.needs_check(seen, snap.get("chat_facts")):
+        return delivery.ACCEPTED  # checked later (_arm_check)
+    # the manager has the to-do; a workflow's SMS and other chats report nothing back
+    return delivery.DELIVERED if channel == "todo" else delivery.UNKNOWN
 
 
 def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, str], str] | None:
@@ -440,11 +553,14 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
 
 def deliver(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]],
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, *, after: str | None = None,
+    why: list[str] | None = None,
 ) -> tuple[str | None, int]:  # fmt: skip
     """Try the channels in order until one works, appending each attempt to ``tried``;
     returns the channel that delivered (None: none did) and the recipient user id (the
-    responsible manager for the to-do, 0 when the client was reached directly)."""
+    responsible manager for the to-do, 0 when the client was reached directly). ``after``:
+    start after that channel (a chat send found undelivered falls through), ``why`` the
+    reasons so far."""
     settings = snap["settings"]
     manager = int(snap["responsible"] or snap["installer"])
     done = (snap["payload"] or {}).get("done") or []
@@ -452,21 +568,78 @@ def deliver(
     text = reminder_text(
         settings, snap, snap.get("client_name") or "", _rephraser(services, settings)
     )
-    why: list[str] = []
-    for channel in settings["appointments"]["channels"]:
+    why = list(why or [])
+    channels = list(settings["appointments"]["channels"])
+    if after in channels:
+        channels = channels[channels.index(after) + 1 :]
+    for channel in channels:
         if f"sent:{channel}" in done:  # a retry after the send went through
             return None, 0 if channel != "todo" else manager
-        result = _try(client, channel, snap, settings, text, why)
+        gate = may_send(snap, channel) if channel != "todo" else None
+        result, seen = (
+            (Delivery(False, error=gate), None) if gate
+            else _try(client, channel, snap, settings, text, why, naive_utc(now))
+        )  # fmt: skip
         tried.append(
             {"channel": channel, "ok": result.ok, "error": result.error[:255],
              "detail": result.detail[:64], "attempted_at": now or utc_now(),
-             "chat_id": result.chat_id}
+             "chat_id": result.chat_id, "message_id": result.message_id, "seen": seen,
+             "state": _state(channel, result, seen, snap)}
         )  # fmt: skip
         if result.ok:
             return channel, 0 if channel != "todo" else manager
         why.append(f"{channel}: {result.error}")
         log.info("reminder channel %s failed: %s", channel, result.error)
     return None, 0
+
+
+CHECK_POLICY = "reminder_delivery"
+
+
+def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | None = None) -> str:
+    """A chat send's delivery check (module ``delivery``): read the chat back (one request),
+    record the attempt's state, and on a "not delivered" go on with the channels after the
+    chat, in this run."""
+    payload = snap["payload"]
+    chat_id, message_id = int(payload.get("chat_id") or 0), int(payload.get("message_id") or 0)
+    tried: list[dict[str, Any]] = []
+    with (
+        logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]),
+        services.deferred_rest_log(),
+    ):
+        try:
+            with urgent_rest():
+                client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
+                state, reason = delivery.mark_of(read_known(client, chat_id), message_id)
+                state = state or delivery.UNKNOWN
+                mark = (int(payload.get("attempt_id") or 0), state, reason)
+                sent, recipient = None, 0
+                if state == delivery.FAILED:
+                    snap = {**snap, "chat_facts": None}
+                    sent, recipient = deliver(services, snap, tried, now, after="chat",
+                                              why=[f"chat: {reason}"])  # fmt: skip
+        except PERMANENT_ERRORS as exc:
+            _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
+            return "skipped"
+        except Exception:
+            _close(services, snap, tried, None, now=now)
+            raise
+        # VK's "user has not allowed messages": the chat is refused until the client writes
+        refused = {"chat_id": chat_id, "refused": "vk_901"} if "901" in reason else None
+        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient,
+               now=now, mark=mark, seen=refused)  # fmt: skip
+    return "fired"
+
+
+def prepare_delivery_check(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str | Send:
+    """The delivery check policy: claimed like a reminder (never after the visit), then
+    :func:`check_delivery`."""
+    claimed = claim_appointment_timer(services, session, timer, now)
+    if isinstance(claimed, str):
+        return claimed
+    return lambda: check_delivery(services, claimed)
 
 
 def prepare_reminder(
@@ -497,4 +670,5 @@ def cancel_legacy_reminders(services: Services, portal_id: int, lead_id: int) ->
 
 
 register(prepare_reminder, APPOINTMENT_POLICY)
+register(prepare_delivery_check, CHECK_POLICY)
 register(skip_legacy_reminder, LEGACY_REMINDER_POLICY)

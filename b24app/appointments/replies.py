@@ -41,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
+from b24app.appointments.delivery import client_wrote
 from b24app.appointments.store import active_portal
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import verify_client_message
@@ -128,6 +129,8 @@ def reply_job(member_id: str, chat_id: int, message_id: int) -> str:
     if message is None:
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
+    with services.db() as session:  # the messenger's window reopens; reminders were read
+        client_wrote(session, portal.id, message.chat, message.sent_at)
     return handle_reply(services, member_id, message.chat.id, message.text,
                         sent_at=message.sent_at)  # fmt: skip
 
