@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-CONNECTOR_TITLES = {
-    "livechat": "Live Chat",
-    "telegrambot": "Telegram",
-    "whatsapp": "WhatsApp",
-    "vkgroup": "VK",
-}
+from devportal.connectors import Connectors
+from devportal.connectors import TITLES
+
+CONNECTOR_TITLES = {**TITLES, "whatsapp": "WhatsApp"}
 CRM_TYPES = ("lead", "deal", "contact", "company")
 
 
@@ -73,6 +71,7 @@ class OpenLines:
     next_message_id: int = 19880117
     next_guest_id: int = 1985
     next_session_id: int = 321
+    connectors: Connectors = field(default_factory=Connectors)  # the messengers' rules
 
     def open_chat(
         self,

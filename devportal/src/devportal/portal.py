@@ -785,12 +785,14 @@ class Portal:
         contact_id: int | None = None,
         deal_id: int | None = None,
         by_user: int | None = 1,
+        time_zone: str | None = None,
     ) -> int:
-        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD."""
+        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD.
+        ``time_zone``: the booking's own (``datePeriod.timezone``), default the portal's."""
         ts = int(start.timestamp() if isinstance(start, datetime) else start)
         with self.lock:
             booking_id = self.booking.add(
-                resource_ids or [1], ts, ts + minutes * 60, self.time_zone, name
+                resource_ids or [1], ts, ts + minutes * 60, time_zone or self.time_zone, name
             )
             if contact_id:
                 self.booking.clients[booking_id] = [

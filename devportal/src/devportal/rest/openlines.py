@@ -96,6 +96,7 @@ def message_add(ctx: Ctx) -> int:
         raise RestError(403, "CANCELED", "You cannot send messages to the specified chat")
     kind = "bot" if ctx.portal.users[user_id].get("IS_BOT") else "operator"
     message = ctx.portal.openlines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
+    ctx.portal.openlines.connectors.on_send(chat, message)  # delivered or not: marked later
     ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.openlines.event_data(chat, message))
     return message.id
 
@@ -156,7 +157,8 @@ def session_history_get(ctx: Ctx) -> dict[str, Any]:
             "id": str(m.id), "chatid": str(chat.id),
             "senderid": "0" if m.kind == "system" else str(m.author_id),
             "recipientid": key, "date": ctx.portal.now_str(m.created),
-            "text": m.text, "textlegacy": m.text, "params": [],
+            "text": m.text, "textlegacy": m.text,
+            "params": ctx.portal.openlines.connectors.params(m.id) or [],
         }
         for m in chat.messages
     }  # fmt: skip
