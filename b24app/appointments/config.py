@@ -203,6 +203,10 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
         },
+        "quiet_hours": {
+            "from": str(form.get("appt_quiet_from") or "00:00").strip(),
+            "to": str(form.get("appt_quiet_to") or "00:00").strip(),
+        },
     }
 
 
@@ -227,4 +231,6 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         ),
         "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
         "appt_prompt_en": section["confirm_prompt"].get("en") or "",
+        "appt_quiet_from": (section.get("quiet_hours") or {}).get("from") or "",
+        "appt_quiet_to": (section.get("quiet_hours") or {}).get("to") or "",
     }

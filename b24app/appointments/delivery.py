@@ -84,9 +84,7 @@ def remember_chat(session: Session, portal_id: int, seen: dict[str, Any]) -> Non
         row.refused = str(seen["refused"])[:32]
 
 
-def client_wrote(
-    session: Session, portal_id: int, chat: Chat, sent_at: dt.datetime | None
-) -> None:
+def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datetime | None) -> None:
     """A verified client message of ``chat``: the window reopens, and the reminders sent into
     the chat before it were read."""
     at = sent_at or last_client_message_at(chat)

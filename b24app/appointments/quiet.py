@@ -56,9 +56,7 @@ def out_of_quiet(
     evening = dt.datetime.combine(began, start, tz) - _MARGIN
     morning_day = began + dt.timedelta(days=1) if start > end else began
     morning = dt.datetime.combine(morning_day, end, tz)
-    candidates = [
-        t.astimezone(dt.UTC).replace(tzinfo=None) for t in (evening, morning)
-    ]
+    candidates = [t.astimezone(dt.UTC).replace(tzinfo=None) for t in (evening, morning)]
     valid = [t for t in candidates if now <= t < starts_at]
     if not valid:
         return None

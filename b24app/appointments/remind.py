@@ -134,8 +134,10 @@ def wanted_times(
     wanted: dict[str, dt.datetime] = {}
     taken: set[dt.datetime] = set()
     planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
-    if first_time and planned and max(appt.starts_at - due for _, due in planned) >= (
-        appt.starts_at - moment
+    if (
+        first_time
+        and planned
+        and max(appt.starts_at - due for _, due in planned) >= (appt.starts_at - moment)
     ):
         planned.insert(0, (level_for(CONFIRM_LEVEL, appt.id), moment))
     for level, due in planned:
@@ -424,8 +426,9 @@ def _arm_check(
         .order_by(ReminderAttempt.id.desc()).limit(1)
     )  # fmt: skip
     row = session.scalar(
-        select(Timer).where(Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY,
-                            Timer.level == level)  # fmt: skip
+        select(Timer).where(
+            Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY, Timer.level == level
+        )  # fmt: skip
     )
     if row is None:
         row = Timer(portal_id=snap["portal_id"], lead_id=0, policy=CHECK_POLICY, level=level,

@@ -81,17 +81,24 @@ def appointment_kpis(
             for name in reminded:
                 reminded[name] += group[name]
     not_reminded = groups.get("none", {"appointments": 0, "came": 0, "no_shows": 0})
+    # delivered = the platform said so (delivered / read; rows before states: accepted);
+    # "accepted" = the send was taken, delivery perhaps unknown (issue 22)
+    reached = ReminderAttempt.state.in_(("delivered", "read")) | (
+        (ReminderAttempt.state == "") & ReminderAttempt.ok.is_(True)
+    )
     delivery = {
         channel: {
             "attempts": int(n),
-            "delivered": int(ok or 0),
-            "delivery_pct": _pct(int(ok or 0), int(n)),
+            "accepted": int(ok or 0),
+            "delivered": int(got or 0),
+            "delivery_pct": _pct(int(got or 0), int(n)),
         }
-        for channel, n, ok in session.execute(
+        for channel, n, ok, got in session.execute(
             select(
                 ReminderAttempt.channel,
                 func.count(ReminderAttempt.id),
                 func.sum(case((ReminderAttempt.ok.is_(True), 1), else_=0)),
+                func.sum(case((reached, 1), else_=0)),
             )
             .where(
                 ReminderAttempt.portal_id == portal_id,

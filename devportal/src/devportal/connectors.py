@@ -86,7 +86,7 @@ class Connectors:
         self.outcomes[message.id] = Outcome(message.created + self.mark_delay, error)
 
     def verdict(self, chat: _Chat, at: float) -> str:
-        """"" (delivered) or the messenger's reason for not delivering at ``at``."""
+        """ "" (delivered) or the messenger's reason for not delivering at ``at``."""
         connector = chat.connector_id.lower()
         if any(c in connector for c in WINDOW_CONNECTORS):
             last = max((m.created for m in chat.messages if m.kind == "client"), default=None)

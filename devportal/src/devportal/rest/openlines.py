@@ -152,7 +152,7 @@ def session_history_get(ctx: Ctx) -> dict[str, Any]:
             400, "INVALID_SESSION_ID", "Unable to determine session ID from provided parameters"
         )
     key = f"chat{chat.id}"
-    messages = {
+    messages: dict[str, dict[str, Any]] = {
         str(m.id): {
             "id": str(m.id), "chatid": str(chat.id),
             "senderid": "0" if m.kind == "system" else str(m.author_id),
