@@ -28,7 +28,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app.bitrix.chat_history import Chat
+from b24app.bitrix.chat_history import history_command
 from b24app.bitrix.chat_history import last_client_message_at
+from b24app.bitrix.chat_history import parse_history
 from b24app.bitrix.client import BitrixClient
 from b24app.reach import Delivery
 from b24app.reach.channels import connector_kind
@@ -44,6 +46,9 @@ from b24app.storage.models import ReminderAttempt
 
 # Policy minutes after the send when a late "not delivered" is looked for.
 CHECK_MINUTES = 10
+# One check reads, in the same batch, the chats of up to this many other sends of the portal
+# still waiting for theirs: a busy portal pays a fraction of a request per check.
+CHECK_BATCH = 25
 # Attempt states (ReminderAttempt.state); "delivered" and "read" count as delivered.
 ACCEPTED, DELIVERED, READ, FAILED, UNKNOWN = "accepted", "delivered", "read", "failed", "unknown"
 REACHED = (DELIVERED, READ)
@@ -157,6 +162,40 @@ def needs_check(seen: dict[str, Any] | None, facts: dict[str, Any] | None) -> bo
     """Whether a send into this chat is looked at again (its connector fails late)."""
     connector = (seen or {}).get("connector") or (facts or {}).get("connector") or ""
     return connector_kind(connector) in LATE_FAILURE_KINDS
+
+
+Check = tuple[int, int, int]  # attempt id, chat id, message id
+
+
+def waiting_checks(session: Session, portal_id: int, exclude: int) -> list[Check]:
+    """Other chat sends of the portal still ``accepted`` (their checks not yet run)."""
+    rows = session.execute(
+        select(ReminderAttempt.id, ReminderAttempt.detail, ReminderAttempt.message_id)
+        .where(
+            ReminderAttempt.portal_id == portal_id,
+            ReminderAttempt.state == ACCEPTED,
+            ReminderAttempt.channel == "chat",
+            ReminderAttempt.message_id.is_not(None),
+            ReminderAttempt.id != exclude,
+        )
+        .order_by(ReminderAttempt.id)
+        .limit(CHECK_BATCH)
+    ).all()
+    found = []
+    for attempt_id, detail, message_id in rows:
+        chat = str(detail or "").removeprefix("chat ").strip()
+        if chat.isdigit() and message_id is not None:
+            found.append((int(attempt_id), int(chat), int(message_id)))
+    return found
+
+
+def read_marks(client: BitrixClient, checks: list[Check]) -> dict[int, tuple[str, str]]:
+    """Attempt id → (state, reason) by the chats' histories, ONE ``batch`` for all; a chat not
+    shown gives no mark. Limits and network errors are raised (the job retries)."""
+    chats = sorted({chat_id for _, chat_id, _ in checks})
+    result = client.batch({f"h{c}": history_command(c) for c in chats}, halt=False)
+    histories = {c: parse_history(result.results.get(f"h{c}"), c) for c in chats}
+    return {attempt: mark_of(histories[chat], message) for attempt, chat, message in checks}
 
 
 def mark_of(history: Chat | None, message_id: int) -> tuple[str, str]:

@@ -58,7 +58,6 @@ from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.reach import Delivery
-from b24app.reach.chat import read_known
 from b24app.reach.todo import add_todo
 from b24app.reach.workflow import start_workflow
 from b24app.settings import effective_settings
@@ -346,16 +345,16 @@ def send_appointment_reminder(
 def _close(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]], state: str | None,
     *, sent: str | None = None, recipient: int | None = None, skip: str | None = None,
-    now: dt.datetime | None = None, mark: tuple[int, str, str] | None = None,
-    seen: dict[str, Any] | None = None,
+    now: dt.datetime | None = None, marks: list[tuple[int, str, str]] | None = None,
+    seen: list[dict[str, Any]] | None = None,
 ) -> None:  # fmt: skip
     """The one closing transaction (``state`` None: release the claim for a retry);
-    ``mark``: (attempt id, state, reason) a delivery check found."""
+    ``marks``: (attempt id, state, reason) a delivery check found; ``seen``: chat facts."""
     now = now or utc_now()
     with services.db() as session:
-        if mark is not None and mark[0]:
-            marked = {"state": mark[1], **({"error": mark[2][:255]} if mark[2] else {})}
-            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == mark[0])
+        for attempt_id, mark, reason in marks or []:
+            marked = {"state": mark, **({"error": reason[:255]} if reason else {})}
+            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
                             .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
         session.add_all(
             ReminderAttempt(
@@ -372,7 +371,7 @@ def _close(
             )  # fmt: skip
             for row in tried
         )
-        for learned in [*(row.get("seen") for row in tried), seen]:
+        for learned in [*(row.get("seen") for row in tried), *(seen or [])]:
             if learned:
                 delivery.remember_chat(session, snap["portal_id"], learned)
         delivered = next((row for row in tried if row["ok"]), None)
@@ -600,11 +599,13 @@ CHECK_POLICY = "reminder_delivery"
 
 
 def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | None = None) -> str:
-    """A chat send's delivery check (module ``delivery``): read the chat back (one request),
-    record the attempt's state, and on a "not delivered" go on with the channels after the
-    chat, in this run."""
+    """A chat send's delivery check (module ``delivery``): read the chat back — with the chats
+    of other sends still waiting, in one request — record the states, and on a "not
+    delivered" go on with the channels after the chat, in this run. A send an earlier check
+    already marked needs no read."""
     payload = snap["payload"]
-    chat_id, message_id = int(payload.get("chat_id") or 0), int(payload.get("message_id") or 0)
+    own: delivery.Check = (int(payload.get("attempt_id") or 0), int(payload.get("chat_id") or 0),
+                           int(payload.get("message_id") or 0))  # fmt: skip
     tried: list[dict[str, Any]] = []
     with (
         logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]),
@@ -612,36 +613,47 @@ def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | 
     ):
         try:
             with urgent_rest():
-                client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
-                state, reason = delivery.mark_of(read_known(client, chat_id), message_id)
-                state = state or delivery.UNKNOWN
-                mark = (int(payload.get("attempt_id") or 0), state, reason)
+                marks = {own[0]: (snap["attempt_state"], snap["attempt_error"])}
+                if snap["attempt_state"] == delivery.ACCEPTED:
+                    client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
+                    marks = delivery.read_marks(client, [own, *snap["also_check"]])
+                state, reason = marks.get(own[0]) or ("", "")
+                marks[own[0]] = (state or delivery.UNKNOWN, reason)
                 sent, recipient = None, 0
                 if state == delivery.FAILED:
-                    snap = {**snap, "chat_facts": None}
-                    sent, recipient = deliver(services, snap, tried, now, after="chat",
-                                              why=[f"chat: {reason}"])  # fmt: skip
+                    sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried, now,
+                                              after="chat", why=[f"chat: {reason}"])  # fmt: skip
         except PERMANENT_ERRORS as exc:
             _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
             return "skipped"
         except Exception:
             _close(services, snap, tried, None, now=now)
             raise
+        chats = {attempt: chat for attempt, chat, _ in [own, *snap["also_check"]]}
         # VK's "user has not allowed messages": the chat is refused until the client writes
-        refused = {"chat_id": chat_id, "refused": "vk_901"} if "901" in reason else None
-        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient,
-               now=now, mark=mark, seen=refused)  # fmt: skip
+        refused = [{"chat_id": chats[a], "refused": "vk_901"}
+                   for a, (st, why) in marks.items() if st == delivery.FAILED and "901" in why]  # fmt: skip
+        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now,
+               marks=[(a, st, why) for a, (st, why) in marks.items() if st], seen=refused)  # fmt: skip
     return "fired"
 
 
 def prepare_delivery_check(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | Send:
-    """The delivery check policy: claimed like a reminder (never after the visit), then
-    :func:`check_delivery`."""
+    """The delivery check policy: claimed like a reminder (never after the visit), with its
+    attempt's state and the portal's other sends waiting; then :func:`check_delivery`."""
     claimed = claim_appointment_timer(services, session, timer, now)
     if isinstance(claimed, str):
         return claimed
+    attempt = session.get(ReminderAttempt, int(claimed["payload"].get("attempt_id") or 0))
+    claimed["attempt_state"] = attempt.state if attempt is not None else delivery.UNKNOWN
+    claimed["attempt_error"] = attempt.error if attempt is not None else ""
+    claimed["also_check"] = (
+        delivery.waiting_checks(session, claimed["portal_id"], attempt.id)
+        if attempt is not None and attempt.state == delivery.ACCEPTED
+        else []
+    )
     return lambda: check_delivery(services, claimed)
 
 
