@@ -96,8 +96,7 @@ def client_for(portal: Any, deal_id: int, kind: str) -> None:
             portal.openlines.connectors.refuse(chat.id)
 
 
-def setup(services: Any, emu: DevPortal, count: int, rng: random.Random, offsets: list[str]
-          | None, starts: Any) -> tuple[list[tuple[Any, int]], dict[int, str], list[int]]:  # fmt: skip
+def setup(services: Any, emu: DevPortal, count: int) -> list[tuple[Any, int]]:
     portals = [add_portal(services, emu, i) for i in range(count)]
     for portal, portal_id in portals:
         portal.bucket = LeakyBucket(1e9, 10**9)  # the replay is a history, not a burst
@@ -105,7 +104,7 @@ def setup(services: Any, emu: DevPortal, count: int, rng: random.Random, offsets
         with services.db() as session:
             save_settings(session, portal_id, {"appointments": {
                 "quiet_hours": {"from": "00:00", "to": "00:00"}}})  # fmt: skip
-    return portals, {}, []
+    return portals
 
 
 def add_clients(services: Any, portals: list[tuple[Any, int]], n: int, base: int,
@@ -158,7 +157,7 @@ def truth(services: Any, portals: list[tuple[Any, int]], ids: list[int]) -> Coun
 
 
 def replay(services: Any, emu: DevPortal, args: Any, rng: random.Random) -> dict[str, Any]:
-    portals, kinds, _ = setup(services, emu, args.portals, rng, None, None)
+    portals, kinds = setup(services, emu, args.portals), {}
     now = utc_now()
     ids = add_clients(services, portals, args.appointments, 10_000_000, rng,
                       lambda i: now + dt.timedelta(seconds=rng.uniform(30 * 3600, 47 * 3600)),
@@ -183,7 +182,7 @@ def replay(services: Any, emu: DevPortal, args: Any, rng: random.Random) -> dict
 
 
 def live(services: Any, emu: DevPortal, args: Any, rng: random.Random) -> list[float]:
-    portals, kinds, _ = setup(services, emu, min(args.portals, 10), rng, None, None)
+    portals, kinds = setup(services, emu, min(args.portals, 10)), {}
     os.environ["B24APP_SLA_SECONDS_PER_MINUTE"] = "1"
     workers = [WorkerProcess(services.settings).start() for _ in range(args.workers)]
     try:

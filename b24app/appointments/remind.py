@@ -16,10 +16,13 @@ reads everything in the job's first one (committed before any REST call), and
 timer's state (``payload["done"]``: the channel that delivered) and the send's REST log rows in
 one more.
 
-**Offsets already past are skipped, never fired at once.** A booking made 3 h ahead gets its
-``2h`` reminder and no ``24h`` one; a booking made 1 h ahead gets none (the client has just
-booked). A moved appointment re-arms its offsets from the new time (a sent reminder whose due
-time moves is sent again for the new time); a cancelled one cancels its pending timers.
+**Offsets already past are skipped, never fired at once.** A new appointment booked less than
+its first offset ahead gets one immediate confirmation request instead (level ``confirm``):
+booked 3 h ahead → the request now and the ``2h`` reminder, no ``24h`` one. Due times keep out
+of the quiet hours in the booking's own time zone (:func:`wanted_times`,
+:mod:`b24app.appointments.quiet`). A moved appointment re-arms its offsets from the new time (a
+sent reminder whose due time moves is sent again for the new time); a cancelled one cancels
+its pending timers.
 
 Offsets are scaled by ``B24APP_SLA_SECONDS_PER_MINUTE`` like SLA minutes (tests only).
 
@@ -28,11 +31,14 @@ Delivery
 
 Channels in the admin's order (``chat`` → ``workflow`` → ``todo`` by default); a channel that
 fails for a reason of its own (no active chat, sender refused, no workflow, template mismatch,
-free plan, access denied…) falls through to the next **in the same run** — the same minute.
+free plan, access denied, the messenger's rule: :mod:`b24app.appointments.delivery`) falls
+through to the next **in the same run** — the same minute; a chat send found undelivered at
+its check (timer policy :data:`CHECK_POLICY`) falls through then.
 Limits, 5xx and network errors are raised instead, and the timer job's retries run the whole
 reminder again, resuming after the channel that already went through. Every attempt is a
-:class:`~b24app.storage.models.ReminderAttempt` row (channel, time, ok, error). The to-do says
-why the client was not reached.
+:class:`~b24app.storage.models.ReminderAttempt` row (channel, time, ok, error, state). The
+to-do says why the client was not reached. :func:`may_send` is the one gate before a channel
+writes to the client.
 """
 
 from __future__ import annotations
