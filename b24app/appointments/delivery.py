@@ -64,7 +64,7 @@ def chat_facts(session: Session, portal_id: int, chat_id: int | None) -> dict[st
     if row is None:
         return None
     return {"chat_id": row.chat_id, "connector": row.connector, "refused": row.refused,
-            "last_inbound_at": row.last_inbound_at}  # fmt: skip
+            "last_inbound_at": row.last_inbound_at, "target": row.target}  # fmt: skip
 
 
 def remember_chat(session: Session, portal_id: int, seen: dict[str, Any]) -> None:
@@ -81,6 +81,8 @@ def remember_chat(session: Session, portal_id: int, seen: dict[str, Any]) -> Non
         session.add(row)
     if seen.get("connector"):
         row.connector = str(seen["connector"])[:32]
+    if seen.get("target"):
+        row.target = str(seen["target"])[:32]
     inbound = seen.get("last_inbound_at")
     if inbound is not None and (row.last_inbound_at is None or inbound > row.last_inbound_at):
         row.last_inbound_at = inbound
@@ -111,9 +113,20 @@ def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datet
     )
 
 
-def _seen(chat_id: int, connector: str, history: Chat | None) -> dict[str, Any]:
+def _seen(
+    chat_id: int, connector: str, history: Chat | None, target: tuple[str, int] | None = None
+) -> dict[str, Any]:
     inbound = last_client_message_at(history) if history is not None else None
-    return {"chat_id": chat_id, "connector": connector, "last_inbound_at": inbound}
+    return {"chat_id": chat_id, "connector": connector, "last_inbound_at": inbound,
+            "target": f"{target[0]}:{target[1]}" if target else ""}  # fmt: skip
+
+
+def _known_target(facts: dict[str, Any], targets: list[tuple[str, int]]) -> tuple[str, int]:
+    """The item the chat was found on, when still one of the appointment's; else the first."""
+    kind, _, item = str(facts.get("target") or "").partition(":")
+    if item.isdigit() and (kind, int(item)) in targets:
+        return kind, int(item)
+    return targets[0]
 
 
 def chat_step(
@@ -136,7 +149,8 @@ def chat_step(
             reach = free_text_reach(kind, latest, now, facts["refused"])
         if not reach.ok:
             return Delivery(False, error=reach.reason, chat_id=int(facts["chat_id"])), seen
-        sent = post(client, targets[0], sender, int(facts["chat_id"]), text, member=True)
+        target = _known_target(facts, targets)
+        sent = post(client, target, sender, int(facts["chat_id"]), text, member=True)
         if sent.ok:
             return sent, seen
     found = find_chat(client, targets)
@@ -150,7 +164,7 @@ def _send_found(
 ) -> tuple[Delivery, dict[str, Any]]:
     connector = found.connector or (connector_of(found.history.entity_id) if found.history
                                     else "")  # fmt: skip
-    seen = _seen(found.chat_id, connector, found.history)
+    seen = _seen(found.chat_id, connector, found.history, found.target)
     reach = free_text_reach(connector_kind(connector), seen["last_inbound_at"], now)
     if not reach.ok:
         return Delivery(False, error=reach.reason, chat_id=found.chat_id), seen

@@ -141,6 +141,9 @@ def wanted_times(
     planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
     if (
         first_time
+        # the assistant's pre-booking was agreed in the chat; a confirmed one needs no request
+        and appt.source != "assistant"
+        and appt.status != AppointmentStatus.CONFIRMED
         and planned
         and max(appt.starts_at - due for _, due in planned) >= (appt.starts_at - moment)
     ):

@@ -436,6 +436,8 @@ class ClientChat(Base):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     chat_id: Mapped[int] = mapped_column(Integer)
     connector: Mapped[str] = mapped_column(String(32), default="")
+    # The CRM item the app found it on ("deal:77"): a later send names the same one.
+    target: Mapped[str] = mapped_column(String(32), default="")
     last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # A connector's refusal since the client last wrote (e.g. "vk_901"); "" none.
     refused: Mapped[str] = mapped_column(String(32), default="")

@@ -208,3 +208,42 @@ def appointment_timers_all(services: Services) -> list[Any]:
         rows = list(session.scalars(select(Timer).order_by(Timer.id)))
         session.expunge_all()
         return rows
+
+
+def test_no_chat_means_no_join_with_an_empty_chat_id(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """No active chat: ``imopenlines.crm.chat.user.add`` is never called (an empty
+    ``CHAT_ID`` means "the item's last chat" — an old closed one would get the sender)."""
+    from tests.appointments.test_flow import book
+    from tests.appointments.test_flow import fire_next
+
+    make_journey(services, portal_id, deal_id=707)
+    old = installed_portal.open_chat([("deal", 707)])
+    with installed_portal.lock:
+        old.active = False  # an old, closed chat of the deal
+    book(emulator, installed_portal, run_jobs, 30, deal_id=707)
+    assert fire_next(services) == "fired"
+    assert emulator.calls("imopenlines.crm.chat.user.add", portal=installed_portal) == []
+    assert states(services)[0] == ("chat", "failed", "no_active_chat")
+    assert installed_portal.chat_messages(old.id) == []
+
+
+def test_a_chat_found_on_the_contact_is_written_to_on_the_contact_next_time(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """The chat is bound to the contact, not the booking's deal: the first reminder finds it
+    (look-up + history, then join + send), the next one names the contact again (one
+    request)."""
+    from tests.appointments.test_flow import book
+    from tests.appointments.test_flow import fire_next
+
+    contact = installed_portal.add_contact("Ольга")
+    make_journey(services, portal_id, deal_id=708, contact_id=contact)
+    chat = installed_portal.open_chat([("contact", contact)])
+    book(emulator, installed_portal, run_jobs, 30, deal_id=708, contact_id=contact)
+    for requests in (2, 1):
+        before = emulator.http_requests(installed_portal)
+        assert fire_next(services) == "fired"
+        assert emulator.http_requests(installed_portal) - before == requests
+    assert len(operator_texts(installed_portal, chat.id)) == 2

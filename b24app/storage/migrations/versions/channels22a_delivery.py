@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("portal_id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.Integer(), nullable=False),
         sa.Column("connector", sa.String(length=32), nullable=False, server_default=""),
+        sa.Column("target", sa.String(length=32), nullable=False, server_default=""),
         sa.Column("last_inbound_at", sa.DateTime(), nullable=True),
         sa.Column("refused", sa.String(length=32), nullable=False, server_default=""),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
