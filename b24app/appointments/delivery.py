@@ -106,7 +106,8 @@ def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datet
             ReminderAttempt.channel == "chat",
             ReminderAttempt.detail == f"chat {chat.id}",
             ReminderAttempt.state.in_((ACCEPTED, DELIVERED, UNKNOWN)),
-            ReminderAttempt.attempted_at <= at,
+            # Bitrix24's message dates are whole seconds: a send in that second came before
+            ReminderAttempt.attempted_at < at + dt.timedelta(seconds=1),
         )
         .values(state=READ)
         .execution_options(synchronize_session=False)
