@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -79,6 +80,17 @@ def links(clients: Any, external: Any) -> tuple[int | None, int | None]:
 def starts_at(booking: dict[str, Any]) -> dt.datetime:
     ts = int(booking["datePeriod"]["from"]["timestamp"])
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def booking_zone(booking: dict[str, Any]) -> str | None:
+    """The booking's own time zone (``datePeriod.from.timezone``), when it names a valid one."""
+    period = booking.get("datePeriod") if isinstance(booking, dict) else None
+    start = period.get("from") if isinstance(period, dict) else None
+    name = str(start.get("timezone") or "") if isinstance(start, dict) else ""
+    try:
+        return name if name and ZoneInfo(name) else None
+    except (ValueError, KeyError):
+        return None
 
 
 def _portal_id(services: Services, member_id: str) -> int | None:
@@ -146,6 +158,8 @@ def apply_booking(
             appt.resource_ids = [int(r) for r in booking.get("resourceIds") or []]
             appt.ends_at = dt.datetime.fromtimestamp(span[1], dt.UTC).replace(tzinfo=None)
         moved = before is not None and span is not None and before["start"] != span[0]
+        # the booking's own time zone: its quiet hours and {time} (remind.wanted_times)
+        appt.time_zone = booking_zone(booking) or appt.time_zone
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
     if moved and before is not None and member_id:

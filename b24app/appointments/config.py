@@ -17,6 +17,10 @@
 * ``outcome`` — who saw it is asked after the appointment (b24app/appointments/question.py):
   ``ask`` ``bot`` (a message with buttons), ``task`` or ``off``; ``length_minutes`` (an
   appointment's length when its end is unknown) and ``grace_minutes`` after its end.
+* ``confirm_request`` — the one message a booking made less than the first offset ahead gets
+  at once instead of the reminders already past (the prompt is appended).
+* ``quiet_hours`` — ``from`` / ``to`` (``HH:MM``, the client's local time): no client message
+  in between (:mod:`b24app.appointments.quiet`); equal times = none.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
     },
     "outcome": {"ask": "bot", "length_minutes": 60, "grace_minutes": 30},
+    "confirm_request": {
+        "ru": "{client_name}, вы записаны: {service} {date} в {time}.",
+        "en": "{client_name}, you are booked: {service} on {date} at {time}.",
+    },
+    "quiet_hours": {"from": "21:00", "to": "09:00"},
 }
 OUTCOME_ASK = ("bot", "task", "off")
 
@@ -84,6 +93,12 @@ class OutcomeSchema(_Strict):
     grace_minutes = fields.Integer(validate=validate.Range(min=0, max=24 * 60))
 
 
+class QuietHoursSchema(_Strict):
+    from_ = fields.String(data_key="from", attribute="from",
+                          validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))  # fmt: skip
+    to = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -99,6 +114,8 @@ class AppointmentsSchema(_Strict):
     booking_nudge = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
     outcome = fields.Nested(OutcomeSchema)
+    confirm_request = fields.Nested(PromptSchema)
+    quiet_hours = fields.Nested(QuietHoursSchema)
 
 
 def _csv(value: Any) -> list[str]:
@@ -205,6 +222,10 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
         },
+        "quiet_hours": {
+            "from": str(form.get("appt_quiet_from") or "00:00").strip(),
+            "to": str(form.get("appt_quiet_to") or "00:00").strip(),
+        },
         **_outcome_form(form),
     }
 
@@ -247,4 +268,6 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_outcome_ask": section["outcome"]["ask"],
         "appt_outcome_length": section["outcome"]["length_minutes"],
         "appt_outcome_grace": section["outcome"]["grace_minutes"],
+        "appt_quiet_from": (section.get("quiet_hours") or {}).get("from") or "",
+        "appt_quiet_to": (section.get("quiet_hours") or {}).get("to") or "",
     }

@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app.appointments import refill
 from b24app.appointments import reschedule
+from b24app.appointments.delivery import client_wrote
 from b24app.appointments.outcomes import confirm
 from b24app.appointments.store import active_portal
 from b24app.appointments.watch import watch_reminder
@@ -157,15 +158,25 @@ def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: boo
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
     if offered:  # the chat was offered a freed time (b24app/appointments/refill.py)
+        _note_wrote(services, member_id, message)
         taken = refill.answer(services, member_id, message.chat.id, message.text)
         if taken is not None:
             return taken
     return apply_client_message(services, member_id, message)
 
 
+def _note_wrote(services: Services, member_id: str, message: ClientMessage) -> None:
+    """The client wrote: the messenger's window reopens, the reminders before were read."""
+    with services.db() as session:
+        portal = active_portal(session, member_id)
+        if portal is not None:
+            client_wrote(session, portal.id, message.chat, message.sent_at)
+
+
 def apply_client_message(services: Services, member_id: str, message: ClientMessage) -> str:
     """A message Bitrix24 confirmed as the chat's client's, whichever route brought it: an
     opt-out is recorded (:func:`_opt_out`), anything else is a reminder's answer."""
+    _note_wrote(services, member_id, message)
     if classify(message.text) == "optout":
         return _opt_out(services, member_id, message)
     return handle_reply(services, member_id, message.chat.id, message.text,

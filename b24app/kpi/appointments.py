@@ -137,11 +137,17 @@ def _rows(session: Session, portal_id: int, start: dt.datetime, end: dt.datetime
 def _delivery(
     session: Session, portal_id: int, start: dt.datetime, end: dt.datetime
 ) -> dict[str, dict[str, Any]]:
+    # delivered = the platform said so (delivered / read; rows before states: accepted);
+    # "accepted" = the send was taken, delivery perhaps unknown (issue 22)
+    reached = ReminderAttempt.state.in_(("delivered", "read")) | (
+        (ReminderAttempt.state == "") & ReminderAttempt.ok.is_(True)
+    )
     rows = session.execute(
         select(
             ReminderAttempt.channel,
             func.count(ReminderAttempt.id),
             func.sum(case((ReminderAttempt.ok.is_(True), 1), else_=0)),
+            func.sum(case((reached, 1), else_=0)),
         )
         .where(
             ReminderAttempt.portal_id == portal_id,
@@ -153,10 +159,11 @@ def _delivery(
     return {
         channel: {
             "attempts": int(n),
-            "delivered": int(ok or 0),
-            "delivery_pct": _pct(int(ok or 0), int(n)),
-        }  # fmt: skip
-        for channel, n, ok in rows
+            "accepted": int(ok or 0),
+            "delivered": int(got or 0),
+            "delivery_pct": _pct(int(got or 0), int(n)),
+        }
+        for channel, n, ok, got in rows
     }
 
 

@@ -403,6 +403,9 @@ class Appointment(Base):
     # read (older rows, the robot before it was read); "" = no person name found.
     client_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # The booking's own time zone (``datePeriod.timezone``); None: the portal's. Quiet hours
+    # and the reminder's {time} are in it.
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
     # Reminder offsets of this appointment (the robot's); None = the portal's setting.
     offsets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
@@ -488,6 +491,31 @@ class ReminderAttempt(Base):
     error: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(String(64), default="")  # chat id, workflow id, …
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    # What became of it (b24app.appointments.delivery): accepted (sent, no mark yet),
+    # delivered, read (the client wrote after it), failed (``error`` says why), unknown
+    # (accepted, and nothing said by the deadline); "" for rows of earlier versions.
+    state: Mapped[str] = mapped_column(String(16), default="")
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the chat message
+
+
+class ClientChat(Base):
+    """An open-line chat the app has seen: its connector and when its client last wrote (from
+    verified message events and history reads), for the messengers' rules
+    (:mod:`b24app.reach.channels`)."""
+
+    __tablename__ = "client_chats"
+    __table_args__ = (UniqueConstraint("portal_id", "chat_id", name="uq_client_chats_chat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(Integer)
+    connector: Mapped[str] = mapped_column(String(32), default="")
+    # The CRM item the app found it on ("deal:77"): a later send names the same one.
+    target: Mapped[str] = mapped_column(String(32), default="")
+    last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # A connector's refusal since the client last wrote (e.g. "vk_901"); "" none.
+    refused: Mapped[str] = mapped_column(String(32), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 
 
 class SlotRefill(Base):

@@ -153,11 +153,11 @@ def test_moved_deleted_short_notice_and_duplicate_events(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CANCELLED
     assert {t.state for t in appointment_timers(services)} == {TimerState.CANCELLED}
-    # Booked 3 h ahead: the 24 h reminder is skipped, not sent at once; the 2 h one waits.
+    # Booked 3 h ahead: no 24 h text; one confirmation request now instead; the 2 h one waits.
     book(emulator, installed_portal, run_jobs, 3, deal_id=79, name="Маникюр")
-    short = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
-    assert [t.level.split("@")[0] for t in short] == ["2h"]
-    assert short[0].due_at > utc_now()
+    short = [t for t in appointment_timers(services) if t.state != TimerState.CANCELLED]
+    assert [t.level.split("@")[0] for t in short] == ["confirm", "2h"]
+    assert short[1].due_at > utc_now()
 
 
 def forged_booking_event(
@@ -336,7 +336,8 @@ def test_the_reminder_names_the_contact_and_never_the_deal_title(
     for _ in range(3):
         before = emulator.http_requests(installed_portal)
         assert fire_next(services) == "fired"
-        assert emulator.http_requests(installed_portal) - before == 1  # look-up + send
+        # look-up + the chat's history (its messenger's rules), then join + send
+        assert emulator.http_requests(installed_portal) - before == 2
     texts = {deal: installed_portal.chat_messages(chat.id)[0]["text"]
              for deal, chat in chats.items()}  # fmt: skip
     assert texts[81].startswith("Анна Петрова, напоминаем: Стрижка")

@@ -148,12 +148,15 @@ class Bookings(BookingStore):
         contact_id: int | None = None,
         deal_id: int | None = None,
         by_user: int | None = 1,
+        time_zone: str | None = None,
     ) -> int:
-        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD."""
+        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD.
+        ``time_zone``: the booking's own (``datePeriod.timezone``), default the portal's."""
         p = self.portal
         ts = int(start.timestamp() if isinstance(start, datetime) else start)
         with p.lock:
-            booking_id = self.add(resource_ids or [1], ts, ts + minutes * 60, p.time_zone, name)
+            zone = time_zone or p.time_zone
+            booking_id = self.add(resource_ids or [1], ts, ts + minutes * 60, zone, name)
             if contact_id:
                 self.clients[booking_id] = [
                     {"id": int(contact_id), "type": {"code": "CONTACT", "module": "crm"}}

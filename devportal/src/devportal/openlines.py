@@ -26,12 +26,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-CONNECTOR_TITLES = {
-    "livechat": "Live Chat",
-    "telegrambot": "Telegram",
-    "whatsapp": "WhatsApp",
-    "vkgroup": "VK",
-}
+from devportal.connectors import Connectors
+from devportal.connectors import TITLES
+
+CONNECTOR_TITLES = {**TITLES, "whatsapp": "WhatsApp"}
 CRM_TYPES = ("lead", "deal", "contact", "company")
 
 
@@ -78,6 +76,7 @@ class OpenLines:
     # connectors the app itself added (``imconnector.register``): only their lines' messages
     # fire ``ONOPENLINEMESSAGEADD`` to the app (on-open-line-message-add.md)
     app_connectors: set[str] = field(default_factory=set)
+    connectors: Connectors = field(default_factory=Connectors)  # the messengers' rules
 
     def open_chat(
         self,

@@ -96,6 +96,7 @@ def message_add(ctx: Ctx) -> int:
         raise RestError(403, "CANCELED", "You cannot send messages to the specified chat")
     kind = "bot" if ctx.portal.people.users[user_id].get("IS_BOT") else "operator"
     message = ctx.portal.chats.lines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
+    ctx.portal.chats.lines.connectors.on_send(chat, message)  # delivered or not: marked later
     if ctx.portal.chats.lines.reaches_app(chat):  # only the app's own connector's lines
         ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.chats.lines.event_data(chat, message))
     return message.id
@@ -152,12 +153,13 @@ def session_history_get(ctx: Ctx) -> dict[str, Any]:
             400, "INVALID_SESSION_ID", "Unable to determine session ID from provided parameters"
         )
     key = f"chat{chat.id}"
-    messages = {
+    messages: dict[str, dict[str, Any]] = {
         str(m.id): {
             "id": str(m.id), "chatid": str(chat.id),
             "senderid": "0" if m.kind == "system" else str(m.author_id),
             "recipientid": key, "date": ctx.portal.now_str(m.created),
-            "text": m.text, "textlegacy": m.text, "params": [],
+            "text": m.text, "textlegacy": m.text,
+            "params": ctx.portal.openlines.connectors.params(m.id) or [],
         }
         for m in chat.messages
     }  # fmt: skip
