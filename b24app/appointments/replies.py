@@ -76,6 +76,7 @@ from b24app.storage.models import utc_now
 log = logging.getLogger(__name__)
 
 CLOCK_SLACK = dt.timedelta(minutes=1)  # Bitrix24's clock against ours
+SEEN_SECONDS = 7 * 86400  # a client message applied is remembered this long
 
 
 def classify(text: str) -> str:
@@ -175,12 +176,21 @@ def _note_wrote(services: Services, member_id: str, message: ClientMessage) -> N
 
 def apply_client_message(services: Services, member_id: str, message: ClientMessage) -> str:
     """A message Bitrix24 confirmed as the chat's client's, whichever route brought it: an
-    opt-out is recorded (:func:`_opt_out`), anything else is a reminder's answer."""
-    _note_wrote(services, member_id, message)
-    if classify(message.text) == "optout":
-        return _opt_out(services, member_id, message)
-    return handle_reply(services, member_id, message.chat.id, message.text,
-                        sent_at=message.sent_at)  # fmt: skip
+    opt-out is recorded (:func:`_opt_out`), anything else is a reminder's answer. Once per
+    message: the routes (the event, the reads of a watched chat, overlapping watches) may
+    bring the same message twice; a failed apply lets a retry take it again."""
+    seen = f"b24app:reply-seen:{member_id}:{message.chat.id}:{message.id}"
+    if not services.redis.set(seen, 1, nx=True, ex=SEEN_SECONDS):
+        return "already_applied"
+    try:
+        _note_wrote(services, member_id, message)
+        if classify(message.text) == "optout":
+            return _opt_out(services, member_id, message)
+        return handle_reply(services, member_id, message.chat.id, message.text,
+                            sent_at=message.sent_at)  # fmt: skip
+    except Exception:
+        services.redis.delete(seen)
+        raise
 
 
 def _opt_out(services: Services, member_id: str, message: ClientMessage) -> str:

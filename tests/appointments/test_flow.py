@@ -235,14 +235,13 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
     installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
     assert emulator.wait_idle()
-    run_scheduled(
-        services, run_jobs
-    )  # free times are offered in the chat (tests/appointments/test_reschedule.py)
+    # the chat read back; free times are offered in it (tests/appointments/test_reschedule.py)
+    run_scheduled(services, run_jobs)
     assert "Свободное время" in installed_portal.chat_messages(chat.id)[-1]["text"]
     assert installed_portal.tasks == []
     installed_portal.client_writes(chat.id, "Хочу поговорить с человеком")
     assert emulator.wait_idle()
-    run_jobs()
+    run_scheduled(services, run_jobs)  # the talk's next read
     assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
     (task,) = installed_portal.tasks
     assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]
@@ -259,7 +258,7 @@ def test_two_answers_the_bot_cannot_use_hand_the_move_to_the_manager(
     for text in ("2", "абракадабра", "ну такое"):
         installed_portal.client_writes(chat.id, text)
         assert emulator.wait_idle()
-        run_jobs()
+        run_scheduled(services, run_jobs)  # each answer read back from the chat
     said = [m["text"] for m in installed_portal.chat_messages(chat.id)]
     assert "Свободное время" in said[-5] and said[-3].startswith("Не понял")
     assert said[-1].startswith("Передаю")
