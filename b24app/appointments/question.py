@@ -36,7 +36,6 @@ import re
 from typing import Any
 
 from rq import Retry
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,6 +45,7 @@ from b24app.appointments.outcomes import record_outcome
 from b24app.appointments.outcomes import STAGE_WINDOW
 from b24app.assistant.bot import int_id
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.i18n import translate
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
@@ -279,15 +279,12 @@ def enqueue_answer(
 ) -> bool:
     """Queue a button's answer (``ONIMBOTV2COMMANDADD``): only ids and the params travel."""
     job_id = re.sub(r"[^A-Za-z0-9_-]", "_", f"outcome-{member_id}-{message_id}-{user_id}")
-    try:
-        services.queue("events").enqueue(
-            answer_job, member_id, int(user_id), int(message_id), str(params)[:64],
-            job_id=job_id, unique=True, result_ttl=0, failure_ttl=7 * 86400,
-            retry=Retry(max=3, interval=[5, 30, 120]),
-        )  # fmt: skip
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue("events"),
+        answer_job, member_id, int(user_id), int(message_id), str(params)[:64],
+        job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
+        retry=Retry(max=3, interval=[5, 30, 120]),
+    )  # fmt: skip
 
 
 def answer_job(member_id: str, user_id: int, message_id: int, params: str) -> str:

@@ -47,7 +47,6 @@ import re
 from typing import Any
 
 from rq import Retry
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,6 +66,7 @@ from b24app.bitrix.chat_history import verify_client_message
 from b24app.consent.contact import contact_of_chat
 from b24app.consent.optout import opt_out_in_chat
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.settings import load_settings
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
@@ -129,15 +129,12 @@ def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -
     # The event's text decides only whether a chat with no reminded appointment is worth a
     # read: a claimed «СТОП» is read back (and acted on only if Bitrix24 shows it).
     optout_claimed = classify(message["text"]) == "optout"
-    try:
-        services.queue("events").enqueue(
-            reply_job, member_id, message["chat_id"], message["message_id"], optout_claimed,
-            job_id=job_id, unique=True, result_ttl=0, failure_ttl=7 * 86400,
-            retry=Retry(max=3, interval=[5, 30, 120]),
-        )  # fmt: skip
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue("events"),
+        reply_job, member_id, message["chat_id"], message["message_id"], optout_claimed,
+        job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
+        retry=Retry(max=3, interval=[5, 30, 120]),
+    )  # fmt: skip
 
 
 def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: bool = False) -> str:

@@ -12,7 +12,6 @@ The jobs sit on top: the turn's type, its chat's waiting list and the queue's se
 from __future__ import annotations
 
 from rq import get_current_job
-from rq.exceptions import DuplicateJobError
 
 from b24app import context
 from b24app.appointments.replies import route_bot_message
@@ -27,27 +26,24 @@ from b24app.assistant.turns import turn_job_id
 from b24app.assistant.turns import wait
 from b24app.assistant.turns import waiting_turn
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.leads.tagging import tag_ai_lead
 
 
 def enqueue_turn(services: Services, turn: Turn) -> bool:
     """Queue the answer to one message; False if the same delivery is already queued."""
     wait(services, turn)
-    try:
-        services.queue(QUEUE).enqueue(
-            answer_turn,
-            member_id=turn.member_id,
-            chat_id=turn.chat_id,
-            message_id=turn.message_id,
-            job_id=turn_job_id(turn),
-            unique=True,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue(QUEUE),
+        answer_turn,
+        member_id=turn.member_id,
+        chat_id=turn.chat_id,
+        message_id=turn.message_id,
+        job_id=turn_job_id(turn),
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from rq.exceptions import DuplicateJobError
-
 from b24app import context
 from b24app.appointments.question import follow_stage
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.event_queue import FAILURE_TTL
 from b24app.event_queue import QUEUE
 from b24app.event_queue import RETRY
@@ -43,22 +42,18 @@ def event_job_id(member_id: str, event: str, entity_id: int, ts: int) -> str:
 
 def enqueue_event(services: Services, member_id: str, event: str, entity_id: int, ts: int) -> bool:
     """Queue the processing of one delivery; False if the same delivery is already queued."""
-    try:
-        services.queue(QUEUE).enqueue(
-            process_event,
-            member_id,
-            event,
-            entity_id,
-            ts,
-            job_id=event_job_id(member_id, event, entity_id, ts),
-            unique=True,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue(QUEUE),
+        process_event,
+        member_id,
+        event,
+        entity_id,
+        ts,
+        job_id=event_job_id(member_id, event, entity_id, ts),
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> str:
@@ -123,20 +118,16 @@ def backfill_job(member_id: str) -> int:
 
 def enqueue_backfill(services: Services, member_id: str) -> bool:
     """Queue the install-time backfill once per portal (False if one is waiting or running)."""
-    try:
-        services.queue("bulk").enqueue(
-            backfill_job,
-            member_id,
-            job_id=_UNSAFE.sub("_", f"backfill-{member_id}"),
-            unique=True,
-            job_timeout=6 * 3600,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue("bulk"),
+        backfill_job,
+        member_id,
+        job_id=_UNSAFE.sub("_", f"backfill-{member_id}"),
+        job_timeout=6 * 3600,
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def resume_unfinished_backfills() -> int:

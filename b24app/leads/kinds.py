@@ -90,6 +90,23 @@ def _get(row: Any, name: str) -> Any:
     return row.get(name) if isinstance(row, Mapping) else None
 
 
+# the list fields both kinds read, in the order Bitrix24 is asked for them
+_SHARED_SELECT = (
+    "SOURCE_ID",
+    "SOURCE_DESCRIPTION",
+    "COMMENTS",
+    "ASSIGNED_BY_ID",
+    "DATE_CREATE",
+    "DATE_MODIFY",
+    "MOVED_TIME",
+    "OPPORTUNITY",
+    "CURRENCY_ID",
+    "UTM_SOURCE",
+    "UTM_MEDIUM",
+    "UTM_CAMPAIGN",
+    "UTM_CONTENT",
+    "UTM_TERM",
+)
 LEAD = EntityKind(
     name=EntityType.LEAD,
     entity_type_id=1,
@@ -99,20 +116,7 @@ LEAD = EntityKind(
         "TITLE",
         "STATUS_ID",
         "STATUS_SEMANTIC_ID",
-        "SOURCE_ID",
-        "SOURCE_DESCRIPTION",
-        "COMMENTS",
-        "ASSIGNED_BY_ID",
-        "DATE_CREATE",
-        "DATE_MODIFY",
-        "MOVED_TIME",
-        "OPPORTUNITY",
-        "CURRENCY_ID",
-        "UTM_SOURCE",
-        "UTM_MEDIUM",
-        "UTM_CAMPAIGN",
-        "UTM_CONTENT",
-        "UTM_TERM",
+        *_SHARED_SELECT,
         "IM",
     ),  # fmt: skip
     history_select=(
@@ -140,20 +144,7 @@ DEAL = EntityKind(
         "CATEGORY_ID",
         "STAGE_ID",
         "STAGE_SEMANTIC_ID",
-        "SOURCE_ID",
-        "SOURCE_DESCRIPTION",
-        "COMMENTS",
-        "ASSIGNED_BY_ID",
-        "DATE_CREATE",
-        "DATE_MODIFY",
-        "MOVED_TIME",
-        "OPPORTUNITY",
-        "CURRENCY_ID",
-        "UTM_SOURCE",
-        "UTM_MEDIUM",
-        "UTM_CAMPAIGN",
-        "UTM_CONTENT",
-        "UTM_TERM",
+        *_SHARED_SELECT,
     ),  # fmt: skip
     history_select=(
         "ID",

@@ -19,12 +19,10 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
-# crm.lead name -> crm.item name, for the fields the lifecycle record reads.
-FIELD_NAMES: dict[str, str] = {
+# crm.lead / crm.deal name -> crm.item name, the fields both kinds share.
+_SHARED_NAMES: dict[str, str] = {
     "ID": "id",
     "TITLE": "title",
-    "STATUS_ID": "stageId",
-    "STATUS_SEMANTIC_ID": "stageSemanticId",
     "ASSIGNED_BY_ID": "assignedById",
     "SOURCE_ID": "sourceId",
     "SOURCE_DESCRIPTION": "sourceDescription",
@@ -40,6 +38,9 @@ FIELD_NAMES: dict[str, str] = {
     "DATE_MODIFY": "updatedTime",
     "MOVED_TIME": "movedTime",
 }
+FIELD_NAMES: dict[str, str] = {
+    **_SHARED_NAMES, "STATUS_ID": "stageId", "STATUS_SEMANTIC_ID": "stageSemanticId",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,28 +207,9 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
 
 # crm.deal name -> crm.item name.
 DEAL_FIELD_NAMES: dict[str, str] = {
-    "ID": "id",
-    "TITLE": "title",
-    "LEAD_ID": "leadId",
-    "CONTACT_ID": "contactId",
-    "CATEGORY_ID": "categoryId",
-    "STAGE_ID": "stageId",
-    "STAGE_SEMANTIC_ID": "stageSemanticId",
-    "ASSIGNED_BY_ID": "assignedById",
-    "SOURCE_ID": "sourceId",
-    "SOURCE_DESCRIPTION": "sourceDescription",
-    "COMMENTS": "comments",
-    "UTM_SOURCE": "utmSource",
-    "UTM_MEDIUM": "utmMedium",
-    "UTM_CAMPAIGN": "utmCampaign",
-    "UTM_CONTENT": "utmContent",
-    "UTM_TERM": "utmTerm",
-    "OPPORTUNITY": "opportunity",
-    "CURRENCY_ID": "currencyId",
-    "DATE_CREATE": "createdTime",
-    "DATE_MODIFY": "updatedTime",
-    "MOVED_TIME": "movedTime",
-}
+    **_SHARED_NAMES, "LEAD_ID": "leadId", "CONTACT_ID": "contactId", "CATEGORY_ID": "categoryId",
+    "STAGE_ID": "stageId", "STAGE_SEMANTIC_ID": "stageSemanticId",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
