@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+import requests
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
@@ -155,7 +156,14 @@ def test_the_master_answers_by_button_and_a_forged_answer_is_ignored(
         portal, question, user_id=2, params=f"{question_appt(services)} no_show"
     )
     assert portal.employee_posts(f"{live_app.url}/assistant/events", forged).status_code == 200
-    assert tap(portal, MASTER, question["id"], "Да")
+    # the master taps «Да» on their page of the emulated portal (devportal/staff_pages.py)
+    page = f"{emulator.url}/{portal.slug}/page/staff/{MASTER}"
+    shown = requests.get(page, timeout=10).text
+    assert "Анна Петрова" in shown and 'value="Перенесли"' in shown
+    assert requests.post(page, data={"message_id": question["id"], "text": "Да"},
+                         timeout=10).status_code == 200  # fmt: skip
+    assert portal.imbot.personal.taps[-1] == {"user_id": MASTER, "message_id": question["id"],
+                                              "text": "Да"}  # fmt: skip
     wait_for(lambda: appointments(services)[0].outcome is not None, what="the outcome")
     (appt,) = appointments(services)
     assert (appt.outcome, appt.outcome_source, appt.outcome_by) == (

@@ -134,6 +134,7 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         assert portal_id is not None
         rollup.refresh_portal(session, portal_id, load_settings(session, portal_id))
     live = demo_data.live_leads(portal)
+    demo_data.visit_to_ask_about(portal)
     done = time.perf_counter()
     return (
         f"  seeded:            {seeded.leads:,} journeys over {demo_data.DAYS} days in the CRM "
@@ -320,6 +321,8 @@ def _open_salon(
 
 
 def _what_to_open(settings: Settings, url: str, crm_mode: str) -> str:
+    from devportal.demo_data import ASKED_MASTER
+
     tab = f"{url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID="
     return (
         f"  app health:        {settings.public_url}/health\n"
@@ -329,6 +332,8 @@ def _what_to_open(settings: Settings, url: str, crm_mode: str) -> str:
         f"  deal tab:          {url}/salon/page/placement/CRM_DEAL_DETAIL_TAB?ID=1\n"
         f"  CRM mode:          {crm_mode}\n"
         f"  client chat (AI):  {url}/salon/page/chat\n"
+        f"  play the master:   {url}/salon/page/staff/{ASKED_MASTER}  (in 2 minutes the app's\n"
+        f"                     bot asks whether Алина came: Да / Нет / Перенесли; a tap moves the deal)\n"
         f"  play the client:   {url}/salon/page/client  (book in 121 minutes: the\n"
         f"                     2 h reminder reaches the chat a minute later; answer 1 or 2:\n"
         f"                     the app reads it back from the chat within 3 minutes)\n"

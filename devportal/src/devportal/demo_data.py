@@ -319,3 +319,21 @@ def live_leads(portal: Any) -> list[int]:
             ("Массаж", "Нина", "4|INSTAGRAM"),
         )
     ]
+
+
+# The master asked after a visit (b24app/appointments/question.py): a booking that began this
+# long ago, an hour long, ends half an hour before its question (grace) plus two minutes.
+ASKED_MASTER = 6
+ASKED_BEGAN_MINUTES = 60 + 30 - 2
+
+
+def visit_to_ask_about(portal: Any) -> int:
+    """A visit that is just over: its master gets the question «пришла?» in about two
+    minutes, in their dialog with the app's bot (``/<slug>/page/staff/<master>``)."""
+    contact = portal.crm.add_contact("Алина", "Соколова")
+    deal = portal.crm.add_deal({"TITLE": "Маникюр — Алина", "CONTACT_ID": contact,
+                                "ASSIGNED_BY_ID": ASKED_MASTER, "SOURCE_ID": "2|TELEGRAM"})  # fmt: skip
+    began = time.time() - ASKED_BEGAN_MINUTES * 60
+    portal.booking.add_booking(began, 60, name="Маникюр", resource_ids=[1], contact_id=contact,
+                               deal_id=deal)  # fmt: skip
+    return deal

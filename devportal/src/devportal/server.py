@@ -37,6 +37,7 @@ from devportal import chatpage
 from devportal import client_pages
 from devportal import oauth_server
 from devportal import pages
+from devportal import staff_pages
 from devportal.delivery import DeliveryQueue
 from devportal.limits import Fault
 from devportal.limits import Faults
@@ -120,6 +121,11 @@ class DevPortal:
                 Rule(
                     "/<slug>/page/client/<int:chat_id>",
                     endpoint="page_client_chat",
+                    methods=["GET", "POST"],
+                ),  # fmt: skip
+                Rule(
+                    "/<slug>/page/staff/<int:user_id>",
+                    endpoint="page_staff",
                     methods=["GET", "POST"],
                 ),  # fmt: skip
                 Rule("/", endpoint="index"),
@@ -327,3 +333,6 @@ class DevPortal:
 
     def _ep_page_client_chat(self, request: Request, slug: str, chat_id: int) -> Response:
         return client_pages.client_chat(self.portals[slug], request, chat_id)
+
+    def _ep_page_staff(self, request: Request, slug: str, user_id: int) -> Response:
+        return staff_pages.staff_dialog(self.portals[slug], request, user_id)
