@@ -17,13 +17,15 @@ from b24app.context import Services
 
 def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, int, dict[str, Any]]]:
     """(job, queue, every seconds, kwargs) for each recurring job."""
+    from b24app.appointments.reinvite import arm_reinvitations
+    from b24app.assistant.jobs import release_overdue_holds
     from b24app.assistant.outbox import flush_waiting_portals
     from b24app.directory import refresh_stale_directories
     from b24app.handlers.jobs import resume_unfinished_backfills
     from b24app.kpi.reports import send_due_reports
     from b24app.kpi.rollup import refresh_rollups
     from b24app.leads.coalesce import drain_waiting_portals
-    from b24app.leads.deal_intake import refresh_all_crm_modes
+    from b24app.leads.pipelines import refresh_all_crm_modes
     from b24app.plans import refresh_stale_plans
     from b24app.restlog import purge_rest_log
     from b24app.robots.jobs import requeue_lost_calls
@@ -41,6 +43,8 @@ def recurring_jobs(services: Services) -> list[tuple[Callable[..., Any], str, in
         (refresh_stale_plans, "bulk", 3600, {}),
         (drain_waiting_portals, "events", 60, {}),
         (flush_waiting_portals, "assistant", 60, {}),
+        (release_overdue_holds, "timers", 60, {}),
+        (arm_reinvitations, "timers", 300, {}),
     ]
 
 

@@ -28,6 +28,8 @@ from b24app.appointments.config import AppointmentsSchema
 from b24app.appointments.config import DEFAULTS as APPOINTMENT_DEFAULTS
 from b24app.bounded import BoundedDict
 from b24app.bounded import BoundedList
+from b24app.consent.config import ConsentSchema
+from b24app.consent.config import DEFAULTS as CONSENT_DEFAULTS
 from b24app.storage.models import PortalSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -106,7 +108,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "qualifier": {"threshold": 0.6, "handoff_user_id": None},
     # Deal stages per pipeline chosen by the admin ({"<pipeline>": {stage: STAGE_ID | "none"}});
-    # what is not chosen keeps the install's default (b24app.install.deal_registration).
+    # what is not chosen keeps the install's default (b24app.install.stages).
     "deal_stage_map": {},
     # May the install add "Пришёл" / "Не пришёл" stages to deal pipelines that lack them?
     "deal_stages_add_missing": False,
@@ -157,6 +159,7 @@ DEFAULTS: dict[str, Any] = {
         "booking_resource_id": None,
     },
     "appointments": APPOINTMENT_DEFAULTS,
+    "consent": CONSENT_DEFAULTS,
 }
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -359,6 +362,7 @@ class PortalSettingsSchema(_Strict):
     )
     assistant = fields.Nested(AssistantSchema)
     appointments = fields.Nested(AppointmentsSchema)
+    consent = fields.Nested(ConsentSchema)
 
     @validates("time_zone")
     def _zone(self, value: str, **_: Any) -> None:

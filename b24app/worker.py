@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 TIMER_POLICY_MODULES = (
     "b24app.sla.alerts",
     "b24app.appointments.remind",
+    "b24app.appointments.reinvite",
+    "b24app.appointments.question",
 )
 # Job modules imported once in the parent: RQ forks a work-horse per job, and a module first
 # imported in the child (requests, holidays calendars, SQLAlchemy models…) is imported again for

@@ -46,8 +46,8 @@ from b24app.settings import DEFAULTS
 from b24app.storage.models import Base
 from b24app.storage.models import CampaignCost
 from b24app.storage.models import DirectoryEntry
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
@@ -127,7 +127,7 @@ def seed(url: str, n_leads: int, other_leads: int = 20_000, days: int = 365) -> 
                          "fired_at": created + dt.timedelta(minutes=3)}
                     )  # fmt: skip
         with engine.begin() as conn:
-            for table, rows in ((Lead, leads), (LeadStageChange, changes), (Timer, timers)):
+            for table, rows in ((Journey, leads), (JourneyStageChange, changes), (Timer, timers)):
                 for start in range(0, len(rows), 5000):
                     conn.execute(insert(table), rows[start : start + 5000])
     with engine.begin() as conn:

@@ -7,7 +7,7 @@ platform's 2 req/s, burst 50). Installs the app into ``--portals`` emulated port
 the real installer, then creates ``--events`` leads spread over them with ``portal.add_lead``
 — each one an ``ONCRMLEADADD`` the emulator delivers asynchronously (4 delivery threads, as
 Bitrix24's queue server). Prints: events/s acknowledged, backlog drain time (until the events
-queue is empty and every lead has its ``Lead`` row), loss, duplicate timers, REST limit hits.
+queue is empty and every lead has its ``Journey`` row), loss, duplicate timers, REST limit hits.
 
     python bench/load_burst.py [--events 5000] [--portals 50] [--gunicorn 3] [--rq-workers 2]
 """
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
-from b24app.storage.models import Lead  # noqa: E402
+from b24app.storage.models import Journey  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
 from devportal import DevPortal  # noqa: E402
@@ -177,8 +177,8 @@ def run_burst(
             lead_rows = _leads(services)
             duplicate_leads = session.scalar(
                 select(func.count()).select_from(
-                    select(Lead.portal_id, Lead.lead_id)
-                    .group_by(Lead.portal_id, Lead.lead_id)
+                    select(Journey.portal_id, Journey.lead_id)
+                    .group_by(Journey.portal_id, Journey.lead_id)
                     .having(func.count() > 1)
                     .subquery()
                 )
@@ -186,8 +186,8 @@ def run_burst(
             timer_rows = session.scalar(select(func.count()).select_from(Timer)) or 0
             duplicate_timers = session.scalar(
                 select(func.count()).select_from(
-                    select(Timer.portal_id, Timer.lead_id, Timer.policy, Timer.level)
-                    .group_by(Timer.portal_id, Timer.lead_id, Timer.policy, Timer.level)
+                    select(Timer.portal_id, Timer.journey_key, Timer.policy, Timer.level)
+                    .group_by(Timer.portal_id, Timer.journey_key, Timer.policy, Timer.level)
                     .having(func.count() > 1)
                     .subquery()
                 )
@@ -244,7 +244,7 @@ def _idle(services: context.Services, emu: DevPortal) -> bool:
 
 def _leads(services: context.Services) -> int:
     with services.db() as session:
-        return int(session.scalar(select(func.count()).select_from(Lead)) or 0)
+        return int(session.scalar(select(func.count()).select_from(Journey)) or 0)
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ from b24app.config import Settings  # noqa: E402
 from b24app.robots.definitions import KPI_SNAPSHOT  # noqa: E402
 from b24app.sla import engine  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
-from b24app.storage.models import Lead  # noqa: E402
+from b24app.storage.models import Journey  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
 from b24app.storage.portals import get_portal  # noqa: E402
@@ -189,8 +189,8 @@ class Stack:
             return int(
                 session.scalar(
                     select(func.count())
-                    .select_from(Lead)
-                    .where(Lead.portal_id.in_(portal_ids), Lead.lead_id < below)
+                    .select_from(Journey)
+                    .where(Journey.portal_id.in_(portal_ids), Journey.lead_id < below)
                 )
                 or 0
             )
@@ -231,7 +231,7 @@ def _sla_timers(stack: Stack, portal: EmuPortal, count: int, t0: float) -> dict[
     with services.db() as session:
         for lead_id in ids:
             session.add(
-                Lead(portal_id=portal_id, lead_id=lead_id, channel="chat", assigned_by_id=2,
+                Journey(portal_id=portal_id, lead_id=lead_id, channel="chat", assigned_by_id=2,
                      created_at=now)
             )  # fmt: skip
     dues: dict[str, float] = {}
@@ -244,7 +244,10 @@ def _sla_timers(stack: Stack, portal: EmuPortal, count: int, t0: float) -> dict[
     # One reminder per timer: the escalation level (30 "minutes" = 30 s here) is not part
     # of the scenario.
     cancel_where(
-        services, Timer.portal_id == portal_id, Timer.lead_id.in_(ids), Timer.level == "escalate"
+        services,
+        Timer.portal_id == portal_id,
+        Timer.journey_key.in_(ids),
+        Timer.level == "escalate",
     )
     return dues
 

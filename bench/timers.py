@@ -42,7 +42,7 @@ from b24app import context  # noqa: E402
 from b24app.config import Settings  # noqa: E402
 from b24app.sla import engine  # noqa: E402
 from b24app.storage.migrate import upgrade  # noqa: E402
-from b24app.storage.models import Lead  # noqa: E402
+from b24app.storage.models import Journey  # noqa: E402
 from b24app.storage.models import Portal  # noqa: E402
 from b24app.storage.models import utc_now  # noqa: E402
 from devportal import DevPortal  # noqa: E402
@@ -101,7 +101,7 @@ def lateness_run(
     with services.db() as session:
         for lead_id in lead_ids:
             session.add(
-                Lead(
+                Journey(
                     portal_id=portal_id,
                     lead_id=lead_id,
                     channel="chat",

@@ -36,6 +36,7 @@ pytest_plugins = [
     "tests.plugins.worker",
     "tests.plugins.install",
     "tests.plugins.browser",
+    "tests.plugins.demo",
 ]
 
 # Fixtures that reach a database the suite's B24APP_TEST_DATABASE chooses: a test whose

@@ -1,27 +1,22 @@
-"""The demo as a new user first sees it: ``b24app-demo`` started as ``./dev demo`` starts it,
-then the KPI widget opened in a real headless Chromium inside the emulated portal. The
+"""The demo as a new user first sees it: ``b24app-demo`` started as ``./dev demo`` starts it
+(tests/plugins/demo.py), then the KPI widget opened in a real headless Chromium inside the
+emulated portal. The
 appointments block — how many, reminded vs not, by channel, confirmed, no-shows — and the
 delivery by channel are filled from the 90 days the demo replays through the app."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 from tests.plugins.browser import screenshot
+from tests.plugins.demo import DemoRun
 from tests.waiting import deadline_seconds
 
-READY = "b24app demo is running"
+# one demo run for this file and tests/test_demo.py (tests/plugins/demo.py)
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 def _number(text: str) -> float:
@@ -31,49 +26,14 @@ def _number(text: str) -> float:
     return float(cleaned)
 
 
-@pytest.fixture
-def demo(tmp_path: Any) -> Iterator[dict[str, Any]]:
-    """The demo, running: its URLs and what it printed until it was ready."""
-    port, emu_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("B24APP_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devportal.demo", "--port", str(port),
-         "--emulator-port", str(emu_port), "--workdir", str(tmp_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        deadline = time.monotonic() + deadline_seconds(300)
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(READY in line for line in lines):
-                break
-            time.sleep(0.2)
-        assert any(READY in line for line in lines), "".join(lines)[-2000:]
-        time.sleep(0.5)  # the rest of the summary is printed in the same write
-        yield {"emulator": f"http://127.0.0.1:{emu_port}", "printed": "".join(lines)}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.mark.browser
-def test_demo_dashboard_shows_appointments_reminders_and_outcomes(demo, page) -> None:
+def test_demo_dashboard_shows_appointments_reminders_and_outcomes(
+    running_demo: DemoRun, page: Any
+) -> None:
     """First open of the demo's KPI widget (its default 30 days, then 90): appointments,
     reminded and not reminded, each with a no-show rate, the channels that reminded, the
     delivery by channel — and in 90 days the to-dos of the weeks before the SMS workflow."""
-    page.goto(f"{demo['emulator']}/salon/page/placement/CRM_ANALYTICS_MENU")
+    page.goto(f"{running_demo.emulator_url}/salon/page/placement/CRM_ANALYTICS_MENU")
     frame = page.frame_locator("#app-frame")
     frame.locator("#appointments").wait_for(timeout=deadline_seconds() * 1000)
 

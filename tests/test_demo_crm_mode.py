@@ -30,7 +30,7 @@ def test_demo_in_simple_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
             with sqlite3.connect(db) as conn:
                 mode = conn.execute("SELECT crm_mode FROM portals").fetchone()
                 deals = conn.execute(
-                    "SELECT count(*) FROM leads WHERE deal_id IS NOT NULL AND came_at IS NOT NULL"
+                    "SELECT count(*) FROM journeys WHERE deal_id IS NOT NULL AND came_at IS NOT NULL"
                 ).fetchone()
             return (mode[0] if mode else None), int(deals[0])
         except sqlite3.Error:

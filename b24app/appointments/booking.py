@@ -26,13 +26,22 @@ import datetime as dt
 import logging
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from b24app import context
 from b24app.appointments import names
+from b24app.appointments.refill import enqueue_refill
+from b24app.appointments.refill import freed_appointment
 from b24app.appointments.remind import schedule_appointment
+from b24app.appointments.resources import booking_sends
 from b24app.appointments.resources import note_booking
+from b24app.appointments.resources import note_notices
+from b24app.appointments.resources import notice_commands
+from b24app.appointments.resources import period
+from b24app.appointments.resources import stored_notices
 from b24app.appointments.store import active_portal
 from b24app.appointments.store import cancel_appointment
 from b24app.appointments.store import upsert_appointment
@@ -40,6 +49,7 @@ from b24app.bitrix.client import BitrixClient
 from b24app.context import Services
 from b24app.settings import load_settings
 from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +82,63 @@ def starts_at(booking: dict[str, Any]) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
 
 
+def booking_zone(booking: dict[str, Any]) -> str | None:
+    """The booking's own time zone (``datePeriod.from.timezone``), when it names a valid one."""
+    period = booking.get("datePeriod") if isinstance(booking, dict) else None
+    start = period.get("from") if isinstance(period, dict) else None
+    name = str(start.get("timezone") or "") if isinstance(start, dict) else ""
+    try:
+        return name if name and ZoneInfo(name) else None
+    except (ValueError, KeyError):
+        return None
+
+
 def _portal_id(services: Services, member_id: str) -> int | None:
     with services.db() as session:
         portal = active_portal(session, member_id)
         return portal.id if portal is not None else None
 
 
-def cancel_booking(services: Services, portal_id: int, booking_id: int) -> str:
-    with services.db() as session:
-        appt = session.scalar(
-            select(Appointment).where(
-                Appointment.portal_id == portal_id, Appointment.booking_id == booking_id
-            )
+def _by_booking(session: Session, portal_id: int, booking_id: int) -> Appointment | None:
+    return session.scalar(
+        select(Appointment).where(
+            Appointment.portal_id == portal_id, Appointment.booking_id == booking_id
         )
+    )
+
+
+def cancel_booking(
+    services: Services, portal_id: int, booking_id: int, member_id: str | None = None
+) -> str:
+    """Cancel the appointment of a deleted booking; with ``member_id``, its freed time is
+    offered to the waitlist (``b24app.appointments.refill``)."""
+    with services.db() as session:
+        appt = _by_booking(session, portal_id, booking_id)
         if appt is None:
             return "unknown"
+        slot = freed_appointment(appt) if appt.status != AppointmentStatus.CANCELLED else None
         changed = cancel_appointment(session, appt)
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
+    if changed and slot is not None and member_id:
+        enqueue_refill(services, member_id, slot)
     return "cancelled" if changed else "unchanged"
 
 
 def apply_booking(
     services: Services, portal_id: int, booking: dict[str, Any], clients: Any, external: Any,
-    client_name: str | None = None,
+    client_name: str | None = None, sends: list[str] | None = None, *,
+    member_id: str | None = None,
 ) -> str:  # fmt: skip
+    """Create or move the booking's appointment. ``sends``: what Booking itself sends the client
+    for it (``resources.booking_sends``); with ``member_id``, the time a move frees is offered
+    to the waitlist (``b24app.appointments.refill``)."""
     deal_id, contact_id = links(clients, external)
     with services.db() as session:
+        known = _by_booking(session, portal_id, int(booking["id"]))
+        before = None
+        if known is not None and known.status != AppointmentStatus.CANCELLED:
+            before = freed_appointment(known)
         appt, changed = upsert_appointment(
             session,
             portal_id,
@@ -110,8 +150,20 @@ def apply_booking(
             service=str(booking.get("name") or ""),
             client_name=client_name,
         )
+        if appt.booking_sends != sends:
+            appt.booking_sends = sends
+            changed = True
+        span = period(booking)
+        if span is not None:
+            appt.resource_ids = [int(r) for r in booking.get("resourceIds") or []]
+            appt.ends_at = dt.datetime.fromtimestamp(span[1], dt.UTC).replace(tzinfo=None)
+        moved = before is not None and span is not None and before["start"] != span[0]
+        # the booking's own time zone: its quiet hours and {time} (remind.wanted_times)
+        appt.time_zone = booking_zone(booking) or appt.time_zone
         appointment_id = appt.id
     schedule_appointment(services, appointment_id)
+    if moved and before is not None and member_id:
+        enqueue_refill(services, member_id, before)
     return "changed" if changed else "unchanged"
 
 
@@ -134,13 +186,16 @@ def process_booking(
             "links": ("booking.v1.booking.externalData.list", {"bookingId": booking_id}),
             # the client's name, chained in the same request (b24app.appointments.names)
             **names.booking_commands(),
+            # Booking's own client messages, when the last reading is old (resources.py)
+            **notice_commands(services, member_id, time.time()),
         }
     )
+    note_notices(services, member_id, result, time.time())
     error = result.errors.get("booking")
     if error is not None:
         if str(error.get("error")) == NOT_FOUND:
             note_booking(services, member_id, booking_id, None)
-            return cancel_booking(services, portal_id, booking_id)
+            return cancel_booking(services, portal_id, booking_id, member_id)
         raise RuntimeError(f"booking.v1.booking.get failed: {error.get('error')}")
     booking = (result.results.get("booking") or {}).get("booking")
     if not isinstance(booking, dict) or not booking.get("id"):
@@ -156,7 +211,9 @@ def process_booking(
     if name is None:  # the contact was not the booking's first client: one more request
         kind, item_id = ("contact", contact_id) if contact_id else ("deal", deal_id)
         name = names.fetch_names(client, {"c": (kind, int(item_id or 0))}).get("c")
-    return apply_booking(services, portal_id, booking, clients, external, name)
+    sends = booking_sends(stored_notices(services, member_id), booking.get("resourceIds"))
+    return apply_booking(services, portal_id, booking, clients, external, name, sends,
+                         member_id=member_id)  # fmt: skip
 
 
 def import_bookings(
@@ -171,6 +228,9 @@ def import_bookings(
             days = int(load_settings(session, portal_id)["appointments"]["import_days"])
     start = int(now if now is not None else time.time())
     client = services.bitrix(member_id)
+    commands = notice_commands(services, member_id, time.time())
+    if commands:
+        note_notices(services, member_id, client.batch(commands, halt=False), time.time())
     imported = 0
     offset: int | None = 0
     while offset is not None:
@@ -204,10 +264,12 @@ def _import_page(
         if contact_id or deal_id:
             wanted[str(b["id"])] = ("contact", contact_id) if contact_id else ("deal", deal_id or 0)
     found = names.fetch_names(client, wanted)
+    notices = stored_notices(services, client.member_id)
     for b in bookings:
         apply_booking(
             services, portal_id, b, result.results.get(f"c{b['id']}"),
             result.results.get(f"l{b['id']}"), found.get(str(b["id"]), ""),
+            booking_sends(notices, b.get("resourceIds")),
         )  # fmt: skip
     return len(bookings)
 

@@ -11,6 +11,16 @@
   ``document_type`` (``DEAL`` or ``LEAD``) and the names of its text / time parameters.
 * ``date_field`` — a datetime field of the lead or deal read as the appointment time.
 * ``confirm_prompt`` — appended to the reminder while the appointment is unconfirmed.
+* ``booking_nudge`` — where Bitrix24 Booking itself sends the confirmation request or the
+  reminder for a booking (its resource type's settings), the app sends no copy; with this on
+  it still sends its short reminders (≤ 2 h before). Off by default.
+* ``outcome`` — who saw it is asked after the appointment (b24app/appointments/question.py):
+  ``ask`` ``bot`` (a message with buttons), ``task`` or ``off``; ``length_minutes`` (an
+  appointment's length when its end is unknown) and ``grace_minutes`` after its end.
+* ``confirm_request`` — the one message a booking made less than the first offset ahead gets
+  at once instead of the reminders already past (the prompt is appended).
+* ``quiet_hours`` — ``from`` / ``to`` (``HH:MM``, the client's local time): no client message
+  in between (:mod:`b24app.appointments.quiet`); equal times = none.
 """
 
 from __future__ import annotations
@@ -40,11 +50,19 @@ DEFAULTS: dict[str, Any] = {
     "import_days": 30,
     # Let the configured language model rephrase the reminder template (off by default).
     "rephrase": False,
+    "booking_nudge": False,
     "confirm_prompt": {
         "ru": "Ответьте: 1 — подтверждаю, 2 — перенести / отменить.",
         "en": "Reply: 1 — I confirm, 2 — reschedule / cancel.",
     },
+    "outcome": {"ask": "bot", "length_minutes": 60, "grace_minutes": 30},
+    "confirm_request": {
+        "ru": "{client_name}, вы записаны: {service} {date} в {time}.",
+        "en": "{client_name}, you are booked: {service} on {date} at {time}.",
+    },
+    "quiet_hours": {"from": "21:00", "to": "09:00"},
 }
+OUTCOME_ASK = ("bot", "task", "off")
 
 
 class _Strict(Schema):
@@ -69,6 +87,18 @@ class PromptSchema(_Strict):
     en = fields.String(validate=validate.Length(max=300))
 
 
+class OutcomeSchema(_Strict):
+    ask = fields.String(validate=validate.OneOf(OUTCOME_ASK))
+    length_minutes = fields.Integer(validate=validate.Range(min=5, max=24 * 60))
+    grace_minutes = fields.Integer(validate=validate.Range(min=0, max=24 * 60))
+
+
+class QuietHoursSchema(_Strict):
+    from_ = fields.String(data_key="from", attribute="from",
+                          validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))  # fmt: skip
+    to = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -81,7 +111,11 @@ class AppointmentsSchema(_Strict):
     date_field = fields.Nested(DateFieldSchema)
     import_days = fields.Integer(validate=validate.Range(min=0, max=90))
     rephrase = fields.Boolean()
+    booking_nudge = fields.Boolean()
     confirm_prompt = fields.Nested(PromptSchema)
+    outcome = fields.Nested(OutcomeSchema)
+    confirm_request = fields.Nested(PromptSchema)
+    quiet_hours = fields.Nested(QuietHoursSchema)
 
 
 def _csv(value: Any) -> list[str]:
@@ -182,10 +216,30 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
         },
         "date_field": _date_field(form),
         "rephrase": str(form.get("appt_rephrase") or "").lower() in ("on", "1", "true", "y"),
+        "booking_nudge": str(form.get("appt_booking_nudge") or "").lower()
+        in ("on", "1", "true", "y"),
         "confirm_prompt": {
             "ru": str(form.get("appt_prompt_ru") or "").strip(),
             "en": str(form.get("appt_prompt_en") or "").strip(),
         },
+        "quiet_hours": {
+            "from": str(form.get("appt_quiet_from") or "00:00").strip(),
+            "to": str(form.get("appt_quiet_to") or "00:00").strip(),
+        },
+        **_outcome_form(form),
+    }
+
+
+def _outcome_form(form: dict[str, Any]) -> dict[str, Any]:
+    """The page's ``appt_outcome_*`` fields (left out when the page has none)."""
+    if "appt_outcome_ask" not in form:
+        return {}
+    return {
+        "outcome": {
+            "ask": str(form.get("appt_outcome_ask") or "").strip(),
+            "length_minutes": str(form.get("appt_outcome_length") or "").strip() or 60,
+            "grace_minutes": str(form.get("appt_outcome_grace") or "").strip() or 0,
+        }
     }
 
 
@@ -203,6 +257,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_field_entity": section["date_field"].get("entity") or "",
         "appt_field": section["date_field"].get("field") or "",
         "appt_rephrase": bool(section.get("rephrase")),
+        "appt_booking_nudge": bool(section.get("booking_nudge")),
         "appt_date_choice": (
             f"{section['date_field']['entity']}:{section['date_field'].get('field') or ''}"
             if section["date_field"].get("entity")
@@ -210,4 +265,9 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         ),
         "appt_prompt_ru": section["confirm_prompt"].get("ru") or "",
         "appt_prompt_en": section["confirm_prompt"].get("en") or "",
+        "appt_outcome_ask": section["outcome"]["ask"],
+        "appt_outcome_length": section["outcome"]["length_minutes"],
+        "appt_outcome_grace": section["outcome"]["grace_minutes"],
+        "appt_quiet_from": (section.get("quiet_hours") or {}).get("from") or "",
+        "appt_quiet_to": (section.get("quiet_hours") or {}).get("to") or "",
     }

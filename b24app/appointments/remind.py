@@ -6,7 +6,7 @@ Timers
 
 Each offset (``settings["appointments"]["offsets"]``, default ``24h`` and ``2h``) is a
 :class:`~b24app.storage.models.Timer` with policy ``appointment``, level ``<offset>@<appointment
-id>`` (unique per appointment) and ``lead_id`` = the journey key (0 until the appointment is
+id>`` (unique per appointment) and ``journey_key`` (0 until the appointment is
 linked to a journey), due ``starts_at - offset``; its RQ job (``sla-<portal>-0-appointment-…``)
 wakes :func:`b24app.timers.fire.fire_timer`, which hands it to :func:`prepare_reminder`
 (registered for the policy on import). Reconciliation, claims and retries work as for SLA
@@ -16,10 +16,13 @@ reads everything in the job's first one (committed before any REST call), and
 timer's state (``payload["done"]``: the channel that delivered) and the send's REST log rows in
 one more.
 
-**Offsets already past are skipped, never fired at once.** A booking made 3 h ahead gets its
-``2h`` reminder and no ``24h`` one; a booking made 1 h ahead gets none (the client has just
-booked). A moved appointment re-arms its offsets from the new time (a sent reminder whose due
-time moves is sent again for the new time); a cancelled one cancels its pending timers.
+**Offsets already past are skipped, never fired at once.** A new appointment booked less than
+its first offset ahead gets one immediate confirmation request instead (level ``confirm``):
+booked 3 h ahead → the request now and the ``2h`` reminder, no ``24h`` one. Due times keep out
+of the quiet hours in the booking's own time zone (:func:`wanted_times`,
+:mod:`b24app.appointments.quiet`). A moved appointment re-arms its offsets from the new time (a
+sent reminder whose due time moves is sent again for the new time); a cancelled one cancels
+its pending timers.
 
 Offsets are scaled by ``B24APP_SLA_SECONDS_PER_MINUTE`` like SLA minutes (tests only).
 
@@ -28,11 +31,14 @@ Delivery
 
 Channels in the admin's order (``chat`` → ``workflow`` → ``todo`` by default); a channel that
 fails for a reason of its own (no active chat, sender refused, no workflow, template mismatch,
-free plan, access denied…) falls through to the next **in the same run** — the same minute.
+free plan, access denied, the messenger's rule: :mod:`b24app.appointments.delivery`) falls
+through to the next **in the same run** — the same minute; a chat send found undelivered at
+its check (timer policy :data:`CHECK_POLICY`) falls through then.
 Limits, 5xx and network errors are raised instead, and the timer job's retries run the whole
 reminder again, resuming after the channel that already went through. Every attempt is a
-:class:`~b24app.storage.models.ReminderAttempt` row (channel, time, ok, error). The to-do says
-why the client was not reached.
+:class:`~b24app.storage.models.ReminderAttempt` row (channel, time, ok, error, state). The
+to-do says why the client was not reached. Consent is asked once, right after the claim
+(:func:`b24app.consent.policy.may_message`): a client who wrote «СТОП» gets nothing on any channel.
 """
 
 from __future__ import annotations
@@ -47,15 +53,22 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments import delivery
+from b24app.appointments.question import arm_question
+from b24app.appointments.quiet import out_of_quiet
+from b24app.appointments.quiet import zone
 from b24app.appointments.reminder_text import parse_offset
 from b24app.appointments.reminder_text import render_reminder
+from b24app.appointments.resources import offsets_beside_booking
+from b24app.appointments.watch import watch_reminder
 from b24app.bitrix.budget import urgent_rest
 from b24app.bitrix.client import BitrixClient
+from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.reach import Delivery
-from b24app.reach.chat import send_chat
 from b24app.reach.todo import add_todo
 from b24app.reach.workflow import start_workflow
 from b24app.settings import effective_settings
@@ -64,7 +77,7 @@ from b24app.storage.db import rows_affected
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalSettings
 from b24app.storage.models import PortalStatus
@@ -114,6 +127,44 @@ def _timers(session: Any, portal_id: int, appointment_id: int) -> dict[str, Time
     return {t.level: t for t in rows}
 
 
+CONFIRM_LEVEL = "confirm"
+
+
+def wanted_times(
+    appt: Appointment, offsets: list[str], settings: dict[str, Any], moment: dt.datetime,
+    *, first_time: bool,
+) -> dict[str, dt.datetime]:  # fmt: skip
+    """Level → due time of the appointment's reminders, out of the quiet hours (in the
+    booking's time zone, else the portal's); a reminder with no time left is left out, and
+    two that land on one moment are one. A new appointment whose first offset is already
+    past gets one immediate confirmation request (``confirm``) instead."""
+    config = settings["appointments"]
+    quiet = config.get("quiet_hours") or {}
+    tz = zone(appt.time_zone, settings.get("time_zone"))
+    wanted: dict[str, dt.datetime] = {}
+    taken: set[dt.datetime] = set()
+    planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
+    if (
+        first_time
+        # the assistant's pre-booking was agreed in the chat; a confirmed one needs no request
+        and appt.source != "assistant"
+        and appt.status != AppointmentStatus.CONFIRMED
+        and planned
+        and max(appt.starts_at - due for _, due in planned) >= (appt.starts_at - moment)
+    ):
+        planned.insert(0, (level_for(CONFIRM_LEVEL, appt.id), moment))
+    for level, due in planned:
+        if due < moment and not level.startswith(f"{CONFIRM_LEVEL}@"):
+            continue  # past offsets are skipped, never sent at once (module docstring)
+        moved = out_of_quiet(due, appt.starts_at, moment, tz, quiet.get("from", ""),
+                             quiet.get("to", ""))  # fmt: skip
+        if moved is None or ceil_second(moved) in taken:
+            continue
+        wanted[level] = ceil_second(moved)
+        taken.add(wanted[level])
+    return wanted
+
+
 def schedule_appointment(
     services: Services, appointment_id: int, now: dt.datetime | None = None
 ) -> int:
@@ -134,24 +185,28 @@ def schedule_appointment(
             appt.journey_id = found.id if found is not None else None
         settings = load_settings(session, appt.portal_id)
         offsets = [o.strip() for o in (appt.offsets or settings["appointments"]["offsets"])]
-        journey = session.get(Lead, appt.journey_id) if appt.journey_id else None
+        # where Bitrix24 Booking itself confirms or reminds, no second copy (resources.py)
+        offsets = offsets_beside_booking(
+            offsets, appt.booking_sends, bool(settings["appointments"].get("booking_nudge"))
+        )
+        journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
         key = journey_key(journey) if journey is not None else 0
         live = appt.status != AppointmentStatus.CANCELLED and appt.starts_at > moment
-        wanted = {
-            level_for(o, appt.id): ceil_second(appt.starts_at - scaled_offset(o)) for o in offsets
-        }
         existing = _timers(session, appt.portal_id, appt.id)
+        wanted = wanted_times(appt, offsets, settings, moment, first_time=not existing)
         for level, timer in existing.items():
-            timer.lead_id = key
+            timer.journey_key = key
             if timer.state == TimerState.PENDING and (
-                not live or level not in wanted or wanted[level] <= moment
+                not live
+                or (level not in wanted and not level.startswith(f"{CONFIRM_LEVEL}@"))
+                or (level in wanted and wanted[level] < moment)
             ):
                 timer.state = TimerState.CANCELLED
                 to_remove.append(timer.job_id)
         payload = {"appointment_id": appt.id, "starts_at": appt.starts_at.isoformat()}
         for level, due in wanted.items() if live else ():
-            if due <= moment:
-                continue  # past offsets are skipped, never sent at once (module docstring)
+            if due < moment:
+                continue
             row = existing.get(level)
             if row is not None and row.due_at == due and row.state in (
                 TimerState.PENDING, TimerState.FIRED,
@@ -162,7 +217,7 @@ def schedule_appointment(
             if row is None:
                 row = Timer(
                     portal_id=appt.portal_id,
-                    lead_id=key,
+                    journey_key=key,
                     policy=APPOINTMENT_POLICY,
                     level=level,
                     job_id=job_id_for(appt.portal_id, 0, APPOINTMENT_POLICY, level),
@@ -183,13 +238,14 @@ def schedule_appointment(
         remove_job(services, job_id)
     for timer_id, job_id, due_at in to_schedule:
         schedule_job(services, Timer(id=timer_id, job_id=job_id, due_at=due_at), moment)
+    arm_question(services, appointment_id, moment)  # and who saw it is asked afterwards
     return len(to_schedule)
 
 
 # --- firing ---------------------------------------------------------------------------------
 
 
-def _skip(appt: Appointment | None, journey: Lead | None, portal: Portal | None,
+def _skip(appt: Appointment | None, journey: Journey | None, portal: Portal | None,
           now: dt.datetime) -> str | None:  # fmt: skip
     if portal is None or portal.status != PortalStatus.ACTIVE:
         return "portal_inactive"
@@ -213,9 +269,9 @@ def claim_appointment_timer(
     read, a claim and a re-read: the claim is committed with it, before anything is sent."""
     # The appointment, its portal, journey and settings in one statement.
     found = session.execute(
-        select(Appointment, Portal, Lead, PortalSettings)
+        select(Appointment, Portal, Journey, PortalSettings)
         .join(Portal, Portal.id == Appointment.portal_id)
-        .outerjoin(Lead, Lead.id == Appointment.journey_id)
+        .outerjoin(Journey, Journey.id == Appointment.journey_id)
         .outerjoin(PortalSettings, PortalSettings.portal_id == Appointment.portal_id)
         .where(
             Appointment.id == int((timer.payload or {}).get("appointment_id") or 0),
@@ -268,6 +324,8 @@ def claim_appointment_timer(
         "service": appt.service,
         "confirmed": appt.status == AppointmentStatus.CONFIRMED,
         "chat_id": appt.chat_id,
+        "chat_facts": delivery.chat_facts(session, appt.portal_id, appt.chat_id),
+        "time_zone": appt.time_zone,
         "chat_typed_phone": chat_typed_phone,
         "payload": dict(timer.payload or {}),
         "settings": effective_settings(settings_row),
@@ -300,17 +358,28 @@ def send_appointment_reminder(
             _close(services, snap, tried, None, now=now)
             raise
         _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now)
+    into = next((row for row in tried if row["ok"] and row.get("chat_id")), None)
+    if into is not None and now is None and not snap["confirmed"]:
+        # the client's answer is read back from the chat while it is awaited (replies.py)
+        watch_reminder(services, snap["member_id"], snap["appointment_id"],
+                       int(into["chat_id"]), into["attempted_at"])  # fmt: skip
     return "fired"
 
 
 def _close(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]], state: str | None,
     *, sent: str | None = None, recipient: int | None = None, skip: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, marks: list[tuple[int, str, str]] | None = None,
+    seen: list[dict[str, Any]] | None = None,
 ) -> None:  # fmt: skip
-    """The one closing transaction (``state`` None: release the claim for a retry)."""
+    """The one closing transaction (``state`` None: release the claim for a retry);
+    ``marks``: (attempt id, state, reason) a delivery check found; ``seen``: chat facts."""
     now = now or utc_now()
     with services.db() as session:
+        for attempt_id, mark, reason in marks or []:
+            marked = {"state": mark, **({"error": reason[:255]} if reason else {})}
+            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
+                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
         session.add_all(
             ReminderAttempt(
                 portal_id=snap["portal_id"],
@@ -321,9 +390,14 @@ def _close(
                 error=row["error"],
                 detail=row["detail"],
                 attempted_at=row["attempted_at"],
+                state=row.get("state", ""),
+                message_id=row.get("message_id"),
             )  # fmt: skip
             for row in tried
         )
+        for learned in [*(row.get("seen") for row in tried), *(seen or [])]:
+            if learned:
+                delivery.remember_chat(session, snap["portal_id"], learned)
         delivered = next((row for row in tried if row["ok"]), None)
         if delivered is not None:
             values: dict[str, Any] = {"reminded_at": now}
@@ -350,7 +424,45 @@ def _close(
             if state == TimerState.FIRED:
                 timer = timer.values(fired_at=now, recipient_user_id=recipient)
         session.execute(timer.execution_options(synchronize_session=False))
+        check = _arm_check(session, snap, tried, now) if delivered is not None else None
         services.add_rest_log(session)
+    if check is not None:
+        schedule_job(services, check, now)
+
+
+def _arm_check(
+    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]], now: dt.datetime
+) -> Timer | None:
+    """The delivery check of a chat send still ``accepted`` (module ``delivery``): a timer of
+    policy :data:`CHECK_POLICY`, due :data:`~delivery.CHECK_MINUTES` later and before the
+    visit; its attempt row id in the payload. None when there is nothing to check."""
+    sent = next((r for r in tried if r["ok"] and r.get("state") == delivery.ACCEPTED), None)
+    if sent is None or not sent.get("message_id"):
+        return None
+    due = min(now + dt.timedelta(seconds=delivery.CHECK_MINUTES * seconds_per_minute()),
+              snap["starts_at"] - dt.timedelta(seconds=1))  # fmt: skip
+    level = f"{snap['level']}@{snap['appointment_id']}"
+    attempt_id = session.scalar(
+        select(ReminderAttempt.id)
+        .where(ReminderAttempt.appointment_id == snap["appointment_id"],
+               ReminderAttempt.message_id == sent["message_id"])
+        .order_by(ReminderAttempt.id.desc()).limit(1)
+    )  # fmt: skip
+    row = session.scalar(
+        select(Timer).where(
+            Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY, Timer.level == level
+        )  # fmt: skip
+    )
+    if row is None:
+        row = Timer(portal_id=snap["portal_id"], journey_key=0, policy=CHECK_POLICY, level=level,
+                    job_id=job_id_for(snap["portal_id"], 0, CHECK_POLICY, level))  # fmt: skip
+        session.add(row)
+    row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
+    row.claimed_at = row.fired_at = None
+    row.payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
+                   "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    session.flush()
+    return Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
 
 
 def reminder_text(
@@ -359,11 +471,19 @@ def reminder_text(
     client_name: str = "",
     rewrite: Callable[[str, str], str] | None = None,
 ) -> str:
-    """The portal's reminder template (+ the confirmation prompt while unconfirmed)."""
+    """The portal's reminder template (+ the confirmation prompt while unconfirmed), in the
+    booking's time zone; the immediate confirmation request (level ``confirm``) has its own
+    text."""
     lang = snap["lang"] if snap["lang"] in ("ru", "en") else "ru"
+    if snap.get("time_zone"):
+        settings = {**settings, "time_zone": snap["time_zone"]}
+    own = None
+    if snap["level"] == CONFIRM_LEVEL:
+        own = (settings["appointments"].get("confirm_request") or {}).get(lang) or None
     text = render_reminder(
         settings,
         template="default",
+        template_text=own,
         lang=lang,
         client_name=client_name or ("Здравствуйте" if lang == "ru" else "Hello"),
         service=snap["service"] or ("запись" if lang == "ru" else "your appointment"),
@@ -386,19 +506,17 @@ def _targets(snap: dict[str, Any]) -> list[tuple[str, int]]:
 
 def _try(
     client: BitrixClient, channel: str, snap: dict[str, Any], settings: dict[str, Any],
-    text: str, why: list[str],
-) -> Delivery:  # fmt: skip
+    text: str, why: list[str], now: dt.datetime,
+) -> tuple[Delivery, dict[str, Any] | None]:  # fmt: skip
+    """One channel's attempt: the delivery and, for the chat, what was learned of it."""
     config = settings["appointments"]
     if channel == "chat":
         sender = int(config.get("sender_user_id") or snap["installer"])
-        known = None
-        if snap["chat_id"]:
-            first = _targets(snap)[:1]
-            known = (first[0][0], first[0][1], int(snap["chat_id"])) if first else None
-        return send_chat(client, _targets(snap), sender, text, known=known)
+        targets = _targets(snap)
+        return delivery.chat_step(client, snap, targets, sender, text, now)
     if channel == "workflow":
         if snap.get("chat_typed_phone"):
-            return Delivery(False, error="phone_typed_in_chat")
+            return Delivery(False, error="phone_typed_in_chat"), None
         workflow = config["workflow"]
         kind = workflow.get("document_type") or "DEAL"
         local_time = snap["starts_at"].replace(tzinfo=dt.UTC).isoformat()
@@ -408,7 +526,11 @@ def _try(
             kind,
             snap.get("deal_id") if kind == "DEAL" else snap.get("lead_id"),
             {workflow["text_param"]: text, workflow["time_param"]: local_time},
-        )
+        ), None
+    return _todo(client, snap, text, why), None
+
+
+def _todo(client: BitrixClient, snap: dict[str, Any], text: str, why: list[str]) -> Delivery:
     owner = next(iter(_targets(snap)), None)
     ru = snap["lang"] == "ru"
     title = (
@@ -423,6 +545,16 @@ def _try(
     )  # fmt: skip
     responsible = int(snap["responsible"] or snap["installer"])
     return add_todo(client, owner, responsible, title, f"{text}\n\n{note}", snap["starts_at"])
+
+
+def _state(channel: str, result: Delivery, seen: dict[str, Any] | None,
+           snap: dict[str, Any]) -> str:  # fmt: skip
+    if not result.ok:
+        return delivery.FAILED
+    if channel == "chat" and delivery.needs_check(seen, snap.get("chat_facts")):
+        return delivery.ACCEPTED  # checked later (_arm_check)
+    # the manager has the to-do; a workflow's SMS and other chats report nothing back
+    return delivery.DELIVERED if channel == "todo" else delivery.UNKNOWN
 
 
 def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, str], str] | None:
@@ -440,11 +572,14 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
 
 def deliver(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]],
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, *, after: str | None = None,
+    why: list[str] | None = None,
 ) -> tuple[str | None, int]:  # fmt: skip
     """Try the channels in order until one works, appending each attempt to ``tried``;
     returns the channel that delivered (None: none did) and the recipient user id (the
-    responsible manager for the to-do, 0 when the client was reached directly)."""
+    responsible manager for the to-do, 0 when the client was reached directly). ``after``:
+    start after that channel (a chat send found undelivered falls through), ``why`` the
+    reasons so far."""
     settings = snap["settings"]
     manager = int(snap["responsible"] or snap["installer"])
     done = (snap["payload"] or {}).get("done") or []
@@ -452,21 +587,87 @@ def deliver(
     text = reminder_text(
         settings, snap, snap.get("client_name") or "", _rephraser(services, settings)
     )
-    why: list[str] = []
-    for channel in settings["appointments"]["channels"]:
+    why = list(why or [])
+    channels = list(settings["appointments"]["channels"])
+    if after in channels:
+        channels = channels[channels.index(after) + 1 :]
+    for channel in channels:
         if f"sent:{channel}" in done:  # a retry after the send went through
             return None, 0 if channel != "todo" else manager
-        result = _try(client, channel, snap, settings, text, why)
+        result, seen = _try(client, channel, snap, settings, text, why, naive_utc(now))
         tried.append(
             {"channel": channel, "ok": result.ok, "error": result.error[:255],
              "detail": result.detail[:64], "attempted_at": now or utc_now(),
-             "chat_id": result.chat_id}
+             "chat_id": result.chat_id, "message_id": result.message_id, "seen": seen,
+             "state": _state(channel, result, seen, snap)}
         )  # fmt: skip
         if result.ok:
             return channel, 0 if channel != "todo" else manager
         why.append(f"{channel}: {result.error}")
         log.info("reminder channel %s failed: %s", channel, result.error)
     return None, 0
+
+
+CHECK_POLICY = "reminder_delivery"
+
+
+def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | None = None) -> str:
+    """A chat send's delivery check (module ``delivery``): read the chat back — with the chats
+    of other sends still waiting, in one request — record the states, and on a "not
+    delivered" go on with the channels after the chat, in this run. A send an earlier check
+    already marked needs no read."""
+    payload = snap["payload"]
+    own: delivery.Check = (int(payload.get("attempt_id") or 0), int(payload.get("chat_id") or 0),
+                           int(payload.get("message_id") or 0))  # fmt: skip
+    tried: list[dict[str, Any]] = []
+    with (
+        logs.bind(member_id=snap["member_id"], appointment_id=snap["appointment_id"]),
+        services.deferred_rest_log(),
+    ):
+        try:
+            with urgent_rest():
+                marks = {own[0]: (snap["attempt_state"], snap["attempt_error"])}
+                if snap["attempt_state"] == delivery.ACCEPTED:
+                    client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
+                    marks = delivery.read_marks(client, [own, *snap["also_check"]])
+                state, reason = marks.get(own[0]) or ("", "")
+                marks[own[0]] = (state or delivery.UNKNOWN, reason)
+                sent, recipient = None, 0
+                if state == delivery.FAILED:
+                    sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried, now,
+                                              after="chat", why=[f"chat: {reason}"])  # fmt: skip
+        except PERMANENT_ERRORS as exc:
+            _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
+            return "skipped"
+        except Exception:
+            _close(services, snap, tried, None, now=now)
+            raise
+        chats = {attempt: chat for attempt, chat, _ in [own, *snap["also_check"]]}
+        # VK's "user has not allowed messages": the chat is refused until the client writes
+        refused = [{"chat_id": chats[a], "refused": "vk_901"}
+                   for a, (st, why) in marks.items() if st == delivery.FAILED and "901" in why]  # fmt: skip
+        _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now,
+               marks=[(a, st, why) for a, (st, why) in marks.items() if st], seen=refused)  # fmt: skip
+    return "fired"
+
+
+def prepare_delivery_check(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str | Send:
+    """The delivery check policy: claimed like a reminder (never after the visit), with its
+    attempt's state and the portal's other sends waiting; then :func:`check_delivery`."""
+    claimed = claim_appointment_timer(services, session, timer, now)
+    if isinstance(claimed, str):
+        return claimed
+    attempt = session.get(ReminderAttempt, int(claimed["payload"].get("attempt_id") or 0))
+    claimed["attempt_state"] = attempt.state if attempt is not None else delivery.UNKNOWN
+    claimed["attempt_error"] = attempt.error if attempt is not None else ""
+    claimed["also_check"] = (
+        delivery.waiting_checks(session, claimed["portal_id"], attempt.id)
+        if attempt is not None and attempt.state == delivery.ACCEPTED
+        else []
+    )
+    return lambda: check_delivery(services, claimed)
 
 
 def prepare_reminder(
@@ -477,6 +678,9 @@ def prepare_reminder(
     claimed = claim_appointment_timer(services, session, timer, now)
     if isinstance(claimed, str):
         return claimed
+    client = Contact(contact_id=claimed["contact_id"], chat_id=claimed["chat_id"])
+    if not may_message(session, claimed["portal_id"], client, "service"):
+        return skip(timer, "opted_out")  # «СТОП» (b24app/consent/policy.py)
     return lambda: send_appointment_reminder(services, claimed)
 
 
@@ -491,10 +695,11 @@ def cancel_legacy_reminders(services: Services, portal_id: int, lead_id: int) ->
     return cancel_where(
         services,
         Timer.portal_id == portal_id,
-        Timer.lead_id == lead_id,
+        Timer.journey_key == lead_id,
         Timer.policy == LEGACY_REMINDER_POLICY,
     )
 
 
 register(prepare_reminder, APPOINTMENT_POLICY)
+register(prepare_delivery_check, CHECK_POLICY)
 register(skip_legacy_reminder, LEGACY_REMINDER_POLICY)

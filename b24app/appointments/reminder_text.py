@@ -43,17 +43,23 @@ def render_reminder(
     service: str,
     appointment_at: dt.datetime,
     rewrite: Callable[[str, str], str] | None = None,
+    template_text: str | None = None,
 ) -> str:
-    """The reminder text in ``lang`` from the portal's template (default template as fallback).
+    """The reminder text in ``lang`` from the portal's template (default template as fallback;
+    ``template_text`` instead of the portal's template when given). Without a business name,
+    the sentence naming it is left out (no «в 11:24.  ждёт вас!»).
 
     ``rewrite(template, lang)`` may replace the template before rendering (the optional
     model rephrasing, :mod:`b24app.reach.rephrase`, which answers the template on any doubt).
     """
     templates = (settings.get("reminders") or {}).get("templates") or {}
     chosen = templates.get(template) or templates.get("default") or {}
-    text = chosen.get(lang) or chosen.get("ru") or chosen.get("en") or ""
+    text = template_text or chosen.get(lang) or chosen.get("ru") or chosen.get("en") or ""
     if rewrite is not None and text:
         text = rewrite(text, lang)
+    business = (settings.get("reminders") or {}).get("business_name", "")
+    if not str(business).strip():
+        text = without_placeholder_sentence(text, "business_name")
     local = appointment_at.replace(tzinfo=dt.UTC).astimezone(
         ZoneInfo(settings.get("time_zone") or "Europe/Moscow")
     )
@@ -79,7 +85,20 @@ def render_reminder(
                 "; ".join(exc.problems),
             )
         default = fallback.get(lang) or fallback["ru"]
+        if not str(values["business_name"]).strip():
+            default = without_placeholder_sentence(default, "business_name")
         return templating.render(default, values).strip()
 
 
 _WARNED: set[str] = set()
+_SENTENCES = re.compile(r"[^.!?…]*[.!?…]+\s*|[^.!?…]+$")
+
+
+def without_placeholder_sentence(text: str, name: str) -> str:
+    """``text`` without the sentences that use ``{name}`` (its value is empty); ``text`` as
+    it is when that would leave no other placeholder (one long sentence)."""
+    marker = "{" + name + "}"
+    if marker not in text:
+        return text
+    kept = "".join(part for part in _SENTENCES.findall(text) if marker not in part).strip()
+    return kept if templating.placeholders(kept) else text

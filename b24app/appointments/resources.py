@@ -17,11 +17,13 @@ windows with the booking the event job has just read (no extra request).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from b24app.appointments.reminder_text import parse_offset
 from b24app.bitrix.errors import BitrixError
 from b24app.context import Services
 
@@ -189,3 +191,143 @@ def note_booking(
             services.redis.set(key, window.dump(), keepttl=True, xx=True)
             patched += 1
     return patched
+
+
+# --- what Booking itself sends the client --------------------------------------------------
+#
+# Bitrix24 Booking sends its own client messages per resource type, each on by default
+# (``booking.v1.resourceType.*``: ``isConfirmationNotificationOn``, ``isReminderNotificationOn``
+# …, docs ``api-reference/booking/resource/resource-type/``). The types and the resources
+# (``resource.list``: each resource's ``typeId``) are read in one ``batch``, at most every
+# ``NOTICES_SECONDS`` per portal, riding in the booking job's own batch when due; the last
+# reading is kept for the settings page. Assumptions (the docs are silent): a resource's own
+# copies of these fields mirror its type's, so the type's are read; Booking sends a message
+# for a booking when it is on for the type of any of the booking's resources (the app would
+# rather leave a gap to Booking than send a duplicate).
+
+NOTICES_SECONDS = 600
+_NOTICES = "b24app:booking-notices"
+SENDS = ("confirmation", "reminder")  # what the app's own reminders would duplicate
+FLAGS = {
+    "info": "isInfoNotificationOn",
+    "confirmation": "isConfirmationNotificationOn",
+    "reminder": "isReminderNotificationOn",
+    "delayed": "isDelayedNotificationOn",
+    "feedback": "isFeedbackNotificationOn",
+}
+# the field tables' spelling, then the JSON examples' (the pages print both)
+DELAYS = {
+    "confirmation": ("confirmationDelay", "confirmationNotificationDelay"),
+    "reminder": ("reminderDelay", "reminderNotificationDelay"),
+}
+NOTICE_COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rtypes": ("booking.v1.resourceType.list", {}),
+    "rlist": ("booking.v1.resource.list", {}),
+}
+
+
+def _delay(row: dict[str, Any], kind: str) -> int | None:
+    for key in DELAYS[kind]:
+        try:
+            return int(str(row[key]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def parse_notices(types: Any, resources: Any, read_at: float) -> dict[str, Any]:
+    """The ``resourceType.list`` and ``resource.list`` results → ``{"read_at", "types":
+    [{id, name, info, confirmation, reminder, delayed, feedback, confirmation_delay,
+    reminder_delay}], "resources": {resource id: type id}}``. A flag missing counts as on
+    (Bitrix24's default)."""
+    rows = []
+    for row in _rows(types, "resource"):
+        if not isinstance(row, dict):
+            continue
+        try:
+            type_id = int(str(row.get("id")))
+        except ValueError:
+            continue
+        item: dict[str, Any] = {"id": type_id, "name": str(row.get("name") or "")[:200]}
+        for kind, flag in FLAGS.items():
+            item[kind] = str(row.get(flag) or "Y").upper() != "N"
+        for kind in DELAYS:
+            item[f"{kind}_delay"] = _delay(row, kind)
+        rows.append(item)
+    owners: dict[str, int] = {}
+    for row in _rows(resources, "resource"):
+        try:
+            owners[str(int(str(row["id"])))] = int(str(row["typeId"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return {"read_at": read_at, "types": rows[:200], "resources": owners}
+
+
+def stored_notices(services: Services, member_id: str) -> dict[str, Any] | None:
+    """The last reading of the portal's Booking notifications (None: never read)."""
+    raw = services.redis.get(f"{_NOTICES}:{member_id}")
+    return json.loads(raw) if raw is not None else None
+
+
+def notice_commands(services: Services, member_id: str, now: float) -> dict[str, Any]:
+    """The two reads to add to the caller's batch when the last reading is older than
+    ``NOTICES_SECONDS`` (else none)."""
+    known = stored_notices(services, member_id)
+    if known is not None and now - float(known.get("read_at") or 0) < NOTICES_SECONDS:
+        return {}
+    return dict(NOTICE_COMMANDS)
+
+
+def note_notices(services: Services, member_id: str, result: Any, now: float) -> None:
+    """Keep what the caller's batch read (nothing when a read was refused: no ``booking``
+    scope, an older portal; the app then sends all its reminders)."""
+    if any(result.error(cmd) is not None for cmd in NOTICE_COMMANDS):
+        return
+    if "rtypes" not in result.results:
+        return
+    found = parse_notices(result.results.get("rtypes"), result.results.get("rlist"), now)
+    services.redis.set(f"{_NOTICES}:{member_id}", json.dumps(found))
+
+
+def booking_sends(notices: dict[str, Any] | None, resource_ids: Any) -> list[str] | None:
+    """What Booking itself sends the client for a booking on ``resource_ids``, of
+    :data:`SENDS`; None when not known (no reading, or a resource of an unknown type)."""
+    if notices is None:
+        return None
+    types = {int(t["id"]): t for t in notices.get("types") or []}
+    kinds: set[str] = set()
+    for raw in resource_ids if isinstance(resource_ids, list) else []:
+        type_id = (notices.get("resources") or {}).get(str(raw))
+        kind = types.get(int(type_id)) if type_id is not None else None
+        if kind is None:
+            return None
+        kinds |= {k for k in SENDS if kind.get(k)}
+    return sorted(kinds)
+
+
+NUDGE = dt.timedelta(hours=2)  # the app's short reminders, kept beside Booking's on request
+
+
+def offsets_beside_booking(offsets: list[str], sends: list[str] | None, nudge: bool) -> list[str]:
+    """The app's reminder offsets for a booking Booking itself confirms or reminds
+    (``sends``): none, or only the short ones (≤ 2 h) when the admin wants the nudge; all of
+    them when Booking sends neither or it is not known."""
+    if not sends:
+        return offsets
+    return [o for o in offsets if parse_offset(o) <= NUDGE] if nudge else []
+
+
+def sides(notices: dict[str, Any] | None, offsets: list[str], nudge: bool) -> list[dict[str, Any]]:
+    """Who sends what, per resource type, for the settings page: Booking's messages that are
+    on, and the app's reminders beside them (the replies in the chat, the outcomes and the SLA
+    are the app's in every case)."""
+    rows = []
+    for kind in (notices or {}).get("types") or []:
+        booking = [k for k in FLAGS if kind.get(k)]
+        sends = [k for k in SENDS if kind.get(k)]
+        rows.append({
+            "name": kind.get("name") or f"#{kind.get('id')}",
+            "booking": booking,
+            "app": offsets_beside_booking(list(offsets), sends, nudge),
+        })  # fmt: skip
+    return rows

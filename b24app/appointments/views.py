@@ -54,6 +54,7 @@ def journey_appointments(
                         "channel": a.channel,
                         "ok": a.ok,
                         "error": a.error,
+                        "state": a.state or "",
                     }
                     for a in tries
                 ],  # fmt: skip

@@ -10,7 +10,7 @@ pre-booking, or its expiry unconfirmed (``assistant.holds``), deletes the bookin
 from the cached window at once, so the time is offered again without waiting for the event)
 and cancels the appointment; a confirmation marks it confirmed.
 
-Free times (``service.resource_times``): with a resource set, its slot ranges
+Free times (``slots.offer_times``): with a resource set, its slot ranges
 (``booking.v1.resource.slots.list``) minus its bookings in the window (``booking.v1.booking.
 list``), read in one batch and cached per portal (``b24app.appointments.resources``), plus the
 other dialogs' pre-bookings; without one (or when the portal does not answer, or the resource
@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from b24app.appointments import outcomes
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.resources import note_booking
 from b24app.appointments.store import cancel_appointment
@@ -33,7 +34,6 @@ from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.reach import is_transient
 from b24app.storage.models import Appointment
-from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import utc_now
 
@@ -150,17 +150,16 @@ def release(
 
 
 def confirm(services: Services, dialog_pk: int) -> None:
+    """The client confirmed the pre-booking in the chat: the dialog's mark, then the one
+    confirmation of the appointments (:func:`b24app.appointments.outcomes.confirm`: the
+    appointment and the journey, the confirmation SLA, the CRM stage)."""
     with services.db() as session:
         dialog = session.get(AssistantDialog, dialog_pk)
         assert dialog is not None
         dialog.confirmed_at = dialog.confirmed_at or utc_now()
         appointment_id = dialog.appointment_id
-        if appointment_id:
-            appointment = session.get(Appointment, appointment_id)
-            if appointment is not None and appointment.status == AppointmentStatus.SCHEDULED:
-                appointment.status = AppointmentStatus.CONFIRMED
-                appointment.confirmed_at = utc_now()
     if appointment_id:
+        outcomes.confirm(services, appointment_id)
         schedule_appointment(services, appointment_id)
 
 

@@ -48,7 +48,7 @@ def hold_first_reply(services: Services, portal_id: int, lead_id: int) -> None:
             session.scalars(
                 select(Timer.level).where(
                     Timer.portal_id == portal_id,
-                    Timer.lead_id == lead_id,
+                    Timer.journey_key == lead_id,
                     Timer.policy == POLICY,
                 )
             )
@@ -58,7 +58,7 @@ def hold_first_reply(services: Services, portal_id: int, lead_id: int) -> None:
                 session.add(
                     Timer(
                         portal_id=portal_id,
-                        lead_id=lead_id,
+                        journey_key=lead_id,
                         policy=POLICY,
                         level=level,
                         due_at=now,

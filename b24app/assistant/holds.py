@@ -21,6 +21,11 @@ Anyone can open a chat, so an unconfirmed pre-booking must not hold the calendar
   a stranger's phone cancel the stranger's pre-booking. Confirmed appointments do not count
   (a client may book two services).
 
+* **Never lost.** The release job lives in Redis; a Redis that lost it (restarted empty,
+  evicted) would leave the time held for ever. The recurring sweep
+  (``b24app.assistant.jobs.release_overdue_holds``, every minute) releases what is overdue by
+  more than :data:`SWEEP_GRACE` from the database, the same :func:`expire` (idempotent).
+
 The job is named by its import path: domain code never imports a jobs module.
 """
 
@@ -41,14 +46,19 @@ from b24app.assistant.dialog import DialogState
 from b24app.assistant.dialog import fmt_slot
 from b24app.bitrix.errors import BitrixError
 from b24app.bounded import clamped
+from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.context import Services
 from b24app.i18n import translate
+from b24app.settings import load_settings
 from b24app.storage.models import AssistantDialog
+from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
 from b24app.timers.engine import as_aware
 from b24app.timers.engine import ceil_second
+from b24app.timers.engine import naive_utc
 from b24app.timers.engine import remove_job
 
 log = logging.getLogger(__name__)
@@ -59,6 +69,9 @@ RELEASE_QUEUE = "timers"
 RELEASE_JOB = "b24app.assistant.jobs.release_hold"
 RELEASE_RETRY = Retry(max=3, interval=[5, 30, 120])
 FAILURE_TTL = 7 * 86400
+# The scheduled release runs first; the sweep takes only what it left (Redis lost the job).
+SWEEP_GRACE = dt.timedelta(minutes=2)
+SWEEP_BATCH = 200  # per run: a backlog is worked off over the next minutes
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -131,6 +144,35 @@ def held_elsewhere(
     return False
 
 
+def overdue(services: Services, now: dt.datetime | None = None) -> list[tuple[str, int, str]]:
+    """(member_id, dialog pk, booked_at) of unconfirmed pre-bookings of active portals whose
+    expiry passed :data:`SWEEP_GRACE` ago: their release job did not run."""
+    now = naive_utc(now)
+    shortest = now - dt.timedelta(minutes=HOLD_MINUTES[0]) - SWEEP_GRACE
+    with services.db() as session:
+        rows = session.execute(
+            select(Portal.member_id, Portal.id, AssistantDialog.id, AssistantDialog.booked_at)
+            .join(Portal, Portal.id == AssistantDialog.portal_id)
+            .where(
+                Portal.status == PortalStatus.ACTIVE,
+                AssistantDialog.booked_at <= shortest,
+                AssistantDialog.confirmed_at.is_(None),
+            )
+            .order_by(AssistantDialog.booked_at)
+            .limit(SWEEP_BATCH)
+        ).all()
+        minutes = {
+            portal_id: hold_minutes(load_settings(session, portal_id).get("assistant") or {})
+            for portal_id in {row[1] for row in rows}
+        }
+    return [
+        (member_id, dialog_pk, booked_at.isoformat())
+        for member_id, portal_id, dialog_pk, booked_at in rows
+        if booked_at is not None
+        and booked_at + dt.timedelta(minutes=minutes[portal_id]) + SWEEP_GRACE <= now
+    ]
+
+
 def expire(services: Services, member_id: str, dialog_pk: int, booked_at: str) -> str:
     """The expiry job's work: release the pre-booking made at ``booked_at`` if it is still
     there and unconfirmed. Returns what happened, for the logs."""
@@ -166,7 +208,10 @@ def expire(services: Services, member_id: str, dialog_pk: int, booked_at: str) -
             else:  # the next message is read as the day and time wished
                 state = replace(state, state="when", when=None, start=None, offered=[], fails=0)
             dialog.state, dialog.slots = state.state, state.slots()
-    if not operator:
+            chat = int(dialog.chat_id) if dialog.chat_id.isdigit() else None
+            whom = Contact(dialog.contact_id, chat, dialog.client_user_id)
+            told = not operator and may_message(session, dialog.portal_id, whom, "service")
+    if told:  # not to an operator's chat, nor to a client who wrote «СТОП»
         when = fmt_slot(dt.datetime.fromisoformat(start), lang) if start else ""
         text = translate(lang, "assistant.hold_expired", when=when)
         try:

@@ -12,9 +12,9 @@ The jobs sit on top: the turn's type, its chat's waiting list and the queue's se
 from __future__ import annotations
 
 from rq import get_current_job
-from rq.exceptions import DuplicateJobError
 
 from b24app import context
+from b24app.appointments.replies import route_bot_message
 from b24app.assistant import holds
 from b24app.assistant import service
 from b24app.assistant.turns import answered
@@ -26,27 +26,24 @@ from b24app.assistant.turns import turn_job_id
 from b24app.assistant.turns import wait
 from b24app.assistant.turns import waiting_turn
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.leads.tagging import tag_ai_lead
 
 
 def enqueue_turn(services: Services, turn: Turn) -> bool:
     """Queue the answer to one message; False if the same delivery is already queued."""
     wait(services, turn)
-    try:
-        services.queue(QUEUE).enqueue(
-            answer_turn,
-            member_id=turn.member_id,
-            chat_id=turn.chat_id,
-            message_id=turn.message_id,
-            job_id=turn_job_id(turn),
-            unique=True,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue(QUEUE),
+        answer_turn,
+        member_id=turn.member_id,
+        chat_id=turn.chat_id,
+        message_id=turn.message_id,
+        job_id=turn_job_id(turn),
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:
@@ -58,6 +55,11 @@ def answer_turn(member_id: str, chat_id: str, message_id: int) -> str:
     turn = waiting_turn(services, member_id, chat_id, message_id)
     if turn is None:
         return "answered_already"
+    # the client's answer to a reminder in this chat goes to the reply handler, not the dialog
+    routed = route_bot_message(services, member_id, int(chat_id), message_id)
+    if routed is not None:
+        answered(services, turn)
+        return f"reminder_{routed}"
     try:
         return service.process_turn(services, turn)
     except Exception:
@@ -72,6 +74,16 @@ def release_hold(member_id: str, dialog_pk: int, booked_at: str) -> str:
     """RQ job (``timers``, scheduled at the pre-booking): an unconfirmed pre-booking expires,
     see :mod:`b24app.assistant.holds`."""
     return holds.expire(context.current(), member_id, dialog_pk, booked_at)
+
+
+def release_overdue_holds() -> int:
+    """Recurring job (every minute): release the pre-bookings whose own release job Redis lost
+    (see :mod:`b24app.assistant.holds`). Returns how many were released."""
+    services = context.current()
+    released = 0
+    for member_id, dialog_pk, booked_at in holds.overdue(services):
+        released += holds.expire(services, member_id, dialog_pk, booked_at) == "released"
+    return released
 
 
 def tag_lead(portal_id: int, lead_id: int, channel: str) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 
 
 def _pct(numerator: int, denominator: int) -> float | None:
@@ -50,12 +50,12 @@ def assistant_kpis(
             AssistantDialog.booked_at,
             AssistantDialog.booking_start,
             AssistantDialog.confirmed_at,
-            Lead.came_at,
+            Journey.came_at,
         )
         .outerjoin(
-            Lead,
-            (Lead.portal_id == AssistantDialog.portal_id)
-            & (Lead.lead_id == AssistantDialog.lead_id),
+            Journey,
+            (Journey.portal_id == AssistantDialog.portal_id)
+            & (Journey.lead_id == AssistantDialog.lead_id),
         )
         .where(*in_period)
     ).all()

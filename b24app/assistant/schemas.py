@@ -1,4 +1,5 @@
-"""What a Chatbots 2.0 webhook delivery carries (``ONIMBOTV2MESSAGEADD``/``ONIMBOTV2JOINCHAT``).
+"""What a Chatbots 2.0 webhook delivery carries (``ONIMBOTV2MESSAGEADD``/``ONIMBOTV2JOINCHAT``,
+and ``ONIMBOTV2COMMANDADD`` with ``data[command][command|params|context]``).
 
 Form-encoded bracket keys, every scalar a string
 (tests/fixtures/client-loop/onimbotv2messageadd_openline.DERIVED.form.json): ``event``,
@@ -23,7 +24,7 @@ from b24app.handlers.schemas import EventAuthSchema
 
 # the top-level auth is the same as in any event delivery
 AuthSchema = EventAuthSchema
-EVENTS = ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT")
+EVENTS = ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT", "ONIMBOTV2COMMANDADD")
 MAX_ID = 2**53
 
 
@@ -64,9 +65,18 @@ class UserSchema(_Base):
     connector = fields.String(load_default="0")
 
 
+class CommandSchema(_Base):
+    """``data[command]`` of ``ONIMBOTV2COMMANDADD`` (a keyboard button's command)."""
+
+    command = fields.String(required=True, validate=validate.Length(max=64))
+    params = fields.String(load_default="", validate=validate.Length(max=255))
+    context = fields.String(load_default="", validate=validate.Length(max=16))
+
+
 class DataSchema(_Base):
     bot = fields.Nested(BotSchema, required=True)
     message = fields.Nested(MessageSchema)
+    command = fields.Nested(CommandSchema)
     chat = fields.Nested(ChatSchema, required=True)
     user = fields.Nested(UserSchema, load_default=dict)
 

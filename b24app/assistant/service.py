@@ -38,7 +38,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b24app import logs
-from b24app.appointments.resources import availability
 from b24app.assistant import booking
 from b24app.assistant import bot as botapi
 from b24app.assistant import claims
@@ -60,14 +59,8 @@ from b24app.assistant.handoff import hold_first_reply
 from b24app.assistant.handoff import plan_handoff
 from b24app.assistant.handoff import session_handoff_call
 from b24app.assistant.model import ModelUnderstander
-from b24app.assistant.slots import busy_from_bookings
-from b24app.assistant.slots import free_times
 from b24app.assistant.slots import horizon_days
-from b24app.assistant.slots import Interval
-from b24app.assistant.slots import local_at
-from b24app.assistant.slots import parse_ranges
-from b24app.assistant.slots import resource_starts
-from b24app.assistant.slots import SEARCH_DAYS
+from b24app.assistant.slots import offer_times
 from b24app.assistant.turns import answered
 from b24app.assistant.turns import enqueue_tagging
 from b24app.assistant.turns import Turn
@@ -79,21 +72,22 @@ from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
 from b24app.bitrix.chat_history import Chat
 from b24app.bitrix.chat_history import client_message
+from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BatchResult
 from b24app.bitrix.errors import BitrixError
 from b24app.bitrix.errors import PortalUnavailable
+from b24app.consent.contact import contact_of_chat
+from b24app.consent.optout import confirmation_text
+from b24app.consent.optout import opt_out
 from b24app.context import Services
 from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
 from b24app.settings import bounded_services
 from b24app.settings import load_settings
 from b24app.sla.worktime import WorkCalendar
-from b24app.storage.models import Appointment
-from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
-from b24app.storage.models import Lead
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
 from b24app.storage.portals import get_portal
@@ -101,7 +95,6 @@ from b24app.storage.portals import get_portal
 log = logging.getLogger(__name__)
 
 TYPING_HEADROOM = 25  # bucket slots kept for answers before typing is dropped
-WINDOW_SLACK_DAYS = 7  # a Booking window covers wishes up to a week ahead
 
 
 # --- small parsers ---------------------------------------------------------------------------
@@ -111,16 +104,6 @@ def parse_entity(entity_id: str) -> tuple[str, str]:
     """(connector, line id) from ``telegrambot|2|209607941|744``."""
     parts = (entity_id or "").split("|")
     return (parts[0] if parts else ""), (parts[1] if len(parts) > 1 else "")
-
-
-def parse_bindings(entity_data2: str) -> dict[str, int]:
-    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
-    parts = (entity_data2 or "").split("|")
-    out: dict[str, int] = {}
-    for kind, value in zip(parts[::2], parts[1::2], strict=False):
-        if value.isdigit() and int(value) > 0:
-            out[kind.upper()] = int(value)
-    return out
 
 
 def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, Any]]:
@@ -134,113 +117,6 @@ def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, An
         business_name=str((settings.get("reminders") or {}).get("business_name") or ""),
     )
     return script, a
-
-
-# --- free times ------------------------------------------------------------------------------
-
-
-def busy_intervals(
-    session: Session,
-    portal_id: int,
-    tz: dt.tzinfo,
-    exclude_dialog: int | None,
-    *,
-    prebookings_only: bool = False,
-) -> list[Interval]:
-    """Appointments the app knows, as local naive intervals: the assistant's pre-bookings, the
-    appointments (mirroring Online Booking) and the journeys' booking times (an hour each when
-    the length is unknown). ``prebookings_only`` (free times of a Booking resource, whose own
-    bookings come from the portal): the other dialogs' pre-bookings, which are on that
-    resource and may be younger than the cached bookings."""
-
-    def local(moment: dt.datetime) -> dt.datetime:
-        return moment.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
-
-    horizon = utc_now() - dt.timedelta(hours=2)
-    out: list[Interval] = []
-    rows = session.execute(
-        select(
-            AssistantDialog.id, AssistantDialog.booking_start, AssistantDialog.booking_end
-        ).where(
-            AssistantDialog.portal_id == portal_id,
-            AssistantDialog.booking_start.is_not(None),
-            AssistantDialog.booking_start >= horizon,
-        )
-    ).all()
-    for dialog_id, start, end in rows:
-        if dialog_id != exclude_dialog and start is not None:
-            out.append((local(start), local(end or start + dt.timedelta(hours=1))))
-    if prebookings_only:
-        return out
-    live = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED,
-            AppointmentStatus.RESCHEDULE_ASKED)  # fmt: skip
-    own = session.scalar(
-        select(AssistantDialog.appointment_id).where(AssistantDialog.id == exclude_dialog)
-    )
-    for appointment_id, starts_at in session.execute(
-        select(Appointment.id, Appointment.starts_at).where(
-            Appointment.portal_id == portal_id,
-            Appointment.status.in_(live),
-            Appointment.starts_at >= horizon,
-        )
-    ).all():
-        if appointment_id != own:
-            out.append((local(starts_at), local(starts_at + dt.timedelta(hours=1))))
-    for (booking_at,) in session.execute(
-        select(Lead.booking_at).where(
-            Lead.portal_id == portal_id,
-            Lead.booking_at.is_not(None),
-            Lead.booking_at >= horizon,
-            Lead.deleted_at.is_(None),
-        )
-    ).all():
-        if booking_at is not None:
-            out.append((local(booking_at), local(booking_at + dt.timedelta(hours=1))))
-    return out
-
-
-def resource_times(
-    services: Services,
-    client: Any,
-    member_id: str,
-    resource_id: int,
-    calendar: WorkCalendar,
-    when: When,
-    duration: int,
-    *,
-    now: dt.datetime,
-    busy: Sequence[Interval],
-    own_booking: int | None,
-    last_day: dt.date | None = None,
-) -> list[dt.datetime] | None:
-    """Free times of the Booking resource: its slot ranges minus its bookings in the window
-    (one cached batch, ``b24app.appointments.resources``) and the other dialogs' pre-bookings.
-    None when the portal did not answer or the resource has no slot settings: the caller
-    offers the working hours instead."""
-    tz = calendar.time_zone
-    today = now.date()
-    first = when.day or today
-    # one window per portal and day, shared by its chats: today + the search (+ a week of
-    # slack for "next Friday"); a wish beyond that gets a window of its own
-    anchor = today if first <= today + dt.timedelta(days=WINDOW_SLACK_DAYS) else first
-    span = SEARCH_DAYS + (WINDOW_SLACK_DAYS if anchor == today else 0) + 1
-    date_from = int(dt.datetime.combine(anchor, dt.time(), tzinfo=tz).timestamp())
-    date_to = int(
-        dt.datetime.combine(anchor + dt.timedelta(days=span), dt.time(), tzinfo=tz).timestamp()
-    )
-    found = availability(services, client, member_id, resource_id, date_from, date_to)
-    if found is None:
-        return None
-    ranges = parse_ranges(found.slots)
-    if not ranges:
-        log.info("resource %s has no slot settings: working hours are offered", resource_id)
-        return None
-    taken = busy_from_bookings(
-        (span_ for booking_id, span_ in found.bookings.items() if booking_id != own_booking), tz
-    )
-    return free_times(calendar, when, duration, now=now, busy=[*busy, *taken],
-                      starts=resource_starts(ranges, calendar, tz),
-                      until=local_at(found.complete_until, tz), last_day=last_day)  # fmt: skip
 
 
 # --- the turn --------------------------------------------------------------------------------
@@ -304,7 +180,6 @@ def _crm_writes(
     after: DialogState,
     reply: Reply,
     script: Script,
-    registration: dict[str, Any],
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """What this turn learned, written to the CRM item of the chat (lead, else deal)."""
     # Every CRM write costs a REST request and brings back an update event (the app's intake
@@ -334,10 +209,7 @@ def _crm_writes(
             fields["PHONE"] = [{"VALUE": after.phone, "VALUE_TYPE": "MOBILE"}]
         if service and service.price is not None:
             fields["OPPORTUNITY"] = service.price
-        if "confirm" in reply.actions:
-            status = (registration.get("statuses") or {}).get("confirmed")
-            if status:
-                fields["STATUS_ID"] = status
+        # the confirmed stage: b24app/appointments/outcomes.py, with the appointment
         return {"crm": ("crm.lead.update", {"id": dialog.lead_id, "fields": fields})}
     if dialog.deal_id:
         deal_fields: dict[str, Any] = {"comments": comments}
@@ -625,9 +497,26 @@ def _think(portal: _Portal, client: Any, turn: Turn, dialog: _Dialog) -> _Though
     last_day = now.date() + dt.timedelta(days=horizon_days(portal.assistant))
     script = dataclasses.replace(portal.script, last_day=last_day)
     understanding = _understand(portal, turn, dialog.before, script, now)
-    reply = _decide(portal, client, turn, dialog, script, understanding, now)
+    if understanding.has("optout"):
+        reply = _opted_out(portal, turn, dialog, script)
+    else:
+        reply = _decide(portal, client, turn, dialog, script, understanding, now)
     think_ms = int((time.monotonic() - think_start) * 1000)
     return _Thought(understanding, reply, script, think_ms)
+
+
+def _opted_out(portal: _Portal, turn: Turn, dialog: _Dialog, script: Script) -> Reply:
+    """«СТОП» to the assistant: recorded (b24app/consent/optout.py), confirmed once — a
+    repeated one is not answered — and the dialog stays where it was (the client may still
+    write to book: the answers are not messages of the app's own accord)."""
+    chat_id = int(turn.chat_id) if turn.chat_id.isdigit() else None
+    client = contact_of_chat(turn.entity_data2, chat_id or 0, turn.user_id or None)
+    if chat_id is None:
+        client = replace(client, chat_id=None)
+    first = opt_out(portal.services, portal.portal_id, client, channel=dialog.channel,
+                    text=turn.text)  # fmt: skip
+    text = confirmation_text(script.lang) if first is not None else ""
+    return Reply(text, dialog.before, actions=["optout"])
 
 
 def _understand(
@@ -665,30 +554,16 @@ def _decide(
     """The dialog's step: the answer, the free times it offers, and for a tapped time the
     claim on it (or a refusal when the client holds a pre-booking in another chat)."""
     services, assistant, calendar = portal.services, portal.assistant, portal.calendar
-    tz = calendar.time_zone
-    resource_id = int(assistant.get("booking_resource_id") or 0)
-    step_minutes = int(assistant.get("slot_step_minutes") or 60)
     local_now = now.replace(tzinfo=None)
 
-    def taken_now(prebookings_only: bool) -> list[Interval]:
-        # what the app knows is taken, and the times other chats are pre-booking right now
-        with services.db() as session:
-            known = busy_intervals(session, portal.portal_id, tz, dialog.pk,
-                                   prebookings_only=prebookings_only)  # fmt: skip
-        return known + claims.claimed(services.redis, turn.member_id, tz, dialog.pk)
-
     def offer(when: When, duration: int) -> list[dt.datetime]:
-        if resource_id:
-            times = resource_times(services, client, turn.member_id, resource_id, calendar,
-                                   when, duration, now=local_now, busy=busy,
-                                   own_booking=dialog.own_booking,
-                                   last_day=script.last_day)  # fmt: skip
-            if times is not None:
-                return times
-            # no answer from the portal, or no slot settings: the app's own view of the week
-            busy[:] = taken_now(False)
-        return free_times(calendar, when, duration, now=local_now, busy=busy, step=step_minutes,
-                          last_day=script.last_day)  # fmt: skip
+        taking = claims.claimed(services.redis, turn.member_id, calendar.time_zone, dialog.pk)
+        return offer_times(
+            services, client, turn.member_id, portal.portal_id, calendar, when, duration,
+            now=local_now, resource_id=int(assistant.get("booking_resource_id") or 0),
+            step=int(assistant.get("slot_step_minutes") or 60), claimed=taking,
+            exclude_dialog=dialog.pk, own_booking=dialog.own_booking, last_day=script.last_day,
+        )  # fmt: skip
 
     # A tapped time: another chat may be taking the same time on another worker right now, so
     # the read of what is taken, the step's re-check and the claim go under the portal's slot
@@ -699,7 +574,6 @@ def _decide(
         else nullcontext()
     )
     with slot_lock:
-        busy = taken_now(bool(resource_id))
         reply = step(dialog.before, understanding, script, offer)
         if "prebook" in reply.actions and reply.state.start:
             who = reply.state.phone, dialog.client_user_id
@@ -729,8 +603,7 @@ def _plan_writes(portal: _Portal, turn: Turn, dialog: _Dialog, think: _Thought) 
     with portal.services.db() as session:
         current = session.get(AssistantDialog, dialog.pk)
         assert current is not None
-        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script,
-                                  portal.registration))  # fmt: skip
+        writes.update(_crm_writes(current, dialog.before, reply.state, reply, think.script))
     return writes
 
 

@@ -1,5 +1,6 @@
-"""Free times to offer, near what the client asked for. Pure Python: the busy intervals and
-the resource's slot ranges are passed in.
+"""Free times to offer, near what the client asked for: the one module that computes them
+(:func:`offer_times` reads what is taken — the app's rows, a Booking resource's bookings — and
+the rest is pure Python on the busy intervals and the resource's slot ranges).
 
 Two sources of candidate start times:
 
@@ -30,9 +31,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from b24app.appointments.resources import availability
+from b24app.appointments.resources import holds
 from b24app.assistant.understanding import When
 from b24app.bounded import clamped
+from b24app.context import Services
 from b24app.sla.worktime import WorkCalendar
+from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import AssistantDialog
+from b24app.storage.models import Journey
+from b24app.storage.models import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,7 @@ DEFAULT_HORIZON_DAYS = 60
 HORIZON_DAYS = (1, 365)  # the settings schema's bounds too
 LEAD_MINUTES = 60  # nothing sooner than an hour from now
 DEFAULT_WINDOW = 3
+WINDOW_SLACK_DAYS = 7  # a Booking window covers wishes up to a week ahead
 
 Interval = tuple[dt.datetime, dt.datetime]  # local naive
 # (local day, service minutes) -> candidate local start times that day
@@ -230,3 +243,175 @@ def free_times(
             if nearest:
                 return sorted(nearest[:limit])
     return []
+
+
+# --- free times ------------------------------------------------------------------------------
+
+
+def _busy_intervals(
+    session: Session,
+    portal_id: int,
+    tz: dt.tzinfo,
+    exclude_dialog: int | None,
+    *,
+    prebookings_only: bool = False,
+    exclude_appointment: int | None = None,
+) -> list[Interval]:
+    """Appointments the app knows, as local naive intervals: the assistant's pre-bookings, the
+    appointments (mirroring Online Booking) and the journeys' booking times (an hour each when
+    the length is unknown). ``prebookings_only`` (free times of a Booking resource, whose own
+    bookings come from the portal): the other dialogs' pre-bookings, which are on that
+    resource and may be younger than the cached bookings."""
+
+    def local(moment: dt.datetime) -> dt.datetime:
+        return moment.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
+
+    horizon = utc_now() - dt.timedelta(hours=2)
+    out: list[Interval] = []
+    rows = session.execute(
+        select(
+            AssistantDialog.id, AssistantDialog.booking_start, AssistantDialog.booking_end
+        ).where(
+            AssistantDialog.portal_id == portal_id,
+            AssistantDialog.booking_start.is_not(None),
+            AssistantDialog.booking_start >= horizon,
+        )
+    ).all()
+    for dialog_id, start, end in rows:
+        if dialog_id != exclude_dialog and start is not None:
+            out.append((local(start), local(end or start + dt.timedelta(hours=1))))
+    if prebookings_only:
+        return out
+    live = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED,
+            AppointmentStatus.RESCHEDULE_ASKED)  # fmt: skip
+    own = exclude_appointment or session.scalar(
+        select(AssistantDialog.appointment_id).where(AssistantDialog.id == exclude_dialog)
+    )
+    for appointment_id, starts_at in session.execute(
+        select(Appointment.id, Appointment.starts_at).where(
+            Appointment.portal_id == portal_id,
+            Appointment.status.in_(live),
+            Appointment.starts_at >= horizon,
+        )
+    ).all():
+        if appointment_id != own:
+            out.append((local(starts_at), local(starts_at + dt.timedelta(hours=1))))
+    for (booking_at,) in session.execute(
+        select(Journey.booking_at).where(
+            Journey.portal_id == portal_id,
+            Journey.booking_at.is_not(None),
+            Journey.booking_at >= horizon,
+            Journey.deleted_at.is_(None),
+        )
+    ).all():
+        if booking_at is not None:
+            out.append((local(booking_at), local(booking_at + dt.timedelta(hours=1))))
+    return out
+
+
+def _resource_times(
+    services: Services,
+    client: Any,
+    member_id: str,
+    resource_id: int,
+    calendar: WorkCalendar,
+    when: When,
+    duration: int,
+    *,
+    now: dt.datetime,
+    busy: Sequence[Interval],
+    own_booking: int | None,
+    last_day: dt.date | None = None,
+) -> list[dt.datetime] | None:
+    """Free times of the Booking resource: its slot ranges minus its bookings in the window
+    (one cached batch, ``b24app.appointments.resources``) and the other dialogs' pre-bookings.
+    None when the portal did not answer or the resource has no slot settings: the caller
+    offers the working hours instead."""
+    tz = calendar.time_zone
+    today = now.date()
+    first = when.day or today
+    # one window per portal and day, shared by its chats: today + the search (+ a week of
+    # slack for "next Friday"); a wish beyond that gets a window of its own
+    anchor = today if first <= today + dt.timedelta(days=WINDOW_SLACK_DAYS) else first
+    span = SEARCH_DAYS + (WINDOW_SLACK_DAYS if anchor == today else 0) + 1
+    date_from = int(dt.datetime.combine(anchor, dt.time(), tzinfo=tz).timestamp())
+    date_to = int(
+        dt.datetime.combine(anchor + dt.timedelta(days=span), dt.time(), tzinfo=tz).timestamp()
+    )
+    found = availability(services, client, member_id, resource_id, date_from, date_to)
+    if found is None:
+        return None
+    ranges = parse_ranges(found.slots)
+    if not ranges:
+        log.info("resource %s has no slot settings: working hours are offered", resource_id)
+        return None
+    taken = busy_from_bookings(
+        (span_ for booking_id, span_ in found.bookings.items() if booking_id != own_booking), tz
+    )
+    return free_times(calendar, when, duration, now=now, busy=[*busy, *taken],
+                      starts=resource_starts(ranges, calendar, tz),
+                      until=local_at(found.complete_until, tz), last_day=last_day)  # fmt: skip
+
+
+def offer_times(
+    services: Services,
+    client: Any,
+    member_id: str,
+    portal_id: int,
+    calendar: WorkCalendar,
+    when: When,
+    duration: int,
+    *,
+    now: dt.datetime,
+    resource_id: int = 0,
+    step: int = 60,
+    claimed: Sequence[Interval] = (),
+    exclude_dialog: int | None = None,
+    exclude_appointment: int | None = None,
+    own_booking: int | None = None,
+    last_day: dt.date | None = None,
+) -> list[dt.datetime]:
+    """The one answer to "which times are free" (local naive, soonest first): the assistant's
+    offers, a move in the reminder chat (``b24app.appointments.reschedule``).
+
+    With a Booking resource: its slot ranges minus its bookings (``own_booking`` aside) and the
+    other dialogs' pre-bookings; when the portal does not answer or the resource has no slot
+    settings, the working hours stepped by ``step`` minus every appointment the app knows
+    (``exclude_dialog``'s pre-booking and ``exclude_appointment`` aside). ``claimed``: the
+    times other chats are taking right now (``b24app.assistant.claims``).
+    """
+    tz = calendar.time_zone
+    if resource_id:
+        with services.db() as session:
+            known = _busy_intervals(session, portal_id, tz, exclude_dialog, prebookings_only=True)
+        times = _resource_times(services, client, member_id, resource_id, calendar, when,
+                                duration, now=now, busy=[*known, *claimed],
+                                own_booking=own_booking, last_day=last_day)  # fmt: skip
+        if times is not None:
+            return times
+    with services.db() as session:
+        known = _busy_intervals(session, portal_id, tz, exclude_dialog,
+                                exclude_appointment=exclude_appointment)  # fmt: skip
+    return free_times(calendar, when, duration, now=now, busy=[*known, *claimed], step=step,
+                      last_day=last_day)  # fmt: skip
+
+
+def still_free(
+    client: Any,
+    resource_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: dt.tzinfo,
+    taken: Sequence[Interval] = (),
+) -> bool:
+    """Whether ``[start, end)`` (local naive) of the resource is free right now: the bookings
+    Bitrix24 has over it, read fresh (never the cache: this decides who gets a freed time),
+    and ``taken``, the times other chats are claiming."""
+    span = [int(m.replace(tzinfo=tz).timestamp()) for m in (start, end)]
+    page = client.call_raw(
+        "booking.v1.booking.list", {"filter": {"within": {"dateFrom": span[0], "dateTo": span[1]}}}
+    )
+    for row in (page.get("result") or {}).get("booking") or []:
+        if isinstance(row, dict) and holds(row, resource_id):
+            return False
+    return all(end <= b_start or start >= b_end for b_start, b_end in taken)

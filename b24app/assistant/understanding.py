@@ -40,6 +40,8 @@ from rapidfuzz.distance import Levenshtein
 
 # Intents that end the script: a person must take over.
 HANDOFF_INTENTS = ("operator", "complaint", "sensitive")
+# What the optional model may add. Not "optout": only the rules (classify_reply) read a
+# «СТОП», so a model's guess never silences a client (b24app/consent).
 INTENTS = HANDOFF_INTENTS + ("back", "confirm", "cancel", "reschedule", "greeting")
 TOPICS = ("medical", "legal", "complaint", "refund")
 # Which intent a safety topic raises (both hand off).
@@ -400,27 +402,55 @@ _CONFIRM = frozenset(
 )  # fmt: skip
 _CANCEL = frozenset(
     "нет отмена отменить отмените отменяю передумал передумала cancel cancelled canceled "
-    "no nope stop".split()
+    "no nope".split()
 )  # fmt: skip
 _CANCEL_PHRASES = ("не смогу", "не приду", "не получится", "не успею", "не буду", "не надо",
                    "can't", "cannot", "can not", "won't", "will not", "not come",
                    "can't make it")  # fmt: skip
 _RESCHEDULE = frozenset("перенести переносить перенос reschedule postpone move".split())
+# «СТОП» and its kin: no more messages (b24app/consent). «стоп» / "stop" only alone (with
+# «пожалуйста», «хватит»…): «стоп, я перепутала время» is not an opt-out; the unsubscribe
+# words and «не пишите мне» in any short message.
+_STOP_ALONE = frozenset("стоп stop".split())
+_STOP_FILLER = frozenset("пожалуйста please всё все хватит plz pls".split())
+_UNSUBSCRIBE = frozenset(
+    "отписаться отписать отписка отписываться unsubscribe unsub optout opt-out".split()
+)  # fmt: skip
+_UNSUBSCRIBE_PHRASES = re.compile(
+    r"(?<!\w)(?:не|больше не) (?:пишите|присылайте|отправляйте|беспокойте|пишете)(?!\w)"
+    r"|(?<!\w)(?:stop|don't|do not) (?:texting|messaging|writing|sending|text|message|write)"
+    r"(?!\w)|(?<!\w)opt out(?!\w)"
+)
 CONFIRM_EMOJI = ("👍", "✅", "👌", "🆗")
 CANCEL_EMOJI = ("👎", "❌", "🚫")
 _SHORT = 6  # a yes/no is a short message; a long one is read for what else it says
 
 
+def is_opt_out(lowered: str, tokens: Sequence[str], lemmas: set[str]) -> bool:
+    """Whether a short message asks for no more messages («СТОП», «отписаться»,
+    "unsubscribe", «не пишите мне больше»)."""
+    if not tokens or len(tokens) > _SHORT:
+        return False
+    if set(tokens) & _STOP_ALONE and set(tokens) <= _STOP_ALONE | _STOP_FILLER:
+        return True
+    return bool(lemmas & _UNSUBSCRIBE or set(tokens) & _UNSUBSCRIBE) or bool(
+        _UNSUBSCRIBE_PHRASES.search(lowered)
+    )
+
+
 def classify_reply(text: str) -> str | None:
-    """``confirm``, ``cancel``, ``reschedule`` or None for a client's reply (ru/en).
+    """``optout``, ``confirm``, ``cancel``, ``reschedule`` or None for a client's reply (ru/en).
 
     The one rule for a reminder's answer (:mod:`b24app.appointments.replies`) and the
-    assistant's turns. A reschedule wins over the rest («да, перенесите»); a reply that says
-    yes and no at once («да нет, …») is None.
+    assistant's turns. An opt-out wins over everything («СТОП», b24app/consent), a reschedule
+    over the rest («да, перенесите»); a reply that says yes and no at once («да нет, …») is
+    None.
     """
     lowered = normalise(text)[:500]
     tokens = words(lowered)
     lemmas = {lemma(t) for t in tokens}
+    if is_opt_out(lowered, tokens, lemmas):
+        return "optout"
     if lemmas & _RESCHEDULE:
         return "reschedule"
     if len(tokens) == 1 and tokens[0] in _ALONE:

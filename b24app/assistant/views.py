@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from b24app import logs
+from b24app.appointments import question
 from b24app.assistant import jobs
 from b24app.assistant.schemas import BotEventSchema
 from b24app.assistant.turns import Turn
@@ -50,6 +52,8 @@ def event() -> ResponseReturnValue:
     if not ours or int(ours) != bot["id"] or (bot_member and bot_member != portal.member_id):
         raise ApiError(404, "Unknown bot.")
     chat = data["chat"]
+    if payload["event"] == "ONIMBOTV2COMMANDADD":
+        return {"status": _command(portal.member_id, data)}
     if chat["entityType"] != "LINES":
         return {"status": "ignored"}  # the assistant only serves Open Lines chats
     user = data["user"]
@@ -78,3 +82,14 @@ def event() -> ResponseReturnValue:
     with logs.bind(member_id=portal.member_id, chat_id=turn.chat_id):
         queued = jobs.enqueue_turn(services(), turn)
     return {"status": "queued" if queued else "duplicate"}
+
+
+def _command(member_id: str, data: dict[str, Any]) -> str:
+    """A button of the outcome question (b24app/appointments/question.py): queued with the
+    pressing user, the message and the params; the job checks it answers a question asked."""
+    command, message = data.get("command") or {}, data.get("message") or {}
+    if str(command.get("command") or "").lstrip("/") != question.COMMAND or not message:
+        return "ignored"
+    queued = question.enqueue_answer(services(), member_id, int((data["user"] or {}).get("id") or 0),
+                                     int(message["id"]), str(command.get("params") or ""))  # fmt: skip
+    return "queued" if queued else "duplicate"

@@ -1,7 +1,7 @@
 """Chained list pages: up to ``MAX_BATCH`` pages of one list method in one ``batch`` request,
 each page asking for the rows after the last ID of the page before it (``filter >ID`` with
 ``$result[p0][49][ID]`` and ``start=-1``, Bitrix24's fast paging). Used by the lead and deal
-backfills (:mod:`b24app.leads.backfill`, :mod:`b24app.leads.deal_backfill`)."""
+backfills (:mod:`b24app.leads.backfill`: leads and deals)."""
 
 from __future__ import annotations
 

@@ -65,6 +65,10 @@ class ChatMessage:
     sender_id: int  # 0: a system message
     text: str
     sent_at: dt.datetime | None  # naive UTC; None when the date is missing or unreadable
+    # The connector's mark on a message sent into the chat (:func:`delivery_mark`):
+    # "delivered", "failed" or "" (none yet); ``error`` the connector's reason when failed.
+    delivery: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,28 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("1", "y", "true")
 
 
+def delivery_mark(params: Any) -> tuple[str, str]:
+    """``(mark, reason)`` from a message's ``params``. The docs print ``params`` but not the
+    keys a connector sets; assumed here (and in the emulator, ``devportal.connectors``) are
+    the messenger's own message parameters: ``IS_ERROR: "Y"`` (with the connector's reason
+    in ``ERROR``) when the connector could not deliver, ``IS_DELIVERED: "Y"`` or a
+    ``CONNECTOR_MID`` (the message's id in the messenger) when it did; none yet: ""."""
+    if not isinstance(params, Mapping):
+        return "", ""
+    if _truthy(params.get("IS_ERROR")):
+        return "failed", str(params.get("ERROR") or "undelivered")[:64]
+    if _truthy(params.get("IS_DELIVERED")) or params.get("CONNECTOR_MID"):
+        return "delivered", ""
+    return "", ""
+
+
+def last_client_message_at(chat: Chat) -> dt.datetime | None:
+    """When the chat's client last wrote (naive UTC), by the history read; None: not in it."""
+    times = [m.sent_at for m in chat.messages.values()
+             if m.sender_id in chat.clients and m.sent_at is not None]  # fmt: skip
+    return max(times) if times else None
+
+
 def parse_history(result: Any, chat_id: int) -> Chat | None:
     """The chat from a ``imopenlines.session.history.get`` result; None when the answer is not
     about an open-line chat ``chat_id``."""
@@ -143,6 +169,7 @@ def parse_history(result: Any, chat_id: int) -> Chat | None:
                     _int(item.get("senderid")),
                     str(item.get("text") or "")[:MAX_TEXT],
                     _date(item.get("date")),
+                    *delivery_mark(item.get("params")),
                 )
     clients: dict[int, str] = {}
     users = result.get("users")
@@ -163,6 +190,16 @@ def parse_history(result: Any, chat_id: int) -> Chat | None:
         messages=messages,
         clients=clients,
     )
+
+
+def parse_bindings(entity_data2: str) -> dict[str, int]:
+    """``LEAD|1209|COMPANY|0|CONTACT|0|DEAL|0`` → ``{"LEAD": 1209}`` (0 means none)."""
+    parts = (entity_data2 or "").split("|")
+    out: dict[str, int] = {}
+    for kind, value in zip(parts[::2], parts[1::2], strict=False):
+        if value.isdigit() and int(value) > 0:
+            out[kind.upper()] = int(value)
+    return out
 
 
 def client_message(chat: Chat, message_id: int) -> ClientMessage | None:

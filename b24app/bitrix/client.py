@@ -84,6 +84,16 @@ AUTH_REUSE_S = 10.0
 LogSink = Callable[[dict[str, Any]], None]
 
 
+@dataclass
+class _Tries:
+    """What one call has spent: retries (of ``retries``), token refreshes, redirects."""
+
+    retries: int
+    attempt: int = 0
+    refreshes: int = 0
+    redirects: int = 0
+
+
 class TokenStore(Protocol):
     """What the client needs from token storage (``storage.portals.DbTokenStore``)."""
 
@@ -504,76 +514,37 @@ class BitrixClient:
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         auth = self._load()
-        attempt = 0
-        refreshes = 0
-        redirects = 0
-        max_retries = max(0, int(self.settings.rest_max_retries))
+        tries = _Tries(max(0, int(self.settings.rest_max_retries)))
         while True:
             self._pace_operating(method, params)  # the method's (and commands') blocks too
             if not auth.access_token:
                 auth = self._refresh(auth)
-                refreshes += 1
+                tries.refreshes += 1
             self.bucket.wait(priority=self._priority())
             status, body, location = self._send(auth, method, params)
 
-            if status in REDIRECT_STATUSES and location and redirects < MAX_REDIRECTS:
-                redirects += 1
+            if status in REDIRECT_STATUSES and location and tries.redirects < MAX_REDIRECTS:
+                tries.redirects += 1
                 auth = self._follow_redirect(auth, method, location)
                 self._auth = (time.monotonic(), auth)
                 continue
 
             if status == 0:  # no answer at all
-                if attempt < max_retries:
-                    self.sleep(self._backoff(attempt))
-                    attempt += 1
+                if self._back_off(tries):
                     continue
                 _count("calls", self.member_id, "network")
                 raise TransportError("NETWORK_ERROR", str(body), None, method=method)
 
             if is_error_envelope(body):
                 error = from_envelope(body, status, method)
-                code = error.code
-                if code in REFRESHABLE_CODES and refreshes < 2:
-                    refreshes += 1
+                if error.code in REFRESHABLE_CODES and tries.refreshes < 2:
+                    tries.refreshes += 1
                     auth = self._refresh(auth)
                     continue
-                if code == "QUERY_LIMIT_EXCEEDED":
-                    _count("limit", self.member_id)
-                    # The portal's bucket is full, whatever ours said (it is shared with
-                    # other clients): pace from "full" at the drain rate, shared by every
-                    # process, rather than each retrying on its own schedule.
-                    if attempt < max_retries and not self.settings.rest_adaptive:
-                        self.sleep(self._backoff(attempt) + 1 / self.bucket.rate)  # the old way
-                        attempt += 1
-                        continue
-                    self.bucket.fill()
-                    if attempt < max_retries:
-                        if attempt >= 2:  # still refused after pacing: someone hammers it
-                            self.sleep(self._backoff(attempt - 2))
-                        attempt += 1
-                        continue
-                if code == "OPERATION_TIME_LIMIT":
-                    _count("limit", self.member_id)
-                    wait, shared = self._block_method(method, body)
-                    if wait <= self.max_operating_wait and attempt < max_retries:
-                        if not shared:  # else the wait at the top of the loop honours the block
-                            self.sleep(wait)
-                        attempt += 1
-                        continue
-                    _count("calls", self.member_id, "error")
-                    raise RateLimited(
-                        code, error.description, status, method=method, retry_after=wait
-                    )
-                if status >= 500 and code != "OVERLOAD_LIMIT" and attempt < max_retries:
-                    self.sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                _count("calls", self.member_id, "error")
-                raise error
+                self._wait_or_raise(error, status, body, method, tries)
+                continue
 
-            if status >= 500 and attempt < max_retries:
-                self.sleep(self._backoff(attempt))
-                attempt += 1
+            if status >= 500 and self._back_off(tries):
                 continue
             if status != 200 or not isinstance(body, dict):
                 _count("calls", self.member_id, "error")
@@ -584,6 +555,49 @@ class BitrixClient:
             _count("calls", self.member_id, "ok")
             self._note_operating(method, params, body)
             return body
+
+    def _back_off(self, tries: _Tries) -> bool:
+        """Sleep before the next retry; False when no retry is left."""
+        if tries.attempt >= tries.retries:
+            return False
+        self.sleep(self._backoff(tries.attempt))
+        tries.attempt += 1
+        return True
+
+    def _wait_or_raise(
+        self, error: BitrixError, status: int, body: Any, method: str, tries: _Tries
+    ) -> None:
+        """An error envelope: wait as the error asks and return (the caller retries), or raise."""
+        code = error.code
+        if code == "QUERY_LIMIT_EXCEEDED":
+            _count("limit", self.member_id)
+            # The portal's bucket is full, whatever ours said (it is shared with other
+            # clients): pace from "full" at the drain rate, shared by every process, rather
+            # than each retrying on its own schedule.
+            if tries.attempt < tries.retries and not self.settings.rest_adaptive:
+                self.sleep(self._backoff(tries.attempt) + 1 / self.bucket.rate)  # the old way
+                tries.attempt += 1
+                return
+            self.bucket.fill()
+            if tries.attempt < tries.retries:
+                if tries.attempt >= 2:  # still refused after pacing: someone hammers it
+                    self.sleep(self._backoff(tries.attempt - 2))
+                tries.attempt += 1
+                return
+        if code == "OPERATION_TIME_LIMIT":
+            _count("limit", self.member_id)
+            wait, shared = self._block_method(method, body)
+            if wait <= self.max_operating_wait and tries.attempt < tries.retries:
+                if not shared:  # else the wait at the top of the loop honours the block
+                    self.sleep(wait)
+                tries.attempt += 1
+                return
+            _count("calls", self.member_id, "error")
+            raise RateLimited(code, error.description, status, method=method, retry_after=wait)
+        if status >= 500 and code != "OVERLOAD_LIMIT" and self._back_off(tries):
+            return
+        _count("calls", self.member_id, "error")
+        raise error
 
     def _send(
         self, auth: PortalAuth, method: str, params: Mapping[str, Any]

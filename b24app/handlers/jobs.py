@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from rq.exceptions import DuplicateJobError
-
 from b24app import context
+from b24app.appointments.question import follow_stage
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.bitrix.errors import RateLimited
 from b24app.context import Services
+from b24app.event_queue import enqueue_once
 from b24app.event_queue import FAILURE_TTL
 from b24app.event_queue import QUEUE
 from b24app.event_queue import RETRY
@@ -42,22 +42,18 @@ def event_job_id(member_id: str, event: str, entity_id: int, ts: int) -> str:
 
 def enqueue_event(services: Services, member_id: str, event: str, entity_id: int, ts: int) -> bool:
     """Queue the processing of one delivery; False if the same delivery is already queued."""
-    try:
-        services.queue(QUEUE).enqueue(
-            process_event,
-            member_id,
-            event,
-            entity_id,
-            ts,
-            job_id=event_job_id(member_id, event, entity_id, ts),
-            unique=True,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue(QUEUE),
+        process_event,
+        member_id,
+        event,
+        entity_id,
+        ts,
+        job_id=event_job_id(member_id, event, entity_id, ts),
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> str:
@@ -66,43 +62,32 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
     A portal that needs re-authorisation (revoked grant) or was uninstalled ends the job
     cleanly: retrying cannot help until the admin opens the app again.
     """
+    from b24app.appointments.routes import follow_date_field
+    from b24app.leads.intake import process
     from b24app.leads.intake import process_activity
-    from b24app.leads.intake import process_lead
+    from b24app.leads.kinds import DEAL
+    from b24app.leads.kinds import LEAD
 
     services = context.current()
     try:
         if event in COALESCED_EVENTS and services.settings.rest_coalesce:
-            from b24app.appointments.routes import follow_date_field
             from b24app.leads.coalesce import submit
 
             # Waiting events of the portal are read together, 25 items per request.
             kind = COALESCED_EVENTS[event]
             outcome = submit(services, member_id, kind, entity_id)
             follow_date_field(services, member_id, kind, entity_id)
+            follow_stage(services, member_id, kind, entity_id)
             return outcome
-        if event in LEAD_EVENTS:
-            outcome = process_lead(
-                services, member_id, entity_id, deleted=event == "ONCRMLEADDELETE"
-            )
-            from b24app.appointments.routes import follow_date_field
-
-            follow_date_field(
-                services, member_id, "lead", entity_id, deleted=event == "ONCRMLEADDELETE"
-            )
+        if event in LEAD_EVENTS or event in DEAL_EVENTS:
+            entity_kind = LEAD if event in LEAD_EVENTS else DEAL
+            deleted = event in ("ONCRMLEADDELETE", "ONCRMDEALDELETE")
+            outcome = process(entity_kind, services, member_id, entity_id, deleted=deleted)
+            follow_date_field(services, member_id, entity_kind.name, entity_id, deleted=deleted)
+            follow_stage(services, member_id, entity_kind.name, entity_id)
             return outcome
         if event in ACTIVITY_EVENTS:
             return process_activity(services, member_id, entity_id)
-        if event in DEAL_EVENTS:
-            from b24app.appointments.routes import follow_date_field
-            from b24app.leads.deal_intake import process_deal
-
-            outcome = process_deal(
-                services, member_id, entity_id, deleted=event == "ONCRMDEALDELETE"
-            )
-            follow_date_field(
-                services, member_id, "deal", entity_id, deleted=event == "ONCRMDEALDELETE"
-            )
-            return outcome
         if event in BOOKING_EVENTS:
             from b24app.appointments.booking import process_booking
 
@@ -133,20 +118,16 @@ def backfill_job(member_id: str) -> int:
 
 def enqueue_backfill(services: Services, member_id: str) -> bool:
     """Queue the install-time backfill once per portal (False if one is waiting or running)."""
-    try:
-        services.queue("bulk").enqueue(
-            backfill_job,
-            member_id,
-            job_id=_UNSAFE.sub("_", f"backfill-{member_id}"),
-            unique=True,
-            job_timeout=6 * 3600,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            retry=RETRY,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(
+        services.queue("bulk"),
+        backfill_job,
+        member_id,
+        job_id=_UNSAFE.sub("_", f"backfill-{member_id}"),
+        job_timeout=6 * 3600,
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        retry=RETRY,
+    )
 
 
 def resume_unfinished_backfills() -> int:

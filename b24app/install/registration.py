@@ -1,7 +1,8 @@
 """What the app registers on a portal, done idempotently in as few HTTP requests as possible.
 
-One batch reads the current state (bound events, robots, placements, our user field, lead
-statuses); one batch writes only what is missing. A second install therefore issues one read
+One batch reads the current state (bound events, robots, placements, the bot, and per entity
+kind — lead, deal — our user field and the stages: :mod:`b24app.install.stages`); one batch
+writes only what is missing. A second install therefore issues one read
 batch and no write at all, and "already exists" answers count as success (a concurrent install
 may have won the race). Robots are updated (``bizproc.robot.update``) only when their
 definition changed, which is how an app update reaches existing portals.
@@ -19,16 +20,16 @@ from typing import Any
 from b24app.appointments.config import date_fields
 from b24app.appointments.config import workflow_templates
 from b24app.assistant import bot as assistant_bot
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import already_exists
 from b24app.handlers.definitions import APP_EVENTS
 from b24app.handlers.definitions import CLIENT_EVENTS
 from b24app.handlers.definitions import EVENTS
-from b24app.install import deal_registration
-from b24app.install.stages import semantics
-from b24app.install.stages import STAGES
+from b24app.install import stages
 from b24app.placements.definitions import PLACEMENTS
 from b24app.robots import definitions as robot_definitions
+from b24app.storage.models import EntityType
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class RegistrationReport:
     statuses_created: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     robots_hash: str = ""
-    # Deals (b24app.install.deal_registration)
+    # Deals (b24app.install.stages: per pipeline)
     crm_mode: str = "classic"
     deal_stages: dict[str, dict[str, str]] = field(default_factory=dict)
     pipelines: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,9 @@ def robots_hash(public_url: str) -> str:
     return hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()[:16]
 
 
+Writes = dict[str, tuple[str, dict[str, Any]]]
+
+
 def register(
     client: BitrixClient,
     public_url: str,
@@ -97,17 +101,41 @@ def register(
     """
     base = public_url.rstrip("/")
     report = RegistrationReport(robots_hash=robots_hash(base))
+    state = _read_state(client)
+    writes: Writes = {
+        **_plan_events(state, base),
+        **_plan_robots(
+            state, base, robots_changed=previous.get("robots_hash") != report.robots_hash
+        ),
+        **_plan_placements(state, base),
+    }
+    for kind in (EntityType.LEAD, EntityType.DEAL):
+        writes.update(_KIND_PLANS[kind](state, report, lang, add_deal_stages))
+    report.date_fields = date_fields(
+        state.results.get("lead_fields"), state.results.get("deal_fields")
+    )
+    if "workflow_templates" in state.results:
+        report.workflow_templates = workflow_templates(state.results["workflow_templates"])
+    if "bots" not in state.errors:
+        bot_writes, report.bot_id, report.bot_hash = assistant_bot.plan(
+            state.results.get("bots"), base, lang, previous
+        )
+        writes.update(bot_writes)
+    if writes:
+        _write(client, writes, report)
+    _count_writes(writes, report)
+    return report
+
+
+def _read_state(client: BitrixClient) -> BatchResult:
+    """The one read batch; only the bot list and the workflow templates may fail."""
     state = client.batch(
         {
             "events": ("event.get", {}),
             "robots": ("bizproc.robot.list", {}),
             "placements": ("placement.get", {}),
-            "field": ("crm.lead.userfield.list", {"filter": {"FIELD_NAME": LEAD_FIELD_NAME}}),
-            "statuses": (
-                "crm.status.list",
-                {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
-            ),
-            **deal_registration.deal_reads(LEAD_FIELD_NAME),
+            **_lead_reads(),
+            **stages.deal_reads(LEAD_FIELD_NAME),
             # last: a portal without the imbot scope still gets everything else
             "bots": ("imbot.v2.Bot.list", {}),
             # the date fields the admin may pick as the appointment time
@@ -128,20 +156,27 @@ def register(
     )
     if set(state.errors) - {"bots", "workflow_templates"}:
         raise RegistrationError(f"reading the portal state failed: {sorted(state.errors)}")
-    writes: dict[str, tuple[str, dict[str, Any]]] = {}
+    return state
 
+
+def _plan_events(state: BatchResult, base: str) -> Writes:
     bound = {
         (e.get("event", "").upper(), e.get("handler")) for e in state.results.get("events") or []
     }
     wanted = [(name, f"{base}/handlers/events") for name in EVENTS]
     wanted += [(name, f"{base}/install/events") for name in APP_EVENTS]
     wanted += [(name, f"{base}{path}") for name, path in CLIENT_EVENTS.items()]
-    for name, handler in wanted:
-        if (name, handler) not in bound:
-            writes[f"event:{name}"] = ("event.bind", {"event": name, "handler": handler})
+    return {
+        f"event:{name}": ("event.bind", {"event": name, "handler": handler})
+        for name, handler in wanted
+        if (name, handler) not in bound
+    }
 
+
+def _plan_robots(state: BatchResult, base: str, *, robots_changed: bool) -> Writes:
+    """Robots missing are added; all are updated when their definitions changed."""
     existing_robots = set(state.results.get("robots") or [])
-    robots_changed = previous.get("robots_hash") != report.robots_hash
+    writes: Writes = {}
     for robot in robot_definitions.robot_fields(base):
         code = robot["CODE"]
         if code not in existing_robots:
@@ -152,70 +187,95 @@ def register(
                 "bizproc.robot.update",
                 {"CODE": code, "FIELDS": robot_fields},
             )
+    return writes
 
+
+def _plan_placements(state: BatchResult, base: str) -> Writes:
     bound_placements = {
         (p.get("placement"), p.get("handler")) for p in state.results.get("placements") or []
     }
+    writes: Writes = {}
     for placement in PLACEMENTS:
         handler = f"{base}/app/{placement['path']}"
         if (placement["PLACEMENT"], handler) not in bound_placements:
             params = {k: v for k, v in placement.items() if k != "path"}
             params["HANDLER"] = handler
             writes[f"placement:{placement['PLACEMENT']}"] = ("placement.bind", params)
+    return writes
 
+
+def _lead_reads() -> Writes:
+    """The lead part of the read batch: our user field and the portal's lead statuses."""
+    return {
+        "field": ("crm.lead.userfield.list", {"filter": {"FIELD_NAME": LEAD_FIELD_NAME}}),
+        "statuses": (
+            "crm.status.list",
+            {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}},
+        ),
+    }
+
+
+def _plan_lead(
+    state: BatchResult, report: RegistrationReport, lang: str, add_stages: bool
+) -> Writes:
+    """Our lead user field when missing; the lead status map, creating the statuses of our
+    stages the portal lacks (always: a lead status is only ours to add)."""
+    writes: Writes = {}
     if not state.results.get("field"):
         writes["field"] = ("crm.lead.userfield.add", {"fields": _lead_field()})
-    if not state.results.get("deal_field"):
-        writes["deal_field"] = ("crm.deal.userfield.add", {"fields": _lead_field()})
-    report.crm_mode = deal_registration.crm_mode(state.results.get("crm_mode"))
-    categories = deal_registration.category_ids(state.results.get("deal_categories"))
-    all_statuses = list(state.results.get("all_statuses") or [])
-    if add_deal_stages:
-        added = deal_registration.missing_stages(categories, all_statuses, lang)
-        for key, stage_fields in added.items():
-            writes[f"deal_stage:{key}"] = ("crm.status.add", {"fields": stage_fields})
-        all_statuses = deal_registration.with_added(all_statuses, added)
-    report.deal_stages = deal_registration.map_deal_stages(categories, all_statuses)
-    report.pipelines = deal_registration.pipeline_names(state.results.get("deal_categories"))
-    report.deal_stage_list = deal_registration.stage_lists(
-        deal_registration.category_ids(state.results.get("deal_categories")),
-        all_statuses,
-    )
-
-    report.date_fields = date_fields(
-        state.results.get("lead_fields"), state.results.get("deal_fields")
-    )
-    if "workflow_templates" in state.results:
-        report.workflow_templates = workflow_templates(state.results["workflow_templates"])
-
-    statuses, to_create = map_statuses(state.results.get("statuses") or [], lang)
+    report.statuses, to_create = stages.map_statuses(state.results.get("statuses") or [], lang)
     for stage, status_fields in to_create.items():
         writes[f"status:{stage}"] = ("crm.status.add", {"fields": status_fields})
-    report.statuses = statuses
+    return writes
 
-    if "bots" not in state.errors:
-        bot_writes, report.bot_id, report.bot_hash = assistant_bot.plan(
-            state.results.get("bots"), base, lang, previous
-        )
-        writes.update(bot_writes)
 
-    if writes:
-        result = client.batch(writes, halt=False)
-        failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
-        optional = {k for k in failed if k.partition(":")[2] in CLIENT_EVENTS}
-        for key in sorted(optional):  # no booking / imopenlines scope: the rest still works
-            log.warning("optional %s not registered: %s", key, failed.pop(key).get("error"))
-            writes.pop(key)
-        if failed:
-            raise RegistrationError(
-                "registration failed: "
-                + ", ".join(
-                    f"{k} ({v.get('error') or v.get('error_description')})"
-                    for k, v in sorted(failed.items())
-                )
+def _plan_deal(
+    state: BatchResult, report: RegistrationReport, lang: str, add_stages: bool
+) -> Writes:
+    """Our deal user field when missing; the CRM mode and the stage map of every pipeline,
+    adding "Пришёл" / "Не пришёл" only where the admin allows it (``add_stages``)."""
+    writes: Writes = {}
+    if not state.results.get("deal_field"):
+        writes["deal_field"] = ("crm.deal.userfield.add", {"fields": _lead_field()})
+    report.crm_mode = stages.crm_mode(state.results.get("crm_mode"))
+    categories = stages.category_ids(state.results.get("deal_categories"))
+    all_statuses = list(state.results.get("all_statuses") or [])
+    if add_stages:
+        added = stages.missing_stages(categories, all_statuses, lang)
+        for key, stage_fields in added.items():
+            writes[f"deal_stage:{key}"] = ("crm.status.add", {"fields": stage_fields})
+        all_statuses = stages.with_added(all_statuses, added)
+    report.deal_stages = stages.map_deal_stages(categories, all_statuses)
+    report.pipelines = stages.pipeline_names(state.results.get("deal_categories"))
+    report.deal_stage_list = stages.stage_lists(categories, all_statuses)
+    return writes
+
+
+_KIND_PLANS = {EntityType.LEAD: _plan_lead, EntityType.DEAL: _plan_deal}
+
+
+def _write(client: BitrixClient, writes: Writes, report: RegistrationReport) -> None:
+    """The one write batch; "already exists" counts as done, a missing optional scope drops
+    its client-loop event (``writes`` then holds what was written)."""
+    result = client.batch(writes, halt=False)
+    failed = {key: err for key, err in result.errors.items() if not already_exists(err)}
+    optional = {k for k in failed if k.partition(":")[2] in CLIENT_EVENTS}
+    for key in sorted(optional):  # no booking / imopenlines scope: the rest still works
+        log.warning("optional %s not registered: %s", key, failed.pop(key).get("error"))
+        writes.pop(key)
+    if failed:
+        raise RegistrationError(
+            "registration failed: "
+            + ", ".join(
+                f"{k} ({v.get('error') or v.get('error_description')})"
+                for k, v in sorted(failed.items())
             )
-        if "bot:register" in writes:
-            report.bot_id = assistant_bot.bot_id_of(result.results.get("bot:register"))
+        )
+    if "bot:register" in writes:
+        report.bot_id = assistant_bot.bot_id_of(result.results.get("bot:register"))
+
+
+def _count_writes(writes: Writes, report: RegistrationReport) -> None:
     for key in writes:
         kind, _, name = key.partition(":")
         if kind == "event":
@@ -236,7 +296,6 @@ def register(
             report.statuses_created.append(name)
         elif kind == "bot":
             report.bot_written = True
-    return report
 
 
 class RegistrationError(RuntimeError):
@@ -257,55 +316,3 @@ def _lead_field() -> dict[str, Any]:
         "LIST_COLUMN_LABEL": {"ru": "ИИ-лид", "en": "AI lead"},
         "LIST_FILTER_LABEL": {"ru": "ИИ-лид", "en": "AI lead"},
     }
-
-
-def map_statuses(
-    items: list[dict[str, Any]], lang: str
-) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Map our stages onto the portal's own lead statuses; return the map and what to create.
-
-    * new — the portal's first in-progress status (lowest SORT), whatever its ID.
-    * qualified / confirmed / came / no_show — an existing status with our ID or a known
-      name; else *came* is the portal's success status; the others are created: qualified
-      and confirmed between the last in-progress status and success, no-show after all.
-    """
-    ordered = sorted(items, key=lambda i: int(i.get("SORT") or 0))
-    process = [i for i in ordered if semantics(i) == "P"]
-    success = next((i for i in ordered if semantics(i) == "S"), None)
-    mapping: dict[str, str] = {}
-    to_create: dict[str, dict[str, Any]] = {}
-    if process:
-        mapping["new"] = str(process[0]["STATUS_ID"])
-    for stage, spec in STAGES.items():
-        match = next(
-            (
-                i
-                for i in ordered
-                if i.get("STATUS_ID") == spec["status_id"]
-                or str(i.get("NAME", "")).strip().casefold() in spec["aliases"]
-            ),
-            None,
-        )
-        if match is not None:
-            mapping[stage] = str(match["STATUS_ID"])
-        elif stage == "came" and success is not None:
-            mapping[stage] = str(success["STATUS_ID"])
-        else:
-            mapping[stage] = spec["status_id"]
-            to_create[stage] = {
-                "ENTITY_ID": "STATUS",
-                "STATUS_ID": spec["status_id"],
-                "NAME": spec["name"].get(lang, spec["name"]["ru"]),
-            }
-    last_process = int(process[-1]["SORT"]) if process else 10
-    success_sort = int(success["SORT"]) if success else last_process + 30
-    gap = max(success_sort - last_process, 3)
-    sorts = {
-        "qualified": last_process + gap // 3,
-        "confirmed": last_process + 2 * gap // 3,
-        "came": success_sort - 1,
-        "no_show": int(ordered[-1]["SORT"]) + 10 if ordered else 100,
-    }
-    for stage, status_fields in to_create.items():
-        status_fields["SORT"] = sorts[stage]
-    return mapping, to_create

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,9 @@ from b24app.i18n import translate
 from b24app.kpi.metrics import Counts
 from b24app.kpi.metrics import Dashboard
 from b24app.kpi.metrics import iter_dimension
+
+# A column: header key, header suffix, the record field or a function of the record.
+Column = tuple[str, str, "str | Callable[[dict[str, Any]], Any]"]
 
 TABLES = ("summary", "trend", "sources", "campaigns", "channels", "employees", "ai")
 
@@ -120,29 +124,19 @@ def _summary(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     return headers, [row]
 
 
+_TREND = (
+    ("col.date", "", "label"),
+    ("kpi.leads", "", "leads"),
+    ("kpi.bookings", "", "bookings"),
+    ("kpi.confirmed", "", "confirmed"),
+    ("kpi.no_show", "", "no_shows"),
+    ("kpi.conversion", ", %", "conversion_pct"),
+    ("kpi.no_show", ", %", "no_show_pct"),
+)
+
+
 def _trend(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
-    headers = [
-        _header(lang, "col.date"),
-        _header(lang, "kpi.leads"),
-        _header(lang, "kpi.bookings"),
-        _header(lang, "kpi.confirmed"),
-        _header(lang, "kpi.no_show"),
-        _header(lang, "kpi.conversion", ", %"),
-        _header(lang, "kpi.no_show", ", %"),
-    ]
-    rows = [
-        [
-            r["label"],
-            r["leads"],
-            r["bookings"],
-            r["confirmed"],
-            r["no_shows"],
-            r["conversion_pct"],
-            r["no_show_pct"],
-        ]
-        for r in d.trend
-    ]
-    return headers, rows
+    return _table(lang, _TREND, d.trend)
 
 
 def _dimension(
@@ -169,69 +163,53 @@ def _ai(d: Dashboard, lang: str) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+_CAMPAIGN = (
+    ("kpi.leads", "", "leads"),
+    ("kpi.bookings", "", "bookings"),
+    ("kpi.conversion", ", %", "conversion_pct"),
+    ("kpi.revenue", "", "revenue"),
+    ("col.cost", "", "cost"),
+    ("col.cpl", "", "cpl"),
+    ("col.roi", ", %", "roi_pct"),
+)
+
+_EMPLOYEE = (
+    ("col.user_id", "", "manager"),
+    ("kpi.leads", "", "leads"),
+    ("kpi.reply_median", ", s", "reply_median_s"),
+    ("kpi.reply_p90", ", s", "reply_p90_s"),
+    ("kpi.sla", ", %", "sla_pct"),
+    ("kpi.breaches", "", "breaches"),
+    ("kpi.escalations", "", "escalations"),
+    ("kpi.bookings", "", "bookings"),
+    ("kpi.conversion", ", %", "conversion_pct"),
+    ("kpi.no_show", ", %", "no_show_pct"),
+    ("kpi.paid_visits", "", "paid_visits"),
+    ("kpi.revenue", "", "revenue"),
+    ("kpi.aov", "", "aov"),
+)
+
+
 def _campaigns(d: Dashboard, lang: str, names: Names) -> tuple[list[str], list[list[Any]]]:
-    headers = [
-        _header(lang, "col.campaign"),
-        _header(lang, "kpi.leads"),
-        _header(lang, "kpi.bookings"),
-        _header(lang, "kpi.conversion", ", %"),
-        _header(lang, "kpi.revenue"),
-        _header(lang, "col.cost"),
-        _header(lang, "col.cpl"),
-        _header(lang, "col.roi", ", %"),
-    ]
-    rows = [
-        [
-            label("campaign", r["campaign"], lang, names),
-            r["leads"],
-            r["bookings"],
-            r["conversion_pct"],
-            r["revenue"],
-            r["cost"],
-            r["cpl"],
-            r["roi_pct"],
-        ]
-        for r in d.marketing()
-    ]
-    return headers, rows
+    def name(r: dict[str, Any]) -> str:
+        return label("campaign", r["campaign"], lang, names)
+
+    return _table(lang, (("col.campaign", "", name), *_CAMPAIGN), d.marketing())
 
 
 def _employees(d: Dashboard, lang: str, names: Names) -> tuple[list[str], list[list[Any]]]:
-    headers = [
-        _header(lang, "col.manager"),
-        _header(lang, "col.user_id"),
-        _header(lang, "kpi.leads"),
-        _header(lang, "kpi.reply_median", ", s"),
-        _header(lang, "kpi.reply_p90", ", s"),
-        _header(lang, "kpi.sla", ", %"),
-        _header(lang, "kpi.breaches"),
-        _header(lang, "kpi.escalations"),
-        _header(lang, "kpi.bookings"),
-        _header(lang, "kpi.conversion", ", %"),
-        _header(lang, "kpi.no_show", ", %"),
-        _header(lang, "kpi.paid_visits"),
-        _header(lang, "kpi.revenue"),
-        _header(lang, "kpi.aov"),
-    ]
-    rows = [
-        [
-            label("manager", r["manager"], lang, names),
-            r["manager"],
-            r["leads"],
-            r["reply_median_s"],
-            r["reply_p90_s"],
-            r["sla_pct"],
-            r["breaches"],
-            r["escalations"],
-            r["bookings"],
-            r["conversion_pct"],
-            r["no_show_pct"],
-            r["paid_visits"],
-            r["revenue"],
-            r["aov"],
-        ]
-        for r in d.employees()
-    ]
+    def name(r: dict[str, Any]) -> str:
+        return label("manager", r["manager"], lang, names)
+
+    return _table(lang, (("col.manager", "", name), *_EMPLOYEE), d.employees())
+
+
+def _table(
+    lang: str, columns: tuple[Column, ...], records: Iterable[dict[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of a table whose columns each name a header and a field (or a function)."""
+    headers = [_header(lang, key, suffix) for key, suffix, _ in columns]
+    rows = [[v(r) if callable(v) else r[v] for _, _, v in columns] for r in records]
     return headers, rows
 
 

@@ -1,5 +1,5 @@
 """KPI figures of one portal over a period, computed with grouped SQL over the app's own
-lifecycle store (``Lead``, ``Timer``, ``CampaignCost``) — never by paging the CRM.
+lifecycle store (``Journey``, ``Timer``, ``CampaignCost``) — never by paging the CRM.
 
 Definitions (a lead belongs to the period in which it was *created*: every figure is a cohort
 of the leads that came in during the period, so the ratios always relate the same leads):
@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session
 from b24app.assistant.kpi import assistant_kpis
 from b24app.kpi.appointments import appointment_kpis
 from b24app.storage.models import CampaignCost
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
@@ -229,28 +229,28 @@ def _dialect(session: Session) -> str:
 def reply_seconds(dialect: str) -> ColumnElement[Any]:
     """``first_reply_at − created_at`` in seconds, for this database."""
     if dialect == "postgresql":
-        return func.extract("epoch", Lead.first_reply_at - Lead.created_at)
-    return (func.julianday(Lead.first_reply_at) - func.julianday(Lead.created_at)) * 86400.0
+        return func.extract("epoch", Journey.first_reply_at - Journey.created_at)
+    return (func.julianday(Journey.first_reply_at) - func.julianday(Journey.created_at)) * 86400.0
 
 
 def _local_day(dialect: str, offset: dt.timedelta) -> ColumnElement[Any]:
     """The lead's local calendar day (fixed UTC offset of the period; Russia has no DST)."""
     if dialect == "postgresql":
-        return cast(Lead.created_at + offset, Date)
+        return cast(Journey.created_at + offset, Date)
     minutes = int(offset.total_seconds() // 60)
-    return func.date(Lead.created_at, f"{minutes:+d} minutes")
+    return func.date(Journey.created_at, f"{minutes:+d} minutes")
 
 
 _BOOKED = or_(
-    Lead.booking_at.is_not(None),
-    Lead.confirmed_at.is_not(None),
-    Lead.came_at.is_not(None),
-    Lead.no_show_at.is_not(None),
+    Journey.booking_at.is_not(None),
+    Journey.confirmed_at.is_not(None),
+    Journey.came_at.is_not(None),
+    Journey.no_show_at.is_not(None),
 )
 _CONFIRMED = or_(
-    Lead.confirmed_at.is_not(None), Lead.came_at.is_not(None), Lead.no_show_at.is_not(None)
+    Journey.confirmed_at.is_not(None), Journey.came_at.is_not(None), Journey.no_show_at.is_not(None)
 )
-_PAID = and_(Lead.came_at.is_not(None), Lead.opportunity > 0)
+_PAID = and_(Journey.came_at.is_not(None), Journey.opportunity > 0)
 
 
 def _flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -260,19 +260,19 @@ def _flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
 def _count_columns(dialect: str, sla_s: float, now: dt.datetime) -> list[ColumnElement[Any]]:
     secs = reply_seconds(dialect)
     window_over = or_(
-        Lead.first_reply_at.is_not(None),
-        Lead.created_at <= now - dt.timedelta(seconds=sla_s),
+        Journey.first_reply_at.is_not(None),
+        Journey.created_at <= now - dt.timedelta(seconds=sla_s),
     )
     return [
         func.count().label("leads"),
         _flag(_BOOKED).label("bookings"),
         _flag(_CONFIRMED).label("confirmed"),
-        _flag(Lead.no_show_at.is_not(None)).label("no_shows"),
-        _flag(Lead.came_at.is_not(None)).label("came"),
+        _flag(Journey.no_show_at.is_not(None)).label("no_shows"),
+        _flag(Journey.came_at.is_not(None)).label("came"),
         _flag(_PAID).label("paid_visits"),
-        func.coalesce(func.sum(case((_PAID, Lead.opportunity), else_=0)), 0).label("revenue"),
-        _flag(Lead.first_reply_at.is_not(None)).label("replied"),
-        _flag(and_(Lead.first_reply_at.is_not(None), secs <= sla_s)).label("replied_in_sla"),
+        func.coalesce(func.sum(case((_PAID, Journey.opportunity), else_=0)), 0).label("revenue"),
+        _flag(Journey.first_reply_at.is_not(None)).label("replied"),
+        _flag(and_(Journey.first_reply_at.is_not(None), secs <= sla_s)).label("replied_in_sla"),
         _flag(window_over).label("sla_due"),
     ]
 
@@ -281,10 +281,10 @@ def _in_period(portal_id: int, period: Period) -> ColumnElement[bool]:
     # Leads the portal deleted are out of every figure. The (portal_id, created_at) index
     # serves this range.
     return and_(
-        Lead.portal_id == portal_id,
-        Lead.created_at >= period.start,
-        Lead.created_at < period.end,
-        Lead.deleted_at.is_(None),
+        Journey.portal_id == portal_id,
+        Journey.created_at >= period.start,
+        Journey.created_at < period.end,
+        Journey.deleted_at.is_(None),
     )
 
 
@@ -393,9 +393,9 @@ def _group_key(dimension: str, key: Any) -> Any:
 
 _ROLLUPS: tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...] = (
     # Low-cardinality dimensions share one scan (≤ 2 × 5 × sources rows) and give the totals.
-    (("ai", "channel", "source"), (Lead.is_ai, Lead.channel, Lead.source_id)),
-    (("manager",), (Lead.assigned_by_id,)),
-    (("campaign",), (Lead.utm_campaign,)),
+    (("ai", "channel", "source"), (Journey.is_ai, Journey.channel, Journey.source_id)),
+    (("manager",), (Journey.assigned_by_id,)),
+    (("campaign",), (Journey.utm_campaign,)),
 )
 
 
@@ -425,7 +425,7 @@ def reply_stats(
     """Median and p90 first-reply time, overall and per manager."""
     dialect = _dialect(session)
     secs = reply_seconds(dialect)
-    where = and_(_in_period(portal_id, period), Lead.first_reply_at.is_not(None))
+    where = and_(_in_period(portal_id, period), Journey.first_reply_at.is_not(None))
     if dialect == "postgresql":
         pcts = [
             func.count().label("n"),
@@ -434,7 +434,7 @@ def reply_stats(
         ]
         overall = session.execute(select(*pcts).where(where)).one()
         per = session.execute(
-            select(Lead.assigned_by_id, *pcts).where(where).group_by(Lead.assigned_by_id)
+            select(Journey.assigned_by_id, *pcts).where(where).group_by(Journey.assigned_by_id)
         ).all()
 
         def stats(row: Any) -> ReplyStats:
@@ -449,7 +449,7 @@ def reply_stats(
     values: list[float] = []
     per_manager: dict[int | None, list[float]] = defaultdict(list)
     for manager, value in session.execute(
-        select(Lead.assigned_by_id, secs).where(where).order_by(secs)
+        select(Journey.assigned_by_id, secs).where(where).order_by(secs)
     ):
         seconds = max(float(value), 0.0)
         values.append(seconds)
@@ -478,7 +478,7 @@ def timer_counts(
     """
     fired = (
         select(
-            Timer.lead_id.label("lead_id"),
+            Timer.journey_key.label("lead_id"),
             _flag(Timer.level == "remind").label("breaches"),
             _flag(Timer.level == "escalate").label("escalations"),
         )
@@ -488,29 +488,29 @@ def timer_counts(
             Timer.state == TimerState.FIRED,
             Timer.level.in_(("remind", "escalate")),
         )
-        .group_by(Timer.lead_id)
+        .group_by(Timer.journey_key)
         .subquery()
     )
     # The timer key is a lead id, or minus the deal id of a journey started on a deal
     # (b24app.leads.journeys): two plain equi-joins, each on its own unique index (an OR in
     # one join condition makes SQLite scan every lead per timer).
     joins = (
-        (fired.c.lead_id > 0, Lead.lead_id == fired.c.lead_id),
-        (fired.c.lead_id < 0, Lead.deal_id == -fired.c.lead_id),
+        (fired.c.lead_id > 0, Journey.lead_id == fired.c.lead_id),
+        (fired.c.lead_id < 0, Journey.deal_id == -fired.c.lead_id),
     )
     breaches: dict[int | None, int] = {}
     escalations: dict[int | None, int] = {}
     for sign, on in joins:
         stmt = (
             select(
-                Lead.assigned_by_id,
+                Journey.assigned_by_id,
                 func.sum(fired.c.breaches),
                 func.sum(fired.c.escalations),
             )
             .select_from(fired)
-            .join(Lead, and_(Lead.portal_id == portal_id, on))
+            .join(Journey, and_(Journey.portal_id == portal_id, on))
             .where(sign, _in_period(portal_id, period))
-            .group_by(Lead.assigned_by_id)
+            .group_by(Journey.assigned_by_id)
         )
         for manager, n_breaches, n_escalations in session.execute(stmt):
             if n_breaches:
@@ -533,7 +533,7 @@ def trend(
             func.count().label("leads"),
             _flag(_BOOKED).label("bookings"),
             _flag(_CONFIRMED).label("confirmed"),
-            _flag(Lead.no_show_at.is_not(None)).label("no_shows"),
+            _flag(Journey.no_show_at.is_not(None)).label("no_shows"),
         )
         .where(_in_period(portal_id, period))
         .group_by(day)
@@ -638,7 +638,9 @@ def compute_dashboard(
         sla_minutes=sla_minutes,
         extra={
             "by_week": weekly,
-            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "appointments": appointment_kpis(
+                session, portal_id, period.start, period.end, settings.get("time_zone")
+            ),
             "assistant": assistant_kpis(session, portal_id, period.start, period.end),
         },
     )

@@ -1,7 +1,7 @@
 """The daily KPI roll-up: long periods answered from one row per (portal, local day,
 dimension, key) instead of every lead.
 
-**One function derives it**: :func:`build_rows` turns the lifecycle rows (``Lead``, fired
+**One function derives it**: :func:`build_rows` turns the lifecycle rows (``Journey``, fired
 ``Timer``) of a run of local days into roll-up rows. The cron job stores them
 (:func:`refresh_portal`), and the dashboard uses the very same function on the fly for every
 day the stored rows cannot answer exactly, so a figure is always what the lifecycle rows say:
@@ -62,10 +62,10 @@ from b24app.kpi.metrics import Counts
 from b24app.kpi.metrics import Dashboard
 from b24app.kpi.metrics import Period
 from b24app.kpi.metrics import ReplyStats
+from b24app.storage.models import Journey
 from b24app.storage.models import KpiDaily
 from b24app.storage.models import KpiDailyReply
 from b24app.storage.models import KpiDailyState
-from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
@@ -120,25 +120,25 @@ def build_rows(
     zone = ZoneInfo(tz)
     leads = session.execute(
         select(
-            Lead.lead_id, Lead.deal_id, Lead.created_at, Lead.is_ai, Lead.channel, Lead.source_id,
-            Lead.utm_campaign, Lead.assigned_by_id, Lead.first_reply_at, Lead.booking_at,
-            Lead.confirmed_at, Lead.came_at, Lead.no_show_at, Lead.opportunity,
+            Journey.lead_id, Journey.deal_id, Journey.created_at, Journey.is_ai, Journey.channel, Journey.source_id,
+            Journey.utm_campaign, Journey.assigned_by_id, Journey.first_reply_at, Journey.booking_at,
+            Journey.confirmed_at, Journey.came_at, Journey.no_show_at, Journey.opportunity,
         ).where(
-            Lead.portal_id == portal_id, Lead.created_at >= period.start,
-            Lead.created_at < period.end, Lead.deleted_at.is_(None),
+            Journey.portal_id == portal_id, Journey.created_at >= period.start,
+            Journey.created_at < period.end, Journey.deleted_at.is_(None),
         )
     ).all()  # fmt: skip
     fired: dict[int, dict[str, int]] = defaultdict(lambda: {"remind": 0, "escalate": 0})
     if leads:
         for lead_id, level, n in session.execute(
-            select(Timer.lead_id, Timer.level, func.count())
+            select(Timer.journey_key, Timer.level, func.count())
             .where(
                 Timer.portal_id == portal_id,
                 Timer.due_at >= period.start,
                 Timer.state == TimerState.FIRED,
                 Timer.level.in_(("remind", "escalate")),
             )
-            .group_by(Timer.lead_id, Timer.level)
+            .group_by(Timer.journey_key, Timer.level)
         ):
             fired[int(lead_id)][level] = int(n)
     due_before = now - dt.timedelta(seconds=sla_s)
@@ -202,23 +202,25 @@ def changed_days(session: Session, portal_id: int, since: dt.datetime, tz: str) 
     """Local days of the leads changed, or whose SLA timers fired, since ``since``."""
     created = list(
         session.scalars(
-            select(Lead.created_at).where(Lead.portal_id == portal_id, Lead.updated_at > since)
+            select(Journey.created_at).where(
+                Journey.portal_id == portal_id, Journey.updated_at > since
+            )
         )
     )
     # The fired timers first (few, ``ix_timers_fired``), then their journeys by their unique
     # keys: joined with an OR, the planner scanned every lead of the portal (~70 ms).
     keys = set(
         session.scalars(
-            select(Timer.lead_id).where(Timer.portal_id == portal_id, Timer.fired_at > since)
+            select(Timer.journey_key).where(Timer.portal_id == portal_id, Timer.fired_at > since)
         )
     )
     lead_ids = sorted(k for k in keys if k > 0)
     deal_ids = sorted(-k for k in keys if k < 0)
-    for column, ids in ((Lead.lead_id, lead_ids), (Lead.deal_id, deal_ids)):
+    for column, ids in ((Journey.lead_id, lead_ids), (Journey.deal_id, deal_ids)):
         for start in range(0, len(ids), 500):
             created += session.scalars(
-                select(Lead.created_at).where(
-                    Lead.portal_id == portal_id, column.in_(ids[start : start + 500])
+                select(Journey.created_at).where(
+                    Journey.portal_id == portal_id, column.in_(ids[start : start + 500])
                 )
             )
     return {_local_day(c, tz) for c in created}
@@ -327,7 +329,9 @@ def refresh_portal(
     started = now or utc_now()
     state = session.get(KpiDailyState, portal_id)
     if state is None or state.tz != tz or state.sla_s != sla_s:
-        first = session.scalar(select(func.min(Lead.created_at)).where(Lead.portal_id == portal_id))
+        first = session.scalar(
+            select(func.min(Journey.created_at)).where(Journey.portal_id == portal_id)
+        )
         session.execute(delete(KpiDaily).where(KpiDaily.portal_id == portal_id))
         session.execute(delete(KpiDailyReply).where(KpiDailyReply.portal_id == portal_id))
         written = 0
@@ -640,7 +644,9 @@ def _assemble(
             "rollup": True,
             # Not lead counts: read from their own (small) tables for the period, as the
             # per-lead path does; the dashboard template shows both blocks.
-            "appointments": appointment_kpis(session, portal_id, period.start, period.end),
+            "appointments": appointment_kpis(
+                session, portal_id, period.start, period.end, settings.get("time_zone")
+            ),
             "assistant": assistant_kpis(session, portal_id, period.start, period.end),
         },
     )

@@ -16,7 +16,7 @@ or the drainer stops.
   takes 25 of them: 5,000 events cost about 5,000 / 25 requests plus the rounds that ran
   before the backlog built up.
 * **Per-item semantics kept**: each item is fetched and recorded under its own lock (the one
-  :func:`b24app.leads.intake.process_lead` takes); a locked item waits for the next round.
+  :func:`b24app.leads.intake.process` takes); a locked item waits for the next round.
   Each push bumps the item's counter; the drainer removes an item only if its counter did
   not move while it was being read, so an event that arrives during the fetch gets a fresh
   read afterwards (the later event always records the later state). Duplicates of a waiting
@@ -38,7 +38,7 @@ one item from its answers, under its lock), plus an optional ``after(ctx, applie
 batched follow-up writes and an optional ``shared(ctx, ids)`` for commands read once per
 round for all its items (simple CRM mode: the leads' conversions, one ``crm.deal.list``).
 Leads and deals are registered below; a deal is locked as its journey (``-deal_id``) and a
-converted lead's deal takes its lead's lock too, as :func:`~b24app.leads.deal_intake.process_deal`.
+converted lead's deal takes its lead's lock too, as :func:`~b24app.leads.intake.process`.
 """
 
 from __future__ import annotations
@@ -63,18 +63,18 @@ from b24app.context import Services
 from b24app.event_queue import FAILURE_TTL
 from b24app.event_queue import QUEUE
 from b24app.event_queue import RETRY
-from b24app.leads.deal_intake import apply_deal
-from b24app.leads.deal_intake import deal_commands
-from b24app.leads.deal_intake import read_deal
-from b24app.leads.deal_intake import refresh_crm_mode
-from b24app.leads.intake import lead_commands
-from b24app.leads.intake import read_lead
+from b24app.leads.intake import apply_deal
+from b24app.leads.intake import lead_fetched
 from b24app.leads.intake import record_fetched
 from b24app.leads.intake import Recorded
 from b24app.leads.intake import UNKNOWN
 from b24app.leads.items import lead_lock
 from b24app.leads.items import lead_lock_key
-from b24app.leads.tag_writes import DEFAULT_LEAD_FIELD
+from b24app.leads.kinds import Commands
+from b24app.leads.kinds import DEAL
+from b24app.leads.kinds import EntityKind
+from b24app.leads.kinds import LEAD
+from b24app.leads.pipelines import refresh_crm_mode
 from b24app.leads.tag_writes import tag_ai_leads
 from b24app.settings import load_settings
 from b24app.storage.models import PortalStatus
@@ -144,28 +144,36 @@ class Applied:
     kind: str = ""
 
 
-Commands = dict[str, tuple[str, dict[str, Any]]]
-
-
 @dataclass(frozen=True)
-class EntityType:
-    name: str  # "lead", "deal": letters only (it prefixes batch command ids)
-    commands: Callable[[int], Commands]
+class Coalesced:
+    """How a drain records the items of one entity kind (read as the kind says)."""
+
+    kind: EntityKind
     apply: Callable[[PortalCtx, int, BatchResult], Applied]
-    lock_key: Callable[[int, int], str]  # (portal_id, id) → the item's Redis lock key
     after: Callable[[PortalCtx, list[Applied]], None] | None = None
-    # Commands read once per round for all its items of this type (their answers are added
+    # Commands read once per round for all its items of this kind (their answers are added
     # to every item's BatchResult under their local names); must give the same number of
     # commands for any non-empty id list.
     shared: Callable[[PortalCtx, list[int]], Commands] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.kind.name
 
-ENTITIES: dict[str, EntityType] = {}
+    def commands(self, entity_id: int) -> Commands:
+        return self.kind.commands(entity_id)
+
+    def lock_key(self, portal_id: int, entity_id: int) -> str:
+        """The item's Redis lock: its journey's (a deal's is -deal_id, as in intake)."""
+        return lead_lock_key(portal_id, self.kind.key(entity_id))
 
 
-def register(entity: EntityType) -> None:
+ENTITIES: dict[str, Coalesced] = {}
+
+
+def register(entity: Coalesced) -> None:
     if not entity.name.isalpha():
-        raise ValueError("entity type names are letters only")
+        raise ValueError("entity kind names are letters only")
     ENTITIES[entity.name] = entity
 
 
@@ -173,7 +181,7 @@ def register(entity: EntityType) -> None:
 class _Item:
     member: str
     counter: str
-    entity: EntityType
+    entity: Coalesced
     entity_id: int
     lock: Any
     prefix: str
@@ -485,10 +493,9 @@ def drain_waiting_portals() -> int:
 
 
 def _apply_lead(ctx: PortalCtx, lead_id: int, answer: BatchResult) -> Applied:
-    lead_field = str(ctx.registration.get("lead_field") or DEFAULT_LEAD_FIELD)
     statuses: dict[str, str] = dict(ctx.registration.get("statuses") or {})
     rules = ctx.settings.get("ai_rules") or {}
-    fetched = read_lead(answer, lead_id, lead_field)
+    fetched = lead_fetched(LEAD.read(answer, lead_id, LEAD.field(ctx.registration)))
     recorded = record_fetched(
         ctx.services, ctx.member_id, ctx.portal_id, lead_id, fetched, statuses, rules,
         ctx.crm_mode, converted=_converted(answer, lead_id),
@@ -563,30 +570,24 @@ def _after_leads(ctx: PortalCtx, applied: list[Applied]) -> None:
         tag_ai_leads(ctx.services, ctx.portal_id, channels)
 
 
-register(EntityType("lead", lead_commands, _apply_lead, lead_lock_key, _after_leads, _lead_shared))
+register(Coalesced(LEAD, _apply_lead, _after_leads, _lead_shared))
 
 
 # -- deals ----------------------------------------------------------------------------------
 
 
-def _deal_lock_key(portal_id: int, deal_id: int) -> str:
-    # The per-journey lock: a deal is locked as journey key -deal_id, as process_deal does.
-    return lead_lock_key(portal_id, -deal_id)
-
-
 def _apply_deal(ctx: PortalCtx, deal_id: int, answer: BatchResult) -> Applied:
     """Record one deal, under its lock (taken by the round) and — for a converted lead's
-    deal — its lead's lock too, as :func:`~b24app.leads.deal_intake.process_deal` does, so
+    deal — its lead's lock too, as :func:`~b24app.leads.intake.process` does, so
     the lead's job and the deal's never both start the journey. When the lead is in the same
     round, the round holds that lock already."""
-    deal_field = str(ctx.registration.get("deal_field") or DEFAULT_LEAD_FIELD)
-    fetched = read_deal(answer, deal_id, deal_field)
+    fetched = DEAL.read(answer, deal_id, DEAL.field(ctx.registration))
     lead_id = fetched[0].lead_id if fetched is not None else None
     tags: dict[int, str] = {}  # written for the whole round by _after_deals
     if lead_id is None or lead_lock_key(ctx.portal_id, lead_id) in ctx.held:
         outcome = apply_deal(ctx.services, ctx.member_id, deal_id, fetched, tags=tags)
         return Applied(deal_id, outcome, follow_up=tags)
-    # Lock order deal → lead, the same as process_deal's; nothing holds a lead and waits
+    # Lock order deal → lead, the same as intake.process's; nothing holds a lead and waits
     # for a deal, so this wait cannot close a cycle.
     with lead_lock(ctx.services, ctx.portal_id, lead_id):
         outcome = apply_deal(ctx.services, ctx.member_id, deal_id, fetched, tags=tags)
@@ -603,4 +604,4 @@ def _after_deals(ctx: PortalCtx, applied: list[Applied]) -> None:
         tag_ai_leads(ctx.services, ctx.portal_id, channels)
 
 
-register(EntityType("deal", deal_commands, _apply_deal, _deal_lock_key, _after_deals))
+register(Coalesced(DEAL, _apply_deal, _after_deals))

@@ -1,11 +1,11 @@
-"""Client journeys: one :class:`~b24app.storage.models.Lead` row per client, across lead and deal.
+"""Client journeys: one :class:`~b24app.storage.models.Journey` row per client, across lead and deal.
 
 A journey starts on a lead (``lead_id`` set, ``entity_type="lead"``) or on a deal created
 directly (``deal_id`` only, ``entity_type="deal"``). When a lead is converted, the deal's
 ``LEAD_ID`` points back at it and the same row gets the ``deal_id``: the journey now lives on
 the deal, and the KPIs still count it once.
 
-**Journey key.** Timers (``Timer.lead_id``), stage moves (``LeadStageChange.lead_id``) and
+**Journey key.** Timers (``Timer.journey_key``), stage moves (``JourneyStageChange.journey_key``) and
 robot calls are keyed by an integer that stays the same for the whole journey:
 :func:`journey_key` — the lead's id when the journey started on a lead, ``-deal_id`` when it
 started on a deal. A lead journey's key is exactly what it was before deals existed, so no
@@ -20,10 +20,10 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 
 
-def journey_key(journey: Lead) -> int:
+def journey_key(journey: Journey) -> int:
     """The stable integer key of a journey (lead id, or minus the deal id for a direct deal)."""
     if journey.lead_id is not None:
         return int(journey.lead_id)
@@ -45,7 +45,7 @@ def find_journey(
     deal_id: int | None = None,
     contact_id: int | None = None,
     key: int | None = None,
-) -> Lead | None:
+) -> Journey | None:
     """The journey of a lead, a deal, a journey key, or (the latest live one of) a contact.
 
     With several arguments the first that finds a row wins, in the order lead, deal, key,
@@ -53,13 +53,13 @@ def find_journey(
     """
     if lead_id is not None:
         found = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == lead_id)
+            select(Journey).where(Journey.portal_id == portal_id, Journey.lead_id == lead_id)
         )
         if found is not None:
             return found
     if deal_id is not None:
         found = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, Lead.deal_id == deal_id)
+            select(Journey).where(Journey.portal_id == portal_id, Journey.deal_id == deal_id)
         )
         if found is not None:
             return found
@@ -69,21 +69,21 @@ def find_journey(
             return found
     if contact_id is not None:
         return session.scalar(
-            select(Lead)
+            select(Journey)
             .where(
-                Lead.portal_id == portal_id,
-                Lead.contact_id == contact_id,
-                Lead.deleted_at.is_(None),
+                Journey.portal_id == portal_id,
+                Journey.contact_id == contact_id,
+                Journey.deleted_at.is_(None),
             )
-            .order_by(Lead.created_at.desc(), Lead.id.desc())
+            .order_by(Journey.created_at.desc(), Journey.id.desc())
             .limit(1)
         )
     return None
 
 
 def journey_where(key: int) -> ColumnElement[bool]:
-    """The SQL condition on ``Lead`` that selects the journey with this key."""
-    return Lead.lead_id == key if key > 0 else Lead.deal_id == -key
+    """The SQL condition on ``Journey`` that selects the journey with this key."""
+    return Journey.lead_id == key if key > 0 else Journey.deal_id == -key
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class CrmTarget:
         return "LEAD" if self.entity_type_id == 1 else "DEAL"
 
 
-def crm_target(journey: Lead | None, key: int) -> CrmTarget:
+def crm_target(journey: Journey | None, key: int) -> CrmTarget:
     """The deal when the journey has one, else its lead (a bare key when there is no row)."""
     if journey is not None and journey.deal_id is not None:
         return CrmTarget(2, int(journey.deal_id), "deal")

@@ -1,9 +1,9 @@
 """The lead lifecycle record: what the SLA engine and the KPIs read instead of the CRM.
 
-One :class:`~b24app.storage.models.Lead` row per portal and lead holds the creation time,
+One :class:`~b24app.storage.models.Journey` row per portal and lead holds the creation time,
 the first reply, the time each lifecycle stage was first reached, the responsible user,
 source, UTM tags, channel, AI flag and amount. Each status move is also kept as a
-:class:`~b24app.storage.models.LeadStageChange` row (unique per lead, status and time, so the
+:class:`~b24app.storage.models.JourneyStageChange` row (unique per lead, status and time, so the
 same move recorded twice — a repeated event, the backfill and an event — is one row).
 
 Stages
@@ -40,7 +40,7 @@ Ordering
 ========
 
 Events arrive late and out of order. Every snapshot carries the CRM's ``DATE_MODIFY``; a
-snapshot older than the one recorded (``Lead.modified_at``) never overwrites its fields.
+snapshot older than the one recorded (``Journey.modified_at``) never overwrites its fields.
 """
 
 from __future__ import annotations
@@ -57,11 +57,17 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app.leads.classify import Classification
+from b24app.leads.classify import classify
+from b24app.leads.classify import lead_channel
+from b24app.leads.journeys import find_journey
+from b24app.leads.journeys import journey_key
+from b24app.leads.snapshot import DealSnapshot
 from b24app.leads.snapshot import LeadSnapshot
 from b24app.leads.snapshot import parse_time
 from b24app.storage.db import rows_affected
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import EntityType
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.models import utc_now
@@ -86,10 +92,11 @@ TRACKED_FIELDS = (
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One ``crm.stagehistory.list`` row of a lead; ``created`` for TYPE_ID 1 (creation)."""
+    """One ``crm.stagehistory.list`` row of a lead or deal, under its journey's key;
+    ``created`` for TYPE_ID 1 (creation)."""
 
     history_id: int
-    lead_id: int
+    journey_key: int
     status_id: str
     semantic: str
     changed_at: dt.datetime
@@ -139,7 +146,7 @@ def parse_history(
         entries.append(
             HistoryEntry(
                 history_id=history_id,
-                lead_id=key,
+                journey_key=key,
                 status_id=status_id[:64],
                 semantic=str(row.get(semantic_key) or "").upper(),
                 changed_at=at,
@@ -167,14 +174,12 @@ def stage_for(status_id: str, semantic: str, statuses: Mapping[str, str]) -> str
     return Stage.OTHER
 
 
-def get_lead(session: Session, portal_id: int, lead_id: int) -> Lead | None:
+def get_lead(session: Session, portal_id: int, lead_id: int) -> Journey | None:
     """The lifecycle record of a lead, or None if the app has not seen it.
 
     ``lead_id`` is a journey key (:mod:`b24app.leads.journeys`): a lead id, or minus the id
     of a deal that started a journey of its own.
     """
-    from b24app.leads.journeys import find_journey
-
     return find_journey(session, portal_id, key=lead_id)
 
 
@@ -194,15 +199,15 @@ def record_first_reply(
         return False
     moment = max(at, lead.created_at) if lead.created_at else at
     first = session.execute(
-        update(Lead)
-        .where(Lead.id == lead.id, Lead.first_reply_at.is_(None))
+        update(Journey)
+        .where(Journey.id == lead.id, Journey.first_reply_at.is_(None))
         .values(first_reply_at=moment, first_reply_kind=kind[:32])
     )
     if rows_affected(first) == 1:
         return True
     session.execute(
-        update(Lead)
-        .where(Lead.id == lead.id, Lead.first_reply_at > moment)
+        update(Journey)
+        .where(Journey.id == lead.id, Journey.first_reply_at > moment)
         .values(first_reply_at=moment, first_reply_kind=kind[:32])
     )
     return False
@@ -213,20 +218,22 @@ def mark_deleted(
 ) -> bool:
     """Mark a lead deleted in the CRM; False if unknown or already marked."""
     result = session.execute(
-        update(Lead)
-        .where(Lead.portal_id == portal_id, Lead.lead_id == lead_id, Lead.deleted_at.is_(None))
+        update(Journey)
+        .where(
+            Journey.portal_id == portal_id, Journey.lead_id == lead_id, Journey.deleted_at.is_(None)
+        )
         .values(deleted_at=at or utc_now())
     )
     return rows_affected(result) == 1
 
 
-def _tracked(lead: Lead) -> tuple[Any, ...]:
+def _tracked(lead: Journey) -> tuple[Any, ...]:
     return tuple(getattr(lead, name) for name in TRACKED_FIELDS)
 
 
-def new_lead(portal_id: int, snap: LeadSnapshot) -> Lead:
+def new_lead(portal_id: int, snap: LeadSnapshot) -> Journey:
     """An empty lifecycle record for a lead first seen now."""
-    return Lead(
+    return Journey(
         portal_id=portal_id,
         lead_id=snap.lead_id,
         created_at=snap.created_at or snap.modified_at or utc_now(),
@@ -246,7 +253,7 @@ def new_lead(portal_id: int, snap: LeadSnapshot) -> Lead:
 
 
 def apply_fields(
-    lead: Lead,
+    lead: Journey,
     snap: LeadSnapshot,
     statuses: Mapping[str, str],
     classification: Classification,
@@ -284,7 +291,7 @@ def apply_fields(
 
 
 def apply_lead_to_deal_journey(
-    lead: Lead, snap: LeadSnapshot, classification: Classification
+    lead: Journey, snap: LeadSnapshot, classification: Classification
 ) -> bool:
     """A lead snapshot on a journey that already has its deal (see :func:`record_snapshot`)."""
     if snap.created_at is not None and (
@@ -306,16 +313,21 @@ def add_moves(
     statuses: Mapping[str, str],
     origin: str,
 ) -> int:
-    """Store history entries as ``LeadStageChange`` rows not stored yet; returns how many."""
-    wanted = {(e.lead_id, e.status_id, e.changed_at): e for e in entries}
+    """Store history entries as ``JourneyStageChange`` rows not stored yet; returns how many."""
+    wanted = {(e.journey_key, e.status_id, e.changed_at): e for e in entries}
     if not wanted:
         return 0
     lead_ids = {key[0] for key in wanted}
     existing = set(
         session.execute(
             select(
-                LeadStageChange.lead_id, LeadStageChange.status_id, LeadStageChange.changed_at
-            ).where(LeadStageChange.portal_id == portal_id, LeadStageChange.lead_id.in_(lead_ids))
+                JourneyStageChange.journey_key,
+                JourneyStageChange.status_id,
+                JourneyStageChange.changed_at,
+            ).where(
+                JourneyStageChange.portal_id == portal_id,
+                JourneyStageChange.journey_key.in_(lead_ids),
+            )
         ).tuples()
     )
     added = 0
@@ -323,9 +335,9 @@ def add_moves(
         if key in existing:
             continue
         session.add(
-            LeadStageChange(
+            JourneyStageChange(
                 portal_id=portal_id,
-                lead_id=entry.lead_id,
+                journey_key=entry.journey_key,
                 status_id=entry.status_id,
                 stage=stage_for(entry.status_id, entry.semantic, statuses),
                 changed_at=entry.changed_at,
@@ -338,7 +350,7 @@ def add_moves(
 
 
 def refresh_stage_times(
-    session: Session, portal_id: int, leads: Iterable[Lead], now: dt.datetime | None = None
+    session: Session, portal_id: int, leads: Iterable[Journey], now: dt.datetime | None = None
 ) -> None:
     """Set the stage times and the status-change first reply of ``leads`` from their stored
     moves (earliest wins; nothing is ever cleared)."""
@@ -349,13 +361,13 @@ def refresh_stage_times(
         return
     rows = session.execute(
         select(
-            LeadStageChange.lead_id,
-            LeadStageChange.stage,
-            LeadStageChange.changed_at,
-            LeadStageChange.origin,
+            JourneyStageChange.journey_key,
+            JourneyStageChange.stage,
+            JourneyStageChange.changed_at,
+            JourneyStageChange.origin,
         )
-        .where(LeadStageChange.portal_id == portal_id, LeadStageChange.lead_id.in_(by_id))
-        .order_by(LeadStageChange.changed_at, LeadStageChange.id)
+        .where(JourneyStageChange.portal_id == portal_id, JourneyStageChange.journey_key.in_(by_id))
+        .order_by(JourneyStageChange.changed_at, JourneyStageChange.id)
     ).tuples()
     replied: dict[int, dt.datetime] = {}
     for lead_id, stage, changed_at, origin in rows:
@@ -382,7 +394,7 @@ def refresh_stage_times(
 LEAD_SUCCESS_STATUS = "CONVERTED"
 
 
-def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Lead]) -> int:
+def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Journey]) -> int:
     """Journeys that go on on the deal their lead was converted into: the lead's move to its
     success status was the hand-over (:attr:`Stage.CONVERTED`), not a visit nor a reply.
 
@@ -395,23 +407,23 @@ def settle_conversions(session: Session, portal_id: int, journeys: Iterable[Lead
     if not linked:
         return 0
     wrong = session.execute(
-        select(LeadStageChange.lead_id, LeadStageChange.changed_at).where(
-            LeadStageChange.portal_id == portal_id,
-            LeadStageChange.lead_id.in_(linked),
-            LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
-            LeadStageChange.stage != Stage.CONVERTED,
+        select(JourneyStageChange.journey_key, JourneyStageChange.changed_at).where(
+            JourneyStageChange.portal_id == portal_id,
+            JourneyStageChange.journey_key.in_(linked),
+            JourneyStageChange.status_id == LEAD_SUCCESS_STATUS,
+            JourneyStageChange.stage != Stage.CONVERTED,
         )
     ).all()
     if not wrong:
         return 0
     changed = rows_affected(
         session.execute(
-            update(LeadStageChange)
+            update(JourneyStageChange)
             .where(
-                LeadStageChange.portal_id == portal_id,
-                LeadStageChange.lead_id.in_({lead_id for lead_id, _ in wrong}),
-                LeadStageChange.status_id == LEAD_SUCCESS_STATUS,
-                LeadStageChange.stage != Stage.CONVERTED,
+                JourneyStageChange.portal_id == portal_id,
+                JourneyStageChange.journey_key.in_({lead_id for lead_id, _ in wrong}),
+                JourneyStageChange.status_id == LEAD_SUCCESS_STATUS,
+                JourneyStageChange.stage != Stage.CONVERTED,
             )
             .values(stage=Stage.CONVERTED)
             .execution_options(synchronize_session=False)
@@ -441,7 +453,7 @@ def record_snapshot(
     classification: Classification,
     channel: str,
     origin: str = "event",
-) -> tuple[Lead, Outcome]:
+) -> tuple[Journey, Outcome]:
     """Record what one fetch of a lead says: fields (unless stale), moves, stage times.
 
     ``history`` is the lead's ``crm.stagehistory.list``; without it (not readable) a status
@@ -487,7 +499,7 @@ def record_snapshot(
 class LeadChange:
     """What :func:`apply_snapshot` changed on the lifecycle record of one lead."""
 
-    lead: Lead
+    lead: Journey
     created: bool
     stage_changed: bool
     stale: bool
@@ -506,8 +518,6 @@ def apply_snapshot(
     channel included); :func:`record_snapshot` with everything looked up. Without
     ``history`` a status different from the recorded one counts as a move at ``MOVED_TIME``.
     """
-    from b24app.leads.classify import classify
-    from b24app.leads.classify import lead_channel
     from b24app.settings import load_settings
 
     rules = load_settings(session, portal.id).get("ai_rules") or {}
@@ -524,3 +534,131 @@ def apply_snapshot(
         changed=frozenset(outcome.changed),
         moves_added=outcome.moves_added,
     )
+
+
+# -- deals ----------------------------------------------------------------------------------
+
+DEAL_TRACKED = (*TRACKED_FIELDS, "deal_id", "deal_stage_id", "category_id", "contact_id")
+# Where the client came from: a deal that does not say keeps what its lead said.
+KEPT_FROM_LEAD = ("source_id", "utm_source", "utm_medium", "utm_campaign", "utm_content",
+                  "utm_term", "channel")  # fmt: skip
+JourneyCache = dict[tuple[str, int], Journey]
+
+
+def record_deal(
+    session: Session,
+    portal_id: int,
+    deal: DealSnapshot,
+    history_rows: list[dict[str, Any]] | None,
+    mapping: Mapping[str, str],
+    rules: Mapping[str, Any],
+    origin: str = "event",
+    cache: JourneyCache | None = None,
+) -> tuple[Journey, Outcome]:
+    """Record one fetch of a deal on its journey: the one that already has the deal; else the
+    one of its ``LEAD_ID`` (a converted lead: the same journey goes on); else a new journey
+    started by the deal. A won deal (``S``) is *came* unless mapped otherwise and its
+    ``OPPORTUNITY`` the revenue; failed stages (``F``) are *junk*.
+
+    ``cache`` (the backfill): every journey of the round's deals and leads, preloaded by
+    ``("deal", id)`` / ``("lead", id)``; a missing key means "no journey" (no query).
+    """
+    outcome = Outcome()
+    journey, outcome.created = _deal_journey(session, portal_id, deal, cache)
+    before = () if outcome.created else tuple(getattr(journey, n) for n in DEAL_TRACKED)
+    previous_stage = journey.deal_stage_id
+    outcome.stale = not _apply_deal_fields(journey, deal, mapping, rules)
+    session.flush()
+    outcome.moves_added = add_moves(
+        session, portal_id, _deal_entries(journey, deal, history_rows, previous_stage, outcome),
+        mapping, origin,
+    )  # fmt: skip
+    if outcome.moves_added or outcome.created:
+        refresh_stage_times(session, portal_id, [journey])
+    if cache is None:  # the backfill settles a whole round at once
+        settle_conversions(session, portal_id, [journey])
+    if not outcome.created:
+        after = tuple(getattr(journey, n) for n in DEAL_TRACKED)
+        outcome.changed = {n for n, a, b in zip(DEAL_TRACKED, before, after, strict=True) if a != b}
+    return journey, outcome
+
+
+def _deal_journey(
+    session: Session, portal_id: int, deal: DealSnapshot, cache: JourneyCache | None
+) -> tuple[Journey, bool]:
+    """The deal's journey, or a new one (added to the session and the cache): (it, new)."""
+
+    def find(kind: str, value: int) -> Journey | None:
+        if cache is not None:
+            return cache.get((kind, value))
+        if kind == "deal":
+            return find_journey(session, portal_id, deal_id=value)
+        return find_journey(session, portal_id, lead_id=value)
+
+    journey = find("deal", deal.deal_id)
+    if journey is None and deal.lead_id is not None:
+        journey = find("lead", deal.lead_id)
+        if journey is not None and journey.deal_id not in (None, deal.deal_id):
+            journey = None  # the lead lives on another deal already: this one starts anew
+    if journey is not None:
+        return journey, False
+    lead_free = deal.lead_id is not None and find("lead", deal.lead_id) is None
+    journey = Journey(
+        portal_id=portal_id,
+        lead_id=deal.lead_id if lead_free else None,
+        deal_id=deal.deal_id,
+        entity_type=EntityType.LEAD if lead_free else EntityType.DEAL,
+        created_at=deal.created_at or deal.modified_at or utc_now(),
+        stage=Stage.NEW, status_id="", channel="other", is_ai=False, ai_channel="",
+        source_id="", utm_source="", utm_medium="", utm_campaign="", utm_content="",
+        utm_term="", currency_id="", deal_stage_id="",
+    )  # fmt: skip
+    session.add(journey)
+    if cache is not None:
+        cache[("deal", deal.deal_id)] = journey
+        if journey.lead_id is not None:
+            cache[("lead", journey.lead_id)] = journey
+    return journey, True
+
+
+def _apply_deal_fields(
+    journey: Journey, deal: DealSnapshot, mapping: Mapping[str, str], rules: Mapping[str, Any]
+) -> bool:
+    """The deal's fields on its journey; False when the fetch is older than the record."""
+    journey.deal_id = deal.deal_id
+    journey.contact_id = deal.contact_id or journey.contact_id
+    journey.category_id = deal.category_id
+    saved_status, saved_created = journey.status_id, journey.created_at
+    kept = {n: getattr(journey, n) for n in KEPT_FROM_LEAD} if journey.lead_id is not None else {}
+    snap = deal.as_lead_snapshot()
+    fresh = apply_fields(journey, snap, mapping, classify(snap, rules), lead_channel(snap))
+    if fresh:
+        journey.deal_stage_id = deal.stage_id
+        journey.status_id = saved_status if journey.lead_id is not None else ""
+        if saved_created is not None and journey.created_at > saved_created:
+            journey.created_at = saved_created  # the client first wrote on the lead
+        if kept and not (deal.source_id or deal.utm_source or deal.utm_campaign):
+            for name, value in kept.items():  # the deal does not say: the lead's stay
+                setattr(journey, name, value)
+    return fresh
+
+
+def _deal_entries(
+    journey: Journey,
+    deal: DealSnapshot,
+    history_rows: list[dict[str, Any]] | None,
+    previous_stage: str,
+    outcome: Outcome,
+) -> list[HistoryEntry]:
+    """The deal's moves under its journey's key; without a readable history, a stage other
+    than the recorded one counts as a move at ``MOVED_TIME``."""
+    key = journey_key(journey)
+    if history_rows is not None:
+        return parse_history(
+            history_rows, stage_key="STAGE_ID", semantic_key="STAGE_SEMANTIC_ID", journey_key=key
+        )
+    if not deal.stage_id or deal.stage_id == previous_stage:
+        return []
+    at = deal.moved_at or deal.modified_at or utc_now()
+    return [HistoryEntry(0, key, deal.stage_id, deal.stage_semantic, at,
+                         created=outcome.created and at <= (deal.created_at or at))]  # fmt: skip

@@ -1,9 +1,10 @@
-"""One lead as the CRM returned it, in one shape whichever API generation answered.
+"""One lead or deal as the CRM returned it, in one shape whichever API generation answered.
 
 ``crm.item.get``/``crm.item.list`` answer in camelCase with numbers as numbers (``stageId``,
 ``assignedById``, ``updatedTime``, ``fm[]``); ``crm.lead.get``/``crm.lead.list`` answer in
 UPPER_CASE with strings (``STATUS_ID``, ``"ASSIGNED_BY_ID": "1"``, ``DATE_MODIFY``, ``IM[]``).
-:func:`normalise_lead` turns either into a :class:`LeadSnapshot`, with every time as naive
+:func:`normalise_lead` turns either into a :class:`LeadSnapshot` (:func:`normalise_deal`: a
+:class:`DealSnapshot`), with every time as naive
 UTC like everything stored in the database (both shapes: tests/fixtures/crm_item_get_lead.json,
 tests/fixtures/crm_lead_get.json).
 """
@@ -18,12 +19,10 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
-# crm.lead name -> crm.item name, for the fields the lifecycle record reads.
-FIELD_NAMES: dict[str, str] = {
+# crm.lead / crm.deal name -> crm.item name, the fields both kinds share.
+_SHARED_NAMES: dict[str, str] = {
     "ID": "id",
     "TITLE": "title",
-    "STATUS_ID": "stageId",
-    "STATUS_SEMANTIC_ID": "stageSemanticId",
     "ASSIGNED_BY_ID": "assignedById",
     "SOURCE_ID": "sourceId",
     "SOURCE_DESCRIPTION": "sourceDescription",
@@ -39,6 +38,9 @@ FIELD_NAMES: dict[str, str] = {
     "DATE_MODIFY": "updatedTime",
     "MOVED_TIME": "movedTime",
 }
+FIELD_NAMES: dict[str, str] = {
+    **_SHARED_NAMES, "STATUS_ID": "stageId", "STATUS_SEMANTIC_ID": "stageSemanticId",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -197,5 +199,82 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
         status_id=_text(get("STATUS_ID")),
         status_semantic=_text(get("STATUS_SEMANTIC_ID")).upper(),
         im_values=_im_values(raw, item_style),
+        **common_fields(get, ai_value),
+    )
+
+
+# -- deals ----------------------------------------------------------------------------------
+
+# crm.deal name -> crm.item name.
+DEAL_FIELD_NAMES: dict[str, str] = {
+    **_SHARED_NAMES, "LEAD_ID": "leadId", "CONTACT_ID": "contactId", "CATEGORY_ID": "categoryId",
+    "STAGE_ID": "stageId", "STAGE_SEMANTIC_ID": "stageSemanticId",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DealSnapshot:
+    """The fields of a deal the journey records; times are naive UTC."""
+
+    deal_id: int
+    lead_id: int | None
+    contact_id: int | None
+    category_id: int
+    stage_id: str
+    stage_semantic: str
+    title: str
+    assigned_by_id: int | None
+    source_id: str
+    source_description: str
+    comments: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+    opportunity: Decimal | None
+    currency_id: str
+    created_at: dt.datetime | None
+    modified_at: dt.datetime | None
+    moved_at: dt.datetime | None
+    ai_field_value: str = ""
+
+    def as_lead_snapshot(self) -> LeadSnapshot:
+        """The same fields in the lead shape (classification, channel and field copying are
+        shared with leads); the stage goes in ``status_id``."""
+        return LeadSnapshot(
+            lead_id=self.deal_id, title=self.title, status_id=self.stage_id,
+            status_semantic=self.stage_semantic, assigned_by_id=self.assigned_by_id,
+            source_id=self.source_id, source_description=self.source_description,
+            comments=self.comments, utm_source=self.utm_source, utm_medium=self.utm_medium,
+            utm_campaign=self.utm_campaign, utm_content=self.utm_content,
+            utm_term=self.utm_term, opportunity=self.opportunity, currency_id=self.currency_id,
+            created_at=self.created_at, modified_at=self.modified_at, moved_at=self.moved_at,
+            ai_field_value=self.ai_field_value,
+        )  # fmt: skip
+
+
+def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> DealSnapshot:
+    """A ``crm.item`` (camelCase) or ``crm.deal`` (UPPER_CASE) deal as a snapshot.
+
+    :raise ValueError: the answer has no positive deal id.
+    """
+    item_style = is_item_style(raw)
+
+    def get(upper: str) -> Any:
+        return raw.get(DEAL_FIELD_NAMES[upper] if item_style else upper)
+
+    deal_id = _int(get("ID"))
+    if deal_id is None:
+        raise ValueError("the deal answer has no id")
+    ai_value = user_field_value(raw, deal_field)
+    return DealSnapshot(
+        deal_id=deal_id,
+        lead_id=_int(get("LEAD_ID")),
+        contact_id=_int(get("CONTACT_ID")),
+        category_id=_int(get("CATEGORY_ID")) or 0,
+        stage_id=_text(get("STAGE_ID"))[:64],
+        stage_semantic=_text(get("STAGE_SEMANTIC_ID")).upper(),
+        title=_text(get("TITLE")),
         **common_fields(get, ai_value),
     )

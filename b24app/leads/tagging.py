@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from b24app import logs
 from b24app.context import Services
-from b24app.leads.deal_intake import process_deal
-from b24app.leads.intake import process_lead
+from b24app.leads.intake import process
+from b24app.leads.kinds import DEAL
+from b24app.leads.kinds import LEAD
 from b24app.leads.lifecycle import get_lead
 from b24app.leads.tag_writes import tag_recorded
 from b24app.storage.models import Portal
@@ -32,8 +33,6 @@ def tag_ai_lead(
         known = get_lead(session, portal_id, lead_id) is not None
     if not known:
         with logs.bind(member_id=member_id, lead_id=lead_id):
-            if lead_id > 0:
-                process_lead(services, member_id, lead_id, auto_tag=False)
-            else:
-                process_deal(services, member_id, -lead_id, auto_tag=False)
+            kind = LEAD if lead_id > 0 else DEAL
+            process(kind, services, member_id, abs(lead_id), auto_tag=False)
     return tag_recorded(services, portal_id, lead_id, channel, note)

@@ -102,6 +102,20 @@ class LeadTabOptionsSchema(_Base):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=2**31 - 1))
 
 
+class JourneyRefSchema(_Base):
+    """The journey a tab's follow-up form is about: its key (b24app/leads/journeys.py) and
+    the CRM item the tab was opened on (``consent``, ``privacy/*`` in placements/views.py)."""
+
+    key = fields.Integer(
+        required=True, strict=False, validate=validate.Range(min=-(2**31), max=2**31 - 1)
+    )
+    entity = fields.String(required=True, validate=validate.OneOf(("lead", "deal")))
+    entity_id = fields.Integer(
+        required=True, strict=False, validate=validate.Range(min=1, max=2**31 - 1)
+    )
+    confirm = fields.String(load_default="")
+
+
 _YEARS = validate.Range(
     min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31), error="a date from 2000-01-01 to 2100-12-31"
 )

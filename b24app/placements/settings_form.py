@@ -18,6 +18,8 @@ from b24app import templating
 from b24app.appointments.config import form_to_changes as appointment_form_to_changes
 from b24app.appointments.config import settings_to_form as appointment_settings_to_form
 from b24app.assistant import settings_form as assistant_form
+from b24app.consent.config import form_to_changes as consent_form_to_changes
+from b24app.consent.config import settings_to_form as consent_settings_to_form
 from b24app.settings import MAX_AI_RULES
 from b24app.settings import MAX_PATTERN_LENGTH
 from b24app.settings import WEEKDAYS
@@ -69,8 +71,10 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
     from b24app.placements import deal_stages_form
 
     assistant = assistant_form.form_to_changes(form)
+    consent = consent_form_to_changes(form)
     return {
         **deal_stages_form.form_to_changes(form),
+        **({"consent": consent} if consent else {}),
         **({"assistant": assistant} if assistant is not None else {}),
         "time_zone": str(form.get("time_zone", "")).strip(),
         "owner_user_id": owner or None,
@@ -206,6 +210,7 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "weekly_day": settings["reports"]["weekly_day"],
         "weekly_at": settings["reports"]["weekly_at"],
         **appointment_settings_to_form(settings),
+        **consent_settings_to_form(settings),
     }
     values.update(assistant_form.settings_to_form(settings))
     for day in WEEKDAYS:

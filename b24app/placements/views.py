@@ -30,7 +30,16 @@ from sqlalchemy import select
 from b24app import directory
 from b24app import i18n
 from b24app.appointments.config import align_with_template
+from b24app.appointments.reinvite_kpi import reinvite_conversion
+from b24app.appointments.resources import sides
+from b24app.appointments.resources import stored_notices
 from b24app.appointments.views import journey_appointments
+from b24app.consent.contact import Contact
+from b24app.consent.privacy import client_of_journey
+from b24app.consent.privacy import erase_client
+from b24app.consent.privacy import export_client
+from b24app.consent.records import record_consent
+from b24app.consent.records import summary as consent_summary
 from b24app.errors import ApiError
 from b24app.kpi import csv as kpi_csv
 from b24app.kpi import metrics
@@ -40,6 +49,7 @@ from b24app.placements import settings_form
 from b24app.placements import trust
 from b24app.placements.schemas import FrameFormSchema
 from b24app.placements.schemas import FrameQuerySchema
+from b24app.placements.schemas import JourneyRefSchema
 from b24app.placements.schemas import LeadTabOptionsSchema
 from b24app.placements.schemas import PeriodSchema
 from b24app.placements.schemas import RoiFormSchema
@@ -48,8 +58,8 @@ from b24app.settings import load_settings
 from b24app.settings import save_settings
 from b24app.settings import WEEKDAYS
 from b24app.storage.models import CampaignCost
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.web import frameable
@@ -150,6 +160,10 @@ def _dashboard(viewer: Viewer, args: dict[str, Any]) -> tuple[metrics.Dashboard,
         by_week = None if args.get("view") is None else args["view"] == "week"
         dashboard = rollup.compute_dashboard(
             session, viewer.portal_id, period, settings, by_week=by_week
+        )
+        # re-invitations after a no-show (b24app/appointments/reinvite_kpi.py)
+        dashboard.extra["reinvite"] = reinvite_conversion(
+            session, viewer.portal_id, period.start, period.end
         )
     return dashboard, settings
 
@@ -293,6 +307,7 @@ def dashboard_json() -> ResponseReturnValue:
         "employees": [_plain(r) for r in dashboard.employees()],
         "marketing": [_plain(r) for r in dashboard.marketing()],
         "appointments": dashboard.extra.get("appointments"),
+        "reinvite": dashboard.extra.get("reinvite"),
     }
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), mimetype="application/json"
@@ -389,26 +404,30 @@ def _refused_item(
     return None
 
 
-def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> Response:
-    """The tab of a journey (``lead_id`` is its key, see b24app.leads.journeys)."""
+def _journey_tab(
+    viewer: Viewer, lead_id: int, entity_id: int, entity: str, **extra: Any
+) -> Response:
+    """The tab of a journey (``lead_id`` is its key, see b24app.leads.journeys), with its
+    client's consent (b24app/consent)."""
     from b24app.leads.journeys import journey_where
 
     with services().db() as session:
         settings = load_settings(session, viewer.portal_id)
         tz = settings["time_zone"]
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == viewer.portal_id, journey_where(lead_id))
+            select(Journey).where(Journey.portal_id == viewer.portal_id, journey_where(lead_id))
         )
         changes = session.scalars(
-            select(LeadStageChange)
+            select(JourneyStageChange)
             .where(
-                LeadStageChange.portal_id == viewer.portal_id, LeadStageChange.lead_id == lead_id
+                JourneyStageChange.portal_id == viewer.portal_id,
+                JourneyStageChange.journey_key == lead_id,
             )
-            .order_by(LeadStageChange.changed_at)
+            .order_by(JourneyStageChange.changed_at)
         ).all()
         timers = session.scalars(
             select(Timer)
-            .where(Timer.portal_id == viewer.portal_id, Timer.lead_id == lead_id)
+            .where(Timer.portal_id == viewer.portal_id, Timer.journey_key == lead_id)
             .order_by(Timer.due_at)
         ).all()
         names = directory.load_names(session, viewer.portal_id, viewer.lang)
@@ -418,15 +437,110 @@ def _journey_tab(viewer: Viewer, lead_id: int, entity_id: int, entity: str) -> R
             if lead
             else []
         )
+        client = client_of_journey(session, viewer.portal_id, lead) if lead else Contact()
+        consent = consent_summary(session, viewer.portal_id, client)
+        consent["records"] = [
+            {"kind": r.kind, "source": r.source, "channel": r.channel, "text": r.text,
+             "at": _local(r.recorded_at, tz, viewer.lang)}
+            for r in consent["records"]
+        ]  # fmt: skip
+        consent["text"] = settings["consent"]["text"].get(viewer.lang) or ""
     if directory.is_stale(names):
         directory.request_refresh(services(), viewer.member_id, viewer.portal_id)
     return _page(
-        "lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity, appointments=visits
-    )
+        "lead_tab.html", viewer, lead_id=entity_id, lead=info, entity=entity, appointments=visits,
+        consent=consent, journey_key=lead_id, **extra,
+    )  # fmt: skip
+
+
+# -- the client's consent and data (b24app/consent, docs/privacy.md) ----------------------
+
+
+def _journey_client(portal_id: int, key: int) -> tuple[Journey | None, Contact]:
+    from b24app.leads.journeys import journey_where
+
+    with services().db() as session:
+        journey = session.scalar(
+            select(Journey).where(Journey.portal_id == portal_id, journey_where(key))
+        )
+        client = client_of_journey(session, portal_id, journey) if journey else Contact()
+        if journey is not None:
+            session.expunge(journey)
+    return journey, client
+
+
+@bp.post("/consent")
+def consent_post() -> ResponseReturnValue:
+    """An employee records the client's advertising consent from the tab (with the text the
+    client was shown, in the viewer's language, and who recorded it)."""
+    form = read_form()
+    viewer = _token_viewer(form)
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    ref = JourneyRefSchema().load(form)
+    _, client = _journey_client(viewer.portal_id, ref["key"])
+    if not client.known:
+        raise ApiError(409, "The journey has no known client (no contact, no chat).")
+    with services().db() as session:
+        text = load_settings(session, viewer.portal_id)["consent"]["text"].get(viewer.lang)
+        record_consent(session, viewer.portal_id, client, source="tab", text=text or "",
+                       by=viewer.user_id)  # fmt: skip
+    return _journey_tab(viewer, ref["key"], ref["entity_id"], ref["entity"], recorded=True)
+
+
+def _privacy_request() -> tuple[Viewer, dict[str, Any], Journey | None, Contact] | Response:
+    """An administrator's export or erase request: the viewer, the form, the journey and its
+    client; or the page refusing it."""
+    form = read_form()
+    viewer = _token_viewer(form)
+    if viewer.needs_reauth:
+        return _reauth(viewer)
+    if not viewer.is_admin:
+        return _page("notice.html", viewer, status=403, notice_title="settings.admins_only_title",
+                     notice_text="consent.tab.admins_only")  # fmt: skip
+    ref = JourneyRefSchema().load(form)
+    journey, client = _journey_client(viewer.portal_id, ref["key"])
+    if journey is None and not client.known:
+        raise ApiError(404, "No such journey.")
+    return viewer, ref, journey, client
+
+
+@bp.post("/privacy/export")
+def privacy_export() -> ResponseReturnValue:
+    """The client's data in the app as a JSON download (administrators only)."""
+    found = _privacy_request()
+    if isinstance(found, Response):
+        return found
+    viewer, ref, journey, client = found
+    with services().db() as session:
+        data = export_client(session, viewer.portal_id, client, journey)
+    response = make_response(json.dumps(data, ensure_ascii=False, indent=1))
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    name = f"client-{ref['entity']}-{ref['entity_id']}.json"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return frameable(response, viewer.domain)
+
+
+@bp.post("/privacy/erase")
+def privacy_erase() -> ResponseReturnValue:
+    """Erase the client's personal data from the app (administrators only; ``confirm=yes``)."""
+    found = _privacy_request()
+    if isinstance(found, Response):
+        return found
+    viewer, ref, journey, client = found
+    if ref["confirm"] != "yes":
+        raise ApiError(400, "Erasing needs confirm=yes.")
+    with services().db() as session:
+        removed = erase_client(session, viewer.portal_id, client, by=viewer.user_id,
+                               journey=journey)  # fmt: skip
+    summary = ", ".join(f"{kind} {n}" for kind, n in removed.items())
+    return _page("notice.html", viewer, notice_title="consent.erased_title",
+                 notice_text="consent.erased", notice_params={"removed": summary})  # fmt: skip
 
 
 def _lead_view(
-    lead: Lead,
+    lead: Journey,
     changes: Any,
     timers: Any,
     tz: str,
@@ -664,7 +778,17 @@ def _settings_page(
         date_fields=fields_by_entity,
         date_choices=[f"{e}:{f['id']}" for e, rows in fields_by_entity.items() for f in rows],
         add_missing=_add_missing(viewer.portal_id),
+        booking_sides=_booking_sides(viewer),
     )
+
+
+def _booking_sides(viewer: Viewer) -> list[dict[str, Any]]:
+    """Who sends what per Booking resource type, from the stored settings and the last
+    reading of Booking's notifications (read by the booking jobs, never by this view)."""
+    with services().db() as session:
+        section = load_settings(session, viewer.portal_id)["appointments"]
+    notices = stored_notices(services(), viewer.member_id)
+    return sides(notices, section["offsets"], bool(section.get("booking_nudge")))
 
 
 def _admins_only(viewer: Viewer) -> Response:

@@ -17,6 +17,7 @@ class Delivery:
     detail: str = ""
     error: str = ""
     chat_id: int | None = None
+    message_id: int | None = None  # the chat message sent (its delivery is checked later)
 
 
 def is_transient(exc: Exception) -> bool:

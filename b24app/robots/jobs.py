@@ -59,7 +59,7 @@ from b24app.robots.schemas import describe_problems
 from b24app.robots.schemas import document_key
 from b24app.robots.schemas import load_properties
 from b24app.settings import load_settings
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import RobotCall
@@ -131,7 +131,7 @@ def accept_call(
                     portal_id=portal_id,
                     token_hash=hashed,
                     code=code,
-                    lead_id=key,
+                    journey_key=key,
                     state=CallState.QUEUED,
                     return_values={},
                     log_message="",
@@ -280,7 +280,7 @@ def run_robot(
     if lead_id < 0:
         # A deal: the journey it belongs to (a converted lead's key, or its own); the deal's
         # read is part of the answer, so it is urgent too.
-        from b24app.leads.deal_intake import deal_journey_key
+        from b24app.leads.intake import deal_journey_key
 
         with urgent_rest():
             lead_id = deal_journey_key(services, member_id, -lead_id)
@@ -532,7 +532,7 @@ def kpi_snapshot(ctx: RobotContext, params: dict[str, Any]) -> Outcome:
             session.scalars(
                 select(Timer).where(
                     Timer.portal_id == ctx.portal_id,
-                    Timer.lead_id == ctx.lead_id,
+                    Timer.journey_key == ctx.lead_id,
                     Timer.policy != "reminder",
                 )
             )
@@ -565,7 +565,7 @@ def sla_status(timers: list[Timer], first_reply_at: dt.datetime | None) -> str:
     return "ok"
 
 
-def _lead(session: Any, portal_id: int, lead_id: int) -> Lead | None:
+def _lead(session: Any, portal_id: int, lead_id: int) -> Journey | None:
     return find_journey(session, portal_id, key=lead_id)
 
 
@@ -607,7 +607,7 @@ def hand_off(
     item = (client.call("crm.item.get", {"entityTypeId": type_id, "id": entity_id}) or {})["item"]
     statuses = ctx.registration.get("statuses") or {}
     if type_id == 2:  # a deal: its pipeline's stage map
-        from b24app.leads.deal_intake import stage_map
+        from b24app.leads.pipelines import stage_map
 
         category = int(item.get("categoryId") or 0)
         statuses = stage_map(ctx.registration, ctx.settings, category)

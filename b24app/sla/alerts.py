@@ -27,7 +27,7 @@ from b24app.settings import load_settings
 from b24app.sla.engine import lead_handled
 from b24app.sla.engine import LEVELS
 from b24app.sla.engine import SLA_POLICIES
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import Timer
@@ -76,7 +76,9 @@ def prepare_sla(services: Services, session: Session, timer: Timer, now: dt.date
         raise UnknownPolicy(f"{timer.policy!r} ({timer.level!r}) is no SLA ladder")
     portal = session.get(Portal, timer.portal_id)
     lead = session.scalar(
-        select(Lead).where(Lead.portal_id == timer.portal_id, journey_where(timer.lead_id))
+        select(Journey).where(
+            Journey.portal_id == timer.portal_id, journey_where(timer.journey_key)
+        )
     )
     reason = skip_reason(timer, portal, lead)
     if reason is not None:
@@ -87,7 +89,7 @@ def prepare_sla(services: Services, session: Session, timer: Timer, now: dt.date
         "timer_id": timer.id,
         "policy": timer.policy,
         "level": timer.level,
-        "lead_id": timer.lead_id,
+        "lead_id": timer.journey_key,
         "payload": dict(timer.payload or {}),
         "member_id": portal.member_id,
         "domain": portal.domain,
@@ -95,7 +97,7 @@ def prepare_sla(services: Services, session: Session, timer: Timer, now: dt.date
         "installer_user_id": portal.installer_user_id,
         "responsible": lead.assigned_by_id if lead is not None else None,
         # Where the journey lives now (its deal, once converted): links, comments, to-dos.
-        "target": dataclasses.asdict(crm_target(lead, timer.lead_id)),
+        "target": dataclasses.asdict(crm_target(lead, timer.journey_key)),
     }
     return lambda: _send(services, snapshot, settings, now)
 
@@ -116,7 +118,7 @@ def _send(
     return outcome
 
 
-def skip_reason(timer: Timer, portal: Portal | None, lead: Lead | None) -> str | None:
+def skip_reason(timer: Timer, portal: Portal | None, lead: Journey | None) -> str | None:
     """Why a due SLA timer must not send (``None``: send it)."""
     if portal is None or portal.status != PortalStatus.ACTIVE:
         return "portal_inactive"

@@ -24,7 +24,7 @@ from b24app.leads.journeys import journey_where
 from b24app.settings import load_settings
 from b24app.sla.worktime import add_working_minutes
 from b24app.sla.worktime import WorkCalendar
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Stage
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
@@ -161,10 +161,12 @@ def start_timer(
 def stop_timers(services: Services, portal_id: int, lead_id: int, policy: str | None = None) -> int:
     """Cancel the lead's pending SLA timers (of one ``policy``, or all but reminders)."""
     condition = Timer.policy == policy if policy else Timer.policy != REMINDER_POLICY
-    return cancel_where(services, Timer.portal_id == portal_id, Timer.lead_id == lead_id, condition)
+    return cancel_where(
+        services, Timer.portal_id == portal_id, Timer.journey_key == lead_id, condition
+    )
 
 
-def lead_handled(lead: Lead | None, policy: str) -> bool:
+def lead_handled(lead: Journey | None, policy: str) -> bool:
     """Whether ``policy`` no longer applies to the lead (replied, confirmed, closed, deleted)."""
     if lead is None:
         return False
@@ -177,7 +179,7 @@ def lead_handled(lead: Lead | None, policy: str) -> bool:
     return lead.first_reply_at is not None or lead.confirmed_at is not None
 
 
-def wanted_policies(lead: Lead, now: dt.datetime) -> dict[str, dt.datetime]:
+def wanted_policies(lead: Journey, now: dt.datetime) -> dict[str, dt.datetime]:
     """The SLA policies a lead is under now, each with the moment its clock started: the
     lead's creation for a first reply / call-back, its qualification for the confirmation (or
     ``now``, when only a booking time was set — the row, once created, keeps that start)."""
@@ -205,7 +207,7 @@ def sync_lead_timers(
     moment = naive_utc(now)
     with services.db() as session:
         lead = session.scalar(
-            select(Lead).where(Lead.portal_id == portal_id, journey_where(lead_id))
+            select(Journey).where(Journey.portal_id == portal_id, journey_where(lead_id))
         )
         if lead is None:
             return
@@ -220,7 +222,7 @@ def sync_lead_timers(
             session.scalars(
                 select(Timer.policy).where(
                     Timer.portal_id == portal_id,
-                    Timer.lead_id == lead_id,
+                    Timer.journey_key == lead_id,
                     Timer.state == TimerState.PENDING,
                     Timer.policy.in_(SLA_POLICIES),
                 )

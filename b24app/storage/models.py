@@ -84,7 +84,7 @@ class Portal(Base):
     # What install registered: {"lead_field": "UF_CRM_B24APP_AI", "statuses": {"new": "NEW", ...}}
     registration: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # crm.settings.mode.get: "classic" (leads + deals) or "simple" (no leads: every new lead is
-    # converted into a deal at once); re-read when it may have changed (see b24app.leads.deals).
+    # converted into a deal at once); re-read when it may have changed (see b24app.leads.pipelines).
     crm_mode: Mapped[str] = mapped_column(String(8), default="classic")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
@@ -137,13 +137,13 @@ class Stage:
 
 
 class EntityType:
-    """Where a client journey started (``Lead.entity_type``)."""
+    """Where a client journey started (``Journey.entity_type``)."""
 
     LEAD = "lead"
     DEAL = "deal"
 
 
-class Lead(Base):
+class Journey(Base):
     """The lifecycle record of one client journey: what the SLA engine and the KPIs read.
 
     A journey starts on a lead (``lead_id``) or on a deal created directly (``deal_id`` only);
@@ -152,17 +152,17 @@ class Lead(Base):
     unique where set (see :mod:`b24app.leads.journeys`).
     """
 
-    __tablename__ = "leads"
+    __tablename__ = "journeys"
     __table_args__ = (
-        UniqueConstraint("portal_id", "lead_id", name="uq_leads_portal_lead"),
-        UniqueConstraint("portal_id", "deal_id", name="uq_leads_portal_deal"),
-        Index("ix_leads_portal_created", "portal_id", "created_at"),
+        UniqueConstraint("portal_id", "lead_id", name="uq_journeys_portal_lead"),
+        UniqueConstraint("portal_id", "deal_id", name="uq_journeys_portal_deal"),
+        Index("ix_journeys_portal_created", "portal_id", "created_at"),
         # The KPI roll-up's "changed since the last build" (b24app.kpi.rollup.changed_days).
-        Index("ix_leads_portal_updated", "portal_id", "updated_at"),
+        Index("ix_journeys_portal_updated", "portal_id", "updated_at"),
         # KPI dashboard (b24app.kpi.metrics): a covering index, so the period's aggregation
         # is an index-only range scan (no table look-up per lead).
         Index(
-            "ix_leads_kpi",
+            "ix_journeys_kpi",
             "portal_id",
             "created_at",
             "deleted_at",
@@ -182,6 +182,7 @@ class Lead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    # The CRM lead the journey started on (None for a deal created directly).
     lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The deal the journey lives on now (a converted lead, or a deal created directly).
     deal_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -220,19 +221,24 @@ class Lead(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
 
 
-class LeadStageChange(Base):
-    """One status move of a lead (from events, backfill or robots); unique per time and status."""
+class JourneyStageChange(Base):
+    """One status move of a journey's lead (from events, backfill or robots); unique per time
+    and status. ``journey_key``: see :func:`b24app.leads.journeys.journey_key`."""
 
-    __tablename__ = "lead_stage_changes"
+    __tablename__ = "journey_stage_changes"
     __table_args__ = (
         UniqueConstraint(
-            "portal_id", "lead_id", "status_id", "changed_at", name="uq_lead_stage_changes_move"
+            "portal_id",
+            "journey_key",
+            "status_id",
+            "changed_at",
+            name="uq_journey_stage_changes_move",
         ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    lead_id: Mapped[int] = mapped_column(Integer)
+    journey_key: Mapped[int] = mapped_column(Integer)
     status_id: Mapped[str] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(16))
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -252,17 +258,19 @@ class Timer(Base):
 
     __tablename__ = "timers"
     __table_args__ = (
-        UniqueConstraint("portal_id", "lead_id", "policy", "level", name="uq_timers_key"),
+        UniqueConstraint("portal_id", "journey_key", "policy", "level", name="uq_timers_key"),
         Index("ix_timers_state_due", "state", "due_at"),
         # KPI breaches/escalations per period (b24app.kpi.metrics.timer_counts), index-only.
-        Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "lead_id"),
+        Index("ix_timers_kpi", "portal_id", "due_at", "state", "level", "journey_key"),
         # The KPI roll-up's "fired since the last build" (b24app.kpi.rollup.changed_days).
         Index("ix_timers_fired", "portal_id", "fired_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
-    lead_id: Mapped[int] = mapped_column(Integer)
+    # The journey it belongs to (b24app.leads.journeys.journey_key); 0 for an appointment's
+    # reminder whose journey is not known yet.
+    journey_key: Mapped[int] = mapped_column(Integer)
     # first_reply / confirmation / callback / custom / reminder
     policy: Mapped[str] = mapped_column(String(32))
     # remind / escalate for SLA; 24h / 2h / <n>m for reminders
@@ -288,7 +296,7 @@ class RobotCall(Base):
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(String(64))
-    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    journey_key: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued/sent/failed/expired
     return_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     log_message: Mapped[str] = mapped_column(Text, default="")
@@ -324,7 +332,7 @@ class BackfillState(Base):
     )
     last_lead_id: Mapped[int] = mapped_column(Integer, default=0)
     last_history_id: Mapped[int] = mapped_column(Integer, default=0)
-    # Deals (b24app.leads.deal_backfill): the last deal id and deal-history id imported.
+    # Deals (b24app.leads.backfill): the last deal id and deal-history id imported.
     last_deal_id: Mapped[int] = mapped_column(Integer, default=0)
     last_deal_history_id: Mapped[int] = mapped_column(Integer, default=0)
     phase: Mapped[str] = mapped_column(String(16), default="leads")  # leads/history/done
@@ -356,6 +364,16 @@ class AppointmentStatus:
     CANCELLED = "cancelled"
 
 
+class VisitOutcome:
+    """What happened at an appointment's time (``Appointment.outcome``): b24app/appointments/
+    outcomes.py records it once, from a button, a task or a stage moved by hand."""
+
+    CAME = "came"
+    NO_SHOW = "no_show"
+    MOVED = "moved"
+    ALL = (CAME, NO_SHOW, MOVED)
+
+
 class Appointment(Base):
     """A client's appointment (from Online Booking, a date field or the reminders robot),
     linked to its journey; one per (journey, time): two routes to one visit make one row."""
@@ -371,7 +389,7 @@ class Appointment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     journey_id: Mapped[int | None] = mapped_column(
-        ForeignKey("leads.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("journeys.id", ondelete="SET NULL"), nullable=True
     )
     # The Bitrix24 ids it was learned from (a booking links to a deal and/or a contact only).
     booking_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -385,17 +403,76 @@ class Appointment(Base):
     # read (older rows, the robot before it was read); "" = no person name found.
     client_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # The booking's own time zone (``datePeriod.timezone``); None: the portal's. Quiet hours
+    # and the reminder's {time} are in it.
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.SCHEDULED)
     # Reminder offsets of this appointment (the robot's); None = the portal's setting.
     offsets: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # What Bitrix24 Booking itself sends the client for this booking ("confirmation",
+    # "reminder"), from its resource types' settings when the booking was read; None: not a
+    # booking, or not known (the app then sends all its reminders).
+    booking_sends: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A booking's resources and end, kept for what a cancel or a move frees (a deleted booking
+    # can no longer be read; b24app/appointments/refill.py). None: not from Online Booking.
+    resource_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # The open-line chat the last reminder went to (replies there are read as answers).
     chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reminded_via: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Came / no-show / moved (:class:`VisitOutcome`), the first answer wins; ``outcome_source`` is
+    # button, task or stage, ``outcome_by`` the user who answered (0: the CRM's stage).
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    outcome_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class ConsentKind:
+    """What a :class:`ConsentRecord` says (b24app/consent/records.py)."""
+
+    ADVERTISING = "advertising"  # the client agreed to advertising (38-ФЗ art. 18)
+    OPT_OUT = "opt_out"  # «СТОП»: no non-essential message any more, on any channel
+
+
+class ConsentRecord(Base):
+    """One consent or opt-out of a client, as given: append-only, the latest of a kind wins.
+
+    The client is named by every identifier known when it was recorded (CRM contact, open-line
+    chat and its connector user, normalised phone); a look-up matches any of them
+    (b24app/consent/contact.py). ``text`` is what the client was shown (a consent) or wrote
+    (an opt-out), bounded."""
+
+    __tablename__ = "consent_records"
+    # The identifier first: a look-up ORs them (b24app/consent/contact.py), which SQLite and
+    # PostgreSQL answer with one index search per identifier only when each leads an index.
+    __table_args__ = (
+        Index("ix_consent_records_contact", "contact_id", "portal_id"),
+        Index("ix_consent_records_chat", "chat_id", "portal_id"),
+        Index("ix_consent_records_chat_user", "chat_user_id", "portal_id"),
+        Index("ix_consent_records_phone", "phone", "portal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # ConsentKind
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chat_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chat_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164
+    # Where: "chat" (the client wrote), "tab" (an employee recorded it), "admin" (erase).
+    source: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(64), default="")  # connector: telegrambot, …
+    text: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)  # employee id
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    # An opt-out's one confirmation to the client was sent (never a second one).
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class ReminderAttempt(Base):
@@ -414,6 +491,52 @@ class ReminderAttempt(Base):
     error: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(String(64), default="")  # chat id, workflow id, …
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
+    # What became of it (b24app.appointments.delivery): accepted (sent, no mark yet),
+    # delivered, read (the client wrote after it), failed (``error`` says why), unknown
+    # (accepted, and nothing said by the deadline); "" for rows of earlier versions.
+    state: Mapped[str] = mapped_column(String(16), default="")
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the chat message
+
+
+class ClientChat(Base):
+    """An open-line chat the app has seen: its connector and when its client last wrote (from
+    verified message events and history reads), for the messengers' rules
+    (:mod:`b24app.reach.channels`)."""
+
+    __tablename__ = "client_chats"
+    __table_args__ = (UniqueConstraint("portal_id", "chat_id", name="uq_client_chats_chat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(Integer)
+    connector: Mapped[str] = mapped_column(String(32), default="")
+    # The CRM item the app found it on ("deal:77"): a later send names the same one.
+    target: Mapped[str] = mapped_column(String(32), default="")
+    last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # A connector's refusal since the client last wrote (e.g. "vk_901"); "" none.
+    refused: Mapped[str] = mapped_column(String(32), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now, onupdate=utc_now)
+
+
+class SlotRefill(Base):
+    """A freed time given to a client from Booking's waitlist (issue 23 item 3): counted by the
+    KPI "slots refilled"; their revenue through ``booking_id`` → the appointment → the journey."""
+
+    __tablename__ = "slot_refills"
+    __table_args__ = (Index("ix_slot_refills_portal", "portal_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
+    booking_id: Mapped[int] = mapped_column(Integer)  # the booking made for the client
+    waitlist_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the appointment that freed the time (cancelled or moved)
+    freed_appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), nullable=True
+    )
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    service: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utc_now)
 
 
 class DirectoryEntry(Base):

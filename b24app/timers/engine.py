@@ -144,7 +144,7 @@ def upsert_timer(
     """
     key = (
         Timer.portal_id == portal_id,
-        Timer.lead_id == lead_id,
+        Timer.journey_key == lead_id,
         Timer.policy == policy,
         Timer.level == level,
     )
@@ -152,7 +152,7 @@ def upsert_timer(
     if timer is None:
         timer = Timer(
             portal_id=portal_id,
-            lead_id=lead_id,
+            journey_key=lead_id,
             policy=policy,
             level=level,
             due_at=due_at,
@@ -202,7 +202,7 @@ def cancel_where(services: Services, *conditions: Any) -> int:
 
 def cancel_lead_timers(services: Services, portal_id: int, lead_id: int) -> int:
     """Cancel every pending timer of a journey, reminders included (journey deleted)."""
-    return cancel_where(services, Timer.portal_id == portal_id, Timer.lead_id == lead_id)
+    return cancel_where(services, Timer.portal_id == portal_id, Timer.journey_key == lead_id)
 
 
 def cancel_portal_timers(services: Services, portal_id: int) -> int:

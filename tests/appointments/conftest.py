@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.storage.models import Appointment
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
@@ -18,6 +18,20 @@ from b24app.storage.models import Timer
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@pytest.fixture(autouse=True)
+def bookings_without_bookings_own_reminders(request: pytest.FixtureRequest) -> None:
+    """These tests are about the app's own reminders: the emulated portal's Booking sends no
+    confirmation request and no reminder of its own (Bitrix24's defaults are on, and where
+    they are the app sends no copy: ``test_coexist.py``). Only for tests with a portal."""
+    if "portal" not in request.fixturenames:
+        return
+    booking = request.getfixturevalue("portal").booking
+    for type_id in booking.types.types:
+        booking.types.switch(
+            type_id, isConfirmationNotificationOn=False, isReminderNotificationOn=False
+        )
 
 
 @pytest.fixture
@@ -33,7 +47,7 @@ def portal_id(installed_portal: Any, services: Services) -> int:
 def make_journey(services: Services, portal_id: int, *, deal_id: int, contact_id: int | None = None,
                  lead_id: int | None = None, assigned_by_id: int = 2) -> int:  # fmt: skip
     with services.db() as session:
-        row = Lead(
+        row = Journey(
             portal_id=portal_id, lead_id=lead_id, deal_id=deal_id, contact_id=contact_id,
             entity_type="deal" if lead_id is None else "lead", channel="chat",
             assigned_by_id=assigned_by_id, created_at=utc_now(),
@@ -69,9 +83,9 @@ def attempts(services: Services) -> list[tuple[str, bool, str]]:
         ]
 
 
-def journey(services: Services, journey_id: int) -> Lead:
+def journey(services: Services, journey_id: int) -> Journey:
     with services.db() as session:
-        row = session.get(Lead, journey_id)
+        row = session.get(Journey, journey_id)
         assert row is not None
         session.expunge(row)
         return row
@@ -112,3 +126,18 @@ def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0
         remove_job(services, timer.job_id)
         schedule_job(services, timer, now)
     return pending
+
+
+def run_scheduled(services: Services, run_jobs: Any) -> None:
+    """Run now the jobs scheduled on the ``events`` queue (the reads of a chat while a reply
+    is awaited, ``replies.watch_reminder``), then drain: in-process tests have no scheduler."""
+    from rq.registry import ScheduledJobRegistry
+
+    queue = services.queue("events")
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is not None:
+            registry.remove(job)
+            queue.enqueue_job(job)
+    run_jobs()

@@ -28,6 +28,7 @@ from tests.appointments.conftest import appointments
 from tests.appointments.conftest import attempts
 from tests.appointments.conftest import journey
 from tests.appointments.conftest import make_journey
+from tests.appointments.conftest import run_scheduled
 from tests.appointments.conftest import utc_now
 from tests.placements.conftest import crm_items
 
@@ -68,6 +69,8 @@ def test_booking_reminds_in_the_chat_and_the_reply_confirms(
     installed_portal.client_writes(chat.id, "1")
     assert emulator.wait_idle()
     run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.SCHEDULED  # not read yet
+    run_scheduled(services, run_jobs)  # the chat read back while the reply is awaited
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CONFIRMED and appt.reminded_via == "chat"
     assert journey(services, journey_id).confirmed_at is not None
@@ -150,11 +153,11 @@ def test_moved_deleted_short_notice_and_duplicate_events(
     (appt,) = appointments(services)
     assert appt.status == AppointmentStatus.CANCELLED
     assert {t.state for t in appointment_timers(services)} == {TimerState.CANCELLED}
-    # Booked 3 h ahead: the 24 h reminder is skipped, not sent at once; the 2 h one waits.
+    # Booked 3 h ahead: no 24 h text; one confirmation request now instead; the 2 h one waits.
     book(emulator, installed_portal, run_jobs, 3, deal_id=79, name="Маникюр")
-    short = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
-    assert [t.level.split("@")[0] for t in short] == ["2h"]
-    assert short[0].due_at > utc_now()
+    short = [t for t in appointment_timers(services) if t.state != TimerState.CANCELLED]
+    assert [t.level.split("@")[0] for t in short] == ["confirm", "2h"]
+    assert short[1].due_at > utc_now()
 
 
 def forged_booking_event(
@@ -232,11 +235,61 @@ def test_change_request_makes_a_task_and_operator_messages_are_ignored(
     assert appointments(services)[0].status == AppointmentStatus.SCHEDULED
     installed_portal.client_writes(chat.id, "Не смогу, перенесите пожалуйста")
     assert emulator.wait_idle()
-    run_jobs()
+    # the chat read back; free times are offered in it (tests/appointments/test_reschedule.py)
+    run_scheduled(services, run_jobs)
+    assert "Свободное время" in installed_portal.chat_messages(chat.id)[-1]["text"]
+    assert installed_portal.tasks == []
+    installed_portal.client_writes(chat.id, "Хочу поговорить с человеком")
+    assert emulator.wait_idle()
+    run_scheduled(services, run_jobs)  # the talk's next read
     assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
     (task,) = installed_portal.tasks
     assert task["responsibleId"] == "3" and task["ufCrmTask"] == ["D_80"]
     assert any(n["user_id"] == 3 for n in installed_portal.notifications)
+
+
+def test_two_answers_the_bot_cannot_use_hand_the_move_to_the_manager(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    make_journey(services, portal_id, deal_id=81, assigned_by_id=4)
+    chat = installed_portal.open_chat([("deal", 81)])
+    book(emulator, installed_portal, run_jobs, 30, deal_id=81)
+    fire_next(services)
+    for text in ("2", "абракадабра", "ну такое"):
+        installed_portal.client_writes(chat.id, text)
+        assert emulator.wait_idle()
+        run_scheduled(services, run_jobs)  # each answer read back from the chat
+    said = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert "Свободное время" in said[-5] and said[-3].startswith("Не понял")
+    assert said[-1].startswith("Передаю")
+    assert appointments(services)[0].status == AppointmentStatus.RESCHEDULE_ASKED
+    (task,) = installed_portal.tasks
+    assert task["responsibleId"] == "4" and task["ufCrmTask"] == ["D_81"]
+
+
+def test_a_booking_moved_or_deleted_in_bitrix24_offers_its_time_to_the_waitlist(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    contact = installed_portal.add_contact("Вера")
+    with installed_portal.lock:
+        installed_portal.waitlist.add("любое время", contact_id=contact)
+    chat = installed_portal.open_chat([("contact", contact)])
+    make_journey(services, portal_id, deal_id=82)
+    booking_id = book(emulator, installed_portal, run_jobs, 30, deal_id=82)
+    (appt,) = appointments(services)
+    assert appt.resource_ids == [1] and appt.ends_at == appt.starts_at + dt.timedelta(hours=1)
+    moved_to = utc_now().replace(tzinfo=dt.UTC, microsecond=0) + dt.timedelta(hours=40)
+    installed_portal.move_booking(booking_id, moved_to)
+    assert emulator.wait_idle()
+    run_jobs()
+    offers = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert len(offers) == 1 and offers[0].startswith("Освободилось время")
+    installed_portal.delete_booking(booking_id)
+    assert emulator.wait_idle()
+    run_jobs()
+    assert appointments(services)[0].status == AppointmentStatus.CANCELLED
+    offers = [m["text"] for m in installed_portal.chat_messages(chat.id)]
+    assert len(offers) == 2 and offers[1].startswith("Освободилось время")  # the moved-to time
 
 
 def test_install_imports_the_next_30_days_of_bookings(
@@ -282,7 +335,8 @@ def test_the_reminder_names_the_contact_and_never_the_deal_title(
     for _ in range(3):
         before = emulator.http_requests(installed_portal)
         assert fire_next(services) == "fired"
-        assert emulator.http_requests(installed_portal) - before == 1  # look-up + send
+        # look-up + the chat's history (its messenger's rules), then join + send
+        assert emulator.http_requests(installed_portal) - before == 2
     texts = {deal: installed_portal.chat_messages(chat.id)[0]["text"]
              for deal, chat in chats.items()}  # fmt: skip
     assert texts[81].startswith("Анна Петрова, напоминаем: Стрижка")

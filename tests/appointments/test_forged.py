@@ -12,6 +12,7 @@ from b24app.timers.fire import fire_timer
 from tests.appointments.conftest import appointment_timers
 from tests.appointments.conftest import appointments
 from tests.appointments.conftest import make_journey
+from tests.appointments.conftest import run_scheduled
 from tests.appointments.test_flow import book
 
 
@@ -30,6 +31,9 @@ def test_forged_replies_do_not_confirm_and_the_clients_own_does(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
     make_journey(services, portal_id, deal_id=91, contact_id=6, lead_id=1091)
+    # ONOPENLINEMESSAGEADD is forged on a line of the app's own connector, the one case the
+    # docs deliver it for; the other lines' replies are read back (test_coexist.py)
+    installed_portal.openlines.app_connectors.add("telegrambot")
     chat = installed_portal.open_chat([("deal", 91), ("contact", 6)])
     early = installed_portal.client_writes(chat.id, "1")  # an hour before the reminder
     with installed_portal.lock:
@@ -60,8 +64,11 @@ def test_forged_replies_do_not_confirm_and_the_clients_own_does(
     post_forged(installed_portal, chat.id, said, "1")
     run_jobs()
     assert status(services) == AppointmentStatus.SCHEDULED
+    # the chat read back while the reply is awaited finds none of these the client's «1»
+    run_scheduled(services, run_jobs)
+    assert status(services) == AppointmentStatus.SCHEDULED
     # the client's own answer still confirms, end to end
     installed_portal.client_writes(chat.id, "1")
     assert emulator.wait_idle()
-    run_jobs()
+    run_scheduled(services, run_jobs)
     assert status(services) == AppointmentStatus.CONFIRMED

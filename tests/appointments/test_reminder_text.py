@@ -78,6 +78,8 @@ def test_a_stored_bad_template_falls_back_to_the_default_text_logged_once(
     with caplog.at_level("WARNING", logger="b24app.appointments.reminder_text"):
         first = render_reminder(settings, **args)
         second = render_reminder(settings, **args)
-    assert first == second == "Анна, напоминаем: Стрижка 22.05.2030 в 12:30.  ждёт вас!"
+    assert (
+        first == second == "Анна, напоминаем: Стрижка 22.05.2030 в 12:30."
+    )  # no business name: no «  ждёт вас!»
     warnings = [r for r in caplog.records if "invalid" in r.getMessage()]
     assert len(warnings) == 1

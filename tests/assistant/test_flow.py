@@ -17,7 +17,7 @@ from b24app.assistant.dialog import Reply
 from b24app.context import Services
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from b24app.storage.portals import get_portal
 from devportal import DevPortal
@@ -64,7 +64,7 @@ def test_full_dialog_to_a_confirmed_prebooking(
         dialog = session.scalars(select(AssistantDialog)).one()
         assert dialog.state == "confirmed" and dialog.confirmed_at is not None
         assert dialog.booking_start is not None and dialog.lead_id == chat.lead_id
-        journey = session.scalars(select(Lead).where(Lead.lead_id == chat.lead_id)).one()
+        journey = session.scalars(select(Journey).where(Journey.lead_id == chat.lead_id)).one()
         assert journey.booking_at == dialog.booking_start
         assert journey.is_ai and journey.ai_channel == "telegram"
         turns = session.scalars(select(AssistantTurn).order_by(AssistantTurn.id)).all()
@@ -166,7 +166,7 @@ def test_asking_for_a_person_hands_off_with_a_summary(
         assert dialog.state == "handoff" and dialog.handoff_reason == "operator"
         assert dialog.operator_notified_at is not None
         timers = session_.scalars(
-            select(Timer).where(Timer.lead_id == chat.lead_id, Timer.policy == "first_reply")
+            select(Timer).where(Timer.journey_key == chat.lead_id, Timer.policy == "first_reply")
         ).all()
         assert {t.state for t in timers} == {"pending"}
         assert all(t.started_at >= dialog.handoff_at.replace(microsecond=0) for t in timers)

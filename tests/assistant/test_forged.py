@@ -35,7 +35,7 @@ def forge(portal: EmuPortal, chat_id: int, message_id: int, text: str,
 
 def timers_of(services: Services, lead_id: int) -> list[tuple[str, str, str]]:
     with services.db() as session:
-        rows = session.scalars(select(Timer).where(Timer.lead_id == lead_id)).all()
+        rows = session.scalars(select(Timer).where(Timer.journey_key == lead_id)).all()
         return sorted((t.policy, t.level, t.state) for t in rows)
 
 

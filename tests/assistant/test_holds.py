@@ -255,3 +255,45 @@ def test_a_finally_failed_message_leaves_the_chats_waiting_list(
     chat.say("маникюр")
     assert failing not in [t.message_id for t in turns(services)]
     assert dialog_of(services, chat).state == "when"
+
+
+def test_a_hold_whose_release_job_redis_lost_is_released_by_the_sweep(
+    emulator: DevPortal,
+    installed_portal: EmuPortal,
+    services: Services,
+    rq_worker: WorkerProcess,
+) -> None:
+    """Redis lost the release job (restarted empty): the recurring sweep releases the
+    pre-booking once its time plus the grace is over, through the worker; a fresh hold and a
+    confirmed one stay."""
+    from b24app.assistant.holds import SWEEP_GRACE
+    from b24app.assistant.jobs import release_overdue_holds
+
+    day = _open_day(3)
+    enable_assistant(services, installed_portal, hold_minutes=30)
+    rq_worker.start()
+    lost, fresh, kept = (start_chat_n(emulator, installed_portal, services, n) for n in (1, 2, 3))
+    assert "Подтверждаете" in pre_book(lost, day, "8 912 345 67 01", at="10:00")
+    assert "Подтверждаете" in pre_book(fresh, day, "8 912 345 67 02", at="12:00")
+    assert "Подтверждаете" in pre_book(kept, day, "8 912 345 67 03", at="14:00")
+    kept.say("да")
+    registry = services.queue("timers").scheduled_job_registry
+    for job_id in registry.get_job_ids():  # Redis lost every release job
+        registry.remove(job_id, delete_job=True)
+    with services.db() as session:  # the first and the confirmed one are 30 min + grace old
+        for chat in (lost, kept):
+            row = session.get(AssistantDialog, dialog_of(services, chat).id)
+            assert row is not None and row.booked_at is not None
+            row.booked_at -= dt.timedelta(minutes=30) + SWEEP_GRACE
+    assert [dialog_of(services, c).confirmed_at is None for c in (lost, fresh, kept)] == [
+        True, True, False,
+    ]  # fmt: skip
+
+    services.queue("timers").enqueue(release_overdue_holds)
+    wait_for(lambda: dialog_of(services, lost).booked_at is None, what="the sweep's release")
+    wait_for(lambda: "не была подтверждена" in lost.last_reply(), what="the client is told")
+    assert dialog_of(services, fresh).booked_at is not None
+    assert dialog_of(services, kept).booked_at is not None
+    with services.db() as session:
+        statuses = sorted(a.status for a in session.scalars(select(Appointment)))
+    assert statuses.count(AppointmentStatus.CANCELLED) == 1

@@ -23,7 +23,7 @@ from tests.assistant.test_worker import WorkerChat
 from tests.plugins.worker import WorkerProcess
 from tests.waiting import wait_for
 
-CHATS = 12
+CHATS = 8
 
 
 def _idle(emulator: DevPortal, services: Services) -> bool:

@@ -76,7 +76,7 @@ def test_event_is_queued_once(client: Any, services: Services, stored_portal: in
         ({"data[bot][id]": "x"}, 400),
         ({"data[chat][id]": None}, 400),
         ({"data[message][id]": None}, 400),
-        ({"event": "ONIMBOTV2COMMANDADD"}, 400),
+        ({"event": "ONIMBOTV2REACTIONCHANGE"}, 400),
         ({"data[chat][dialogId]": "chat1777; drop"}, 400),
     ],
 )

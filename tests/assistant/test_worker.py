@@ -16,6 +16,7 @@ from sqlalchemy import select
 from b24app.context import Services
 from b24app.storage.models import AssistantDialog
 from b24app.storage.models import AssistantTurn
+from b24app.storage.models import Journey
 from devportal import DevPortal
 from devportal.portal import Portal as EmuPortal
 from tests.assistant.conftest import ClientChat
@@ -232,3 +233,44 @@ def start_chat_n(emulator: DevPortal, portal: EmuPortal, services: Services, n: 
     wait_for(lambda: sum(t.state_before == "new" for t in turns(services)) == n,
              what="the greeting")  # fmt: skip
     return chat
+
+
+def test_a_confirmed_prebooking_confirms_through_the_appointments_one_confirm(
+    worker_chat: WorkerChat, services: Services, installed_portal: EmuPortal
+) -> None:
+    """The assistant confirms as a reminder's «1» does (b24app/appointments/outcomes.py): the
+    appointment and the journey Confirmed, the lead on the mapped status, the confirmation SLA
+    stopped — at the confirmation, not later through an event."""
+    from b24app.sla.engine import start_timer
+    from b24app.storage.models import Appointment
+    from b24app.storage.models import Portal
+    from b24app.storage.models import Timer
+
+    lead_id = worker_chat.lead_id
+    wait_for(lambda: _journey(services, lead_id) is not None, what="the lead's journey")
+    with services.db() as session:
+        portal = session.scalars(select(Portal)).one()
+        portal_id, statuses = portal.id, dict(portal.registration["statuses"])
+    start_timer(services, portal_id, lead_id, "confirmation", minutes=600)
+    worker_chat.say("хочу на маникюр завтра")
+    worker_chat.say("8 912 345 67 89")
+    worker_chat.say("Ольга")
+    worker_chat.say(worker_chat.buttons()[0])
+    worker_chat.say("да")
+    assert dialog(services).state == "confirmed"
+    with services.db() as session:
+        (appt,) = session.scalars(select(Appointment)).all()
+        assert appt.status == "confirmed"
+        sla = list(session.scalars(select(Timer).where(Timer.policy == "confirmation")))
+    assert sla and all(t.state == "cancelled" for t in sla)
+    assert _journey(services, lead_id).confirmed_at is not None  # type: ignore[union-attr]
+    wait_for(lambda: installed_portal.lead(lead_id)["STATUS_ID"] == statuses["confirmed"],
+             what="the lead on the confirmed status")  # fmt: skip
+
+
+def _journey(services: Services, lead_id: int) -> Journey | None:
+    with services.db() as session:
+        row = session.scalar(select(Journey).where(Journey.lead_id == lead_id))
+        if row is not None:
+            session.expunge(row)
+        return row

@@ -124,6 +124,11 @@ def test_chat_get_member_rule_and_client_reply_event(
     rest: Rest, installed: Portal, sink: Sink
 ) -> None:
     bind(rest, "ONOPENLINEMESSAGEADD")
+    # a WhatsApp line of Bitrix24's own connector: its messages never reach the app's handler
+    other = installed.open_chat([("deal", 70)], connector_id="whatsapp")
+    installed.client_writes(other.id, "1")
+    # the app's own connector (on-open-line-message-add.md): its line's messages do
+    installed.openlines.app_connectors.add("telegrambot")
     chat = installed.open_chat([("deal", 7), ("contact", 3)])
     found = rest("imopenlines.crm.chat.get", CRM_ENTITY_TYPE="deal", CRM_ENTITY=7).json()["result"]
     assert found == [chat.as_rest()] and isinstance(found[0]["CHAT_ID"], str)
@@ -143,6 +148,7 @@ def test_chat_get_member_rule_and_client_reply_event(
     events = wait_events(sink, "ONOPENLINEMESSAGEADD", 2)
     texts = {e["form"]["data[DATA][0][message][text]"] for e in events}
     assert texts == {"Напоминаем о записи", "1"}
+    assert all(e["form"]["data[DATA][0][chat][id]"] == str(chat.id) for e in events)
     reply = next(e["form"] for e in events if e["form"]["data[DATA][0][message][text]"] == "1")
     assert reply["data[DATA][0][message][user_id]"] == reply["data[DATA][0][connector][user_id]"]
     assert reply["data[DATA][0][chat][id]"] == str(chat.id)

@@ -69,7 +69,7 @@ def test_client_message_is_queued_and_others_are_ignored(
     response = client.post("/handlers/openlines", data=event_form(MESSAGE))
     assert response.get_json() == {"status": "queued"}
     (job,) = queued(services)
-    assert job.args[1:] == (10585, 80964)  # ids only: the job reads the message back
+    assert job.args[1:] == (10585, 80964, False)  # ids only (and "a stop word is claimed")
     operator = event_form(MESSAGE, **{"data[DATA][0][message][user_id]": "7",
                                       "data[DATA][0][message][id]": "80965"})  # fmt: skip
     assert client.post("/handlers/openlines", data=operator).get_json() == {"status": "ignored"}

@@ -16,7 +16,7 @@ from b24app.handlers.jobs import process_event
 from b24app.handlers.jobs import resume_unfinished_backfills
 from b24app.leads.lifecycle import get_lead
 from b24app.storage.models import BackfillState
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.portals import InstallAuth
@@ -32,11 +32,11 @@ def recorded_lead(services: Services) -> int:
     with services.db() as session:
         portal = upsert_install(session, InstallAuth(member_id=MEMBER_ID))
         session.flush()
-        session.add(Lead(portal_id=portal.id, lead_id=77, created_at=T0, channel="call"))
+        session.add(Journey(portal_id=portal.id, lead_id=77, created_at=T0, channel="call"))
         session.add(
             Timer(
                 portal_id=portal.id,
-                lead_id=77,
+                journey_key=77,
                 policy="first_reply",
                 level="remind",
                 due_at=T0 + dt.timedelta(minutes=15),
@@ -58,7 +58,7 @@ def test_lead_delete_job_marks_the_lead_and_cancels_its_timers(
     with services.db() as session:
         lead = get_lead(session, recorded_lead, 77)
         assert lead is not None and lead.deleted_at is not None
-        timer = session.query(Timer).filter_by(portal_id=recorded_lead, lead_id=77).one()
+        timer = session.query(Timer).filter_by(portal_id=recorded_lead, journey_key=77).one()
         assert timer.state == TimerState.CANCELLED
     again = queue.enqueue(process_event, MEMBER_ID, "ONCRMLEADDELETE", 77, 0)
     run_jobs("events")
@@ -116,7 +116,7 @@ def test_a_method_blocked_for_minutes_defers_the_event(services, monkeypatch) ->
     def blocked(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RateLimited("OPERATION_TIME_LIMIT", "Method is blocked", 429, retry_after=420)
 
-    monkeypatch.setattr(intake, "process_lead", blocked)
+    monkeypatch.setattr(intake, "process", blocked)
     from b24app.leads import coalesce
 
     monkeypatch.setattr(coalesce, "submit", blocked)

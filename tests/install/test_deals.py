@@ -48,8 +48,8 @@ def test_update_adds_deal_registrations_and_rereads_the_mode(
     portal = installed_portal
     # An install from before deals: no deal events, no deal tab, no deal field.
     with portal.lock:
-        portal.events = [e for e in portal.events if e["event"] not in DEAL_EVENTS]
-        portal.placements = [
+        portal.bus.bindings[:] = [e for e in portal.events if e["event"] not in DEAL_EVENTS]
+        portal.widgets.placements[:] = [
             p for p in portal.placements if p["placement"] != "CRM_DEAL_DETAIL_TAB"
         ]
         portal.deal_userfields.clear()

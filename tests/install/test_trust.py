@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import select
 
 from b24app.bitrix.payload import flatten_php_form
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
@@ -52,7 +52,7 @@ def _lifecycle(portal: Any, event: str, user_id: int, **auth: str) -> list[tuple
         "event": event,
         "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"},
         "ts": str(int(time.time())),
-        "auth": {**portal._lifecycle_auth(portal.tokens_for(user_id)), **auth},
+        "auth": {**portal.app.lifecycle_auth(portal.tokens_for(user_id)), **auth},
     }
     return flatten_php_form(data)
 
@@ -122,7 +122,7 @@ def test_forged_uninstall_with_clean_changes_nothing(
     a warning logged (no secrets)."""
     stored = _stored(services, installed_portal.member_id)
     with services.db() as session:
-        session.add(Lead(portal_id=stored.id, lead_id=1, created_at=utc_now()))
+        session.add(Journey(portal_id=stored.id, lead_id=1, created_at=utc_now()))
     form: dict[str, str] = json.loads((FIXTURES / "onappuninstall_event.form.json").read_text())
     form["auth[member_id]"] = installed_portal.member_id
     form["auth[application_token]"] = installed_portal.application_token
@@ -134,7 +134,7 @@ def test_forged_uninstall_with_clean_changes_nothing(
     after = _stored(services, installed_portal.member_id)
     assert after.status == PortalStatus.ACTIVE and after.access_token == stored.access_token
     with services.db() as session:
-        assert len(session.scalars(select(Lead)).all()) == 1
+        assert len(session.scalars(select(Journey)).all()) == 1
     assert any("still accepts" in r.getMessage() for r in caplog.records)
     assert installed_portal.application_token not in caplog.text
     assert str(stored.access_token) not in caplog.text
@@ -182,7 +182,7 @@ def test_missed_uninstall_then_admin_reinstall_takes_the_new_token(
     new install carries a new application_token, and as Bitrix24 refuses the old tokens the
     new one is taken."""
     installed_portal.events.clear()  # the uninstall event goes nowhere
-    installed_portal.install_event_url = None
+    installed_portal.app.install_event_url = None
     installed_portal.uninstall(clean=False)
     assert _stored(services, installed_portal.member_id).status == PortalStatus.ACTIVE
     result = installed_portal.install()

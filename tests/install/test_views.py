@@ -15,7 +15,7 @@ from b24app.handlers.definitions import EVENTS
 from b24app.install.registration import LEAD_FIELD_NAME
 from b24app.placements.definitions import PLACEMENTS
 from b24app.robots import definitions as robot_definitions
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import utc_now
@@ -166,13 +166,13 @@ def test_uninstall(emulator, installed_portal, services, run_jobs, clean: bool) 
     """ONAPPUNINSTALL deactivates at once; CLEAN=1 deletes the portal's data, CLEAN=0 keeps it."""
     with services.db() as session:
         stored = get_portal(session, installed_portal.member_id)
-        session.add(Lead(portal_id=stored.id, lead_id=1, created_at=utc_now()))
+        session.add(Journey(portal_id=stored.id, lead_id=1, created_at=utc_now()))
     responses = installed_portal.uninstall(clean=clean)
     assert [r.status_code for r in responses] == [200]
     run_jobs()
     with services.db() as session:
         stored = get_portal(session, installed_portal.member_id)
-        leads = session.scalars(select(Lead)).all()
+        leads = session.scalars(select(Journey)).all()
         if clean:
             assert stored is None and leads == []
         else:

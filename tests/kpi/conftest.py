@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
 
@@ -27,14 +27,14 @@ def make_portal(services: Any, member_id: str, **extra: Any) -> int:
         return portal.id
 
 
-def lead(portal_id: int, lead_id: int, created: dt.datetime, **fields: Any) -> Lead:
+def lead(portal_id: int, lead_id: int, created: dt.datetime, **fields: Any) -> Journey:
     """A Lead row; ``reply_s`` sets ``first_reply_at`` that many seconds after creation."""
     reply_s = fields.pop("reply_s", None)
     if reply_s is not None:
         fields["first_reply_at"] = created + dt.timedelta(seconds=reply_s)
     if "opportunity" in fields and fields["opportunity"] is not None:
         fields["opportunity"] = Decimal(fields["opportunity"])
-    return Lead(portal_id=portal_id, lead_id=lead_id, created_at=created, **fields)
+    return Journey(portal_id=portal_id, lead_id=lead_id, created_at=created, **fields)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def at(day: int, hour: int = 10, month: int = 11) -> dt.datetime:
 
 def timer(portal_id: int, lead_id: int, policy: str, level: str, state: str) -> Timer:
     return Timer(
-        portal_id=portal_id, lead_id=lead_id, policy=policy, level=level, state=state,
+        portal_id=portal_id, journey_key=lead_id, policy=policy, level=level, state=state,
         due_at=at(1), job_id=f"t-{lead_id}-{policy}-{level}",
         fired_at=at(1) if state == "fired" else None,
     )  # fmt: skip

@@ -16,9 +16,9 @@ from b24app.kpi import metrics
 from b24app.kpi import rollup
 from b24app.settings import load_settings
 from b24app.settings import save_settings
+from b24app.storage.models import Journey
 from b24app.storage.models import KpiDaily
 from b24app.storage.models import KpiDailyState
-from b24app.storage.models import Lead
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
 from tests.kpi.conftest import lead
@@ -51,7 +51,7 @@ def _seed(services: Any, portal_id: int, n: int = 600, days: int = 500) -> None:
             ))  # fmt: skip
             if rng.random() < 0.2:
                 for level in ("remind", "escalate")[: rng.randint(1, 2)]:
-                    s.add(Timer(portal_id=portal_id, lead_id=i, policy="first_reply",
+                    s.add(Timer(portal_id=portal_id, journey_key=i, policy="first_reply",
                                 level=level, due_at=created + dt.timedelta(minutes=3),
                                 state="fired", job_id=f"t-{i}-{level}",
                                 fired_at=created + dt.timedelta(minutes=3)))  # fmt: skip
@@ -126,13 +126,13 @@ def test_rollup_equals_the_per_lead_figures(services) -> None:
     # Changes the build has not seen: a lead moves on, one is deleted, one is added a year
     # ago, a timer fires — answered live for those days, still exact.
     with services.db() as s:
-        s.execute(update(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == 5)
+        s.execute(update(Journey).where(Journey.portal_id == portal_id, Journey.lead_id == 5)
                   .values(came_at=NOW, opportunity=Decimal(9999)))  # fmt: skip
-        s.execute(update(Lead).where(Lead.portal_id == portal_id, Lead.lead_id == 6)
+        s.execute(update(Journey).where(Journey.portal_id == portal_id, Journey.lead_id == 6)
                   .values(deleted_at=NOW))  # fmt: skip
         s.add(lead(portal_id, 9001, NOW - dt.timedelta(days=300), source_id="NEW_ONE",
                    assigned_by_id=9, reply_s=42))  # fmt: skip
-        s.add(Timer(portal_id=portal_id, lead_id=7, policy="callback", level="escalate",
+        s.add(Timer(portal_id=portal_id, journey_key=7, policy="callback", level="escalate",
                     due_at=NOW - dt.timedelta(days=1), state="fired", job_id="late",
                     fired_at=utc_now()))  # fmt: skip
     for period in _periods(tz):

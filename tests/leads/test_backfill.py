@@ -13,8 +13,8 @@ from sqlalchemy import select
 from b24app.context import Services
 from b24app.leads.backfill import backfill_portal
 from b24app.storage.models import BackfillState
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from devportal import DevPortal
@@ -90,7 +90,7 @@ def test_backfill_completes_resumes_and_saves_requests(emulator, big_portal, fas
         state = session.scalars(select(BackfillState)).one()
         stopped_at = state.last_lead_id
         assert state.phase == "leads" and 0 < stopped_at < N_LEADS
-        assert session.scalar(select(func.count()).select_from(Lead)) == stopped_at
+        assert session.scalar(select(func.count()).select_from(Journey)) == stopped_at
 
     imported = backfill_portal(big_portal.member_id, services=services)
     fast_requests = emulator.http_requests(big_portal) - start_requests
@@ -98,16 +98,16 @@ def test_backfill_completes_resumes_and_saves_requests(emulator, big_portal, fas
     with services.db() as session:
         state = session.scalars(select(BackfillState)).one()
         assert state.phase == "done" and state.finished_at is not None
-        assert session.scalar(select(func.count()).select_from(Lead)) == N_LEADS
-        assert session.scalar(select(func.count()).select_from(LeadStageChange)) == MOVED
-        ai = session.scalar(select(func.count()).select_from(Lead).where(Lead.is_ai))
+        assert session.scalar(select(func.count()).select_from(Journey)) == N_LEADS
+        assert session.scalar(select(func.count()).select_from(JourneyStageChange)) == MOVED
+        ai = session.scalar(select(func.count()).select_from(Journey).where(Journey.is_ai))
         assert ai == len(range(0, N_LEADS, 7))
-        first = session.scalars(select(Lead).where(Lead.lead_id == 1)).one()
+        first = session.scalars(select(Journey).where(Journey.lead_id == 1)).one()
         assert first.stage == Stage.QUALIFIED and first.channel == "chat"
         assert first.created_at == dt.datetime(2025, 1, 1)
         assert first.qualified_at == dt.datetime(2025, 1, 31)
         assert first.first_reply_at == dt.datetime(2025, 1, 31)
-        last = session.scalars(select(Lead).where(Lead.lead_id == N_LEADS)).one()
+        last = session.scalars(select(Journey).where(Journey.lead_id == N_LEADS)).one()
         assert last.stage == Stage.NEW and last.assigned_by_id == 2 + (N_LEADS - 1) % 3
 
     # A finished backfill asks nothing more.

@@ -9,6 +9,7 @@ while the others take the events; no test depends on timing."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from b24app.context import Services
 from b24app.leads import coalesce
 from b24app.leads.items import lead_lock_key
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Stage
 from devportal import DevPortal
 from devportal import Portal as EmuPortal
@@ -154,9 +155,8 @@ def test_an_event_during_the_read_gets_a_fresh_read(
 
     entity = coalesce.ENTITIES["lead"]
     monkeypatch.setitem(
-        coalesce.ENTITIES, "lead", coalesce.EntityType(
-            "lead", entity.commands, apply_and_move, entity.lock_key, entity.after)
-    )  # fmt: skip
+        coalesce.ENTITIES, "lead", dataclasses.replace(entity, apply=apply_and_move, shared=None)
+    )
     coalesce.drain(services, installed_portal.member_id)
     assert calls == [lead_id, lead_id]
     assert lead_row(services, portal.id, lead_id).stage == Stage.QUALIFIED
@@ -280,7 +280,7 @@ def test_a_converted_lead_and_its_deal_in_one_round(
     with services.db() as session:
         assert (
             session.scalar(
-                select(func.count()).select_from(Lead).where(Lead.portal_id == portal.id)
+                select(func.count()).select_from(Journey).where(Journey.portal_id == portal.id)
             )
             == 1
         )
@@ -290,7 +290,7 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     emulator, installed_portal, services, run_jobs, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A converted lead's deal is recorded under its lead's lock (the per-journey lock, as
-    process_deal does): while another worker holds the lead, the record waits for it and
+    intake.process does): while another worker holds the lead, the record waits for it and
     then runs under the drainer's own hold of that lock."""
     portal = db_portal(services, installed_portal)
     lead_id = installed_portal.add_lead({"TITLE": "Клиент", "SOURCE_ID": "CALL"})
@@ -349,7 +349,7 @@ def test_a_simple_mode_burst_costs_no_request_per_lead(
     assert not [c for c in calls if c.method == "crm.deal.list" and not c.in_batch]
     assert not [c for c in calls if c.error == "QUERY_LIMIT_EXCEEDED"]
     with services.db() as session:
-        rows = session.scalars(select(Lead).where(Lead.portal_id == stored.id)).all()
+        rows = session.scalars(select(Journey).where(Journey.portal_id == stored.id)).all()
         by_lead = {r.lead_id: r.deal_id for r in rows}
     assert len(rows) == 100
     assert all(by_lead[i] == portal.deal_of_lead(i) for i in ids)

@@ -16,8 +16,8 @@ from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.storage.db import rows_affected
 from b24app.storage.models import EntityType
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Stage
 from devportal import DevPortal
 from devportal.deals import add_pipeline
@@ -34,7 +34,7 @@ def settle(emulator: DevPortal, run_jobs: Callable[..., None]) -> Callable[[], N
     return run
 
 
-def journey(services: Services, portal_id: int, **key: int) -> Lead:
+def journey(services: Services, portal_id: int, **key: int) -> Journey:
     with services.db() as session:
         row = find_journey(session, portal_id, **key)
         assert row is not None, f"no journey for {key}"
@@ -44,7 +44,7 @@ def journey(services: Services, portal_id: int, **key: int) -> Lead:
 
 def journeys(services: Services, portal_id: int) -> int:
     with services.db() as session:
-        return int(session.scalar(select(func.count()).where(Lead.portal_id == portal_id)) or 0)
+        return int(session.scalar(select(func.count()).where(Journey.portal_id == portal_id)) or 0)
 
 
 def test_converted_lead_is_one_journey_on_its_deal(installed_portal, services, settle) -> None:  # type: ignore[no-untyped-def]
@@ -85,8 +85,11 @@ def test_a_conversion_stored_as_a_visit_is_settled_by_the_deal(
     settle()
     with services.db() as session:
         moved = session.execute(
-            update(LeadStageChange)
-            .where(LeadStageChange.lead_id == lead_id, LeadStageChange.status_id == "CONVERTED")
+            update(JourneyStageChange)
+            .where(
+                JourneyStageChange.journey_key == lead_id,
+                JourneyStageChange.status_id == "CONVERTED",
+            )
             .values(stage=Stage.CAME)
         )
         assert rows_affected(moved) == 1
@@ -188,7 +191,7 @@ def test_switch_back_to_classic_is_noticed(
 
 
 def test_daily_cron_rereads_every_portals_mode(installed_portal, services) -> None:  # type: ignore[no-untyped-def]
-    from b24app.leads.deal_intake import refresh_all_crm_modes
+    from b24app.leads.pipelines import refresh_all_crm_modes
 
     installed_portal.set_crm_mode("simple")
     assert refresh_all_crm_modes() == 1

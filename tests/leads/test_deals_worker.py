@@ -25,7 +25,7 @@ from b24app.leads.journeys import find_journey
 from b24app.robots import definitions as d
 from b24app.settings import load_settings
 from b24app.settings import save_settings
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
@@ -35,7 +35,7 @@ from tests.sla.test_integration import notifications
 from tests.sla.test_integration import wait_for
 
 
-def journey(services: Services, portal_id: int, deal_id: int) -> Lead | None:
+def journey(services: Services, portal_id: int, deal_id: int) -> Journey | None:
     with services.db() as session:
         row = find_journey(session, portal_id, deal_id=deal_id)
         if row is not None:
@@ -45,7 +45,9 @@ def journey(services: Services, portal_id: int, deal_id: int) -> Lead | None:
 
 def timer_state(services: Services, key: int, level: str) -> str | None:
     with services.db() as session:
-        return session.scalar(select(Timer.state).where(Timer.lead_id == key, Timer.level == level))
+        return session.scalar(
+            select(Timer.state).where(Timer.journey_key == key, Timer.level == level)
+        )
 
 
 @pytest.mark.parametrize("mode", ["classic", "simple"])
@@ -86,7 +88,7 @@ def test_a_client_journey_on_deals_end_to_end(
     row = journey(services, portal_id, deal_id)
     assert row is not None and row.lead_id == lead_id and row.is_ai and row.ai_tagged_at
     with services.db() as session:
-        count = session.scalar(select(func.count()).where(Lead.portal_id == portal_id))
+        count = session.scalar(select(func.count()).where(Journey.portal_id == portal_id))
     assert count == 1  # one client, one journey
     deal = portal.deal(deal_id)
     assert deal is not None and deal["UF_CRM_B24APP_AI"]  # tagged where the manager works
@@ -129,7 +131,7 @@ def test_a_client_journey_on_deals_end_to_end(
 
     # The visit: the deal is won with its amount — the revenue.
     portal.update_deal(deal_id, {"STAGE_ID": "WON", "OPPORTUNITY": 4000}, by_user=2)
-    wait_for(lambda: (journey(services, portal_id, deal_id) or Lead()).came_at is not None)
+    wait_for(lambda: (journey(services, portal_id, deal_id) or Journey()).came_at is not None)
     with services.db() as session:
         settings = load_settings(session, portal_id)
         board = compute_dashboard(

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from b24app.context import Services
 from b24app.leads.lifecycle import get_lead
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.portals import get_portal
@@ -46,7 +46,7 @@ def db_portal(services: Services, emu_portal: EmuPortal) -> Portal:
         return portal
 
 
-def lead_row(services: Services, portal_id: int, lead_id: int) -> Lead:
+def lead_row(services: Services, portal_id: int, lead_id: int) -> Journey:
     with services.db() as session:
         lead = get_lead(session, portal_id, lead_id)
         assert lead is not None, f"lead {lead_id} not recorded"
@@ -57,9 +57,11 @@ def lead_row(services: Services, portal_id: int, lead_id: int) -> Lead:
 def moves(services: Services, portal_id: int, lead_id: int) -> list[tuple[str, str, dt.datetime]]:
     with services.db() as session:
         rows = session.scalars(
-            select(LeadStageChange)
-            .where(LeadStageChange.portal_id == portal_id, LeadStageChange.lead_id == lead_id)
-            .order_by(LeadStageChange.changed_at, LeadStageChange.id)
+            select(JourneyStageChange)
+            .where(
+                JourneyStageChange.portal_id == portal_id, JourneyStageChange.journey_key == lead_id
+            )
+            .order_by(JourneyStageChange.changed_at, JourneyStageChange.id)
         )
         return [(r.status_id, r.stage, r.changed_at) for r in rows]
 
@@ -160,7 +162,7 @@ def test_duplicated_and_reordered_deliveries_leave_one_record(
     assert len([d for d in delivered if d.status == 200]) >= 6
     with services.db() as session:
         count = session.scalar(
-            select(Lead.id).where(Lead.portal_id == portal.id, Lead.lead_id == lead_id)
+            select(Journey.id).where(Journey.portal_id == portal.id, Journey.lead_id == lead_id)
         )
         assert count is not None
     row = lead_row(services, portal.id, lead_id)

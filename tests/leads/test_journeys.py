@@ -11,7 +11,7 @@ from b24app.context import Services
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
 from b24app.storage.models import EntityType
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
 
@@ -26,9 +26,11 @@ def portal_id(services: Services) -> int:
 
 def test_a_journey_is_found_by_lead_deal_key_and_contact(services, portal_id) -> None:  # type: ignore[no-untyped-def]
     with services.db() as session:
-        session.add(Lead(portal_id=portal_id, lead_id=7, deal_id=70, contact_id=5, created_at=T0))
         session.add(
-            Lead(portal_id=portal_id, deal_id=71, entity_type=EntityType.DEAL, created_at=T0)
+            Journey(portal_id=portal_id, lead_id=7, deal_id=70, contact_id=5, created_at=T0)
+        )
+        session.add(
+            Journey(portal_id=portal_id, deal_id=71, entity_type=EntityType.DEAL, created_at=T0)
         )
     with services.db() as session:
         converted = find_journey(session, portal_id, lead_id=7)
@@ -47,10 +49,10 @@ def test_many_deal_journeys_without_a_lead_but_each_deal_once(services, portal_i
     """NULL lead ids do not collide; a second journey for the same deal is refused."""
     with services.db() as session:
         for deal_id in (1, 2, 3):
-            session.add(Lead(portal_id=portal_id, deal_id=deal_id, created_at=T0))
-        session.add(Lead(portal_id=portal_id, lead_id=1, created_at=T0))
+            session.add(Journey(portal_id=portal_id, deal_id=deal_id, created_at=T0))
+        session.add(Journey(portal_id=portal_id, lead_id=1, created_at=T0))
     with pytest.raises(IntegrityError), services.db() as session:
-        session.add(Lead(portal_id=portal_id, deal_id=2, created_at=T0))
+        session.add(Journey(portal_id=portal_id, deal_id=2, created_at=T0))
 
 
 def test_kpi_timer_counts_find_journeys_by_either_key(services, portal_id) -> None:  # type: ignore[no-untyped-def]
@@ -63,11 +65,11 @@ def test_kpi_timer_counts_find_journeys_by_either_key(services, portal_id) -> No
 
     now = utc_now()
     with services.db() as session:
-        session.add(Lead(portal_id=portal_id, lead_id=7, assigned_by_id=2, created_at=now))
-        session.add(Lead(portal_id=portal_id, deal_id=71, entity_type=EntityType.DEAL,
+        session.add(Journey(portal_id=portal_id, lead_id=7, assigned_by_id=2, created_at=now))
+        session.add(Journey(portal_id=portal_id, deal_id=71, entity_type=EntityType.DEAL,
                          assigned_by_id=2, created_at=now))  # fmt: skip
         for key in (7, -71):
-            session.add(Timer(portal_id=portal_id, lead_id=key, policy="first_reply",
+            session.add(Timer(portal_id=portal_id, journey_key=key, policy="first_reply",
                               level="escalate", due_at=now, state="fired", job_id=f"j{key}"))  # fmt: skip
     with services.db() as session:
         _, escalations = timer_counts(session, portal_id, period_for("today", "UTC"))

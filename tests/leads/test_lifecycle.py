@@ -19,7 +19,7 @@ from b24app.leads.lifecycle import record_first_reply
 from b24app.leads.lifecycle import record_snapshot
 from b24app.leads.lifecycle import stage_for
 from b24app.leads.snapshot import LeadSnapshot
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Stage
 from b24app.storage.portals import InstallAuth
@@ -74,7 +74,7 @@ def test_same_history_twice_is_stored_once(services, portal_id) -> None:  # type
             )
     assert outcome.moves_added == 0 and not outcome.lifecycle_changed
     with services.db() as session:
-        count = session.scalar(select(func.count()).select_from(LeadStageChange))
+        count = session.scalar(select(func.count()).select_from(JourneyStageChange))
         lead = get_lead(session, portal_id, 42)
         assert count == 2
         assert lead is not None and lead.qualified_at == T0 + dt.timedelta(minutes=2)

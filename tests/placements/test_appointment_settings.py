@@ -88,3 +88,20 @@ def test_the_business_process_is_picked_from_the_portals_templates(
     shown = framed.open("/app/settings", "DEFAULT", None).get_data(as_text=True)
     assert '<option value="526" selected>' in shown
     assert '<option value="deal:UF_CRM_VISIT_AT" selected>' in shown
+
+
+def test_the_outcome_question_is_chosen_on_the_settings_page(framed: Any, services: Any) -> None:
+    page = framed.open("/app/settings", "DEFAULT", None)
+    html = page.get_data(as_text=True)
+    assert 'name="appt_outcome_ask"' in html and "мастера — сообщением с кнопками" in html
+    form = _settings_form(
+        _token(page), appt_offsets="24h", appt_channels="chat, todo", appt_doc_type="DEAL",
+        appt_text_param="reminder_text", appt_time_param="appointment_time",
+        appt_outcome_ask="task", appt_outcome_length="45", appt_outcome_grace="15",
+    )  # fmt: skip
+    assert framed.client.post("/app/settings", data=form).status_code == 200
+    with services.db() as session:
+        outcome = load_settings(session, framed.portal_id)["appointments"]["outcome"]
+    assert outcome == {"ask": "task", "length_minutes": 45, "grace_minutes": 15}
+    bad = framed.client.post("/app/settings", data={**form, "appt_outcome_ask": "sms"})
+    assert bad.status_code == 400

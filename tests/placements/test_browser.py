@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
@@ -37,7 +37,7 @@ def _seed(services: Any, member_id: str) -> None:
         for i in range(1, 13):
             created = base + dt.timedelta(hours=11 * i)
             s.add(
-                Lead(
+                Journey(
                     portal_id=portal_id, lead_id=100 + i, created_at=created,
                     source_id=("WEB", "TELEGRAM", "CALL")[i % 3], channel=("chat", "call")[i % 2],
                     utm_campaign="spring" if i % 2 else "", assigned_by_id=1 + i % 3,
@@ -50,7 +50,7 @@ def _seed(services: Any, member_id: str) -> None:
                     opportunity=Decimal(1500) if i <= 2 else None,
                 )
             )  # fmt: skip
-        s.add(Timer(portal_id=portal_id, lead_id=112, policy="first_reply", level="remind",
+        s.add(Timer(portal_id=portal_id, journey_key=112, policy="first_reply", level="remind",
                     due_at=base, state="fired", job_id="b-1", fired_at=base))  # fmt: skip
 
 
@@ -151,7 +151,7 @@ def _seed_awkward(services: Any, emu_portal: Any) -> int:
                 (404, "CALL", ""),  # a user id the portal never had
             ]
         ):
-            s.add(Lead(portal_id=portal_id, lead_id=500 + i, created_at=base + dt.timedelta(hours=i),
+            s.add(Journey(portal_id=portal_id, lead_id=500 + i, created_at=base + dt.timedelta(hours=i),
                        source_id=source, utm_campaign=campaign, assigned_by_id=user,
                        channel="chat", status_id="NEW", stage="new"))  # fmt: skip
         return int(portal_id)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import utc_now
@@ -24,13 +24,13 @@ def _seed(services: Any, member_id: str) -> None:
     created = utc_now() - dt.timedelta(hours=3)
     with services.db() as s:
         portal_id = s.scalar(select(Portal.id).where(Portal.member_id == member_id))
-        s.add(Lead(portal_id=portal_id, lead_id=7, deal_id=70, contact_id=5, category_id=0,
+        s.add(Journey(portal_id=portal_id, lead_id=7, deal_id=70, contact_id=5, category_id=0,
                    entity_type="lead", status_id="CONVERTED", deal_stage_id="EXECUTING",
                    stage="other", channel="chat", source_id="1|OPENLINE", is_ai=True,
                    ai_channel="openline", created_at=created))  # fmt: skip
-        s.add(LeadStageChange(portal_id=portal_id, lead_id=7, status_id="CONVERTED",
+        s.add(JourneyStageChange(portal_id=portal_id, journey_key=7, status_id="CONVERTED",
                               stage="converted", changed_at=created + dt.timedelta(minutes=5)))  # fmt: skip
-        s.add(Timer(portal_id=portal_id, lead_id=7, policy="first_reply", level="remind",
+        s.add(Timer(portal_id=portal_id, journey_key=7, policy="first_reply", level="remind",
                     due_at=created, state="fired", job_id="d-1",
                     fired_at=created + dt.timedelta(minutes=3)))  # fmt: skip
 

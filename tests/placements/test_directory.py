@@ -13,8 +13,8 @@ from sqlalchemy import select
 from b24app import directory
 from b24app.kpi.reports import team_message
 from b24app.storage.models import DirectoryEntry
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.portals import InstallAuth
 from b24app.storage.portals import upsert_install
 from tests.placements.conftest import crm_items
@@ -82,7 +82,7 @@ def test_dashboard_reads_names_and_never_calls_bitrix24(framed, services, emulat
     """Empty directory: the page answers from the store and only queues the refresh; with
     the directory filled, the page shows names."""
     with services.db() as s:
-        s.add(Lead(portal_id=framed.portal_id, lead_id=1, created_at=dt.datetime.now(dt.UTC)
+        s.add(Journey(portal_id=framed.portal_id, lead_id=1, created_at=dt.datetime.now(dt.UTC)
                    .replace(tzinfo=None), source_id="2|TELEGRAM", assigned_by_id=2))  # fmt: skip
     before = emulator.http_requests(framed.emu_portal)
     page = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU").get_data(as_text=True)
@@ -111,7 +111,7 @@ def test_csv_exports_name_sources_channels_and_employees_as_the_page_does(framed
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
     with services.db() as s:
         for i, (source, user) in enumerate((("2|TELEGRAM", 2), ("CALL", 2), ("", None)), 1):
-            s.add(Lead(portal_id=framed.portal_id, lead_id=i, created_at=now, source_id=source,
+            s.add(Journey(portal_id=framed.portal_id, lead_id=i, created_at=now, source_id=source,
                        channel="chat", assigned_by_id=user, utm_campaign=""))  # fmt: skip
     page = framed.open("/app/dashboard", "CRM_ANALYTICS_MENU")
     token = re.search(r'name="t" value="([^"]+)"', page.get_data(as_text=True))
@@ -140,10 +140,10 @@ def test_lead_tab_orders_the_stage_history_and_names_stages(framed, services) ->
     crm_items(framed.emu_portal, "lead", 5)
     created = dt.datetime(2026, 11, 2, 7, 0)
     with services.db() as s:
-        s.add(Lead(portal_id=framed.portal_id, lead_id=5, created_at=created,
+        s.add(Journey(portal_id=framed.portal_id, lead_id=5, created_at=created,
                    status_id="IN_PROCESS", stage="other", source_id="CALL"))  # fmt: skip
         for status, stage in (("IN_PROCESS", "other"), ("NEW", "new")):
-            s.add(LeadStageChange(portal_id=framed.portal_id, lead_id=5, status_id=status,
+            s.add(JourneyStageChange(portal_id=framed.portal_id, journey_key=5, status_id=status,
                                   stage=stage, changed_at=created))  # fmt: skip
     html = framed.open("/app/lead-tab", "CRM_LEAD_DETAIL_TAB", {"ID": "5"}).get_data(as_text=True)
     assert html.index("Не обработан") < html.index("В работе</span>")

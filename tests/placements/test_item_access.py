@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from tests.placements.conftest import crm_items
 from tests.placements.conftest import Framed
@@ -24,10 +24,10 @@ CREATED = dt.datetime(2026, 11, 2, 7, 0)
 def _journey(framed: Framed, services: Any, *, lead_id: int, deal_id: int | None = None) -> None:
     """Our records of a journey: an AI lead from Telegram with a fired reminder."""
     with services.db() as s:
-        s.add(Lead(portal_id=framed.portal_id, lead_id=lead_id, deal_id=deal_id,
+        s.add(Journey(portal_id=framed.portal_id, lead_id=lead_id, deal_id=deal_id,
                    created_at=CREATED, is_ai=True, ai_channel="telegram", channel="chat",
                    utm_campaign="secret-campaign", stage="new"))  # fmt: skip
-        s.add(Timer(portal_id=framed.portal_id, lead_id=lead_id, policy="first_reply",
+        s.add(Timer(portal_id=framed.portal_id, journey_key=lead_id, policy="first_reply",
                     level="remind", due_at=CREATED, state="fired", job_id=f"j{lead_id}",
                     fired_at=CREATED + dt.timedelta(minutes=3)))  # fmt: skip
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from b24app.settings import load_settings
 from b24app.storage.models import CampaignCost
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import Timer
@@ -41,7 +41,7 @@ def seed_leads(services: Any, portal_id: int, n: int, *, campaign: str = "spring
     with services.db() as s:
         for i in range(1, n + 1):
             s.add(
-                Lead(
+                Journey(
                     portal_id=portal_id, lead_id=i, created_at=now, source_id="WEB",
                     utm_campaign=campaign, channel="chat", assigned_by_id=1,
                     first_reply_at=now + dt.timedelta(seconds=90), is_ai=i % 2 == 0,
@@ -168,12 +168,12 @@ def test_lead_tab_shows_the_timeline(framed, services) -> None:
     crm_items(framed.emu_portal, "lead", 5)
     created = dt.datetime(2026, 11, 2, 7, 0)
     with services.db() as s:
-        s.add(Lead(portal_id=framed.portal_id, lead_id=5, created_at=created, is_ai=True,
+        s.add(Journey(portal_id=framed.portal_id, lead_id=5, created_at=created, is_ai=True,
                    ai_channel="telegram", channel="chat", source_id="TELEGRAM", stage="confirmed",
                    first_reply_at=created + dt.timedelta(seconds=250)))  # fmt: skip
-        s.add(LeadStageChange(portal_id=framed.portal_id, lead_id=5, status_id="B24APP_CONFIRMED",
+        s.add(JourneyStageChange(portal_id=framed.portal_id, journey_key=5, status_id="B24APP_CONFIRMED",
                               stage="confirmed", changed_at=created + dt.timedelta(hours=1)))  # fmt: skip
-        s.add(Timer(portal_id=framed.portal_id, lead_id=5, policy="first_reply", level="remind",
+        s.add(Timer(portal_id=framed.portal_id, journey_key=5, policy="first_reply", level="remind",
                     due_at=created + dt.timedelta(minutes=3), state="fired", job_id="j1",
                     fired_at=created + dt.timedelta(minutes=3)))  # fmt: skip
     response = framed.open(

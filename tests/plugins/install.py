@@ -46,4 +46,20 @@ def installed_portal(emulator, live_app, portal, services, run_jobs):  # type: i
     )
     run_jobs()
     assert portal.install_finished
+    quiet_hours_off(services, portal.member_id)
     return portal
+
+
+def quiet_hours_off(services: Services, member_id: str) -> None:
+    """Quiet hours follow the wall clock: a test about offsets must not depend on the hour it
+    runs at. Tests of the quiet hours set them (tests/appointments/test_channels.py)."""
+    from sqlalchemy import select
+
+    from b24app.settings import save_settings
+    from b24app.storage.models import Portal
+
+    with services.db() as session:
+        portal_id = session.scalar(select(Portal.id).where(Portal.member_id == member_id))
+        if portal_id is not None:
+            save_settings(session, portal_id,
+                          {"appointments": {"quiet_hours": {"from": "00:00", "to": "00:00"}}})  # fmt: skip

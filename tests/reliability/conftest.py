@@ -8,8 +8,8 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.storage.models import Lead
-from b24app.storage.models import LeadStageChange
+from b24app.storage.models import Journey
+from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import Portal
 from b24app.storage.portals import get_portal
 from tests.waiting import wait_for
@@ -29,9 +29,9 @@ def lead_rows(services: Services, portal_id: int) -> dict[int, int]:
     """``{bitrix lead id: number of Lead rows}`` of one portal."""
     with services.db() as session:
         rows = session.execute(
-            select(Lead.lead_id, func.count())
-            .where(Lead.portal_id == portal_id)
-            .group_by(Lead.lead_id)
+            select(Journey.lead_id, func.count())
+            .where(Journey.portal_id == portal_id)
+            .group_by(Journey.lead_id)
         )
         return {int(lead_id): int(n) for lead_id, n in rows}
 
@@ -42,13 +42,15 @@ def duplicate_moves(services: Services) -> list[Any]:
         return list(
             session.execute(
                 select(
-                    LeadStageChange.portal_id,
-                    LeadStageChange.lead_id,
-                    LeadStageChange.status_id,
+                    JourneyStageChange.portal_id,
+                    JourneyStageChange.journey_key,
+                    JourneyStageChange.status_id,
                     func.count(),
                 )
                 .group_by(
-                    LeadStageChange.portal_id, LeadStageChange.lead_id, LeadStageChange.status_id
+                    JourneyStageChange.portal_id,
+                    JourneyStageChange.journey_key,
+                    JourneyStageChange.status_id,
                 )
                 .having(func.count() > 1)
             )

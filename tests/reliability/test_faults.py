@@ -24,7 +24,7 @@ from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.sla import engine
 from b24app.storage.migrate import upgrade
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.timers.reconcile import reconcile_timers
@@ -83,7 +83,7 @@ def test_rest_errors_for_a_period_lose_no_lead(
     assert duplicate_moves(services) == []
     with services.db() as session:
         stages = session.execute(
-            select(Lead.lead_id, Lead.stage).where(Lead.portal_id == portal.id)
+            select(Journey.lead_id, Journey.stage).where(Journey.portal_id == portal.id)
         ).all()
     wait_for(
         lambda: all(s == "qualified" for _, s in _stages(services, portal.id, created)),
@@ -98,8 +98,8 @@ def _stages(services: Services, portal_id: int, lead_ids: list[int]) -> list[tup
         return [
             (int(a), str(b))
             for a, b in session.execute(
-                select(Lead.lead_id, Lead.stage).where(
-                    Lead.portal_id == portal_id, Lead.lead_id.in_(lead_ids)
+                select(Journey.lead_id, Journey.stage).where(
+                    Journey.portal_id == portal_id, Journey.lead_id.in_(lead_ids)
                 )
             )
         ]
@@ -136,8 +136,8 @@ def test_worker_killed_mid_job_is_recovered(
 def _reply_kind(services: Services, portal_id: int, lead_id: int) -> str | None:
     with services.db() as session:
         return session.scalar(
-            select(Lead.first_reply_kind).where(
-                Lead.portal_id == portal_id, Lead.lead_id == lead_id
+            select(Journey.first_reply_kind).where(
+                Journey.portal_id == portal_id, Journey.lead_id == lead_id
             )
         )
 

@@ -18,7 +18,7 @@ from b24app.bitrix.errors import AuthRevoked
 from b24app.bitrix.errors import PortalUnavailable
 from b24app.config import Settings
 from b24app.context import Services
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import PortalStatus
 from b24app.storage.models import RestLog
 from devportal import DevPortal
@@ -127,8 +127,8 @@ def test_revoked_grant_parks_the_portal_without_looping(
     assert emulator.http_requests(installed_portal) == http_before
     assert oauth_requests.count("refresh_token") == 1
     with services.db() as session:
-        assert session.scalar(select(func.count()).select_from(Lead).where(
-            Lead.portal_id == portal.id, Lead.lead_id == lead_id)) == 0  # fmt: skip
+        assert session.scalar(select(func.count()).select_from(Journey).where(
+            Journey.portal_id == portal.id, Journey.lead_id == lead_id)) == 0  # fmt: skip
         oauth_rows = session.scalar(
             select(func.count())
             .select_from(RestLog)

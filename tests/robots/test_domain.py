@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from b24app.robots import definitions as d
 from b24app.storage.models import Appointment
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from tests.robots.conftest import portal_row
@@ -20,7 +20,7 @@ def _timers(services, portal_id: int, lead_id: int) -> list[Timer]:  # type: ign
     with services.db() as session:
         return list(
             session.scalars(
-                select(Timer).where(Timer.portal_id == portal_id, Timer.lead_id == lead_id)
+                select(Timer).where(Timer.portal_id == portal_id, Timer.journey_key == lead_id)
             )
         )
 
@@ -58,8 +58,8 @@ def test_start_then_stop_sla(installed_portal, emulator, run_jobs, services, lea
     assert all(t.state == TimerState.CANCELLED
                for t in _timers(services, portal_id, lead_id) if t.policy == "custom")  # fmt: skip
     with services.db() as session:
-        lead = session.scalar(select(Lead).where(Lead.portal_id == portal_id,
-                                                 Lead.lead_id == lead_id))  # fmt: skip
+        lead = session.scalar(select(Journey).where(Journey.portal_id == portal_id,
+                                                 Journey.lead_id == lead_id))  # fmt: skip
         assert lead is not None and lead.first_reply_at is not None
 
 

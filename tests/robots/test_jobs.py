@@ -19,7 +19,7 @@ from b24app.bitrix.errors import TransportError
 from b24app.robots import definitions as d
 from b24app.robots import jobs
 from b24app.settings import save_settings
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import RobotCall
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
@@ -144,14 +144,18 @@ def test_kpi_snapshot_reads_the_lifecycle_record(
     row = portal_row(services, installed_portal)
     created = utc_now() - dt.timedelta(minutes=10)
     with services.db() as session:
-        lead = session.scalar(select(Lead).where(Lead.portal_id == row.id, Lead.lead_id == lead_id))
+        lead = session.scalar(
+            select(Journey).where(Journey.portal_id == row.id, Journey.lead_id == lead_id)
+        )
         if lead is None:
-            lead = Lead(portal_id=row.id, lead_id=lead_id, created_at=created)
+            lead = Journey(portal_id=row.id, lead_id=lead_id, created_at=created)
             session.add(lead)
         lead.created_at = created
         lead.first_reply_at = created + dt.timedelta(seconds=125)
-        session.query(Timer).filter(Timer.portal_id == row.id, Timer.lead_id == lead_id).delete()
-        session.add(Timer(portal_id=row.id, lead_id=lead_id, policy="first_reply", level="remind",
+        session.query(Timer).filter(
+            Timer.portal_id == row.id, Timer.journey_key == lead_id
+        ).delete()
+        session.add(Timer(portal_id=row.id, journey_key=lead_id, policy="first_reply", level="remind",
                           due_at=created + dt.timedelta(minutes=3), state=TimerState.CANCELLED,
                           job_id="t1"))  # fmt: skip
     result = run(installed_portal, emulator, run_jobs, d.KPI_SNAPSHOT, lead_id)
@@ -243,7 +247,7 @@ def test_sla_stop_records_the_reply_and_measures_it(
     stops = domain("b24app.sla.engine", "stop_timers", lambda *a, **k: 2)
     row = portal_row(services, installed_portal)
     with services.db() as session:
-        session.query(Lead).filter(Lead.portal_id == row.id).delete()
+        session.query(Journey).filter(Journey.portal_id == row.id).delete()
     result = run(installed_portal, emulator, run_jobs, d.SLA_STOP, lead_id)
     seconds = int(result["return_values"]["response_seconds"])
     # from the lead's creation in the CRM to the robot's run: never more than has passed

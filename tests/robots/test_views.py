@@ -78,7 +78,7 @@ def test_authentic_call_is_recorded_and_enqueued(client, services, stored_portal
     assert response.get_json() == {"accepted": True, "problems": {}}
     with services.db() as session:
         call = session.scalars(select(RobotCall)).one()
-    assert (call.code, call.lead_id, call.state) == (d.QUALIFY, 456, "queued")
+    assert (call.code, call.journey_key, call.state) == (d.QUALIFY, 456, "queued")
     assert call.token_hash == token_hash(FORM["event_token"])
     jobs = services.queue("events").get_jobs()
     assert len(jobs) == 1
@@ -193,7 +193,7 @@ def test_non_lead_document_is_accepted_for_reporting(client, services, stored_po
     response = client.post(f"/robots/{d.KPI_SNAPSHOT}", data=form)
     assert response.get_json() == {"accepted": True, "problems": {"document_id": ["not_a_lead"]}}
     with services.db() as session:
-        assert session.scalars(select(RobotCall)).one().lead_id is None
+        assert session.scalars(select(RobotCall)).one().journey_key is None
     assert queued(services) == 1
 
 
@@ -205,5 +205,5 @@ def test_deal_document_is_accepted(client, services, stored_portal) -> None:  # 
     response = client.post(f"/robots/{d.KPI_SNAPSHOT}", data=form)
     assert response.get_json() == {"accepted": True, "problems": {}}
     with services.db() as session:
-        assert session.scalars(select(RobotCall)).one().lead_id == -5
+        assert session.scalars(select(RobotCall)).one().journey_key == -5
     assert queued(services) == 1

@@ -9,7 +9,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from b24app.context import Services
-from b24app.storage.models import Lead
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 
@@ -49,12 +49,12 @@ def make_lead(services: Services, portal_id: int, lead_id: int, **fields: Any) -
     }
     values.update(fields)
     with services.db() as session:
-        session.add(Lead(portal_id=portal_id, lead_id=lead_id, **values))
+        session.add(Journey(portal_id=portal_id, lead_id=lead_id, **values))
 
 
 def update_lead(services: Services, portal_id: int, lead_id: int, **fields: Any) -> None:
     with services.db() as session:
-        lead = session.query(Lead).filter_by(portal_id=portal_id, lead_id=lead_id).one()
+        lead = session.query(Journey).filter_by(portal_id=portal_id, lead_id=lead_id).one()
         for key, value in fields.items():
             setattr(lead, key, value)
 
@@ -70,7 +70,7 @@ def portal_id_of(services: Services, member_id: str) -> int:
 def timer_row(services: Services, lead_id: int, level: str, policy: str | None = None) -> Timer:
     """One timer row, detached (safe to read after the session)."""
     with services.db() as session:
-        query = select(Timer).where(Timer.lead_id == lead_id, Timer.level == level)
+        query = select(Timer).where(Timer.journey_key == lead_id, Timer.level == level)
         if policy is not None:
             query = query.where(Timer.policy == policy)
         timer = session.scalars(query).one()

@@ -104,7 +104,7 @@ def test_call_lead_gets_callback_and_deleted_lead_none(services: Services) -> No
     make_lead(services, portal_id, 22, channel="call", created_at=NOW, deleted_at=NOW)
     engine.sync_lead_timers(services, portal_id, 21, now=NOW)
     engine.sync_lead_timers(services, portal_id, 22, now=NOW)
-    assert {(t.lead_id, t.policy) for t in timers(services)} == {(21, "callback")}
+    assert {(t.journey_key, t.policy) for t in timers(services)} == {(21, "callback")}
 
 
 def test_working_hours_timer_rolls_over_holidays_and_weekend_in_db_and_redis(
@@ -133,7 +133,7 @@ def test_working_hours_timer_rolls_over_holidays_and_weekend_in_db_and_redis(
     )
     expected = dt.datetime(2025, 5, 12, 6, 10)  # 09:10 Moscow
     assert due == expected
-    rows = {t.level: t for t in timers(services, lead_id=41)}
+    rows = {t.level: t for t in timers(services, journey_key=41)}
     assert rows["remind"].due_at == expected
     assert rows["escalate"].due_at == expected + dt.timedelta(minutes=15)
     registry = ScheduledJobRegistry(queue=services.queue("timers"))
@@ -155,7 +155,7 @@ def test_booking_without_qualification_starts_confirmation_from_now(services: Se
     )
     engine.sync_lead_timers(services, portal_id, 51, now=NOW)
     engine.sync_lead_timers(services, portal_id, 51, now=NOW + dt.timedelta(minutes=5))
-    rows = timers(services, lead_id=51)
+    rows = timers(services, journey_key=51)
     assert [(t.policy, t.level, t.due_at) for t in rows] == [
         ("confirmation", "remind", NOW + dt.timedelta(minutes=15)),
         ("confirmation", "escalate", NOW + dt.timedelta(minutes=30)),

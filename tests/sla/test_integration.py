@@ -53,7 +53,7 @@ def notifications(emulator: Any, portal: Any) -> list[dict[str, Any]]:
 
 def timer_states(services: Services, lead_id: int) -> dict[str, str]:
     with services.db() as session:
-        rows = session.execute(select(Timer.level, Timer.state).where(Timer.lead_id == lead_id))
+        rows = session.execute(select(Timer.level, Timer.state).where(Timer.journey_key == lead_id))
         return {level: state for level, state in rows}
 
 
@@ -250,7 +250,7 @@ def test_transient_send_failure_is_retried_and_sent_once(
     assert tags.count(remind_tag) == 1
     with services.db() as session:
         timer = session.scalar(
-            select(Timer).where(Timer.lead_id == lead_id, Timer.level == "remind")
+            select(Timer).where(Timer.journey_key == lead_id, Timer.level == "remind")
         )
         assert timer is not None and timer.fired_at is not None
         assert timer.payload["done"] == ["notify"]

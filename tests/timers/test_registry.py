@@ -76,7 +76,7 @@ def pending_timer(services: Services, portal_id: int, key: int, policy: str, lev
     with services.db() as session:
         timer = Timer(
             portal_id=portal_id,
-            lead_id=key,
+            journey_key=key,
             policy=policy,
             level=level,
             due_at=utc_now() - dt.timedelta(seconds=1),

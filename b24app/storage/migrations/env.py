@@ -26,6 +26,13 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # The store runs with foreign keys on (b24app/storage/db.py); a batch migration
+            # copies a table and drops the old one, and that DROP would fire the ON DELETE
+            # actions of the tables referring to it (appointments.journey_id -> SET NULL).
+            # The pragma only takes effect outside a transaction, so before Alembic's.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

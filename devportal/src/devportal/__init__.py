@@ -59,10 +59,15 @@ Portal actions
     tokens: ``tokens_for(user_id)``, ``authorization_code(user_id)``, ``expire_tokens()``,
     ``revoke_grant()``.
 
-Inspectable state: ``portal.notifications``, ``timeline_comments``, ``tasks``,
-``robot_results`` (by event token), ``robot_calls``, ``events`` (bindings), ``robots``,
-``placements``, ``options``, ``statuses``, ``userfields``, ``stage_history``,
-``activities``, ``frame_messages`` (what the browser frame sent), ``skipped_deliveries``.
+Inspectable state, per area (docs/emulator.md, "Layout"): ``portal.people``
+(``users``, ``notifications``, ``tasks``), ``portal.app`` (``application_token``,
+``install_finished``, ``options``), ``portal.bus`` (``bindings``, ``skipped``),
+``portal.crm`` (``leads``, ``deals``, ``statuses``, ``userfields``, ``stage_history``,
+``activities``, ``timeline_comments``), ``portal.booking``, ``portal.chats`` (``lines``),
+``portal.imbot``, ``portal.bizproc`` (``robots``, ``robot_calls``, ``robot_results`` by event
+token, ``workflows``), ``portal.widgets`` (``placements``, ``frame_messages``: what the
+browser frame sent). The actions above and the most used state keep their short names on
+the portal (``devportal/src/devportal/shortcuts.py``).
 
 Behaviour and the assumptions where the docs are silent
 =======================================================

@@ -6,8 +6,8 @@ confirmation or visit state. Each resource has its **slot settings** (``booking.
 slots.*``: weekly ranges ``{id, from, to, timezone, weekDays, slotSize}``, minutes since 00:00
 in the range's own time zone); they are availability settings, not free times — Bitrix24 has
 no free-slot query, so the app computes free times from them. People's actions
-(:meth:`BookingStore` via ``Portal.booking_*`` helpers) fire ``ONBOOKINGADD`` /
-``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
+(:class:`Bookings`: ``add_booking``, ``move_booking``, ``delete_booking``) fire
+``ONBOOKINGADD`` / ``ONBOOKINGUPDATE`` / ``ONBOOKINGDELETE`` with ``data.ID`` only.
 """
 
 from __future__ import annotations
@@ -15,24 +15,20 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
 from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devportal.portal import Portal
+
+from devportal.resource_types import ResourceTypes
 
 DEFAULT_RESOURCES: list[dict[str, Any]] = [
     {"id": 1, "typeId": 1, "name": "Мастер Ольга", "description": None, "isMain": "Y"},
     {"id": 2, "typeId": 2, "name": "Кабинет 1", "description": None, "isMain": "N"},
     {"id": 3, "typeId": 2, "name": "Кабинет 2", "description": None, "isMain": "N"},
 ]
-NOTIFICATION_DEFAULTS: dict[str, Any] = {
-    "isInfoNotificationOn": "Y", "templateTypeInfo": "animate", "infoNotificationDelay": None,
-    "isConfirmationNotificationOn": "Y", "templateTypeConfirmation": "animate",
-    "confirmationNotificationDelay": 86400, "confirmationNotificationRepetitions": None,
-    "confirmationNotificationRepetitionsInterval": 10800, "confirmationCounterDelay": 10800,
-    "isReminderNotificationOn": "Y", "templateTypeReminder": "base",
-    "reminderNotificationDelay": -1, "isFeedbackNotificationOn": "N",
-    "templateTypeFeedback": "animate", "isDelayedNotificationOn": "Y",
-    "templateTypeDelayed": "animate", "delayedNotificationDelay": 300,
-    "delayedCounterDelay": 300,
-}  # fmt: skip
 WEEK_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -60,10 +56,11 @@ class BookingStore:
     clients: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     external: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     resources: dict[int, dict[str, Any]] = field(
-        default_factory=lambda: {
-            int(r["id"]): {**r, **NOTIFICATION_DEFAULTS} for r in DEFAULT_RESOURCES
-        }
+        default_factory=lambda: {int(r["id"]): dict(r) for r in DEFAULT_RESOURCES}
     )
+    # the resource types, with Booking's own client notifications (their fields show on the
+    # resources too: ``types.overlay``)
+    types: ResourceTypes = field(default_factory=ResourceTypes)
     # resource id -> slot settings in the REST shape (``slots.list``), ids from ``next_slot_id``
     slots: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 1
@@ -129,3 +126,64 @@ class BookingStore:
             for bid, rows in self.clients.items()
             if any(r["type"]["code"] == code and int(r["id"]) == client_id for r in rows)
         ]
+
+
+class Bookings(BookingStore):
+    """The Online Booking area of one portal: the store, seeded with the salon's slot
+    settings, and what a receptionist does in the Booking UI."""
+
+    def __init__(self, portal: Portal) -> None:
+        super().__init__()
+        self.portal = portal
+        for resource_id, ranges in default_slots(portal.time_zone).items():
+            self.set_slots(resource_id, ranges)
+
+    def add_booking(
+        self,
+        start: datetime | float,
+        minutes: int = 60,
+        *,
+        name: str = "",
+        resource_ids: list[int] | None = None,
+        contact_id: int | None = None,
+        deal_id: int | None = None,
+        by_user: int | None = 1,
+        time_zone: str | None = None,
+    ) -> int:
+        """A booking made in the Booking UI, with its client and deal; fires ONBOOKINGADD.
+        ``time_zone``: the booking's own (``datePeriod.timezone``), default the portal's."""
+        p = self.portal
+        ts = int(start.timestamp() if isinstance(start, datetime) else start)
+        with p.lock:
+            zone = time_zone or p.time_zone
+            booking_id = self.add(resource_ids or [1], ts, ts + minutes * 60, zone, name)
+            if contact_id:
+                self.clients[booking_id] = [
+                    {"id": int(contact_id), "type": {"code": "CONTACT", "module": "crm"}}
+                ]
+            if deal_id:
+                self.external[booking_id] = [
+                    {"entityTypeId": "DEAL", "moduleId": "crm", "value": str(deal_id)}
+                ]
+            out = p.bus.deliveries("ONBOOKINGADD", {"ID": str(booking_id)}, by_user)
+        p.bus.send(out)
+        return booking_id
+
+    def move_booking(self, booking_id: int, start: datetime | float, minutes: int = 60,
+                     *, by_user: int | None = 1) -> None:  # fmt: skip
+        p = self.portal
+        ts = int(start.timestamp() if isinstance(start, datetime) else start)
+        with p.lock:
+            row = self.bookings[booking_id]
+            row["datePeriod"]["from"]["timestamp"] = ts
+            row["datePeriod"]["to"]["timestamp"] = ts + minutes * 60
+            out = p.bus.deliveries("ONBOOKINGUPDATE", {"ID": str(booking_id)}, by_user)
+        p.bus.send(out)
+
+    def delete_booking(self, booking_id: int, *, by_user: int | None = 1) -> None:
+        p = self.portal
+        with p.lock:
+            if not self.delete(booking_id):
+                raise KeyError(booking_id)
+            out = p.bus.deliveries("ONBOOKINGDELETE", {"ID": str(booking_id)}, by_user)
+        p.bus.send(out)

@@ -33,15 +33,15 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def open_chat(portal: Portal, request: Request) -> Response:
     name = (request.form.get("name") or "Клиент").strip()[:60]
-    lead_id = portal.add_lead({"TITLE": f"Telegram: {name}", "SOURCE_ID": "1|TELEGRAMBOT",
+    lead_id = portal.crm.add_lead({"TITLE": f"Telegram: {name}", "SOURCE_ID": "1|TELEGRAMBOT",
                                "ASSIGNED_BY_ID": 2})  # fmt: skip
-    chat = portal.open_chat([("lead", lead_id)], connector_id="telegrambot")
+    chat = portal.chats.open_chat([("lead", lead_id)], connector_id="telegrambot")
     return _json({"chat_id": chat.id, "lead_id": lead_id})
 
 
 def chat_state(portal: Portal, chat_id: int) -> Response:
     with portal.lock:
-        chat = portal.openlines.chats.get(chat_id)
+        chat = portal.chats.lines.chats.get(chat_id)
         if chat is None:
             return _json({"error": "not found"}, 404)
         imbot = portal.imbot
@@ -58,7 +58,7 @@ def chat_state(portal: Portal, chat_id: int) -> Response:
             })  # fmt: skip
         typing = imbot.typing.get(chat_id) or []
         last_bot = max((m.created for m in chat.messages if m.kind == "bot"), default=0.0)
-        operator = portal.users.get(session.operator_id or 0, {}).get("NAME")
+        operator = portal.people.users.get(session.operator_id or 0, {}).get("NAME")
         return _json({
             "chat_id": chat_id,
             "lead_id": next((i for t, i in chat.bindings if t == "lead"), None),
@@ -71,14 +71,14 @@ def chat_state(portal: Portal, chat_id: int) -> Response:
 
 def say(portal: Portal, chat_id: int, request: Request, operator: bool) -> Response:
     text = (request.form.get("text") or "").strip()[:2000]
-    if not text or chat_id not in portal.openlines.chats:
+    if not text or chat_id not in portal.chats.lines.chats:
         return _json({"error": "empty message or unknown chat"}, 400)
     if operator:
         session = portal.imbot.sessions.get(chat_id)
         user = (session.operator_id if session else None) or portal.imbot.operators[0]
-        message_id = portal.operator_writes(chat_id, user, text)
+        message_id = portal.chats.operator_writes(chat_id, user, text)
     else:
-        message_id = portal.client_writes(chat_id, text)
+        message_id = portal.chats.client_writes(chat_id, text)
     return _json({"id": message_id})
 
 

@@ -4,7 +4,7 @@ receptionist would in Online Booking.
 
 * ``GET /<slug>/page/client`` — the chats of the portal and a form to book a visit
   (a deal id, minutes from now) with a chat bound to that deal;
-* ``POST /<slug>/page/client`` — book: a chat (if none) + ``portal.add_booking`` (fires
+* ``POST /<slug>/page/client`` — book: a chat (if none) + ``portal.booking.add_booking`` (fires
   ``ONBOOKINGADD``);
 * ``GET /<slug>/page/client/<chat_id>`` — the chat as the client sees it (reloads itself);
 * ``POST /<slug>/page/client/<chat_id>`` — the client writes (``ONOPENLINEMESSAGEADD``).
@@ -53,16 +53,16 @@ def client_index(portal: Portal, request: Request) -> Response:
         if deal_id < 1 or not 1 <= minutes <= 60 * 24 * 30:
             return Response("deal_id >= 1, minutes 1..43200", status=400)
         with portal.lock:
-            chats = portal.openlines.for_item("deal", deal_id, active_only=True)
-        chat = chats[0] if chats else portal.open_chat([("deal", deal_id)])
-        portal.add_booking(time.time() + minutes * 60, name=request.form.get("name") or "",
+            chats = portal.chats.lines.for_item("deal", deal_id, active_only=True)
+        chat = chats[0] if chats else portal.chats.open_chat([("deal", deal_id)])
+        portal.booking.add_booking(time.time() + minutes * 60, name=request.form.get("name") or "",
                            deal_id=deal_id)  # fmt: skip
         return redirect(f"/{portal.slug}/page/client/{chat.id}", code=303)
     rows = "".join(
         f'<li><a href="/{_esc(portal.slug)}/page/client/{c.id}">чат {c.id}</a> '
         f"({_esc(c.connector_id)}; {_esc(', '.join(f'{t} {i}' for t, i in sorted(c.bindings)))})"
         f"</li>"
-        for c in portal.openlines.chats.values()
+        for c in portal.chats.lines.chats.values()
     )
     body = (
         "<h1>Клиент / The client</h1>"
@@ -78,17 +78,17 @@ def client_index(portal: Portal, request: Request) -> Response:
 
 
 def client_chat(portal: Portal, request: Request, chat_id: int) -> Response:
-    chat = portal.openlines.chats.get(chat_id)
+    chat = portal.chats.lines.chats.get(chat_id)
     if chat is None:
         return Response("no such chat", status=404)
     if request.method == "POST":
         text = (request.form.get("text") or "").strip()[:2000]
         if text:
-            portal.client_writes(chat_id, text)
+            portal.chats.client_writes(chat_id, text)
         return redirect(f"/{portal.slug}/page/client/{chat_id}", code=303)
     bubbles = "".join(
         f'<div class="row"><div class="msg {_esc(m["kind"])}">{_esc(m["text"])}</div></div>'
-        for m in portal.chat_messages(chat_id)
+        for m in portal.chats.chat_messages(chat_id)
     )
     body = (
         f'<p><a href="/{_esc(portal.slug)}/page/client">← чаты</a></p>'

@@ -1,7 +1,8 @@
 """Deals in memory: ``crm.deal.*`` (UPPER_CASE strings) and ``crm.item.*`` entityTypeId 2
 (camelCase numbers) views of one row, pipelines (``CATEGORY_ID``) with their stages
 (``crm.status`` ENTITY_ID ``DEAL_STAGE`` / ``DEAL_STAGE_<id>``, stage ids ``C<id>:NEW``), deal
-stage history, contacts, the conversion of a lead into contact + deal, and the CRM mode.
+stage history, the conversion of a lead into contact + deal (contacts: devportal.contacts),
+and the CRM mode.
 
 Conversion (a person presses "Convert" in the lead card; REST has no conversion method):
 a contact is created from the lead's name, a deal in pipeline 0 with
@@ -19,6 +20,7 @@ import time
 from typing import Any
 from typing import TYPE_CHECKING
 
+from devportal import contacts
 from devportal.errors import item_not_found
 from devportal.errors import RestError
 from devportal.leads import as_str
@@ -113,13 +115,13 @@ def stage_prefix(category_id: int) -> str:
 def seed_pipeline(portal: Portal, category_id: int, name: str, sort: int = 100) -> None:
     """A pipeline with the default stages (lock held by the caller)."""
     en = not portal.lang.startswith("ru")
-    portal.deal_categories[category_id] = {
+    portal.crm.deal_categories[category_id] = {
         "id": category_id, "name": name, "sort": sort, "entityTypeId": DEAL_ENTITY_TYPE_ID,
         "isDefault": "Y" if category_id == 0 else "N",
         "createdDate": portal.now_str(),
     }  # fmt: skip
     for status_id, ru, eng, stage_sort, color, semantic in DEAL_STAGES:
-        row = portal._add_status(
+        row = portal.crm.add_status(
             stage_entity(category_id), stage_prefix(category_id) + status_id,
             eng if en else ru, stage_sort, color, True, semantic == "S",
         )  # fmt: skip
@@ -129,14 +131,14 @@ def seed_pipeline(portal: Portal, category_id: int, name: str, sort: int = 100) 
 def add_pipeline(portal: Portal, name: str) -> int:
     """A new pipeline (``crm.category.add``); returns its id."""
     with portal.lock:
-        category_id = max(portal.deal_categories) + 1
+        category_id = max(portal.crm.deal_categories) + 1
         seed_pipeline(portal, category_id, name, 100 + 10 * category_id)
         return category_id
 
 
 def first_stage(portal: Portal, category_id: int) -> str:
     rows = sorted(
-        (r for r in portal.statuses.values() if r["ENTITY_ID"] == stage_entity(category_id)),
+        (r for r in portal.crm.statuses.values() if r["ENTITY_ID"] == stage_entity(category_id)),
         key=lambda r: int(r["SORT"]),
     )
     if not rows:
@@ -154,7 +156,7 @@ def category_of_stage(stage_id: str) -> int:
 
 
 def deal_uf_names(portal: Portal) -> list[str]:
-    return [uf["FIELD_NAME"] for uf in portal.deal_userfields.values()]
+    return [uf["FIELD_NAME"] for uf in portal.crm.deal_userfields.values()]
 
 
 def to_deal_item(row: dict[str, Any], uf_names: list[str], original_uf: bool) -> dict[str, Any]:
@@ -194,7 +196,7 @@ def from_deal_item_fields(fields: dict[str, Any], uf_names: list[str]) -> dict[s
 
 def _set_stage(portal: Portal, row: dict[str, Any], stage_id: str, user_id: int, ts: float) -> None:
     category_id = int(row.get("CATEGORY_ID") or 0)
-    semantic = portal.status_semantics(stage_entity(category_id), stage_id) or "P"
+    semantic = portal.crm.status_semantics(stage_entity(category_id), stage_id) or "P"
     row["STAGE_ID"] = stage_id
     row["STAGE_SEMANTIC_ID"] = semantic
     row["CLOSED"] = "Y" if semantic in ("S", "F") else "N"
@@ -246,12 +248,12 @@ def create_deal(
     category_id = int(str(row.get("CATEGORY_ID") or 0) or 0)
     if stage and not fields.get("CATEGORY_ID"):
         category_id = category_of_stage(stage)
-    if category_id not in portal.deal_categories:
+    if category_id not in portal.crm.deal_categories:
         raise RestError(400, "", "Category not found")
     row["CATEGORY_ID"] = str(category_id)
     valid = {
         r["STATUS_ID"]
-        for r in portal.statuses.values()
+        for r in portal.crm.statuses.values()
         if r["ENTITY_ID"] == stage_entity(category_id)
     }
     if not stage or stage not in valid:
@@ -260,9 +262,9 @@ def create_deal(
     if row.get("CONTACT_ID") not in (None, "", "0"):
         row["IS_RETURN_CUSTOMER"] = "Y"
     if not row["TITLE"]:
-        number = portal.deals.next_id
+        number = portal.crm.deals.next_id
         row["TITLE"] = f"Сделка #{number}" if portal.lang == "ru" else f"Deal #{number}"
-    deal_id = portal.deals.insert(row)
+    deal_id = portal.crm.deals.insert(row)
     record_deal_stage(portal, deal_id, stage, category_id, 1, ts)
     return deal_id
 
@@ -271,7 +273,7 @@ def modify_deal(
     portal: Portal, deal_id: int, fields: dict[str, Any], user_id: int, ts: float | None = None
 ) -> None:
     """Update a deal; a STAGE_ID change is a move (history TYPE_ID 2, or 3 if final)."""
-    row = portal.deals.get(deal_id)
+    row = portal.crm.deals.get(deal_id)
     if row is None:
         raise item_not_found()
     ts = time.time() if ts is None else ts
@@ -291,8 +293,8 @@ def record_deal_stage(
 ) -> None:
     """A ``crm.stagehistory.list`` (entityTypeId 2) row: STAGE_ID, STAGE_SEMANTIC_ID,
     CATEGORY_ID (semantics: P in progress, S success, F failure)."""
-    sem = portal.status_semantics(stage_entity(category_id), stage_id) or "P"
-    entry_id = len(portal.deal_history) + 1
+    sem = portal.crm.status_semantics(stage_entity(category_id), stage_id) or "P"
+    entry_id = len(portal.crm.deal_history) + 1
     entry = {
         "ID": entry_id,
         "TYPE_ID": type_id,
@@ -302,64 +304,9 @@ def record_deal_stage(
         "STAGE_ID": stage_id,
         "STAGE_SEMANTIC_ID": sem,
     }
-    portal.deal_history.append(entry)
-    portal.deal_history_ids.append(entry_id)
-    portal.deal_history_by_id[entry_id] = entry
-
-
-def create_contact(portal: Portal, lead: dict[str, Any], user_id: int, ts: float) -> int:
-    """The contact a lead conversion creates from the lead's name and multifields."""
-    fields = {k: lead.get(k) for k in ("NAME", "SECOND_NAME", "LAST_NAME", "PHONE", "EMAIL",
-                                       "ASSIGNED_BY_ID", "SOURCE_ID")}  # fmt: skip
-    fields["LEAD_ID"] = lead.get("ID")
-    return add_contact(portal, fields, user_id, ts)
-
-
-CONTACT_TEXT_FIELDS = (
-    "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "POST", "COMMENTS", "SOURCE_ID",
-    "SOURCE_DESCRIPTION", "TYPE_ID",
-)  # fmt: skip
-
-
-def add_contact(portal: Portal, fields: dict[str, Any], user_id: int, ts: float | None) -> int:
-    """A contact row as ``crm.contact.get`` answers it: every value a string (ids too), empty
-    text as "", unset ids as null, ``PHONE``/``EMAIL`` multifield lists (lock held)."""
-    contact_id = portal.next_contact_id
-    portal.next_contact_id += 1
-    ts = time.time() if ts is None else ts
-    row: dict[str, Any] = {"ID": str(contact_id)}
-    for name in CONTACT_TEXT_FIELDS:
-        row[name] = str(fields.get(name) or "")
-    phones = list(fields.get("PHONE") or [])
-    emails = list(fields.get("EMAIL") or [])
-    lead_id = fields.get("LEAD_ID")
-    company_id = fields.get("COMPANY_ID")
-    row.update(
-        {
-            "PHOTO": None,
-            "BIRTHDATE": "",
-            "OPENED": "Y",
-            "EXPORT": "Y",
-            "HAS_PHONE": "Y" if phones else "N",
-            "HAS_EMAIL": "Y" if emails else "N",
-            "HAS_IMOL": "N",
-            "ASSIGNED_BY_ID": str(fields.get("ASSIGNED_BY_ID") or user_id),
-            "CREATED_BY_ID": str(user_id),
-            "MODIFY_BY_ID": str(user_id),
-            "DATE_CREATE": portal.now_str(ts),
-            "DATE_MODIFY": portal.now_str(ts),
-            "COMPANY_ID": str(company_id) if company_id else None,
-            "LEAD_ID": str(lead_id) if lead_id else None,
-            "ORIGINATOR_ID": None,
-            "ORIGIN_ID": None,
-            "ORIGIN_VERSION": None,
-            "FACE_ID": None,
-            "PHONE": phones,
-            "EMAIL": emails,
-        }
-    )
-    portal.contacts[contact_id] = row
-    return contact_id
+    portal.crm.deal_history.append(entry)
+    portal.crm.deal_history_ids.append(entry_id)
+    portal.crm.deal_history_by_id[entry_id] = entry
 
 
 COPIED = (
@@ -377,11 +324,11 @@ def convert_lead(
 ) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
     """Convert a lead into contact + deal (lock held); returns the deal id and the events
     to emit (``ONCRMLEADUPDATE``, ``ONCRMDEALADD``)."""
-    lead = portal.leads.get(lead_id)
+    lead = portal.crm.leads.get(lead_id)
     if lead is None:
         raise KeyError(lead_id)
     ts = time.time() if ts is None else ts
-    contact_id = create_contact(portal, lead, user_id, ts)
+    contact_id = contacts.create_contact(portal, lead, user_id, ts)
     fields: dict[str, Any] = {k: lead.get(k) for k in COPIED if lead.get(k) not in (None, "")}
     fields.update(
         {
@@ -396,7 +343,7 @@ def convert_lead(
     success = next(
         (
             r["STATUS_ID"]
-            for r in portal.statuses.values()
+            for r in portal.crm.statuses.values()
             if r["ENTITY_ID"] == "STATUS" and r["_success"]
         ),
         "CONVERTED",
@@ -413,7 +360,7 @@ def after_lead_created(
     portal: Portal, lead_id: int, user_id: int, ts: float | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """Simple mode: convert a new lead at once; the events to emit after ``ONCRMLEADADD``."""
-    if portal.crm_mode != SIMPLE:
+    if portal.crm.crm_mode != SIMPLE:
         return []
     _, events = convert_lead(portal, lead_id, user_id, ts)
     return events

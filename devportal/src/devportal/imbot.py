@@ -24,6 +24,7 @@ from dataclasses import field
 from typing import Any
 from typing import TYPE_CHECKING
 
+from devportal.bot_dialogs import PersonalDialogs
 from devportal.openlines import ChatMessage
 from devportal.openlines import OpenLineChat
 
@@ -55,6 +56,7 @@ class ImBots:
     sent: list[dict[str, Any]] = field(default_factory=list)  # every send, for benchmarks
     operators: list[int] = field(default_factory=lambda: list(DEFAULT_OPERATORS))
     lines: dict[int, int] = field(default_factory=dict)  # open line id → attached bot id
+    personal: PersonalDialogs = field(default_factory=PersonalDialogs)  # bots ↔ employees
 
     def by_code(self, code: str) -> dict[str, Any] | None:
         return next((b for b in self.bots.values() if b["code"] == code), None)
@@ -106,7 +108,7 @@ def bot_auth(portal: Portal, bot: dict[str, Any]) -> dict[str, str]:
         "refresh_token": pair.refresh_token,
         "user_id": str(bot["id"]),
         "client_id": portal.emu.client_id,
-        "application_token": portal.application_token,
+        "application_token": portal.app.application_token,
     }
 
 
@@ -142,7 +144,7 @@ def _event(
             "client_endpoint": portal.client_endpoint,
             "server_endpoint": portal.server_endpoint,
             "member_id": portal.member_id,
-            "application_token": portal.application_token,
+            "application_token": portal.app.application_token,
         },
     }
     return bot["webhookUrl"], payload

@@ -280,11 +280,11 @@ UF_NAME_RE = re.compile(r"^UF_CRM_[A-Z0-9_]+$")
 
 
 def _apply(portal: Portal, row: dict[str, Any], fields: dict[str, Any]) -> None:
-    ufs = set(portal.uf_names())
+    ufs = set(portal.crm.uf_names())
     for key, value in fields.items():
         key = str(key)
         if key in MULTIFIELDS:
-            portal.leads.add_multifield(row, key, value)
+            portal.crm.leads.add_multifield(row, key, value)
         elif key in ufs:
             row[key] = [as_str(v) for v in value] if isinstance(value, list) else as_str(value)
         elif key == "OPPORTUNITY":
@@ -299,7 +299,7 @@ def _apply(portal: Portal, row: dict[str, Any], fields: dict[str, Any]) -> None:
 def _set_status(
     portal: Portal, row: dict[str, Any], status_id: str, user_id: int, ts: float
 ) -> None:
-    semantic = portal.status_semantics("STATUS", status_id) or "P"
+    semantic = portal.crm.status_semantics("STATUS", status_id) or "P"
     row["STATUS_ID"] = status_id
     row["STATUS_SEMANTIC_ID"] = semantic
     row["MOVED_BY_ID"] = str(user_id)
@@ -324,19 +324,19 @@ def create_lead(
             "OPENED": "Y", "LAST_ACTIVITY_BY": str(user_id), "LAST_ACTIVITY_TIME": now,
         }
     )  # fmt: skip
-    for uf in portal.uf_names():
+    for uf in portal.crm.uf_names():
         row[uf] = None
     _apply(portal, row, fields)
-    status = row.get("STATUS_ID") or portal.lead_status_ids()[0]
+    status = row.get("STATUS_ID") or portal.crm.lead_status_ids()[0]
     _set_status(portal, row, status, user_id, ts)
     if not row["TITLE"]:
         row["TITLE"] = (
-            f"Лид #{portal.leads.next_id}"
+            f"Лид #{portal.crm.leads.next_id}"
             if portal.lang == "ru"
-            else f"Lead #{portal.leads.next_id}"
+            else f"Lead #{portal.crm.leads.next_id}"
         )
-    lead_id = portal.leads.insert(row)
-    portal.record_stage(lead_id, status, 1, ts)
+    lead_id = portal.crm.leads.insert(row)
+    portal.crm.record_stage(lead_id, status, 1, ts)
     return lead_id
 
 
@@ -344,7 +344,7 @@ def modify_lead(
     portal: Portal, lead_id: int, fields: dict[str, Any], user_id: int, ts: float | None = None
 ) -> None:
     """Update a lead; a STATUS_ID change moves it (stage history TYPE_ID 2, or 3 if final)."""
-    row = portal.leads.get(lead_id)
+    row = portal.crm.leads.get(lead_id)
     if row is None:
         raise not_found_lead()
     ts = time.time() if ts is None else ts
@@ -354,6 +354,6 @@ def modify_lead(
     if new_status and new_status != old_status:
         _set_status(portal, row, str(new_status), user_id, ts)
         final = row["STATUS_SEMANTIC_ID"] in ("S", "F")
-        portal.record_stage(lead_id, str(new_status), 3 if final else 2, ts)
+        portal.crm.record_stage(lead_id, str(new_status), 3 if final else 2, ts)
     row["MODIFY_BY_ID"] = str(user_id)
     row["DATE_MODIFY"] = portal.now_str(ts)

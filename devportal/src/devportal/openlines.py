@@ -9,9 +9,11 @@ default ``ACTIVE_ONLY=Y`` of ``crm.chat.get`` hides the others.
 
 Events: every message added to a chat (by the client through :meth:`Portal.client_writes`, or
 by ``imopenlines.crm.message.add``) fires ``ONOPENLINEMESSAGEADD`` with the documented
-``data[DATA][0][connector|chat|message]`` shape (``on-open-line-message-add.md``). The docs say
-only events for a connector *added by the application* reach its handler; the emulator
-delivers them to any app that bound the event — the product must not rely on it alone.
+``data[DATA][0][connector|chat|message]`` shape (``on-open-line-message-add.md``) — but, as
+that page says, only for the lines of a connector *added by the application*
+(``OpenLines.app_connectors``, what ``imconnector.register`` would add; none by default): a
+Telegram, WhatsApp, VK or web-chat client's message reaches the app only through an open-line
+bot in the chat (``ONIMBOTV2MESSAGEADD``) or by reading the chat's history.
 
 Kept apart from the product, and reusable by a later chatbot (issue 13): the model knows
 nothing of reminders.
@@ -24,12 +26,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-CONNECTOR_TITLES = {
-    "livechat": "Live Chat",
-    "telegrambot": "Telegram",
-    "whatsapp": "WhatsApp",
-    "vkgroup": "VK",
-}
+from devportal.connectors import Connectors
+from devportal.connectors import TITLES
+
+CONNECTOR_TITLES = {**TITLES, "whatsapp": "WhatsApp"}
 CRM_TYPES = ("lead", "deal", "contact", "company")
 
 
@@ -73,6 +73,10 @@ class OpenLines:
     next_message_id: int = 19880117
     next_guest_id: int = 1985
     next_session_id: int = 321
+    # connectors the app itself added (``imconnector.register``): only their lines' messages
+    # fire ``ONOPENLINEMESSAGEADD`` to the app (on-open-line-message-add.md)
+    app_connectors: set[str] = field(default_factory=set)
+    connectors: Connectors = field(default_factory=Connectors)  # the messengers' rules
 
     def open_chat(
         self,
@@ -110,6 +114,10 @@ class OpenLines:
         self.next_message_id += 1
         chat.messages.append(message)
         return message
+
+    def reaches_app(self, chat: OpenLineChat) -> bool:
+        """Whether the chat's messages fire ``ONOPENLINEMESSAGEADD`` to the app."""
+        return chat.connector_id in self.app_connectors
 
     def event_data(self, chat: OpenLineChat, message: ChatMessage) -> dict[str, Any]:
         """``data`` of ``ONOPENLINEMESSAGEADD`` (documented shape; ``chat.id`` = Bitrix24 chat)."""

@@ -8,7 +8,7 @@ The b24jssdk reads ``window.name`` to find the portal origin and app sid, then t
 parent with ``postMessage`` strings ``"<command>[:<json params>]:<callback id>:<app sid>"``;
 the parent answers ``"<callback id>:<json>"`` to the frame's origin. This file implements
 that parent (our own code, written from reading the SDK's message format) and reports every
-command to ``/<slug>/_frame/<command>`` so tests can assert on it (``portal.frame_messages``).
+command to ``/<slug>/_frame/<command>`` so tests can assert on it (``portal.widgets.frame_messages``).
 ``setInstallFinish`` marks the app install-finished, as the real portal does.
 """
 
@@ -50,7 +50,7 @@ def _page(
 ) -> Response:
     user_id = _user(portal, request)
     lang = request.args.get("lang") or portal.lang
-    query, form = portal.frame_payload(user_id, placement, options, lang)
+    query, form = portal.widgets.frame_payload(user_id, placement, options, lang)
     app_sid = query["APP_SID"]
     action = handler + ("&" if "?" in handler else "?") + urlencode(query)
     frame_name = f"{query['DOMAIN']}|{query['PROTOCOL']}|{app_sid}"
@@ -68,13 +68,13 @@ def _page(
             "AUTH_EXPIRES": int(form["AUTH_EXPIRES"]),
             "REFRESH_ID": form["REFRESH_ID"],
             "MEMBER_ID": portal.member_id,
-            "IS_ADMIN": portal.is_admin(user_id),
+            "IS_ADMIN": portal.people.is_admin(user_id),
             "PLACEMENT": placement,
             "PLACEMENT_OPTIONS": options or {},
-            "INSTALL": not portal.install_finished,
+            "INSTALL": not portal.app.install_finished,
             "FIRST_RUN": False,
-            "APP_OPTIONS": dict(portal.options),
-            "USER_OPTIONS": dict(portal.user_options.get(user_id, {})),
+            "APP_OPTIONS": dict(portal.app.options),
+            "USER_OPTIONS": dict(portal.app.user_options.get(user_id, {})),
         },
     }
     inputs = "\n".join(
@@ -105,10 +105,10 @@ def _esc(value: Any) -> str:
 def install_page(emu: DevPortal, portal: Portal, request: Request) -> Response:
     """The admin opens a freshly added app: ONAPPINSTALL is queued, the installer framed."""
     installer = request.args.get("installer", "/install/")
-    if not portal.installed or request.args.get("reinstall") == "1":
-        portal.prepare_install(request.args.get("events", "/install/events"))
+    if not portal.app.installed or request.args.get("reinstall") == "1":
+        portal.app.prepare_install(request.args.get("events", "/install/events"))
         if request.args.get("event", "1") == "1":
-            portal.send_install_event(user_id=_user(portal, request))
+            portal.app.send_install_event(user_id=_user(portal, request))
     return _page(
         portal, request, title="Установка приложения", handler=emu.app_url(installer),
         placement="DEFAULT", options=None,
@@ -124,12 +124,12 @@ def app_page(emu: DevPortal, portal: Portal, request: Request) -> Response:
 
 
 def placement_page(emu: DevPortal, portal: Portal, request: Request, code: str) -> Response:
-    if not portal.install_finished:
+    if not portal.app.install_finished:
         return Response(
             "The application is not fully installed yet.", status=409, content_type="text/plain"
         )
     try:
-        binding = portal.placement_binding(code, request.args.get("handler"))
+        binding = portal.widgets.placement_binding(code, request.args.get("handler"))
     except KeyError:
         return Response(f"No widget bound to {code}", status=404, content_type="text/plain")
     options = {k: v for k, v in request.args.items() if k not in RESERVED}
@@ -148,7 +148,7 @@ def frame_message(emu: DevPortal, portal: Portal, request: Request, command: str
     params = body.get("params") if isinstance(body, dict) else None
     # Recorded first: whoever sees the command's effect (install finished) sees the command.
     with portal.lock:
-        portal.frame_messages.append(
+        portal.widgets.frame_messages.append(
             {
                 "command": command,
                 "params": params,
@@ -158,7 +158,7 @@ def frame_message(emu: DevPortal, portal: Portal, request: Request, command: str
         )
     answer: dict[str, Any] = {}
     if command == "setInstallFinish":
-        portal.finish_install()
+        portal.app.finish_install()
     elif command == "refreshAuth":
         pair = portal.tokens_for(int(body.get("userId") or portal.admin_user_id))
         answer = {
@@ -168,7 +168,7 @@ def frame_message(emu: DevPortal, portal: Portal, request: Request, command: str
         }
     elif command == "setAppOption" and isinstance(params, dict):
         with portal.lock:
-            portal.options[str(params.get("name"))] = params.get("value")
+            portal.app.options[str(params.get("name"))] = params.get("value")
     return Response(json.dumps(answer), content_type="application/json")
 
 

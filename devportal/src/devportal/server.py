@@ -1,4 +1,5 @@
-"""The emulator's HTTP server: portals' REST, the OAuth server, and the browser pages.
+"""The emulator's HTTP server and registry of portals: many portals plus the OAuth server on
+one port, what they recorded, and injected faults.
 
 URL layout on ``http://127.0.0.1:<port>``:
 
@@ -10,19 +11,18 @@ URL layout on ``http://127.0.0.1:<port>``:
 * ``/<slug>/page/install``, ``/<slug>/page/app``, ``/<slug>/page/placement/<CODE>`` —
   HTML pages that frame the app like Bitrix24 does; ``/<slug>/_frame/<command>`` — where
   those pages report what the app's frame asked for.
+
+The endpoints are thin: the REST surface is :mod:`devportal.rest_server`, the OAuth server's
+:mod:`devportal.oauth_server`, the pages :mod:`devportal.pages`, :mod:`devportal.chatpage`
+and :mod:`devportal.client_pages`.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
-import time
-from datetime import datetime
-from datetime import UTC
 from typing import Any
 from urllib.parse import urljoin
-from urllib.parse import urlsplit
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
@@ -33,42 +33,21 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
-from b24app.bitrix.payload import MalformedPayload
-from b24app.bitrix.payload import parse_php_form
 from devportal import chatpage
 from devportal import client_pages
+from devportal import oauth_server
 from devportal import pages
-from devportal.batch import run_batch
+from devportal import staff_pages
 from devportal.delivery import DeliveryQueue
-from devportal.errors import method_not_found
-from devportal.errors import RestError
 from devportal.limits import Fault
 from devportal.limits import Faults
-from devportal.oauth import TokenPair
 from devportal.oauth import TokenStore
 from devportal.portal import Portal
 from devportal.recording import CallRecord
 from devportal.recording import DeliveryRecord
 from devportal.recording import Recorder
-from devportal.rest import all_methods  # noqa: F401  (registers every method)
-from devportal.rest import call
-from devportal.rest import Ctx
-from devportal.rest import ListResult
-from devportal.rest import METHODS
-
-FAULT_ERRORS: dict[str, tuple[int, str, str]] = {
-    "query_limit": (503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
-    "operation_time_limit": (429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."),
-    "internal_error": (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
-    "expired_token": (401, "expired_token", "The access token provided has expired."),
-    "invalid_token": (401, "invalid_token", "Unable to get application by token"),
-    "overload": (503, "OVERLOAD_LIMIT", "REST API is blocked due to overload."),
-}  # fmt: skip
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-}
+from devportal.rest_server import RestServer
+from devportal.wire import json_response
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -76,36 +55,6 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False),
-        status=status,
-        content_type="application/json; charset=utf-8",
-        headers={**CORS, **(headers or {})},
-    )
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).replace(microsecond=0).isoformat()
-
-
-def time_block(
-    start: float, finish: float, operating: dict[str, float] | None = None
-) -> dict[str, Any]:
-    block = {
-        "start": start,
-        "finish": finish,
-        "duration": finish - start,
-        "processing": finish - start,
-        "date_start": _iso(start),
-        "date_finish": _iso(finish),
-        "operating_reset_at": int(finish) + 600,
-        "operating": 0,
-    }
-    block.update(operating or {})
-    return block
 
 
 class DevPortal:
@@ -152,8 +101,9 @@ class DevPortal:
         self.webhooks: dict[str, tuple[str, int]] = {}
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()  # a hanging fault's answer ends at stop()
         self._lock = threading.Lock()
+        self.rest = RestServer(self)
         self._routes = Map(
             [
                 Rule("/oauth/token/", endpoint="token", strict_slashes=False),
@@ -171,6 +121,11 @@ class DevPortal:
                 Rule(
                     "/<slug>/page/client/<int:chat_id>",
                     endpoint="page_client_chat",
+                    methods=["GET", "POST"],
+                ),  # fmt: skip
+                Rule(
+                    "/<slug>/page/staff/<int:user_id>",
+                    endpoint="page_staff",
                     methods=["GET", "POST"],
                 ),  # fmt: skip
                 Rule("/", endpoint="index"),
@@ -194,7 +149,7 @@ class DevPortal:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.stopping.set()
         self.delivery.stop()
         if self._server is not None:
             self._server.shutdown()
@@ -327,124 +282,21 @@ class DevPortal:
         names = ", ".join(sorted(self.portals)) or "none"
         return Response(f"b24app devportal; portals: {names}\n", content_type="text/plain")
 
-    @staticmethod
-    def _params(request: Request) -> dict[str, Any]:
-        params = parse_php_form(request.args.items(multi=True))
-        if request.method == "POST":
-            if request.mimetype == "application/json":
-                body = json.loads(request.get_data(as_text=True) or "{}")
-                if not isinstance(body, dict):
-                    raise RestError(400, "INVALID_REQUEST", "JSON body must be an object")
-                params.update(body)
-            else:
-                params.update(parse_php_form(request.form.items(multi=True)))
-        return params
-
     # -- OAuth server -----------------------------------------------------------------------
 
     def _ep_token(self, request: Request) -> Response:
-        try:
-            params = self._params(request)
-        except (MalformedPayload, RestError, ValueError):
-            return _json({"error": "invalid_request"}, 400)
-        fault = self.faults.take(None, "oauth.token")
-        if fault is not None:
-            return self._fault_response(fault)
-        grant = params.get("grant_type")
-        if not grant:
-            return _json(
-                {"error": "invalid_request", "error_description": 'No "grant_type" parameter found'}, 400
-            )  # fmt: skip
-        if (
-            params.get("client_id") != self.client_id
-            or params.get("client_secret") != self.client_secret
-        ):
-            return _json({"error": "invalid_client"}, 400)
-        pair: TokenPair | None
-        if grant == "refresh_token":
-            if not params.get("refresh_token"):
-                return _json(
-                    {"error": "invalid_request", "error_description": 'No "refresh_token" parameter found'}, 400
-                )  # fmt: skip
-            pair = self.tokens.refresh(str(params["refresh_token"]))
-        elif grant == "authorization_code":
-            pair = self.tokens.redeem_code(str(params.get("code") or ""))
-        else:
-            return _json({"error": "unsupported_grant_type"}, 400)
-        if pair is None:
-            return _json({"error": "invalid_grant"}, 400)
-        portal = self.portals[pair.slug]
-        return _json(
-            {
-                "access_token": pair.access_token,
-                "client_endpoint": portal.client_endpoint,
-                "domain": self.host,
-                "expires": int(pair.expires_at),
-                "expires_in": self.tokens.access_ttl,
-                "member_id": portal.member_id,
-                "refresh_token": pair.refresh_token,
-                "scope": portal.scope,
-                "server_endpoint": self.server_endpoint,
-                "status": portal.app_status,
-                "user_id": pair.user_id,
-            }
-        )
+        return oauth_server.token(self, request)
 
     def _ep_oauth_rest(self, request: Request, method: str) -> Response:
-        if request.method == "OPTIONS":
-            return _json({})
-        method = method.strip("/").lower().removesuffix(".json")
-        try:
-            params = self._params(request)
-        except (MalformedPayload, RestError, ValueError):
-            return _json({"error": "INVALID_REQUEST", "error_description": "Bad request"}, 400)
-        if method != "app.info":
-            return _json(method_not_found(method).body(), 404)
-        pair = self.tokens.by_access(str(params.get("auth") or ""))
-        if pair is None:
-            return _json({"error": "invalid_token", "error_description": "Unable to get application by token"}, 401)  # fmt: skip
-        if self.tokens.is_expired(pair):
-            return _json({"error": "expired_token", "error_description": "The access token provided has expired."}, 401)  # fmt: skip
-        portal = self.portals[pair.slug]
-        return _json(
-            {
-                "result": {
-                    "client_id": self.client_id,
-                    "scope": portal.scope,
-                    "expires": _iso(pair.expires_at),
-                    "install": {
-                        "installed": portal.install_finished,
-                        "version": str(portal.version),
-                        "status": portal.app_status,
-                        "scope": portal.scope,
-                        "domain": portal.domain,
-                        "uri": f"http://{portal.domain}",
-                        "client_endpoint": portal.client_endpoint,
-                        "member_id": portal.member_id,
-                        "member_type": "user",
-                    },
-                    "user_id": str(pair.user_id),
-                }
-            }
-        )
+        return oauth_server.rest(self, request, method)
 
     # -- portal REST ------------------------------------------------------------------------
 
-    def _fault_response(self, fault: Fault) -> Response:
-        if fault.kind == "hang":
-            self._stopping.wait(fault.hang_seconds)
-            return _json({"error": "INTERNAL_SERVER_ERROR", "error_description": "Timeout"}, 504)
-        status, code, text = FAULT_ERRORS[fault.kind]
-        body: dict[str, Any] = {"error": code, "error_description": text}
-        if fault.kind == "operation_time_limit":
-            body["time"] = {"operating_reset_at": int(time.time()) + 600, "operating": 480.0}
-        return _json(body, status)
-
     def _ep_rest_any(self, request: Request, method: str) -> Response:
-        return self._rest(request, None, method)
+        return self.rest.handle(request, None, method)
 
     def _ep_rest(self, request: Request, slug: str, method: str) -> Response:
-        return self._rest(request, slug, method)
+        return self.rest.handle(request, slug, method)
 
     def _ep_rest_hook(self, request: Request, user_id: int, code: str, method: str) -> Response:
         hook = self.webhooks.get(code)
@@ -453,194 +305,8 @@ class DevPortal:
                 "error": "INVALID_CREDENTIALS",
                 "error_description": "Invalid request credentials",
             }
-            return _json(body, 401)
-        return self._rest(request, hook[0], method, hook_user=user_id)
-
-    def _rest(
-        self, request: Request, slug: str | None, method: str, hook_user: int | None = None
-    ) -> Response:
-        if request.method == "OPTIONS":
-            return _json({})
-        start = time.time()
-        method = method.strip("/").lower().removesuffix(".json")
-        state: dict[str, Any] = {
-            "slug": slug, "params": {}, "user_id": None, "error": None, "hook_user": hook_user
-        }  # fmt: skip
-        try:
-            response = self._rest_inner(request, method, start, state)
-        except RestError as exc:
-            state["error"] = exc.code
-            response = _json(exc.body(), exc.status)
-        if state["error"] is None and response.status_code == 200:
-            body = response.get_json(silent=True)
-            if isinstance(body, dict) and "error" in body and "result" not in body:
-                state["error"] = str(body["error"])  # an error answered with HTTP 200
-        self.recorder.add_call(
-            CallRecord(
-                state["slug"],
-                method,
-                state["params"],
-                response.status_code,
-                state["error"],
-                start,
-                time.time() - start,
-                user_id=state["user_id"],
-                http_method=request.method,
-            )  # fmt: skip
-        )
-        return response
-
-    def _rest_inner(
-        self, request: Request, method: str, start: float, state: dict[str, Any]
-    ) -> Response:
-        try:
-            params = self._params(request)
-        except (MalformedPayload, ValueError) as exc:
-            self.recorder.count_http(state["slug"])
-            raise RestError(400, "INVALID_REQUEST", str(exc)) from exc
-        token = str(params.pop("auth", "") or "")
-        state["params"] = params
-        if state["slug"] is None:
-            found = self.tokens.by_access(token)
-            state["slug"] = found.slug if found else None
-        self.recorder.count_http(state["slug"])
-        portal = self.portals.get(state["slug"] or "")
-        if portal is None:
-            raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
-        fault = self.faults.take(portal.slug, method)
-        if fault is not None:
-            if fault.kind != "hang":
-                state["error"] = FAULT_ERRORS[fault.kind][1]
-            return self._fault_response(fault)
-        if not portal.bucket.take():
-            raise RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-        if state["hook_user"] is not None:  # an incoming webhook: the URL is the credential
-            user_id = state["user_id"] = int(state["hook_user"])
-        else:
-            user_id = state["user_id"] = self._authenticate(portal, token)
-        if portal.operating.blocked(method):
-            state["error"] = "OPERATION_TIME_LIMIT"
-            return self._operating_limit(portal, method)
-        if method == "batch":
-            return self._batch(portal, user_id, params, start)
-        if method not in METHODS:
-            raise method_not_found(method)
-        value, outbox = self._run(portal, user_id, method, params)
-        portal.send_events(outbox)
-        portal.operating.add(method, portal.operating.cost(method, time.time() - start))
-        return self._envelope(value, start, portal.operating.block(method))
-
-    @staticmethod
-    def _operating_limit(portal: Portal, method: str) -> Response:
-        """429 for a method over its time budget, with its ``time`` block (EN:limits.md)."""
-        now = time.time()
-        return _json(
-            {
-                "error": "OPERATION_TIME_LIMIT",
-                "error_description": "Method is blocked due to operation time limit.",
-                "time": time_block(now, now, portal.operating.block(method)),
-            },
-            429,
-        )
-
-    def _authenticate(self, portal: Portal, token: str) -> int:
-        if not token:
-            raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
-        pair = self.tokens.by_access(token)
-        if pair is None:
-            raise RestError(401, "invalid_token", "Unable to get application by token")
-        if pair.slug != portal.slug:
-            raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
-        if self.tokens.is_expired(pair):
-            raise RestError(401, "expired_token", "The access token provided has expired.")
-        if not portal.installed:
-            raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
-        return pair.user_id
-
-    def _run(
-        self, portal: Portal, user_id: int, method: str, params: dict[str, Any]
-    ) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
-        ctx = Ctx(portal, user_id, params)
-        with portal.lock:
-            value = call(method, ctx)
-        return value, ctx.outbox
-
-    @staticmethod
-    def _envelope(value: Any, start: float, operating: dict[str, float] | None = None) -> Response:
-        body: dict[str, Any] = {}
-        if isinstance(value, ListResult):
-            body["result"] = value.result
-            if value.next is not None:
-                body["next"] = value.next
-            if value.total is not None:
-                body["total"] = value.total
-        else:
-            body["result"] = value
-        body["time"] = time_block(start, time.time(), operating)
-        return _json(body)
-
-    def _batch(
-        self, portal: Portal, user_id: int, params: dict[str, Any], start: float
-    ) -> Response:
-        outbox: list[tuple[str, dict[str, Any]]] = []
-        meter = portal.operating
-        billed = 0.0
-
-        def run(method: str, sub: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            nonlocal billed
-            t0 = time.time()
-            error: str | None = None
-            status = 200
-            try:
-                if method not in METHODS:
-                    raise method_not_found(method)
-                fault = (
-                    self.faults.take(portal.slug, method)
-                    if self._inner_fault(portal, method)
-                    else None
-                )
-                if fault is not None:
-                    code = FAULT_ERRORS.get(fault.kind, (500, "INTERNAL_SERVER_ERROR", ""))
-                    raise RestError(code[0], code[1], code[2])
-                if meter.batch_billing != "batch" and meter.blocked(method):
-                    raise RestError(429, *FAULT_ERRORS["operation_time_limit"][1:])
-                value, events = self._run(portal, user_id, method, sub)
-                outbox.extend(events)
-                cost = meter.cost(method, time.time() - t0)
-                billed += cost
-                if meter.batch_billing != "batch":
-                    meter.add(method, cost)
-                return value, time_block(t0, time.time(), meter.block(method))
-            except RestError as exc:
-                error, status = exc.code, exc.status
-                raise
-            finally:
-                self.recorder.add_call(
-                    CallRecord(
-                        portal.slug,
-                        method,
-                        sub,
-                        status,
-                        error,
-                        t0,
-                        time.time() - t0,
-                        in_batch=True,
-                        user_id=user_id,
-                    )  # fmt: skip
-                )
-
-        result = run_batch(params, run)
-        portal.send_events(outbox)
-        if meter.batch_billing != "commands":
-            meter.add("batch", billed)
-        return self._envelope(result, start, meter.block("batch"))
-
-    def _inner_fault(self, portal: Portal, method: str) -> bool:
-        """Faults aimed at one method also hit that method inside a batch."""
-        return any(
-            f.method == method and f.matches(portal.slug, method, time.monotonic())
-            for f in list(self.faults._faults)
-        )
+            return json_response(body, 401)
+        return self.rest.handle(request, hook[0], method, hook_user=user_id)
 
     # -- pages (browser) --------------------------------------------------------------------
 
@@ -668,6 +334,5 @@ class DevPortal:
     def _ep_page_client_chat(self, request: Request, slug: str, chat_id: int) -> Response:
         return client_pages.client_chat(self.portals[slug], request, chat_id)
 
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc
+    def _ep_page_staff(self, request: Request, slug: str, user_id: int) -> Response:
+        return staff_pages.staff_dialog(self.portals[slug], request, user_id)

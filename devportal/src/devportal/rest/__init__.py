@@ -50,7 +50,7 @@ class Ctx:
     def emit(self, event: str, data: dict[str, Any], user_id: int | None = -1) -> None:
         """Queue ``event`` to every bound handler (triggering user = the caller)."""
         self.outbox.extend(
-            self.portal.event_deliveries(event, data, self.user_id if user_id == -1 else user_id)
+            self.portal.bus.deliveries(event, data, self.user_id if user_id == -1 else user_id)
         )
 
 
@@ -76,7 +76,7 @@ def method(
 def call(name: str, ctx: Ctx) -> Any:
     """Run method ``name`` (the caller has checked it exists)."""
     spec = METHODS[name]
-    if spec.admin and not ctx.portal.is_admin(ctx.user_id):
+    if spec.admin and not ctx.portal.people.is_admin(ctx.user_id):
         raise admin_required()
     return spec.fn(ctx)
 

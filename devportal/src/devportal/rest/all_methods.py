@@ -1,12 +1,13 @@
 """Every REST area module, imported so its methods register in ``devportal.rest.METHODS``.
 
 Kept apart from ``devportal.rest`` (which the area modules import for ``Ctx``, ``method`` and
-the helpers) so that the registry and its areas import one way only; the server imports this.
+the helpers) so that the registry and its areas import one way only; the REST server (``devportal.rest_server``) imports this.
 """
 
 from devportal.rest import app_methods  # noqa: F401
 from devportal.rest import bizproc  # noqa: F401
 from devportal.rest import booking  # noqa: F401
+from devportal.rest import booking_types  # noqa: F401
 from devportal.rest import crm_contact  # noqa: F401
 from devportal.rest import crm_deal  # noqa: F401
 from devportal.rest import crm_item  # noqa: F401
@@ -19,4 +20,5 @@ from devportal.rest import messaging  # noqa: F401
 from devportal.rest import openlines  # noqa: F401
 from devportal.rest import placements  # noqa: F401
 from devportal.rest import users  # noqa: F401
+from devportal.rest import waitlist  # noqa: F401
 from devportal.rest import workflows  # noqa: F401

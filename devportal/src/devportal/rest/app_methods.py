@@ -14,12 +14,13 @@ from devportal.rest import method
 @method("app.info")
 def app_info(ctx: Ctx) -> dict[str, Any]:
     portal = ctx.portal
+    version = portal.app.version
     return {
         "ID": 1,
         "CODE": portal.emu.client_id,
-        "VERSION": int(portal.version) if str(portal.version).isdigit() else portal.version,
+        "VERSION": int(version) if str(version).isdigit() else version,
         "STATUS": portal.app_status,
-        "INSTALLED": portal.install_finished,
+        "INSTALLED": portal.app.install_finished,
         "PAYMENT_EXPIRED": "N",
         "DAYS": None,
         "LANGUAGE_ID": portal.lang,
@@ -34,7 +35,7 @@ def app_option_set(ctx: Ctx) -> bool:
     options = as_dict(ctx.param("options"))
     if not options:
         raise RestError(400, "ERROR_ARGUMENT", "Wrong option data", argument="options")
-    ctx.portal.options.update(options)
+    ctx.portal.app.options.update(options)
     return True
 
 
@@ -42,19 +43,19 @@ def app_option_set(ctx: Ctx) -> bool:
 def app_option_get(ctx: Ctx) -> Any:
     name = ctx.param("option")
     if name:
-        return ctx.portal.options.get(str(name))
-    return dict(ctx.portal.options)
+        return ctx.portal.app.options.get(str(name))
+    return dict(ctx.portal.app.options)
 
 
 @method("user.option.set")
 def user_option_set(ctx: Ctx) -> bool:
-    ctx.portal.user_options.setdefault(ctx.user_id, {}).update(as_dict(ctx.param("options")))
+    ctx.portal.app.user_options.setdefault(ctx.user_id, {}).update(as_dict(ctx.param("options")))
     return True
 
 
 @method("user.option.get")
 def user_option_get(ctx: Ctx) -> Any:
-    options = ctx.portal.user_options.get(ctx.user_id, {})
+    options = ctx.portal.app.user_options.get(ctx.user_id, {})
     name = ctx.param("option")
     return options.get(str(name)) if name else dict(options)
 

@@ -63,43 +63,43 @@ def robot_add(ctx: Ctx) -> bool:
     if "NAME" not in fields:
         raise _validation("Empty activity name!")
     _validate(ctx, fields)
-    if code in ctx.portal.robots:
+    if code in ctx.portal.bizproc.robots:
         raise RestError(
             400, "ERROR_ACTIVITY_ALREADY_INSTALLED", "Activity or Robot already installed!"
         )
-    ctx.portal.robots[code] = {"CODE": code, **fields}
+    ctx.portal.bizproc.robots[code] = {"CODE": code, **fields}
     return True
 
 
 @method("bizproc.robot.update", admin=True)
 def robot_update(ctx: Ctx) -> bool:
     code = str(ctx.param("CODE") or "")
-    if code not in ctx.portal.robots:
+    if code not in ctx.portal.bizproc.robots:
         raise RestError(400, "ERROR_ACTIVITY_NOT_FOUND", "Activity or Robot not found!")
     fields = {k: v for k, v in as_dict(ctx.param("FIELDS")).items() if k in FIELDS}
     if not fields:
         raise RestError(400, "ERROR_NO_FIELDS", "No fields to update")
     _validate(ctx, fields)
-    ctx.portal.robots[code].update(fields)
+    ctx.portal.bizproc.robots[code].update(fields)
     return True
 
 
 @method("bizproc.robot.list", admin=True)
 def robot_list(ctx: Ctx) -> list[str]:
-    return list(ctx.portal.robots)
+    return list(ctx.portal.bizproc.robots)
 
 
 @method("bizproc.robot.delete", admin=True)
 def robot_delete(ctx: Ctx) -> bool:
     code = str(ctx.param("CODE") or "")
-    if ctx.portal.robots.pop(code, None) is None:
+    if ctx.portal.bizproc.robots.pop(code, None) is None:
         raise RestError(400, "ERROR_ACTIVITY_NOT_FOUND", "Activity or Robot not found!")
     return True
 
 
 def _call(ctx: Ctx, *, unused: bool) -> Any:
     token = str(ctx.param("EVENT_TOKEN", "event_token") or "")
-    call = ctx.portal.robot_calls.get(token)
+    call = ctx.portal.bizproc.robot_calls.get(token)
     if call is None or call.expires_at < time.time() or (unused and call.used):
         raise access_denied()
     return call

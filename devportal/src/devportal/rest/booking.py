@@ -260,7 +260,7 @@ def resource_list(ctx: Ctx) -> dict[str, Any]:
         rows = [r for r in rows if r["isMain"] == str(filter_["isMain"])]
     if "searchQuery" in filter_:
         rows = [r for r in rows if str(filter_["searchQuery"]).lower() in r["name"].lower()]
-    return {"resource": [dict(r) for r in rows]}
+    return {"resource": [ctx.portal.booking.types.overlay(r) for r in rows]}
 
 
 def _resource_id(ctx: Ctx) -> int:
@@ -276,7 +276,7 @@ def resource_get(ctx: Ctx) -> dict[str, Any]:
     row = ctx.portal.booking.resources.get(resource_id)
     if row is None:
         raise BookingError(1009, "Resource not found")
-    return {"resource": dict(row)}
+    return {"resource": ctx.portal.booking.types.overlay(row)}
 
 
 @method("booking.v1.resource.slots.list")

@@ -1,13 +1,13 @@
 """``crm.contact.get`` / ``crm.contact.add``: the client's name for reminders (a booking's
 client, a deal's ``CONTACT_ID``). Rows in the documented ``crm.contact.get`` format (every
-value a string, multifields as lists; :func:`devportal.deals.add_contact`); a missing
+value a string, multifields as lists; :func:`devportal.contacts.add_contact`); a missing
 contact answers like ``crm.deal.get``: HTTP 400, ``error`` "", "Not found"."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from devportal import deals
+from devportal import contacts
 from devportal.errors import RestError
 from devportal.rest import as_dict
 from devportal.rest import Ctx
@@ -26,7 +26,7 @@ def _contact_id(raw: Any) -> int:
 
 @method("crm.contact.get")
 def contact_get(ctx: Ctx) -> dict[str, Any]:
-    row = ctx.portal.contacts.get(_contact_id(ctx.param("id", "ID")))
+    row = ctx.portal.crm.contacts.get(_contact_id(ctx.param("id", "ID")))
     if row is None:
         raise RestError(400, "", "Not found")
     return dict(row)
@@ -34,4 +34,6 @@ def contact_get(ctx: Ctx) -> dict[str, Any]:
 
 @method("crm.contact.add")
 def contact_add(ctx: Ctx) -> int:
-    return deals.add_contact(ctx.portal, as_dict(ctx.param("fields", "FIELDS")), ctx.user_id, None)
+    return contacts.add_contact(
+        ctx.portal, as_dict(ctx.param("fields", "FIELDS")), ctx.user_id, None
+    )

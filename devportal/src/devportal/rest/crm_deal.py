@@ -41,7 +41,7 @@ def _not_found() -> RestError:
 
 @method("crm.settings.mode.get")
 def settings_mode_get(ctx: Ctx) -> int:
-    return int(ctx.portal.crm_mode)
+    return int(ctx.portal.crm.crm_mode)
 
 
 @method("crm.deal.add")
@@ -54,7 +54,7 @@ def deal_add(ctx: Ctx) -> int:
 @method("crm.deal.update")
 def deal_update(ctx: Ctx) -> bool:
     deal_id = _deal_id(ctx.param("id", "ID"))
-    if ctx.portal.deals.get(deal_id) is None:
+    if ctx.portal.crm.deals.get(deal_id) is None:
         raise _not_found()
     deals.modify_deal(ctx.portal, deal_id, as_dict(ctx.param("fields", "FIELDS")), ctx.user_id)
     ctx.emit("ONCRMDEALUPDATE", {"FIELDS": {"ID": str(deal_id)}})
@@ -63,10 +63,10 @@ def deal_update(ctx: Ctx) -> bool:
 
 @method("crm.deal.get")
 def deal_get(ctx: Ctx) -> dict[str, Any]:
-    row = ctx.portal.deals.get(_deal_id(ctx.param("id", "ID")))
+    row = ctx.portal.crm.deals.get(_deal_id(ctx.param("id", "ID")))
     if row is None:
         raise _not_found()
-    if not ctx.portal.may_read(ctx.user_id, "deal", row):
+    if not ctx.portal.people.may_read(ctx.user_id, "deal", row):
         raise access_denied_old_api()
     return dict(row)
 
@@ -74,7 +74,7 @@ def deal_get(ctx: Ctx) -> dict[str, Any]:
 @method("crm.deal.delete")
 def deal_delete(ctx: Ctx) -> bool:
     deal_id = _deal_id(ctx.param("id", "ID"))
-    if not ctx.portal.deals.delete(deal_id):
+    if not ctx.portal.crm.deals.delete(deal_id):
         raise _not_found()
     ctx.emit("ONCRMDEALDELETE", {"FIELDS": {"ID": str(deal_id)}})
     return True
@@ -84,7 +84,7 @@ def deal_delete(ctx: Ctx) -> bool:
 def deal_list(ctx: Ctx) -> ListResult:
     portal = ctx.portal
     page = select_page(
-        portal.deals.ids, portal.deals.get, parse_filter(as_dict(ctx.param("filter", "FILTER"))),
+        portal.crm.deals.ids, portal.crm.deals.get, parse_filter(as_dict(ctx.param("filter", "FILTER"))),
         parse_order(as_dict(ctx.param("order", "ORDER"))), parse_start(ctx.param("start")),
         tz=portal.tz,
     )  # fmt: skip
@@ -106,7 +106,7 @@ def deal_fields(ctx: Ctx) -> dict[str, Any]:
                "isMultiple": False, "isDynamic": False, "title": name}
         for name in deals.DEAL_STANDARD
     }  # fmt: skip
-    for uf in ctx.portal.deal_userfields.values():
+    for uf in ctx.portal.crm.deal_userfields.values():
         out[uf["FIELD_NAME"]] = {"type": uf["USER_TYPE_ID"], "isRequired": False,
                                  "isReadOnly": False, "isImmutable": False, "isMultiple": False,
                                  "isDynamic": True, "title": uf["FIELD_NAME"],
@@ -130,9 +130,9 @@ def deal_userfield_add(ctx: Ctx) -> int:
     portal = ctx.portal
     if name in deals.deal_uf_names(portal):
         raise RestError(400, "ERROR_CORE", f"Field {name} already exists")
-    uf_id = portal.next_userfield_id
-    portal.next_userfield_id += 1
-    portal.deal_userfields[uf_id] = {
+    uf_id = portal.crm.next_userfield_id
+    portal.crm.next_userfield_id += 1
+    portal.crm.deal_userfields[uf_id] = {
         "ID": str(uf_id),
         "ENTITY_ID": "CRM_DEAL",
         "FIELD_NAME": name,
@@ -145,14 +145,14 @@ def deal_userfield_add(ctx: Ctx) -> int:
         "EDIT_FORM_LABEL": fields.get("EDIT_FORM_LABEL"),
         "LIST_COLUMN_LABEL": fields.get("LIST_COLUMN_LABEL"),
     }
-    for row in portal.deals.rows.values():
+    for row in portal.crm.deals.rows.values():
         row.setdefault(name, None)
     return uf_id
 
 
 @method("crm.deal.userfield.list")
 def deal_userfield_list(ctx: Ctx) -> ListResult:
-    rows = {int(u["ID"]): dict(u) for u in ctx.portal.deal_userfields.values()}
+    rows = {int(u["ID"]): dict(u) for u in ctx.portal.crm.deal_userfields.values()}
     page = select_page(
         sorted(rows), rows.get, parse_filter(as_dict(ctx.param("filter"))),
         parse_order(as_dict(ctx.param("order"))), 0,
@@ -164,7 +164,7 @@ def deal_userfield_list(ctx: Ctx) -> ListResult:
 
 
 def _item(ctx: Ctx, deal_id: int) -> dict[str, Any]:
-    row = ctx.portal.deals.get(deal_id)
+    row = ctx.portal.crm.deals.get(deal_id)
     if row is None:
         raise item_not_found()
     return deals.to_deal_item(row, deals.deal_uf_names(ctx.portal), original_uf_names(ctx))
@@ -172,8 +172,8 @@ def _item(ctx: Ctx, deal_id: int) -> dict[str, Any]:
 
 def item_get(ctx: Ctx) -> dict[str, Any]:
     deal_id = item_id(ctx)
-    row = ctx.portal.deals.get(deal_id)
-    if row is not None and not ctx.portal.may_read(ctx.user_id, "deal", row):
+    row = ctx.portal.crm.deals.get(deal_id)
+    if row is not None and not ctx.portal.people.may_read(ctx.user_id, "deal", row):
         raise item_access_denied()
     return {"item": _item(ctx, deal_id)}
 
@@ -189,7 +189,7 @@ def item_add(ctx: Ctx) -> dict[str, Any]:
 
 def item_update(ctx: Ctx) -> dict[str, Any]:
     deal_id = item_id(ctx)
-    if ctx.portal.deals.get(deal_id) is None:
+    if ctx.portal.crm.deals.get(deal_id) is None:
         raise item_not_found()
     fields = deals.from_deal_item_fields(
         as_dict(ctx.param("fields")), deals.deal_uf_names(ctx.portal)
@@ -201,7 +201,7 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
 
 def item_delete(ctx: Ctx) -> list[Any]:
     deal_id = item_id(ctx)
-    if not ctx.portal.deals.delete(deal_id):
+    if not ctx.portal.crm.deals.delete(deal_id):
         raise item_not_found()
     ctx.emit("ONCRMDEALDELETE", {"FIELDS": {"ID": str(deal_id)}})
     return []
@@ -215,7 +215,7 @@ def item_list(ctx: Ctx) -> ListResult:
         return deals.deal_item_name_to_upper(name, ufs)
 
     page = select_page(
-        portal.deals.ids, portal.deals.get, parse_filter(as_dict(ctx.param("filter")), rename),
+        portal.crm.deals.ids, portal.crm.deals.get, parse_filter(as_dict(ctx.param("filter")), rename),
         parse_order(as_dict(ctx.param("order")), rename), parse_start(ctx.param("start")),
         tz=portal.tz,
     )  # fmt: skip
@@ -235,7 +235,9 @@ def item_list(ctx: Ctx) -> ListResult:
 
 def stagehistory_list(ctx: Ctx) -> ListResult:
     """``crm.stagehistory.list`` entityTypeId 2: STAGE_ID, STAGE_SEMANTIC_ID, CATEGORY_ID."""
-    return stage_history_list(ctx, ctx.portal.deal_history_ids, ctx.portal.deal_history_by_id.get)
+    return stage_history_list(
+        ctx, ctx.portal.crm.deal_history_ids, ctx.portal.crm.deal_history_by_id.get
+    )
 
 
 # -- pipelines ------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def stagehistory_list(ctx: Ctx) -> ListResult:
 def category_list(ctx: Ctx) -> ListResult:
     if str(ctx.param("entityTypeId")) != "2":
         raise RestError(400, "NOT_FOUND", "Smart process not found")
-    rows = sorted(ctx.portal.deal_categories.values(), key=lambda c: (int(c["sort"]), c["id"]))
+    rows = sorted(ctx.portal.crm.deal_categories.values(), key=lambda c: (int(c["sort"]), c["id"]))
     return ListResult({"categories": [dict(r) for r in rows]}, len(rows), None)
 
 
@@ -255,7 +257,7 @@ def dealcategory_list(ctx: Ctx) -> ListResult:
     rows = [
         {"ID": str(c["id"]), "NAME": c["name"], "SORT": str(c["sort"]), "IS_LOCKED": "N",
          "CREATED_DATE": c["createdDate"]}
-        for c in sorted(ctx.portal.deal_categories.values(), key=lambda c: c["id"])
+        for c in sorted(ctx.portal.crm.deal_categories.values(), key=lambda c: c["id"])
         if c["id"] != 0
     ]  # fmt: skip
     return ListResult(rows, len(rows), None)
@@ -263,7 +265,7 @@ def dealcategory_list(ctx: Ctx) -> ListResult:
 
 @method("crm.dealcategory.default.get")
 def dealcategory_default_get(ctx: Ctx) -> dict[str, Any]:
-    default = ctx.portal.deal_categories[0]
+    default = ctx.portal.crm.deal_categories[0]
     return {"ID": 0, "NAME": default["name"]}
 
 
@@ -273,11 +275,11 @@ def dealcategory_stage_list(ctx: Ctx) -> list[dict[str, Any]]:
         category_id = int(str(ctx.param("id") or 0))
     except ValueError:
         category_id = 0
-    if category_id not in ctx.portal.deal_categories:
+    if category_id not in ctx.portal.crm.deal_categories:
         return []
     entity = deals.stage_entity(category_id)
     rows = sorted(
-        (r for r in ctx.portal.statuses.values() if r["ENTITY_ID"] == entity),
+        (r for r in ctx.portal.crm.statuses.values() if r["ENTITY_ID"] == entity),
         key=lambda r: int(r["SORT"]),
     )
     return [{"NAME": r["NAME"], "SORT": r["SORT"], "STATUS_ID": r["STATUS_ID"]} for r in rows]

@@ -42,10 +42,10 @@ def _entity(ctx: Ctx) -> None:
 
 
 def _item(ctx: Ctx, lead_id: int) -> dict[str, Any]:
-    row = ctx.portal.leads.get(lead_id)
+    row = ctx.portal.crm.leads.get(lead_id)
     if row is None:
         raise item_not_found()
-    return to_item(row, ctx.portal.uf_names(), original_uf_names(ctx))
+    return to_item(row, ctx.portal.crm.uf_names(), original_uf_names(ctx))
 
 
 @method("crm.item.get")
@@ -54,8 +54,8 @@ def item_get(ctx: Ctx) -> dict[str, Any]:
         return crm_deal.item_get(ctx)
     _entity(ctx)
     lead_id = item_id(ctx)
-    row = ctx.portal.leads.get(lead_id)
-    if row is not None and not ctx.portal.may_read(ctx.user_id, "lead", row):
+    row = ctx.portal.crm.leads.get(lead_id)
+    if row is not None and not ctx.portal.people.may_read(ctx.user_id, "lead", row):
         raise item_access_denied()
     return {"item": _item(ctx, lead_id)}
 
@@ -65,7 +65,7 @@ def item_add(ctx: Ctx) -> dict[str, Any]:
     if _is_deal(ctx):
         return crm_deal.item_add(ctx)
     _entity(ctx)
-    fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
+    fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.crm.uf_names())
     lead_id = create_lead(ctx.portal, fields, ctx.user_id)
     ctx.emit("ONCRMLEADADD", {"FIELDS": {"ID": str(lead_id)}})
     crm_lead.emit_simple_mode_conversion(ctx, lead_id)
@@ -78,9 +78,9 @@ def item_update(ctx: Ctx) -> dict[str, Any]:
         return crm_deal.item_update(ctx)
     _entity(ctx)
     lead_id = item_id(ctx)
-    if ctx.portal.leads.get(lead_id) is None:
+    if ctx.portal.crm.leads.get(lead_id) is None:
         raise item_not_found()
-    fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.uf_names())
+    fields = from_item_fields(as_dict(ctx.param("fields")), ctx.portal.crm.uf_names())
     modify_lead(ctx.portal, lead_id, fields, ctx.user_id)
     ctx.emit("ONCRMLEADUPDATE", {"FIELDS": {"ID": str(lead_id)}})
     return {"item": _item(ctx, lead_id)}
@@ -92,7 +92,7 @@ def item_delete(ctx: Ctx) -> list[Any]:
         return crm_deal.item_delete(ctx)
     _entity(ctx)
     lead_id = item_id(ctx)
-    if not ctx.portal.leads.delete(lead_id):
+    if not ctx.portal.crm.leads.delete(lead_id):
         raise item_not_found()
     ctx.emit("ONCRMLEADDELETE", {"FIELDS": {"ID": str(lead_id)}})
     return []
@@ -104,7 +104,7 @@ def item_list(ctx: Ctx) -> ListResult:
         return crm_deal.item_list(ctx)
     _entity(ctx)
     portal = ctx.portal
-    ufs = portal.uf_names()
+    ufs = portal.crm.uf_names()
 
     def rename(name: str) -> str:
         return item_name_to_upper(name, ufs)
@@ -112,7 +112,7 @@ def item_list(ctx: Ctx) -> ListResult:
     conds = parse_filter(as_dict(ctx.param("filter")), rename)
     order = parse_order(as_dict(ctx.param("order")), rename)
     page = select_page(
-        portal.leads.ids, portal.leads.get, conds, order, parse_start(ctx.param("start")),
+        portal.crm.leads.ids, portal.crm.leads.get, conds, order, parse_start(ctx.param("start")),
         tz=portal.tz,
     )  # fmt: skip
     select = [str(s) for s in as_list(ctx.param("select"))]

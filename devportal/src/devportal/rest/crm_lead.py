@@ -60,10 +60,10 @@ def lead_update(ctx: Ctx) -> bool:
 
 @method("crm.lead.get")
 def lead_get(ctx: Ctx) -> dict[str, Any]:
-    row = ctx.portal.leads.get(_lead_id(ctx.param("id", "ID")))
+    row = ctx.portal.crm.leads.get(_lead_id(ctx.param("id", "ID")))
     if row is None:
         raise not_found_lead()
-    if not ctx.portal.may_read(ctx.user_id, "lead", row):
+    if not ctx.portal.people.may_read(ctx.user_id, "lead", row):
         raise access_denied_old_api()
     return dict(row)
 
@@ -71,7 +71,7 @@ def lead_get(ctx: Ctx) -> dict[str, Any]:
 @method("crm.lead.delete")
 def lead_delete(ctx: Ctx) -> bool:
     lead_id = _lead_id(ctx.param("id", "ID"))
-    if not ctx.portal.leads.delete(lead_id):
+    if not ctx.portal.crm.leads.delete(lead_id):
         raise not_found_lead()
     ctx.emit("ONCRMLEADDELETE", {"FIELDS": {"ID": str(lead_id)}})
     return True
@@ -84,10 +84,10 @@ def lead_list(ctx: Ctx) -> ListResult:
     order = parse_order(as_dict(ctx.param("order", "ORDER")))
     select = [str(s) for s in as_list(ctx.param("select", "SELECT"))]
     page = select_page(
-        portal.leads.ids, portal.leads.get, conds, order, parse_start(ctx.param("start")),
+        portal.crm.leads.ids, portal.crm.leads.get, conds, order, parse_start(ctx.param("start")),
         tz=portal.tz,
     )  # fmt: skip
-    ufs = portal.uf_names()
+    ufs = portal.crm.uf_names()
     return ListResult(
         [select_fields(r, select, ufs, STANDARD) for r in page.rows], page.total, page.next
     )
@@ -110,7 +110,7 @@ def lead_fields(ctx: Ctx) -> dict[str, Any]:
     for kind in MULTIFIELDS:
         out[kind] = {"type": "crm_multifield", "isRequired": False, "isReadOnly": False,
                      "isImmutable": False, "isMultiple": True, "isDynamic": False, "title": kind}  # fmt: skip
-    for uf in ctx.portal.userfields.values():
+    for uf in ctx.portal.crm.userfields.values():
         out[uf["FIELD_NAME"]] = {
             "type": uf["USER_TYPE_ID"], "isRequired": uf["MANDATORY"] == "Y", "isReadOnly": False,
             "isImmutable": False, "isMultiple": uf["MULTIPLE"] == "Y", "isDynamic": True,
@@ -142,10 +142,10 @@ def add_userfield(portal: Any, fields: dict[str, Any]) -> int:
         name = "UF_CRM_" + name
     if len(name) > 50 or not UF_NAME_RE.match(name):
         raise RestError(400, "ERROR_CORE", "Invalid FIELD_NAME")
-    if name in portal.uf_names():
+    if name in portal.crm.uf_names():
         raise RestError(400, "ERROR_CORE", f"Field {name} already exists")
-    uf_id = portal.next_userfield_id
-    portal.next_userfield_id += 1
+    uf_id = portal.crm.next_userfield_id
+    portal.crm.next_userfield_id += 1
     items = []
     for i, entry in enumerate(as_list(fields.get("LIST"))):
         if isinstance(entry, dict) and entry.get("VALUE"):
@@ -171,15 +171,15 @@ def add_userfield(portal: Any, fields: dict[str, Any]) -> int:
     }
     if items or uf["USER_TYPE_ID"] == "enumeration":
         uf["LIST"] = items
-    portal.userfields[uf_id] = uf
-    for row in portal.leads.rows.values():
+    portal.crm.userfields[uf_id] = uf
+    for row in portal.crm.leads.rows.values():
         row.setdefault(name, None)
     return uf_id
 
 
 @method("crm.lead.userfield.list")
 def userfield_list(ctx: Ctx) -> ListResult:
-    rows = {int(u["ID"]): _uf_out(u) for u in ctx.portal.userfields.values()}
+    rows = {int(u["ID"]): _uf_out(u) for u in ctx.portal.crm.userfields.values()}
     page = select_page(
         sorted(rows), rows.get, parse_filter(as_dict(ctx.param("filter"))),
         parse_order(as_dict(ctx.param("order"))), 0,
@@ -189,7 +189,7 @@ def userfield_list(ctx: Ctx) -> ListResult:
 
 @method("crm.lead.userfield.get")
 def userfield_get(ctx: Ctx) -> dict[str, Any]:
-    uf = ctx.portal.userfields.get(_lead_id(ctx.param("id", "ID")))
+    uf = ctx.portal.crm.userfields.get(_lead_id(ctx.param("id", "ID")))
     if uf is None:
         raise RestError(400, "ERROR_NOT_FOUND", "The entity with ID was not found")
     return _uf_out(uf)
@@ -197,7 +197,7 @@ def userfield_get(ctx: Ctx) -> dict[str, Any]:
 
 @method("crm.lead.userfield.update", admin=True)
 def userfield_update(ctx: Ctx) -> bool:
-    uf = ctx.portal.userfields.get(_lead_id(ctx.param("id", "ID")))
+    uf = ctx.portal.crm.userfields.get(_lead_id(ctx.param("id", "ID")))
     if uf is None:
         raise RestError(400, "ERROR_NOT_FOUND", "The entity with ID was not found")
     for key, value in as_dict(ctx.param("fields", "FIELDS")).items():
@@ -208,9 +208,9 @@ def userfield_update(ctx: Ctx) -> bool:
 
 @method("crm.lead.userfield.delete", admin=True)
 def userfield_delete(ctx: Ctx) -> bool:
-    uf = ctx.portal.userfields.pop(_lead_id(ctx.param("id", "ID")), None)
+    uf = ctx.portal.crm.userfields.pop(_lead_id(ctx.param("id", "ID")), None)
     if uf is None:
         raise RestError(400, "ERROR_NOT_FOUND", "The entity with ID was not found")
-    for row in ctx.portal.leads.rows.values():
+    for row in ctx.portal.crm.leads.rows.values():
         row.pop(uf["FIELD_NAME"], None)
     return True

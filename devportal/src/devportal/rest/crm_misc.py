@@ -34,7 +34,9 @@ def stagehistory_list(ctx: Ctx) -> ListResult:
         return crm_deal.stagehistory_list(ctx)
     if str(ctx.param("entityTypeId")) != "1":
         raise RestError(400, "ERROR_ARGUMENT", "entityTypeId: only leads (1) are emulated")
-    return stage_history_list(ctx, ctx.portal.stage_history_ids, ctx.portal.stage_history_by_id.get)
+    return stage_history_list(
+        ctx, ctx.portal.crm.stage_history_ids, ctx.portal.crm.stage_history_by_id.get
+    )
 
 
 @method("crm.timeline.comment.add")
@@ -44,8 +46,8 @@ def timeline_comment_add(ctx: Ctx) -> int:
     if missing:
         raise RestError(400, "ERROR_ARGUMENT", f"Required fields: {', '.join(missing)}")
     portal = ctx.portal
-    comment_id = len(portal.timeline_comments) + 1
-    portal.timeline_comments.append(
+    comment_id = len(portal.crm.timeline_comments) + 1
+    portal.crm.timeline_comments.append(
         {
             "ID": comment_id,
             "ENTITY_ID": int(str(fields["ENTITY_ID"])),
@@ -63,8 +65,8 @@ def create_activity(
 ) -> int:
     """Store an activity (lock held) and touch the owner lead's last-activity fields."""
     ts = time.time() if ts is None else ts
-    act_id = portal.next_activity_id
-    portal.next_activity_id += 1
+    act_id = portal.crm.next_activity_id
+    portal.crm.next_activity_id += 1
     now = portal.now_str(ts)
     row: dict[str, Any] = {
         "ID": str(act_id),
@@ -92,10 +94,10 @@ def create_activity(
         row["PROVIDER_ID"] = {"2": "VOXIMPLANT_CALL", "4": "CRM_EMAIL", "1": "CRM_MEETING"}.get(
             row["TYPE_ID"], "CRM_TODO"
         )
-    portal.activities[act_id] = row
-    portal.activity_ids.append(act_id)
+    portal.crm.activities[act_id] = row
+    portal.crm.activity_ids.append(act_id)
     if row["OWNER_TYPE_ID"] == "1" and row["OWNER_ID"]:
-        lead = portal.leads.get(int(row["OWNER_ID"]))
+        lead = portal.crm.leads.get(int(row["OWNER_ID"]))
         if lead is not None:
             lead["LAST_ACTIVITY_TIME"] = now
             lead["LAST_ACTIVITY_BY"] = str(user_id)
@@ -115,7 +117,7 @@ def activity_add(ctx: Ctx) -> int:
 
 @method("crm.activity.get")
 def activity_get(ctx: Ctx) -> dict[str, Any]:
-    row = ctx.portal.activities.get(int(str(ctx.param("id", "ID") or 0)))
+    row = ctx.portal.crm.activities.get(int(str(ctx.param("id", "ID") or 0)))
     if row is None:
         raise RestError(400, "", "Not found")
     return dict(row)
@@ -125,7 +127,7 @@ def activity_get(ctx: Ctx) -> dict[str, Any]:
 def activity_list(ctx: Ctx) -> ListResult:
     portal = ctx.portal
     page = select_page(
-        portal.activity_ids, portal.activities.get,
+        portal.crm.activity_ids, portal.crm.activities.get,
         parse_filter(as_dict(ctx.param("filter"))), parse_order(as_dict(ctx.param("order"))),
         parse_start(ctx.param("start")), tz=portal.tz,
     )  # fmt: skip

@@ -25,7 +25,7 @@ EXTRA = {None: "process", "S": "success", "F": "failure"}
 def status_out(ctx: Ctx, row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if not k.startswith("_")}
     if row["ENTITY_ID"] == "STATUS" or row["ENTITY_ID"].startswith("DEAL_STAGE"):
-        sem = ctx.portal.status_semantics(row["ENTITY_ID"], row["STATUS_ID"])
+        sem = ctx.portal.crm.status_semantics(row["ENTITY_ID"], row["STATUS_ID"])
         out["SEMANTICS"] = sem
         # The deal "failure reason analysis" stage says "apology" (crm_status_list_DEAL_STAGE).
         extra = "apology" if str(row["STATUS_ID"]).endswith("APOLOGY") else EXTRA[sem]
@@ -37,7 +37,7 @@ def status_out(ctx: Ctx, row: dict[str, Any]) -> dict[str, Any]:
 
 def _get(ctx: Ctx) -> dict[str, Any]:
     try:
-        row = ctx.portal.statuses.get(int(str(ctx.param("id", "ID"))))
+        row = ctx.portal.crm.statuses.get(int(str(ctx.param("id", "ID"))))
     except ValueError:
         row = None
     if row is None:
@@ -49,7 +49,7 @@ def _get(ctx: Ctx) -> dict[str, Any]:
 def status_list(ctx: Ctx) -> ListResult:
     """Not paginated on real portals: every matching row, ordered by SORT by default."""
     conds = parse_filter(as_dict(ctx.param("filter", "FILTER")))
-    rows = [status_out(ctx, r) for r in ctx.portal.statuses.values()]
+    rows = [status_out(ctx, r) for r in ctx.portal.crm.statuses.values()]
     rows = [r for r in rows if matches(r, conds)]
     order = parse_order(as_dict(ctx.param("order", "ORDER"))) or [("SORT", False)]
     for name, desc in reversed(order):
@@ -71,10 +71,10 @@ def status_add(ctx: Ctx) -> int:
         raise RestError(400, "ERROR_CORE", "ENTITY_ID, STATUS_ID and NAME are required")
     if any(
         r["ENTITY_ID"] == entity and r["STATUS_ID"] == status_id
-        for r in ctx.portal.statuses.values()
+        for r in ctx.portal.crm.statuses.values()
     ):
         raise RestError(400, "ERROR_CORE", "The status with this STATUS_ID already exists")
-    row = ctx.portal._add_status(
+    row = ctx.portal.crm.add_status(
         entity, status_id, str(fields["NAME"]), int(fields.get("SORT") or 100),
         str(fields.get("COLOR") or ""), False,
     )  # fmt: skip
@@ -96,7 +96,7 @@ def status_delete(ctx: Ctx) -> bool:
     row = _get(ctx)
     if row["SYSTEM"] == "Y":
         raise RestError(400, "ERROR_CORE", "Can't delete system status")
-    del ctx.portal.statuses[int(row["ID"])]
+    del ctx.portal.crm.statuses[int(row["ID"])]
     return True
 
 
@@ -126,7 +126,7 @@ def status_entity_types(ctx: Ctx) -> list[dict[str, Any]]:
 def status_entity_items(ctx: Ctx) -> list[dict[str, Any]]:
     entity = str(ctx.param("entityId") or "")
     rows = sorted(
-        (r for r in ctx.portal.statuses.values() if r["ENTITY_ID"] == entity),
+        (r for r in ctx.portal.crm.statuses.values() if r["ENTITY_ID"] == entity),
         key=lambda r: int(r["SORT"]),
     )
     return [{"NAME": r["NAME"], "SORT": int(r["SORT"]), "STATUS_ID": r["STATUS_ID"]} for r in rows]

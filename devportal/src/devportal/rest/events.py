@@ -42,7 +42,7 @@ def event_bind(ctx: Ctx) -> bool:
         raise RestError(400, "ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
     auth_type = int(ctx.param("auth_type", "AUTH_TYPE") or 0)
     portal = ctx.portal
-    for binding in portal.events:
+    for binding in portal.bus.bindings:
         if (
             binding["event"] == event
             and binding["handler"] == handler
@@ -50,23 +50,24 @@ def event_bind(ctx: Ctx) -> bool:
             and bool(binding["offline"]) == offline
         ):
             raise RestError(400, "ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!")
-    portal.events.append(
+    portal.bus.bindings.append(
         {
-            "id": portal.next_event_id,
+            "id": portal.bus.next_id,
             "event": event,
             "handler": handler,
             "auth_type": str(auth_type),
             "offline": 1 if offline else 0,
         }
     )
-    portal.next_event_id += 1
+    portal.bus.next_id += 1
     return True
 
 
 @method("event.get")
 def event_get(ctx: Ctx) -> list[dict[str, Any]]:
     return [
-        {k: b[k] for k in ("event", "handler", "auth_type", "offline")} for b in ctx.portal.events
+        {k: b[k] for k in ("event", "handler", "auth_type", "offline")}
+        for b in ctx.portal.bus.bindings
     ]
 
 
@@ -78,7 +79,7 @@ def event_unbind(ctx: Ctx) -> dict[str, int]:
     if not event:
         raise argument_error("event")
     keep, removed = [], 0
-    for binding in ctx.portal.events:
+    for binding in ctx.portal.bus.bindings:
         if (
             binding["event"] == event
             and (not handler or binding["handler"] == handler)
@@ -87,7 +88,7 @@ def event_unbind(ctx: Ctx) -> dict[str, int]:
             removed += 1
         else:
             keep.append(binding)
-    ctx.portal.events[:] = keep
+    ctx.portal.bus.bindings[:] = keep
     return {"count": removed}
 
 

@@ -17,6 +17,7 @@ from devportal.imbot import Session
 from devportal.openlines import OpenLineChat
 from devportal.rest import as_dict
 from devportal.rest import as_list
+from devportal.rest import bot_commands
 from devportal.rest import Ctx
 from devportal.rest import method
 
@@ -49,7 +50,7 @@ def _chat_of_dialog(ctx: Ctx) -> OpenLineChat:
         raise RestError(400, "DIALOG_ID_EMPTY", "Dialog ID can't be empty")
     chat = None
     if dialog.startswith("chat") and dialog[4:].isdigit():
-        chat = ctx.portal.openlines.chats.get(int(dialog[4:]))
+        chat = ctx.portal.chats.lines.chats.get(int(dialog[4:]))
     if chat is None:
         raise RestError(400, "DIALOG_ID_ERROR", "Dialog not found")
     return chat
@@ -60,7 +61,7 @@ def _chat(ctx: Ctx) -> OpenLineChat:
     if raw in (None, ""):
         raise RestError(400, "CHAT_ID_EMPTY", "Chat ID can't be empty")
     try:
-        chat = ctx.portal.openlines.chats.get(int(str(raw)))
+        chat = ctx.portal.chats.lines.chats.get(int(str(raw)))
     except ValueError:
         chat = None
     if chat is None:
@@ -129,6 +130,8 @@ def bot_list(ctx: Ctx) -> dict[str, Any]:
 @method("imbot.v2.chat.message.send")
 def message_send(ctx: Ctx) -> dict[str, Any]:
     bot = _bot(ctx)
+    if str(ctx.param("dialogId", "DIALOG_ID") or "").isdigit():
+        return bot_commands.personal_send(ctx, bot)  # a user's personal dialog with the bot
     chat = _chat_of_dialog(ctx)
     fields = as_dict(ctx.param("fields"))
     text = str(fields.get("message") or "").strip()
@@ -137,7 +140,7 @@ def message_send(ctx: Ctx) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " (...)"
     portal = ctx.portal
-    message = portal.openlines.add_message(chat, int(bot["id"]), "bot", text)
+    message = portal.chats.lines.add_message(chat, int(bot["id"]), "bot", text)
     keyboard = fields.get("keyboard")
     if keyboard:
         buttons = as_list(as_dict(keyboard).get("BUTTONS") if isinstance(keyboard, dict)
@@ -178,11 +181,11 @@ def _hand_to(ctx: Ctx, chat: OpenLineChat, session: Session, operator: int | Non
     session.handed_off_at = time.time()
     if operator:
         chat.members.add(operator)
-        who = portal.users.get(operator, {}).get("NAME", str(operator))
+        who = portal.people.users.get(operator, {}).get("NAME", str(operator))
         text = f"Диалог передан оператору: {who}"
     else:
         text = f"Диалог передан в очередь линии {queue}"
-    portal.openlines.add_message(chat, 0, "system", text)
+    portal.chats.lines.add_message(chat, 0, "system", text)
 
 
 @method("imopenlines.bot.session.operator")
@@ -229,5 +232,5 @@ def session_message_send(ctx: Ctx) -> bool:
     chat = _chat(ctx)
     text = str(ctx.param("MESSAGE") or "")
     if str(ctx.param("NAME") or "DEFAULT").upper() == "DEFAULT" and text:
-        ctx.portal.openlines.add_message(chat, 0, "system", text)
+        ctx.portal.chats.lines.add_message(chat, 0, "system", text)
     return True

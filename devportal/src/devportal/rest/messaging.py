@@ -18,16 +18,16 @@ def _notify(ctx: Ctx, kind: str) -> int:
         raise RestError(400, "USER_ID_EMPTY" if not user_id else "MESSAGE_EMPTY",
                         "Recipient or message is empty")  # fmt: skip
     portal = ctx.portal
-    if int(str(user_id)) not in portal.users:
+    if int(str(user_id)) not in portal.people.users:
         raise RestError(400, "USER_ID_EMPTY", "Recipient not found")
     tag = ctx.param("TAG", "tag")
     if tag:
         # A new notification with the same TAG removes the older ones (documented).
-        for old in portal.notifications:
+        for old in portal.people.notifications:
             if old["tag"] == tag:
                 old["removed"] = True
     note = {
-        "id": len(portal.notifications) + 1,
+        "id": len(portal.people.notifications) + 1,
         "type": kind,
         "user_id": int(str(user_id)),
         "from_user_id": ctx.user_id if kind == "personal" else None,
@@ -39,7 +39,7 @@ def _notify(ctx: Ctx, kind: str) -> int:
         "removed": False,
         "created": portal.now_str(),
     }
-    portal.notifications.append(note)
+    portal.people.notifications.append(note)
     return int(note["id"])
 
 
@@ -66,7 +66,7 @@ def task_add(ctx: Ctx) -> dict[str, Any]:
     if not fields.get("RESPONSIBLE_ID"):
         raise RestError(400, "ERROR_CORE", "Responsible is required")
     portal = ctx.portal
-    task_id = len(portal.tasks) + 1
+    task_id = len(portal.people.tasks) + 1
     task = {
         "id": str(task_id),
         "title": str(fields["TITLE"]),
@@ -82,5 +82,5 @@ def task_add(ctx: Ctx) -> dict[str, Any]:
         "auditors": [str(x) for x in as_list(fields.get("AUDITORS"))],
         "accomplices": [str(x) for x in as_list(fields.get("ACCOMPLICES"))],
     }
-    portal.tasks.append(task)
+    portal.people.tasks.append(task)
     return {"task": task}

@@ -37,7 +37,7 @@ def _chat(ctx: Ctx, crm_type: str, crm_id: int) -> OpenLineChat:
         chat_id = int(str(ctx.param("CHAT_ID")))
     except (TypeError, ValueError):
         raise argument_error("CHAT_ID") from None
-    chat = ctx.portal.openlines.chats.get(chat_id)
+    chat = ctx.portal.chats.lines.chats.get(chat_id)
     if chat is None or (crm_type, crm_id) not in chat.bindings:
         raise RestError(
             400, "CHAT_NOT_IN_CRM", "Chat does not belong to the CRM entity being checked"
@@ -49,14 +49,14 @@ def _chat(ctx: Ctx, crm_type: str, crm_id: int) -> OpenLineChat:
 def chat_get(ctx: Ctx) -> list[dict[str, str]]:
     crm_type, crm_id = _item(ctx)
     active_only = str(ctx.param("ACTIVE_ONLY") or "Y").upper() != "N"
-    chats = ctx.portal.openlines.for_item(crm_type, crm_id, active_only=active_only)
+    chats = ctx.portal.chats.lines.for_item(crm_type, crm_id, active_only=active_only)
     return [c.as_rest() for c in chats]
 
 
 @method("imopenlines.crm.chat.getlastid")
 def chat_last_id(ctx: Ctx) -> int:
     crm_type, crm_id = _item(ctx, empty_code="CRM_CHAT_EMPTY_CRM_DATA")
-    chats = ctx.portal.openlines.for_item(crm_type, crm_id, active_only=False)
+    chats = ctx.portal.chats.lines.for_item(crm_type, crm_id, active_only=False)
     if not chats:
         raise RestError(400, "CRM_CHAT_EMPTY_CRM_DATA", "Could not find CRM object")
     return max(c.id for c in chats)
@@ -70,13 +70,13 @@ def chat_user_add(ctx: Ctx) -> int:
     except (TypeError, ValueError):
         raise argument_error("USER_ID") from None
     if ctx.param("CHAT_ID") in (None, ""):
-        chats = ctx.portal.openlines.for_item(crm_type, crm_id, active_only=False)
+        chats = ctx.portal.chats.lines.for_item(crm_type, crm_id, active_only=False)
         if not chats:
             return 0
         chat = max(chats, key=lambda c: c.id)
     else:
         chat = _chat(ctx, crm_type, crm_id)
-    if user_id not in ctx.portal.users:
+    if user_id not in ctx.portal.people.users:
         raise RestError(400, "CRM_CHAT_USER_NOT_ACTIVE", "User is not active")
     if user_id in chat.members:
         raise RestError(400, "WRONG_REQUEST", "User is already a member of the chat")
@@ -92,18 +92,20 @@ def message_add(ctx: Ctx) -> int:
             raise argument_error(name)
     chat = _chat(ctx, crm_type, crm_id)
     user_id = int(str(ctx.param("USER_ID")))
-    if user_id not in chat.members or user_id not in ctx.portal.users:
+    if user_id not in chat.members or user_id not in ctx.portal.people.users:
         raise RestError(403, "CANCELED", "You cannot send messages to the specified chat")
-    kind = "bot" if ctx.portal.users[user_id].get("IS_BOT") else "operator"
-    message = ctx.portal.openlines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
-    ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.openlines.event_data(chat, message))
+    kind = "bot" if ctx.portal.people.users[user_id].get("IS_BOT") else "operator"
+    message = ctx.portal.chats.lines.add_message(chat, user_id, kind, str(ctx.param("MESSAGE")))
+    ctx.portal.chats.lines.connectors.on_send(chat, message)  # delivered or not: marked later
+    if ctx.portal.chats.lines.reaches_app(chat):  # only the app's own connector's lines
+        ctx.emit("ONOPENLINEMESSAGEADD", ctx.portal.chats.lines.event_data(chat, message))
     return message.id
 
 
 def _history_user(ctx: Ctx, chat: OpenLineChat, user_id: int) -> dict[str, Any]:
     """``users.<id>`` of ``session.history.get``: the client is the connector user."""
     bot = ctx.portal.imbot.bots.get(user_id)
-    user = ctx.portal.users.get(user_id) or {}
+    user = ctx.portal.people.users.get(user_id) or {}
     if user_id == chat.client_user_id:
         name, first, last = f"Guest {user_id}", "Guest", ""
     elif bot is not None:
@@ -137,7 +139,7 @@ def session_history_get(ctx: Ctx) -> dict[str, Any]:
     session_raw, chat_raw = ctx.param("SESSION_ID"), ctx.param("CHAT_ID")
     if session_raw in (None, "") and chat_raw in (None, ""):
         raise RestError(400, "MISSING_REQUIRED_PARAM", "Session ID or Chat ID must be provided")
-    chats = ctx.portal.openlines.chats
+    chats = ctx.portal.chats.lines.chats
     try:
         if session_raw not in (None, ""):
             wanted = int(str(session_raw))
@@ -151,12 +153,13 @@ def session_history_get(ctx: Ctx) -> dict[str, Any]:
             400, "INVALID_SESSION_ID", "Unable to determine session ID from provided parameters"
         )
     key = f"chat{chat.id}"
-    messages = {
+    messages: dict[str, dict[str, Any]] = {
         str(m.id): {
             "id": str(m.id), "chatid": str(chat.id),
             "senderid": "0" if m.kind == "system" else str(m.author_id),
             "recipientid": key, "date": ctx.portal.now_str(m.created),
-            "text": m.text, "textlegacy": m.text, "params": [],
+            "text": m.text, "textlegacy": m.text,
+            "params": ctx.portal.openlines.connectors.params(m.id) or [],
         }
         for m in chat.messages
     }  # fmt: skip

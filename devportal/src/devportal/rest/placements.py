@@ -28,7 +28,7 @@ def placement_bind(ctx: Ctx) -> bool:
     if not handler.startswith(("http://", "https://")):
         raise RestError(400, "ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
     portal = ctx.portal
-    same = [p for p in portal.placements if p["placement"] == code]
+    same = [p for p in portal.widgets.placements if p["placement"] == code]
     if code in SINGLE_INSTANCE and same:
         raise RestError(200, "ERROR_PLACEMENT_MAX_COUNT", "Placement max count reached")
     if any(p["handler"] == handler for p in same):
@@ -36,9 +36,9 @@ def placement_bind(ctx: Ctx) -> bool:
         raise RestError(
             400, "ERROR_CORE", "Unable to set placement handler: Handler already binded"
         )
-    portal.placements.append(
+    portal.widgets.placements.append(
         {
-            "id": portal.next_placement_id,
+            "id": portal.widgets.next_placement_id,
             "placement": code,
             "handler": handler,
             "title": str(ctx.param("TITLE") or ""),
@@ -49,7 +49,7 @@ def placement_bind(ctx: Ctx) -> bool:
             "userId": int(ctx.param("USER_ID") or 0),
         }
     )
-    portal.next_placement_id += 1
+    portal.widgets.next_placement_id += 1
     return True
 
 
@@ -58,7 +58,7 @@ def placement_get(ctx: Ctx) -> list[dict[str, Any]]:
     return [
         {k: p[k] for k in ("placement", "userId", "handler", "options", "title", "description",
                            "langAll")}
-        for p in ctx.portal.placements
+        for p in ctx.portal.widgets.placements
     ]  # fmt: skip
 
 
@@ -74,10 +74,10 @@ def placement_unbind(ctx: Ctx) -> dict[str, int]:
     if not code:
         raise argument_error("PLACEMENT")
     keep, count = [], 0
-    for p in ctx.portal.placements:
+    for p in ctx.portal.widgets.placements:
         if p["placement"] == code and (not handler or p["handler"] == handler):
             count += 2  # documented: counted once when found and once when removed
         else:
             keep.append(p)
-    ctx.portal.placements[:] = keep
+    ctx.portal.widgets.placements[:] = keep
     return {"count": count}

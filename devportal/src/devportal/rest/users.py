@@ -20,7 +20,7 @@ def public_user(user: dict[str, Any]) -> dict[str, Any]:
 
 @method("profile")
 def profile(ctx: Ctx) -> dict[str, Any]:
-    user = ctx.portal.users[ctx.user_id]
+    user = ctx.portal.people.users[ctx.user_id]
     return {
         "ID": user["ID"],
         "ADMIN": bool(user.get("ADMIN")),
@@ -33,12 +33,12 @@ def profile(ctx: Ctx) -> dict[str, Any]:
 
 @method("user.current")
 def user_current(ctx: Ctx) -> dict[str, Any]:
-    return public_user(ctx.portal.users[ctx.user_id])
+    return public_user(ctx.portal.people.users[ctx.user_id])
 
 
 @method("user.admin")
 def user_admin(ctx: Ctx) -> bool:
-    return ctx.portal.is_admin(ctx.user_id)
+    return ctx.portal.people.is_admin(ctx.user_id)
 
 
 @method("user.get")
@@ -49,7 +49,7 @@ def user_get(ctx: Ctx) -> ListResult:
         if key in ctx.params:
             raw.setdefault(key, ctx.params[key])
     rows = {}
-    for uid, user in ctx.portal.users.items():
+    for uid, user in ctx.portal.people.users.items():
         row = public_user(user)
         row["ACTIVE"] = "Y" if user.get("ACTIVE") in (True, "Y") else "N"
         rows[uid] = row
@@ -72,7 +72,7 @@ def department_get(ctx: Ctx) -> ListResult:
         if key in ctx.params:
             raw.setdefault(key, ctx.params[key])
     rows = {}
-    for did, dep in ctx.portal.departments.items():
+    for did, dep in ctx.portal.people.departments.items():
         row: dict[str, Any] = {
             "ID": str(did),
             "NAME": dep["NAME"],

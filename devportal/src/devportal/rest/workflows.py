@@ -32,7 +32,7 @@ DOCUMENT_CLASSES = {
 def template_list(ctx: Ctx) -> ListResult:
     select = [str(s).upper() for s in as_list(ctx.param("SELECT", "select"))] or ["ID"]
     filter_ = {str(k).upper(): v for k, v in as_dict(ctx.param("FILTER", "filter")).items()}
-    templates = list(ctx.portal.workflow_templates)
+    templates = list(ctx.portal.bizproc.workflow_templates)
     order = {
         str(k).upper(): str(v).upper() for k, v in as_dict(ctx.param("ORDER", "order")).items()
     }
@@ -70,7 +70,8 @@ def workflow_start(ctx: Ctx) -> str:
     if raw_template in (None, "", "0"):
         raise RestError(400, "ERROR_WRONG_WORKFLOW_ID", "Empty TEMPLATE_ID")
     template = next(
-        (t for t in ctx.portal.workflow_templates if str(t["ID"]) == str(raw_template)), None
+        (t for t in ctx.portal.bizproc.workflow_templates if str(t["ID"]) == str(raw_template)),
+        None,
     )
     if template is None:
         raise RestError(400, "ERROR_WRONG_WORKFLOW_ID", "Template not found")
@@ -83,7 +84,7 @@ def workflow_start(ctx: Ctx) -> str:
     if template["DOCUMENT_TYPE"] != kind:
         raise RestError(400, "", "Template type and DOCUMENT_ID mismatch!")
     workflow_id = f"{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
-    ctx.portal.workflows.append(
+    ctx.portal.bizproc.workflows.append(
         {
             "id": workflow_id,
             "template_id": int(template["ID"]),

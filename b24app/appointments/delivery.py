@@ -1,0 +1,232 @@
+"""A reminder's chat step under the messengers' rules, and what became of what it sent.
+
+Before writing into the client's chat the app decides whether free text can reach the client
+now (:func:`b24app.reach.channels.free_text_reach`: WhatsApp, Instagram and Facebook 24 h after
+the client's last message, Telegram never first, VK not after error 901). What it knows of a
+chat — its connector, when its client last wrote, a connector's refusal — is a
+:class:`~b24app.storage.models.ClientChat` row, written from the verified client messages
+(:func:`client_wrote`, called by the reply route) and from every history read a send makes.
+When the stored time says "outside the window", the chat's history is read once more before
+giving up (the message events may not reach the app at all: ``docs/appointments.md``).
+
+Delivery, not acceptance: an attempt is ``accepted`` when ``imopenlines.crm.message.add``
+answers; for the connectors whose "not delivered" comes back later
+(:data:`~b24app.reach.channels.LATE_FAILURE_KINDS`) a check at :func:`check_due` reads the
+chat's history back: the connector's mark makes it ``delivered`` or ``failed`` (the reminder
+then falls through to the next channel), a client message after it ``read``; no mark by then
+is ``unknown`` ("accepted, delivery unknown") and stays so — sending the same text again by
+SMS when the platform simply does not show marks would be a duplicate for the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from b24app.bitrix.chat_history import Chat
+from b24app.bitrix.chat_history import history_command
+from b24app.bitrix.chat_history import last_client_message_at
+from b24app.bitrix.chat_history import parse_history
+from b24app.bitrix.client import BitrixClient
+from b24app.reach import Delivery
+from b24app.reach.channels import connector_kind
+from b24app.reach.channels import connector_of
+from b24app.reach.channels import free_text_reach
+from b24app.reach.channels import LATE_FAILURE_KINDS
+from b24app.reach.chat import find_chat
+from b24app.reach.chat import FoundChat
+from b24app.reach.chat import post
+from b24app.reach.chat import read_known
+from b24app.storage.models import ClientChat
+from b24app.storage.models import ReminderAttempt
+
+# Policy minutes after the send when a late "not delivered" is looked for.
+CHECK_MINUTES = 10
+# One check reads, in the same batch, the chats of up to this many other sends of the portal
+# still waiting for theirs: a busy portal pays a fraction of a request per check.
+CHECK_BATCH = 25
+# Attempt states (ReminderAttempt.state); "delivered" and "read" count as delivered.
+ACCEPTED, DELIVERED, READ, FAILED, UNKNOWN = "accepted", "delivered", "read", "failed", "unknown"
+REACHED = (DELIVERED, READ)
+
+
+def chat_facts(session: Session, portal_id: int, chat_id: int | None) -> dict[str, Any] | None:
+    """What the app knows of chat ``chat_id`` (for the send's snapshot), or None."""
+    if not chat_id:
+        return None
+    row = session.scalar(
+        select(ClientChat).where(ClientChat.portal_id == portal_id, ClientChat.chat_id == chat_id)
+    )
+    if row is None:
+        return None
+    return {"chat_id": row.chat_id, "connector": row.connector, "refused": row.refused,
+            "last_inbound_at": row.last_inbound_at, "target": row.target}  # fmt: skip
+
+
+def remember_chat(session: Session, portal_id: int, seen: dict[str, Any]) -> None:
+    """Upsert what a send learned of a chat (``chat_id``, ``connector``, ``last_inbound_at``,
+    ``refused``); a later client message time never goes back."""
+    row = session.scalar(
+        select(ClientChat).where(
+            ClientChat.portal_id == portal_id, ClientChat.chat_id == int(seen["chat_id"])
+        )
+    )
+    if row is None:
+        row = ClientChat(portal_id=portal_id, chat_id=int(seen["chat_id"]), connector="",
+                         refused="")  # fmt: skip
+        session.add(row)
+    if seen.get("connector"):
+        row.connector = str(seen["connector"])[:32]
+    if seen.get("target"):
+        row.target = str(seen["target"])[:32]
+    inbound = seen.get("last_inbound_at")
+    if inbound is not None and (row.last_inbound_at is None or inbound > row.last_inbound_at):
+        row.last_inbound_at = inbound
+        row.refused = ""  # the client wrote: a connector's earlier refusal is over
+    if seen.get("refused"):
+        row.refused = str(seen["refused"])[:32]
+
+
+def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datetime | None) -> None:
+    """A verified client message of ``chat``: the window reopens, and the reminders sent into
+    the chat before it were read."""
+    at = sent_at or last_client_message_at(chat)
+    remember_chat(session, portal_id, {"chat_id": chat.id, "connector": connector_of(
+        chat.entity_id), "last_inbound_at": at})  # fmt: skip
+    if at is None:
+        return
+    session.execute(
+        update(ReminderAttempt)
+        .where(
+            ReminderAttempt.portal_id == portal_id,
+            ReminderAttempt.channel == "chat",
+            ReminderAttempt.detail == f"chat {chat.id}",
+            ReminderAttempt.state.in_((ACCEPTED, DELIVERED, UNKNOWN)),
+            # Bitrix24's message dates are whole seconds: a send in that second came before
+            ReminderAttempt.attempted_at < at + dt.timedelta(seconds=1),
+        )
+        .values(state=READ)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _seen(
+    chat_id: int, connector: str, history: Chat | None, target: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    inbound = last_client_message_at(history) if history is not None else None
+    return {"chat_id": chat_id, "connector": connector, "last_inbound_at": inbound,
+            "target": f"{target[0]}:{target[1]}" if target else ""}  # fmt: skip
+
+
+def _known_target(facts: dict[str, Any], targets: list[tuple[str, int]]) -> tuple[str, int]:
+    """The item the chat was found on, when still one of the appointment's; else the first."""
+    kind, _, item = str(facts.get("target") or "").partition(":")
+    if item.isdigit() and (kind, int(item)) in targets:
+        return kind, int(item)
+    return targets[0]
+
+
+def chat_step(
+    client: BitrixClient, snap: dict[str, Any], targets: list[tuple[str, int]], sender: int,
+    text: str, now: dt.datetime,
+) -> tuple[Delivery, dict[str, Any] | None]:  # fmt: skip
+    """Send ``text`` into the client's chat if its messenger lets it reach the client now;
+    returns the delivery (``error`` = the rule that stopped it) and what was learned of the
+    chat (for :func:`remember_chat`)."""
+    facts = snap.get("chat_facts")
+    if facts and facts.get("connector") and targets:
+        kind = connector_kind(facts["connector"])
+        reach = free_text_reach(kind, facts["last_inbound_at"], now, facts["refused"])
+        seen: dict[str, Any] | None = None
+        if not reach.ok and reach.reason.startswith("window"):
+            history = read_known(client, int(facts["chat_id"]))  # perhaps the client wrote
+            seen = _seen(int(facts["chat_id"]), facts["connector"], history)
+            latest = max((t for t in (seen["last_inbound_at"], facts["last_inbound_at"]) if t),
+                         default=None)  # fmt: skip
+            reach = free_text_reach(kind, latest, now, facts["refused"])
+        if not reach.ok:
+            return Delivery(False, error=reach.reason, chat_id=int(facts["chat_id"])), seen
+        target = _known_target(facts, targets)
+        sent = post(client, target, sender, int(facts["chat_id"]), text, member=True)
+        if sent.ok:
+            return sent, seen
+    found = find_chat(client, targets)
+    if isinstance(found, Delivery):
+        return found, None
+    return _send_found(client, found, sender, text, now)
+
+
+def _send_found(
+    client: BitrixClient, found: FoundChat, sender: int, text: str, now: dt.datetime
+) -> tuple[Delivery, dict[str, Any]]:
+    connector = found.connector or (connector_of(found.history.entity_id) if found.history
+                                    else "")  # fmt: skip
+    seen = _seen(found.chat_id, connector, found.history, found.target)
+    reach = free_text_reach(connector_kind(connector), seen["last_inbound_at"], now)
+    if not reach.ok:
+        return Delivery(False, error=reach.reason, chat_id=found.chat_id), seen
+    member = found.history is not None and sender in found.history.members
+    return post(client, found.target, sender, found.chat_id, text, member=member), seen
+
+
+def needs_check(seen: dict[str, Any] | None, facts: dict[str, Any] | None) -> bool:
+    """Whether a send into this chat is looked at again (its connector fails late)."""
+    connector = (seen or {}).get("connector") or (facts or {}).get("connector") or ""
+    return connector_kind(connector) in LATE_FAILURE_KINDS
+
+
+Check = tuple[int, int, int]  # attempt id, chat id, message id
+
+
+def waiting_checks(session: Session, portal_id: int, exclude: int) -> list[Check]:
+    """Other chat sends of the portal still ``accepted`` (their checks not yet run)."""
+    rows = session.execute(
+        select(ReminderAttempt.id, ReminderAttempt.detail, ReminderAttempt.message_id)
+        .where(
+            ReminderAttempt.portal_id == portal_id,
+            ReminderAttempt.state == ACCEPTED,
+            ReminderAttempt.channel == "chat",
+            ReminderAttempt.message_id.is_not(None),
+            ReminderAttempt.id != exclude,
+        )
+        .order_by(ReminderAttempt.id)
+        .limit(CHECK_BATCH)
+    ).all()
+    found = []
+    for attempt_id, detail, message_id in rows:
+        chat = str(detail or "").removeprefix("chat ").strip()
+        if chat.isdigit() and message_id is not None:
+            found.append((int(attempt_id), int(chat), int(message_id)))
+    return found
+
+
+def read_marks(client: BitrixClient, checks: list[Check]) -> dict[int, tuple[str, str]]:
+    """Attempt id → (state, reason) by the chats' histories, ONE ``batch`` for all; a chat not
+    shown gives no mark. Limits and network errors are raised (the job retries)."""
+    chats = sorted({chat_id for _, chat_id, _ in checks})
+    result = client.batch({f"h{c}": history_command(c) for c in chats}, halt=False)
+    histories = {c: parse_history(result.results.get(f"h{c}"), c) for c in chats}
+    return {attempt: mark_of(histories[chat], message) for attempt, chat, message in checks}
+
+
+def mark_of(history: Chat | None, message_id: int) -> tuple[str, str]:
+    """``(state, reason)`` of a sent message by the chat's history: failed / delivered /
+    read (the client wrote after it) / "" (no mark)."""
+    if history is None:
+        return "", ""
+    message = history.messages.get(int(message_id))
+    if message is None:
+        return "", ""
+    if message.delivery == "failed":
+        return FAILED, message.error or "undelivered"
+    later = [m for m in history.messages.values()
+             if m.sender_id in history.clients and m.id > message.id]  # fmt: skip
+    if later:
+        return READ, ""
+    if message.delivery == "delivered":
+        return DELIVERED, ""
+    return "", ""
