@@ -156,9 +156,9 @@ def reply_job(member_id: str, chat_id: int, message_id: int, optout_claimed: boo
         log.warning("chat %s: message not confirmed by Bitrix24 as the client's", chat_id)
         return "unverified"
     if offered:  # the chat was offered a freed time (b24app/appointments/refill.py)
-        _note_wrote(services, member_id, message)
         taken = refill.answer(services, member_id, message.chat.id, message.text)
         if taken is not None:
+            _note_wrote(services, member_id, message)  # else apply_client_message notes it
             return taken
     return apply_client_message(services, member_id, message)
 

@@ -27,6 +27,20 @@ class ListResult:
     next: int | None = None
 
 
+def paged(
+    ctx: Ctx, rows: list[Any], page: int = 50, wrap: Callable[[list[Any]], Any] | None = None
+) -> ListResult:
+    """One page of ``rows`` from the ``start`` param (Bitrix24's list paging: ``total``, and
+    ``next`` while rows remain); ``wrap`` shapes the page (``{"booking": [...]}``)."""
+    try:
+        start = max(int(str(ctx.param("start") or 0)), 0)
+    except ValueError:
+        start = 0
+    chunk = rows[start : start + page]
+    following = start + page if start + page < len(rows) else None
+    return ListResult(wrap(chunk) if wrap else chunk, total=len(rows), next=following)
+
+
 @dataclass
 class Ctx:
     """What a method sees: the portal, the calling user and the parsed params."""

@@ -20,6 +20,7 @@ from devportal.rest import as_list
 from devportal.rest import Ctx
 from devportal.rest import ListResult
 from devportal.rest import method
+from devportal.rest import paged
 
 PAGE = 50
 
@@ -167,13 +168,7 @@ def booking_list(ctx: Ctx) -> ListResult:
             ids.sort(
                 key=lambda i: store.bookings[i]["datePeriod"][end]["timestamp"], reverse=reverse
             )
-    try:
-        start = max(int(str(ctx.param("start") or 0)), 0)
-    except ValueError:
-        start = 0
-    page = ids[start : start + PAGE]
-    following = start + PAGE if start + PAGE < len(ids) else None
-    return ListResult({"booking": [store.get(i) for i in page]}, total=len(ids), next=following)
+    return paged(ctx, ids, PAGE, lambda page: {"booking": [store.get(i) for i in page]})
 
 
 @method("booking.v1.booking.client.list")

@@ -16,6 +16,7 @@ from devportal.rest import as_list
 from devportal.rest import Ctx
 from devportal.rest import ListResult
 from devportal.rest import method
+from devportal.rest import paged
 from devportal.rest.booking import _int_param
 from devportal.rest.booking import _missing
 from devportal.rest.booking import _period
@@ -80,13 +81,7 @@ def waitlist_list(ctx: Ctx) -> ListResult:
             raise BookingError(0, "Required fields: from, to")
         inside = set(store.created_within(_day(within["from"]), _day(within["to"])))
         ids = [i for i in ids if i in inside]
-    try:
-        start = max(int(str(ctx.param("start") or 0)), 0)
-    except ValueError:
-        start = 0
-    page = ids[start : start + PAGE]
-    following = start + PAGE if start + PAGE < len(ids) else None
-    return ListResult({"waitList": [store.get(i) for i in page]}, total=len(ids), next=following)
+    return paged(ctx, ids, PAGE, lambda page: {"waitList": [store.get(i) for i in page]})
 
 
 @method("booking.v1.waitlist.client.list")

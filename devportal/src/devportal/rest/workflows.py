@@ -17,6 +17,7 @@ from devportal.rest import as_list
 from devportal.rest import Ctx
 from devportal.rest import ListResult
 from devportal.rest import method
+from devportal.rest import paged
 
 PAGE = 50
 FREE_LICENCES = ("free", "basic_free")
@@ -43,14 +44,7 @@ def template_list(ctx: Ctx) -> ListResult:
         if any(str(template.get(k.lstrip("=!<>"))) != str(v) for k, v in filter_.items()):
             continue
         rows.append({k: template[k] for k in select if k in template})
-    try:
-        start = max(int(str(ctx.param("start") or 0)), 0)
-    except ValueError:
-        start = 0
-    page = rows[start : start + PAGE]
-    return ListResult(
-        page, total=len(rows), next=start + PAGE if start + PAGE < len(rows) else None
-    )
+    return paged(ctx, rows, PAGE)
 
 
 def _field_sort_key(key: str, template: dict[str, Any]) -> tuple[int, int, str]:
