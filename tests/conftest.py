@@ -14,14 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine
-from sqlalchemy import text
 
 from b24app import context
 from b24app import create_app
@@ -30,6 +27,7 @@ from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
 from b24app.worker import TIMER_POLICY_MODULES
 from devportal.ports import free_port
+from tests.postgres import empty_postgres_database
 
 pytest_plugins = [
     "tests.plugins.live",
@@ -125,19 +123,9 @@ def redis_server() -> Iterator[RedisServer]:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test session (worker, with xdist)."""
     if os.environ.get("B24APP_TEST_DATABASE", "sqlite") == "postgresql":
-        base = os.environ.get(
-            "B24APP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        )
-        name = f"b24app_test_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
-        yield url
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with empty_postgres_database("b24app_test") as url:
+            upgrade(url)
+            yield url
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "b24app.sqlite")
         upgrade(url)
