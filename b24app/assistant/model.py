@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from b24app.assistant.understanding import ANSWERING_SCORES
 from b24app.assistant.understanding import digits_of
 from b24app.assistant.understanding import find_name
 from b24app.assistant.understanding import INTENTS
@@ -28,7 +29,7 @@ from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
-from b24app.robots.qualifier import ask_json
+from b24app.robots.qualifier import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +49,13 @@ SYSTEM_PROMPT = (
 )
 
 
-# Which score answers the slot being asked for.
-EXPECTED_SCORES = {
-    "service": ("service",),
-    "when": ("when",),
-    "contact": ("phone",),
-    "name": ("name",),
-    "slot": ("choice", "when"),
-    "confirm": ("confirm", "cancel"),
-}
-
-
 def missed(rules: Understanding, expect: str | None) -> bool:
     """The rules understood too little: nothing sure, or not the slot that was asked for."""
     if rules.intents & {"operator", "complaint", "sensitive", "back"}:
         return False
     if rules.confidence < ASK_BELOW:
         return True
-    wanted = EXPECTED_SCORES.get(expect or "", ())
+    wanted = ANSWERING_SCORES.get(expect or "", ())
     return bool(wanted) and not any(rules.scores.get(k, 0) >= ASK_BELOW for k in wanted)
 
 
@@ -103,11 +93,7 @@ class ModelUnderstander:
         timeout: float = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
-        self.url = (api_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
-        self.api_key = api_key
-        self.model = model
-        self.timeout = timeout
-        self.session = session or requests.Session()
+        self.chat = ChatModel.at(api_url, api_key, model, timeout, session)
 
     def understand(
         self,
@@ -143,8 +129,7 @@ class ModelUnderstander:
             },
             ensure_ascii=False,
         )
-        data = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT, user,
-                        self.timeout)  # fmt: skip
+        data = self.chat.ask(SYSTEM_PROMPT, user)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         codes = {s.code for s in services}

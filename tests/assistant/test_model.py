@@ -100,7 +100,7 @@ def test_the_model_rides_the_workers_shared_http_session(services) -> None:  # t
     first = _understander(with_key, {"model": True})
     second = _understander(with_key, {"model": True})
     assert first is not None and second is not None
-    assert first.session is second.session is with_key.http_session()
+    assert first.chat.session is second.chat.session is with_key.http_session()
     assert _understander(with_key, {"model": False}) is None
 
 
