@@ -12,15 +12,15 @@ import datetime as dt
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE
 from marshmallow import fields
 from marshmallow import pre_load
-from marshmallow import Schema
 from marshmallow import validate
 from marshmallow import validates_schema
 from marshmallow import ValidationError
 
 from b24app.robots import definitions as d
+from b24app.schemas import EventAuthSchema
+from b24app.schemas import PayloadSchema
 
 LEAD_DOCUMENT = re.compile(r"^LEAD_([1-9][0-9]{0,17})$")
 DEAL_DOCUMENT = re.compile(r"^DEAL_([1-9][0-9]{0,17})$")
@@ -52,19 +52,12 @@ MESSAGES: dict[str, dict[str, str]] = {
 MAX_MINUTES = 30 * 24 * 60
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class AuthSchema(_Base):
-    member_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    application_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
+class AuthSchema(EventAuthSchema):
     domain = fields.String()
     user_id = fields.String()
 
 
-class RobotCallSchema(_Base):
+class RobotCallSchema(PayloadSchema):
     """The form envelope of a robot call (``robot_handler_call_lead.DERIVED.form.json``)."""
 
     workflow_id = fields.String(validate=validate.Length(max=128))
@@ -209,7 +202,7 @@ def _choice(options: dict[str, str], **kwargs: Any) -> fields.String:
     )
 
 
-class PropertiesSchema(_Base):
+class PropertiesSchema(PayloadSchema):
     """Base of the per-robot property schemas: blank values count as not given."""
 
     @pre_load
