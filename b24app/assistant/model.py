@@ -2,7 +2,7 @@
 ``/chat/completions`` API, asked only when the rules understood too little.
 
 Off unless the portal enables it and ``B24APP_LLM_API_KEY`` is set. The timeout is short
-(default 1.2 s, so a turn stays under the 3 s answer target) and any failure — timeout,
+(``B24APP_ASSISTANT_LLM_TIMEOUT``, default 1.2 s, so a turn stays under the 3 s answer target) and any failure — timeout,
 HTTP error, nonsense — returns the rules' result unchanged. The model never decides a hand-off
 away: intents the rules found stay, and a medical or legal question always goes to a person.
 Phone numbers are masked before the text leaves (the model is a third party).
@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import requests
-
 from b24app.assistant.understanding import ANSWERING_SCORES
 from b24app.assistant.understanding import digits_of
 from b24app.assistant.understanding import find_name
@@ -33,7 +31,6 @@ from b24app.robots.qualifier import ChatModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 1.2
 # Below this the rules "missed" and the model is asked.
 ASK_BELOW = 0.6
 
@@ -84,16 +81,8 @@ def _checked_name(value: Any) -> str | None:
 class ModelUnderstander:
     """Rules first, then the model for what they miss; the rules on any failure."""
 
-    def __init__(
-        self,
-        api_url: str,
-        api_key: str,
-        model: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.chat = ChatModel.at(api_url, api_key, model, timeout, session)
+    def __init__(self, chat: ChatModel) -> None:
+        self.chat = chat
 
     def understand(
         self,
