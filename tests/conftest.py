@@ -43,10 +43,45 @@ pytest_plugins = [
 DATABASE_FIXTURES = frozenset({"database_url", "empty_postgres"})
 
 
+# The longest tests (``--durations`` of ./dev test), longest first: they start first, so the
+# two xdist workers end together instead of one idling while the other runs a long test it
+# picked up last (the SQLite pass collects tests/reliability and tests/test_*.py at the end).
+# Only the order changes; a name no longer here or no longer long costs nothing but order.
+LONG_TESTS = (
+    "tests/reliability/test_load.py::",
+    "tests/test_hostile_input.py::test_every_field_of_every_route_in_every_shape_is_never_a_500",
+    "tests/leads/test_backfill.py::test_backfill_completes_resumes_and_saves_requests",
+    "tests/assistant/test_outbox.py::test_waiting_answers_of_many_chats_share_requests",
+    "tests/appointments/test_reschedule.py::",
+    "tests/leads/test_coalesce.py::test_a_simple_mode_burst_costs_no_request_per_lead",
+    "tests/test_hostile_input.py::test_random_shapes_in_authenticated_payloads_never_500",
+    "tests/reliability/test_faults.py::",
+    "tests/reliability/test_tokens.py::test_concurrent_refresh_in_two_processes_keeps_the_token",
+    "tests/leads/test_deal_backfill.py::test_deal_backfill_completes_resumes_and_saves_requests",
+    "tests/appointments/test_integration.py::",
+    "tests/bitrix/test_client_emulator.py::test_burst_at_the_real_2_per_second_limit",
+    "tests/appointments/test_coexist.py::",
+    "tests/assistant/test_holds.py::",
+    "tests/assistant/test_flow.py::test_two_clients_",
+    "tests/appointments/test_channels.py::",
+    "tests/leads/test_coalesce.py::test_a_burst",
+    "tests/sla/test_integration.py::",
+    "tests/appointments/test_outcome.py::",
+)
+
+
+def _long_first(item: pytest.Item) -> int:
+    return next(
+        (n for n, prefix in enumerate(LONG_TESTS) if item.nodeid.startswith(prefix)),
+        len(LONG_TESTS),
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+    items.sort(key=_long_first)  # stable: the rest keep their order
 
 
 # The documented wire formats the tests feed the app (provenance: tests/fixtures/README.md).

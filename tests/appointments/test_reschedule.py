@@ -63,7 +63,7 @@ def reminded(
     wait_for(lambda: any(a.booking_id == booking for a in appointments(services))
              and len([t for t in appointment_timers(services)
                       if t.state == TimerState.PENDING]) >= 2)  # fmt: skip
-    drive_reminders(services, portal_id)
+    drive_reminders(services, portal_id, spacing=1.0)  # both sent, not 12 s apart
     wait_for(lambda: len(texts(portal, chat.id)) == 2, timeout=90)
     return chat, booking
 
