@@ -104,7 +104,9 @@ def _seed_crm(portal: Any) -> Any:
     from devportal import demo_data
 
     demo_data.prepare_portal(portal)
-    return demo_data.seed_portal(portal)
+    seeded = demo_data.seed_portal(portal)
+    seeded.silent = demo_data.silent_whatsapp_client(portal)
+    return seeded
 
 
 def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -> str:
@@ -135,6 +137,7 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         rollup.refresh_portal(session, portal_id, load_settings(session, portal_id))
     live = demo_data.live_leads(portal)
     demo_data.visit_to_ask_about(portal)
+    silent = _remind_silent_client(services, portal, seeded)
     done = time.perf_counter()
     return (
         f"  seeded:            {seeded.leads:,} journeys over {demo_data.DAYS} days in the CRM "
@@ -146,6 +149,37 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         f"replayed ({t_replayed - t_replay:.1f} s); history ready in {done - started:.1f} s\n"
         f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
         "first-reply reminders fire in 3 minutes, escalations in 30\n"
+        f"  WhatsApp, 24 h window closed: {silent}\n"
+    )
+
+
+def _remind_silent_client(services: Any, portal: Any, seeded: Any, timeout: float = 60.0) -> str:
+    """Book the visit of the WhatsApp client silent for days (devportal.demo_data) and wait
+    until the worker has tried her chat and gone on to the SMS workflow; returns the line to
+    print."""
+    from sqlalchemy import select
+
+    from b24app.storage.models import Appointment
+    from b24app.storage.models import ReminderAttempt
+    from devportal import demo_data
+
+    lead, deal = seeded.silent
+    booking = demo_data.book_silent_client(portal, deal)
+    deadline = time.monotonic() + timeout
+    tried: list[tuple[str, bool, str]] = []
+    while time.monotonic() < deadline:
+        with services.db() as session:
+            tried = [tuple(row) for row in session.execute(
+                select(ReminderAttempt.channel, ReminderAttempt.ok, ReminderAttempt.error)
+                .join(Appointment, Appointment.id == ReminderAttempt.appointment_id)
+                .where(Appointment.booking_id == booking).order_by(ReminderAttempt.id)
+            )]  # fmt: skip
+        if any(ok for _channel, ok, _error in tried):
+            break
+        time.sleep(0.2)
+    went = " → ".join(f"{c} ({'ok' if ok else error})" for c, ok, error in tried) or "not yet"
+    return (
+        f"lead {lead} / deal {deal} (Марина, last wrote {demo_data.SILENT_DAYS} days ago): {went}"
     )
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import heapq
 import logging
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,7 +24,13 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from b24app import context
+from b24app.appointments import delivery
+from b24app.appointments import refill
+from b24app.appointments.booking import process_booking
+from b24app.appointments.outcomes import record_outcome
 from b24app.appointments.remind import APPOINTMENT_POLICY
+from b24app.appointments.remind import check_delivery
+from b24app.appointments.remind import CHECK_POLICY
 from b24app.appointments.remind import claim_appointment_timer
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.remind import send_appointment_reminder
@@ -32,11 +39,14 @@ from b24app.appointments.routes import follow_date_field
 from b24app.context import Services
 from b24app.settings import save_settings
 from b24app.storage.models import Appointment
+from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from b24app.storage.models import VisitOutcome
+from devportal.demo_data import ASKED_MASTER
 from devportal.demo_data import Seeded
 from devportal.demo_data import VISIT_FIELD
 from devportal.demo_data import WORKFLOW_SINCE_DAYS
@@ -46,7 +56,16 @@ SMS_TEMPLATE_ID = 526  # devportal.rest.workflows.default_templates: the lead "S
 # what a client answers a chat reminder with (unconfirmed: the first two weights count)
 # «1» confirms; a client who cannot come and asks for a person is the manager's to move
 # (a «2» alone is talked over in the chat: b24app/appointments/reschedule.py)
-REPLIES = (("1", 0.55), ("Не смогу, позовите администратора", 0.07), ("Спасибо!", 0.05))
+# «move» and «cancel» stand for a request to move the visit to the next day at 15:00 and one
+# to cancel it, talked over in the chat (b24app/appointments/reschedule.py)
+REPLIES = (("1", 0.50), ("Не смогу, позовите администратора", 0.05), ("Спасибо!", 0.05),
+           ("move", 0.12), ("cancel", 0.06))  # fmt: skip
+# a time the app's offer of free times lists («пн 14.12 15:00»): the client takes the first
+OFFERED = re.compile(r"\d{2}\.\d{2} \d{1,2}:\d{2}")
+# The salon's local time (the portal's zone), for the time the client asks to move to
+SALON_OFFSET = dt.timedelta(hours=3)
+SALON_ZONE = "Europe/Moscow"
+REFILL_RESOURCE = 1  # the Booking resource a refilled time is booked on (a master)
 # (moment, order, kind, argument) of the replay's time line
 Step = tuple[dt.datetime, int, str, Any]
 
@@ -74,10 +93,12 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     with _replaying(services, portal) as replay:
         rows = _arm_appointments(replay, portal.member_id, portal_id, seeded)
         counts = {"appointments": len(rows), "reminders": 0, "replies": 0}
-        _play(replay, services, portal, portal_id, now, counts)
-        for appointment_id, _lead, starts in rows:
-            if starts > now:  # still to come: the real worker sends the rest
-                schedule_appointment(services, appointment_id)
+        _play(replay, services, portal, portal_id, now, counts, list(seeded.waitlist))
+        with replay.db() as session:  # the times as the replay left them (some were moved)
+            ahead = session.scalars(select(Appointment.id).where(
+                Appointment.portal_id == portal_id, Appointment.starts_at > now)).all()  # fmt: skip
+        for appointment_id in ahead:  # still to come: the real worker sends the rest
+            schedule_appointment(services, appointment_id)
         with replay.db() as session:
             counts["attempts"] = int(session.scalar(
                 select(func.count(ReminderAttempt.id)).where(ReminderAttempt.portal_id == portal_id)
@@ -98,6 +119,9 @@ def _replaying(services: Services, portal: Any) -> Iterator[Services]:
     # were delivered back then: not now, to a handler that would only drop them.
     with portal.lock:
         portal.bus.held = True
+        # the messengers' marks of messages sent long ago show at once
+        connectors = portal.chats.lines.connectors
+        mark_delay, connectors.mark_delay = connectors.mark_delay, 0.0
     # a line per failed channel is news in a running app, noise in a replay of 1,000 reminders
     chatty = logging.getLogger("b24app.appointments")
     level = chatty.level
@@ -108,6 +132,7 @@ def _replaying(services: Services, portal: Any) -> Iterator[Services]:
         chatty.setLevel(level)
         with portal.lock:
             portal.bus.held = False
+            connectors.mark_delay = mark_delay
         portal.bucket = bucket
         private.flushdb()
         replay.dispose()
@@ -133,10 +158,12 @@ def _arm_appointments(
 
 def _play(
     replay: Services, services: Services, portal: Any, portal_id: int, now: dt.datetime,
-    counts: dict[str, int],
+    counts: dict[str, int], waitlist: list[tuple[int, int, dt.datetime]],
 ) -> None:  # fmt: skip
-    """Reminders at their due times, the SMS workflow set up, the clients' answers a little
-    after a chat reminder: in the order they happened."""
+    """Reminders at their due times and their delivery checks, the SMS workflow set up, the
+    clients' answers a little after a chat reminder (a move or a cancel talked over), a
+    cancelled time refilled from the waitlist and that visit's outcome: in the order they
+    happened."""
     rng = random.Random(7)
     with replay.db() as session:
         timers = session.execute(
@@ -161,12 +188,28 @@ def _play(
             reply = _remind(rng, replay, portal, arg, at)
             if reply is not None:
                 counts["reminders"] += 1
+                order += 1
+                for step in _checks_due(replay, arg):
+                    heapq.heappush(steps, (step[0], order, "check", step[1]))
             if reply:
                 order += 1
                 heapq.heappush(steps, (reply[0], order, "reply", reply[1:]))
+        elif kind == "check":
+            _check(replay, arg, at)
+        elif kind == "came":
+            record_outcome(replay, arg, VisitOutcome.CAME, source="button", by=ASKED_MASTER,
+                           at=at)  # fmt: skip
         else:
-            _client_writes(replay, portal, at, *arg)
+            outcome, follow = _client_writes(replay, portal, at, *arg)
             counts["replies"] += 1
+            order += 1
+            if follow is not None:  # the client answers the bot's question or offer
+                heapq.heappush(steps, (at + dt.timedelta(minutes=rng.uniform(1, 5)), order,
+                                       "reply", (arg[0], follow)))  # fmt: skip
+            visit = _refill(replay, portal, portal_id, waitlist, arg[0], at) if (
+                outcome == "cancelled") else None  # fmt: skip
+            if visit is not None and visit[0] < now:
+                heapq.heappush(steps, (visit[0], order, "came", visit[1]))
 
 
 def _remind(
@@ -183,13 +226,98 @@ def _remind(
     return _client_answer(rng, replay, portal, claimed, at) or ()
 
 
-def _client_writes(replay: Services, portal: Any, at: dt.datetime, chat_id: int, text: str) -> None:
-    """The client's answer in the emulated chat (at its time) and through the reply route."""
+def _checks_due(replay: Services, timer_id: int) -> list[tuple[dt.datetime, int]]:
+    """The delivery check a reminder's chat send armed (b24app/appointments/delivery.py):
+    (due, timer id)."""
+    with replay.db() as session:
+        timer = session.get(Timer, timer_id)
+        if timer is None:
+            return []
+        rows = session.execute(
+            select(Timer.due_at, Timer.id).where(
+                Timer.portal_id == timer.portal_id, Timer.policy == CHECK_POLICY,
+                Timer.level == timer.level, Timer.state == TimerState.PENDING,
+            )
+        ).all()  # fmt: skip
+    return [(due, timer_id) for due, timer_id in rows]
+
+
+def _check(replay: Services, timer_id: int, at: dt.datetime) -> None:
+    """A chat send's delivery check at ``at``, as the check policy runs it
+    (``remind.prepare_delivery_check``, whose send takes no time of its own): the chat read
+    back, its mark recorded, a send found undelivered falling through to the workflow."""
+    with replay.db() as session:
+        timer = session.get(Timer, timer_id)
+        claimed = claim_appointment_timer(replay, session, timer, at) if timer else None
+        if not isinstance(claimed, dict):
+            return
+        attempt = session.get(ReminderAttempt, int(claimed["payload"].get("attempt_id") or 0))
+        waiting = attempt is not None and attempt.state == delivery.ACCEPTED
+        claimed["attempt_state"] = attempt.state if attempt is not None else delivery.UNKNOWN
+        claimed["attempt_error"] = attempt.error if attempt is not None else ""
+        claimed["also_check"] = (
+            delivery.waiting_checks(session, claimed["portal_id"], attempt.id)
+            if attempt is not None and waiting else []
+        )  # fmt: skip
+    check_delivery(replay, claimed, now=at)
+
+
+def _client_writes(
+    replay: Services, portal: Any, at: dt.datetime, chat_id: int, text: str
+) -> tuple[str, str | None]:
+    """The client's answer in the emulated chat (at its time) and through the reply route;
+    returns what the route made of it and what the client writes next (a yes to
+    «отменить?», a time the bot offered)."""
     with portal.lock:
         room = portal.chats.lines.chats[chat_id]
         message = portal.chats.lines.add_message(room, room.client_user_id, "client", text)
         message.created = at.replace(tzinfo=dt.UTC).timestamp()
-    handle_reply(replay, portal.member_id, chat_id, text, now=at)
+    outcome = handle_reply(replay, portal.member_id, chat_id, text, now=at)
+    if outcome == "cancel_asked":
+        return outcome, "Да"
+    if outcome == "times_offered":
+        with portal.lock:
+            offer = portal.chats.lines.chats[chat_id].messages[-1].text
+        found = OFFERED.search(offer)
+        return outcome, found.group(0) if found else None
+    return outcome, None
+
+
+def _refill(
+    replay: Services, portal: Any, portal_id: int, waitlist: list[tuple[int, int, dt.datetime]],
+    chat_id: int, at: dt.datetime,
+) -> tuple[dt.datetime, int] | None:  # fmt: skip
+    """The visit just cancelled in chat ``chat_id``: its time booked at ``at`` for the first
+    waitlist client who asked before, by the refill's own steps (``refill._take``: the time
+    checked free and booked from the waitlist entry; ``refill._record``: the refill
+    counted) — its ``refill_job`` offers only times still ahead of the clock; the booking is
+    then read by the booking event's job body. Returns (when that visit ends, its
+    appointment id), or None."""
+    entry = next((e for e in waitlist if e[2] < at), None)
+    with replay.db() as session:
+        freed = session.execute(
+            select(Appointment.id, Appointment.starts_at, Appointment.service)
+            .where(Appointment.portal_id == portal_id, Appointment.chat_id == chat_id,
+                   Appointment.status == AppointmentStatus.CANCELLED)
+            .order_by(Appointment.starts_at.desc()).limit(1)
+        ).first()  # fmt: skip
+    if entry is None or freed is None:
+        return None
+    waitlist.remove(entry)
+    begin = int(freed.starts_at.replace(tzinfo=dt.UTC).timestamp())
+    offer = {"portal_id": portal_id, "appointment_id": freed.id, "start": begin,
+             "end": begin + 3600, "resource_ids": [REFILL_RESOURCE], "zone": SALON_ZONE,
+             "tz": SALON_ZONE, "service": freed.service or "Визит"}  # fmt: skip
+    mine = {"offer": freed.id, "waitlist_id": entry[0], "contact_id": entry[1]}
+    booking_id = refill._take(replay, portal.member_id, offer, mine, chat_id)
+    if booking_id is None:
+        return None
+    process_booking(replay, portal.member_id, booking_id)
+    refill._record(replay, offer, mine, booking_id)
+    with replay.db() as session:
+        taken = session.scalar(select(Appointment.id).where(
+            Appointment.portal_id == portal_id, Appointment.booking_id == booking_id))  # fmt: skip
+    return (freed.starts_at + dt.timedelta(hours=1), int(taken)) if taken else None
 
 
 def _empty_redis_db(redis: Redis) -> Redis:
@@ -230,6 +358,16 @@ def _client_answer(
     for text, weight in REPLIES:
         if roll < weight:
             answer = at + dt.timedelta(minutes=rng.uniform(2, 90))
-            return (answer, chat_id, text) if answer < starts else None
+            return (answer, chat_id, _wording(text, starts)) if answer < starts else None
         roll -= weight
     return None
+
+
+def _wording(reply: str, starts: dt.datetime) -> str:
+    """What the client writes for ``reply`` about a visit at ``starts`` (naive UTC)."""
+    if reply == "move":
+        day = (starts + SALON_OFFSET + dt.timedelta(days=1)).date()
+        return f"Можно перенести на {day:%d.%m} в 15:00?"
+    if reply == "cancel":
+        return "Отмените, пожалуйста, запись"
+    return reply
