@@ -71,6 +71,10 @@ def test_demo_starts_installs_and_answers_health(running_demo: DemoRun) -> None:
             " WHERE a.outcome = 'came'"
         )
         assert count(came) > 0
+        # No-shows' outcomes recorded, and re-invitations sent to those who agreed to offers
+        assert count("SELECT count(*) FROM appointments WHERE outcome = 'no_show'") > 20
+        fired = "SELECT count(*) FROM timers WHERE policy = 'reinvite' AND state = 'fired'"
+        assert count(fired) > 0
         _silent_client_reminded_by_workflow(running_demo, count)
     finally:
         engine.dispose()

@@ -15,11 +15,13 @@ How it is seeded, fast and through the product's own paths where one exists:
    moments they happened (:func:`devportal.demo_replay.replay_reminders`): each booked lead's visit time (a lead
    date field) read by the date-field route, each reminder claimed and sent over REST —
    the client's open-line chat, else the SMS workflow (set up 45 days ago), else a to-do —
-   and the clients' answers in their chats («1», «не смогу, позовите администратора») through
-   the reply route; walk-ins book the next free hour (too soon for a reminder), and a client
-   the reminder reached misses fewer visits, which is what the dashboard's "reminded vs not" shows;
+   and the clients' answers in their chats («1», «не смогу, позовите администратора», a move,
+   a cancel refilled from Booking's waitlist) through the reply route; walk-ins book the next
+   free hour (too soon for a reminder), and a client the reminder reached misses fewer
+   visits, which is what the dashboard's "reminded vs not" shows;
 5. three new chat leads arrive as real events now: their first-reply timers fire in 3
-   minutes while you watch.
+   minutes while you watch; a WhatsApp client silent for 3 days is booked, and the worker
+   sends her confirmation request by the SMS workflow (her 24 h window is closed).
 
 Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses this module.
 """

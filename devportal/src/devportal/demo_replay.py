@@ -1,7 +1,16 @@
 """The demo salon's appointments replayed through the app's own code (step 4 of
 :mod:`devportal.demo_data`): each booked lead's visit time read by the date-field route,
-each reminder claimed and sent over REST at its due time (chat → SMS workflow → to-do), and
-the clients' «1» / «2» answers in their chats through the reply route.
+each reminder claimed and sent over REST at its due time (chat → SMS workflow → to-do) and
+its chat send checked as the delivery check does (delivered, read, or refused by the
+messenger and fallen through to the workflow); the clients' answers in their chats through
+the reply route — «1» (with a consent to offers, for some), a move to another day or a
+cancel talked over with the bot (b24app/appointments/reschedule.py); a cancelled time
+booked for a client of Booking's waitlist by the refill's own steps, and that visit's
+outcome; the no-shows' outcomes and their re-invitations by the policy's own steps.
+
+Where a product function records the clock's time and takes none of its own, the replay
+sets the time it happened after the call (an appointment's ``created_at``, a re-invitation's
+``fired_at``), and ``refill_job`` (times still ahead only) is replaced by its two steps.
 
 Only the demo (``devportal.demo``) uses this module.
 """
@@ -22,12 +31,17 @@ from redis import ConnectionPool
 from redis import Redis
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from b24app import context
 from b24app.appointments import delivery
 from b24app.appointments import refill
 from b24app.appointments.booking import process_booking
 from b24app.appointments.outcomes import record_outcome
+from b24app.appointments.reinvite import level_for as reinvite_level
+from b24app.appointments.reinvite import prepare_reinvitation
+from b24app.appointments.reinvite import REINVITE_POLICY
+from b24app.appointments.reinvite import schedule_reinvitation
 from b24app.appointments.remind import APPOINTMENT_POLICY
 from b24app.appointments.remind import check_delivery
 from b24app.appointments.remind import CHECK_POLICY
@@ -36,16 +50,21 @@ from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.remind import send_appointment_reminder
 from b24app.appointments.replies import handle_reply
 from b24app.appointments.routes import follow_date_field
+from b24app.consent.contact import Contact
+from b24app.consent.records import record_consent
 from b24app.context import Services
+from b24app.settings import load_settings
 from b24app.settings import save_settings
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
 from b24app.storage.models import VisitOutcome
+from b24app.timers.engine import schedule_job
 from devportal.demo_data import ASKED_MASTER
 from devportal.demo_data import Seeded
 from devportal.demo_data import VISIT_FIELD
@@ -66,6 +85,10 @@ OFFERED = re.compile(r"\d{2}\.\d{2} \d{1,2}:\d{2}")
 SALON_OFFSET = dt.timedelta(hours=3)
 SALON_ZONE = "Europe/Moscow"
 REFILL_RESOURCE = 1  # the Booking resource a refilled time is booked on (a master)
+# Re-invitations after a no-show: this many days after the visit, to the clients who agreed
+# to offers — a share of those who confirm with «1» agree in the same chat.
+REINVITE_DAYS = 7
+CONSENT_SHARE = 0.8
 # (moment, order, kind, argument) of the replay's time line
 Step = tuple[dt.datetime, int, str, Any]
 
@@ -88,22 +111,39 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     with services.db() as session:
         portal_id = session.scalar(select(Portal.id).where(Portal.member_id == portal.member_id))
         assert portal_id is not None
-        save_settings(session, portal_id, {"appointments": {
-            "date_field": {"entity": "lead", "field": VISIT_FIELD}}})  # fmt: skip
+        save_settings(session, portal_id, {
+            "appointments": {"date_field": {"entity": "lead", "field": VISIT_FIELD}},
+            "consent": {"reinvite": {"enabled": True, "after_days": REINVITE_DAYS}},
+        })  # fmt: skip
     with _replaying(services, portal) as replay:
         rows = _arm_appointments(replay, portal.member_id, portal_id, seeded)
-        counts = {"appointments": len(rows), "reminders": 0, "replies": 0}
+        counts = {"appointments": len(rows), "reminders": 0, "replies": 0, "reinvitations": 0}
         _play(replay, services, portal, portal_id, now, counts, list(seeded.waitlist))
         with replay.db() as session:  # the times as the replay left them (some were moved)
             ahead = session.scalars(select(Appointment.id).where(
                 Appointment.portal_id == portal_id, Appointment.starts_at > now)).all()  # fmt: skip
         for appointment_id in ahead:  # still to come: the real worker sends the rest
             schedule_appointment(services, appointment_id)
+        _hand_over(replay, services, portal_id, now)
         with replay.db() as session:
             counts["attempts"] = int(session.scalar(
                 select(func.count(ReminderAttempt.id)).where(ReminderAttempt.portal_id == portal_id)
             ) or 0)  # fmt: skip
     return counts
+
+
+def _hand_over(replay: Services, services: Services, portal_id: int, now: dt.datetime) -> None:
+    """The re-invitations and delivery checks the replay armed for later: their jobs to the
+    real worker's Redis (the replay's own is emptied)."""
+    with replay.db() as session:
+        later = session.execute(
+            select(Timer.id, Timer.job_id, Timer.due_at).where(
+                Timer.portal_id == portal_id, Timer.state == TimerState.PENDING,
+                Timer.policy.in_((REINVITE_POLICY, CHECK_POLICY)),
+            )
+        ).all()  # fmt: skip
+    for timer_id, job_id, due_at in later:
+        schedule_job(services, Timer(id=timer_id, job_id=job_id, due_at=due_at), now)
 
 
 @contextmanager
@@ -152,8 +192,29 @@ def _arm_appointments(
             )
         ).all()
     for appointment_id, lead, _starts in rows:
+        _learned(replay, appointment_id, seeded.booked[int(lead or 0)])
         schedule_appointment(replay, appointment_id, now=seeded.booked[int(lead or 0)])
     return list(rows)
+
+
+def _learned(replay: Services, appointment_id: int, at: dt.datetime) -> None:
+    """The appointment was learned of at ``at`` (the KPI's lead time reads ``created_at``),
+    not now: the routes that create it take no time of their own."""
+    with replay.db() as session:
+        session.execute(update(Appointment).where(Appointment.id == appointment_id)
+                        .values(created_at=at).execution_options(synchronize_session=False))  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Timeline:
+    """The replay's steps, taken in the order they happened (ties: in the order pushed)."""
+
+    steps: list[Step]
+    order: int = 0
+
+    def push(self, at: dt.datetime, kind: str, arg: Any) -> None:
+        self.order += 1
+        heapq.heappush(self.steps, (at, self.order, kind, arg))
 
 
 def _play(
@@ -161,9 +222,9 @@ def _play(
     counts: dict[str, int], waitlist: list[tuple[int, int, dt.datetime]],
 ) -> None:  # fmt: skip
     """Reminders at their due times and their delivery checks, the SMS workflow set up, the
-    clients' answers a little after a chat reminder (a move or a cancel talked over), a
-    cancelled time refilled from the waitlist and that visit's outcome: in the order they
-    happened."""
+    clients' answers a little after a chat reminder (a move or a cancel talked over, a
+    consent given), a cancelled time refilled from the waitlist and that visit's outcome,
+    the no-shows' outcomes and their re-invitations: in the order they happened."""
     rng = random.Random(7)
     with replay.db() as session:
         timers = session.execute(
@@ -174,42 +235,119 @@ def _play(
                 Timer.due_at <= now,
             )  # fmt: skip
         ).all()
-    steps: list[Step] = [(due, i, "remind", timer_id) for i, (timer_id, due) in enumerate(timers)]
-    steps.append((now - dt.timedelta(days=WORKFLOW_SINCE_DAYS), -1, "workflow", None))
-    heapq.heapify(steps)
-    order = len(steps)
-    while steps:
-        at, _, kind, arg = heapq.heappop(steps)
+    line = _Timeline([(due, 0, "remind", timer_id) for timer_id, due in timers])
+    heapq.heapify(line.steps)
+    line.push(now - dt.timedelta(days=WORKFLOW_SINCE_DAYS), "workflow", None)
+    for appointment_id, starts in _no_shows(replay, portal_id, now):
+        line.push(starts + dt.timedelta(minutes=30), "no_show", appointment_id)
+    while line.steps:
+        at, _, kind, arg = heapq.heappop(line.steps)
         if kind == "workflow":
             with services.db() as session:
                 save_settings(session, portal_id, {"appointments": {"workflow": {
                     "template_id": SMS_TEMPLATE_ID, "document_type": "LEAD"}}})  # fmt: skip
         elif kind == "remind":
-            reply = _remind(rng, replay, portal, arg, at)
-            if reply is not None:
-                counts["reminders"] += 1
-                order += 1
-                for step in _checks_due(replay, arg):
-                    heapq.heappush(steps, (step[0], order, "check", step[1]))
-            if reply:
-                order += 1
-                heapq.heappush(steps, (reply[0], order, "reply", reply[1:]))
+            _on_remind(rng, replay, portal, line, arg, at, counts)
         elif kind == "check":
             _check(replay, arg, at)
         elif kind == "came":
             record_outcome(replay, arg, VisitOutcome.CAME, source="button", by=ASKED_MASTER,
                            at=at)  # fmt: skip
+        elif kind == "no_show":
+            _on_no_show(replay, line, arg, at, now)
+        elif kind == "reinvite":
+            counts["reinvitations"] += _reinvite(replay, arg, at)
         else:
-            outcome, follow = _client_writes(replay, portal, at, *arg)
+            _on_reply(rng, replay, portal, portal_id, line, waitlist, at, arg, now)
             counts["replies"] += 1
-            order += 1
-            if follow is not None:  # the client answers the bot's question or offer
-                heapq.heappush(steps, (at + dt.timedelta(minutes=rng.uniform(1, 5)), order,
-                                       "reply", (arg[0], follow)))  # fmt: skip
-            visit = _refill(replay, portal, portal_id, waitlist, arg[0], at) if (
-                outcome == "cancelled") else None  # fmt: skip
-            if visit is not None and visit[0] < now:
-                heapq.heappush(steps, (visit[0], order, "came", visit[1]))
+
+
+def _on_remind(
+    rng: random.Random, replay: Services, portal: Any, line: _Timeline, timer_id: int,
+    at: dt.datetime, counts: dict[str, int],
+) -> None:  # fmt: skip
+    """A reminder due: sent, its delivery check and the client's answer to come."""
+    reply = _remind(rng, replay, portal, timer_id, at)
+    if reply is None:
+        return
+    counts["reminders"] += 1
+    for due, check in _checks_due(replay, timer_id):
+        line.push(due, "check", check)
+    if reply:
+        line.push(reply[0], "reply", reply[1:])
+
+
+def _on_reply(
+    rng: random.Random, replay: Services, portal: Any, portal_id: int, line: _Timeline,
+    waitlist: list[tuple[int, int, dt.datetime]], at: dt.datetime, arg: tuple[int, str],
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    """The client writes in the chat: what the reply route makes of it, and what follows —
+    the client's next message, a consent to offers given with a «1», a freed time refilled."""
+    chat_id, text = arg
+    outcome, follow = _client_writes(replay, portal, at, chat_id, text)
+    if follow is not None:  # the client answers the bot's question or offer
+        line.push(at + dt.timedelta(minutes=rng.uniform(1, 5)), "reply", (chat_id, follow))
+    if outcome == "confirmed" and rng.random() < CONSENT_SHARE:
+        _consent(replay, portal_id, chat_id, at)
+    if outcome == "cancelled":
+        visit = _refill(replay, portal, portal_id, waitlist, chat_id, at)
+        if visit is not None and visit[0] < now:
+            line.push(visit[0], "came", visit[1])
+
+
+def _no_shows(replay: Services, portal_id: int, now: dt.datetime) -> list[tuple[int, dt.datetime]]:
+    """The appointments whose client did not come (the CRM's stage), before ``now``."""
+    with replay.db() as session:
+        rows = session.execute(
+            select(Appointment.id, Appointment.starts_at)
+            .join(Journey, Journey.id == Appointment.journey_id)
+            .where(Appointment.portal_id == portal_id, Journey.no_show_at.is_not(None),
+                   Appointment.starts_at < now - dt.timedelta(hours=1))
+        ).all()  # fmt: skip
+    return [(int(i), starts) for i, starts in rows]
+
+
+def _on_no_show(
+    replay: Services, line: _Timeline, appointment_id: int, at: dt.datetime, now: dt.datetime
+) -> None:
+    """Half an hour after the visit: its outcome (the no-show stage the manager set counts,
+    b24app/appointments/outcomes.py) and the re-invitation armed as the product arms it."""
+    record_outcome(replay, appointment_id, VisitOutcome.NO_SHOW, source="button",
+                   by=ASKED_MASTER, at=at)  # fmt: skip
+    if not schedule_reinvitation(replay, appointment_id, now=at):
+        return
+    with replay.db() as session:
+        timer = session.execute(
+            select(Timer.id, Timer.due_at).where(
+                Timer.policy == REINVITE_POLICY, Timer.level == reinvite_level(appointment_id))
+        ).first()  # fmt: skip
+    if timer is not None and timer.due_at < now:
+        line.push(timer.due_at, "reinvite", int(timer.id))
+
+
+def _reinvite(replay: Services, timer_id: int, at: dt.datetime) -> int:
+    """A re-invitation due at ``at``, by the policy's own steps (consent asked, claimed, sent
+    into the chat); 1 when it went. Its send records the clock's time: the time it went is
+    set to ``at`` after (``send_reinvitation`` takes no time of its own)."""
+    with replay.db() as session:
+        timer = session.get(Timer, timer_id)
+        send = prepare_reinvitation(replay, session, timer, at) if timer is not None else None
+    if not callable(send) or send() != "fired":
+        return 0
+    with replay.db() as session:
+        session.execute(update(Timer).where(Timer.id == timer_id).values(fired_at=at)
+                        .execution_options(synchronize_session=False))  # fmt: skip
+    return 1
+
+
+def _consent(replay: Services, portal_id: int, chat_id: int, at: dt.datetime) -> None:
+    """The client agreed in the chat to hear of free times and offers (the text the salon
+    shows, b24app/consent)."""
+    with replay.db() as session:
+        text = load_settings(session, portal_id)["consent"]["text"]["ru"]
+        record_consent(session, portal_id, Contact(chat_id=chat_id), source="chat", text=text,
+                       channel="telegram", now=at)  # fmt: skip
 
 
 def _remind(
@@ -317,7 +455,10 @@ def _refill(
     with replay.db() as session:
         taken = session.scalar(select(Appointment.id).where(
             Appointment.portal_id == portal_id, Appointment.booking_id == booking_id))  # fmt: skip
-    return (freed.starts_at + dt.timedelta(hours=1), int(taken)) if taken else None
+    if taken is None:
+        return None
+    _learned(replay, int(taken), at)
+    return freed.starts_at + dt.timedelta(hours=1), int(taken)
 
 
 def _empty_redis_db(redis: Redis) -> Redis:
