@@ -191,18 +191,19 @@ def _arm_appointments(
                 Appointment.portal_id == portal_id, Appointment.source == "field"
             )
         ).all()
+    _learned(replay, {int(i): seeded.booked[int(lead or 0)] for i, lead, _starts in rows})
     for appointment_id, lead, _starts in rows:
-        _learned(replay, appointment_id, seeded.booked[int(lead or 0)])
         schedule_appointment(replay, appointment_id, now=seeded.booked[int(lead or 0)])
     return list(rows)
 
 
-def _learned(replay: Services, appointment_id: int, at: dt.datetime) -> None:
-    """The appointment was learned of at ``at`` (the KPI's lead time reads ``created_at``),
-    not now: the routes that create it take no time of their own."""
+def _learned(replay: Services, moments: dict[int, dt.datetime]) -> None:
+    """Each appointment (by id) was learned of at its moment (the KPI's lead time reads
+    ``created_at``), not now: the routes that create one take no time of their own."""
     with replay.db() as session:
-        session.execute(update(Appointment).where(Appointment.id == appointment_id)
-                        .values(created_at=at).execution_options(synchronize_session=False))  # fmt: skip
+        for appointment_id, at in moments.items():
+            session.execute(update(Appointment).where(Appointment.id == appointment_id)
+                            .values(created_at=at).execution_options(synchronize_session=False))  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -457,7 +458,7 @@ def _refill(
             Appointment.portal_id == portal_id, Appointment.booking_id == booking_id))  # fmt: skip
     if taken is None:
         return None
-    _learned(replay, int(taken), at)
+    _learned(replay, {int(taken): at})
     return freed.starts_at + dt.timedelta(hours=1), int(taken)
 
 
