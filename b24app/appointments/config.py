@@ -21,6 +21,9 @@
   at once instead of the reminders already past (the prompt is appended).
 * ``quiet_hours`` — ``from`` / ``to`` (``HH:MM``, the client's local time): no client message
   in between (:mod:`b24app.appointments.quiet`); equal times = none.
+* ``refill`` — a freed time is offered, besides Booking's waitlist, to the clients whose visit
+  was a no-show in the last ``no_show_days`` (0: none) and who gave advertising consent, at
+  most ``no_show_offers`` of them per freed time (:mod:`b24app.appointments.refill`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
         "en": "{client_name}, you are booked: {service} on {date} at {time}.",
     },
     "quiet_hours": {"from": "21:00", "to": "09:00"},
+    "refill": {"no_show_days": 30, "no_show_offers": 5},
 }
 OUTCOME_ASK = ("bot", "task", "off")
 
@@ -99,6 +103,11 @@ class QuietHoursSchema(_Strict):
     to = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
 
 
+class RefillSchema(_Strict):
+    no_show_days = fields.Integer(validate=validate.Range(min=0, max=90))
+    no_show_offers = fields.Integer(validate=validate.Range(min=0, max=20))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -116,6 +125,7 @@ class AppointmentsSchema(_Strict):
     outcome = fields.Nested(OutcomeSchema)
     confirm_request = fields.Nested(PromptSchema)
     quiet_hours = fields.Nested(QuietHoursSchema)
+    refill = fields.Nested(RefillSchema)
 
 
 def _csv(value: Any) -> list[str]:
