@@ -36,9 +36,14 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("B24APP_SLA_SECONDS_PER_MINUTE", "1")
 
 
-def asked_by_task(services: Services, portal: Any, portal_id: int, worker: WorkerProcess) -> Any:
-    """A booked deal of the master, asked by task; returns (deal id, the task)."""
-    deal = setup_deal(services, portal, portal_id, worker)
+@pytest.fixture
+def asked(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
+    live_app: Any, rq_worker: WorkerProcess,
+) -> tuple[Any, int, dict[str, Any]]:  # fmt: skip
+    """A booked deal of the master, asked by task: (the portal, the deal id, the task)."""
+    portal = installed_portal
+    deal = setup_deal(services, portal, portal_id, rq_worker)
     with services.db() as session:
         save_settings(session, portal_id, {"appointments": {"outcome": {"ask": "task"}}})
     book(portal, services, deal, portal.add_contact("Анна", "Петрова"))
@@ -48,15 +53,13 @@ def asked_by_task(services: Services, portal: Any, portal_id: int, worker: Worke
     assert task["responsibleId"] == str(MASTER) and task["ufCrmTask"] == [f"D_{deal}"]
     items = [i["TITLE"] for i in portal.tasks_area.items(int(task["id"]))]
     assert items == ["Пришёл(ла)", "Не пришёл(ла)", "Перенесли"]
-    return deal, task
+    return portal, deal, task
 
 
 def test_the_master_ticks_no_show_and_completes_the_task(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
-    live_app: Any, rq_worker: WorkerProcess,
-) -> None:  # fmt: skip
-    portal = installed_portal
-    deal, task = asked_by_task(services, portal, portal_id, rq_worker)
+    asked: tuple[Any, int, dict[str, Any]], services: Services
+) -> None:
+    portal, deal, task = asked
     task_id = int(task["id"])
     portal.tick_task_item(task_id, "Не пришёл(ла)", by_user=MASTER)
     portal.complete_task(task_id, by_user=MASTER)
@@ -70,11 +73,9 @@ def test_the_master_ticks_no_show_and_completes_the_task(
 
 
 def test_a_stage_moved_by_hand_answers_and_the_app_completes_the_task(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
-    live_app: Any, rq_worker: WorkerProcess,
-) -> None:  # fmt: skip
-    portal = installed_portal
-    deal, task = asked_by_task(services, portal, portal_id, rq_worker)
+    asked: tuple[Any, int, dict[str, Any]], services: Services
+) -> None:
+    portal, deal, task = asked
     assert task["status"] == "2"
     portal.update_deal(deal, {"STAGE_ID": STAGES["came"]}, by_user=MASTER)
     wait_for(lambda: appointments(services)[0].outcome == VisitOutcome.CAME, what="outcome")
@@ -86,11 +87,9 @@ def test_a_stage_moved_by_hand_answers_and_the_app_completes_the_task(
 
 
 def test_a_task_completed_with_nothing_ticked_tells_nothing_and_a_forged_event_is_not_read(
-    emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,
-    live_app: Any, rq_worker: WorkerProcess,
-) -> None:  # fmt: skip
-    portal = installed_portal
-    _, task = asked_by_task(services, portal, portal_id, rq_worker)
+    asked: tuple[Any, int, dict[str, Any]], services: Services, live_app: Any
+) -> None:
+    portal, _, task = asked
     portal.complete_task(int(task["id"]), by_user=MASTER)
     assert portal.emu.wait_idle()
     wait_for(lambda: settled(services), what="the task's event read")
