@@ -237,6 +237,7 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "to": str(form.get("appt_quiet_to") or "00:00").strip(),
         },
         **_outcome_form(form),
+        **_refill_form(form),
     }
 
 
@@ -251,6 +252,15 @@ def _outcome_form(form: dict[str, Any]) -> dict[str, Any]:
             "grace_minutes": str(form.get("appt_outcome_grace") or "").strip() or 0,
         }
     }
+
+
+def _refill_form(form: dict[str, Any]) -> dict[str, Any]:
+    """The page's ``appt_refill_*`` fields (left out when the page has none; blank: kept)."""
+    if "appt_refill_days" not in form:
+        return {}
+    pairs = (("no_show_days", "appt_refill_days"), ("no_show_offers", "appt_refill_offers"))
+    refill = {key: str(form.get(name) or "").strip() for key, name in pairs}
+    return {"refill": {key: value for key, value in refill.items() if value}}
 
 
 def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
@@ -280,4 +290,6 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_outcome_grace": section["outcome"]["grace_minutes"],
         "appt_quiet_from": (section.get("quiet_hours") or {}).get("from") or "",
         "appt_quiet_to": (section.get("quiet_hours") or {}).get("to") or "",
+        "appt_refill_days": section["refill"]["no_show_days"],
+        "appt_refill_offers": section["refill"]["no_show_offers"],
     }
