@@ -352,9 +352,10 @@ def task_job(member_id: str, task_id: int) -> str:
                 or timer.policy != OUTCOME_POLICY or payload.get("task_id") != task_id):  # fmt: skip
             return "not_ours"
         asked = int(timer.recipient_user_id or 0)
-    if payload.get("task_closed"):
-        return "closed"
-    appointment_id = int(payload["appointment_id"])
+        appointment_id = int(payload["appointment_id"])
+        appt = session.get(Appointment, appointment_id)
+        if appt is None or appt.outcome is not None:
+            return "already_known"  # e.g. the event of the app's own tasks.task.complete
     said, completed = read_answer(
         services.bitrix(member_id), task_id, payload.get("task_items") or {}
     )

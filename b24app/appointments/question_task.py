@@ -13,8 +13,8 @@ is a claim, so the task's checklist is read with the app's token
 (``task.checklistitem.getlist``). Assumed where the docs are silent on what a completed task
 "says": the answer is the one of the app's three items that is ticked — exactly one; none or
 several ticked tells nothing, and the question stays open (the administrator's follow-up
-still comes). A ticked item answers whether or not the task was completed; the comments are
-not read (``task.commentitem.getlist`` does not work in the new task card, its docs say).
+still comes). A ticked item answers whether or not the task was completed (and an item ticked
+after completing it too, while the outcome is unknown); the comments are not read (``task.commentitem.getlist`` does not work in the new task card, its docs say).
 
 **Closed** (:func:`close_tasks`): once the outcome is recorded by any route (this task, a
 button, a stage moved by hand, the administrator), every open question task of the
