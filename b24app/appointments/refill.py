@@ -44,6 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from b24app import context
+from b24app.appointments.chat_stop import opt_out_from_chat
 from b24app.appointments.resources import note_booking
 from b24app.assistant import claims
 from b24app.assistant.dialog import fmt_slot
@@ -368,8 +369,9 @@ def watch_offer(
 
 def offer_watch_job(member_id: str, chat_id: int, since_iso: str, step: int, after_id: int) -> str:
     """RQ job: read an offered chat once and apply the client's answers written after the
-    offer (Bitrix24's text and author, the rule of b24app/bitrix/chat_history.py); the next
-    read follows while the offer is open and unanswered."""
+    offer (Bitrix24's text and author, the rule of b24app/bitrix/chat_history.py): an answer to
+    the offer, or a «СТОП» (recorded, the offer withdrawn); the next read follows while the
+    offer is open and unanswered."""
     services = context.current()
     if not waiting(services, member_id, chat_id):
         return "closed"  # answered, taken by another client, or expired
@@ -386,5 +388,8 @@ def offer_watch_job(member_id: str, chat_id: int, since_iso: str, step: int, aft
         outcome = answer(services, member_id, chat_id, message.text)
         if outcome is not None:
             return outcome
+        if classify_reply(message.text) == "optout":  # the offer said how to stop them
+            services.redis.delete(_chat_key(member_id, chat_id))  # and is withdrawn
+            return opt_out_from_chat(services, member_id, message)
     watch_offer(services, member_id, chat_id, since, step + 1, last)
     return "silent"

@@ -1,8 +1,9 @@
 """A freed time offered to recent no-shows with advertising consent, end to end through real
 ``b24app worker`` processes: a booking deleted in Bitrix24 (its ``ONBOOKINGDELETE``, form
 encoded) frees its time; the clients whose visit was a no-show lately and who gave consent
-get the offer in their chat, one without consent and one who wrote «СТОП» after consenting
-do not; two of them answer «да» at once and exactly one booking is made.
+get the offer in their chat, one without consent, one who wrote «СТОП» after consenting and
+one whose no-show is too old do not; a «СТОП» written to the offer is recorded and withdraws
+it; two of them answer «да» at once and exactly one booking is made.
 
 The no-show visits are rows of the past (their outcome recorded as any route records it);
 the consent and the opt-out are recorded as the CRM tab and the chat record them.
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.consent.records import record_consent
 from b24app.consent.records import record_opt_out
 from b24app.context import Services
@@ -70,11 +72,12 @@ def test_a_freed_time_goes_to_one_of_two_no_shows_with_consent_racing(
     configure(services, portal_id, offsets=["20m"])
     portal = installed_portal
     clients: dict[str, tuple[int, Any]] = {}
-    for name, days_ago in (("Галя", 3), ("Зоя", 10), ("Дина", 4), ("Ева", 5), ("Мила", 45)):
+    for name, days_ago in (("Галя", 3), ("Зоя", 10), ("Нина", 12), ("Дина", 4), ("Ева", 5),
+                           ("Мила", 45)):  # fmt: skip
         contact = portal.add_contact(name, "Клиентова")
         no_show(services, portal_id, contact, days_ago)
         clients[name] = (contact, portal.open_chat([("contact", contact)]))
-    for name in ("Галя", "Зоя", "Мила"):
+    for name in ("Галя", "Зоя", "Нина", "Мила"):
         consent(services, portal_id, clients[name][0], then_stop=False)
     consent(services, portal_id, clients["Ева"][0], then_stop=True)  # «СТОП» after consent
     # Дина never consented; Мила's no-show is older than the default 30 days
@@ -86,10 +89,16 @@ def test_a_freed_time_goes_to_one_of_two_no_shows_with_consent_racing(
     wait_for(lambda: any(a.booking_id == booking and a.resource_ids
                          for a in appointments(services)), timeout=90)  # fmt: skip
     portal.delete_booking(booking)
-    for name in ("Галя", "Зоя"):
+    for name in ("Галя", "Зоя", "Нина"):
         wait_for(lambda c=clients[name][1]: offered(portal, c.id), timeout=90)
     text = texts(portal, clients["Галя"][1].id)[-1]
     assert "«СТОП»" in text  # advertising says how to stop it
+    stop_chat = clients["Нина"][1].id
+    portal.client_writes(stop_chat, "СТОП")  # recorded, confirmed once, her offer withdrawn
+    wait_for(lambda: len(texts(portal, stop_chat)) >= 3, timeout=90)
+    with services.db() as session:
+        assert not may_message(session, portal_id, Contact(contact_id=clients["Нина"][0]),
+                               "advertising")  # fmt: skip
     for name in ("Галя", "Зоя"):
         portal.client_writes(clients[name][1].id, "да")
     for name in ("Галя", "Зоя"):
@@ -116,3 +125,4 @@ def test_a_freed_time_goes_to_one_of_two_no_shows_with_consent_racing(
     # freed time go in one job, done before either «да» was answered)
     for name in ("Дина", "Ева", "Мила"):
         assert not offered(portal, clients[name][1].id), name
+    assert len(texts(portal, stop_chat)) == 3  # not told the time is gone: no offer open
