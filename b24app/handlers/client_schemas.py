@@ -22,15 +22,20 @@ class BookingDataSchema(PayloadSchema):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
 
 
-class BookingEventSchema(EventEnvelopeSchema):
+class _IdEventSchema(EventEnvelopeSchema):
+    """An event that names one entity by id (its ``data`` is the subclass's)."""
+
+    event_handler_id = fields.String(validate=validate.Length(max=32))
+    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
+    auth = fields.Nested(EventAuthSchema, required=True)
+
+
+class BookingEventSchema(_IdEventSchema):
     event = fields.String(
         required=True,
         validate=validate.OneOf(("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")),
     )
-    event_handler_id = fields.String(validate=validate.Length(max=32))
     data = fields.Nested(BookingDataSchema, required=True)
-    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
-    auth = fields.Nested(EventAuthSchema, required=True)
 
 
 class OpenLineEventSchema(EventEnvelopeSchema):
@@ -40,17 +45,14 @@ class OpenLineEventSchema(EventEnvelopeSchema):
     auth = fields.Nested(EventAuthSchema, required=True)
 
 
-class TaskFieldsSchema(_Base):
+class TaskFieldsSchema(PayloadSchema):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
 
 
-class TaskDataSchema(_Base):
+class TaskDataSchema(PayloadSchema):
     FIELDS_AFTER = fields.Nested(TaskFieldsSchema, required=True)
 
 
-class TaskEventSchema(_Base):
+class TaskEventSchema(_IdEventSchema):
     event = fields.String(required=True, validate=validate.OneOf(("ONTASKUPDATE",)))
-    event_handler_id = fields.String(validate=validate.Length(max=32))
     data = fields.Nested(TaskDataSchema, required=True)
-    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
-    auth = fields.Nested(EventAuthSchema, required=True)
