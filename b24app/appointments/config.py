@@ -21,6 +21,9 @@
   at once instead of the reminders already past (the prompt is appended).
 * ``quiet_hours`` — ``from`` / ``to`` (``HH:MM``, the client's local time): no client message
   in between (:mod:`b24app.appointments.quiet`); equal times = none.
+* ``refill`` — a freed time is offered, besides Booking's waitlist, to the clients whose visit
+  was a no-show in the last ``no_show_days`` (0: none) and who gave advertising consent, at
+  most ``no_show_offers`` of them per freed time (:mod:`b24app.appointments.refill`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
         "en": "{client_name}, you are booked: {service} on {date} at {time}.",
     },
     "quiet_hours": {"from": "21:00", "to": "09:00"},
+    "refill": {"no_show_days": 30, "no_show_offers": 5},
 }
 OUTCOME_ASK = ("bot", "task", "off")
 
@@ -99,6 +103,11 @@ class QuietHoursSchema(_Strict):
     to = fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
 
 
+class RefillSchema(_Strict):
+    no_show_days = fields.Integer(validate=validate.Range(min=0, max=90))
+    no_show_offers = fields.Integer(validate=validate.Range(min=0, max=20))
+
+
 class AppointmentsSchema(_Strict):
     offsets = BoundedList(fields.String(validate=validate.Regexp(r"^\d{1,4}[mhd]$")), max_items=5)
     channels = BoundedList(
@@ -116,6 +125,7 @@ class AppointmentsSchema(_Strict):
     outcome = fields.Nested(OutcomeSchema)
     confirm_request = fields.Nested(PromptSchema)
     quiet_hours = fields.Nested(QuietHoursSchema)
+    refill = fields.Nested(RefillSchema)
 
 
 def _csv(value: Any) -> list[str]:
@@ -227,6 +237,7 @@ def form_to_changes(form: dict[str, Any]) -> dict[str, Any]:
             "to": str(form.get("appt_quiet_to") or "00:00").strip(),
         },
         **_outcome_form(form),
+        **_refill_form(form),
     }
 
 
@@ -241,6 +252,15 @@ def _outcome_form(form: dict[str, Any]) -> dict[str, Any]:
             "grace_minutes": str(form.get("appt_outcome_grace") or "").strip() or 0,
         }
     }
+
+
+def _refill_form(form: dict[str, Any]) -> dict[str, Any]:
+    """The page's ``appt_refill_*`` fields (left out when the page has none; blank: kept)."""
+    if "appt_refill_days" not in form:
+        return {}
+    pairs = (("no_show_days", "appt_refill_days"), ("no_show_offers", "appt_refill_offers"))
+    refill = {key: str(form.get(name) or "").strip() for key, name in pairs}
+    return {"refill": {key: value for key, value in refill.items() if value}}
 
 
 def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
@@ -270,4 +290,6 @@ def settings_to_form(settings: dict[str, Any]) -> dict[str, Any]:
         "appt_outcome_grace": section["outcome"]["grace_minutes"],
         "appt_quiet_from": (section.get("quiet_hours") or {}).get("from") or "",
         "appt_quiet_to": (section.get("quiet_hours") or {}).get("to") or "",
+        "appt_refill_days": section["refill"]["no_show_days"],
+        "appt_refill_offers": section["refill"]["no_show_offers"],
     }

@@ -14,8 +14,11 @@ The question (setting ``appointments.outcome.ask``): ``bot`` — a message of th
 (the assistant's, b24app/assistant/bot.py) in the user's personal chat, with three buttons
 whose ``COMMAND`` (registered with ``imbot.v2.Command.register``, idempotent, in the same
 batch) brings ``ONIMBOTV2COMMANDADD`` back: :func:`enqueue_answer` → :func:`answer_job`;
-``task`` — a task (``tasks.task.add``) bound to the deal or lead, answered by moving its
-stage; ``off`` — nobody is asked. Without a registered bot the question is a task.
+``task`` — a task bound to the deal or lead with a checklist «Пришёл(ла)» / «Не пришёл(ла)»
+/ «Перенесли», answered by ticking one (read back on ``ONTASKUPDATE``: :func:`task_job`) or
+by moving the stage, and completed by the app once the outcome is known by any route
+(b24app/appointments/question_task.py); ``off`` — nobody is asked. Without a registered bot
+the question is a task.
 
 The answer is a claim: the job records it only when the command names an appointment whose
 question went to **that user** in **that message** (the timer's ``recipient_user_id`` and
@@ -43,6 +46,11 @@ from b24app import context
 from b24app.appointments.outcomes import answer_from_stage
 from b24app.appointments.outcomes import record_outcome
 from b24app.appointments.outcomes import STAGE_WINDOW
+from b24app.appointments.question_task import close_tasks
+from b24app.appointments.question_task import create_task
+from b24app.appointments.question_task import mark_closed
+from b24app.appointments.question_task import question_timer
+from b24app.appointments.question_task import read_answer
 from b24app.assistant.bot import int_id
 from b24app.context import Services
 from b24app.event_queue import enqueue_once
@@ -126,9 +134,11 @@ def arm_question(services: Services, appointment_id: int, now: dt.datetime | Non
     for job_id in stale:
         remove_job(services, job_id)
     if not live:
-        return cancel_where(services, Timer.portal_id == portal_id,
-                            Timer.policy == OUTCOME_POLICY,
-                            Timer.level.like(f"%@{appointment_id}"))  # fmt: skip
+        cancelled = cancel_where(services, Timer.portal_id == portal_id,
+                                 Timer.policy == OUTCOME_POLICY,
+                                 Timer.level.like(f"%@{appointment_id}"))  # fmt: skip
+        close_tasks(services, appointment_id, OUTCOME_POLICY)  # answered: its tasks are done
+        return cancelled
     for job in armed:
         schedule_job(services, job, moment)
     return len(armed)
@@ -206,7 +216,8 @@ def prepare_question(
         return skip(timer, "cancelled")
     journey = session.get(Journey, appt.journey_id) if appt.journey_id else None
     if appt.outcome is not None or answer_from_stage(session, appt, journey) is not None:
-        return skip(timer, "answered")
+        skipped, appointment_id = skip(timer, "answered"), appt.id
+        return lambda: _close_then(services, appointment_id, skipped)
     settings = load_settings(session, portal.id)
     admin = int(settings.get("owner_user_id") or portal.installer_user_id or 1)
     master = int((journey.assigned_by_id if journey is not None else None) or admin)
@@ -225,6 +236,12 @@ def prepare_question(
     payload = dict(timer.payload or {})
     return lambda: send_claimed(services, timer.id, now, payload,
                                 lambda steps: _ask(services, snap, steps))  # fmt: skip
+
+
+def _close_then(services: Services, appointment_id: int, result: str) -> str:
+    """After the timer's transaction: the answered appointment's question tasks close."""
+    close_tasks(services, appointment_id, OUTCOME_POLICY)
+    return result
 
 
 def _local_time(moment: dt.datetime, settings: dict[str, Any]) -> str:
@@ -265,11 +282,7 @@ def _ask(services: Services, snap: dict[str, Any], steps: Steps) -> int:
         steps.mark("question")
         return user
     if snap["mode"] != "bot" and "task" not in steps:
-        crm = [f"D_{snap['deal_id']}"] if snap["deal_id"] else (
-            [f"L_{snap['lead_id']}"] if snap["lead_id"] else [])  # fmt: skip
-        client.call("tasks.task.add", {"fields": {
-            "TITLE": text, "DESCRIPTION": translate(lang, "outcome.task_body"),
-            "RESPONSIBLE_ID": user, "UF_CRM_TASK": crm}})  # fmt: skip
+        steps.payload.update(create_task(services, client, snap, text, steps.timer_id))
         steps.mark("task")
     return user
 
@@ -311,6 +324,48 @@ def answer_job(member_id: str, user_id: int, message_id: int, params: str) -> st
     result = record_outcome(services, appointment_id, outcome, source="button", by=user_id)
     if result == "recorded":
         arm_question(services, appointment_id)  # the administrator's question goes
+    return result
+
+
+def enqueue_task_update(services: Services, member_id: str, task_id: int, ts: int) -> bool:
+    """Queue an ``ONTASKUPDATE`` (only the task's id travels: it is read back)."""
+    job_id = re.sub(r"[^A-Za-z0-9_-]", "_", f"outcome-task-{member_id}-{task_id}-{ts}")
+    return enqueue_once(
+        services.queue("events"), task_job, member_id, int(task_id),
+        job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
+        retry=Retry(max=3, interval=[5, 30, 120]),
+    )  # fmt: skip
+
+
+def task_job(member_id: str, task_id: int) -> str:
+    """RQ job: a task changed; if it is a question task of the app, read it back and record
+    the one answer its checklist tells (b24app/appointments/question_task.py)."""
+    services = context.current()
+    timer_id = question_timer(services, member_id, task_id)
+    if timer_id is None:
+        return "not_ours"  # the portal's other tasks: no database read, no request
+    with services.db() as session:
+        timer = session.get(Timer, timer_id)
+        portal = session.get(Portal, timer.portal_id) if timer is not None else None
+        payload = dict(timer.payload or {}) if timer is not None else {}
+        if (timer is None or portal is None or portal.member_id != member_id
+                or timer.policy != OUTCOME_POLICY or payload.get("task_id") != task_id):  # fmt: skip
+            return "not_ours"
+        asked = int(timer.recipient_user_id or 0)
+        appointment_id = int(payload["appointment_id"])
+        appt = session.get(Appointment, appointment_id)
+        if appt is None or appt.outcome is not None:
+            return "already_known"  # e.g. the event of the app's own tasks.task.complete
+    said, completed = read_answer(
+        services.bitrix(member_id), task_id, payload.get("task_items") or {}
+    )
+    if completed:
+        mark_closed(services, timer_id)  # the person completed it: nothing for the app to close
+    if said is None:
+        return "unanswered"
+    outcome, by = said
+    result = record_outcome(services, appointment_id, outcome, source="task", by=by or asked)
+    arm_question(services, appointment_id)  # the other questions go, their tasks close
     return result
 
 

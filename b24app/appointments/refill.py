@@ -1,28 +1,35 @@
-"""Refill a freed time from Online Booking's waitlist (issue 23, item 3).
+"""Refill a freed time from Online Booking's waitlist and recent no-shows (issue 23, item 3).
 
 When a booking is cancelled or moved — by the client in the reminder's chat
 (:mod:`b24app.appointments.reschedule`), or in Bitrix24 (its event, :mod:`b24app.appointments.
-booking`) — :func:`refill_job` offers the freed time of that
-resource to the clients on Booking's waitlist: the entries made in the last
-:data:`LOOKBACK_DAYS` days (``booking.v1.waitlist.list``, ``filter.createdWithin``) and their
-contacts (``booking.v1.waitlist.client.list``, one ``batch``), each in their open-line chat.
-A waitlist entry names no resource and no day (REST has none; the wish is in its note, for a
-person): every entry is offered the time, at most :data:`MAX_OFFERS`.
+booking`) — :func:`refill_job` offers the freed time of that resource, each in the client's
+open-line chat, to:
+
+* the clients on Booking's waitlist: the entries made in the last :data:`LOOKBACK_DAYS` days
+  (``booking.v1.waitlist.list``, ``filter.createdWithin``) and their contacts
+  (``booking.v1.waitlist.client.list``, one ``batch``). A waitlist entry names no resource and
+  no day (REST has none; the wish is in its note, for a person): every entry is offered the
+  time, at most :data:`MAX_OFFERS`;
+* the clients of this portal whose visit was a no-show in the last
+  ``appointments.refill.no_show_days`` (default 30, at most 90; 0: none), newest first, at most
+  ``no_show_offers`` (default 5, at most 20) — only with a recorded advertising consent newer
+  than any opt-out (:func:`b24app.consent.policy.may_message`, asked when the offer goes: the
+  client did not ask for this one), and not the client who freed the time.
 
 A client's verified «да» in that chat takes the time. It reaches the app the way the client's
 answer to a reminder does: read back from the chat (:func:`offer_watch_job`, at
 :data:`OFFER_READ_MINUTES` after the offer while it is open: the documented route on Telegram,
 WhatsApp, VK and web-chat lines), or on a line of the app's own connector by
 ``ONOPENLINEMESSAGEADD`` (:func:`b24app.appointments.replies.reply_job` routes it here). It
-takes the time — **the first one only**: under the portal's slot lock (the one the
-assistant's claims use, :mod:`b24app.assistant.claims`) the offer is taken once (a Redis
-``SET NX``), the time is checked free again (Bitrix24's bookings, read fresh, and the other
-chats' claims), and ``booking.v1.booking.createfromwaitlist`` books it for the entry. The
-winner is told, and every other client offered the time hears it is gone (once each). A
-refill is a ``slot_refills`` row (the KPI "slots refilled", revenue through its booking).
-
-Recent no-shows are not offered freed times yet: that needs the client's advertising consent,
-which another change records (issue 23, «Reminders that arrive»).
+takes the time — **the first one only**, whichever list the client came from: under the
+portal's slot lock (the one the assistant's claims use, :mod:`b24app.assistant.claims`) the
+offer is taken once (a Redis ``SET NX``), the time is checked free again (Bitrix24's bookings,
+read fresh, and the other chats' claims), and the booking is made —
+``booking.v1.booking.createfromwaitlist`` for a waitlist entry, ``booking.v1.booking.add`` with
+its client (``.client.set``, chained in one ``batch``) for a no-show. The winner is told, and
+every other client offered the time hears it is gone (once each). A refill is a
+``slot_refills`` row (the KPI "slots refilled", revenue through its booking; a no-show's has no
+waitlist entry).
 """
 
 from __future__ import annotations
@@ -33,7 +40,11 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from b24app import context
+from b24app.appointments.chat_stop import opt_out_from_chat
 from b24app.appointments.resources import note_booking
 from b24app.assistant import claims
 from b24app.assistant.dialog import fmt_slot
@@ -43,6 +54,8 @@ from b24app.bitrix.chat_history import client_message
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import BitrixError
+from b24app.consent.contact import Contact
+from b24app.consent.policy import may_message
 from b24app.context import Services
 from b24app.i18n import translate
 from b24app.reach.chat import send_chat
@@ -51,6 +64,8 @@ from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import Appointment
 from b24app.storage.models import Portal
 from b24app.storage.models import SlotRefill
+from b24app.storage.models import utc_now
+from b24app.storage.models import VisitOutcome
 from b24app.timers.engine import as_aware
 from b24app.timers.engine import ceil_second
 from b24app.timers.engine import seconds_per_minute
@@ -111,7 +126,8 @@ def enqueue_refill(services: Services, member_id: str, slot: dict[str, Any]) -> 
 
 
 def refill_job(member_id: str, slot: dict[str, Any]) -> int:
-    """RQ job: offer the freed time to the waitlist's clients; returns the offers sent."""
+    """RQ job: offer the freed time to the waitlist's clients and the recent no-shows with
+    consent (module docstring); returns the offers sent."""
     services = context.current()
     if slot["start"] <= int(dt.datetime.now(dt.UTC).timestamp()):
         return 0  # a time already begun is nobody's to take
@@ -123,21 +139,26 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
         sender = int((settings.get("appointments") or {}).get("sender_user_id")
                      or portal.installer_user_id or 1)  # fmt: skip
         lang, tz = portal.lang or "ru", WorkCalendar.from_settings(settings).time_zone
+        config = settings["appointments"]["refill"]
     resources = ",".join(str(r) for r in slot["resource_ids"])
     once = f"b24app:refill:{member_id}:freed:{resources}:{slot['start']}"
     if not services.redis.set(once, 1, nx=True, ex=OFFER_SECONDS):
         return 0  # the chat's move and the booking's event both report it: offered once
     client = services.bitrix(member_id)
     waiting = _waitlist(client, dt.datetime.now(tz).date())[:MAX_OFFERS]
-    if not waiting:
+    with services.db() as session:
+        no_shows = recent_no_shows(session, slot, config, {c for _, c in waiting})
+    offers = [*waiting, *((None, contact_id) for contact_id in no_shows)]
+    if not offers:
         return 0
     slot = {**slot, "zone": slot["zone"] or str(tz)}
     offer_id = int(services.redis.incr(f"b24app:refill:{member_id}:seq"))
     start = dt.datetime.fromtimestamp(slot["start"], tz).replace(tzinfo=None)
-    text = translate(lang, "refill.offer", when=fmt_slot(start, lang), service=slot["service"])
     ttl = max(60, min(OFFER_SECONDS, slot["start"] - int(dt.datetime.now(dt.UTC).timestamp())))
     offered: list[tuple[int, int]] = []  # (chat id, contact id)
-    for waitlist_id, contact_id in waiting:
+    for waitlist_id, contact_id in offers:
+        key = "refill.offer" if waitlist_id else "refill.offer_no_show"
+        text = translate(lang, key, when=fmt_slot(start, lang), service=slot["service"])
         sent = send_chat(client, [("contact", contact_id)], sender, text)
         if not sent.ok or not sent.chat_id:
             continue
@@ -148,8 +169,43 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
         watch_offer(services, member_id, int(sent.chat_id), _now_naive(), 0, 0)
     record = {**slot, "chats": offered, "sender": sender, "lang": lang, "tz": str(tz)}
     services.redis.set(_offer_key(member_id, offer_id), json.dumps(record), ex=ttl)
-    log.info("freed time offered to %d waitlist clients", len(offered))
+    log.info("freed time offered to %d clients (%d from the waitlist)", len(offered),
+             len(waiting))  # fmt: skip
     return len(offered)
+
+
+def recent_no_shows(
+    session: Session, slot: dict[str, Any], config: dict[str, Any], skip: set[int]
+) -> list[int]:
+    """Contacts whose visit was a no-show in the last ``no_show_days`` and who may be sent
+    advertising now, newest first, at most ``no_show_offers``; never one in ``skip`` nor the
+    client who freed the time."""
+    days, limit = int(config["no_show_days"]), int(config["no_show_offers"])
+    if days <= 0 or limit <= 0:
+        return []
+    freed = session.get(Appointment, int(slot.get("appointment_id") or 0))
+    seen = set(skip) | ({freed.contact_id} if freed is not None and freed.contact_id else set())
+    now = utc_now()
+    rows = session.execute(
+        select(Appointment.contact_id, Appointment.chat_id)
+        .where(Appointment.portal_id == slot["portal_id"],
+               Appointment.outcome == VisitOutcome.NO_SHOW,
+               Appointment.starts_at >= now - dt.timedelta(days=days),
+               Appointment.starts_at <= now, Appointment.contact_id.is_not(None))
+        .order_by(Appointment.starts_at.desc())
+        .limit(10 * limit)
+    )  # fmt: skip
+    chosen: list[int] = []
+    for contact_id, chat_id in rows:
+        if contact_id is None or contact_id in seen:
+            continue
+        seen.add(contact_id)
+        client = Contact(contact_id=contact_id, chat_id=chat_id)
+        if may_message(session, slot["portal_id"], client, "advertising"):
+            chosen.append(int(contact_id))
+            if len(chosen) >= limit:
+                break
+    return chosen
 
 
 def _waitlist(client: BitrixClient, today: dt.date) -> list[tuple[int, int]]:
@@ -192,8 +248,9 @@ def answer(services: Services, member_id: str, chat_id: int, text: str) -> str |
         return None
     offer = json.loads(offer_raw)
     if verdict == "cancel":
+        declined = "refill.declined" if mine["waitlist_id"] else "refill.declined_no_show"
         if services.redis.delete(_chat_key(member_id, chat_id)):
-            _say(services, member_id, offer, (chat_id, mine["contact_id"]), "refill.declined")
+            _say(services, member_id, offer, (chat_id, mine["contact_id"]), declined)
         return "refill_declined"
     booking_id = _take(services, member_id, offer, mine, chat_id)
     if booking_id is None:
@@ -227,12 +284,10 @@ def _take(
             return None
         period = {"from": {"timestamp": offer["start"], "timezone": offer["zone"]},
                   "to": {"timestamp": offer["end"], "timezone": offer["zone"]}}  # fmt: skip
+        fields = {"resourceIds": offer["resource_ids"], "datePeriod": period,
+                  "name": offer["service"]}  # fmt: skip
         try:
-            booking_id = int(client.call("booking.v1.booking.createfromwaitlist", {
-                "waitListId": mine["waitlist_id"],
-                "fields": {"resourceIds": offer["resource_ids"], "datePeriod": period,
-                           "name": offer["service"]},
-            }))  # fmt: skip
+            booking_id = _book(client, fields, mine)
         except BitrixError:
             # refused (the entry left the waitlist, or Bitrix24 sees the time taken): the
             # next «да» may still have it
@@ -243,6 +298,28 @@ def _take(
             "id": booking_id, "resourceIds": offer["resource_ids"], "datePeriod": period,
         })  # fmt: skip
     return booking_id
+
+
+def _book(client: BitrixClient, fields: dict[str, Any], mine: dict[str, Any]) -> int:
+    """Make the booking for the chat's client: from its waitlist entry, or (a no-show) a new
+    booking with the contact as its client, set in the same ``batch`` so the booking's
+    ``ONBOOKINGADD`` finds its client."""
+    if mine["waitlist_id"]:
+        return int(client.call("booking.v1.booking.createfromwaitlist",
+                               {"waitListId": mine["waitlist_id"], "fields": fields}))  # fmt: skip
+    result = client.batch({
+        "book": ("booking.v1.booking.add", {"fields": fields}),
+        "client": ("booking.v1.booking.client.set", {
+            "bookingId": "$result[book][id]",
+            "clients": [{"id": int(mine["contact_id"]),
+                         "type": {"module": "crm", "code": "CONTACT"}}]}),
+    }, halt=True)  # fmt: skip
+    error = result.error("book")
+    if error is not None:
+        raise error
+    if result.error("client") is not None:  # the time is booked all the same: a person links it
+        log.warning("refill booking made, its client refused: %s", result.errors.get("client"))
+    return int((result.results.get("book") or {})["id"])
 
 
 def _record(
@@ -292,8 +369,9 @@ def watch_offer(
 
 def offer_watch_job(member_id: str, chat_id: int, since_iso: str, step: int, after_id: int) -> str:
     """RQ job: read an offered chat once and apply the client's answers written after the
-    offer (Bitrix24's text and author, the rule of b24app/bitrix/chat_history.py); the next
-    read follows while the offer is open and unanswered."""
+    offer (Bitrix24's text and author, the rule of b24app/bitrix/chat_history.py): an answer to
+    the offer, or a «СТОП» (recorded, the offer withdrawn); the next read follows while the
+    offer is open and unanswered."""
     services = context.current()
     if not waiting(services, member_id, chat_id):
         return "closed"  # answered, taken by another client, or expired
@@ -310,5 +388,8 @@ def offer_watch_job(member_id: str, chat_id: int, since_iso: str, step: int, aft
         outcome = answer(services, member_id, chat_id, message.text)
         if outcome is not None:
             return outcome
+        if classify_reply(message.text) == "optout":  # the offer said how to stop them
+            services.redis.delete(_chat_key(member_id, chat_id))  # and is withdrawn
+            return opt_out_from_chat(services, member_id, message)
     watch_offer(services, member_id, chat_id, since, step + 1, last)
     return "silent"

@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app.appointments import refill
 from b24app.appointments import reschedule
+from b24app.appointments.chat_stop import opt_out_from_chat
 from b24app.appointments.delivery import client_wrote
 from b24app.appointments.outcomes import confirm
 from b24app.appointments.store import active_portal
@@ -60,14 +61,10 @@ from b24app.appointments.watch import watch_reminder
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import client_message
 from b24app.bitrix.chat_history import ClientMessage
-from b24app.bitrix.chat_history import parse_bindings
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.chat_history import verify_client_message
-from b24app.consent.contact import contact_of_chat
-from b24app.consent.optout import opt_out_in_chat
 from b24app.context import Services
 from b24app.event_queue import enqueue_once
-from b24app.settings import load_settings
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
@@ -173,7 +170,7 @@ def _note_wrote(services: Services, member_id: str, message: ClientMessage) -> N
 
 def apply_client_message(services: Services, member_id: str, message: ClientMessage) -> str:
     """A message Bitrix24 confirmed as the chat's client's, whichever route brought it: an
-    opt-out is recorded (:func:`_opt_out`), anything else is a reminder's answer. Once per
+    opt-out is recorded (b24app/appointments/chat_stop.py), anything else is a reminder's answer. Once per
     message: the routes (the event, the reads of a watched chat, overlapping watches) may
     bring the same message twice; a failed apply lets a retry take it again."""
     seen = f"b24app:reply-seen:{member_id}:{message.chat.id}:{message.id}"
@@ -182,32 +179,12 @@ def apply_client_message(services: Services, member_id: str, message: ClientMess
     try:
         _note_wrote(services, member_id, message)
         if classify(message.text) == "optout":
-            return _opt_out(services, member_id, message)
+            return opt_out_from_chat(services, member_id, message)
         return handle_reply(services, member_id, message.chat.id, message.text,
                             sent_at=message.sent_at)  # fmt: skip
     except Exception:
         services.redis.delete(seen)
         raise
-
-
-def _opt_out(services: Services, member_id: str, message: ClientMessage) -> str:
-    """«СТОП» in a chat: the client (the chat's CRM contact, else the chat and its author)
-    hears one confirmation, in the chat, about its deal / lead / contact."""
-    chat = message.chat
-    contact = contact_of_chat(chat.entity_data2, chat.id, message.author_id)
-    bound = parse_bindings(chat.entity_data2)
-    target = next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
-    with services.db() as session:
-        portal = active_portal(session, member_id)
-        if portal is None:
-            return "portal_inactive"
-        portal_id, lang = portal.id, portal.lang or "ru"
-        sender = int(load_settings(session, portal_id)["appointments"].get("sender_user_id")
-                     or portal.installer_user_id or 1)  # fmt: skip
-    return opt_out_in_chat(
-        services, services.bitrix(member_id), portal_id, contact, target=target, sender=sender,
-        lang=lang, channel=chat.entity_id.split("|", 1)[0], text=message.text,
-    )  # fmt: skip
 
 
 def handle_reply(
@@ -248,7 +225,7 @@ def handle_reply(
             return "portal_inactive"
         if kind == "other":
             return "left_to_manager"
-        if kind == "optout":  # recorded by reply_job with the message's author (_opt_out)
+        if kind == "optout":  # recorded by reply_job with the message's author (chat_stop)
             return "optout_not_applied"
         if kind == "confirm":
             if appt.status == AppointmentStatus.CONFIRMED:

@@ -3,6 +3,8 @@
 * ``ONBOOKINGADD`` / ``UPDATE`` / ``DELETE``: ``data[ID]`` only (``onbookingadd_event``).
 * ``ONOPENLINEMESSAGEADD``: ``data[DATA][0][connector|chat|message|…]``; the shape is checked
   by :func:`b24app.appointments.replies.parse_message` in the view.
+* ``ONTASKUPDATE``: ``data[FIELDS_AFTER][ID]`` (and ``FIELDS_BEFORE``, ``IS_ACCESSIBLE_*``:
+  ``api-reference/tasks/events-tasks/on-task-update.md``), the task's id only.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ class BookingDataSchema(PayloadSchema):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
 
 
-class BookingEventSchema(EventEnvelopeSchema):
+class _IdEventSchema(EventEnvelopeSchema):
+    """An event that names one entity by id (its ``data`` is the subclass's)."""
+
+    event_handler_id = fields.String(validate=validate.Length(max=32))
+    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
+    auth = fields.Nested(EventAuthSchema, required=True)
+
+
+class BookingEventSchema(_IdEventSchema):
     event = fields.String(
         required=True,
         validate=validate.OneOf(("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")),
     )
-    event_handler_id = fields.String(validate=validate.Length(max=32))
     data = fields.Nested(BookingDataSchema, required=True)
-    ts = fields.Integer(required=True, strict=False, validate=validate.Range(min=0, max=2**40))
-    auth = fields.Nested(EventAuthSchema, required=True)
 
 
 class OpenLineEventSchema(EventEnvelopeSchema):
@@ -36,3 +43,16 @@ class OpenLineEventSchema(EventEnvelopeSchema):
     data = fields.Dict(required=True)
     ts = fields.Integer(strict=False, validate=validate.Range(min=0, max=2**40))
     auth = fields.Nested(EventAuthSchema, required=True)
+
+
+class TaskFieldsSchema(PayloadSchema):
+    ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
+
+
+class TaskDataSchema(PayloadSchema):
+    FIELDS_AFTER = fields.Nested(TaskFieldsSchema, required=True)
+
+
+class TaskEventSchema(_IdEventSchema):
+    event = fields.String(required=True, validate=validate.OneOf(("ONTASKUPDATE",)))
+    data = fields.Nested(TaskDataSchema, required=True)

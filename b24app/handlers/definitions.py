@@ -16,11 +16,13 @@ EVENTS: tuple[str, ...] = (
 # App lifecycle events go to the install blueprint's handler.
 APP_EVENTS: tuple[str, ...] = ("ONAPPUNINSTALL", "ONAPPUPDATE")
 # The client loop (b24app.appointments): Online Booking and open-line messages, each to its own
-# handler. Bound only where the portal granted the scope (booking, imopenlines): a refusal of
-# these does not fail the registration.
+# handler. Bound only where the portal granted the scope (booking, imopenlines, task): a refusal
+# of these does not fail the registration. ONTASKUPDATE reads the outcome question's task back
+# (b24app/appointments/question_task.py).
 CLIENT_EVENTS: dict[str, str] = {
     "ONBOOKINGADD": "/handlers/booking",
     "ONBOOKINGUPDATE": "/handlers/booking",
     "ONBOOKINGDELETE": "/handlers/booking",
     "ONOPENLINEMESSAGEADD": "/handlers/openlines",
+    "ONTASKUPDATE": "/handlers/tasks",
 }

@@ -20,6 +20,7 @@ from b24app.errors import ApiError
 from b24app.handlers import jobs
 from b24app.handlers.client_schemas import BookingEventSchema
 from b24app.handlers.client_schemas import OpenLineEventSchema
+from b24app.handlers.client_schemas import TaskEventSchema
 from b24app.handlers.schemas import EventSchema
 from b24app.web import authenticate
 from b24app.web import read_form
@@ -95,4 +96,22 @@ def openline_event() -> ResponseReturnValue:
     if message is None:
         return {"status": "ignored"}
     queued = enqueue_reply(services(), portal.member_id, message)
+    return {"status": "queued" if queued else "duplicate"}
+
+
+@bp.post("/tasks")
+def task_event() -> ResponseReturnValue:
+    """``ONTASKUPDATE`` (the task's id only): queued; the job reads the task back when it is
+    one of the app's outcome questions (b24app/appointments/question_task.py).
+
+    :raise 400: malformed envelope. :raise 403: unknown portal or wrong token.
+    """
+    from b24app.appointments.question import enqueue_task_update
+
+    payload = TaskEventSchema().load(read_form())
+    auth = payload["auth"]
+    portal = authenticate(auth["member_id"], auth["application_token"])
+    task_id = payload["data"]["FIELDS_AFTER"]["ID"]
+    queued = enqueue_task_update(services(), portal.member_id, task_id, payload["ts"])
+    metrics.EVENTS_IN.labels(event=payload["event"]).inc()
     return {"status": "queued" if queued else "duplicate"}

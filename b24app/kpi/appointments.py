@@ -13,7 +13,8 @@ reminders and confirmations are worth, where no-shows come from, and reminder de
   **source**, its **master** (the responsible user), the **day of week** (portal time zone)
   and the **lead time** (how far ahead the app learned of it: same day, 1–3, 4–7, 8+ days).
 * **Rebooking**: visits moved (the client in the chat, the booking moved, or the outcome
-  "moved"), cancelled, and freed times refilled from the waitlist with their revenue.
+  "moved"), cancelled, and freed times refilled (from the waitlist or by a recent no-show:
+  ``refilled_no_show``) with their revenue.
 * **Delivery rate** per channel = attempts that went through / attempts × 100, over the
   attempts made in the period (a reminder that fell through the chat to the workflow is one
   failed chat attempt and one delivered workflow attempt).
@@ -184,8 +185,9 @@ def _rebooking(
     session: Session, portal_id: int, start: dt.datetime, end: dt.datetime
 ) -> dict[str, Any]:
     """Visits moved (moved in the period, or their outcome "moved"), cancelled (their time in
-    the period) and freed times refilled from the waitlist, with the refilled visits' revenue
-    (the opportunity of the journeys that came, through the refill's booking)."""
+    the period) and freed times refilled — of them by recent no-shows (a refill with no waitlist
+    entry, b24app/appointments/refill.py) — with the refilled visits' revenue (the opportunity
+    of the journeys that came, through the refill's booking)."""
     moved = session.scalar(
         select(func.count(Appointment.id)).where(
             Appointment.portal_id == portal_id,
@@ -200,9 +202,10 @@ def _rebooking(
             Appointment.starts_at >= start, Appointment.starts_at < end,
         )
     )  # fmt: skip
-    refilled, revenue = session.execute(
+    refilled, from_no_shows, revenue = session.execute(
         select(
             func.count(func.distinct(SlotRefill.id)),
+            func.count(func.distinct(case((SlotRefill.waitlist_id.is_(None), SlotRefill.id)))),
             func.sum(case((Journey.came_at.is_not(None), Journey.opportunity), else_=0)),
         )
         .select_from(SlotRefill)
@@ -213,7 +216,8 @@ def _rebooking(
                SlotRefill.starts_at < end)
     ).one()  # fmt: skip
     return {"moved": int(moved or 0), "cancelled": int(cancelled or 0),
-            "refilled": int(refilled or 0), "refill_revenue": float(revenue or 0)}  # fmt: skip
+            "refilled": int(refilled or 0), "refilled_no_show": int(from_no_shows or 0),
+            "refill_revenue": float(revenue or 0)}  # fmt: skip
 
 
 def appointment_kpis(

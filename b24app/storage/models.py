@@ -523,8 +523,9 @@ class ClientChat(Base):
 
 
 class SlotRefill(Base):
-    """A freed time given to a client from Booking's waitlist (issue 23 item 3): counted by the
-    KPI "slots refilled"; their revenue through ``booking_id`` → the appointment → the journey."""
+    """A freed time given to a client from Booking's waitlist or a recent no-show (issue 23
+    item 3): counted by the KPI "slots refilled"; their revenue through ``booking_id`` → the
+    appointment → the journey."""
 
     __tablename__ = "slot_refills"
     __table_args__ = (Index("ix_slot_refills_portal", "portal_id", "starts_at"),)
@@ -532,6 +533,7 @@ class SlotRefill(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
     booking_id: Mapped[int] = mapped_column(Integer)  # the booking made for the client
+    # the waitlist entry served; None: offered to a recent no-show (b24app/appointments/refill.py)
     waitlist_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     contact_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # the appointment that freed the time (cancelled or moved)

@@ -66,8 +66,8 @@ def test_no_show_rate_by_source_master_weekday_lead_time_and_confirmation(
 
 
 def test_moves_cancels_and_refilled_times_with_their_revenue(services: Any, portal_id: int) -> None:
-    """Moved in the period (or the outcome "moved"), cancelled, refilled from the waitlist:
-    the revenue is that of the refilled visits that came, through the refill's booking."""
+    """Moved in the period (or the outcome "moved"), cancelled, refilled (from the waitlist, or
+    by a recent no-show: no waitlist entry): the revenue is that of the refilled visits that came, through the refill's booking."""
     seed(services, portal_id)
     with services.db() as session:
         came = lead(portal_id, 3, MON, came_at=MON + dt.timedelta(days=4), opportunity="6500")
@@ -82,12 +82,19 @@ def test_moves_cancels_and_refilled_times_with_their_revenue(services: Any, port
             _appt(portal_id, missed.id, MON + dt.timedelta(days=5, hours=2),
                   moved_at=START - dt.timedelta(days=3)),
             SlotRefill(portal_id=portal_id, booking_id=501, starts_at=MON + dt.timedelta(days=4)),
-            SlotRefill(portal_id=portal_id, booking_id=502, starts_at=MON + dt.timedelta(days=5)),
+            SlotRefill(portal_id=portal_id, booking_id=502, starts_at=MON + dt.timedelta(days=5),
+                       waitlist_id=7),
             SlotRefill(portal_id=portal_id, booking_id=503, starts_at=END + dt.timedelta(days=1)),
         ])  # fmt: skip
     with services.db() as session:
         k = appointment_kpis(session, portal_id, START, END, "Europe/Moscow")
-    assert k["rebooking"] == {"moved": 2, "cancelled": 1, "refilled": 2, "refill_revenue": 6500.0}
+    assert k["rebooking"] == {
+        "moved": 2,
+        "cancelled": 1,
+        "refilled": 2,
+        "refilled_no_show": 1,
+        "refill_revenue": 6500.0,
+    }  # 501 went to a no-show: no waitlist entry
 
 
 def test_lead_time_buckets() -> None:

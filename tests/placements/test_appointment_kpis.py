@@ -13,3 +13,4 @@ def test_the_dashboard_shows_the_no_show_tables(framed: Any, services: Any) -> N
     for table in ("confirmed-vs", "by-source", "by-master", "by-weekday", "by-lead-time"):
         assert f'id="appt-{table}"' in html, table
     assert "за 8+ дней" in html and "понедельник" in html and "не подтверждены" in html
+    assert 'id="appt-refilled-no-show"' in html and "не пришедшими ранее" in html

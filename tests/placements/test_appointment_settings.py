@@ -20,7 +20,9 @@ def test_settings_page_saves_the_appointment_section(framed: Any, services: Any)
         appt_text_param="reminder_text", appt_time_param="appointment_time",
         appt_field_entity="deal", appt_field="UF_CRM_VISIT",
         appt_prompt_ru="1 — да, 2 — нет", appt_prompt_en="1 — yes, 2 — no",
+        appt_refill_days="14", appt_refill_offers="3",
     )  # fmt: skip
+    assert 'name="appt_refill_days"' in html
     response = framed.client.post("/app/settings", data=form)
     assert response.status_code == 200 and 'id="settings-saved"' in response.get_data(as_text=True)
     with services.db() as session:
@@ -29,8 +31,11 @@ def test_settings_page_saves_the_appointment_section(framed: Any, services: Any)
     assert section["channels"] == ["workflow", "chat", "todo"]
     assert section["workflow"]["template_id"] == 525 and section["sender_user_id"] == 2
     assert section["date_field"] == {"entity": "deal", "field": "UF_CRM_VISIT"}
+    assert section["refill"] == {"no_show_days": 14, "no_show_offers": 3}
     bad = framed.client.post("/app/settings", data={**form, "appt_channels": "sms"})
     assert bad.status_code == 400
+    too_far = framed.client.post("/app/settings", data={**form, "appt_refill_days": "400"})
+    assert too_far.status_code == 400
     with services.db() as session:
         assert load_settings(session, framed.portal_id)["appointments"]["channels"][0] == "workflow"
 

@@ -42,6 +42,7 @@ from devportal.limits import OperatingTime
 from devportal.oauth import TokenPair
 from devportal.people import People
 from devportal.shortcuts import Shortcuts
+from devportal.tasks import Tasks
 from devportal.waitlist import WaitlistStore
 from devportal.widgets import php_json
 from devportal.widgets import Widgets
@@ -96,6 +97,7 @@ class Portal(Shortcuts):
         self.booking = Bookings(self)
         self.waitlist = WaitlistStore()  # booking.v1.waitlist.* (devportal/rest/waitlist.py)
         self.chats = Chats(self)
+        self.tasks_area = Tasks(self)  # tasks.task.* (devportal/rest/tasks.py)
         self.imbot = ImBots()
         self.bizproc = Bizproc(self)
         self.widgets = Widgets(self)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from devportal.lifecycle import AppLifecycle
     from devportal.openlines import OpenLines
     from devportal.people import People
+    from devportal.tasks import Tasks
     from devportal.widgets import Widgets
 
 
@@ -47,6 +48,7 @@ class Shortcuts:
     crm: Crm
     booking: Bookings
     chats: Chats
+    tasks_area: Tasks  # ``portal.tasks`` is the list of tasks (below)
     bizproc: Bizproc
     widgets: Widgets
 
@@ -87,6 +89,8 @@ class Shortcuts:
         self.move_booking = self.booking.move_booking
         self.delete_booking = self.booking.delete_booking
         self.open_chat = self.chats.open_chat
+        self.tick_task_item = self.tasks_area.tick
+        self.complete_task = self.tasks_area.complete_task
         self.client_writes = self.chats.client_writes
         self.operator_writes = self.chats.operator_writes
         self.employee_posts = self.chats.employee_posts

@@ -19,6 +19,7 @@ from devportal.rest import imbot  # noqa: F401
 from devportal.rest import messaging  # noqa: F401
 from devportal.rest import openlines  # noqa: F401
 from devportal.rest import placements  # noqa: F401
+from devportal.rest import tasks  # noqa: F401
 from devportal.rest import users  # noqa: F401
 from devportal.rest import waitlist  # noqa: F401
 from devportal.rest import workflows  # noqa: F401

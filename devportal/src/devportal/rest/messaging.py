@@ -1,12 +1,8 @@
-"""``im.notify.system.add``, ``im.notify.personal.add``, ``tasks.task.add``."""
+"""``im.notify.system.add``, ``im.notify.personal.add`` (tasks: devportal/rest/tasks.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from devportal.errors import RestError
-from devportal.rest import as_dict
-from devportal.rest import as_list
 from devportal.rest import Ctx
 from devportal.rest import method
 
@@ -56,31 +52,3 @@ def notify_personal(ctx: Ctx) -> int:
 @method("im.notify")
 def notify_legacy(ctx: Ctx) -> int:
     return _notify(ctx, "system" if str(ctx.param("type")) == "SYSTEM" else "personal")
-
-
-@method("tasks.task.add")
-def task_add(ctx: Ctx) -> dict[str, Any]:
-    fields = as_dict(ctx.param("fields"))
-    if not fields.get("TITLE"):
-        raise RestError(400, "ERROR_CORE", "Title is required")
-    if not fields.get("RESPONSIBLE_ID"):
-        raise RestError(400, "ERROR_CORE", "Responsible is required")
-    portal = ctx.portal
-    task_id = len(portal.people.tasks) + 1
-    task = {
-        "id": str(task_id),
-        "title": str(fields["TITLE"]),
-        "description": str(fields.get("DESCRIPTION") or ""),
-        "responsibleId": str(fields["RESPONSIBLE_ID"]),
-        "createdBy": str(fields.get("CREATED_BY") or ctx.user_id),
-        "createdDate": portal.now_str(),
-        "deadline": fields.get("DEADLINE"),
-        "priority": str(fields.get("PRIORITY") or "1"),
-        "status": "2",
-        "groupId": str(fields.get("GROUP_ID") or "0"),
-        "ufCrmTask": [str(x) for x in as_list(fields.get("UF_CRM_TASK"))],
-        "auditors": [str(x) for x in as_list(fields.get("AUDITORS"))],
-        "accomplices": [str(x) for x in as_list(fields.get("ACCOMPLICES"))],
-    }
-    portal.people.tasks.append(task)
-    return {"task": task}
