@@ -403,6 +403,7 @@ def route_bot_message(
     message = verify_client_message(services.bitrix(member_id), int(chat_id), int(message_id))
     if message is None:
         return None
+    _note_wrote(services, member_id, message)  # the messenger's window, as on every route
     outcome = handle_reply(services, member_id, message.chat.id, message.text,
                            sent_at=message.sent_at)  # fmt: skip
     return outcome if outcome in DECISIVE else None

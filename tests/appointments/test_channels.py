@@ -247,3 +247,51 @@ def test_a_chat_found_on_the_contact_is_written_to_on_the_contact_next_time(
         assert fire_next(services) == "fired"
         assert emulator.http_requests(installed_portal) - before == requests
     assert len(operator_texts(installed_portal, chat.id)) == 2
+
+
+def last_inbound(services: Services, chat_id: int) -> dt.datetime | None:
+    from b24app.storage.models import ClientChat
+
+    with services.db() as session:
+        row = session.scalars(select(ClientChat).where(ClientChat.chat_id == chat_id)).one()
+        return row.last_inbound_at
+
+
+def test_a_message_to_the_assistants_bot_reopens_the_messenger_window(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int,
+    rq_worker: WorkerProcess,
+) -> None:  # fmt: skip
+    """Where the assistant's bot holds the chat, the client's messages reach the app as
+    ``ONIMBOTV2MESSAGEADD`` (form-encoded): the client's last message — what the 24 h window
+    is decided by — is refreshed both when the message answers a reminder (the reply route)
+    and when the assistant takes it. Real policy minutes: no read-back of the chat in
+    between could refresh it instead."""
+    from tests.appointments.conftest import appointments
+    from tests.assistant.conftest import enable_assistant
+    from tests.assistant.test_worker import turns
+
+    enable_assistant(services, installed_portal)
+    configure(services, portal_id, offsets=["8m"], workflow={"template_id": 525})
+    make_journey(services, portal_id, deal_id=708)
+    make_journey(services, portal_id, deal_id=709)
+    silent = whatsapp_client(installed_portal, 708, 3 * 86400)  # → the business process
+    talking = whatsapp_client(installed_portal, 709, 3600)  # → the chat
+    rq_worker.start()
+    installed_portal.add_booking(at(600), name="Маникюр", deal_id=708)
+    installed_portal.add_booking(at(600), name="Стрижка", deal_id=709)
+    wait_for(lambda: len(pending(services)) == 2)
+    drive_reminders(services, portal_id)
+    wait_for(lambda: len(states(services)) == 3, timeout=90)
+    assert sorted(states(services)) == [("chat", "accepted", ""), ("chat", "failed",
+                                        "window_closed"), ("workflow", "unknown", "")]  # fmt: skip
+    before = {c: last_inbound(services, c) for c in (silent.id, talking.id)}
+    assert all(t is not None and t < utc_now() - dt.timedelta(minutes=30) for t in before.values())
+    written_at = utc_now().replace(microsecond=0) - dt.timedelta(seconds=1)
+    installed_portal.client_writes(talking.id, "1")  # the reminder's answer
+    hello = installed_portal.client_writes(silent.id, "Здравствуйте, а можно пораньше?")
+    wait_for(lambda: {a.status for a in appointments(services)
+                      if a.deal_id == 709} == {"confirmed"}, timeout=90)  # fmt: skip
+    wait_for(lambda: any(t.message_id == hello for t in turns(services)), timeout=90)
+    for chat in (silent, talking):
+        refreshed = last_inbound(services, chat.id)
+        assert refreshed is not None and refreshed >= written_at, chat.id
