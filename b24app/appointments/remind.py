@@ -130,6 +130,18 @@ def _timers(session: Any, portal_id: int, appointment_id: int) -> dict[str, Time
 CONFIRM_LEVEL = "confirm"
 
 
+def quiet_due(
+    due: dt.datetime, starts_at: dt.datetime, now: dt.datetime, time_zone: str | None,
+    settings: dict[str, Any],
+) -> dt.datetime | None:  # fmt: skip
+    """When a client message due at ``due`` may go: out of the portal's quiet hours in the
+    booking's time zone (else the portal's), before the visit; None when no time is left
+    (:func:`b24app.appointments.quiet.out_of_quiet`)."""
+    quiet = settings["appointments"].get("quiet_hours") or {}
+    tz = zone(time_zone, settings.get("time_zone"))
+    return out_of_quiet(due, starts_at, now, tz, quiet.get("from", ""), quiet.get("to", ""))
+
+
 def wanted_times(
     appt: Appointment, offsets: list[str], settings: dict[str, Any], moment: dt.datetime,
     *, first_time: bool,
@@ -138,9 +150,6 @@ def wanted_times(
     booking's time zone, else the portal's); a reminder with no time left is left out, and
     two that land on one moment are one. A new appointment whose first offset is already
     past gets one immediate confirmation request (``confirm``) instead."""
-    config = settings["appointments"]
-    quiet = config.get("quiet_hours") or {}
-    tz = zone(appt.time_zone, settings.get("time_zone"))
     wanted: dict[str, dt.datetime] = {}
     taken: set[dt.datetime] = set()
     planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
@@ -156,8 +165,7 @@ def wanted_times(
     for level, due in planned:
         if due < moment and not level.startswith(f"{CONFIRM_LEVEL}@"):
             continue  # past offsets are skipped, never sent at once (module docstring)
-        moved = out_of_quiet(due, appt.starts_at, moment, tz, quiet.get("from", ""),
-                             quiet.get("to", ""))  # fmt: skip
+        moved = quiet_due(due, appt.starts_at, moment, appt.time_zone, settings)
         if moved is None or ceil_second(moved) in taken:
             continue
         wanted[level] = ceil_second(moved)
@@ -441,13 +449,23 @@ def _arm_check(
         return None
     due = min(now + dt.timedelta(seconds=delivery.CHECK_MINUTES * seconds_per_minute()),
               snap["starts_at"] - dt.timedelta(seconds=1))  # fmt: skip
-    level = f"{snap['level']}@{snap['appointment_id']}"
     attempt_id = session.scalar(
         select(ReminderAttempt.id)
         .where(ReminderAttempt.appointment_id == snap["appointment_id"],
                ReminderAttempt.message_id == sent["message_id"])
         .order_by(ReminderAttempt.id.desc()).limit(1)
     )  # fmt: skip
+    payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
+               "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    return _check_timer(session, snap, due, payload, now)
+
+
+def _check_timer(
+    session: Session, snap: dict[str, Any], due: dt.datetime, payload: dict[str, Any],
+    now: dt.datetime,
+) -> Timer:  # fmt: skip
+    """The reminder's delivery check timer (one per reminder level), pending at ``due``."""
+    level = f"{snap['level']}@{snap['appointment_id']}"
     row = session.scalar(
         select(Timer).where(
             Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY, Timer.level == level
@@ -459,8 +477,7 @@ def _arm_check(
         session.add(row)
     row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
     row.claimed_at = row.fired_at = None
-    row.payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
-                   "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    row.payload = payload
     session.flush()
     return Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
 
@@ -573,13 +590,13 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
 def deliver(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]],
     now: dt.datetime | None = None, *, after: str | None = None,
-    why: list[str] | None = None,
+    why: list[str] | None = None, only: list[str] | None = None,
 ) -> tuple[str | None, int]:  # fmt: skip
     """Try the channels in order until one works, appending each attempt to ``tried``;
     returns the channel that delivered (None: none did) and the recipient user id (the
     responsible manager for the to-do, 0 when the client was reached directly). ``after``:
     start after that channel (a chat send found undelivered falls through), ``why`` the
-    reasons so far."""
+    reasons so far, ``only`` these channels (the order kept)."""
     settings = snap["settings"]
     manager = int(snap["responsible"] or snap["installer"])
     done = (snap["payload"] or {}).get("done") or []
@@ -591,6 +608,8 @@ def deliver(
     channels = list(settings["appointments"]["channels"])
     if after in channels:
         channels = channels[channels.index(after) + 1 :]
+    if only is not None:
+        channels = [c for c in channels if c in only]
     for channel in channels:
         if f"sent:{channel}" in done:  # a retry after the send went through
             return None, 0 if channel != "todo" else manager
@@ -614,7 +633,8 @@ CHECK_POLICY = "reminder_delivery"
 def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | None = None) -> str:
     """A chat send's delivery check (module ``delivery``): read the chat back — with the chats
     of other sends still waiting, in one request — record the states, and on a "not
-    delivered" go on with the channels after the chat, in this run. A send an earlier check
+    delivered" go on with the channels after the chat, in this run (or, in the client's quiet
+    hours, at the morning window: ``moved``, :func:`falls_through`). A send an earlier check
     already marked needs no read."""
     payload = snap["payload"]
     own: delivery.Check = (int(payload.get("attempt_id") or 0), int(payload.get("chat_id") or 0),
@@ -632,10 +652,13 @@ def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | 
                     marks = delivery.read_marks(client, [own, *snap["also_check"]])
                 state, reason = marks.get(own[0]) or ("", "")
                 marks[own[0]] = (state or delivery.UNKNOWN, reason)
-                sent, recipient = None, 0
+                sent, recipient, goes = None, 0, None
                 if state == delivery.FAILED:
-                    sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried, now,
-                                              after="chat", why=[f"chat: {reason}"])  # fmt: skip
+                    goes = falls_through(snap, naive_utc(now))
+                    if isinstance(goes, list):
+                        sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried,
+                                                  now, after="chat", why=[f"chat: {reason}"],
+                                                  only=goes)  # fmt: skip
         except PERMANENT_ERRORS as exc:
             _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
             return "skipped"
@@ -648,7 +671,35 @@ def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | 
                    for a, (st, why) in marks.items() if st == delivery.FAILED and "901" in why]  # fmt: skip
         _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now,
                marks=[(a, st, why) for a, (st, why) in marks.items() if st], seen=refused)  # fmt: skip
+    if isinstance(goes, dt.datetime):
+        _check_again(services, snap, goes, naive_utc(now))
+        return "moved"
     return "fired"
+
+
+def falls_through(snap: dict[str, Any], now: dt.datetime) -> list[str] | dt.datetime:
+    """Where a chat send found undelivered goes on: the channels after the chat, now — unless
+    the next is client-facing and ``now`` is in the client's quiet hours: then the time it
+    moves to (:func:`quiet_due`: the morning window, before the visit), or, with no time left
+    before the visit, only the manager's to-do (a manager may be told at once)."""
+    channels = list(snap["settings"]["appointments"]["channels"])
+    rest = channels[channels.index("chat") + 1 :] if "chat" in channels else channels
+    if not rest or rest[0] == "todo":
+        return rest
+    moved = quiet_due(now, snap["starts_at"], now, snap.get("time_zone"), snap["settings"])
+    if moved is None:
+        return [c for c in rest if c == "todo"]
+    return rest if moved <= now else moved
+
+
+def _check_again(services: Services, snap: dict[str, Any], at: dt.datetime,
+                 now: dt.datetime) -> None:  # fmt: skip
+    """The check, due again at ``at``: its attempt is marked failed now, so then it reads
+    nothing and goes on with the channels after the chat."""
+    with services.db() as session:
+        row = _check_timer(session, snap, at, dict(snap["payload"]), now)
+        timer = Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
+    schedule_job(services, timer, now)
 
 
 def prepare_delivery_check(

@@ -295,3 +295,58 @@ def test_a_message_to_the_assistants_bot_reopens_the_messenger_window(
     for chat in (silent, talking):
         refreshed = last_inbound(services, chat.id)
         assert refreshed is not None and refreshed >= written_at, chat.id
+
+
+def check_timer(services: Services) -> Any:
+    """The latest delivery check timer."""
+    return [t for t in appointment_timers_all(services) if t.policy == "reminder_delivery"][-1]
+
+
+def quiet_from_now(services: Services, portal_id: int, minutes: int) -> dt.datetime:
+    """Quiet hours (UTC, the bookings' zone here) that began a minute ago and end in about
+    ``minutes``; returns their end (naive UTC)."""
+    now = utc_now()
+    end = (now + dt.timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    begin = (now - dt.timedelta(minutes=1)).strftime("%H:%M")
+    configure(services, portal_id, quiet_hours={"from": begin, "to": end.strftime("%H:%M")})
+    return end
+
+
+def test_a_fall_through_at_the_check_keeps_out_of_quiet_hours_a_managers_todo_goes_at_once(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """A WhatsApp send is accepted and marked undelivered; its check comes inside the client's
+    quiet hours. The business process (it texts the client) moves to the morning window and
+    goes then, not now. For a visit inside the quiet hours no time is left: the manager's to-do
+    goes at once, the client gets nothing."""
+    from tests.appointments.test_flow import book
+    from tests.appointments.test_flow import fire_next
+
+    configure(services, portal_id, workflow={"template_id": 525},
+              quiet_hours={"from": "00:00", "to": "00:00"})  # fmt: skip
+    installed_portal.openlines.connectors.mark_delay = 0.0
+    make_journey(services, portal_id, deal_id=711)
+    chat = whatsapp_client(installed_portal, 711, 600)
+    installed_portal.openlines.connectors.refuse(chat.id)
+    book(emulator, installed_portal, run_jobs, 30, deal_id=711, time_zone="Etc/GMT")
+    assert fire_next(services) == "fired"
+    morning = quiet_from_now(services, portal_id, 30)
+    assert fire_timer(check_timer(services).id) == "moved"
+    assert installed_portal.workflows == []  # not into the quiet hours
+    assert states(services) == [("chat", "failed", "131026")]
+    moved = check_timer(services)
+    assert moved.state == TimerState.PENDING and moved.due_at == morning
+    configure(services, portal_id, quiet_hours={"from": "00:00", "to": "00:00"})  # morning
+    assert fire_timer(moved.id) == "fired"
+    assert len(installed_portal.workflows) == 1
+    assert states(services)[1] == ("workflow", "unknown", "")
+
+    make_journey(services, portal_id, deal_id=712)
+    late = whatsapp_client(installed_portal, 712, 600)
+    installed_portal.openlines.connectors.refuse(late.id)
+    book(emulator, installed_portal, run_jobs, 1 / 3, deal_id=712, time_zone="Etc/GMT")
+    assert fire_next(services) == "fired"  # the same-day confirmation request
+    quiet_from_now(services, portal_id, 60)  # the visit, 20 minutes ahead, inside them
+    assert fire_timer(check_timer(services).id) == "fired"
+    assert len(installed_portal.workflows) == 1  # no SMS to the client
+    assert [s[:2] for s in states(services)[2:]] == [("chat", "failed"), ("todo", "delivered")]
