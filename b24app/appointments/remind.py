@@ -332,7 +332,14 @@ def claim_appointment_timer(
         "service": appt.service,
         "confirmed": appt.status == AppointmentStatus.CONFIRMED,
         "chat_id": appt.chat_id,
-        "chat_facts": delivery.chat_facts(session, appt.portal_id, appt.chat_id),
+        "chat_facts": delivery.chat_facts(
+            session,
+            appt.portal_id,
+            appt.chat_id,
+            _targets(
+                {"deal_id": appt.deal_id, "lead_id": appt.lead_id, "contact_id": appt.contact_id}
+            ),
+        ),
         "time_zone": appt.time_zone,
         "chat_typed_phone": chat_typed_phone,
         "payload": dict(timer.payload or {}),
