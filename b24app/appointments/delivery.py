@@ -258,6 +258,26 @@ def waiting_checks(session: Session, portal_id: int, exclude: int) -> list[Check
     return found
 
 
+def note_marks(session: Session, portal_id: int, chat: Chat) -> None:
+    """The marks a read of ``chat`` made for another reason (the reply watch's) shows on the
+    sends into it still ``accepted``: their checks then need no read of their own."""
+    rows = session.execute(
+        select(ReminderAttempt.id, ReminderAttempt.message_id).where(
+            ReminderAttempt.portal_id == portal_id,
+            ReminderAttempt.channel == "chat",
+            ReminderAttempt.detail == f"chat {chat.id}",
+            ReminderAttempt.state == ACCEPTED,
+            ReminderAttempt.message_id.is_not(None),
+        )
+    ).all()
+    for attempt_id, message_id in rows:
+        state, reason = mark_of(chat, int(message_id or 0))
+        if state:
+            marked = {"state": state, **({"error": reason[:255]} if reason else {})}
+            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
+                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
+
+
 def read_marks(client: BitrixClient, checks: list[Check]) -> dict[int, tuple[str, str]]:
     """Attempt id → (state, reason) by the chats' histories, ONE ``batch`` for all; a chat not
     shown gives no mark. Limits and network errors are raised (the job retries)."""

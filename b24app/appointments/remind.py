@@ -268,6 +268,23 @@ def _skip(appt: Appointment | None, journey: Journey | None, portal: Portal | No
     return None
 
 
+def _chat_typed_phone() -> Any:
+    """A pre-booking of the assistant on a chat bound to a lead only: the lead's phone is the
+    one a chat visitor typed (the assistant wrote it there), and no one at the salon has
+    confirmed it; no SMS workflow goes to it (a deal's or contact's phone is the CRM's own)."""
+    return (
+        select(AssistantDialog.id)
+        .where(
+            AssistantDialog.portal_id == Appointment.portal_id,
+            AssistantDialog.appointment_id == Appointment.id,
+            AssistantDialog.deal_id.is_(None),
+            AssistantDialog.contact_id.is_(None),
+        )
+        .exists()
+        .label("chat_typed_phone")
+    )
+
+
 def claim_appointment_timer(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | dict[str, Any]:
@@ -275,9 +292,10 @@ def claim_appointment_timer(
     (:func:`b24app.timers.fire.fire_timer`'s, which read ``timer``): ``"skipped"`` / ``"busy"``
     or the snapshot :func:`send_appointment_reminder` sends from. One transaction instead of a
     read, a claim and a re-read: the claim is committed with it, before anything is sent."""
-    # The appointment, its portal, journey and settings in one statement.
+    # The appointment, its portal, journey, settings and whether the phone is one a chat
+    # visitor typed, in one statement (each round trip is a send's lateness).
     found = session.execute(
-        select(Appointment, Portal, Journey, PortalSettings)
+        select(Appointment, Portal, Journey, PortalSettings, _chat_typed_phone())
         .join(Portal, Portal.id == Appointment.portal_id)
         .outerjoin(Journey, Journey.id == Appointment.journey_id)
         .outerjoin(PortalSettings, PortalSettings.portal_id == Appointment.portal_id)
@@ -286,7 +304,7 @@ def claim_appointment_timer(
             Appointment.portal_id == timer.portal_id,
         )
     ).first()
-    appt, portal, journey, settings_row = found if found is not None else (None,) * 4
+    appt, portal, journey, settings_row, chat_typed_phone = found if found else (None,) * 5
     if portal is None:
         portal = session.get(Portal, timer.portal_id)
     reason = _skip(appt, journey, portal, now)
@@ -297,22 +315,6 @@ def claim_appointment_timer(
     assert appt is not None and portal is not None
     if not rows_affected(session.execute(claim_statement(timer.id, now))):
         return "busy"
-    # A pre-booking of the assistant on a chat bound to a lead only: the lead's phone is the
-    # one a chat visitor typed (the assistant wrote it there), and no one at the salon has
-    # confirmed it; no SMS workflow goes to it (a deal's or contact's phone is the CRM's own).
-    chat_typed_phone = (
-        session.scalar(
-            select(AssistantDialog.id)
-            .where(
-                AssistantDialog.portal_id == appt.portal_id,
-                AssistantDialog.appointment_id == appt.id,
-                AssistantDialog.deal_id.is_(None),
-                AssistantDialog.contact_id.is_(None),
-            )
-            .limit(1)
-        )
-        is not None
-    )
     return {
         "timer_id": timer.id,
         "appointment_id": appt.id,
@@ -341,7 +343,7 @@ def claim_appointment_timer(
             ),
         ),
         "time_zone": appt.time_zone,
-        "chat_typed_phone": chat_typed_phone,
+        "chat_typed_phone": bool(chat_typed_phone),
         "payload": dict(timer.payload or {}),
         "settings": effective_settings(settings_row),
     }
@@ -395,7 +397,7 @@ def _close(
             marked = {"state": mark, **({"error": reason[:255]} if reason else {})}
             session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
                             .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
-        session.add_all(
+        attempts = [
             ReminderAttempt(
                 portal_id=snap["portal_id"],
                 appointment_id=snap["appointment_id"],
@@ -409,7 +411,8 @@ def _close(
                 message_id=row.get("message_id"),
             )  # fmt: skip
             for row in tried
-        )
+        ]
+        session.add_all(attempts)
         for learned in [*(row.get("seen") for row in tried), *(seen or [])]:
             if learned:
                 delivery.remember_chat(session, snap["portal_id"], learned)
@@ -439,30 +442,27 @@ def _close(
             if state == TimerState.FIRED:
                 timer = timer.values(fired_at=now, recipient_user_id=recipient)
         session.execute(timer.execution_options(synchronize_session=False))
-        check = _arm_check(session, snap, tried, now) if delivered is not None else None
+        check = _arm_check(session, snap, tried, attempts, now) if delivered else None
         services.add_rest_log(session)
     if check is not None:
         schedule_job(services, check, now)
 
 
 def _arm_check(
-    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]], now: dt.datetime
-) -> Timer | None:
+    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]],
+    attempts: list[ReminderAttempt], now: dt.datetime,
+) -> Timer | None:  # fmt: skip
     """The delivery check of a chat send still ``accepted`` (module ``delivery``): a timer of
     policy :data:`CHECK_POLICY`, due :data:`~delivery.CHECK_MINUTES` later and before the
     visit; its attempt row id in the payload. None when there is nothing to check."""
-    sent = next((r for r in tried if r["ok"] and r.get("state") == delivery.ACCEPTED), None)
-    if sent is None or not sent.get("message_id"):
+    sent, attempt = next(((r, a) for r, a in zip(tried, attempts, strict=True)
+                          if r["ok"] and r.get("state") == delivery.ACCEPTED), (None, None))  # fmt: skip
+    if sent is None or attempt is None or not sent.get("message_id"):
         return None
     due = min(now + dt.timedelta(seconds=delivery.CHECK_MINUTES * seconds_per_minute()),
               snap["starts_at"] - dt.timedelta(seconds=1))  # fmt: skip
-    attempt_id = session.scalar(
-        select(ReminderAttempt.id)
-        .where(ReminderAttempt.appointment_id == snap["appointment_id"],
-               ReminderAttempt.message_id == sent["message_id"])
-        .order_by(ReminderAttempt.id.desc()).limit(1)
-    )  # fmt: skip
-    payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
+    session.flush()  # the attempt's id, from its INSERT (no query of its own)
+    payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt.id,
                "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
     return _check_timer(session, snap, due, payload, now)
 

@@ -350,3 +350,29 @@ def test_a_fall_through_at_the_check_keeps_out_of_quiet_hours_a_managers_todo_go
     assert fire_timer(check_timer(services).id) == "fired"
     assert len(installed_portal.workflows) == 1  # no SMS to the client
     assert [s[:2] for s in states(services)[2:]] == [("chat", "failed"), ("todo", "delivered")]
+
+
+def test_the_chat_read_back_for_the_answer_serves_the_delivery_check(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """The reply watch's read of the chat shows the reminder's delivery mark: the attempt is
+    marked by it, and the check at its deadline reads nothing of its own."""
+    from b24app.appointments.replies import watch_job
+    from tests.appointments.conftest import appointments
+    from tests.appointments.test_flow import book
+    from tests.appointments.test_flow import fire_next
+
+    installed_portal.openlines.connectors.mark_delay = 0.0
+    make_journey(services, portal_id, deal_id=713)
+    chat = whatsapp_client(installed_portal, 713, 600)
+    book(emulator, installed_portal, run_jobs, 30, deal_id=713)
+    assert fire_next(services) == "fired"
+    assert states(services) == [("chat", "accepted", "")]
+    (appt,) = appointments(services)
+    assert appt.reminded_at is not None
+    watch_job(installed_portal.member_id, appt.id, chat.id, appt.reminded_at.isoformat(), 0, 0)
+    assert states(services) == [("chat", "delivered", "")]
+    before = emulator.http_requests(installed_portal)
+    assert fire_timer(check_timer(services).id) == "fired"
+    assert emulator.http_requests(installed_portal) == before  # no read of its own
+    assert states(services) == [("chat", "delivered", "")]
