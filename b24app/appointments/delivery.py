@@ -28,6 +28,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app.bitrix.chat_history import Chat
+from b24app.bitrix.chat_history import crm_target
 from b24app.bitrix.chat_history import history_command
 from b24app.bitrix.chat_history import last_client_message_at
 from b24app.bitrix.chat_history import parse_history
@@ -142,8 +143,10 @@ def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datet
     """A verified client message of ``chat``: the window reopens, and the reminders sent into
     the chat before it were read."""
     at = sent_at or last_client_message_at(chat)
+    target = crm_target(chat.entity_data2)  # a reminder about that item finds the chat
     remember_chat(session, portal_id, {"chat_id": chat.id, "connector": connector_of(
-        chat.entity_id), "last_inbound_at": at})  # fmt: skip
+        chat.entity_id), "last_inbound_at": at,
+        "target": f"{target[0]}:{target[1]}" if target else ""})  # fmt: skip
     if at is None:
         return
     session.execute(

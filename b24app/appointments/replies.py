@@ -61,7 +61,7 @@ from b24app.appointments.watch import watch_reminder
 from b24app.assistant.understanding import classify_reply
 from b24app.bitrix.chat_history import client_message
 from b24app.bitrix.chat_history import ClientMessage
-from b24app.bitrix.chat_history import parse_bindings
+from b24app.bitrix.chat_history import crm_target
 from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.chat_history import verify_client_message
 from b24app.consent.contact import contact_of_chat
@@ -196,8 +196,7 @@ def _opt_out(services: Services, member_id: str, message: ClientMessage) -> str:
     hears one confirmation, in the chat, about its deal / lead / contact."""
     chat = message.chat
     contact = contact_of_chat(chat.entity_data2, chat.id, message.author_id)
-    bound = parse_bindings(chat.entity_data2)
-    target = next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
+    target = crm_target(chat.entity_data2)
     with services.db() as session:
         portal = active_portal(session, member_id)
         if portal is None:

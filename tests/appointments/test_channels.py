@@ -376,3 +376,34 @@ def test_the_chat_read_back_for_the_answer_serves_the_delivery_check(
     assert fire_timer(check_timer(services).id) == "fired"
     assert emulator.http_requests(installed_portal) == before  # no read of its own
     assert states(services) == [("chat", "delivered", "")]
+
+
+def test_a_chat_the_client_wrote_in_serves_the_assistants_pre_booking_in_one_request(
+    emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
+) -> None:
+    """The client writes to the assistant's bot in a WhatsApp chat bound to their lead; the
+    message, read back, tells the app the chat's messenger, its client's last message and its
+    CRM item. A pre-booking the assistant made on that lead (no booking read of its own) is
+    then reminded in that chat in one request (join + send), not two."""
+    from b24app.appointments.remind import schedule_appointment
+    from b24app.appointments.store import upsert_appointment
+    from tests.appointments.test_flow import fire_next
+    from tests.assistant.conftest import enable_assistant
+
+    enable_assistant(services, installed_portal)
+    lead = installed_portal.add_lead({"TITLE": "WhatsApp", "ASSIGNED_BY_ID": 2})
+    chat = installed_portal.open_chat([("lead", lead)], connector_id=WHATSAPP)
+    installed_portal.client_writes(chat.id, "Здравствуйте, хочу на маникюр")
+    assert emulator.wait_idle()
+    run_jobs()
+    with services.db() as session:
+        appt, _ = upsert_appointment(session, portal_id, starts_at=utc_now() + dt.timedelta(
+            hours=30), source="assistant", lead_id=lead, service="Маникюр")  # fmt: skip
+        session.flush()
+        appointment_id = appt.id
+    schedule_appointment(services, appointment_id)
+    before = emulator.http_requests(installed_portal)
+    assert fire_next(services) == "fired"
+    assert emulator.http_requests(installed_portal) - before == 1
+    assert [s[:2] for s in states(services)] == [("chat", "accepted")]
+    assert any("Маникюр" in t for t in operator_texts(installed_portal, chat.id))
