@@ -276,9 +276,14 @@ def note_marks(session: Session, portal_id: int, chat: Chat) -> None:
     for attempt_id, message_id in rows:
         state, reason = mark_of(chat, int(message_id or 0))
         if state:
-            marked = {"state": state, **({"error": reason[:255]} if reason else {})}
-            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
-                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
+            record_mark(session, attempt_id, state, reason)
+
+
+def record_mark(session: Session, attempt_id: int, state: str, reason: str) -> None:
+    """An attempt's state as a check or a read found it (``reason`` when it failed)."""
+    marked = {"state": state, **({"error": reason[:255]} if reason else {})}
+    session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
+                    .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
 
 
 def read_marks(client: BitrixClient, checks: list[Check]) -> dict[int, tuple[str, str]]:

@@ -394,9 +394,7 @@ def _close(
     now = now or utc_now()
     with services.db() as session:
         for attempt_id, mark, reason in marks or []:
-            marked = {"state": mark, **({"error": reason[:255]} if reason else {})}
-            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
-                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
+            delivery.record_mark(session, attempt_id, mark, reason)
         attempts = [
             ReminderAttempt(
                 portal_id=snap["portal_id"],
