@@ -14,14 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine
-from sqlalchemy import text
 
 from b24app import context
 from b24app import create_app
@@ -30,6 +27,7 @@ from b24app.storage.migrate import upgrade
 from b24app.storage.models import Base
 from b24app.worker import TIMER_POLICY_MODULES
 from devportal.ports import free_port
+from tests.postgres import empty_postgres_database
 
 pytest_plugins = [
     "tests.plugins.live",
@@ -45,10 +43,45 @@ pytest_plugins = [
 DATABASE_FIXTURES = frozenset({"database_url", "empty_postgres"})
 
 
+# The longest tests (``--durations`` of ./dev test), longest first: they start first, so the
+# two xdist workers end together instead of one idling while the other runs a long test it
+# picked up last (the SQLite pass collects tests/reliability and tests/test_*.py at the end).
+# Only the order changes; a name no longer here or no longer long costs nothing but order.
+LONG_TESTS = (
+    "tests/reliability/test_load.py::",
+    "tests/test_hostile_input.py::test_every_field_of_every_route_in_every_shape_is_never_a_500",
+    "tests/leads/test_backfill.py::test_backfill_completes_resumes_and_saves_requests",
+    "tests/assistant/test_outbox.py::test_waiting_answers_of_many_chats_share_requests",
+    "tests/appointments/test_reschedule.py::",
+    "tests/leads/test_coalesce.py::test_a_simple_mode_burst_costs_no_request_per_lead",
+    "tests/test_hostile_input.py::test_random_shapes_in_authenticated_payloads_never_500",
+    "tests/reliability/test_faults.py::",
+    "tests/reliability/test_tokens.py::test_concurrent_refresh_in_two_processes_keeps_the_token",
+    "tests/leads/test_deal_backfill.py::test_deal_backfill_completes_resumes_and_saves_requests",
+    "tests/appointments/test_integration.py::",
+    "tests/bitrix/test_client_emulator.py::test_burst_at_the_real_2_per_second_limit",
+    "tests/appointments/test_coexist.py::",
+    "tests/assistant/test_holds.py::",
+    "tests/assistant/test_flow.py::test_two_clients_",
+    "tests/appointments/test_channels.py::",
+    "tests/leads/test_coalesce.py::test_a_burst",
+    "tests/sla/test_integration.py::",
+    "tests/appointments/test_outcome.py::",
+)
+
+
+def _long_first(item: pytest.Item) -> int:
+    return next(
+        (n for n, prefix in enumerate(LONG_TESTS) if item.nodeid.startswith(prefix)),
+        len(LONG_TESTS),
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+    items.sort(key=_long_first)  # stable: the rest keep their order
 
 
 # The documented wire formats the tests feed the app (provenance: tests/fixtures/README.md).
@@ -125,19 +158,9 @@ def redis_server() -> Iterator[RedisServer]:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test session (worker, with xdist)."""
     if os.environ.get("B24APP_TEST_DATABASE", "sqlite") == "postgresql":
-        base = os.environ.get(
-            "B24APP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        )
-        name = f"b24app_test_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
-        yield url
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with empty_postgres_database("b24app_test") as url:
+            upgrade(url)
+            yield url
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "b24app.sqlite")
         upgrade(url)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import pytest
 import requests
 from sqlalchemy import create_engine
@@ -51,5 +54,45 @@ def test_demo_starts_installs_and_answers_health(running_demo: DemoRun) -> None:
         assert count("SELECT count(*) FROM appointments WHERE confirmed_at IS NOT NULL") > 50
         assert count("SELECT count(*) FROM appointments WHERE status = 'reschedule'") > 0
         assert count("SELECT count(*) FROM appointments WHERE reminded_via IS NULL") > 50
+        # The chat sends' delivery checks ran in the replay: each state shows, and a send the
+        # messenger refused fell through to the SMS workflow.
+        for state in ("delivered", "read", "failed"):
+            sql = f"SELECT count(*) FROM reminder_attempts WHERE channel = 'chat' AND state = '{state}'"
+            assert count(sql) > 5, state
+        late = "SELECT count(*) FROM reminder_attempts WHERE channel = 'chat' AND ok AND state = 'failed'"
+        assert count(late) > 5
+        # Clients moved and cancelled visits in their chats; freed times were refilled from the
+        # waitlist, and those visits came.
+        assert count("SELECT count(*) FROM appointments WHERE moved_at IS NOT NULL") > 3
+        assert count("SELECT count(*) FROM appointments WHERE status = 'cancelled'") > 3
+        assert count("SELECT count(*) FROM slot_refills") > 1
+        came = (
+            "SELECT count(*) FROM slot_refills r JOIN appointments a ON a.booking_id = r.booking_id"
+            " WHERE a.outcome = 'came'"
+        )
+        assert count(came) > 0
+        # No-shows' outcomes recorded, and re-invitations sent to those who agreed to offers
+        assert count("SELECT count(*) FROM appointments WHERE outcome = 'no_show'") > 20
+        fired = "SELECT count(*) FROM timers WHERE policy = 'reinvite' AND state = 'fired'"
+        assert count(fired) > 0
+        _silent_client_reminded_by_workflow(running_demo, count)
     finally:
         engine.dispose()
+
+
+def _silent_client_reminded_by_workflow(run: DemoRun, count: Callable[[str], int]) -> None:
+    """The WhatsApp client silent for 3 days: the worker tried her chat, found the 24 h window
+    closed without sending, and started the salon's SMS workflow instead."""
+    found = re.search(r"window closed: lead (\d+)", run.printed)
+    assert found, run.printed
+    lead = int(found.group(1))
+    attempts = (
+        "SELECT count(*) FROM reminder_attempts r JOIN appointments a ON a.id = r.appointment_id"
+        f" WHERE a.lead_id = {lead} AND a.booking_id IS NOT NULL"
+    )
+    assert (
+        count(f"{attempts} AND r.channel = 'chat' AND NOT r.ok AND r.error = 'window_closed'") == 1
+    )
+    assert count(f"{attempts} AND r.channel = 'workflow' AND r.ok") == 1
+    assert count(f"{attempts} AND r.channel = 'todo'") == 0
+    assert "chat (window_closed) → workflow (ok)" in run.printed, run.printed

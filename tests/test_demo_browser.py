@@ -57,9 +57,22 @@ def test_demo_dashboard_shows_appointments_reminders_and_outcomes(
         delivery = frame.locator("#appt-delivery tbody tr").all_inner_texts()
         assert len(delivery) >= 2 and not any("Нет данных" in r for r in delivery), delivery
         assert _number(frame.locator("#kpi-no-show .value").inner_text()) > 0
+        # the chat's sends in every state: delivered, and not (refused, or fell through)
+        chat = cells("#appt-delivery-chat")
+        assert _number(chat[2]) > 0 and _number(chat[4]) > 0, chat
+        # the SMS workflow reports nothing back: its sends are "delivery unknown"
+        workflow = cells("#appt-delivery-workflow")
+        assert _number(workflow[1]) > 0 and _number(workflow[5]) > 0, workflow
         return delivery
 
+    def rebooking() -> dict[str, float]:
+        return {
+            row: _number(cells(f"#appt-{row}")[1])
+            for row in ("moved", "cancelled", "refilled", "refill-revenue")
+        }
+
     recent = check("30d")
+    assert rebooking()["moved"] > 0, rebooking()
     # the attempts carry the times they were made at: the to-dos are all older than 30 days
     assert not any("Дело менеджеру" in row for row in recent), recent
     screenshot(page, "demo-dashboard-30d")
@@ -72,4 +85,33 @@ def test_demo_dashboard_shows_appointments_reminders_and_outcomes(
     delivery = check("90d")
     # the weeks before the SMS workflow: the manager's to-do was all a client without a chat got
     assert any("Дело менеджеру" in row for row in delivery), delivery
+    # clients moved and cancelled visits in their chats, and freed times were refilled from
+    # the waitlist: the visits that came there earned their price
+    moves = rebooking()
+    assert all(moves[row] > 0 for row in moves), moves
+    assert moves["refilled"] <= moves["cancelled"], moves
+    reinvited = frame.locator("#appt-reinvite").inner_text()
+    assert re.search(r"из [1-9]", reinvited), reinvited
     screenshot(page, "demo-dashboard-90d")
+
+
+@pytest.mark.browser
+def test_demo_lead_tab_shows_where_the_silent_clients_reminder_went(
+    running_demo: DemoRun, page: Any
+) -> None:
+    """The WhatsApp client silent for 3 days: her lead's tab shows the chat refused with the
+    reason (the 24 h window closed) and the SMS workflow that carried the message."""
+    found = re.search(r"window closed: lead (\d+)", running_demo.printed)
+    assert found, running_demo.printed
+    page.goto(
+        f"{running_demo.emulator_url}/salon/page/placement/CRM_LEAD_DETAIL_TAB?ID={found.group(1)}"
+    )
+    frame = page.frame_locator("#app-frame")
+    table = frame.locator("#lead-appointments")
+    table.wait_for(timeout=deadline_seconds() * 1000)
+    failed = table.locator("tr.attempt-failed").all_inner_texts()
+    sent = table.locator("tr.attempt-ok").all_inner_texts()
+    assert len(failed) == 1 and "Чат клиента" in failed[0], failed
+    assert "окно мессенджера закрыто" in failed[0], failed
+    assert len(sent) == 1 and "Бизнес-процесс (SMS)" in sent[0], sent
+    screenshot(page, "demo-lead-tab-whatsapp-window-closed")

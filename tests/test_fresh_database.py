@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from b24app.storage.migrate import schema_state
 from b24app.storage.migrate import SchemaBehind
 from b24app.storage.migrate import upgrade
 from tests.conftest import free_port
+from tests.postgres import empty_postgres_database
 from tests.waiting import wait_for
 
 
@@ -87,19 +87,8 @@ def empty_postgres() -> Iterator[str]:
     """An empty PostgreSQL database (skipped where the suite does not run on PostgreSQL)."""
     if os.environ.get("B24APP_TEST_DATABASE", "sqlite") != "postgresql":
         pytest.skip("PostgreSQL pass only")
-    base = os.environ.get(
-        "B24APP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-    name = f"b24app_empty_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_postgres_database("b24app_empty") as url:
+        yield url
 
 
 @pytest.mark.parametrize("command", [["serve"], ["worker", "--burst"], ["cron"]])

@@ -41,6 +41,7 @@ from b24app.appointments.refill import freed_booking
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.resources import note_booking
 from b24app.appointments.store import cancel_appointment
+from b24app.appointments.store import note_move
 from b24app.assistant import claims
 from b24app.assistant.dialog import fmt_slot
 from b24app.assistant.slots import offer_times
@@ -341,6 +342,7 @@ def _move(
             if appt is not None:
                 if appt.ends_at is not None:
                     appt.ends_at += start - appt.starts_at
+                note_move(appt, start, now)
                 appt.starts_at = start
                 appt.status = AppointmentStatus.SCHEDULED  # the reminders ask again
                 appt.confirmed_at = None

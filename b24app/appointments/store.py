@@ -98,6 +98,7 @@ def upsert_appointment(
         row.service = service[:255]
         changed = True
     if row.starts_at != starts_at:
+        note_move(row, starts_at, utc_now())
         row.starts_at = starts_at
         changed = True
         if row.status != AppointmentStatus.SCHEDULED:
@@ -111,6 +112,14 @@ def upsert_appointment(
         changed = True
     session.flush()
     return row, changed
+
+
+def note_move(appointment: Appointment, starts_at: dt.datetime, at: dt.datetime) -> None:
+    """Record that ``appointment`` moves to ``starts_at`` at ``at`` (the KPI "rescheduled");
+    the caller sets the new time."""
+    if appointment.starts_at != starts_at:
+        appointment.moved_from = appointment.starts_at
+        appointment.moved_at = at
 
 
 def cancel_appointment(session: Session, appointment: Appointment) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import field
 from dataclasses import replace
 from typing import Any
 
+from b24app.assistant.understanding import ANSWERING_SCORES
 from b24app.assistant.understanding import HANDOFF_INTENTS
 from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import Understanding
@@ -144,14 +145,9 @@ def fmt_when(when: When | None, script: Script) -> str:
 
 
 def _useful(u: Understanding, expect: str) -> bool:
-    keys = {
-        "service": ("service",),
-        "when": ("when",),
-        "contact": ("phone",),
-        "name": ("name",),
-        "slot": ("choice", "when"),
-        "confirm": ("confirm", "cancel", "choice", "when"),
-    }[expect]
+    keys = ANSWERING_SCORES[expect]
+    if expect == "confirm":
+        keys += ("choice", "when")  # at the confirmation a new time answers too
     return any(u.scores.get(k, 0) >= SURE for k in keys)
 
 

@@ -31,7 +31,7 @@ from b24app.storage.models import AssistantDialog
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
-from b24app.timers.engine import job_id_for
+from b24app.timers.engine import new_timer
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,9 @@ def hold_first_reply(services: Services, portal_id: int, lead_id: int) -> None:
         for level in LEVELS:
             if level not in have:
                 session.add(
-                    Timer(
-                        portal_id=portal_id,
-                        journey_key=lead_id,
-                        policy=POLICY,
-                        level=level,
-                        due_at=now,
-                        started_at=now,
-                        state=TimerState.CANCELLED,
-                        job_id=job_id_for(portal_id, lead_id, POLICY, level),
-                        payload={},
-                    )
+                    new_timer(
+                        portal_id, lead_id, POLICY, level, now, now, state=TimerState.CANCELLED
+                    )  # fmt: skip
                 )
 
 

@@ -2,7 +2,7 @@
 ``/chat/completions`` API, asked only when the rules understood too little.
 
 Off unless the portal enables it and ``B24APP_LLM_API_KEY`` is set. The timeout is short
-(default 1.2 s, so a turn stays under the 3 s answer target) and any failure — timeout,
+(``B24APP_ASSISTANT_LLM_TIMEOUT``, default 1.2 s, so a turn stays under the 3 s answer target) and any failure — timeout,
 HTTP error, nonsense — returns the rules' result unchanged. The model never decides a hand-off
 away: intents the rules found stay, and a medical or legal question always goes to a person.
 Phone numbers are masked before the text leaves (the model is a third party).
@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import requests
-
+from b24app.assistant.understanding import ANSWERING_SCORES
 from b24app.assistant.understanding import digits_of
 from b24app.assistant.understanding import find_name
 from b24app.assistant.understanding import INTENTS
@@ -28,11 +27,10 @@ from b24app.assistant.understanding import Service
 from b24app.assistant.understanding import understand
 from b24app.assistant.understanding import Understanding
 from b24app.assistant.understanding import When
-from b24app.robots.qualifier import ask_json
+from b24app.robots.qualifier import ChatModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 1.2
 # Below this the rules "missed" and the model is asked.
 ASK_BELOW = 0.6
 
@@ -48,24 +46,13 @@ SYSTEM_PROMPT = (
 )
 
 
-# Which score answers the slot being asked for.
-EXPECTED_SCORES = {
-    "service": ("service",),
-    "when": ("when",),
-    "contact": ("phone",),
-    "name": ("name",),
-    "slot": ("choice", "when"),
-    "confirm": ("confirm", "cancel"),
-}
-
-
 def missed(rules: Understanding, expect: str | None) -> bool:
     """The rules understood too little: nothing sure, or not the slot that was asked for."""
     if rules.intents & {"operator", "complaint", "sensitive", "back"}:
         return False
     if rules.confidence < ASK_BELOW:
         return True
-    wanted = EXPECTED_SCORES.get(expect or "", ())
+    wanted = ANSWERING_SCORES.get(expect or "", ())
     return bool(wanted) and not any(rules.scores.get(k, 0) >= ASK_BELOW for k in wanted)
 
 
@@ -94,20 +81,8 @@ def _checked_name(value: Any) -> str | None:
 class ModelUnderstander:
     """Rules first, then the model for what they miss; the rules on any failure."""
 
-    def __init__(
-        self,
-        api_url: str,
-        api_key: str,
-        model: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.url = (api_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
-        self.api_key = api_key
-        self.model = model
-        self.timeout = timeout
-        self.session = session or requests.Session()
+    def __init__(self, chat: ChatModel) -> None:
+        self.chat = chat
 
     def understand(
         self,
@@ -143,8 +118,7 @@ class ModelUnderstander:
             },
             ensure_ascii=False,
         )
-        data = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT, user,
-                        self.timeout)  # fmt: skip
+        data = self.chat.ask(SYSTEM_PROMPT, user)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         codes = {s.code for s in services}

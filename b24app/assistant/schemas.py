@@ -12,15 +12,12 @@ the bot's). Unknown keys are ignored at every level.
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import EXCLUDE
 from marshmallow import fields
-from marshmallow import pre_load
-from marshmallow import Schema
 from marshmallow import validate
 
-from b24app.handlers.schemas import EventAuthSchema
+from b24app.schemas import EventAuthSchema
+from b24app.schemas import EventEnvelopeSchema
+from b24app.schemas import PayloadSchema
 
 # the top-level auth is the same as in any event delivery
 AuthSchema = EventAuthSchema
@@ -28,29 +25,24 @@ EVENTS = ("ONIMBOTV2MESSAGEADD", "ONIMBOTV2JOINCHAT", "ONIMBOTV2COMMANDADD")
 MAX_ID = 2**53
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class BotAuthSchema(_Base):
+class BotAuthSchema(PayloadSchema):
     member_id = fields.String(validate=validate.Length(max=64))
 
 
-class BotSchema(_Base):
+class BotSchema(PayloadSchema):
     id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
     code = fields.String(validate=validate.Length(max=64))
     auth = fields.Nested(BotAuthSchema)
 
 
-class MessageSchema(_Base):
+class MessageSchema(PayloadSchema):
     id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
     chatId = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID))  # noqa: N815
     authorId = fields.Integer(strict=False, validate=validate.Range(min=0, max=MAX_ID))  # noqa: N815
     text = fields.String(load_default="", validate=validate.Length(max=20000))
 
 
-class ChatSchema(_Base):
+class ChatSchema(PayloadSchema):
     id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
     dialogId = fields.String(validate=validate.Regexp(r"^(chat)?\d{1,18}$"))  # noqa: N815
     entityType = fields.String(load_default="", validate=validate.Length(max=64))  # noqa: N815
@@ -58,14 +50,14 @@ class ChatSchema(_Base):
     entityData2 = fields.String(load_default="", validate=validate.Length(max=255))  # noqa: N815
 
 
-class UserSchema(_Base):
+class UserSchema(PayloadSchema):
     id = fields.Integer(strict=False, validate=validate.Range(min=0, max=MAX_ID))
     name = fields.String(load_default="", validate=validate.Length(max=255))
     bot = fields.String(load_default="0")
     connector = fields.String(load_default="0")
 
 
-class CommandSchema(_Base):
+class CommandSchema(PayloadSchema):
     """``data[command]`` of ``ONIMBOTV2COMMANDADD`` (a keyboard button's command)."""
 
     command = fields.String(required=True, validate=validate.Length(max=64))
@@ -73,7 +65,7 @@ class CommandSchema(_Base):
     context = fields.String(load_default="", validate=validate.Length(max=16))
 
 
-class DataSchema(_Base):
+class DataSchema(PayloadSchema):
     bot = fields.Nested(BotSchema, required=True)
     message = fields.Nested(MessageSchema)
     command = fields.Nested(CommandSchema)
@@ -81,14 +73,8 @@ class DataSchema(_Base):
     user = fields.Nested(UserSchema, load_default=dict)
 
 
-class BotEventSchema(_Base):
+class BotEventSchema(EventEnvelopeSchema):
     event = fields.String(required=True, validate=validate.OneOf(EVENTS))
     data = fields.Nested(DataSchema, required=True)
     ts = fields.Integer(strict=False, validate=validate.Range(min=0, max=2**40))
     auth = fields.Nested(AuthSchema, required=True)
-
-    @pre_load
-    def _upper_event(self, data: Any, **_: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("event"), str):
-            data = {**data, "event": data["event"].strip().upper()}
-        return data

@@ -84,6 +84,7 @@ from b24app.consent.optout import opt_out
 from b24app.context import Services
 from b24app.leads.classify import ai_channel_of
 from b24app.leads.journeys import find_journey
+from b24app.robots.qualifier import ChatModel
 from b24app.settings import bounded_services
 from b24app.settings import load_settings
 from b24app.sla.worktime import WorkCalendar
@@ -126,13 +127,14 @@ def script_of(settings: dict[str, Any], lang: str) -> tuple[Script, dict[str, An
 def _understander(services: Services, assistant: dict[str, Any]) -> ModelUnderstander | None:
     settings = services.settings
     if assistant.get("model") and settings.llm_api_key:
-        return ModelUnderstander(
+        chat = ChatModel.at(
             settings.llm_api_url,
             settings.llm_api_key,
             settings.llm_model,
-            timeout=settings.assistant_llm_timeout,
-            session=services.http_session(),  # the worker's: a warm connection, no handshake
+            settings.assistant_llm_timeout,
+            services.http_session(),  # the worker's: a warm connection, no handshake
         )
+        return ModelUnderstander(chat)
     return None
 
 

@@ -48,6 +48,15 @@ TOPICS = ("medical", "legal", "complaint", "refund")
 TOPIC_INTENT = {"medical": "sensitive", "legal": "sensitive", "complaint": "complaint",
                 "refund": "complaint"}  # fmt: skip
 MAX_TEXT = 2000
+# The scores that answer the slot a dialog asks for (``expect``).
+ANSWERING_SCORES: dict[str, tuple[str, ...]] = {
+    "service": ("service",),
+    "when": ("when",),
+    "contact": ("phone",),
+    "name": ("name",),
+    "slot": ("choice", "when"),
+    "confirm": ("confirm", "cancel"),
+}
 
 
 @dataclass(frozen=True)

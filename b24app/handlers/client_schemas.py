@@ -7,34 +7,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import EXCLUDE
 from marshmallow import fields
-from marshmallow import pre_load
-from marshmallow import Schema
 from marshmallow import validate
 
-from b24app.handlers.schemas import EventAuthSchema
 from b24app.handlers.schemas import MAX_ID
+from b24app.schemas import EventAuthSchema
+from b24app.schemas import EventEnvelopeSchema
+from b24app.schemas import PayloadSchema
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    @pre_load
-    def _upper_event(self, data: Any, **_: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("event"), str):
-            data = {**data, "event": data["event"].strip().upper()}
-        return data
-
-
-class BookingDataSchema(_Base):
+class BookingDataSchema(PayloadSchema):
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=MAX_ID))
 
 
-class BookingEventSchema(_Base):
+class BookingEventSchema(EventEnvelopeSchema):
     event = fields.String(
         required=True,
         validate=validate.OneOf(("ONBOOKINGADD", "ONBOOKINGUPDATE", "ONBOOKINGDELETE")),
@@ -45,7 +31,7 @@ class BookingEventSchema(_Base):
     auth = fields.Nested(EventAuthSchema, required=True)
 
 
-class OpenLineEventSchema(_Base):
+class OpenLineEventSchema(EventEnvelopeSchema):
     event = fields.String(required=True, validate=validate.OneOf(("ONOPENLINEMESSAGEADD",)))
     data = fields.Dict(required=True)
     ts = fields.Integer(strict=False, validate=validate.Range(min=0, max=2**40))

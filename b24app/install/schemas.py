@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE
 from marshmallow import fields
-from marshmallow import Schema
 from marshmallow import validate
+
+from b24app.schemas import PayloadSchema
 
 _TOKEN = validate.Length(min=8, max=512)
 _MEMBER = validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE  # Bitrix24 adds fields over time; ignore what we don't use
-
-
-class InstallerQuerySchema(_Base):
+class InstallerQuerySchema(PayloadSchema):
     """Query string of any frame load: ``DOMAIN, PROTOCOL, LANG, APP_SID``."""
 
     DOMAIN = fields.String(required=True, validate=validate.Length(min=1, max=255))
@@ -27,7 +22,7 @@ class InstallerQuerySchema(_Base):
     APP_SID = fields.String(load_default="", validate=validate.Length(max=128))
 
 
-class InstallerFormSchema(_Base):
+class InstallerFormSchema(PayloadSchema):
     """Body of the installer POST (EN: settings/oauth/simple-way.md)."""
 
     AUTH_ID = fields.String(required=True, validate=_TOKEN)
@@ -43,7 +38,7 @@ class InstallerFormSchema(_Base):
     PLACEMENT = fields.String(load_default="DEFAULT", validate=validate.Length(max=64))
 
 
-class EventAuthSchema(_Base):
+class EventAuthSchema(PayloadSchema):
     """``auth[...]`` of an app lifecycle event; tokens are absent on ONAPPUNINSTALL."""
 
     member_id = fields.String(required=True, validate=_MEMBER)
@@ -59,7 +54,7 @@ class EventAuthSchema(_Base):
     user_id = fields.Integer(load_default=None, allow_none=True)
 
 
-class AppEventSchema(_Base):
+class AppEventSchema(PayloadSchema):
     """``ONAPPINSTALL`` / ``ONAPPUPDATE`` / ``ONAPPUNINSTALL`` as form data."""
 
     event = fields.String(

@@ -81,22 +81,41 @@ def _app_info(
     return info
 
 
-def store_from_installer(services: Services, query: dict[str, Any], form: dict[str, Any]) -> Portal:
-    """Verify the installer POST and store the portal with the admin's tokens."""
-    install = verify_install(
-        services.settings, form["SERVER_ENDPOINT"], form["AUTH_ID"], form["member_id"]
-    )
-    auth = InstallAuth(
-        member_id=form["member_id"],
+# The credentials an install brings: InstallAuth field -> (installer POST key, event auth key).
+_CREDENTIALS: dict[str, tuple[str, str]] = {
+    "access_token": ("AUTH_ID", "access_token"), "refresh_token": ("REFRESH_ID", "refresh_token"),
+    "expires_in": ("AUTH_EXPIRES", "expires_in"), "plan": ("status", "status"),
+    "application_token": ("APPLICATION_TOKEN", "application_token"),
+}  # fmt: skip
+
+
+def _verified(
+    services: Services, server_endpoint: str, member_id: str, credentials: dict[str, Any],
+    **more: Any,
+) -> InstallAuth:  # fmt: skip
+    """The install's credentials once the OAuth server vouched for them, with the portal's
+    domain and REST endpoint as that server says (never as the request names them)."""
+    install = verify_install(services.settings, server_endpoint, credentials["access_token"],
+                             member_id)  # fmt: skip
+    return InstallAuth(
+        member_id=member_id,
         domain=str(install.get("domain") or ""),
         client_endpoint=str(install.get("client_endpoint") or ""),
-        server_endpoint=form["SERVER_ENDPOINT"],
-        access_token=form["AUTH_ID"],
-        refresh_token=form["REFRESH_ID"],
-        expires_in=form["AUTH_EXPIRES"],
-        application_token=form["APPLICATION_TOKEN"],
+        server_endpoint=server_endpoint,
+        **credentials,
+        **more,
+    )
+
+
+def store_from_installer(services: Services, query: dict[str, Any], form: dict[str, Any]) -> Portal:
+    """Verify the installer POST and store the portal with the admin's tokens."""
+    credentials = {name: form[key] for name, (key, _) in _CREDENTIALS.items()}
+    auth = _verified(
+        services,
+        form["SERVER_ENDPOINT"],
+        form["member_id"],
+        credentials,
         scopes=scope_list(form["APPLICATION_SCOPE"]),
-        plan=form["status"],
         lang=query["LANG"][:8],
     )
     return _store(services, auth, "installer page", posted_domain=query["DOMAIN"])
@@ -108,23 +127,13 @@ def store_from_event(services: Services, payload: dict[str, Any]) -> Portal:
     if not auth["access_token"] or not auth["refresh_token"]:
         raise ApiError(400, "The install event carries no tokens.")
     server = auth["server_endpoint"] or "https://oauth.bitrix.info/rest/"
-    install = verify_install(services.settings, server, auth["access_token"], auth["member_id"])
     data = payload.get("data") or {}
-    stored = InstallAuth(
-        member_id=auth["member_id"],
-        domain=str(install.get("domain") or ""),
-        client_endpoint=str(install.get("client_endpoint") or ""),
-        server_endpoint=server,
-        access_token=auth["access_token"],
-        refresh_token=auth["refresh_token"],
-        expires_in=auth["expires_in"],
-        application_token=auth["application_token"],
-        scopes=scope_list(auth["scope"]),
-        plan=auth["status"],
-        lang=str(data.get("LANGUAGE_ID") or "")[:8],
-        user_id=auth["user_id"],
+    credentials = {name: auth[key] for name, (_, key) in _CREDENTIALS.items()}
+    stored = _verified(
+        services, server, auth["member_id"], credentials, scopes=scope_list(auth["scope"]),
+        lang=str(data.get("LANGUAGE_ID") or "")[:8], user_id=auth["user_id"],
         app_version=str(data.get("VERSION") or "")[:32],
-    )
+    )  # fmt: skip
     return _store(
         services,
         stored,

@@ -77,19 +77,9 @@ def map_statuses(
     if process:
         mapping["new"] = str(process[0]["STATUS_ID"])
     for stage, spec in STAGES.items():
-        match = next(
-            (
-                i
-                for i in ordered
-                if i.get("STATUS_ID") == spec["status_id"]
-                or str(i.get("NAME", "")).strip().casefold() in spec["aliases"]
-            ),
-            None,
-        )
-        if match is not None:
-            mapping[stage] = str(match["STATUS_ID"])
-        elif stage == "came" and success is not None:
-            mapping[stage] = str(success["STATUS_ID"])
+        found = _existing(ordered, stage, success)
+        if found is not None:
+            mapping[stage] = found
         else:
             mapping[stage] = spec["status_id"]
             to_create[stage] = {
@@ -179,22 +169,37 @@ def map_pipeline(stages: list[dict[str, Any]]) -> dict[str, str]:
     success = next((s for s in stages if semantics(s) == "S"), None)
     if process:
         mapping["new"] = str(process[0]["STATUS_ID"])
-    for stage, spec in STAGES.items():
-        suffix = str(spec["status_id"])
-        match = next(
-            (
-                s
-                for s in stages
-                if str(s.get("STATUS_ID", "")).endswith(suffix)
-                or str(s.get("NAME", "")).strip().casefold() in spec["aliases"]
-            ),
-            None,
-        )
-        if match is not None:
-            mapping[stage] = str(match["STATUS_ID"])
-        elif stage == "came" and success is not None:
-            mapping[stage] = str(success["STATUS_ID"])
+    for stage in STAGES:
+        found = _existing(stages, stage, success, suffix=True)
+        if found is not None:
+            mapping[stage] = found
     return mapping
+
+
+def _existing(
+    rows: list[dict[str, Any]], stage: str, success: dict[str, Any] | None, *,
+    suffix: bool = False,
+) -> str | None:  # fmt: skip
+    """The id of the portal's status standing for our ``stage``: one with our id (with
+    ``suffix``: ending in it, as a pipeline's ``C3:…`` stage ids do) or a known name; for
+    *came* else the portal's success status; None: none."""
+    ours, aliases = str(STAGES[stage]["status_id"]), STAGES[stage]["aliases"]
+    match = next(
+        (
+            row
+            for row in rows
+            if (
+                str(row.get("STATUS_ID", "")).endswith(ours)
+                if suffix
+                else row.get("STATUS_ID") == ours
+            )
+            or str(row.get("NAME", "")).strip().casefold() in aliases
+        ),
+        None,
+    )
+    if match is None and stage == "came":
+        match = success
+    return None if match is None else str(match["STATUS_ID"])
 
 
 def map_deal_stages(

@@ -12,6 +12,8 @@ reminders and confirmations are worth, where no-shows come from, and reminder de
   due, or only the manager's to-do); **confirmed** vs **not confirmed**; by the journey's
   **source**, its **master** (the responsible user), the **day of week** (portal time zone)
   and the **lead time** (how far ahead the app learned of it: same day, 1–3, 4–7, 8+ days).
+* **Rebooking**: visits moved (the client in the chat, the booking moved, or the outcome
+  "moved"), cancelled, and freed times refilled from the waitlist with their revenue.
 * **Delivery rate** per channel = attempts that went through / attempts × 100, over the
   attempts made in the period (a reminder that fell through the chat to the workflow is one
   failed chat attempt and one delivered workflow attempt).
@@ -38,6 +40,7 @@ from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
 from b24app.storage.models import ReminderAttempt
+from b24app.storage.models import SlotRefill
 from b24app.storage.models import VisitOutcome
 
 _DIMENSIONS = ("via", "source", "master", "weekday", "lead_time", "confirmed")
@@ -142,12 +145,20 @@ def _delivery(
     reached = ReminderAttempt.state.in_(("delivered", "read")) | (
         (ReminderAttempt.state == "") & ReminderAttempt.ok.is_(True)
     )
+    waiting = ReminderAttempt.state.in_(("accepted", "unknown"))
     rows = session.execute(
         select(
             ReminderAttempt.channel,
             func.count(ReminderAttempt.id),
             func.sum(case((ReminderAttempt.ok.is_(True), 1), else_=0)),
             func.sum(case((reached, 1), else_=0)),
+            func.sum(
+                case(
+                    (ReminderAttempt.ok.is_(False) | (ReminderAttempt.state == "failed"), 1),
+                    else_=0,
+                )
+            ),
+            func.sum(case((waiting, 1), else_=0)),
         )
         .where(
             ReminderAttempt.portal_id == portal_id,
@@ -162,9 +173,47 @@ def _delivery(
             "accepted": int(ok or 0),
             "delivered": int(got or 0),
             "delivery_pct": _pct(int(got or 0), int(n)),
+            "failed": int(failed or 0),
+            "unknown": int(unknown or 0),
         }
-        for channel, n, ok, got in rows
+        for channel, n, ok, got, failed, unknown in rows
     }
+
+
+def _rebooking(
+    session: Session, portal_id: int, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
+    """Visits moved (moved in the period, or their outcome "moved"), cancelled (their time in
+    the period) and freed times refilled from the waitlist, with the refilled visits' revenue
+    (the opportunity of the journeys that came, through the refill's booking)."""
+    moved = session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.portal_id == portal_id,
+            ((Appointment.moved_at >= start) & (Appointment.moved_at < end))
+            | ((Appointment.outcome == VisitOutcome.MOVED) & (Appointment.starts_at >= start)
+               & (Appointment.starts_at < end)),
+        )
+    )  # fmt: skip
+    cancelled = session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.portal_id == portal_id, Appointment.status == AppointmentStatus.CANCELLED,
+            Appointment.starts_at >= start, Appointment.starts_at < end,
+        )
+    )  # fmt: skip
+    refilled, revenue = session.execute(
+        select(
+            func.count(func.distinct(SlotRefill.id)),
+            func.sum(case((Journey.came_at.is_not(None), Journey.opportunity), else_=0)),
+        )
+        .select_from(SlotRefill)
+        .outerjoin(Appointment, (Appointment.portal_id == SlotRefill.portal_id)
+                   & (Appointment.booking_id == SlotRefill.booking_id))
+        .outerjoin(Journey, Journey.id == Appointment.journey_id)
+        .where(SlotRefill.portal_id == portal_id, SlotRefill.starts_at >= start,
+               SlotRefill.starts_at < end)
+    ).one()  # fmt: skip
+    return {"moved": int(moved or 0), "cancelled": int(cancelled or 0),
+            "refilled": int(refilled or 0), "refill_revenue": float(revenue or 0)}  # fmt: skip
 
 
 def appointment_kpis(
@@ -202,7 +251,9 @@ def appointment_kpis(
         keys.append("confirmed" if confirmed else "unconfirmed")
         for name, key in zip(_DIMENSIONS, keys, strict=True):
             groups[name].setdefault(key, Tally()).add(confirmed, outcome, n)
-    return _shape(total, groups, _delivery(session, portal_id, start, end))
+    shaped = _shape(total, groups, _delivery(session, portal_id, start, end))
+    shaped["rebooking"] = _rebooking(session, portal_id, start, end)
+    return shaped
 
 
 def _shape(

@@ -144,6 +144,26 @@ def ratio_pct(numerator: float | Decimal, denominator: float | Decimal) -> float
     return round(float(numerator) / float(denominator) * 100.0, 1)
 
 
+# The percentages of a group of leads: name -> (numerator, denominator), both counters.
+RATIOS: dict[str, tuple[str, str]] = {
+    "conversion_pct": ("bookings", "leads"),
+    "confirmed_pct": ("confirmed", "bookings"),
+    "no_show_pct": ("no_shows", "confirmed"),
+    "sla_pct": ("replied_in_sla", "sla_due"),
+}
+
+
+class _Ratio:
+    """A :data:`RATIOS` percentage read as an attribute named after it (:func:`ratio_pct`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.terms = RATIOS[name]
+
+    def __get__(self, counts: Any, owner: type | None = None) -> float | None:
+        numerator, denominator = self.terms
+        return ratio_pct(getattr(counts, numerator), getattr(counts, denominator))
+
+
 @dataclass
 class Counts:
     """Additive counters of one group of leads; the ratios derive from them."""
@@ -163,21 +183,10 @@ class Counts:
         for name in _COUNT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    @property
-    def conversion_pct(self) -> float | None:
-        return ratio_pct(self.bookings, self.leads)
-
-    @property
-    def confirmed_pct(self) -> float | None:
-        return ratio_pct(self.confirmed, self.bookings)
-
-    @property
-    def no_show_pct(self) -> float | None:
-        return ratio_pct(self.no_shows, self.confirmed)
-
-    @property
-    def sla_pct(self) -> float | None:
-        return ratio_pct(self.replied_in_sla, self.sla_due)
+    conversion_pct = _Ratio()
+    confirmed_pct = _Ratio()
+    no_show_pct = _Ratio()
+    sla_pct = _Ratio()
 
     @property
     def aov(self) -> Decimal | None:
@@ -187,13 +196,7 @@ class Counts:
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        data.update(
-            conversion_pct=self.conversion_pct,
-            confirmed_pct=self.confirmed_pct,
-            no_show_pct=self.no_show_pct,
-            sla_pct=self.sla_pct,
-            aov=self.aov,
-        )
+        data.update({name: getattr(self, name) for name in RATIOS}, aov=self.aov)
         return data
 
 
@@ -571,8 +574,9 @@ def fill_trend(
         day_i += dt.timedelta(days=1)
     trend = list(buckets.values())
     for point in trend:
-        point["conversion_pct"] = ratio_pct(point["bookings"], point["leads"])
-        point["no_show_pct"] = ratio_pct(point["no_shows"], point["confirmed"])
+        for name in ("conversion_pct", "no_show_pct"):
+            numerator, denominator = RATIOS[name]
+            point[name] = ratio_pct(point[numerator], point[denominator])
     return trend
 
 

@@ -281,43 +281,36 @@ def _month_end(month: dt.date) -> dt.date:
     return (month + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
 
 
+# The roll-up tables with their key columns and the columns a month row sums.
+_MONTH_SUMS = (
+    (KpiDaily, ("dim", "key"), COUNTERS),
+    (KpiDailyReply, ("manager", "bucket"), ("n",)),
+)
+
+
 def _rebuild_month(session: Session, portal_id: int, month: dt.date) -> None:
     """The month rows: sums of the month's day rows (``INSERT … SELECT`` in the database)."""
     last = _month_end(month)
-    for table in (KpiDaily, KpiDailyReply):
+    for table, keys, sums in _MONTH_SUMS:
         session.execute(
             delete(table).where(
                 table.portal_id == portal_id, table.grain == "m", table.day == month
             )
         )
-    d_rows = and_(
-        KpiDaily.portal_id == portal_id, KpiDaily.grain == "d",
-        KpiDaily.day >= month, KpiDaily.day <= last,
-    )  # fmt: skip
-    session.execute(
-        insert(KpiDaily).from_select(
-            ["portal_id", "grain", "day", "dim", "key", *COUNTERS],
-            select(
-                KpiDaily.portal_id, literal("m"), literal(month, Date), KpiDaily.dim,
-                KpiDaily.key, *[func.sum(getattr(KpiDaily, c)) for c in COUNTERS],
-            ).where(d_rows).group_by(KpiDaily.portal_id, KpiDaily.dim, KpiDaily.key),
-        )
-    )  # fmt: skip
-    r_rows = and_(
-        KpiDailyReply.portal_id == portal_id, KpiDailyReply.grain == "d",
-        KpiDailyReply.day >= month, KpiDailyReply.day <= last,
-    )  # fmt: skip
-    session.execute(
-        insert(KpiDailyReply).from_select(
-            ["portal_id", "grain", "day", "manager", "bucket", "n"],
-            select(
-                KpiDailyReply.portal_id, literal("m"), literal(month, Date),
-                KpiDailyReply.manager, KpiDailyReply.bucket, func.sum(KpiDailyReply.n),
-            ).where(r_rows).group_by(
-                KpiDailyReply.portal_id, KpiDailyReply.manager, KpiDailyReply.bucket
-            ),
-        )
-    )  # fmt: skip
+        day_rows = and_(
+            table.portal_id == portal_id, table.grain == "d",
+            table.day >= month, table.day <= last,
+        )  # fmt: skip
+        key_columns = [getattr(table, k) for k in keys]
+        session.execute(
+            insert(table).from_select(
+                ["portal_id", "grain", "day", *keys, *sums],
+                select(
+                    table.portal_id, literal("m"), literal(month, Date), *key_columns,
+                    *[func.sum(getattr(table, c)) for c in sums],
+                ).where(day_rows).group_by(table.portal_id, *key_columns),
+            )
+        )  # fmt: skip
 
 
 def refresh_portal(

@@ -107,6 +107,8 @@ _SHARED_SELECT = (
     "UTM_CONTENT",
     "UTM_TERM",
 )
+# the stage history columns both kinds read before their own stage columns
+_HISTORY_SELECT = ("ID", "TYPE_ID", "OWNER_ID", "CREATED_TIME")
 LEAD = EntityKind(
     name=EntityType.LEAD,
     entity_type_id=1,
@@ -119,14 +121,7 @@ LEAD = EntityKind(
         *_SHARED_SELECT,
         "IM",
     ),  # fmt: skip
-    history_select=(
-        "ID",
-        "TYPE_ID",
-        "OWNER_ID",
-        "CREATED_TIME",
-        "STATUS_ID",
-        "STATUS_SEMANTIC_ID",
-    ),  # fmt: skip
+    history_select=(*_HISTORY_SELECT, "STATUS_ID", "STATUS_SEMANTIC_ID"),
     stage_key="STATUS_ID",
     semantic_key="STATUS_SEMANTIC_ID",
     field_key="lead_field",
@@ -146,15 +141,7 @@ DEAL = EntityKind(
         "STAGE_SEMANTIC_ID",
         *_SHARED_SELECT,
     ),  # fmt: skip
-    history_select=(
-        "ID",
-        "TYPE_ID",
-        "OWNER_ID",
-        "CREATED_TIME",
-        "CATEGORY_ID",
-        "STAGE_ID",
-        "STAGE_SEMANTIC_ID",
-    ),  # fmt: skip
+    history_select=(*_HISTORY_SELECT, "CATEGORY_ID", "STAGE_ID", "STAGE_SEMANTIC_ID"),
     stage_key="STAGE_ID",
     semantic_key="STAGE_SEMANTIC_ID",
     field_key="deal_field",

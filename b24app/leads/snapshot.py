@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import fields
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
@@ -43,14 +44,11 @@ FIELD_NAMES: dict[str, str] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class LeadSnapshot:
-    """The fields of a lead the app records; times are naive UTC."""
+@dataclass(frozen=True, kw_only=True)
+class CrmFields:
+    """The fields a lead and a deal share (:func:`read_common`); times are naive UTC."""
 
-    lead_id: int
     title: str
-    status_id: str
-    status_semantic: str  # P / S / F ("" when the answer did not say)
     assigned_by_id: int | None
     source_id: str
     source_description: str
@@ -65,10 +63,20 @@ class LeadSnapshot:
     created_at: dt.datetime | None
     modified_at: dt.datetime | None
     moved_at: dt.datetime | None
+    # The app's own user field on the entity (``registration["lead_field"]`` or
+    # ``["deal_field"]``), "" when empty.
+    ai_field_value: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadSnapshot(CrmFields):
+    """The fields of a lead the app records."""
+
+    lead_id: int
+    status_id: str
+    status_semantic: str  # P / S / F ("" when the answer did not say)
     # IM multifield values (``imol|telegrambot|2|67|21`` marks an open-line chat client).
     im_values: tuple[str, ...] = ()
-    # The app's own lead user field (``registration["lead_field"]``), "" when empty.
-    ai_field_value: str = ""
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -154,26 +162,46 @@ def _im_values(raw: Mapping[str, Any], item_style: bool) -> tuple[str, ...]:
     return tuple(str(e.get("VALUE") or "") for e in entries if isinstance(e, dict))
 
 
-def common_fields(get: Callable[[str], Any], ai_value: Any) -> dict[str, Any]:
-    """The fields a lead and a deal share, read with ``get`` (which maps an UPPER_CASE name
-    to the answer's own style), as keyword arguments of either snapshot."""
-    return {
-        "assigned_by_id": _int(get("ASSIGNED_BY_ID")),
-        "source_id": _text(get("SOURCE_ID")),
-        "source_description": _text(get("SOURCE_DESCRIPTION")),
-        "comments": _text(get("COMMENTS")),
-        "utm_source": _text(get("UTM_SOURCE")),
-        "utm_medium": _text(get("UTM_MEDIUM")),
-        "utm_campaign": _text(get("UTM_CAMPAIGN")),
-        "utm_content": _text(get("UTM_CONTENT")),
-        "utm_term": _text(get("UTM_TERM")),
-        "opportunity": _amount(get("OPPORTUNITY")),
-        "currency_id": _text(get("CURRENCY_ID"))[:8],
-        "created_at": parse_time(get("DATE_CREATE")),
-        "modified_at": parse_time(get("DATE_MODIFY")),
-        "moved_at": parse_time(get("MOVED_TIME")),
-        "ai_field_value": _text(ai_value),
-    }
+def read_common(
+    raw: Mapping[str, Any], names: Mapping[str, str], field: str | None, what: str
+) -> tuple[Callable[[str], Any], int, dict[str, Any]]:
+    """What reading a lead and a deal share: ``get`` (an UPPER_CASE name looked up in the
+    answer's own style, ``names`` mapping it to the ``crm.item`` name), the entity's id, and
+    the fields both kinds have as keyword arguments of either snapshot (``field``: the app's AI
+    user field).
+
+    :raise ValueError: the answer has no positive id.
+    """
+    item_style = is_item_style(raw)
+
+    def get(upper: str) -> Any:
+        return raw.get(names[upper] if item_style else upper)
+
+    entity_id = _int(get("ID"))
+    if entity_id is None:
+        raise ValueError(f"the {what} answer has no id")
+    return (
+        get,
+        entity_id,
+        {
+            "title": _text(get("TITLE")),
+            "assigned_by_id": _int(get("ASSIGNED_BY_ID")),
+            "source_id": _text(get("SOURCE_ID")),
+            "source_description": _text(get("SOURCE_DESCRIPTION")),
+            "comments": _text(get("COMMENTS")),
+            "utm_source": _text(get("UTM_SOURCE")),
+            "utm_medium": _text(get("UTM_MEDIUM")),
+            "utm_campaign": _text(get("UTM_CAMPAIGN")),
+            "utm_content": _text(get("UTM_CONTENT")),
+            "utm_term": _text(get("UTM_TERM")),
+            "opportunity": _amount(get("OPPORTUNITY")),
+            "currency_id": _text(get("CURRENCY_ID"))[:8],
+            "created_at": parse_time(get("DATE_CREATE")),
+            "modified_at": parse_time(get("DATE_MODIFY")),
+            "moved_at": parse_time(get("MOVED_TIME")),
+            "ai_field_value": _text(user_field_value(raw, field)),
+        },
+    )
 
 
 def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> LeadSnapshot:
@@ -184,22 +212,13 @@ def normalise_lead(raw: Mapping[str, Any], lead_field: str | None = None) -> Lea
 
     :raise ValueError: the answer has no positive lead id.
     """
-    item_style = is_item_style(raw)
-
-    def get(upper: str) -> Any:
-        return raw.get(FIELD_NAMES[upper] if item_style else upper)
-
-    lead_id = _int(get("ID"))
-    if lead_id is None:
-        raise ValueError("the lead answer has no id")
-    ai_value = user_field_value(raw, lead_field)
+    get, lead_id, common = read_common(raw, FIELD_NAMES, lead_field, "lead")
     return LeadSnapshot(
         lead_id=lead_id,
-        title=_text(get("TITLE")),
         status_id=_text(get("STATUS_ID")),
         status_semantic=_text(get("STATUS_SEMANTIC_ID")).upper(),
-        im_values=_im_values(raw, item_style),
-        **common_fields(get, ai_value),
+        im_values=_im_values(raw, is_item_style(raw)),
+        **common,
     )
 
 
@@ -212,9 +231,9 @@ DEAL_FIELD_NAMES: dict[str, str] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DealSnapshot:
-    """The fields of a deal the journey records; times are naive UTC."""
+@dataclass(frozen=True, kw_only=True)
+class DealSnapshot(CrmFields):
+    """The fields of a deal the journey records."""
 
     deal_id: int
     lead_id: int | None
@@ -222,36 +241,17 @@ class DealSnapshot:
     category_id: int
     stage_id: str
     stage_semantic: str
-    title: str
-    assigned_by_id: int | None
-    source_id: str
-    source_description: str
-    comments: str
-    utm_source: str
-    utm_medium: str
-    utm_campaign: str
-    utm_content: str
-    utm_term: str
-    opportunity: Decimal | None
-    currency_id: str
-    created_at: dt.datetime | None
-    modified_at: dt.datetime | None
-    moved_at: dt.datetime | None
-    ai_field_value: str = ""
 
     def as_lead_snapshot(self) -> LeadSnapshot:
         """The same fields in the lead shape (classification, channel and field copying are
         shared with leads); the stage goes in ``status_id``."""
+        shared = {f.name: getattr(self, f.name) for f in fields(CrmFields)}
         return LeadSnapshot(
-            lead_id=self.deal_id, title=self.title, status_id=self.stage_id,
-            status_semantic=self.stage_semantic, assigned_by_id=self.assigned_by_id,
-            source_id=self.source_id, source_description=self.source_description,
-            comments=self.comments, utm_source=self.utm_source, utm_medium=self.utm_medium,
-            utm_campaign=self.utm_campaign, utm_content=self.utm_content,
-            utm_term=self.utm_term, opportunity=self.opportunity, currency_id=self.currency_id,
-            created_at=self.created_at, modified_at=self.modified_at, moved_at=self.moved_at,
-            ai_field_value=self.ai_field_value,
-        )  # fmt: skip
+            lead_id=self.deal_id,
+            status_id=self.stage_id,
+            status_semantic=self.stage_semantic,
+            **shared,
+        )
 
 
 def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> DealSnapshot:
@@ -259,15 +259,7 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
 
     :raise ValueError: the answer has no positive deal id.
     """
-    item_style = is_item_style(raw)
-
-    def get(upper: str) -> Any:
-        return raw.get(DEAL_FIELD_NAMES[upper] if item_style else upper)
-
-    deal_id = _int(get("ID"))
-    if deal_id is None:
-        raise ValueError("the deal answer has no id")
-    ai_value = user_field_value(raw, deal_field)
+    get, deal_id, common = read_common(raw, DEAL_FIELD_NAMES, deal_field, "deal")
     return DealSnapshot(
         deal_id=deal_id,
         lead_id=_int(get("LEAD_ID")),
@@ -275,6 +267,5 @@ def normalise_deal(raw: Mapping[str, Any], deal_field: str | None = None) -> Dea
         category_id=_int(get("CATEGORY_ID")) or 0,
         stage_id=_text(get("STAGE_ID"))[:64],
         stage_semantic=_text(get("STAGE_SEMANTIC_ID")).upper(),
-        title=_text(get("TITLE")),
-        **common_fields(get, ai_value),
+        **common,
     )

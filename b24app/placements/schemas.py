@@ -7,15 +7,14 @@ import datetime as dt
 import json
 from typing import Any
 
-from marshmallow import EXCLUDE
 from marshmallow import fields
 from marshmallow import post_load
 from marshmallow import pre_load
-from marshmallow import Schema
 from marshmallow import validate
 from marshmallow import ValidationError
 
 from b24app.kpi.metrics import PRESETS
+from b24app.schemas import PayloadSchema
 
 # PLACEMENT_OPTIONS is a small JSON object ({"ID": "8061"}); json.loads recurses once per
 # level, so 50 000 "[" would raise RecursionError: depth and size are checked first.
@@ -45,12 +44,7 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE  # Bitrix24 adds fields over time; ignore what we don't use
-
-
-class FrameQuerySchema(_Base):
+class FrameQuerySchema(PayloadSchema):
     """Query string of a frame load (``DOMAIN, PROTOCOL, LANG, APP_SID``) — informational
     only: nothing here is trusted for verification."""
 
@@ -59,7 +53,7 @@ class FrameQuerySchema(_Base):
     APP_SID = fields.String(load_default="", validate=validate.Length(max=128))
 
 
-class FrameFormSchema(_Base):
+class FrameFormSchema(PayloadSchema):
     """Body of a placement / app-page POST. Credentials are checked by the trust layer
     (missing ones → 401), so they are optional here."""
 
@@ -96,13 +90,13 @@ class FrameFormSchema(_Base):
         return data
 
 
-class LeadTabOptionsSchema(_Base):
+class LeadTabOptionsSchema(PayloadSchema):
     """``PLACEMENT_OPTIONS`` of ``CRM_LEAD_DETAIL_TAB``: ``{"ID": "8061", "URI": ...}``."""
 
     ID = fields.Integer(required=True, strict=False, validate=validate.Range(min=1, max=2**31 - 1))
 
 
-class JourneyRefSchema(_Base):
+class JourneyRefSchema(PayloadSchema):
     """The journey a tab's follow-up form is about: its key (b24app/leads/journeys.py) and
     the CRM item the tab was opened on (``consent``, ``privacy/*`` in placements/views.py)."""
 
@@ -121,7 +115,7 @@ _YEARS = validate.Range(
 )
 
 
-class PeriodSchema(_Base):
+class PeriodSchema(PayloadSchema):
     """The period picker: a preset, or explicit local dates; trend by day or week."""
 
     period = fields.String(load_default=None, validate=validate.OneOf([*PRESETS, "custom"]))
@@ -140,7 +134,7 @@ class PeriodSchema(_Base):
 _MONEY = validate.Range(min=0, max=10**11)
 
 
-class RoiFormSchema(_Base):
+class RoiFormSchema(PayloadSchema):
     """Inputs of the ROI calculator."""
 
     leads_before = fields.Decimal(required=True, validate=validate.Range(min=0, max=10**7))

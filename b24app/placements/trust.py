@@ -68,6 +68,19 @@ class Viewer:
     def needs_reauth(self) -> bool:
         return self.status == PortalStatus.REAUTH_REQUIRED
 
+    @classmethod
+    def of(cls, portal: Portal, user_id: Any, is_admin: Any, lang: str) -> Viewer:
+        """The viewer ``user_id`` on ``portal`` (as the OAuth server or a session token said)."""
+        return cls(
+            portal_id=portal.id,
+            member_id=portal.member_id,
+            domain=portal.domain,
+            user_id=int(user_id),
+            is_admin=bool(is_admin),
+            lang=lang,
+            status=portal.status,
+        )
+
 
 def _cache_key(member_id: str, auth_id: str) -> str:
     digest = hashlib.sha256(f"{member_id}:{auth_id}".encode()).hexdigest()
@@ -104,15 +117,7 @@ def verify_frame(services: Services, form: dict[str, Any], lang: str) -> Viewer:
     if cached is None:
         cached = _ask_oauth_server(services, portal, auth_id)
         _cache_set(services, key, cached, form.get("AUTH_EXPIRES"))
-    return Viewer(
-        portal_id=portal.id,
-        member_id=portal.member_id,
-        domain=portal.domain,
-        user_id=int(cached["user_id"]),
-        is_admin=bool(cached["admin"]),
-        lang=lang,
-        status=portal.status,
-    )
+    return Viewer.of(portal, cached["user_id"], cached["admin"], lang)
 
 
 # crm.item.get's entityTypeId of the CRM items that have a tab of ours.
@@ -248,12 +253,4 @@ def viewer_from_token(
             raise ApiError(401, "Invalid session.")
         if portal.status == PortalStatus.UNINSTALLED:
             raise ApiError(403, "The app is not installed on this portal.")
-        return Viewer(
-            portal_id=portal.id,
-            member_id=portal.member_id,
-            domain=portal.domain,
-            user_id=int(payload["u"]),
-            is_admin=bool(payload["a"]),
-            lang=lang or str(payload.get("l") or "ru"),
-            status=portal.status,
-        )
+        return Viewer.of(portal, payload["u"], payload["a"], lang or str(payload.get("l") or "ru"))

@@ -11,7 +11,9 @@ the CRM.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -341,7 +343,12 @@ def _export(table: str, viewer: Viewer, form: dict[str, Any] | None) -> Response
     headers, rows = kpi_csv.table(dashboard, table, viewer.lang, _names(viewer))
     body = kpi_csv.to_csv(headers, rows, viewer.lang)
     name = f"{table}_{dashboard.period.first_day}_{dashboard.period.last_day}.csv"
-    response = current_app.response_class(body, mimetype="text/csv")
+    return _download(body, "text/csv; charset=utf-8", name)
+
+
+def _download(body: str, content_type: str, name: str) -> Response:
+    """``body`` as a file the browser saves under ``name``, never cached."""
+    response = current_app.response_class(body, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -360,34 +367,36 @@ def _local(value: dt.datetime | None, tz: str, lang: str) -> str:
 @bp.post("/deal-tab")
 def deal_tab() -> ResponseReturnValue:
     """``CRM_DEAL_DETAIL_TAB``: the journey this deal belongs to (from its lead, if converted)."""
-    viewer, form = _frame_viewer()
-    options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
-    if viewer.needs_reauth:
-        return _reauth(viewer)
-    from b24app.leads.journeys import find_journey
-    from b24app.leads.journeys import journey_key
-
-    deal_id = options["ID"]
-    refused = _refused_item(viewer, form, "deal", deal_id)
-    if refused is not None:
-        return refused
-    with services().db() as session:
-        journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
-        key = journey_key(journey) if journey is not None else -deal_id
-    return _journey_tab(viewer, key, deal_id, "deal")
+    return _item_tab("deal", _deal_journey_key)
 
 
 @bp.post("/lead-tab")
 def lead_tab() -> ResponseReturnValue:
     """``CRM_LEAD_DETAIL_TAB``: this lead's timeline, SLA timers, AI tag and channel."""
+    return _item_tab("lead", lambda viewer, lead_id: lead_id)
+
+
+def _deal_journey_key(viewer: Viewer, deal_id: int) -> int:
+    from b24app.leads.journeys import find_journey
+    from b24app.leads.journeys import journey_key
+
+    with services().db() as session:
+        journey = find_journey(session, viewer.portal_id, deal_id=deal_id)
+        return journey_key(journey) if journey is not None else -deal_id
+
+
+def _item_tab(entity: str, key_of: Callable[[Viewer, int], int]) -> ResponseReturnValue:
+    """A CRM detail tab of ``entity`` showing the journey ``key_of`` finds for the item, once
+    Bitrix24 confirms the viewer may read the item."""
     viewer, form = _frame_viewer()
     options = LeadTabOptionsSchema().load(form["PLACEMENT_OPTIONS"])
     if viewer.needs_reauth:
         return _reauth(viewer)
-    refused = _refused_item(viewer, form, "lead", options["ID"])
+    item_id = options["ID"]
+    refused = _refused_item(viewer, form, entity, item_id)
     if refused is not None:
         return refused
-    return _journey_tab(viewer, options["ID"], options["ID"], "lead")
+    return _journey_tab(viewer, key_of(viewer, item_id), item_id, entity)
 
 
 def _refused_item(
@@ -505,30 +514,39 @@ def _privacy_request() -> tuple[Viewer, dict[str, Any], Journey | None, Contact]
     return viewer, ref, journey, client
 
 
+def _privacy_action(
+    action: Callable[[Viewer, dict[str, Any], Journey | None, Contact], ResponseReturnValue],
+) -> Callable[[], ResponseReturnValue]:
+    """The view doing ``action`` on an administrator's export or erase request
+    (:func:`_privacy_request`), or answering with the page refusing it."""
+
+    @functools.wraps(action)
+    def view() -> ResponseReturnValue:
+        found = _privacy_request()
+        return found if isinstance(found, Response) else action(*found)
+
+    return view
+
+
 @bp.post("/privacy/export")
-def privacy_export() -> ResponseReturnValue:
+@_privacy_action
+def privacy_export(
+    viewer: Viewer, ref: dict[str, Any], journey: Journey | None, client: Contact
+) -> ResponseReturnValue:
     """The client's data in the app as a JSON download (administrators only)."""
-    found = _privacy_request()
-    if isinstance(found, Response):
-        return found
-    viewer, ref, journey, client = found
     with services().db() as session:
         data = export_client(session, viewer.portal_id, client, journey)
-    response = make_response(json.dumps(data, ensure_ascii=False, indent=1))
-    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    body = json.dumps(data, ensure_ascii=False, indent=1)
     name = f"client-{ref['entity']}-{ref['entity_id']}.json"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "no-store"
-    return frameable(response, viewer.domain)
+    return frameable(_download(body, "application/json; charset=utf-8", name), viewer.domain)
 
 
 @bp.post("/privacy/erase")
-def privacy_erase() -> ResponseReturnValue:
+@_privacy_action
+def privacy_erase(
+    viewer: Viewer, ref: dict[str, Any], journey: Journey | None, client: Contact
+) -> ResponseReturnValue:
     """Erase the client's personal data from the app (administrators only; ``confirm=yes``)."""
-    found = _privacy_request()
-    if isinstance(found, Response):
-        return found
-    viewer, ref, journey, client = found
     if ref["confirm"] != "yes":
         raise ApiError(400, "Erasing needs confirm=yes.")
     with services().db() as session:

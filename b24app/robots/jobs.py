@@ -124,6 +124,7 @@ def accept_call(
     """
     key = document_key(document_id)
     hashed = token_hash(event_token)
+    request = {"event_token": event_token, "document_id": document_id, "properties": properties}
     try:
         with services.db() as session:
             session.add(
@@ -135,20 +136,13 @@ def accept_call(
                     state=CallState.QUEUED,
                     return_values={},
                     log_message="",
-                    request=json.dumps(
-                        {
-                            "event_token": event_token,
-                            "document_id": document_id,
-                            "properties": properties,
-                        },
-                        ensure_ascii=False,
-                    ),
+                    request=json.dumps(request, ensure_ascii=False),
                 )
             )
     except IntegrityError:
         return False
     try:
-        _enqueue(services, portal_id, member_id, code, event_token, document_id, properties)
+        _enqueue(services, portal_id, member_id, code, request)
     except DuplicateJobError:
         pass  # this call's job is queued already (the lost-call sweep was quicker)
     except Exception:
@@ -165,17 +159,13 @@ def accept_call(
 
 
 def _enqueue(
-    services: Services,
-    portal_id: int,
-    member_id: str,
-    code: str,
-    event_token: str,
-    document_id: str,
-    properties: dict[str, Any],
+    services: Services, portal_id: int, member_id: str, code: str, request: dict[str, Any]
 ) -> None:
+    """Queue the job of a call stored with ``request`` (its ``RobotCall.request``, parsed)."""
+    event_token, document_id = request["event_token"], request["document_id"]
     services.queue(QUEUE).enqueue_call(
         run_robot,
-        args=(member_id, code, event_token, document_id, properties),
+        args=(member_id, code, event_token, document_id, request["properties"]),
         job_id=job_id(portal_id, event_token),
         # The default description would print the arguments: the event token and
         # the client's answers must not reach the worker's log.
@@ -204,12 +194,12 @@ def requeue_lost_calls(older_than_s: int = 60) -> int:
         ).all()  # fmt: skip
         for call, member_id in rows:
             request = json.loads(call.request or "{}")
-            token = request["event_token"]
-            if Job.exists(job_id(call.portal_id, token), connection=services.redis):
+            if Job.exists(
+                job_id(call.portal_id, request["event_token"]), connection=services.redis
+            ):
                 continue
             try:
-                _enqueue(services, call.portal_id, member_id, call.code, token,
-                         request["document_id"], request["properties"])  # fmt: skip
+                _enqueue(services, call.portal_id, member_id, call.code, request)
                 requeued += 1
             except DuplicateJobError:
                 continue

@@ -262,6 +262,31 @@ def ask_json(
     return json.loads(response.json()["choices"][0]["message"]["content"])
 
 
+@dataclass(frozen=True)
+class ChatModel:
+    """An OpenAI-compatible ``/chat/completions`` endpoint, asked for JSON (:func:`ask_json`)."""
+
+    url: str
+    api_key: str
+    model: str
+    timeout: float
+    session: requests.Session
+
+    @classmethod
+    def at(
+        cls, api_url: str, api_key: str, model: str, timeout: float,
+        session: requests.Session | None = None,
+    ) -> ChatModel:  # fmt: skip
+        """The endpoint under ``api_url`` (the OpenAI API when empty)."""
+        url = (api_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
+        return cls(url, api_key, model, timeout, session or requests.Session())
+
+    def ask(self, system: str, user: str) -> Any:
+        """:func:`ask_json` on this endpoint."""
+        return ask_json(self.session, self.url, self.api_key, self.model, system, user,
+                        self.timeout)  # fmt: skip
+
+
 class LlmQualifier:
     """An OpenAI-compatible chat model behind :class:`Qualifier`; the rules on any error.
 
@@ -279,12 +304,8 @@ class LlmQualifier:
         fallback: Qualifier | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        self.url = (api_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
-        self.api_key = api_key
-        self.model = model
-        self.timeout = timeout
+        self.chat = ChatModel.at(api_url, api_key, model, timeout, session)
         self.fallback: Qualifier = fallback or RuleQualifier()
-        self.session = session or requests.Session()
 
     def qualify(self, answers: Answers) -> Verdict:
         try:
@@ -302,8 +323,7 @@ class LlmQualifier:
             },
             ensure_ascii=False,
         )
-        data: Any = ask_json(self.session, self.url, self.api_key, self.model, SYSTEM_PROMPT,
-                             user, self.timeout)  # fmt: skip
+        data: Any = self.chat.ask(SYSTEM_PROMPT, user)
         verdict = data["verdict"]
         confidence = float(data["confidence"])
         if verdict not in VERDICTS or not 0.0 <= confidence <= 1.0:

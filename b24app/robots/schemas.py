@@ -12,59 +12,29 @@ import datetime as dt
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE
 from marshmallow import fields
 from marshmallow import pre_load
-from marshmallow import Schema
 from marshmallow import validate
 from marshmallow import validates_schema
 from marshmallow import ValidationError
 
+from b24app.i18n import translate
 from b24app.robots import definitions as d
+from b24app.schemas import EventAuthSchema
+from b24app.schemas import PayloadSchema
 
 LEAD_DOCUMENT = re.compile(r"^LEAD_([1-9][0-9]{0,17})$")
 DEAL_DOCUMENT = re.compile(r"^DEAL_([1-9][0-9]{0,17})$")
 
-# Message codes -> readable text. Used for every property error the workflow log shows.
-MESSAGES: dict[str, dict[str, str]] = {
-    "required": {"ru": "обязательный параметр не заполнен", "en": "is required"},
-    "not_int": {"ru": "ожидается целое число", "en": "must be a whole number"},
-    "not_bool": {"ru": "ожидается «да» или «нет»", "en": "must be yes or no"},
-    "not_datetime": {
-        "ru": "не удалось прочитать дату и время",
-        "en": "is not a readable date and time",
-    },
-    "not_user": {"ru": "ожидается пользователь", "en": "must be a user"},
-    "not_text": {"ru": "ожидается текст", "en": "must be text"},
-    "too_long": {"ru": "слишком длинное значение", "en": "is too long"},
-    "unknown_option": {"ru": "недопустимое значение списка", "en": "is not one of the options"},
-    "out_of_range": {"ru": "значение вне допустимого диапазона", "en": "is out of range"},
-    "custom_minutes_needed": {
-        "ru": "нужно указать для своего срока",
-        "en": "is needed for the custom option",
-    },
-    "not_a_lead": {
-        "ru": "робот работает только с лидами",
-        "en": "this robot works with leads only",
-    },
-}
-
 MAX_MINUTES = 30 * 24 * 60
 
 
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class AuthSchema(_Base):
-    member_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    application_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
+class AuthSchema(EventAuthSchema):
     domain = fields.String()
     user_id = fields.String()
 
 
-class RobotCallSchema(_Base):
+class RobotCallSchema(PayloadSchema):
     """The form envelope of a robot call (``robot_handler_call_lead.DERIVED.form.json``)."""
 
     workflow_id = fields.String(validate=validate.Length(max=128))
@@ -209,7 +179,7 @@ def _choice(options: dict[str, str], **kwargs: Any) -> fields.String:
     )
 
 
-class PropertiesSchema(_Base):
+class PropertiesSchema(PayloadSchema):
     """Base of the per-robot property schemas: blank values count as not given."""
 
     @pre_load
@@ -297,7 +267,7 @@ PROPERTY_SCHEMAS: dict[str, type[PropertiesSchema]] = {
 def load_properties(code: str, properties: dict[str, Any]) -> dict[str, Any]:
     """Validate the properties of robot ``code``.
 
-    :raise ValidationError: messages are codes of :data:`MESSAGES`, keyed by property.
+    :raise ValidationError: messages are codes (:func:`problem_text`), keyed by property.
     """
     result: dict[str, Any] = PROPERTY_SCHEMAS[code]().load(properties)
     return result
@@ -313,6 +283,14 @@ def _codes(messages: Any) -> list[str]:
     return [str(messages)]
 
 
+def problem_text(code: str, lang: str) -> str:
+    """The readable text of a property error's code (the ``robot.problem.*`` strings in
+    b24app/translations), or the code itself when it is not one of ours."""
+    key = f"robot.problem.{code}"
+    text = translate(lang, key)
+    return code if text == key else text
+
+
 def describe_problems(code: str, errors: dict[str, Any], lang: str) -> str:
     """One readable sentence for the workflow log, in ``lang`` (``ru``, else English)."""
     lang = "ru" if lang == "ru" else "en"
@@ -320,7 +298,7 @@ def describe_problems(code: str, errors: dict[str, Any], lang: str) -> str:
     for key in sorted(errors):
         texts = []
         for msg in dict.fromkeys(_codes(errors[key])):
-            texts.append(MESSAGES.get(msg, {}).get(lang, msg))
+            texts.append(problem_text(msg, lang))
         name = d.label(code, key, lang) if key != "_schema" else ""
         parts.append(f"«{name}» — {', '.join(texts)}" if name else ", ".join(texts))
     robot = d.robot_name(code, lang)

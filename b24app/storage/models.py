@@ -423,6 +423,10 @@ class Appointment(Base):
     reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The last move to another time (the client in the chat, or the booking moved in
+    # Bitrix24): when, and the time it had before (the KPI "rescheduled"). None: never moved.
+    moved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    moved_from: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # Came / no-show / moved (:class:`VisitOutcome`), the first answer wins; ``outcome_source`` is
     # button, task or stage, ``outcome_by`` the user who answered (0: the CRM's stage).
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)

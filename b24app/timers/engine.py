@@ -125,6 +125,25 @@ def remove_job(services: Services, job_id: str) -> None:
     job.delete()
 
 
+def new_timer(
+    portal_id: int, lead_id: int, policy: str, level: str, due_at: dt.datetime,
+    started_at: dt.datetime, *, state: str = TimerState.PENDING,
+    payload: dict[str, Any] | None = None,
+) -> Timer:  # fmt: skip
+    """A timer row not yet added to a session, with the job id its key gives."""
+    return Timer(
+        portal_id=portal_id,
+        journey_key=lead_id,
+        policy=policy,
+        level=level,
+        due_at=due_at,
+        started_at=started_at,
+        state=state,
+        job_id=job_id_for(portal_id, lead_id, policy, level),
+        payload=payload or {},
+    )
+
+
 def upsert_timer(
     session: Session,
     *,
@@ -150,17 +169,7 @@ def upsert_timer(
     )
     timer = session.scalar(select(Timer).where(*key))
     if timer is None:
-        timer = Timer(
-            portal_id=portal_id,
-            journey_key=lead_id,
-            policy=policy,
-            level=level,
-            due_at=due_at,
-            started_at=started_at,
-            state=TimerState.PENDING,
-            job_id=job_id_for(portal_id, lead_id, policy, level),
-            payload=payload,
-        )
+        timer = new_timer(portal_id, lead_id, policy, level, due_at, started_at, payload=payload)
         try:
             with session.begin_nested():
                 session.add(timer)

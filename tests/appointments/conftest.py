@@ -91,9 +91,13 @@ def journey(services: Services, journey_id: int) -> Journey:
         return row
 
 
-def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0) -> list[Timer]:
+def drive_reminders(
+    services: Services, portal_id: int, *, first_in: float = 1.0, spacing: float | None = None
+) -> list[Timer]:
     """Time is driven, not raced: the portal's reminders not yet due move so the earliest is due
     ``first_in`` seconds from now, the gaps between them kept, their RQ jobs with them.
+    ``spacing`` (seconds) puts them that far apart instead, in the same order: for a test that
+    needs them all sent but not the real gaps (an hour's gap is a minute of waiting).
 
     Tests book far ahead (a slow machine may take long to record a booking, and a reminder
     already past is skipped, never sent late), check the due times, then call this.
@@ -117,9 +121,14 @@ def drive_reminders(services: Services, portal_id: int, *, first_in: float = 1.0
             )
         )
         assert pending, "no pending reminder to drive"
-        shift = pending[0].due_at - (now + dt.timedelta(seconds=first_in))
-        for timer in pending:
-            timer.due_at = timer.due_at - shift
+        first = now + dt.timedelta(seconds=first_in)
+        shift = pending[0].due_at - first
+        for n, timer in enumerate(pending):
+            timer.due_at = (
+                timer.due_at - shift
+                if spacing is None
+                else first + dt.timedelta(seconds=n * spacing)
+            )
         session.flush()
         session.expunge_all()
     for timer in pending:  # after the commit: the job reads the row

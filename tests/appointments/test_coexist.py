@@ -74,7 +74,7 @@ def test_bookings_own_reminders_on_no_second_copy_off_the_app_reminds(
     rows = by_deal(services)
     assert rows[601].booking_sends == ["confirmation", "reminder"]
     assert rows[602].booking_sends == []
-    drive_reminders(services, portal_id)
+    drive_reminders(services, portal_id, spacing=1.0)  # the 3 h and 2 h ones, not 60 s apart
     wait_for(lambda: len(fired(services)) == 2, timeout=90)
     assert installed_portal.chat_messages(master.id) == []  # no second copy
     assert len(ours(installed_portal, room.id)) == 2  # Booking sends nothing here

@@ -139,12 +139,16 @@ def test_moved_deleted_short_notice_and_duplicate_events(
     emulator.delivery.duplicate = False
     (appt,) = appointments(services)
     first_due = [t.due_at for t in appointment_timers(services)]
+    booked_for = appt.starts_at
+    assert appt.moved_at is None and appt.moved_from is None
     moved = utc_now().replace(tzinfo=dt.UTC) + dt.timedelta(hours=50)
     installed_portal.move_booking(booking_id, moved)
     assert emulator.wait_idle()
     run_jobs()
     (appt,) = appointments(services)
     assert appt.starts_at == moved.replace(tzinfo=None, microsecond=0)
+    # the move is recorded for the KPI "rescheduled" (b24app/kpi/appointments.py)
+    assert appt.moved_from == booked_for and appt.moved_at is not None
     pending = [t for t in appointment_timers(services) if t.state == TimerState.PENDING]
     assert len(pending) == 2 and [t.due_at for t in pending] != first_due
     installed_portal.delete_booking(booking_id)

@@ -97,7 +97,7 @@ def test_reminders_reach_the_chat_on_time_and_the_reply_shows_confirmed(
     assert kpis["confirmed_pct"] == 100.0
     # delivered: the messenger's mark or the client's reply after it, not just "accepted"
     assert kpis["delivery"]["chat"] == {"attempts": 2, "accepted": 2, "delivered": 2,
-                                        "delivery_pct": 100.0}  # fmt: skip
+                                        "delivery_pct": 100.0, "failed": 0, "unknown": 0}  # fmt: skip
     assert kpis["by_channel"]["chat"]["appointments"] == 1
 
 

@@ -63,7 +63,7 @@ def reminded(
     wait_for(lambda: any(a.booking_id == booking for a in appointments(services))
              and len([t for t in appointment_timers(services)
                       if t.state == TimerState.PENDING]) >= 2)  # fmt: skip
-    drive_reminders(services, portal_id)
+    drive_reminders(services, portal_id, spacing=1.0)  # both sent, not 12 s apart
     wait_for(lambda: len(texts(portal, chat.id)) == 2, timeout=90)
     return chat, booking
 
@@ -101,6 +101,9 @@ def test_a_2_offers_free_times_and_a_time_typed_back_moves_the_booking_and_its_r
     (appt,) = appointments(services)
     assert appt.starts_at == new_start.replace(tzinfo=None)
     assert appt.status == AppointmentStatus.SCHEDULED
+    # the move is recorded for the KPI "rescheduled": from the old time
+    old_start = dt.datetime.fromtimestamp(old["from"]["timestamp"], dt.UTC).replace(tzinfo=None)
+    assert appt.moved_from == old_start and appt.moved_at is not None
     # the reminders follow: re-armed from the new time (20 s and 8 s before it)
     due = sorted(t.due_at for t in appointment_timers(services) if t.state == TimerState.PENDING)
     assert due == [appt.starts_at - dt.timedelta(seconds=20),

@@ -11,6 +11,7 @@ import pytest
 
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.understanding import Service
+from b24app.robots.qualifier import ChatModel
 from tests.assistant.llm_stub import LlmStub
 from tests.waiting import deadline_seconds
 
@@ -26,7 +27,9 @@ def stub() -> Iterator[LlmStub]:
 
 def make(stub: LlmStub, timeout: float | None = None) -> ModelUnderstander:
     """Generous by default: only the timeout test means to run out of time."""
-    return ModelUnderstander(stub.url, "test-key", "stub", timeout=timeout or deadline_seconds())
+    return ModelUnderstander(
+        ChatModel.at(stub.url, "test-key", "stub", timeout or deadline_seconds())
+    )
 
 
 def test_model_fills_what_the_rules_missed(stub: LlmStub) -> None:
@@ -84,7 +87,7 @@ def test_model_cannot_remove_a_handoff_intent(stub: LlmStub) -> None:
 
 
 def test_unreachable_model_falls_back() -> None:
-    model = ModelUnderstander("http://127.0.0.1:9/v1", "k", "m", timeout=0.5)
+    model = ModelUnderstander(ChatModel.at("http://127.0.0.1:9/v1", "k", "m", 0.5))
     assert model.understand("ммм", now=NOW).source == "rules_fallback"
 
 
@@ -100,7 +103,7 @@ def test_the_model_rides_the_workers_shared_http_session(services) -> None:  # t
     first = _understander(with_key, {"model": True})
     second = _understander(with_key, {"model": True})
     assert first is not None and second is not None
-    assert first.session is second.session is with_key.http_session()
+    assert first.chat.session is second.chat.session is with_key.http_session()
     assert _understander(with_key, {"model": False}) is None
 
 

@@ -10,6 +10,7 @@ from b24app.kpi.appointments import appointment_kpis
 from b24app.kpi.appointments import lead_time
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
+from b24app.storage.models import SlotRefill
 from tests.kpi.conftest import lead
 
 _TODAY = dt.date.today()
@@ -62,6 +63,31 @@ def test_no_show_rate_by_source_master_weekday_lead_time_and_confirmation(
     assert k["confirmed_vs"]["confirmed"]["no_show_pct"] == 0.0
     assert k["confirmed_vs"]["unconfirmed"]["no_show_pct"] == 100.0
     assert k["reminded"]["no_show_pct"] == 0.0 and k["not_reminded"]["no_show_pct"] == 100.0
+
+
+def test_moves_cancels_and_refilled_times_with_their_revenue(services: Any, portal_id: int) -> None:
+    """Moved in the period (or the outcome "moved"), cancelled, refilled from the waitlist:
+    the revenue is that of the refilled visits that came, through the refill's booking."""
+    seed(services, portal_id)
+    with services.db() as session:
+        came = lead(portal_id, 3, MON, came_at=MON + dt.timedelta(days=4), opportunity="6500")
+        missed = lead(portal_id, 4, MON, opportunity="1800")
+        session.add_all([came, missed])
+        session.flush()
+        session.add_all([
+            _appt(portal_id, came.id, MON + dt.timedelta(days=4), booking_id=501,
+                  moved_at=MON, moved_from=MON - dt.timedelta(days=1)),
+            _appt(portal_id, missed.id, MON + dt.timedelta(days=5), booking_id=502),
+            # moved before the period: not counted in it
+            _appt(portal_id, missed.id, MON + dt.timedelta(days=5, hours=2),
+                  moved_at=START - dt.timedelta(days=3)),
+            SlotRefill(portal_id=portal_id, booking_id=501, starts_at=MON + dt.timedelta(days=4)),
+            SlotRefill(portal_id=portal_id, booking_id=502, starts_at=MON + dt.timedelta(days=5)),
+            SlotRefill(portal_id=portal_id, booking_id=503, starts_at=END + dt.timedelta(days=1)),
+        ])  # fmt: skip
+    with services.db() as session:
+        k = appointment_kpis(session, portal_id, START, END, "Europe/Moscow")
+    assert k["rebooking"] == {"moved": 2, "cancelled": 1, "refilled": 2, "refill_revenue": 6500.0}
 
 
 def test_lead_time_buckets() -> None:

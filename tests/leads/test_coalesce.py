@@ -10,6 +10,7 @@ while the others take the events; no test depends on timing."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,12 @@ def lead_reads(emulator: DevPortal, portal: EmuPortal) -> list[int]:
         if reads:
             sizes.append(len(reads))
     return sizes
+
+
+def drain_all(services: Services, member_id: str) -> list[coalesce.Applied] | None:
+    """Drain with no time slice: the test expects everything pending recorded in this call
+    (under load the default slice may end it early and leave a continuation job)."""
+    return coalesce.drain(services, member_id, slice_seconds=math.inf)
 
 
 @pytest.fixture
@@ -74,7 +81,7 @@ def test_a_burst_is_read_25_leads_per_request(
     ]
     queue_events(emulator, run_jobs, busy_drainer(installed_portal))
     assert coalesce.pending_count(services, installed_portal.member_id) == 60
-    recorded = coalesce.drain(services, installed_portal.member_id)
+    recorded = drain_all(services, installed_portal.member_id)
     assert recorded is not None and len(recorded) == 60
     assert sorted(lead_reads(emulator, installed_portal)) == [10, 25, 25]
     for i, lead_id in enumerate(ids):
@@ -124,7 +131,7 @@ def test_duplicates_are_one_read_and_deleted_leads_are_marked(
     queue_events(emulator, run_jobs, busy_drainer(installed_portal))
     installed_portal.delete_lead(gone)  # its delete event needs no read: processed directly
     assert coalesce.pending_count(services, installed_portal.member_id) == 2
-    assert coalesce.drain(services, installed_portal.member_id) is not None
+    assert drain_all(services, installed_portal.member_id) is not None
     assert lead_reads(emulator, installed_portal)[before:] == [2]
     assert lead_row(services, portal.id, gone).deleted_at is not None
     assert lead_row(services, portal.id, kept).deleted_at is None
@@ -157,7 +164,7 @@ def test_an_event_during_the_read_gets_a_fresh_read(
     monkeypatch.setitem(
         coalesce.ENTITIES, "lead", dataclasses.replace(entity, apply=apply_and_move, shared=None)
     )
-    coalesce.drain(services, installed_portal.member_id)
+    drain_all(services, installed_portal.member_id)
     assert calls == [lead_id, lead_id]
     assert lead_row(services, portal.id, lead_id).stage == Stage.QUALIFIED
 
@@ -223,7 +230,7 @@ def test_a_burst_of_deal_events_is_read_25_deals_per_request(
     deliveries = emulator.deliveries(kind="event", portal=installed_portal)
     assert sum(1 for d in deliveries if d.name.startswith("ONCRMDEAL")) >= 200
     assert coalesce.pending_count(services, installed_portal.member_id) == 100
-    recorded = coalesce.drain(services, installed_portal.member_id)
+    recorded = drain_all(services, installed_portal.member_id)
     assert recorded is not None and {a.kind for a in recorded} == {"deal"}
     reads = lead_reads(emulator, installed_portal)[before:]
     assert sum(reads) == 100 and len(reads) <= 200 // 20, reads
@@ -272,7 +279,7 @@ def test_a_converted_lead_and_its_deal_in_one_round(
     queue_events(emulator, run_jobs, busy_drainer(installed_portal))
     assert coalesce.pending_count(services, installed_portal.member_id) == 2
     before = len(lead_reads(emulator, installed_portal))
-    coalesce.drain(services, installed_portal.member_id)
+    drain_all(services, installed_portal.member_id)
     assert lead_reads(emulator, installed_portal)[before:] == [2]  # lead + deal, one request
     assert not [r for r in caplog.records if "could not record" in r.getMessage()]
     row = journey(services, portal.id, lead_id=lead_id)
@@ -315,7 +322,7 @@ def test_a_deal_waits_for_its_leads_lock_held_elsewhere(
     release = threading.Timer(0.3, other.release)  # the other worker finishes
     release.start()
     try:
-        coalesce.drain(services, installed_portal.member_id)
+        drain_all(services, installed_portal.member_id)
     finally:
         release.join()
     [holder] = holders
@@ -342,7 +349,7 @@ def test_a_simple_mode_burst_costs_no_request_per_lead(
     assert sum(1 for d in events if d.name.startswith(("ONCRMLEAD", "ONCRMDEAL"))) >= 300
     before = emulator.http_requests(portal)
     before_calls = len(emulator.calls(portal=portal))
-    coalesce.drain(services, portal.member_id)
+    drain_all(services, portal.member_id)
     used = emulator.http_requests(portal) - before
     calls = emulator.calls(portal=portal)[before_calls:]
     assert used <= 300 // 20, [c.method for c in calls if not c.in_batch]

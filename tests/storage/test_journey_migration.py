@@ -4,8 +4,6 @@ upgraded (``leads`` -> ``journeys``, ``lead_id`` keys -> ``journey_key``) and do
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +22,7 @@ from b24app.storage.models import Journey
 from b24app.storage.models import JourneyStageChange
 from b24app.storage.models import RobotCall
 from b24app.storage.models import Timer
+from tests.postgres import empty_postgres_database
 
 PREVIOUS = "wt21_rollup_indexes"
 T = dt.datetime(2026, 11, 2, 9, 30)
@@ -35,19 +34,8 @@ def blank_database(database_url: str, tmp_path: Any) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield "sqlite:///" + str(tmp_path / "previous.sqlite")
         return
-    base = os.environ.get(
-        "B24APP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-    name = f"b24app_hj_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_postgres_database("b24app_hj") as url:
+        yield url
 
 
 # The rows as the previous version wrote them: a journey that started on lead 5 and was

@@ -104,7 +104,9 @@ def _seed_crm(portal: Any) -> Any:
     from devportal import demo_data
 
     demo_data.prepare_portal(portal)
-    return demo_data.seed_portal(portal)
+    seeded = demo_data.seed_portal(portal)
+    seeded.silent = demo_data.silent_whatsapp_client(portal)
+    return seeded
 
 
 def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -> str:
@@ -135,6 +137,7 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         rollup.refresh_portal(session, portal_id, load_settings(session, portal_id))
     live = demo_data.live_leads(portal)
     demo_data.visit_to_ask_about(portal)
+    silent = _remind_silent_client(services, portal, seeded)
     done = time.perf_counter()
     return (
         f"  seeded:            {seeded.leads:,} journeys over {demo_data.DAYS} days in the CRM "
@@ -142,10 +145,42 @@ def _finish_seed(settings: Settings, portal: Any, seeded: Any, started: float) -
         f"({t_backfill - started - seeded.seconds:.1f} s after the install began); "
         f"{counts['breaches']} SLA breaches, {counts['escalations']} escalations; "
         f"{replayed['appointments']:,} appointments, {replayed['reminders']:,} reminders "
-        f"({replayed['attempts']:,} attempts) and {replayed['replies']:,} client answers "
-        f"replayed ({t_replayed - t_replay:.1f} s); history ready in {done - started:.1f} s\n"
+        f"({replayed['attempts']:,} attempts), {replayed['replies']:,} client answers and "
+        f"{replayed['reinvitations']:,} re-invitations replayed ({t_replayed - t_replay:.1f} s); "
+        f"history ready in {done - started:.1f} s\n"
         f"  live now:          leads {', '.join(map(str, live))} (Олег's chats): their "
         "first-reply reminders fire in 3 minutes, escalations in 30\n"
+        f"  WhatsApp, 24 h window closed: {silent}\n"
+    )
+
+
+def _remind_silent_client(services: Any, portal: Any, seeded: Any, timeout: float = 60.0) -> str:
+    """Book the visit of the WhatsApp client silent for days (devportal.demo_data) and wait
+    until the worker has tried her chat and gone on to the SMS workflow; returns the line to
+    print."""
+    from sqlalchemy import select
+
+    from b24app.storage.models import Appointment
+    from b24app.storage.models import ReminderAttempt
+    from devportal import demo_data
+
+    lead, deal = seeded.silent
+    booking = demo_data.book_silent_client(portal, deal)
+    deadline = time.monotonic() + timeout
+    tried: list[tuple[str, bool, str]] = []
+    while time.monotonic() < deadline:
+        with services.db() as session:
+            tried = [tuple(row) for row in session.execute(
+                select(ReminderAttempt.channel, ReminderAttempt.ok, ReminderAttempt.error)
+                .join(Appointment, Appointment.id == ReminderAttempt.appointment_id)
+                .where(Appointment.booking_id == booking).order_by(ReminderAttempt.id)
+            )]  # fmt: skip
+        if any(ok for _channel, ok, _error in tried):
+            break
+        time.sleep(0.2)
+    went = " → ".join(f"{c} ({'ok' if ok else error})" for c, ok, error in tried) or "not yet"
+    return (
+        f"lead {lead} / deal {deal} (Марина, last wrote {demo_data.SILENT_DAYS} days ago): {went}"
     )
 
 
@@ -346,8 +381,12 @@ def _what_to_open(settings: Settings, url: str, crm_mode: str) -> str:
         "    field), reminded in the client's chat, by the SMS workflow (set up 45 days ago)\n"
         "    or not at all (walk-ins; a to-do before the workflow), the no-show rate of each\n"
         "    (90 days: reminded clients miss fewer visits), and the delivery by channel (the\n"
-        "    chat falls through to SMS for clients with no open chat); the clients' «1» in\n"
-        "    the confirmed share;\n"
+        "    chat falls through to SMS for clients with no open chat, or when the messenger\n"
+        "    refused it); the clients' «1» in the confirmed share; visits moved and cancelled\n"
+        "    in the chat, freed times refilled from the waitlist and their revenue;\n"
+        "    re-invitations after no-shows;\n"
+        "  * the lead tab of Марина (the «WhatsApp, 24 h window closed» line above): her chat\n"
+        "    refused, and why, then the SMS workflow that carried the message;\n"
         "  * Employees: Олег Продажин answers in ~20 minutes (breaches, escalations, fewer\n"
         "    bookings), Светлана Быстрова in under a minute;\n"
         "  * Marketing: vk_autumn and yandex_direct with their costs, CPL and ROI;\n"

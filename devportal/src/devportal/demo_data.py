@@ -15,11 +15,13 @@ How it is seeded, fast and through the product's own paths where one exists:
    moments they happened (:func:`devportal.demo_replay.replay_reminders`): each booked lead's visit time (a lead
    date field) read by the date-field route, each reminder claimed and sent over REST —
    the client's open-line chat, else the SMS workflow (set up 45 days ago), else a to-do —
-   and the clients' answers in their chats («1», «не смогу, позовите администратора») through
-   the reply route; walk-ins book the next free hour (too soon for a reminder), and a client
-   the reminder reached misses fewer visits, which is what the dashboard's "reminded vs not" shows;
+   and the clients' answers in their chats («1», «не смогу, позовите администратора», a move,
+   a cancel refilled from Booking's waitlist) through the reply route; walk-ins book the next
+   free hour (too soon for a reminder), and a client the reminder reached misses fewer
+   visits, which is what the dashboard's "reminded vs not" shows;
 5. three new chat leads arrive as real events now: their first-reply timers fire in 3
-   minutes while you watch.
+   minutes while you watch; a WhatsApp client silent for 3 days is booked, and the worker
+   sends her confirmation request by the SMS workflow (her 24 h window is closed).
 
 Random but reproducible (fixed seed). Only the demo (``devportal.demo``) uses this module.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy import update
@@ -45,6 +48,7 @@ from b24app.storage.models import Portal
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
+from devportal.connectors import backdate_client
 
 DAYS = 90
 JOURNEYS = 1500
@@ -84,6 +88,10 @@ class Seeded:
     booked: dict[int, dt.datetime] = field(default_factory=dict)
     replies: dict[int, tuple[dt.datetime, dt.datetime, int, bool]] = field(default_factory=dict)
     seconds: float = 0.0
+    # (lead, deal) of the WhatsApp client silent for SILENT_DAYS days
+    silent: tuple[int, int] = (0, 0)
+    # Booking's waitlist: (entry id, contact id, asked at), oldest first
+    waitlist: list[tuple[int, int, dt.datetime]] = field(default_factory=list)
 
 
 def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
@@ -138,6 +146,7 @@ def seed_portal(
     run = _Story(portal, statuses or STATUSES, now or utc_now())
     for _ in range(JOURNEYS):
         run.journey()
+    _seed_waitlist(portal, run.moment, run.out)
     run.out.seconds = time.perf_counter() - started
     return run.out
 
@@ -252,6 +261,8 @@ class _Story:
                 room = portal.chats.lines.open_chat([("lead", lead_id)],
                                                     connector_id=CONNECTORS[source])  # fmt: skip
                 room.active = story.random() > 0.15
+                if source == "2|TELEGRAM" and lead_id % 6 == 0:
+                    portal.chats.lines.connectors.refuse(room.id)  # blocked the salon's bot
             reached = reached or room.active
         if rng.random() > 0.82:
             return  # booked, never confirmed
@@ -266,6 +277,36 @@ class _Story:
         else:
             self.move(lead_id, manager, self.statuses["came"], appointment + dt.timedelta(hours=1),
                       OPPORTUNITY=str(price + rng.choice([0, 0, 0, 300, 500, 1000])))  # fmt: skip
+
+
+# Clients who called for a time the salon did not have and were put on Booking's waitlist,
+# spread over the 90 days: a visit cancelled in the chat is offered to them
+# (b24app/appointments/refill.py; the demo's replay, devportal.demo_replay).
+WAITLIST = 16
+
+
+def _seed_waitlist(portal: Any, moment: dt.datetime, out: Seeded) -> None:
+    """The waitlist's clients: a call lead with the service's price, converted into contact +
+    deal (a waitlist entry names a contact), and their entries, each made the day they called."""
+    rng = random.Random(31)  # apart from the journeys' streams: their figures stay as they were
+    for i in range(WAITLIST):
+        asked = moment - dt.timedelta(days=DAYS * (1 - (i + 0.5) / WAITLIST),
+                                      hours=rng.uniform(0, 8))  # fmt: skip
+        service, price, _w = SERVICES[_pick(rng, SERVICE_WEIGHTS)]
+        manager = _pick(rng, STAFF_WEIGHTS)
+        at = asked.replace(tzinfo=dt.UTC)
+        lead = portal.crm.add_lead({"TITLE": f"{service} — лист ожидания",
+                                    "NAME": rng.choice(CLIENTS), "SOURCE_ID": "CALL",
+                                    "ASSIGNED_BY_ID": manager, "CURRENCY_ID": "RUB",
+                                    "OPPORTUNITY": str(price)}, created_at=at, events=False)  # fmt: skip
+        deal = portal.crm.convert_lead(lead, {"OPPORTUNITY": str(price)}, by_user=manager,
+                                       at=at + dt.timedelta(minutes=5))  # fmt: skip
+        contact = int((portal.crm.deal(deal) or {}).get("CONTACT_ID") or 0)
+        with portal.lock:
+            entry = portal.waitlist.add(f"{service}: любое свободное время", contact_id=contact,
+                                        day=asked.date())  # fmt: skip
+        out.waitlist.append((entry, contact, asked))
+        out.leads += 1
 
 
 def fill_store(services: Services, member_id: str, seeded: Seeded) -> dict[str, int]:
@@ -337,3 +378,51 @@ def visit_to_ask_about(portal: Any) -> int:
     portal.booking.add_booking(began, 60, name="Маникюр", resource_ids=[1], contact_id=contact,
                                deal_id=deal)  # fmt: skip
     return deal
+
+
+# The WhatsApp client whose 24 h window has closed (issue 22): she wrote this many days ago,
+# the manager converted her lead, and her visit is booked for tomorrow morning after the
+# start: the app's first message to her (the immediate confirmation request) cannot go into
+# the chat and goes by the salon's SMS workflow instead (b24app/appointments/delivery.py).
+SILENT_DAYS = 3
+SILENT_CLIENT = ("Марина", "Ковалёва")
+# Where the salon's clients live: the silent client's booking is in the first of these zones
+# where it is daytime now (the booking's own zone wins), so the quiet hours (21:00–09:00)
+# do not hold her message till the morning whenever the demo starts.
+CLIENT_ZONES = ("Europe/Moscow", "Asia/Yekaterinburg", "Asia/Novosibirsk", "Asia/Vladivostok",
+                "Asia/Kamchatka", "Europe/Kaliningrad", "America/New_York")  # fmt: skip
+
+
+def silent_whatsapp_client(portal: Any) -> tuple[int, int]:
+    """Before the install: the WhatsApp client silent for :data:`SILENT_DAYS` days, her lead
+    with its chat, converted into contact + deal; returns (lead id, deal id)."""
+    wrote = time.time() - SILENT_DAYS * 86400 - 3600
+    name, last = SILENT_CLIENT
+    lead = portal.crm.add_lead({"TITLE": "Окрашивание — WhatsApp", "NAME": name,
+                                "LAST_NAME": last, "SOURCE_ID": "3|WHATSAPP",
+                                "ASSIGNED_BY_ID": 2, "CURRENCY_ID": "RUB"},
+                               created_at=wrote, events=False)  # fmt: skip
+    with portal.lock:
+        room = portal.chats.lines.open_chat([("lead", lead)], connector_id="whatsapp")
+        portal.chats.lines.add_message(room, room.client_user_id, "client",
+                                       "Здравствуйте! Хочу записаться на окрашивание")  # fmt: skip
+        backdate_client(room, time.time() - wrote)
+    deal = portal.crm.convert_lead(lead, by_user=2, at=wrote + 1800)
+    return lead, deal
+
+
+def book_silent_client(portal: Any, deal_id: int, now: float | None = None) -> int:
+    """After the install: her visit tomorrow at 10:00 in her zone (Booking, as the
+    administrator books it; ``ONBOOKINGADD`` reaches the app); returns the booking id."""
+    deal = portal.crm.deal(deal_id) or {}
+    moment = time.time() if now is None else now
+    for name in CLIENT_ZONES:
+        local = dt.datetime.fromtimestamp(moment, ZoneInfo(name))
+        if 10 <= local.hour < 19:
+            break
+    visit = (local + dt.timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    return int(portal.booking.add_booking(
+        visit.timestamp(), 120, name="Окрашивание", resource_ids=[1],
+        contact_id=int(deal.get("CONTACT_ID") or 0) or None, deal_id=deal_id, by_user=2,
+        time_zone=name,
+    ))  # fmt: skip

@@ -22,8 +22,6 @@ from alembic import op
 
 revision = "hj_journeys"
 down_revision = "wt21_rollup_indexes"
-branch_labels = None
-depends_on = None
 
 # (old name, new name) of each table and the column names its key had and has.
 TABLES = (("leads", "journeys"), ("lead_stage_changes", "journey_stage_changes"))

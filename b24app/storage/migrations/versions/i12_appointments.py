@@ -4,85 +4,47 @@ Revision ID: i12_appointments
 Revises: i11_deals
 """
 
-from alembic import op
-import sqlalchemy as sa
-
+from b24app.storage.migrations.ddl import boolean
+from b24app.storage.migrations.ddl import drop_table
+from b24app.storage.migrations.ddl import integer
+from b24app.storage.migrations.ddl import json
+from b24app.storage.migrations.ddl import PORTAL
+from b24app.storage.migrations.ddl import portal_table
+from b24app.storage.migrations.ddl import string
+from b24app.storage.migrations.ddl import timestamp
 
 revision = "i12_appointments"
 # On the issue12 branch after merging issue11 (the lead re-chains at merge time).
 down_revision = "i11_deals"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    portal_table(
         "appointments",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("portal_id", sa.Integer(), nullable=False),
-        sa.Column("journey_id", sa.Integer(), nullable=True),
-        sa.Column("booking_id", sa.Integer(), nullable=True),
-        sa.Column("lead_id", sa.Integer(), nullable=True),
-        sa.Column("deal_id", sa.Integer(), nullable=True),
-        sa.Column("contact_id", sa.Integer(), nullable=True),
-        sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("service", sa.String(length=255), nullable=False),
-        sa.Column("starts_at", sa.DateTime(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("offsets", sa.JSON(), nullable=True),
-        sa.Column("chat_id", sa.Integer(), nullable=True),
-        sa.Column("reminded_via", sa.String(length=16), nullable=True),
-        sa.Column("reminded_at", sa.DateTime(), nullable=True),
-        sa.Column("confirmed_at", sa.DateTime(), nullable=True),
-        sa.Column("cancelled_at", sa.DateTime(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["journey_id"], ["leads.id"], name=op.f("fk_appointments_journey_id_leads"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["portal_id"], ["portals.id"], name=op.f("fk_appointments_portal_id_portals"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_appointments")),
-        sa.UniqueConstraint("portal_id", "booking_id", name="uq_appointments_booking"),
+        *integer("journey_id", "booking_id", "lead_id", "deal_id", "contact_id", null=True),
+        *string(16, "source"), *string(255, "service"), *timestamp("starts_at"),
+        *string(16, "status"), *json("offsets", null=True), *integer("chat_id", null=True),
+        *string(16, "reminded_via", null=True),
+        *timestamp("reminded_at", "confirmed_at", "cancelled_at", null=True),
+        *timestamp("created_at", "updated_at"),
+        refs=[("journey_id", "leads", "SET NULL"), PORTAL],
+        unique=("uq_appointments_booking", ["portal_id", "booking_id"]),
+        indexes={
+            "ix_appointments_journey": ["portal_id", "journey_id", "starts_at"],
+            "ix_appointments_kpi": ["portal_id", "starts_at", "status"],
+            "ix_appointments_chat": ["portal_id", "chat_id"],
+        },
     )
-    op.create_index(
-        "ix_appointments_journey", "appointments", ["portal_id", "journey_id", "starts_at"]
-    )
-    op.create_index("ix_appointments_kpi", "appointments", ["portal_id", "starts_at", "status"])
-    op.create_index("ix_appointments_chat", "appointments", ["portal_id", "chat_id"])
-    op.create_table(
-        "reminder_attempts",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("portal_id", sa.Integer(), nullable=False),
-        sa.Column("appointment_id", sa.Integer(), nullable=False),
-        sa.Column("level", sa.String(length=16), nullable=False),
-        sa.Column("channel", sa.String(length=16), nullable=False),
-        sa.Column("ok", sa.Boolean(), nullable=False),
-        sa.Column("error", sa.String(length=255), nullable=False),
-        sa.Column("detail", sa.String(length=64), nullable=False),
-        sa.Column("attempted_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["appointment_id"], ["appointments.id"],
-            name=op.f("fk_reminder_attempts_appointment_id_appointments"), ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["portal_id"], ["portals.id"], name=op.f("fk_reminder_attempts_portal_id_portals"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_reminder_attempts")),
-    )
-    op.create_index(
-        "ix_reminder_attempts_appt", "reminder_attempts", ["appointment_id", "attempted_at"]
+    portal_table(
+        "reminder_attempts", *integer("appointment_id"), *string(16, "level", "channel"),
+        *boolean("ok"), *string(255, "error"), *string(64, "detail"), *timestamp("attempted_at"),
+        refs=[("appointment_id", "appointments", "CASCADE"), PORTAL],
+        indexes={"ix_reminder_attempts_appt": ["appointment_id", "attempted_at"]},
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_reminder_attempts_appt", table_name="reminder_attempts")
-    op.drop_table("reminder_attempts")
-    op.drop_index("ix_appointments_chat", table_name="appointments")
-    op.drop_index("ix_appointments_kpi", table_name="appointments")
-    op.drop_index("ix_appointments_journey", table_name="appointments")
-    op.drop_table("appointments")
+    drop_table("reminder_attempts", "ix_reminder_attempts_appt")
+    drop_table(
+        "appointments", "ix_appointments_chat", "ix_appointments_kpi", "ix_appointments_journey"
+    )

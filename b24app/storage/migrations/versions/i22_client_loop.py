@@ -12,156 +12,75 @@ Revision ID: i22_client_loop
 Revises: hj_journeys
 """
 
-from alembic import op
-import sqlalchemy as sa
-
+from b24app.storage.migrations.ddl import add_columns
+from b24app.storage.migrations.ddl import drop_columns
+from b24app.storage.migrations.ddl import drop_table
+from b24app.storage.migrations.ddl import integer
+from b24app.storage.migrations.ddl import json
+from b24app.storage.migrations.ddl import PORTAL
+from b24app.storage.migrations.ddl import portal_table
+from b24app.storage.migrations.ddl import string
+from b24app.storage.migrations.ddl import text
+from b24app.storage.migrations.ddl import timestamp
 
 revision = "i22_client_loop"
 down_revision = "hj_journeys"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    _booking_sends_up()
-    _consent_records_up()
+    add_columns("appointments", *json("booking_sends", null=True))
+    portal_table(
+        "consent_records", *string(16, "kind"),
+        *integer("contact_id", "chat_id", "chat_user_id", null=True),
+        *string(32, "phone", null=True), *string(16, "source"), *string(64, "channel"),
+        *text("text"), *integer("recorded_by", null=True), *timestamp("recorded_at"),
+        *timestamp("confirmed_at", null=True),
+        # the identifier first: a look-up ORs them (b24app/consent/contact.py)
+        indexes={
+            "ix_consent_records_contact": ["contact_id", "portal_id"],
+            "ix_consent_records_chat": ["chat_id", "portal_id"],
+            "ix_consent_records_chat_user": ["chat_user_id", "portal_id"],
+            "ix_consent_records_phone": ["phone", "portal_id"],
+        },
+    )
     _slot_refills_up()
-    _visit_outcome_up()
+    add_columns(
+        "appointments", *string(16, "outcome", null=True), *timestamp("outcome_at", null=True),
+        *string(16, "outcome_source", null=True), *integer("outcome_by", null=True),
+    )
     _delivery_up()
 
 
 def downgrade() -> None:
-    _delivery_down()
-    _visit_outcome_down()
-    _slot_refills_down()
-    _consent_records_down()
-    _booking_sends_down()
-
-
-def _booking_sends_up() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("booking_sends", sa.JSON(), nullable=True))
-
-
-def _booking_sends_down() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.drop_column("booking_sends")
-
-
-def _consent_records_up() -> None:
-    op.create_table(
-        "consent_records",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("portal_id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("contact_id", sa.Integer(), nullable=True),
-        sa.Column("chat_id", sa.Integer(), nullable=True),
-        sa.Column("chat_user_id", sa.Integer(), nullable=True),
-        sa.Column("phone", sa.String(length=32), nullable=True),
-        sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("channel", sa.String(length=64), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("recorded_by", sa.Integer(), nullable=True),
-        sa.Column("recorded_at", sa.DateTime(), nullable=False),
-        sa.Column("confirmed_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["portal_id"], ["portals.id"],
-            name=op.f("fk_consent_records_portal_id_portals"), ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_records")),
-    )
-    with op.batch_alter_table("consent_records", schema=None) as batch_op:
-        # the identifier first: a look-up ORs them (b24app/consent/contact.py)
-        batch_op.create_index("ix_consent_records_contact", ["contact_id", "portal_id"])
-        batch_op.create_index("ix_consent_records_chat", ["chat_id", "portal_id"])
-        batch_op.create_index("ix_consent_records_chat_user", ["chat_user_id", "portal_id"])
-        batch_op.create_index("ix_consent_records_phone", ["phone", "portal_id"])
-
-
-def _consent_records_down() -> None:
-    op.drop_table("consent_records")
+    drop_columns("appointments", "time_zone")
+    drop_columns("reminder_attempts", "message_id", "state")
+    drop_table("client_chats")
+    drop_columns("appointments", "outcome_by", "outcome_source", "outcome_at", "outcome")
+    drop_columns("appointments", "ends_at", "resource_ids")
+    drop_table("slot_refills", "ix_slot_refills_portal")
+    drop_table("consent_records")
+    drop_columns("appointments", "booking_sends")
 
 
 def _slot_refills_up() -> None:
-    op.create_table(
-        "slot_refills",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("portal_id", sa.Integer(), nullable=False),
-        sa.Column("booking_id", sa.Integer(), nullable=False),
-        sa.Column("waitlist_id", sa.Integer(), nullable=True),
-        sa.Column("contact_id", sa.Integer(), nullable=True),
-        sa.Column("freed_appointment_id", sa.Integer(), nullable=True),
-        sa.Column("starts_at", sa.DateTime(), nullable=False),
-        sa.Column("service", sa.String(length=255), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["portal_id"], ["portals.id"], name=op.f("fk_slot_refills_portal_id_portals"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["freed_appointment_id"], ["appointments.id"],
-            name=op.f("fk_slot_refills_freed_appointment_id_appointments"), ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_slot_refills")),
+    portal_table(
+        "slot_refills", *integer("booking_id"),
+        *integer("waitlist_id", "contact_id", "freed_appointment_id", null=True),
+        *timestamp("starts_at"), *string(255, "service"), *timestamp("created_at"),
+        refs=[PORTAL, ("freed_appointment_id", "appointments", "SET NULL")],
+        indexes={"ix_slot_refills_portal": ["portal_id", "starts_at"]},
     )
-    op.create_index("ix_slot_refills_portal", "slot_refills", ["portal_id", "starts_at"])
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("resource_ids", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("ends_at", sa.DateTime(), nullable=True))
-
-
-def _slot_refills_down() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.drop_column("ends_at")
-        batch_op.drop_column("resource_ids")
-    op.drop_index("ix_slot_refills_portal", table_name="slot_refills")
-    op.drop_table("slot_refills")
-
-
-def _visit_outcome_up() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("outcome", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("outcome_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("outcome_source", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("outcome_by", sa.Integer(), nullable=True))
-
-
-def _visit_outcome_down() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.drop_column("outcome_by")
-        batch_op.drop_column("outcome_source")
-        batch_op.drop_column("outcome_at")
-        batch_op.drop_column("outcome")
+    add_columns("appointments", *json("resource_ids", null=True), *timestamp("ends_at", null=True))
 
 
 def _delivery_up() -> None:
-    op.create_table(
-        "client_chats",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("portal_id", sa.Integer(), nullable=False),
-        sa.Column("chat_id", sa.Integer(), nullable=False),
-        sa.Column("connector", sa.String(length=32), nullable=False, server_default=""),
-        sa.Column("target", sa.String(length=32), nullable=False, server_default=""),
-        sa.Column("last_inbound_at", sa.DateTime(), nullable=True),
-        sa.Column("refused", sa.String(length=32), nullable=False, server_default=""),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["portal_id"], ["portals.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("portal_id", "chat_id", name="uq_client_chats_chat"),
+    portal_table(
+        "client_chats", *integer("chat_id"),
+        *string(32, "connector", "target", default=""), *timestamp("last_inbound_at", null=True),
+        *string(32, "refused", default=""), *timestamp("updated_at"),
+        unique=("uq_client_chats_chat", ["portal_id", "chat_id"]),
     )
-    with op.batch_alter_table("reminder_attempts", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("state", sa.String(length=16), nullable=False, server_default="")
-        )
-        batch_op.add_column(sa.Column("message_id", sa.Integer(), nullable=True))
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("time_zone", sa.String(length=64), nullable=True))
-
-
-def _delivery_down() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.drop_column("time_zone")
-    with op.batch_alter_table("reminder_attempts", schema=None) as batch_op:
-        batch_op.drop_column("message_id")
-        batch_op.drop_column("state")
-    op.drop_table("client_chats")
+    add_columns(
+        "reminder_attempts", *string(16, "state", default=""), *integer("message_id", null=True)
+    )
+    add_columns("appointments", *string(64, "time_zone", null=True))

@@ -11,8 +11,6 @@ import sqlalchemy as sa
 
 revision = "wt21_rollup_indexes"
 down_revision = "wt22_client_name"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,21 +4,17 @@ Revision ID: wt22_client_name
 Revises: i13_assistant
 """
 
-from alembic import op
-import sqlalchemy as sa
-
+from b24app.storage.migrations.ddl import add_columns
+from b24app.storage.migrations.ddl import drop_columns
+from b24app.storage.migrations.ddl import string
 
 revision = "wt22_client_name"
 down_revision = "i13_assistant"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("client_name", sa.String(length=255), nullable=True))
+    add_columns("appointments", *string(255, "client_name", null=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("appointments", schema=None) as batch_op:
-        batch_op.drop_column("client_name")
+    drop_columns("appointments", "client_name")
