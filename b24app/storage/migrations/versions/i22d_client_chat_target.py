@@ -2,14 +2,14 @@
 appointment's CRM items (b24app/appointments/delivery.py chat_facts)
 
 Revision ID: i22d_client_chat_target
-Revises: i22_client_loop
+Revises: i23_appointment_moves
 """
 
 from alembic import op
 
 
 revision = "i22d_client_chat_target"
-down_revision = "i22_client_loop"
+down_revision = "i23_appointment_moves"
 branch_labels = None
 depends_on = None
 
