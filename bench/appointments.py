@@ -31,6 +31,7 @@ import random
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from b24app import context  # noqa: E402
+from b24app.appointments.booking import process_booking  # noqa: E402
 from b24app.appointments.remind import schedule_appointment  # noqa: E402
 from b24app.config import Settings  # noqa: E402
 from b24app.settings import save_settings  # noqa: E402
@@ -49,8 +51,10 @@ from b24app.storage.models import ReminderAttempt  # noqa: E402
 from b24app.storage.models import Timer  # noqa: E402
 from b24app.storage.models import TimerState  # noqa: E402
 from b24app.storage.models import utc_now  # noqa: E402
+from bench.timers import batch_shape  # noqa: E402
 from bench.timers import database  # noqa: E402
 from bench.timers import percentiles  # noqa: E402
+from bench.timers import requests_by_method  # noqa: E402
 from devportal import DevPortal  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
@@ -102,6 +106,39 @@ def add_appointments(
     return ids
 
 
+def booking_portal(portal: Any) -> None:
+    """The emulated portal's Booking sends no client messages of its own (else the app sends
+    no copy: ``b24app/appointments/resources.py``)."""
+    with portal.lock:
+        for type_id in portal.booking.types.types:
+            portal.booking.types.switch(type_id, isConfirmationNotificationOn=False,
+                                        isReminderNotificationOn=False)  # fmt: skip
+
+
+def book_appointments(
+    services: Any, portal: Any, portal_id: int, starts: list[dt.datetime],
+    chat: Callable[[int], None] = lambda deal_id: None,
+) -> list[int]:  # fmt: skip
+    """Appointments as Bitrix24 Booking makes them: per start a deal (``chat(deal_id)`` may
+    open the client's chat on it) and its journey, a booking in the emulated portal, and the
+    booking route's own read of it (:func:`process_booking`: the booking, the client's name
+    and chat in one ``batch``), which arms the reminders."""
+    ids = []
+    for starts_at in starts:
+        deal_id = int(portal.add_deal({"TITLE": "Стрижка"}, events=False))
+        chat(deal_id)
+        with services.db() as session:
+            session.add(Journey(portal_id=portal_id, deal_id=deal_id, entity_type="deal",
+                                channel="chat", assigned_by_id=2, created_at=utc_now()))  # fmt: skip
+        booking_id = portal.add_booking(starts_at.replace(tzinfo=dt.UTC), name="Стрижка",
+                                        deal_id=deal_id)  # fmt: skip
+        process_booking(services, portal.member_id, booking_id)
+        with services.db() as session:
+            ids.append(int(session.scalar(select(Appointment.id).where(
+                Appointment.portal_id == portal_id, Appointment.booking_id == booking_id))))  # fmt: skip
+    return ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appointments", type=int, default=10_000)
@@ -135,6 +172,8 @@ def main() -> None:
     rng = random.Random(12)
     try:
         portals = [add_portal(services, emu, i) for i in range(args.portals)]
+        for portal, _portal_id in portals:
+            booking_portal(portal)
 
         # 1. memory per pending reminder: appointments over the next 48 h
         services.redis.flushdb()
@@ -165,22 +204,24 @@ def main() -> None:
             workers.append(WorkerProcess(settings).start())
         # The first reminder ("20m" = 20 s before) falls due lead_in - 20 s after the set is
         # created: long enough for all of them to be armed first (else lateness = arming time).
-        lead_in = 20.0 + max(10.0, args.live / 10)
+        lead_in = 20.0 + max(20.0, args.live / 5)  # each booking read by the booking route
         base = utc_now() + dt.timedelta(seconds=lead_in)
         created_at = time.time()
         live_ids: list[int] = []
+        for _portal, portal_id in portals:  # the live set's offsets, for what is booked now
+            with services.db() as session:
+                save_settings(session, portal_id, {"appointments": {"offsets": ["20m", "8m"]}})
+        booking_http = emu.recorder.http_requests()
         for i in range(args.live):
             portal, portal_id = portals[i % len(portals)]
-            deal_id = 50_000_000 + i
-            if rng.random() < args.chat_share:
-                portal.open_chat([("deal", deal_id)])
-            starts_at = base + dt.timedelta(seconds=i % args.moments)
-            live_ids += add_appointments(services, portal_id, range(deal_id, deal_id + 1),
-                                         [starts_at], ["20m", "8m"])  # fmt: skip
+            with_chat = rng.random() < args.chat_share
+            live_ids += book_appointments(
+                services, portal, portal_id, [base + dt.timedelta(seconds=i % args.moments)],
+                lambda deal: portal.open_chat([("deal", deal)]) if with_chat else None,  # noqa: B023
+            )  # fmt: skip
+        booking_http = emu.recorder.http_requests() - booking_http
         http_before = emu.recorder.http_requests()
-        reads_before = len(emu.calls("imopenlines.session.history.get"))
-        for appointment_id in live_ids:
-            schedule_appointment(services, appointment_id)
+        since = time.time()
         armed_at = time.time()
         expected = 2 * len(live_ids)
         deadline = time.time() + lead_in + args.moments + 90
@@ -197,7 +238,8 @@ def main() -> None:
         time.sleep(1)
         # the chats read back for the clients' answers are the answer's cost, not the send's
         # (bench/reply_watch.py measures them)
-        reads = len(emu.calls("imopenlines.session.history.get")) - reads_before
+        reads = sum(1 for c in emu.calls("batch", in_batch=False)
+                    if c.time >= since and batch_shape(c) == "batch[chat_history]")  # fmt: skip
         http = emu.recorder.http_requests() - http_before - reads
         fired = [t for t in live_timers if t.state == TimerState.FIRED and t.fired_at]
         lateness = [(t.fired_at - t.due_at).total_seconds() for t in fired]  # type: ignore[operator]
@@ -228,6 +270,10 @@ def main() -> None:
               f"{armed_at - created_at:>12.1f}{lead_in - 20:>10.0f}")  # fmt: skip
         per = http / sent if sent else float("nan")
         print(f"{'REST requests per delivered reminder':<56}{per:>12.2f}{'<= 1.5':>10}")
+        print(f"{'  (the chats read back for answers, not counted)':<56}{reads:>12}")
+        print(f"{'  (the bookings read, before: requests per booking)':<56}"
+              f"{booking_http / max(args.live, 1):>12.2f}")  # fmt: skip
+        print(f"requests: {requests_by_method(emu, since)}")
         loads = " → ".join(f"{a:.2f}" for a in (load_before[0], os.getloadavg()[0]))
         print(f"{'load average (1 min) at start → end':<56}{loads:>12}")
     finally:

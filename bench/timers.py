@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,28 @@ def database(kind: str) -> tuple[str, Callable[[], None]]:
     url = "sqlite:///" + str(Path(tempfile.mkdtemp(prefix="b24app-bench-")) / "bench.sqlite")
     upgrade(url)
     return url, lambda: None
+
+
+def batch_shape(call: Any) -> str:
+    """A call's method; a ``batch`` named by its command ids without digits:
+    ``batch[chat,read]`` (a chat look-up), ``batch[chat_history]`` (a chat read back)."""
+    cmd = call.params.get("cmd") if isinstance(call.params, dict) else None
+    if call.method != "batch" or not isinstance(cmd, dict):
+        return str(call.method)
+    return "batch[" + ",".join(sorted({k.rstrip("0123456789") for k in cmd})) + "]"
+
+
+def requests_by_method(emu: Any, since: float) -> str:
+    """Where the REST requests since ``since`` (``time.time()``) went: HTTP requests by method
+    (a ``batch`` once) and, in brackets, the commands inside the batches."""
+    top: Counter[str] = Counter()
+    inner: Counter[str] = Counter()
+    for call in emu.calls():
+        if call.time >= since:
+            (inner if call.in_batch else top)[batch_shape(call)] += 1
+    parts = [f"{m} {n}" for m, n in top.most_common()]
+    parts.append("(in batches: " + ", ".join(f"{m} {n}" for m, n in inner.most_common()) + ")")
+    return ", ".join(parts)
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:

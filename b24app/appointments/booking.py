@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session
 
 from b24app import context
 from b24app.appointments import names
+from b24app.appointments.delivery import booking_chat_commands
+from b24app.appointments.delivery import note_booking_chat
 from b24app.appointments.refill import enqueue_refill
 from b24app.appointments.refill import freed_appointment
 from b24app.appointments.remind import schedule_appointment
@@ -186,6 +188,8 @@ def process_booking(
             "links": ("booking.v1.booking.externalData.list", {"bookingId": booking_id}),
             # the client's name, chained in the same request (b24app.appointments.names)
             **names.booking_commands(),
+            # and the client's chat, for the first reminder (b24app.appointments.delivery)
+            **booking_chat_commands(),
             # Booking's own client messages, when the last reading is old (resources.py)
             **notice_commands(services, member_id, time.time()),
         }
@@ -207,6 +211,8 @@ def process_booking(
     note_booking(services, member_id, booking_id, booking)
     clients, external = result.results.get("clients"), result.results.get("links")
     deal_id, contact_id = links(clients, external)
+    with services.db() as session:
+        note_booking_chat(session, portal_id, result, clients, external, deal_id, contact_id)
     name = names.booking_name(result, deal_id, contact_id)
     if name is None:  # the contact was not the booking's first client: one more request
         kind, item_id = ("contact", contact_id) if contact_id else ("deal", deal_id)

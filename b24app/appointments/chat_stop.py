@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from b24app.appointments.store import active_portal
 from b24app.bitrix.chat_history import ClientMessage
-from b24app.bitrix.chat_history import parse_bindings
+from b24app.bitrix.chat_history import crm_target
 from b24app.consent.contact import contact_of_chat
 from b24app.consent.optout import opt_out_in_chat
 from b24app.context import Services
@@ -19,8 +19,7 @@ def opt_out_from_chat(services: Services, member_id: str, message: ClientMessage
     hears one confirmation, in the chat, about its deal / lead / contact."""
     chat = message.chat
     contact = contact_of_chat(chat.entity_data2, chat.id, message.author_id)
-    bound = parse_bindings(chat.entity_data2)
-    target = next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
+    target = crm_target(chat.entity_data2)
     with services.db() as session:
         portal = active_portal(session, member_id)
         if portal is None:

@@ -28,9 +28,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from b24app.bitrix.chat_history import Chat
+from b24app.bitrix.chat_history import crm_target
 from b24app.bitrix.chat_history import history_command
 from b24app.bitrix.chat_history import last_client_message_at
 from b24app.bitrix.chat_history import parse_history
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.reach import Delivery
 from b24app.reach.channels import connector_kind
@@ -38,7 +40,9 @@ from b24app.reach.channels import connector_of
 from b24app.reach.channels import free_text_reach
 from b24app.reach.channels import LATE_FAILURE_KINDS
 from b24app.reach.chat import find_chat
+from b24app.reach.chat import found_in
 from b24app.reach.chat import FoundChat
+from b24app.reach.chat import lookup_commands
 from b24app.reach.chat import post
 from b24app.reach.chat import read_known
 from b24app.storage.models import ClientChat
@@ -54,13 +58,24 @@ ACCEPTED, DELIVERED, READ, FAILED, UNKNOWN = "accepted", "delivered", "read", "f
 REACHED = (DELIVERED, READ)
 
 
-def chat_facts(session: Session, portal_id: int, chat_id: int | None) -> dict[str, Any] | None:
-    """What the app knows of chat ``chat_id`` (for the send's snapshot), or None."""
-    if not chat_id:
+def chat_facts(
+    session: Session, portal_id: int, chat_id: int | None, targets: list[tuple[str, int]]
+) -> dict[str, Any] | None:
+    """What the app knows of chat ``chat_id`` (for the send's snapshot) — with no chat yet,
+    of the chat last seen on the first of ``targets`` that has one (the booking's read found
+    it: :func:`booking_chat_commands`) — or None."""
+    if chat_id:
+        where = ClientChat.chat_id == chat_id
+    elif targets:
+        where = ClientChat.target.in_([f"{kind}:{item}" for kind, item in targets])
+    else:
         return None
-    row = session.scalar(
-        select(ClientChat).where(ClientChat.portal_id == portal_id, ClientChat.chat_id == chat_id)
-    )
+    rows = session.scalars(
+        select(ClientChat).where(ClientChat.portal_id == portal_id, where)
+        .order_by(ClientChat.chat_id.desc())
+    ).all()  # fmt: skip
+    order = {f"{kind}:{item}": i for i, (kind, item) in enumerate(targets)}
+    row = min(rows, key=lambda r: order.get(r.target, len(order)), default=None)
     if row is None:
         return None
     return {"chat_id": row.chat_id, "connector": row.connector, "refused": row.refused,
@@ -91,12 +106,47 @@ def remember_chat(session: Session, portal_id: int, seen: dict[str, Any]) -> Non
         row.refused = str(seen["refused"])[:32]
 
 
+BOOKING_CHAT = "client_"  # the prefix of the chat commands in the booking's batch
+_DEAL_LINK = "$result[links][externalData][0][value]"
+_FIRST_CLIENT = "$result[clients][bookingClient][0][id]"
+
+
+def booking_chat_commands() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The client's chat, read in the booking's own ``batch`` (chained on its first deal link
+    and first client, as ``b24app/appointments/names.py`` reads the name): the first reminder
+    then knows the chat's messenger and the client's last message without a request of its
+    own (:func:`note_booking_chat`)."""
+    return lookup_commands([("deal", _DEAL_LINK), ("contact", _FIRST_CLIENT)], BOOKING_CHAT)
+
+
+def note_booking_chat(
+    session: Session, portal_id: int, result: BatchResult, clients: Any, external: Any,
+    deal_id: int | None, contact_id: int | None,
+) -> None:  # fmt: skip
+    """Remember the chat :func:`booking_chat_commands` found — only where the chained id was
+    the booking's deal or contact (a company listed first is not a contact)."""
+    link: dict[str, Any] = next(iter((external or {}).get("externalData") or []), {})
+    first: dict[str, Any] = next(iter((clients or {}).get("bookingClient") or []), {})
+    kind = first.get("type") or {}
+    deal_ok = bool(deal_id) and str(link.get("moduleId")) == "crm" and str(
+        link.get("entityTypeId")) == "DEAL" and str(link.get("value")) == str(deal_id)  # fmt: skip
+    contact_ok = bool(contact_id) and str(kind.get("code")).upper() == "CONTACT" and str(
+        kind.get("module")) == "crm" and str(first.get("id")) == str(contact_id)  # fmt: skip
+    targets = [("deal", int(deal_id or 0)) if deal_ok else None,
+               ("contact", int(contact_id or 0)) if contact_ok else None]  # fmt: skip
+    found = found_in(result, targets, BOOKING_CHAT)
+    if found is not None:
+        remember_chat(session, portal_id, _seen_found(found))
+
+
 def client_wrote(session: Session, portal_id: int, chat: Chat, sent_at: dt.datetime | None) -> None:
     """A verified client message of ``chat``: the window reopens, and the reminders sent into
     the chat before it were read."""
     at = sent_at or last_client_message_at(chat)
+    target = crm_target(chat.entity_data2)  # a reminder about that item finds the chat
     remember_chat(session, portal_id, {"chat_id": chat.id, "connector": connector_of(
-        chat.entity_id), "last_inbound_at": at})  # fmt: skip
+        chat.entity_id), "last_inbound_at": at,
+        "target": f"{target[0]}:{target[1]}" if target else ""})  # fmt: skip
     if at is None:
         return
     session.execute(
@@ -151,7 +201,9 @@ def chat_step(
         if not reach.ok:
             return Delivery(False, error=reach.reason, chat_id=int(facts["chat_id"])), seen
         target = _known_target(facts, targets)
-        sent = post(client, target, sender, int(facts["chat_id"]), text, member=True)
+        # a chat only the booking's read saw: the sender joins in the send's own request
+        member = snap.get("chat_id") == facts["chat_id"]
+        sent = post(client, target, sender, int(facts["chat_id"]), text, member=member)
         if sent.ok:
             return sent, seen
     found = find_chat(client, targets)
@@ -160,12 +212,17 @@ def chat_step(
     return _send_found(client, found, sender, text, now)
 
 
+def _seen_found(found: FoundChat) -> dict[str, Any]:
+    history = found.history
+    connector = found.connector or (connector_of(history.entity_id) if history else "")
+    return _seen(found.chat_id, connector, history, found.target)
+
+
 def _send_found(
     client: BitrixClient, found: FoundChat, sender: int, text: str, now: dt.datetime
 ) -> tuple[Delivery, dict[str, Any]]:
-    connector = found.connector or (connector_of(found.history.entity_id) if found.history
-                                    else "")  # fmt: skip
-    seen = _seen(found.chat_id, connector, found.history, found.target)
+    seen = _seen_found(found)
+    connector = seen["connector"]
     reach = free_text_reach(connector_kind(connector), seen["last_inbound_at"], now)
     if not reach.ok:
         return Delivery(False, error=reach.reason, chat_id=found.chat_id), seen
@@ -202,6 +259,31 @@ def waiting_checks(session: Session, portal_id: int, exclude: int) -> list[Check
         if chat.isdigit() and message_id is not None:
             found.append((int(attempt_id), int(chat), int(message_id)))
     return found
+
+
+def note_marks(session: Session, portal_id: int, chat: Chat) -> None:
+    """The marks a read of ``chat`` made for another reason (the reply watch's) shows on the
+    sends into it still ``accepted``: their checks then need no read of their own."""
+    rows = session.execute(
+        select(ReminderAttempt.id, ReminderAttempt.message_id).where(
+            ReminderAttempt.portal_id == portal_id,
+            ReminderAttempt.channel == "chat",
+            ReminderAttempt.detail == f"chat {chat.id}",
+            ReminderAttempt.state == ACCEPTED,
+            ReminderAttempt.message_id.is_not(None),
+        )
+    ).all()
+    for attempt_id, message_id in rows:
+        state, reason = mark_of(chat, int(message_id or 0))
+        if state:
+            record_mark(session, attempt_id, state, reason)
+
+
+def record_mark(session: Session, attempt_id: int, state: str, reason: str) -> None:
+    """An attempt's state as a check or a read found it (``reason`` when it failed)."""
+    marked = {"state": state, **({"error": reason[:255]} if reason else {})}
+    session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
+                    .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
 
 
 def read_marks(client: BitrixClient, checks: list[Check]) -> dict[int, tuple[str, str]]:

@@ -130,6 +130,18 @@ def _timers(session: Any, portal_id: int, appointment_id: int) -> dict[str, Time
 CONFIRM_LEVEL = "confirm"
 
 
+def quiet_due(
+    due: dt.datetime, starts_at: dt.datetime, now: dt.datetime, time_zone: str | None,
+    settings: dict[str, Any],
+) -> dt.datetime | None:  # fmt: skip
+    """When a client message due at ``due`` may go: out of the portal's quiet hours in the
+    booking's time zone (else the portal's), before the visit; None when no time is left
+    (:func:`b24app.appointments.quiet.out_of_quiet`)."""
+    quiet = settings["appointments"].get("quiet_hours") or {}
+    tz = zone(time_zone, settings.get("time_zone"))
+    return out_of_quiet(due, starts_at, now, tz, quiet.get("from", ""), quiet.get("to", ""))
+
+
 def wanted_times(
     appt: Appointment, offsets: list[str], settings: dict[str, Any], moment: dt.datetime,
     *, first_time: bool,
@@ -138,9 +150,6 @@ def wanted_times(
     booking's time zone, else the portal's); a reminder with no time left is left out, and
     two that land on one moment are one. A new appointment whose first offset is already
     past gets one immediate confirmation request (``confirm``) instead."""
-    config = settings["appointments"]
-    quiet = config.get("quiet_hours") or {}
-    tz = zone(appt.time_zone, settings.get("time_zone"))
     wanted: dict[str, dt.datetime] = {}
     taken: set[dt.datetime] = set()
     planned = [(level_for(o, appt.id), appt.starts_at - scaled_offset(o)) for o in offsets]
@@ -156,8 +165,7 @@ def wanted_times(
     for level, due in planned:
         if due < moment and not level.startswith(f"{CONFIRM_LEVEL}@"):
             continue  # past offsets are skipped, never sent at once (module docstring)
-        moved = out_of_quiet(due, appt.starts_at, moment, tz, quiet.get("from", ""),
-                             quiet.get("to", ""))  # fmt: skip
+        moved = quiet_due(due, appt.starts_at, moment, appt.time_zone, settings)
         if moved is None or ceil_second(moved) in taken:
             continue
         wanted[level] = ceil_second(moved)
@@ -260,6 +268,23 @@ def _skip(appt: Appointment | None, journey: Journey | None, portal: Portal | No
     return None
 
 
+def _chat_typed_phone() -> Any:
+    """A pre-booking of the assistant on a chat bound to a lead only: the lead's phone is the
+    one a chat visitor typed (the assistant wrote it there), and no one at the salon has
+    confirmed it; no SMS workflow goes to it (a deal's or contact's phone is the CRM's own)."""
+    return (
+        select(AssistantDialog.id)
+        .where(
+            AssistantDialog.portal_id == Appointment.portal_id,
+            AssistantDialog.appointment_id == Appointment.id,
+            AssistantDialog.deal_id.is_(None),
+            AssistantDialog.contact_id.is_(None),
+        )
+        .exists()
+        .label("chat_typed_phone")
+    )
+
+
 def claim_appointment_timer(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | dict[str, Any]:
@@ -267,9 +292,10 @@ def claim_appointment_timer(
     (:func:`b24app.timers.fire.fire_timer`'s, which read ``timer``): ``"skipped"`` / ``"busy"``
     or the snapshot :func:`send_appointment_reminder` sends from. One transaction instead of a
     read, a claim and a re-read: the claim is committed with it, before anything is sent."""
-    # The appointment, its portal, journey and settings in one statement.
+    # The appointment, its portal, journey, settings and whether the phone is one a chat
+    # visitor typed, in one statement (each round trip is a send's lateness).
     found = session.execute(
-        select(Appointment, Portal, Journey, PortalSettings)
+        select(Appointment, Portal, Journey, PortalSettings, _chat_typed_phone())
         .join(Portal, Portal.id == Appointment.portal_id)
         .outerjoin(Journey, Journey.id == Appointment.journey_id)
         .outerjoin(PortalSettings, PortalSettings.portal_id == Appointment.portal_id)
@@ -278,7 +304,7 @@ def claim_appointment_timer(
             Appointment.portal_id == timer.portal_id,
         )
     ).first()
-    appt, portal, journey, settings_row = found if found is not None else (None,) * 4
+    appt, portal, journey, settings_row, chat_typed_phone = found if found else (None,) * 5
     if portal is None:
         portal = session.get(Portal, timer.portal_id)
     reason = _skip(appt, journey, portal, now)
@@ -289,22 +315,6 @@ def claim_appointment_timer(
     assert appt is not None and portal is not None
     if not rows_affected(session.execute(claim_statement(timer.id, now))):
         return "busy"
-    # A pre-booking of the assistant on a chat bound to a lead only: the lead's phone is the
-    # one a chat visitor typed (the assistant wrote it there), and no one at the salon has
-    # confirmed it; no SMS workflow goes to it (a deal's or contact's phone is the CRM's own).
-    chat_typed_phone = (
-        session.scalar(
-            select(AssistantDialog.id)
-            .where(
-                AssistantDialog.portal_id == appt.portal_id,
-                AssistantDialog.appointment_id == appt.id,
-                AssistantDialog.deal_id.is_(None),
-                AssistantDialog.contact_id.is_(None),
-            )
-            .limit(1)
-        )
-        is not None
-    )
     return {
         "timer_id": timer.id,
         "appointment_id": appt.id,
@@ -324,9 +334,16 @@ def claim_appointment_timer(
         "service": appt.service,
         "confirmed": appt.status == AppointmentStatus.CONFIRMED,
         "chat_id": appt.chat_id,
-        "chat_facts": delivery.chat_facts(session, appt.portal_id, appt.chat_id),
+        "chat_facts": delivery.chat_facts(
+            session,
+            appt.portal_id,
+            appt.chat_id,
+            _targets(
+                {"deal_id": appt.deal_id, "lead_id": appt.lead_id, "contact_id": appt.contact_id}
+            ),
+        ),
         "time_zone": appt.time_zone,
-        "chat_typed_phone": chat_typed_phone,
+        "chat_typed_phone": bool(chat_typed_phone),
         "payload": dict(timer.payload or {}),
         "settings": effective_settings(settings_row),
     }
@@ -377,10 +394,8 @@ def _close(
     now = now or utc_now()
     with services.db() as session:
         for attempt_id, mark, reason in marks or []:
-            marked = {"state": mark, **({"error": reason[:255]} if reason else {})}
-            session.execute(update(ReminderAttempt).where(ReminderAttempt.id == attempt_id)
-                            .values(**marked).execution_options(synchronize_session=False))  # fmt: skip
-        session.add_all(
+            delivery.record_mark(session, attempt_id, mark, reason)
+        attempts = [
             ReminderAttempt(
                 portal_id=snap["portal_id"],
                 appointment_id=snap["appointment_id"],
@@ -394,7 +409,8 @@ def _close(
                 message_id=row.get("message_id"),
             )  # fmt: skip
             for row in tried
-        )
+        ]
+        session.add_all(attempts)
         for learned in [*(row.get("seen") for row in tried), *(seen or [])]:
             if learned:
                 delivery.remember_chat(session, snap["portal_id"], learned)
@@ -424,30 +440,37 @@ def _close(
             if state == TimerState.FIRED:
                 timer = timer.values(fired_at=now, recipient_user_id=recipient)
         session.execute(timer.execution_options(synchronize_session=False))
-        check = _arm_check(session, snap, tried, now) if delivered is not None else None
+        check = _arm_check(session, snap, tried, attempts, now) if delivered else None
         services.add_rest_log(session)
     if check is not None:
         schedule_job(services, check, now)
 
 
 def _arm_check(
-    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]], now: dt.datetime
-) -> Timer | None:
+    session: Session, snap: dict[str, Any], tried: list[dict[str, Any]],
+    attempts: list[ReminderAttempt], now: dt.datetime,
+) -> Timer | None:  # fmt: skip
     """The delivery check of a chat send still ``accepted`` (module ``delivery``): a timer of
     policy :data:`CHECK_POLICY`, due :data:`~delivery.CHECK_MINUTES` later and before the
     visit; its attempt row id in the payload. None when there is nothing to check."""
-    sent = next((r for r in tried if r["ok"] and r.get("state") == delivery.ACCEPTED), None)
-    if sent is None or not sent.get("message_id"):
+    sent, attempt = next(((r, a) for r, a in zip(tried, attempts, strict=True)
+                          if r["ok"] and r.get("state") == delivery.ACCEPTED), (None, None))  # fmt: skip
+    if sent is None or attempt is None or not sent.get("message_id"):
         return None
     due = min(now + dt.timedelta(seconds=delivery.CHECK_MINUTES * seconds_per_minute()),
               snap["starts_at"] - dt.timedelta(seconds=1))  # fmt: skip
+    session.flush()  # the attempt's id, from its INSERT (no query of its own)
+    payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt.id,
+               "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    return _check_timer(session, snap, due, payload, now)
+
+
+def _check_timer(
+    session: Session, snap: dict[str, Any], due: dt.datetime, payload: dict[str, Any],
+    now: dt.datetime,
+) -> Timer:  # fmt: skip
+    """The reminder's delivery check timer (one per reminder level), pending at ``due``."""
     level = f"{snap['level']}@{snap['appointment_id']}"
-    attempt_id = session.scalar(
-        select(ReminderAttempt.id)
-        .where(ReminderAttempt.appointment_id == snap["appointment_id"],
-               ReminderAttempt.message_id == sent["message_id"])
-        .order_by(ReminderAttempt.id.desc()).limit(1)
-    )  # fmt: skip
     row = session.scalar(
         select(Timer).where(
             Timer.portal_id == snap["portal_id"], Timer.policy == CHECK_POLICY, Timer.level == level
@@ -459,8 +482,7 @@ def _arm_check(
         session.add(row)
     row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
     row.claimed_at = row.fired_at = None
-    row.payload = {"appointment_id": snap["appointment_id"], "attempt_id": attempt_id,
-                   "chat_id": sent["chat_id"], "message_id": sent["message_id"]}  # fmt: skip
+    row.payload = payload
     session.flush()
     return Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
 
@@ -573,13 +595,13 @@ def _rephraser(services: Services, settings: dict[str, Any]) -> Callable[[str, s
 def deliver(
     services: Services, snap: dict[str, Any], tried: list[dict[str, Any]],
     now: dt.datetime | None = None, *, after: str | None = None,
-    why: list[str] | None = None,
+    why: list[str] | None = None, only: list[str] | None = None,
 ) -> tuple[str | None, int]:  # fmt: skip
     """Try the channels in order until one works, appending each attempt to ``tried``;
     returns the channel that delivered (None: none did) and the recipient user id (the
     responsible manager for the to-do, 0 when the client was reached directly). ``after``:
     start after that channel (a chat send found undelivered falls through), ``why`` the
-    reasons so far."""
+    reasons so far, ``only`` these channels (the order kept)."""
     settings = snap["settings"]
     manager = int(snap["responsible"] or snap["installer"])
     done = (snap["payload"] or {}).get("done") or []
@@ -591,6 +613,8 @@ def deliver(
     channels = list(settings["appointments"]["channels"])
     if after in channels:
         channels = channels[channels.index(after) + 1 :]
+    if only is not None:
+        channels = [c for c in channels if c in only]
     for channel in channels:
         if f"sent:{channel}" in done:  # a retry after the send went through
             return None, 0 if channel != "todo" else manager
@@ -614,7 +638,8 @@ CHECK_POLICY = "reminder_delivery"
 def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | None = None) -> str:
     """A chat send's delivery check (module ``delivery``): read the chat back — with the chats
     of other sends still waiting, in one request — record the states, and on a "not
-    delivered" go on with the channels after the chat, in this run. A send an earlier check
+    delivered" go on with the channels after the chat, in this run (or, in the client's quiet
+    hours, at the morning window: ``moved``, :func:`falls_through`). A send an earlier check
     already marked needs no read."""
     payload = snap["payload"]
     own: delivery.Check = (int(payload.get("attempt_id") or 0), int(payload.get("chat_id") or 0),
@@ -632,10 +657,13 @@ def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | 
                     marks = delivery.read_marks(client, [own, *snap["also_check"]])
                 state, reason = marks.get(own[0]) or ("", "")
                 marks[own[0]] = (state or delivery.UNKNOWN, reason)
-                sent, recipient = None, 0
+                sent, recipient, goes = None, 0, None
                 if state == delivery.FAILED:
-                    sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried, now,
-                                              after="chat", why=[f"chat: {reason}"])  # fmt: skip
+                    goes = falls_through(snap, naive_utc(now))
+                    if isinstance(goes, list):
+                        sent, recipient = deliver(services, {**snap, "chat_facts": None}, tried,
+                                                  now, after="chat", why=[f"chat: {reason}"],
+                                                  only=goes)  # fmt: skip
         except PERMANENT_ERRORS as exc:
             _close(services, snap, tried, TimerState.SKIPPED, skip=type(exc).__name__, now=now)
             return "skipped"
@@ -648,7 +676,35 @@ def check_delivery(services: Services, snap: dict[str, Any], now: dt.datetime | 
                    for a, (st, why) in marks.items() if st == delivery.FAILED and "901" in why]  # fmt: skip
         _close(services, snap, tried, TimerState.FIRED, sent=sent, recipient=recipient, now=now,
                marks=[(a, st, why) for a, (st, why) in marks.items() if st], seen=refused)  # fmt: skip
+    if isinstance(goes, dt.datetime):
+        _check_again(services, snap, goes, naive_utc(now))
+        return "moved"
     return "fired"
+
+
+def falls_through(snap: dict[str, Any], now: dt.datetime) -> list[str] | dt.datetime:
+    """Where a chat send found undelivered goes on: the channels after the chat, now — unless
+    the next is client-facing and ``now`` is in the client's quiet hours: then the time it
+    moves to (:func:`quiet_due`: the morning window, before the visit), or, with no time left
+    before the visit, only the manager's to-do (a manager may be told at once)."""
+    channels = list(snap["settings"]["appointments"]["channels"])
+    rest = channels[channels.index("chat") + 1 :] if "chat" in channels else channels
+    if not rest or rest[0] == "todo":
+        return rest
+    moved = quiet_due(now, snap["starts_at"], now, snap.get("time_zone"), snap["settings"])
+    if moved is None:
+        return [c for c in rest if c == "todo"]
+    return rest if moved <= now else moved
+
+
+def _check_again(services: Services, snap: dict[str, Any], at: dt.datetime,
+                 now: dt.datetime) -> None:  # fmt: skip
+    """The check, due again at ``at``: its attempt is marked failed now, so then it reads
+    nothing and goes on with the channels after the chat."""
+    with services.db() as session:
+        row = _check_timer(session, snap, at, dict(snap["payload"]), now)
+        timer = Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
+    schedule_job(services, timer, now)
 
 
 def prepare_delivery_check(

@@ -55,6 +55,7 @@ from b24app.appointments import refill
 from b24app.appointments import reschedule
 from b24app.appointments.chat_stop import opt_out_from_chat
 from b24app.appointments.delivery import client_wrote
+from b24app.appointments.delivery import note_marks
 from b24app.appointments.outcomes import confirm
 from b24app.appointments.store import active_portal
 from b24app.appointments.watch import watch_reminder
@@ -338,6 +339,11 @@ def watch_job(member_id: str, appointment_id: int, chat_id: int, since_iso: str,
     if stop is not None:
         return stop
     chat, _ = read_chat(services.bitrix(member_id), chat_id)
+    if chat is not None:  # the same read shows the reminder's delivery mark
+        with services.db() as session:
+            portal = active_portal(session, member_id)
+            if portal is not None:
+                note_marks(session, portal.id, chat)
     outcome, last = "silent", after_id
     for message_id in sorted(m for m in (chat.messages if chat else {}) if m > after_id):
         last = message_id
@@ -380,6 +386,7 @@ def route_bot_message(
     message = verify_client_message(services.bitrix(member_id), int(chat_id), int(message_id))
     if message is None:
         return None
+    _note_wrote(services, member_id, message)  # the messenger's window, as on every route
     outcome = handle_reply(services, member_id, message.chat.id, message.text,
                            sent_at=message.sent_at)  # fmt: skip
     return outcome if outcome in DECISIVE else None

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b24app import logs
+from b24app.appointments.delivery import client_wrote
 from b24app.assistant import booking
 from b24app.assistant import bot as botapi
 from b24app.assistant import claims
@@ -417,11 +418,22 @@ def _admit(
     if checked is None:
         log.warning("chat event not confirmed by Bitrix24: ignored")
         return "unverified"
+    read = reads.get(turn.chat_id)
     turn, typed = checked
+    _note_window(portal, read, turn.message_id)
     dialog = _open_dialog(portal, turn)
     if dialog is None:
         return "duplicate"
     return turn, typed, dialog
+
+
+def _note_window(portal: _Portal, chat: Chat | None, message_id: int) -> None:
+    """A client message Bitrix24 confirmed: its messenger's 24 h window reopens, as on the
+    reminder's own routes (one rule: :func:`b24app.appointments.delivery.client_wrote`)."""
+    message = client_message(chat, message_id) if chat is not None and message_id else None
+    if chat is not None and message is not None:
+        with portal.services.db() as session:
+            client_wrote(session, portal.portal_id, chat, message.sent_at)
 
 
 def _turn_seen(session: Session, dialog_pk: int, message_id: int) -> bool:

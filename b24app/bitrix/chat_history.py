@@ -202,6 +202,13 @@ def parse_bindings(entity_data2: str) -> dict[str, int]:
     return out
 
 
+def crm_target(entity_data2: str) -> tuple[str, int] | None:
+    """The CRM item a chat is bound to, the deal first, then the lead, then the contact:
+    ``("deal", 77)``; None when unbound."""
+    bound = parse_bindings(entity_data2)
+    return next(((k.lower(), bound[k]) for k in ("DEAL", "LEAD", "CONTACT") if k in bound), None)
+
+
 def client_message(chat: Chat, message_id: int) -> ClientMessage | None:
     """THE rule: message ``message_id`` is in ``chat`` and its client wrote it (not an
     operator, not a bot, not the system)."""

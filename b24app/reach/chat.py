@@ -29,6 +29,7 @@ from b24app.bitrix.chat_history import history_command
 from b24app.bitrix.chat_history import last_client_message_at
 from b24app.bitrix.chat_history import parse_history
 from b24app.bitrix.chat_history import read_chat
+from b24app.bitrix.client import BatchResult
 from b24app.bitrix.client import BitrixClient
 from b24app.bitrix.errors import BitrixError
 from b24app.reach import Delivery
@@ -50,26 +51,49 @@ class FoundChat:
     history: Chat | None
 
 
+def lookup_commands(
+    targets: list[tuple[str, int | str]], prefix: str = ""
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``batch`` commands: each target's active chat (``imopenlines.crm.chat.get``) and,
+    chained on it, the chat's history. An id may be a ``$result[…]`` reference to an earlier
+    command of the caller's batch (the booking's read: ``b24app/appointments/booking.py``)."""
+    commands: dict[str, tuple[str, dict[str, Any]]] = {}
+    method, _ = history_command(0)
+    for i, (kind, item_id) in enumerate(targets):
+        commands[f"{prefix}chat{i}"] = (
+            "imopenlines.crm.chat.get",
+            {"CRM_ENTITY_TYPE": kind, "CRM_ENTITY": item_id, "ACTIVE_ONLY": "Y"},
+        )
+        commands[f"{prefix}read{i}"] = (
+            method,
+            {"CHAT_ID": f"$result[{prefix}chat{i}][0][CHAT_ID]"},
+        )
+    return commands
+
+
+def found_in(
+    result: BatchResult, targets: list[tuple[str, int] | None], prefix: str = ""
+) -> FoundChat | None:
+    """The first target's chat in the answers to :func:`lookup_commands`; a None target (a
+    chained id that was not that item's) is passed over."""
+    for i, target in enumerate(targets):
+        found = result.results.get(f"{prefix}chat{i}") or []
+        if target is None or not isinstance(found, list) or not found:
+            continue
+        chat_id = int(found[0]["CHAT_ID"])
+        history = parse_history(result.results.get(f"{prefix}read{i}"), chat_id)
+        return FoundChat(target, chat_id, str(found[0].get("CONNECTOR_ID") or ""), history)
+    return None
+
+
 def find_chat(client: BitrixClient, targets: list[tuple[str, int]]) -> FoundChat | Delivery:
     """The first target's active chat with its history (one request), or why none."""
     if not targets:
         return Delivery(False, error="no_crm_item")
-    commands: dict[str, tuple[str, dict[str, Any]]] = {}
-    for i, (kind, item_id) in enumerate(targets):
-        commands[f"chat{i}"] = (
-            "imopenlines.crm.chat.get",
-            {"CRM_ENTITY_TYPE": kind, "CRM_ENTITY": item_id, "ACTIVE_ONLY": "Y"},
-        )
-        method, _ = history_command(0)
-        commands[f"read{i}"] = (method, {"CHAT_ID": f"$result[chat{i}][0][CHAT_ID]"})
-    result = client.batch(commands)
-    for i, target in enumerate(targets):
-        found = result.results.get(f"chat{i}") or []
-        if not found:
-            continue
-        chat_id = int(found[0]["CHAT_ID"])
-        history = parse_history(result.results.get(f"read{i}"), chat_id)
-        return FoundChat(target, chat_id, str(found[0].get("CONNECTOR_ID") or ""), history)
+    result = client.batch(lookup_commands(list(targets)))
+    found = found_in(result, list(targets))
+    if found is not None:
+        return found
     lookup_errors = [result.errors[k] for k in result.errors if k.startswith("chat")]
     if lookup_errors:
         return Delivery(False, error=error_code(lookup_errors[0]))

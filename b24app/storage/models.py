@@ -508,7 +508,10 @@ class ClientChat(Base):
     (:mod:`b24app.reach.channels`)."""
 
     __tablename__ = "client_chats"
-    __table_args__ = (UniqueConstraint("portal_id", "chat_id", name="uq_client_chats_chat"),)
+    __table_args__ = (
+        UniqueConstraint("portal_id", "chat_id", name="uq_client_chats_chat"),
+        Index("ix_client_chats_target", "portal_id", "target"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(ForeignKey("portals.id", ondelete="CASCADE"))
