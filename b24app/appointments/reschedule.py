@@ -45,6 +45,7 @@ from b24app.appointments.store import note_move
 from b24app.assistant import claims
 from b24app.assistant.dialog import fmt_slot
 from b24app.assistant.slots import offer_times
+from b24app.assistant.slots import offered_since
 from b24app.assistant.understanding import classify_reply
 from b24app.assistant.understanding import find_intents
 from b24app.assistant.understanding import find_when
@@ -81,6 +82,7 @@ class Talk:
     fails: int = 0
     minutes: int = DEFAULT_MINUTES
     resource_id: int = 0
+    offered_at: str = ""  # naive UTC ISO: when ``offered`` was offered
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def _step(
     if not times:
         return _failed(services, visit, talk, visit.text("none"))
     talk.stage, talk.offered = "offer", [t.isoformat() for t in times]
+    talk.offered_at = now.isoformat()
     _save(services, visit, talk)
     listed = [fmt_slot(t, visit.lang) for t in times]
     _say(services, visit, visit.text("offer", times=", ".join(listed), example=listed[0]))
@@ -322,9 +325,11 @@ def _move(
     """Re-check and claim ``local`` under the slot lock, then move the booking (read again
     first) or the appointment, and the reminders with it."""
     start = visit.utc(local)
+    offered = local.isoformat() in talk.offered
+    since = offered_since(now, talk.offered_at) if offered else now
     with claims.slot_lock(services.redis, visit.member_id):
         wish = When(day=local.date(), at=local.time())
-        if local not in _free(services, visit, talk, wish, visit.local(now)):
+        if local not in _free(services, visit, talk, wish, visit.local(since)):
             talk.stage, talk.offered = "offer", []
             _save(services, visit, talk)
             _say(services, visit, visit.text("taken", when=fmt_slot(local, visit.lang)))

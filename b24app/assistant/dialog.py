@@ -47,6 +47,7 @@ class DialogState:
     phone: str | None = None
     name: str | None = None
     offered: list[str] = field(default_factory=list)  # local ISO datetimes, as buttons
+    offered_at: str | None = None  # local ISO: when ``offered`` was offered
     start: str | None = None  # the pre-booked local ISO datetime
     fails: int = 0
     handoff_reason: str | None = None
@@ -58,6 +59,7 @@ class DialogState:
             "phone": self.phone,
             "name": self.name,
             "offered": self.offered,
+            "offered_at": self.offered_at,
             "start": self.start,
             "fails": self.fails,
         }
@@ -72,6 +74,7 @@ class DialogState:
             phone=slots.get("phone"),
             name=slots.get("name"),
             offered=list(slots.get("offered") or []),
+            offered_at=slots.get("offered_at"),
             start=slots.get("start"),
             fails=int(slots.get("fails") or 0),
             handoff_reason=reason,

@@ -62,6 +62,7 @@ from b24app.assistant.handoff import session_handoff_call
 from b24app.assistant.model import ModelUnderstander
 from b24app.assistant.slots import horizon_days
 from b24app.assistant.slots import offer_times
+from b24app.assistant.slots import offered_since
 from b24app.assistant.turns import answered
 from b24app.assistant.turns import enqueue_tagging
 from b24app.assistant.turns import Turn
@@ -572,9 +573,14 @@ def _decide(
 
     def offer(when: When, duration: int) -> list[dt.datetime]:
         taking = claims.claimed(services.redis, turn.member_id, calendar.time_zone, dialog.pk)
+        since = local_now
+        if when.day and when.at:  # re-checking a tapped time: its lead counts from the offer
+            tapped = dt.datetime.combine(when.day, when.at).isoformat(timespec="minutes")
+            if tapped in dialog.before.offered:
+                since = offered_since(local_now, dialog.before.offered_at)
         return offer_times(
             services, client, turn.member_id, portal.portal_id, calendar, when, duration,
-            now=local_now, resource_id=int(assistant.get("booking_resource_id") or 0),
+            now=since, resource_id=int(assistant.get("booking_resource_id") or 0),
             step=int(assistant.get("slot_step_minutes") or 60), claimed=taking,
             exclude_dialog=dialog.pk, own_booking=dialog.own_booking, last_day=script.last_day,
         )  # fmt: skip
@@ -598,6 +604,10 @@ def _decide(
                 start_utc, minutes = _prebook_span(reply.state, script, calendar)
                 claims.claim(services.redis, turn.member_id, dialog.pk, start_utc, minutes,
                              holds.owner(*who))  # fmt: skip
+    fresh = reply.state.offered and reply.state.offered != dialog.before.offered
+    reply.state.offered_at = (
+        local_now.isoformat(timespec="minutes") if fresh else dialog.before.offered_at
+    )
     return reply
 
 

@@ -179,6 +179,18 @@ def _in_window(moment: dt.datetime, when: When) -> bool:
     return True
 
 
+def offered_since(now: dt.datetime, offered_at: str | None) -> dt.datetime:
+    """The "now" that re-checking an offered time counts the lead time from: when it was
+    offered (19:00 offered at 17:59 and picked at 18:01 is not "taken"), yet never so early
+    that a time already past gets through (at most :data:`LEAD_MINUTES` before ``now``).
+    ``now`` and ``offered_at`` (ISO) are in the same frame, both naive."""
+    try:
+        at = dt.datetime.fromisoformat(offered_at) if offered_at else now
+    except ValueError:
+        at = now
+    return min(now, max(at, now - dt.timedelta(minutes=LEAD_MINUTES)))
+
+
 def free_times(
     calendar: WorkCalendar,
     when: When,

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from b24app.appointments import reschedule
+from b24app.assistant import slots
+from b24app.assistant.dialog import fmt_slot
 from b24app.context import Services
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import SlotRefill
@@ -115,6 +118,39 @@ def test_a_2_offers_free_times_and_a_time_typed_back_moves_the_booking_and_its_r
     # the booking's own update event changed nothing more
     assert emulator.wait_idle()
     assert appointments(services)[0].starts_at == appt.starts_at
+
+
+def test_an_offered_time_picked_after_its_lead_time_passed_still_moves_the_booking(
+    installed_portal: Any, services: Services, portal_id: int, fast: None,
+    rq_worker: WorkerProcess,
+) -> None:  # fmt: skip
+    """The free times start an hour from now (slots.LEAD_MINUTES): the soonest one offered at
+    T and picked at T + 2 min is past that hour from the answer, yet it was offered and is
+    still ahead and free, so it moves the booking (it was once answered "just taken")."""
+    configure(services, portal_id, offsets=["20m", "8m"])
+    rq_worker.start()
+    reminded(services, installed_portal, portal_id, 705)
+    rq_worker.stop()  # the talk below runs here, at the moments it is given
+    (appt,) = appointments(services)
+    member = installed_portal.member_id
+    key = reschedule._key(member, appt.id)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert reschedule.answer(services, member, appt.id, "2", now=now) == "times_offered"
+    soonest = dt.datetime.fromisoformat(reschedule._load(services, member, appt.id).offered[0])
+    # offered again exactly one lead time before the soonest time, then picked 2 min later
+    services.redis.delete(key)
+    offered_at = soonest.replace(tzinfo=installed_portal.tz).astimezone(dt.UTC).replace(
+        tzinfo=None
+    ) - dt.timedelta(minutes=slots.LEAD_MINUTES)
+    assert reschedule.answer(services, member, appt.id, "2", now=offered_at) == "times_offered"
+    talk = reschedule._load(services, member, appt.id)
+    assert talk is not None and talk.offered[0] == soonest.isoformat()
+    picked = fmt_slot(soonest, "ru")
+    later = offered_at + dt.timedelta(minutes=2)
+    assert reschedule.answer(services, member, appt.id, picked, now=later) == "moved"
+    period = installed_portal.booking.bookings[appt.booking_id]["datePeriod"]
+    moved_to = dt.datetime.fromtimestamp(period["from"]["timestamp"], installed_portal.tz)
+    assert moved_to.replace(tzinfo=None) == soonest
 
 
 def test_cancel_after_one_confirmation_and_a_person_on_request(

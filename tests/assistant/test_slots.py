@@ -13,6 +13,7 @@ from b24app.appointments.resources import PAGE
 from b24app.appointments.resources import PAGES
 from b24app.assistant.slots import busy_from_bookings
 from b24app.assistant.slots import free_times
+from b24app.assistant.slots import offered_since
 from b24app.assistant.slots import parse_ranges
 from b24app.assistant.slots import range_starts
 from b24app.assistant.slots import resource_starts
@@ -193,3 +194,23 @@ def test_no_day_beyond_the_last_day_and_no_overflow() -> None:
     assert offered[0] == dt.datetime(2026, 12, 3, 12)
     assert free_times(cal, soon, 60, now=now, busy=full, starts=starts,
                       last_day=dt.date(2026, 12, 2)) == []  # fmt: skip
+
+
+def test_an_offered_time_is_rechecked_from_when_it_was_offered_never_into_the_past() -> None:
+    """19:00 offered at 17:59 (the soonest: an hour ahead) and picked at 18:01 is still free;
+    a button tapped two days later lets no time already past through."""
+    cal = WorkCalendar.from_settings(
+        {"time_zone": "Europe/Moscow", "working_hours": {"tue": ["09:00", "21:00"]}}
+    )
+    offered_at = dt.datetime(2026, 12, 1, 17, 59)  # a Tuesday
+    picked = dt.datetime(2026, 12, 1, 19, 0)
+    when = When(day=picked.date(), at=picked.time())
+    now = offered_at + dt.timedelta(minutes=2)
+    assert picked not in free_times(cal, when, 60, now=now, step=60)  # the lead from the answer
+    since = offered_since(now, offered_at.isoformat())
+    assert since == offered_at and picked in free_times(cal, when, 60, now=since, step=60)
+    assert offered_since(now, None) == now and offered_since(now, "not a time") == now
+    two_days = picked + dt.timedelta(days=2)
+    assert offered_since(two_days, offered_at.isoformat()) == two_days - dt.timedelta(hours=1)
+    assert picked not in free_times(cal, when, 60, now=offered_since(two_days, str(offered_at)),
+                                    step=60)  # fmt: skip
