@@ -56,7 +56,6 @@ LONG_TESTS = (
     "tests/leads/test_coalesce.py::test_a_simple_mode_burst_costs_no_request_per_lead",
     "tests/test_hostile_input.py::test_random_shapes_in_authenticated_payloads_never_500",
     "tests/reliability/test_faults.py::",
-    "tests/reliability/test_tokens.py::test_concurrent_refresh_in_two_processes_keeps_the_token",
     "tests/leads/test_deal_backfill.py::test_deal_backfill_completes_resumes_and_saves_requests",
     "tests/appointments/test_integration.py::",
     "tests/bitrix/test_client_emulator.py::test_burst_at_the_real_2_per_second_limit",
