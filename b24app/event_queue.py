@@ -8,7 +8,9 @@ enqueues its continuation without importing the jobs module above it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from rq import Queue
@@ -16,8 +18,16 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 QUEUE = "events"
-RETRY = Retry(max=3, interval=[5, 30, 120])
+RETRY_INTERVALS = (5, 30, 120)  # seconds before each try after the first
 FAILURE_TTL = 7 * 86400
+
+
+def retry(intervals: Sequence[int] = RETRY_INTERVALS) -> Retry:
+    """RQ's retries of a job, one after each of ``intervals`` seconds. Test hook: the
+    environment variable ``B24APP_RETRY_SECONDS_SCALE`` (default 1), read when the job is
+    queued, scales them (never below a second: a retry stays scheduled, not immediate)."""
+    scale = float(os.environ.get("B24APP_RETRY_SECONDS_SCALE") or 1)
+    return Retry(max=len(intervals), interval=[max(1, round(s * scale)) for s in intervals])
 
 
 def enqueue_once(queue: Queue, func: Callable[..., Any], *args: Any, **options: Any) -> bool:

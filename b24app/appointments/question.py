@@ -38,7 +38,6 @@ import logging
 import re
 from typing import Any
 
-from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,6 +53,7 @@ from b24app.appointments.question_task import read_answer
 from b24app.assistant.bot import int_id
 from b24app.context import Services
 from b24app.event_queue import enqueue_once
+from b24app.event_queue import retry
 from b24app.i18n import translate
 from b24app.leads.journeys import find_journey
 from b24app.leads.journeys import journey_key
@@ -296,7 +296,7 @@ def enqueue_answer(
         services.queue("events"),
         answer_job, member_id, int(user_id), int(message_id), str(params)[:64],
         job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
-        retry=Retry(max=3, interval=[5, 30, 120]),
+        retry=retry(),
     )  # fmt: skip
 
 
@@ -333,7 +333,7 @@ def enqueue_task_update(services: Services, member_id: str, task_id: int, ts: in
     return enqueue_once(
         services.queue("events"), task_job, member_id, int(task_id),
         job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
-        retry=Retry(max=3, interval=[5, 30, 120]),
+        retry=retry(),
     )  # fmt: skip
 
 

@@ -46,7 +46,6 @@ import logging
 import re
 from typing import Any
 
-from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,6 +65,7 @@ from b24app.bitrix.chat_history import read_chat
 from b24app.bitrix.chat_history import verify_client_message
 from b24app.context import Services
 from b24app.event_queue import enqueue_once
+from b24app.event_queue import retry
 from b24app.storage.models import Appointment
 from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
@@ -131,7 +131,7 @@ def enqueue_reply(services: Services, member_id: str, message: dict[str, Any]) -
         services.queue("events"),
         reply_job, member_id, message["chat_id"], message["message_id"], optout_claimed,
         job_id=job_id, result_ttl=0, failure_ttl=7 * 86400,
-        retry=Retry(max=3, interval=[5, 30, 120]),
+        retry=retry(),
     )  # fmt: skip
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from rq import Retry
-
 from b24app.context import Services
+from b24app.event_queue import retry
 from b24app.timers.engine import as_aware
 from b24app.timers.engine import ceil_second
 from b24app.timers.engine import seconds_per_minute
@@ -44,5 +43,5 @@ def watch_reminder(
     services.queue("events").enqueue_at(
         as_aware(ceil_second(due)), WATCH_JOB, member_id, appointment_id, chat_id, stamp, step,
         after_id, job_id=_watch_job_id(member_id, appointment_id, stamp, step), result_ttl=0,
-        failure_ttl=7 * 86400, retry=Retry(max=3, interval=[5, 30, 120]),
+        failure_ttl=7 * 86400, retry=retry(),
     )  # fmt: skip

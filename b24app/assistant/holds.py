@@ -37,7 +37,6 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from rq import Retry
 from sqlalchemy import select
 
 from b24app.assistant import booking
@@ -49,6 +48,7 @@ from b24app.bounded import clamped
 from b24app.consent.contact import Contact
 from b24app.consent.policy import may_message
 from b24app.context import Services
+from b24app.event_queue import retry
 from b24app.i18n import translate
 from b24app.settings import load_settings
 from b24app.storage.models import AssistantDialog
@@ -67,7 +67,6 @@ DEFAULT_HOLD_MINUTES = 30
 HOLD_MINUTES = (5, 1440)  # the settings schema's bounds too
 RELEASE_QUEUE = "timers"
 RELEASE_JOB = "b24app.assistant.jobs.release_hold"
-RELEASE_RETRY = Retry(max=3, interval=[5, 30, 120])
 FAILURE_TTL = 7 * 86400
 # The scheduled release runs first; the sweep takes only what it left (Redis lost the job).
 SWEEP_GRACE = dt.timedelta(minutes=2)
@@ -101,7 +100,7 @@ def schedule_release(services: Services, member_id: str, dialog_pk: int, minutes
     due = ceil_second(booked_at + dt.timedelta(minutes=minutes))
     services.queue(RELEASE_QUEUE).enqueue_at(
         as_aware(due), RELEASE_JOB, member_id, dialog_pk, booked_at.isoformat(),
-        job_id=job_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RELEASE_RETRY,
+        job_id=job_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=retry(),
         description="asst-hold",
     )  # fmt: skip
 

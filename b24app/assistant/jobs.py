@@ -20,13 +20,14 @@ from b24app.assistant import service
 from b24app.assistant.turns import answered
 from b24app.assistant.turns import FAILURE_TTL
 from b24app.assistant.turns import QUEUE
-from b24app.assistant.turns import RETRY
+from b24app.assistant.turns import RETRY_INTERVALS
 from b24app.assistant.turns import Turn
 from b24app.assistant.turns import turn_job_id
 from b24app.assistant.turns import wait
 from b24app.assistant.turns import waiting_turn
 from b24app.context import Services
 from b24app.event_queue import enqueue_once
+from b24app.event_queue import retry
 from b24app.leads.tagging import tag_ai_lead
 
 
@@ -42,7 +43,7 @@ def enqueue_turn(services: Services, turn: Turn) -> bool:
         job_id=turn_job_id(turn),
         result_ttl=0,
         failure_ttl=FAILURE_TTL,
-        retry=RETRY,
+        retry=retry(RETRY_INTERVALS),
     )
 
 

@@ -45,9 +45,10 @@ from sqlalchemy import select
 from b24app import context
 from b24app.assistant.turns import FAILURE_TTL
 from b24app.assistant.turns import QUEUE
-from b24app.assistant.turns import RETRY
+from b24app.assistant.turns import RETRY_INTERVALS
 from b24app.bitrix.client import MAX_BATCH
 from b24app.context import Services
+from b24app.event_queue import retry
 from b24app.storage.models import AssistantTurn
 from b24app.storage.models import utc_now
 
@@ -267,7 +268,7 @@ def flush_job(member_id: str) -> int:
 
 def enqueue_flush(services: Services, member_id: str) -> None:
     services.queue(QUEUE).enqueue(
-        flush_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
+        flush_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=retry(RETRY_INTERVALS)
     )
 
 

@@ -22,13 +22,13 @@ import re
 from dataclasses import asdict
 from dataclasses import dataclass
 
-from rq import Retry
 from rq.exceptions import DuplicateJobError
 
 from b24app.context import Services
+from b24app.event_queue import retry
 
 QUEUE = "assistant"
-RETRY = Retry(max=2, interval=[1, 5])
+RETRY_INTERVALS = (1, 5)  # a turn retries soon: the client waits for its answer
 FAILURE_TTL = 7 * 86400
 WAITING_TTL = 3600  # a chat's waiting list outlives any job of it (retries included)
 # named by its import path: the domain never imports a jobs module
@@ -121,7 +121,7 @@ def enqueue_tagging(services: Services, portal_id: int, lead_id: int, channel: s
         services.queue("events").enqueue(
             TAG_JOB, portal_id, lead_id, channel,
             job_id=f"asst-tag-{portal_id}-{lead_id}", unique=True, result_ttl=0,
-            failure_ttl=FAILURE_TTL, retry=Retry(max=3, interval=[5, 30, 120]),
+            failure_ttl=FAILURE_TTL, retry=retry(),
         )  # fmt: skip
     except DuplicateJobError:
         pass

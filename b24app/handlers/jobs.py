@@ -19,7 +19,7 @@ from b24app.context import Services
 from b24app.event_queue import enqueue_once
 from b24app.event_queue import FAILURE_TTL
 from b24app.event_queue import QUEUE
-from b24app.event_queue import RETRY
+from b24app.event_queue import retry
 
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 ACTIVITY_EVENTS = ("ONCRMACTIVITYADD",)
@@ -52,7 +52,7 @@ def enqueue_event(services: Services, member_id: str, event: str, entity_id: int
         job_id=event_job_id(member_id, event, entity_id, ts),
         result_ttl=0,
         failure_ttl=FAILURE_TTL,
-        retry=RETRY,
+        retry=retry(),
     )
 
 
@@ -102,7 +102,7 @@ def process_event(member_id: str, event: str, entity_id: int, ts: int = 0) -> st
         delay = max(float(exc.retry_after or 60), 1.0)
         services.queue("events").enqueue_in(
             timedelta(seconds=delay), process_event, member_id, event, entity_id, ts,
-            result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY,
+            result_ttl=0, failure_ttl=FAILURE_TTL, retry=retry(),
         )  # fmt: skip
         return "deferred"
     raise ValueError(f"unexpected event {event}")
@@ -126,7 +126,7 @@ def enqueue_backfill(services: Services, member_id: str) -> bool:
         job_timeout=6 * 3600,
         result_ttl=0,
         failure_ttl=FAILURE_TTL,
-        retry=RETRY,
+        retry=retry(),
     )
 
 

@@ -62,7 +62,7 @@ from b24app.bitrix.client import MAX_BATCH
 from b24app.context import Services
 from b24app.event_queue import FAILURE_TTL
 from b24app.event_queue import QUEUE
-from b24app.event_queue import RETRY
+from b24app.event_queue import retry
 from b24app.leads.intake import apply_deal
 from b24app.leads.intake import lead_fetched
 from b24app.leads.intake import record_fetched
@@ -456,7 +456,7 @@ def drain_job(member_id: str) -> int:
 
 def enqueue_drain(services: Services, member_id: str) -> None:
     services.queue(QUEUE).enqueue(
-        drain_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY
+        drain_job, member_id, result_ttl=0, failure_ttl=FAILURE_TTL, retry=retry()
     )
 
 
@@ -469,7 +469,7 @@ def schedule_drain(services: Services, member_id: str, delay: float) -> bool:
         return False
     services.queue(QUEUE).enqueue_in(
         timedelta(seconds=delay), drain_job, member_id,
-        result_ttl=0, failure_ttl=FAILURE_TTL, retry=RETRY, at_front=True,
+        result_ttl=0, failure_ttl=FAILURE_TTL, retry=retry(), at_front=True,
     )  # fmt: skip
     return True
 

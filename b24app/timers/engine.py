@@ -27,7 +27,6 @@ import os
 import re
 from typing import Any
 
-from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus
@@ -37,12 +36,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b24app.context import Services
+from b24app.event_queue import retry
+from b24app.event_queue import RETRY_INTERVALS
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
 from b24app.timers.fire import fire_timer
 
-RETRY = (3, [5, 30, 120])
 # A job that failed all its retries expires after this; reconciliation then schedules the
 # still-pending timer again (a new round of retries every ~15 minutes while Bitrix24 fails).
 FAILURE_TTL = 900
@@ -102,7 +102,7 @@ def schedule_job(services: Services, timer: Timer, now: dt.datetime | None = Non
         "job_id": timer.job_id,
         "result_ttl": 0,
         "failure_ttl": FAILURE_TTL,
-        "retry": Retry(max=RETRY[0], interval=list(RETRY[1])),
+        "retry": retry(RETRY_INTERVALS),  # as event jobs retry
         "description": "sla",  # the job id says which timer; keep the hash small
     }
     if timer.due_at <= naive_utc(now):

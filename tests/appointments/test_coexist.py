@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from b24app.context import Services
 from b24app.storage.models import AppointmentStatus
 from tests.appointments.conftest import appointments
@@ -100,12 +102,14 @@ def test_bookings_own_reminders_on_no_second_copy_off_the_app_reminds(
 
 def test_telegram_and_whatsapp_clients_1_reach_the_app_by_the_chat_read_back(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, fast: None,  # noqa: F811
-    rq_worker: WorkerProcess,
+    rq_worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Neither line is the app's own connector, so Bitrix24 sends the app no
     ``ONOPENLINEMESSAGEADD`` for them: the answer is read back from each chat while it is
     awaited, and confirms. A forged «1» (an operator's message claimed as the client's) is read
     back too, and confirms nothing."""
+    # the read-back ladder (appointments/watch.py: 3, 15, 60, 240 policy minutes) at half speed
+    monkeypatch.setenv("B24APP_SLA_SECONDS_PER_MINUTE", "0.5")
     configure(services, portal_id, offsets=["8m"])
     make_journey(services, portal_id, deal_id=611)
     make_journey(services, portal_id, deal_id=612)

@@ -23,7 +23,7 @@ from tests.assistant.test_worker import WorkerChat
 from tests.plugins.worker import WorkerProcess
 from tests.waiting import wait_for
 
-CHATS = 8
+CHATS = 4
 
 
 def _idle(emulator: DevPortal, services: Services) -> bool:

@@ -92,6 +92,22 @@ def test_event_is_enqueued_once(services: Services) -> None:
     assert services.queue("events").count == 1
 
 
+def test_event_jobs_retry_after_5_30_120_s_unless_a_test_scales_them(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The product's intervals by default; ``B24APP_RETRY_SECONDS_SCALE`` read when queued,
+    never below a second (a retry stays scheduled)."""
+    queue = services.queue("events")
+    monkeypatch.delenv("B24APP_RETRY_SECONDS_SCALE", raising=False)
+    enqueue_event(services, "m1", "ONCRMLEADADD", 7, 100)
+    monkeypatch.setenv("B24APP_RETRY_SECONDS_SCALE", "0.1")
+    enqueue_event(services, "m1", "ONCRMLEADADD", 8, 100)
+    jobs = [queue.fetch_job(event_job_id("m1", "ONCRMLEADADD", n, 100)) for n in (7, 8)]
+    assert [(j.retries_left, j.retry_intervals) for j in jobs if j is not None] == [
+        (3, [5, 30, 120]), (3, [1, 3, 12]),
+    ]  # fmt: skip
+
+
 def test_unfinished_backfills_are_queued_again(services: Services) -> None:
     """Only portals whose backfill stopped before "done" get a bulk job, once."""
     with services.db() as session:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
+from select import select as wait_readable
 from typing import Any
 
 import pytest
@@ -45,52 +46,78 @@ def oauth_requests(emulator: DevPortal, monkeypatch: pytest.MonkeyPatch) -> list
     return seen
 
 
-def run_callers(settings: Settings, member_id: str) -> list[subprocess.CompletedProcess[str]]:
-    """``PROCESSES`` token_caller processes started together; waits for all of them."""
-    start_at = time.time() + 1.5  # every process has built its services by then
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.reliability.token_caller",
-                member_id,
-                str(CALLS),
-                str(start_at),
-            ],
-            cwd=ROOT,
-            env=worker_env(settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for _ in range(PROCESSES)
-    ]
-    done = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    return done
+class Callers:
+    """``PROCESSES`` token_caller processes, started once; :meth:`run_round` starts a round in
+    all of them at once and waits for each to answer it (their errors go to ``log``)."""
+
+    def __init__(self, settings: Settings, member_id: str, log: Path) -> None:
+        self.log = log.open("w")
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.reliability.token_caller", member_id, str(CALLS)],
+                cwd=ROOT,
+                env=worker_env(settings),
+                text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+            )  # fmt: skip
+            for _ in range(PROCESSES)
+        ]
+        self._answers("ready")  # every process has built its services
+
+    def run_round(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        self._answers("done")
+
+    def _answers(self, expected: str) -> None:
+        for proc in self.procs:
+            assert proc.stdout is not None
+            ready, _, _ = wait_readable([proc.stdout], [], [], 60)
+            line = proc.stdout.readline().strip() if ready else "(no answer in 60 s)"
+            assert line == expected, f"{line}: {self.log.name}"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in self.procs:
+            assert proc.wait(timeout=60) == 0, self.log.name
+        self.log.close()
+
+
+@pytest.fixture
+def callers(settings: Settings, installed_portal: Any, tmp_path: Path) -> Iterator[Callers]:
+    callers = Callers(settings, installed_portal.member_id, tmp_path / "callers.log")
+    try:
+        yield callers
+    finally:
+        for proc in callers.procs:
+            if proc.poll() is None:
+                proc.kill()
+        callers.log.close()
 
 
 def test_concurrent_refresh_in_two_processes_keeps_the_token(
     emulator: DevPortal,
     installed_portal: Any,
     services: Services,
-    settings: Settings,
     oauth_requests: list[str],
+    callers: Callers,
 ) -> None:
     """Each expiry: two processes call at once, both succeed, ONE refresh reaches the OAuth
     server; after every round the stored pair still refreshes."""
     before = emulator.token_refreshes(installed_portal)
     for round_no in range(1, ROUNDS + 1):
         assert installed_portal.expire_tokens() > 0
-        results = run_callers(settings, installed_portal.member_id)
-        for result in results:
-            assert result.returncode == 0, result.stderr[-2000:]
+        callers.run_round()
         assert emulator.token_refreshes(installed_portal) - before == round_no
         assert oauth_requests.count("refresh_token") == round_no
         assert db_portal(services, installed_portal.member_id).status == PortalStatus.ACTIVE
+    callers.close()
     # The pair left in the database is the live one: another expiry refreshes from here.
     installed_portal.expire_tokens()
     assert services.bitrix(installed_portal.member_id).call("user.current")["ID"]

@@ -1,30 +1,34 @@
-"""A separate process that calls ``user.current`` on one portal in a loop (token-race tests).
+"""A separate process that calls ``user.current`` on one portal, a round at a time (token-race
+tests).
 
-    python -m tests.reliability.token_caller <member_id> <calls> <start_at_epoch>
+    python -m tests.reliability.token_caller <member_id> <calls>
 
-Settings come from ``B24APP_*``; every process waits for ``start_at`` so their first calls,
-and so their refreshes, happen together. Exit code 0 = every call answered.
+Settings come from ``B24APP_*``. Each line on stdin starts a round of ``calls`` calls; the
+process answers ``done`` on stdout when every call of the round was answered (a test writes
+the line to every process at once, so their first calls, and so their refreshes, happen
+together). End of stdin ends the process; exit code 0 = every call answered.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 
 from b24app import context
 from b24app.config import Settings
 
 
 def main(argv: list[str]) -> int:
-    member_id, calls, start_at = argv[0], int(argv[1]), float(argv[2])
+    member_id, calls = argv[0], int(argv[1])
     services = context.build_services(Settings.from_env())
     client = services.bitrix(member_id)
-    time.sleep(max(0.0, start_at - time.time()))
-    for _ in range(calls):
-        result = client.call("user.current")
-        if not isinstance(result, dict) or not result.get("ID"):
-            print(f"unexpected answer {result!r}", file=sys.stderr)
-            return 1
+    print("ready", flush=True)
+    for _round in sys.stdin:
+        for _ in range(calls):
+            result = client.call("user.current")
+            if not isinstance(result, dict) or not result.get("ID"):
+                print(f"unexpected answer {result!r}", file=sys.stderr)
+                return 1
+        print("done", flush=True)
     services.dispose()
     return 0
 

@@ -231,7 +231,7 @@ def test_transient_send_failure_is_retried_and_sent_once(
 
     Time is driven, not raced: the retry comes after 1 s instead of production's 5 s (the
     retry policy travels with the job, which this process enqueues)."""
-    monkeypatch.setattr(timer_engine, "RETRY", (3, [1, 1, 1]))
+    monkeypatch.setattr(timer_engine, "RETRY_INTERVALS", (1, 1, 1))
     rq_worker.start()
     rq_worker.env["B24APP_REST_MAX_RETRIES"] = "0"  # the client gives up at once: RQ retries
     rq_worker.restart()  # a new process, with that environment
