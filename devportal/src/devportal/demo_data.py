@@ -305,6 +305,8 @@ def _seed_waitlist(portal: Any, moment: dt.datetime, out: Seeded) -> None:
         with portal.lock:
             entry = portal.waitlist.add(f"{service}: любое свободное время", contact_id=contact,
                                         day=asked.date())  # fmt: skip
+            # the salon's Telegram chat with the client: where a freed time is offered
+            portal.chats.lines.open_chat([("contact", contact)], connector_id="telegrambot")
         out.waitlist.append((entry, contact, asked))
         out.leads += 1
 
