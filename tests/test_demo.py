@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 
 import pytest
 import requests
 from sqlalchemy import create_engine
+from sqlalchemy import Engine
+from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from b24app.appointments.reinvite_kpi import reinvite_conversion
+from b24app.storage.models import Portal
 from tests.plugins.demo import DemoRun
 from tests.waiting import deadline_seconds
 from tests.waiting import wait_for
@@ -75,9 +81,22 @@ def test_demo_starts_installs_and_answers_health(running_demo: DemoRun) -> None:
         assert count("SELECT count(*) FROM appointments WHERE outcome = 'no_show'") > 20
         fired = "SELECT count(*) FROM timers WHERE policy = 'reinvite' AND state = 'fired'"
         assert count(fired) > 0
+        _reinvited_clients_booked_again(engine)
         _silent_client_reminded_by_workflow(running_demo, count)
     finally:
         engine.dispose()
+
+
+def _reinvited_clients_booked_again(engine: Engine) -> None:
+    """Some re-invited clients answered and the salon's admin booked them again: the
+    dashboard's conversion (b24app/appointments/reinvite_kpi.py) over the 90 days."""
+    with Session(engine) as session:
+        portal_id = session.scalar(select(Portal.id))
+        assert portal_id is not None
+        end = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
+        got = reinvite_conversion(session, portal_id, end - dt.timedelta(days=92), end)
+    assert got["sent"] >= 2, got
+    assert 0 < got["booked"] < got["sent"], got
 
 
 def _silent_client_reminded_by_workflow(run: DemoRun, count: Callable[[str], int]) -> None:

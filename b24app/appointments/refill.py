@@ -64,10 +64,10 @@ from b24app.sla.worktime import WorkCalendar
 from b24app.storage.models import Appointment
 from b24app.storage.models import Portal
 from b24app.storage.models import SlotRefill
-from b24app.storage.models import utc_now
 from b24app.storage.models import VisitOutcome
 from b24app.timers.engine import as_aware
 from b24app.timers.engine import ceil_second
+from b24app.timers.engine import naive_utc
 from b24app.timers.engine import seconds_per_minute
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,23 @@ def enqueue_refill(services: Services, member_id: str, slot: dict[str, Any]) -> 
 
 
 def refill_job(member_id: str, slot: dict[str, Any]) -> int:
-    """RQ job: offer the freed time to the waitlist's clients and the recent no-shows with
-    consent (module docstring); returns the offers sent."""
-    services = context.current()
-    if slot["start"] <= int(dt.datetime.now(dt.UTC).timestamp()):
-        return 0  # a time already begun is nobody's to take
+    """RQ job: :func:`offer_freed`; returns the offers sent."""
+    return len(offer_freed(context.current(), member_id, slot))
+
+
+def offer_freed(
+    services: Services, member_id: str, slot: dict[str, Any], *, now: dt.datetime | None = None
+) -> list[tuple[int, int]]:
+    """Offer the freed time, at ``now`` (naive UTC, default the clock), to the waitlist's
+    clients and the recent no-shows with consent (module docstring); returns the offered
+    (chat id, contact id), the waitlist's first."""
+    moment = naive_utc(now).replace(microsecond=0)
+    if slot["start"] <= _epoch(moment):
+        return []  # a time already begun is nobody's to take
     with services.db() as session:
         portal = session.get(Portal, slot["portal_id"])
         if portal is None:
-            return 0
+            return []
         settings = load_settings(session, portal.id)
         sender = int((settings.get("appointments") or {}).get("sender_user_id")
                      or portal.installer_user_id or 1)  # fmt: skip
@@ -143,18 +151,19 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
     resources = ",".join(str(r) for r in slot["resource_ids"])
     once = f"b24app:refill:{member_id}:freed:{resources}:{slot['start']}"
     if not services.redis.set(once, 1, nx=True, ex=OFFER_SECONDS):
-        return 0  # the chat's move and the booking's event both report it: offered once
+        return []  # the chat's move and the booking's event both report it: offered once
     client = services.bitrix(member_id)
-    waiting = _waitlist(client, dt.datetime.now(tz).date())[:MAX_OFFERS]
+    today = moment.replace(tzinfo=dt.UTC).astimezone(tz).date()
+    waiting = _waitlist(client, today)[:MAX_OFFERS]
     with services.db() as session:
-        no_shows = recent_no_shows(session, slot, config, {c for _, c in waiting})
+        no_shows = recent_no_shows(session, slot, config, {c for _, c in waiting}, now=moment)
     offers = [*waiting, *((None, contact_id) for contact_id in no_shows)]
     if not offers:
-        return 0
+        return []
     slot = {**slot, "zone": slot["zone"] or str(tz)}
     offer_id = int(services.redis.incr(f"b24app:refill:{member_id}:seq"))
     start = dt.datetime.fromtimestamp(slot["start"], tz).replace(tzinfo=None)
-    ttl = max(60, min(OFFER_SECONDS, slot["start"] - int(dt.datetime.now(dt.UTC).timestamp())))
+    ttl = max(60, min(OFFER_SECONDS, slot["start"] - _epoch(moment)))
     offered: list[tuple[int, int]] = []  # (chat id, contact id)
     for waitlist_id, contact_id in offers:
         key = "refill.offer" if waitlist_id else "refill.offer_no_show"
@@ -166,26 +175,27 @@ def refill_job(member_id: str, slot: dict[str, Any]) -> int:
         services.redis.set(_chat_key(member_id, int(sent.chat_id)), json.dumps({
             "offer": offer_id, "waitlist_id": waitlist_id, "contact_id": contact_id,
         }), ex=ttl)  # fmt: skip
-        watch_offer(services, member_id, int(sent.chat_id), _now_naive(), 0, 0)
+        watch_offer(services, member_id, int(sent.chat_id), moment, 0, 0)
     record = {**slot, "chats": offered, "sender": sender, "lang": lang, "tz": str(tz)}
     services.redis.set(_offer_key(member_id, offer_id), json.dumps(record), ex=ttl)
     log.info("freed time offered to %d clients (%d from the waitlist)", len(offered),
              len(waiting))  # fmt: skip
-    return len(offered)
+    return offered
 
 
 def recent_no_shows(
-    session: Session, slot: dict[str, Any], config: dict[str, Any], skip: set[int]
-) -> list[int]:
-    """Contacts whose visit was a no-show in the last ``no_show_days`` and who may be sent
-    advertising now, newest first, at most ``no_show_offers``; never one in ``skip`` nor the
-    client who freed the time."""
+    session: Session, slot: dict[str, Any], config: dict[str, Any], skip: set[int],
+    *, now: dt.datetime | None = None,
+) -> list[int]:  # fmt: skip
+    """Contacts whose visit was a no-show in the ``no_show_days`` before ``now`` (naive UTC,
+    default the clock) and who may be sent advertising, newest first, at most
+    ``no_show_offers``; never one in ``skip`` nor the client who freed the time."""
     days, limit = int(config["no_show_days"]), int(config["no_show_offers"])
     if days <= 0 or limit <= 0:
         return []
     freed = session.get(Appointment, int(slot.get("appointment_id") or 0))
     seen = set(skip) | ({freed.contact_id} if freed is not None and freed.contact_id else set())
-    now = utc_now()
+    now = naive_utc(now)
     rows = session.execute(
         select(Appointment.contact_id, Appointment.chat_id)
         .where(Appointment.portal_id == slot["portal_id"],
@@ -345,10 +355,6 @@ def _say(
     contact = ("contact", int(chat[1]))
     send_chat(services.bitrix(member_id), [contact], int(offer["sender"]), text,
               known=(*contact, int(chat[0])))  # fmt: skip
-
-
-def _now_naive() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
 def watch_offer(

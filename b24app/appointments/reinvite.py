@@ -189,7 +189,16 @@ def prepare_reinvitation(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | Send:
     """The ``reinvite`` policy (b24app/timers/registry.py): checked, consent asked and
-    claimed in the job's first transaction, sent after it."""
+    claimed in the job's first transaction (:func:`claim_reinvitation`), sent after it."""
+    snap = claim_reinvitation(session, timer, now)
+    if isinstance(snap, str):
+        return snap
+    return lambda: send_reinvitation(services, snap)
+
+
+def claim_reinvitation(session: Session, timer: Timer, now: dt.datetime) -> str | dict[str, Any]:
+    """Check the re-invitation (still a no-show, not booked again, consent to offers) and
+    claim it: what :func:`send_reinvitation` sends, or the reason it is not sent."""
     appt = session.get(Appointment, appointment_of(timer.level))
     portal = session.get(Portal, timer.portal_id)
     reason = _skip_reason(appt, portal)
@@ -216,7 +225,7 @@ def prepare_reinvitation(
         "service": appt.service, "settings": settings,
         "busy": _known_busy(session, portal.id, now),
     }  # fmt: skip
-    return lambda: send_reinvitation(services, snap)
+    return snap
 
 
 def _known_busy(session: Session, portal_id: int, now: dt.datetime) -> list[tuple[int, int]]:
@@ -232,13 +241,16 @@ def _known_busy(session: Session, portal_id: int, now: dt.datetime) -> list[tupl
     return [(s, s + DURATION * 60) for s in starts]
 
 
-def offered_times(services: Services, client: Any, snap: dict[str, Any]) -> list[dt.datetime]:
-    """Up to three free local times from tomorrow on: the assistant's Booking resource when
-    it has one and the portal answers, else the working hours; minus what the app knows."""
+def offered_times(
+    services: Services, client: Any, snap: dict[str, Any], moment: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """Up to three free local times from the day after ``moment`` (naive UTC, default the
+    clock) on: the assistant's Booking resource when it has one and the portal answers, else
+    the working hours; minus what the app knows."""
     settings = snap["settings"]
     calendar = WorkCalendar.from_settings(settings)
     tz = calendar.time_zone
-    now = dt.datetime.now(tz).replace(tzinfo=None)
+    now = naive_utc(moment).replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
     busy = busy_from_bookings(snap["busy"], tz)
     when = When(day=now.date() + dt.timedelta(days=1))
     resource_id = int(settings["assistant"].get("booking_resource_id") or 0)
@@ -267,17 +279,19 @@ def reinvitation_text(lang: str, client_name: str, service: str,
     return i18n.translate(lang, "consent.reinvite", name=name, service=service, times=shown)
 
 
-def send_reinvitation(services: Services, snap: dict[str, Any]) -> str:
-    """Send the claimed re-invitation into the client's chat and mark the timer: ``fired``,
-    ``skipped`` (no chat took it, or a permanent error); a transient error releases the
-    claim and is raised for the job's retry."""
+def send_reinvitation(
+    services: Services, snap: dict[str, Any], *, now: dt.datetime | None = None
+) -> str:
+    """Send the claimed re-invitation into the client's chat at ``now`` (naive UTC, default
+    the clock) and mark the timer: ``fired``, ``skipped`` (no chat took it, or a permanent
+    error); a transient error releases the claim and is raised for the job's retry."""
     client = services.bitrix(snap["member_id"], auth=snap.get("auth"))
     known = None
     if snap["chat_id"] and snap["targets"]:
         known = (*snap["targets"][0], int(snap["chat_id"]))
     try:
         with urgent_rest():
-            times = offered_times(services, client, snap)
+            times = offered_times(services, client, snap, now)
             text = reinvitation_text(snap["lang"], snap["client_name"], snap["service"], times)
             sent = send_chat(client, snap["targets"], snap["sender"], text, known=known)
     except PERMANENT_ERRORS as exc:
@@ -290,13 +304,15 @@ def send_reinvitation(services: Services, snap: dict[str, Any]) -> str:
         _close(services, snap["timer_id"], TimerState.SKIPPED, {"skip_reason": sent.error[:64]})
         return "skipped"
     offered = [t.isoformat() for t in times]
-    _close(
-        services, snap["timer_id"], TimerState.FIRED, {"chat_id": sent.chat_id, "times": offered}
-    )
+    _close(services, snap["timer_id"], TimerState.FIRED,
+           {"chat_id": sent.chat_id, "times": offered}, now)  # fmt: skip
     return "fired"
 
 
-def _close(services: Services, timer_id: int, state: str | None, extra: dict[str, Any]) -> None:
+def _close(
+    services: Services, timer_id: int, state: str | None, extra: dict[str, Any],
+    now: dt.datetime | None = None,
+) -> None:  # fmt: skip
     """Mark the timer (``state`` None: release the claim for a retry)."""
     with services.db() as session:
         timer = session.get(Timer, timer_id)
@@ -308,7 +324,7 @@ def _close(services: Services, timer_id: int, state: str | None, extra: dict[str
         timer.state = state
         timer.payload = {**(timer.payload or {}), **extra}
         if state == TimerState.FIRED:
-            timer.fired_at = utc_now()
+            timer.fired_at = naive_utc(now)
             timer.recipient_user_id = 0
 
 

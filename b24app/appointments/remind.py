@@ -710,8 +710,18 @@ def _check_again(services: Services, snap: dict[str, Any], at: dt.datetime,
 def prepare_delivery_check(
     services: Services, session: Session, timer: Timer, now: dt.datetime
 ) -> str | Send:
-    """The delivery check policy: claimed like a reminder (never after the visit), with its
-    attempt's state and the portal's other sends waiting; then :func:`check_delivery`."""
+    """The delivery check policy: :func:`claim_delivery_check`, then :func:`check_delivery`."""
+    claimed = claim_delivery_check(services, session, timer, now)
+    if isinstance(claimed, str):
+        return claimed
+    return lambda: check_delivery(services, claimed)
+
+
+def claim_delivery_check(
+    services: Services, session: Session, timer: Timer, now: dt.datetime
+) -> str | dict[str, Any]:
+    """A delivery check claimed like a reminder (never after the visit), with its attempt's
+    state and the portal's other sends waiting: what :func:`check_delivery` reads."""
     claimed = claim_appointment_timer(services, session, timer, now)
     if isinstance(claimed, str):
         return claimed
@@ -723,7 +733,7 @@ def prepare_delivery_check(
         if attempt is not None and attempt.state == delivery.ACCEPTED
         else []
     )
-    return lambda: check_delivery(services, claimed)
+    return claimed
 
 
 def prepare_reminder(

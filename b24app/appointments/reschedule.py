@@ -178,7 +178,7 @@ def _step(
 ) -> str | None:  # fmt: skip
     if talk.stage == "cancel":
         if verdict == "confirm":
-            return _cancel(services, visit)
+            return _cancel(services, visit, now)
         if verdict == "cancel":
             _end(services, visit)
             _say(services, visit, visit.text("kept"))
@@ -386,7 +386,7 @@ def _move_booking(services: Services, visit: Visit, start: dt.datetime) -> dict[
     return booking
 
 
-def _cancel(services: Services, visit: Visit) -> str:
+def _cancel(services: Services, visit: Visit, now: dt.datetime) -> str:
     """The client said yes to «отменить?»: the booking (if Bitrix24 still has it) is deleted,
     the appointment and its reminders cancelled."""
     booking = _read_booking(services, visit) if visit.booking_id is not None else None
@@ -397,7 +397,7 @@ def _cancel(services: Services, visit: Visit) -> str:
     with services.db() as session:
         appt = session.get(Appointment, visit.appointment_id)
         if appt is not None:
-            cancel_appointment(session, appt)
+            cancel_appointment(session, appt, now=now)
     schedule_appointment(services, visit.appointment_id)
     _end(services, visit)
     when = fmt_slot(visit.local(visit.starts_at), visit.lang)

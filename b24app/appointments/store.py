@@ -122,11 +122,14 @@ def note_move(appointment: Appointment, starts_at: dt.datetime, at: dt.datetime)
         appointment.moved_at = at
 
 
-def cancel_appointment(session: Session, appointment: Appointment) -> bool:
+def cancel_appointment(
+    session: Session, appointment: Appointment, *, now: dt.datetime | None = None
+) -> bool:
+    """Mark the appointment cancelled at ``now`` (naive UTC, default the clock)."""
     if appointment.status == AppointmentStatus.CANCELLED:
         return False
     appointment.status = AppointmentStatus.CANCELLED
-    appointment.cancelled_at = utc_now()
+    appointment.cancelled_at = now or utc_now()
     return True
 
 

@@ -384,7 +384,7 @@ def _what_to_open(settings: Settings, url: str, crm_mode: str) -> str:
         "    chat falls through to SMS for clients with no open chat, or when the messenger\n"
         "    refused it); the clients' «1» in the confirmed share; visits moved and cancelled\n"
         "    in the chat, freed times refilled from the waitlist and their revenue;\n"
-        "    re-invitations after no-shows;\n"
+        "    re-invitations after no-shows, and the clients who booked again;\n"
         "  * the lead tab of Марина (the «WhatsApp, 24 h window closed» line above): her chat\n"
         "    refused, and why, then the SMS workflow that carried the message;\n"
         "  * Employees: Олег Продажин answers in ~20 minutes (breaches, escalations, fewer\n"

@@ -90,8 +90,6 @@ class Seeded:
     seconds: float = 0.0
     # (lead, deal) of the WhatsApp client silent for SILENT_DAYS days
     silent: tuple[int, int] = (0, 0)
-    # Booking's waitlist: (entry id, contact id, asked at), oldest first
-    waitlist: list[tuple[int, int, dt.datetime]] = field(default_factory=list)
 
 
 def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
@@ -303,9 +301,10 @@ def _seed_waitlist(portal: Any, moment: dt.datetime, out: Seeded) -> None:
                                        at=at + dt.timedelta(minutes=5))  # fmt: skip
         contact = int((portal.crm.deal(deal) or {}).get("CONTACT_ID") or 0)
         with portal.lock:
-            entry = portal.waitlist.add(f"{service}: любое свободное время", contact_id=contact,
-                                        day=asked.date())  # fmt: skip
-        out.waitlist.append((entry, contact, asked))
+            portal.waitlist.add(f"{service}: любое свободное время", contact_id=contact,
+                                day=asked.date())  # fmt: skip
+            # the salon's Telegram chat with the client: where a freed time is offered
+            portal.chats.lines.open_chat([("contact", contact)], connector_id="telegrambot")
         out.leads += 1
 
 

@@ -5,12 +5,12 @@ its chat send checked as the delivery check does (delivered, read, or refused by
 messenger and fallen through to the workflow); the clients' answers in their chats through
 the reply route — «1» (with a consent to offers, for some), a move to another day or a
 cancel talked over with the bot (b24app/appointments/reschedule.py); a cancelled time
-booked for a client of Booking's waitlist by the refill's own steps, and that visit's
-outcome; the no-shows' outcomes and their re-invitations by the policy's own steps.
+offered by the refill's job body and taken by a client's «Да» (b24app/appointments/
+refill.py), and that visit's outcome; the no-shows' outcomes and their re-invitations by the
+policy's own steps, and some re-invited clients booked again by the salon's admin.
 
-Where a product function records the clock's time and takes none of its own, the replay
-sets the time it happened after the call (an appointment's ``created_at``, a re-invitation's
-``fired_at``), and ``refill_job`` (times still ahead only) is replaced by its two steps.
+Each product function gets the moment it happened at (``now``); where a route that creates
+an appointment takes none, the replay sets its ``created_at`` after the call.
 
 Only the demo (``devportal.demo``) uses this module.
 """
@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis import ConnectionPool
 from redis import Redis
@@ -34,18 +35,20 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from b24app import context
-from b24app.appointments import delivery
 from b24app.appointments import refill
 from b24app.appointments.booking import process_booking
 from b24app.appointments.outcomes import record_outcome
+from b24app.appointments.reinvite import appointment_of as reinvite_appointment
+from b24app.appointments.reinvite import claim_reinvitation
 from b24app.appointments.reinvite import level_for as reinvite_level
-from b24app.appointments.reinvite import prepare_reinvitation
 from b24app.appointments.reinvite import REINVITE_POLICY
 from b24app.appointments.reinvite import schedule_reinvitation
+from b24app.appointments.reinvite import send_reinvitation
 from b24app.appointments.remind import APPOINTMENT_POLICY
 from b24app.appointments.remind import check_delivery
 from b24app.appointments.remind import CHECK_POLICY
 from b24app.appointments.remind import claim_appointment_timer
+from b24app.appointments.remind import claim_delivery_check
 from b24app.appointments.remind import schedule_appointment
 from b24app.appointments.remind import send_appointment_reminder
 from b24app.appointments.replies import handle_reply
@@ -53,6 +56,8 @@ from b24app.appointments.routes import follow_date_field
 from b24app.consent.contact import Contact
 from b24app.consent.records import record_consent
 from b24app.context import Services
+from b24app.leads.intake import process as process_entity
+from b24app.leads.kinds import DEAL
 from b24app.settings import load_settings
 from b24app.settings import save_settings
 from b24app.storage.models import Appointment
@@ -60,6 +65,7 @@ from b24app.storage.models import AppointmentStatus
 from b24app.storage.models import Journey
 from b24app.storage.models import Portal
 from b24app.storage.models import ReminderAttempt
+from b24app.storage.models import SlotRefill
 from b24app.storage.models import Timer
 from b24app.storage.models import TimerState
 from b24app.storage.models import utc_now
@@ -89,6 +95,10 @@ REFILL_RESOURCE = 1  # the Booking resource a refilled time is booked on (a mast
 # to offers — a share of those who confirm with «1» agree in the same chat.
 REINVITE_DAYS = 7
 CONSENT_SHARE = 0.8
+# Of the clients re-invited, every second answers in the chat and the admin books them again,
+# this many days after (the dashboard's re-invitation conversion)
+REBOOK_EVERY = 2
+REBOOK_DAYS = 3
 # (moment, order, kind, argument) of the replay's time line
 Step = tuple[dt.datetime, int, str, Any]
 
@@ -118,7 +128,7 @@ def replay_reminders(services: Services, portal: Any, seeded: Seeded) -> dict[st
     with _replaying(services, portal) as replay:
         rows = _arm_appointments(replay, portal.member_id, portal_id, seeded)
         counts = {"appointments": len(rows), "reminders": 0, "replies": 0, "reinvitations": 0}
-        _play(replay, services, portal, portal_id, now, counts, list(seeded.waitlist))
+        _play(replay, services, portal, portal_id, now, counts)
         with replay.db() as session:  # the times as the replay left them (some were moved)
             ahead = session.scalars(select(Appointment.id).where(
                 Appointment.portal_id == portal_id, Appointment.starts_at > now)).all()  # fmt: skip
@@ -220,7 +230,7 @@ class _Timeline:
 
 def _play(
     replay: Services, services: Services, portal: Any, portal_id: int, now: dt.datetime,
-    counts: dict[str, int], waitlist: list[tuple[int, int, dt.datetime]],
+    counts: dict[str, int],
 ) -> None:  # fmt: skip
     """Reminders at their due times and their delivery checks, the SMS workflow set up, the
     clients' answers a little after a chat reminder (a move or a cancel talked over, a
@@ -257,9 +267,13 @@ def _play(
         elif kind == "no_show":
             _on_no_show(replay, line, arg, at, now)
         elif kind == "reinvite":
-            counts["reinvitations"] += _reinvite(replay, arg, at)
+            _on_reinvite(replay, portal, line, arg, at, counts)
+        elif kind == "rebook":
+            visit = _rebook(replay, portal, portal_id, arg, at)
+            if visit is not None and visit[0] < now:
+                line.push(visit[0], "came", visit[1])
         else:
-            _on_reply(rng, replay, portal, portal_id, line, waitlist, at, arg, now)
+            _on_reply(rng, replay, portal, portal_id, line, at, arg, now)
             counts["replies"] += 1
 
 
@@ -280,8 +294,7 @@ def _on_remind(
 
 def _on_reply(
     rng: random.Random, replay: Services, portal: Any, portal_id: int, line: _Timeline,
-    waitlist: list[tuple[int, int, dt.datetime]], at: dt.datetime, arg: tuple[int, str],
-    now: dt.datetime,
+    at: dt.datetime, arg: tuple[int, str], now: dt.datetime,
 ) -> None:  # fmt: skip
     """The client writes in the chat: what the reply route makes of it, and what follows —
     the client's next message, a consent to offers given with a «1», a freed time refilled."""
@@ -292,7 +305,7 @@ def _on_reply(
     if outcome == "confirmed" and rng.random() < CONSENT_SHARE:
         _consent(replay, portal_id, chat_id, at)
     if outcome == "cancelled":
-        visit = _refill(replay, portal, portal_id, waitlist, chat_id, at)
+        visit = _refill(replay, portal, portal_id, chat_id, at)
         if visit is not None and visit[0] < now:
             line.push(visit[0], "came", visit[1])
 
@@ -327,19 +340,58 @@ def _on_no_show(
         line.push(timer.due_at, "reinvite", int(timer.id))
 
 
-def _reinvite(replay: Services, timer_id: int, at: dt.datetime) -> int:
+def _on_reinvite(
+    replay: Services, portal: Any, line: _Timeline, timer_id: int, at: dt.datetime,
+    counts: dict[str, int],
+) -> None:  # fmt: skip
     """A re-invitation due at ``at``, by the policy's own steps (consent asked, claimed, sent
-    into the chat); 1 when it went. Its send records the clock's time: the time it went is
-    set to ``at`` after (``send_reinvitation`` takes no time of its own)."""
+    into the chat); every :data:`REBOOK_EVERY` th client who got one answers in the chat a
+    few hours later and is booked again."""
     with replay.db() as session:
         timer = session.get(Timer, timer_id)
-        send = prepare_reinvitation(replay, session, timer, at) if timer is not None else None
-    if not callable(send) or send() != "fired":
-        return 0
+        snap = claim_reinvitation(session, timer, at) if timer is not None else None
+        level = timer.level if timer is not None else ""
+    if not isinstance(snap, dict) or send_reinvitation(replay, snap, now=at) != "fired":
+        return
+    counts["reinvitations"] += 1
+    if snap["chat_id"] and counts["reinvitations"] % REBOOK_EVERY == 1:
+        answered = at + dt.timedelta(hours=3)
+        _in_chat(portal, int(snap["chat_id"]), "Да, запишите меня, пожалуйста", answered)
+        line.push(answered + dt.timedelta(minutes=20), "rebook", reinvite_appointment(level))
+
+
+def _rebook(
+    replay: Services, portal: Any, portal_id: int, missed_id: int, at: dt.datetime
+) -> tuple[dt.datetime, int] | None:
+    """The salon's admin books the re-invited client of no-show ``missed_id`` at ``at``, as
+    in Bitrix24: the lead converted into contact + deal (the deal's event read by its job
+    body), a Booking booking in :data:`REBOOK_DAYS` days at noon with the contact and the
+    deal, read by the booking event's job body. Returns (when that visit ends, its
+    appointment id), or None."""
     with replay.db() as session:
-        session.execute(update(Timer).where(Timer.id == timer_id).values(fired_at=at)
-                        .execution_options(synchronize_session=False))  # fmt: skip
-    return 1
+        missed = session.get(Appointment, missed_id)
+        lead_id, service = (missed.lead_id, missed.service) if missed is not None else (None, "")
+    if lead_id is None:
+        return None
+    deal_id = portal.crm.convert_lead(lead_id, by_user=ASKED_MASTER, at=at.replace(tzinfo=dt.UTC))
+    process_entity(DEAL, replay, portal.member_id, deal_id)
+    contact_id = int((portal.crm.deal(deal_id) or {}).get("CONTACT_ID") or 0)
+    day = (at + SALON_OFFSET + dt.timedelta(days=REBOOK_DAYS)).date()
+    begin = int(dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(SALON_ZONE)).timestamp())
+    period = {"from": {"timestamp": begin, "timezone": SALON_ZONE},
+              "to": {"timestamp": begin + 3600, "timezone": SALON_ZONE}}  # fmt: skip
+    result = replay.bitrix(portal.member_id).batch({
+        "book": ("booking.v1.booking.add", {"fields": {
+            "resourceIds": [REFILL_RESOURCE], "datePeriod": period, "name": service or "Визит"}}),
+        "client": ("booking.v1.booking.client.set", {"bookingId": "$result[book][id]",
+            "clients": [{"id": contact_id, "type": {"module": "crm", "code": "CONTACT"}}]}),
+        "deal": ("booking.v1.booking.externaldata.set", {"bookingId": "$result[book][id]",
+            "externalData": [{"moduleId": "crm", "entityTypeId": "DEAL", "value": deal_id}]}),
+    }, halt=True)  # fmt: skip
+    booked = result.results.get("book")
+    if not isinstance(booked, dict) or not booked.get("id"):
+        return None
+    return _booked(replay, portal.member_id, portal_id, int(booked["id"]), at)
 
 
 def _consent(replay: Services, portal_id: int, chat_id: int, at: dt.datetime) -> None:
@@ -382,23 +434,13 @@ def _checks_due(replay: Services, timer_id: int) -> list[tuple[dt.datetime, int]
 
 
 def _check(replay: Services, timer_id: int, at: dt.datetime) -> None:
-    """A chat send's delivery check at ``at``, as the check policy runs it
-    (``remind.prepare_delivery_check``, whose send takes no time of its own): the chat read
+    """A chat send's delivery check at ``at``, by the check policy's own steps: the chat read
     back, its mark recorded, a send found undelivered falling through to the workflow."""
     with replay.db() as session:
         timer = session.get(Timer, timer_id)
-        claimed = claim_appointment_timer(replay, session, timer, at) if timer else None
-        if not isinstance(claimed, dict):
-            return
-        attempt = session.get(ReminderAttempt, int(claimed["payload"].get("attempt_id") or 0))
-        waiting = attempt is not None and attempt.state == delivery.ACCEPTED
-        claimed["attempt_state"] = attempt.state if attempt is not None else delivery.UNKNOWN
-        claimed["attempt_error"] = attempt.error if attempt is not None else ""
-        claimed["also_check"] = (
-            delivery.waiting_checks(session, claimed["portal_id"], attempt.id)
-            if attempt is not None and waiting else []
-        )  # fmt: skip
-    check_delivery(replay, claimed, now=at)
+        claimed = claim_delivery_check(replay, session, timer, at) if timer else None
+    if isinstance(claimed, dict):
+        check_delivery(replay, claimed, now=at)
 
 
 def _client_writes(
@@ -407,10 +449,7 @@ def _client_writes(
     """The client's answer in the emulated chat (at its time) and through the reply route;
     returns what the route made of it and what the client writes next (a yes to
     «отменить?», a time the bot offered)."""
-    with portal.lock:
-        room = portal.chats.lines.chats[chat_id]
-        message = portal.chats.lines.add_message(room, room.client_user_id, "client", text)
-        message.created = at.replace(tzinfo=dt.UTC).timestamp()
+    _in_chat(portal, chat_id, text, at)
     outcome = handle_reply(replay, portal.member_id, chat_id, text, now=at)
     if outcome == "cancel_asked":
         return outcome, "Да"
@@ -423,16 +462,13 @@ def _client_writes(
 
 
 def _refill(
-    replay: Services, portal: Any, portal_id: int, waitlist: list[tuple[int, int, dt.datetime]],
-    chat_id: int, at: dt.datetime,
-) -> tuple[dt.datetime, int] | None:  # fmt: skip
-    """The visit just cancelled in chat ``chat_id``: its time booked at ``at`` for the first
-    waitlist client who asked before, by the refill's own steps (``refill._take``: the time
-    checked free and booked from the waitlist entry; ``refill._record``: the refill
-    counted) — its ``refill_job`` offers only times still ahead of the clock; the booking is
-    then read by the booking event's job body. Returns (when that visit ends, its
-    appointment id), or None."""
-    entry = next((e for e in waitlist if e[2] < at), None)
+    replay: Services, portal: Any, portal_id: int, chat_id: int, at: dt.datetime
+) -> tuple[dt.datetime, int] | None:
+    """The visit just cancelled in chat ``chat_id``: its time offered at ``at`` by the
+    refill's own job body (to the waitlist's clients and the recent no-shows with consent,
+    each in their chat), and taken by the first offered client's «Да» a few minutes later;
+    the booking is then read by the booking event's job body. Returns (when that visit ends,
+    its appointment id), or None."""
     with replay.db() as session:
         freed = session.execute(
             select(Appointment.id, Appointment.starts_at, Appointment.service)
@@ -440,26 +476,48 @@ def _refill(
                    Appointment.status == AppointmentStatus.CANCELLED)
             .order_by(Appointment.starts_at.desc()).limit(1)
         ).first()  # fmt: skip
-    if entry is None or freed is None:
+    if freed is None:
         return None
-    waitlist.remove(entry)
     begin = int(freed.starts_at.replace(tzinfo=dt.UTC).timestamp())
-    offer = {"portal_id": portal_id, "appointment_id": freed.id, "start": begin,
-             "end": begin + 3600, "resource_ids": [REFILL_RESOURCE], "zone": SALON_ZONE,
-             "tz": SALON_ZONE, "service": freed.service or "Визит"}  # fmt: skip
-    mine = {"offer": freed.id, "waitlist_id": entry[0], "contact_id": entry[1]}
-    booking_id = refill._take(replay, portal.member_id, offer, mine, chat_id)
+    slot = {"portal_id": portal_id, "appointment_id": freed.id, "start": begin,
+            "end": begin + 3600, "resource_ids": [REFILL_RESOURCE], "zone": SALON_ZONE,
+            "service": freed.service or "Визит"}  # fmt: skip
+    offered = refill.offer_freed(replay, portal.member_id, slot, now=at)
+    if not offered:
+        return None
+    taker, answered = offered[0][0], at + dt.timedelta(minutes=5)
+    _in_chat(portal, taker, "Да", answered)
+    if refill.answer(replay, portal.member_id, taker, "Да") != "refilled":
+        return None
+    with replay.db() as session:
+        booking_id = session.scalar(select(SlotRefill.booking_id).where(
+            SlotRefill.portal_id == portal_id, SlotRefill.freed_appointment_id == freed.id))  # fmt: skip
     if booking_id is None:
         return None
-    process_booking(replay, portal.member_id, booking_id)
-    refill._record(replay, offer, mine, booking_id)
+    return _booked(replay, portal.member_id, portal_id, int(booking_id), answered)
+
+
+def _booked(
+    replay: Services, member_id: str, portal_id: int, booking_id: int, at: dt.datetime
+) -> tuple[dt.datetime, int] | None:
+    """A booking made at ``at`` read by the booking event's job body: (when that visit ends,
+    its appointment id), or None."""
+    process_booking(replay, member_id, booking_id)
     with replay.db() as session:
-        taken = session.scalar(select(Appointment.id).where(
-            Appointment.portal_id == portal_id, Appointment.booking_id == booking_id))  # fmt: skip
+        taken = session.execute(select(Appointment.id, Appointment.starts_at).where(
+            Appointment.portal_id == portal_id, Appointment.booking_id == booking_id)).first()  # fmt: skip
     if taken is None:
         return None
-    _learned(replay, {int(taken): at})
-    return freed.starts_at + dt.timedelta(hours=1), int(taken)
+    _learned(replay, {int(taken.id): at})
+    return taken.starts_at + dt.timedelta(hours=1), int(taken.id)
+
+
+def _in_chat(portal: Any, chat_id: int, text: str, at: dt.datetime) -> None:
+    """The client's message in the emulated chat, at its time."""
+    with portal.lock:
+        room = portal.chats.lines.chats[chat_id]
+        message = portal.chats.lines.add_message(room, room.client_user_id, "client", text)
+        message.created = at.replace(tzinfo=dt.UTC).timestamp()
 
 
 def _empty_redis_db(redis: Redis) -> Redis:
