@@ -210,6 +210,9 @@ def live(services: Any, emu: DevPortal, args: Any, rng: random.Random) -> list[f
             if timers and all(t.state != TimerState.PENDING for t in timers):
                 break
             time.sleep(1)
+        unfired = Counter(str(t.state) for t in timers if not t.fired_at)
+        if unfired:
+            print(f"live: {len(timers)} reminder timers, not fired: {dict(unfired)}")
         return [(t.fired_at - t.due_at).total_seconds() for t in timers if t.fired_at]
     finally:
         for worker in workers:

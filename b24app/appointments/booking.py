@@ -34,7 +34,9 @@ from sqlalchemy.orm import Session
 from b24app import context
 from b24app.appointments import names
 from b24app.appointments.delivery import booking_chat_commands
+from b24app.appointments.delivery import imported_chat_commands
 from b24app.appointments.delivery import note_booking_chat
+from b24app.appointments.delivery import note_imported_chat
 from b24app.appointments.refill import enqueue_refill
 from b24app.appointments.refill import freed_appointment
 from b24app.appointments.remind import schedule_appointment
@@ -262,14 +264,23 @@ def _import_page(
         commands[f"c{b['id']}"] = ("booking.v1.booking.client.list", {"bookingId": b["id"]})
         commands[f"l{b['id']}"] = ("booking.v1.booking.externalData.list", {"bookingId": b["id"]})
     result = client.batch(commands)
-    # The clients' names: one more batch per page (the contacts are known only now).
+    # The clients' names and chats: one more batch each per page (the contacts are known
+    # only now). A chat look-up is pairs of chained commands, so no pair straddles two of the
+    # batch's requests of 50; the first reminder then needs no look-up of its own.
+    ids = {str(b["id"]): links(result.results.get(f"c{b['id']}"),
+                               result.results.get(f"l{b['id']}")) for b in bookings}  # fmt: skip
     wanted: dict[str, tuple[str, int]] = {}
-    for b in bookings:
-        deal_id, contact_id = links(result.results.get(f"c{b['id']}"),
-                                    result.results.get(f"l{b['id']}"))  # fmt: skip
+    chats: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, (deal_id, contact_id) in ids.items():
         if contact_id or deal_id:
-            wanted[str(b["id"])] = ("contact", contact_id) if contact_id else ("deal", deal_id or 0)
+            wanted[key] = ("contact", contact_id) if contact_id else ("deal", deal_id or 0)
+            chats.update(imported_chat_commands(key, deal_id, contact_id))
     found = names.fetch_names(client, wanted)
+    if chats:
+        seen = client.batch(chats)
+        with services.db() as session:
+            for key, (deal_id, contact_id) in ids.items():
+                note_imported_chat(session, portal_id, seen, key, deal_id, contact_id)
     notices = stored_notices(services, client.member_id)
     for b in bookings:
         apply_booking(

@@ -134,7 +134,38 @@ def note_booking_chat(
         kind.get("module")) == "crm" and str(first.get("id")) == str(contact_id)  # fmt: skip
     targets = [("deal", int(deal_id or 0)) if deal_ok else None,
                ("contact", int(contact_id or 0)) if contact_ok else None]  # fmt: skip
-    found = found_in(result, targets, BOOKING_CHAT)
+    note_found_chat(session, portal_id, result, targets, BOOKING_CHAT)
+
+
+def imported_chat_commands(
+    key: str, deal_id: int | None, contact_id: int | None
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The chat look-up of an imported booking whose deal and contact are already read (the
+    install's scan, ``b24app/appointments/booking.py``): :func:`booking_chat_commands` with
+    the ids themselves, keyed by ``key``; read back by :func:`note_imported_chat`."""
+    return lookup_commands(list(_import_targets(deal_id, contact_id)), f"{BOOKING_CHAT}{key}_")
+
+
+def note_imported_chat(
+    session: Session, portal_id: int, result: BatchResult, key: str, deal_id: int | None,
+    contact_id: int | None,
+) -> None:  # fmt: skip
+    """Remember the chat :func:`imported_chat_commands` found."""
+    targets: list[tuple[str, int] | None] = list(_import_targets(deal_id, contact_id))
+    note_found_chat(session, portal_id, result, targets, f"{BOOKING_CHAT}{key}_")
+
+
+def _import_targets(deal_id: int | None, contact_id: int | None) -> list[tuple[str, int]]:
+    return [(kind, int(item)) for kind, item in (("deal", deal_id), ("contact", contact_id))
+            if item]  # fmt: skip
+
+
+def note_found_chat(
+    session: Session, portal_id: int, result: BatchResult, targets: list[tuple[str, int] | None],
+    prefix: str,
+) -> None:  # fmt: skip
+    """Remember the first target's chat in the answers to ``lookup_commands(…, prefix)``."""
+    found = found_in(result, targets, prefix)
     if found is not None:
         remember_chat(session, portal_id, _seen_found(found))
 

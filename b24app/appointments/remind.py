@@ -90,6 +90,7 @@ from b24app.timers.engine import cancel_where
 from b24app.timers.engine import ceil_second
 from b24app.timers.engine import job_id_for
 from b24app.timers.engine import naive_utc
+from b24app.timers.engine import new_timer
 from b24app.timers.engine import remove_job
 from b24app.timers.engine import schedule_job
 from b24app.timers.engine import seconds_per_minute
@@ -477,12 +478,13 @@ def _check_timer(
         )  # fmt: skip
     )
     if row is None:
-        row = Timer(portal_id=snap["portal_id"], journey_key=0, policy=CHECK_POLICY, level=level,
-                    job_id=job_id_for(snap["portal_id"], 0, CHECK_POLICY, level))  # fmt: skip
+        row = new_timer(snap["portal_id"], 0, CHECK_POLICY, level, ceil_second(due), now,
+                        payload=payload)  # fmt: skip
         session.add(row)
-    row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
-    row.claimed_at = row.fired_at = None
-    row.payload = payload
+    else:  # a check again for the same level: the row comes back pending
+        row.state, row.due_at, row.started_at = TimerState.PENDING, ceil_second(due), now
+        row.claimed_at = row.fired_at = None
+        row.payload = payload
     session.flush()
     return Timer(id=row.id, job_id=row.job_id, due_at=row.due_at)
 

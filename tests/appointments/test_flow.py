@@ -314,6 +314,36 @@ def test_install_imports_the_next_30_days_of_bookings(
     assert len(emulator.calls(method="booking.v1.booking.list", portal=portal)) == 2
 
 
+def test_an_imported_booking_knows_its_chat_before_the_first_reminder(
+    emulator: Any, live_app: Any, portal: Any, services: Services, run_jobs: Any
+) -> None:
+    """The install's scan reads the bookings' chats in a batch of each page: the first
+    reminder into a chat is then one request (join + send), as after the booking route's
+    read — it was two (look-up and history, then join + send)."""
+    now = utc_now().replace(tzinfo=dt.UTC)
+    chats = {}
+    for i in range(30):  # 120 chat commands: three requests of 50, no chained pair split
+        portal.add_booking(now + dt.timedelta(hours=30 + i), deal_id=900 + i, contact_id=40 + i)
+        if i % 3 == 0:
+            chats[900 + i] = portal.open_chat([("deal", 900 + i)])
+        elif i % 3 == 1:
+            chats[900 + i] = portal.open_chat([("contact", 40 + i)])
+    assert portal.install().installer is not None
+    run_jobs()
+    assert len(appointments(services)) == 30
+    looked_up = emulator.calls(method="imopenlines.crm.chat.get", portal=portal)
+    assert len(looked_up) == 60 and all(c.in_batch for c in looked_up)
+    deals = {a.id: a.deal_id for a in appointments(services)}
+    firsts = [t for t in appointment_timers(services)
+              if t.level.startswith("24h@") and deals[int(t.level.split("@")[1])] in chats]  # fmt: skip
+    assert len(firsts) == len(chats) == 20
+    for timer in firsts:
+        before = emulator.http_requests(portal)
+        assert fire_timer(timer.id) == "fired"
+        assert emulator.http_requests(portal) - before == 1
+    assert all(len(portal.chat_messages(chat.id)) == 1 for chat in chats.values())
+
+
 def test_the_reminder_names_the_contact_and_never_the_deal_title(
     emulator: Any, installed_portal: Any, services: Services, portal_id: int, run_jobs: Any
 ) -> None:
