@@ -9,6 +9,7 @@ pipelines, contacts, conversion, the simple CRM mode).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from typing import TYPE_CHECKING
@@ -210,11 +211,7 @@ class Crm:
         at: datetime | float | None = None,
         events: bool = True,
     ) -> None:
-        p = self.portal
-        with p.lock:
-            modify_lead(p, lead_id, dict(fields), by_user or p.admin_user_id, _ts(at))
-            out = self._crm_event("ONCRMLEADUPDATE", lead_id, by_user) if events else []
-        p.bus.send(out)
+        self._modify(modify_lead, "ONCRMLEADUPDATE", lead_id, fields, by_user, at, events)
 
     def delete_lead(self, lead_id: int, *, by_user: int | None = 1) -> None:
         self._delete_row(self.leads, lead_id, "ONCRMLEADDELETE", by_user)
@@ -246,10 +243,24 @@ class Crm:
         at: datetime | float | None = None,
         events: bool = True,
     ) -> None:
+        self._modify(deals_mod.modify_deal, "ONCRMDEALUPDATE", deal_id, fields, by_user, at,
+                     events)  # fmt: skip
+
+    def _modify(
+        self,
+        modify: Callable[..., Any],
+        event: str,
+        entity_id: int,
+        fields: dict[str, Any],
+        by_user: int | None,
+        at: datetime | float | None,
+        events: bool,
+    ) -> None:
+        """An item changed as a person would: the write, then its update event."""
         p = self.portal
         with p.lock:
-            deals_mod.modify_deal(p, deal_id, dict(fields), by_user or p.admin_user_id, _ts(at))
-            out = self._crm_event("ONCRMDEALUPDATE", deal_id, by_user) if events else []
+            modify(p, entity_id, dict(fields), by_user or p.admin_user_id, _ts(at))
+            out = self._crm_event(event, entity_id, by_user) if events else []
         p.bus.send(out)
 
     def delete_deal(self, deal_id: int, *, by_user: int | None = 1) -> None:
